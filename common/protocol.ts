@@ -1,0 +1,301 @@
+/**
+ * The one protocol module: every message between renderer, services and engine is typed here.
+ *
+ * - Renderer → services: `StudioRequests` (request/reply, by method name).
+ * - Services → renderer: `StudioEvents` (pushed).
+ * - Services ↔ engine worker: `EngineCommand` / `EngineEvent`.
+ *
+ * Runs anywhere (browser, Node, Electron): imports nothing but zod.
+ */
+import { z } from 'zod';
+
+// ---------------------------------------------------------------------------------------------------------------
+// Run configuration (validated with zod so every message names the field)
+// ---------------------------------------------------------------------------------------------------------------
+
+export const LORA_TARGETS = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] as const;
+export type LoraTarget = (typeof LORA_TARGETS)[number];
+
+export const DATASET_FORMATS = ['auto', 'text', 'prompt-completion', 'alpaca', 'sharegpt', 'messages', 'tokenized'] as const;
+export type DatasetFormat = (typeof DATASET_FORMATS)[number];
+
+export const LoraSettingsSchema = z.object({
+  r: z.number({ message: 'rank must be a number' }).int('rank must be a whole number').min(1, 'rank must be at least 1').max(1024, 'rank must be at most 1024'),
+  alpha: z.number({ message: 'alpha must be a number' }).positive('alpha must be greater than 0'),
+  dropout: z.number({ message: 'dropout must be a number' }).min(0, 'dropout must be between 0 and 1').lt(1, 'dropout must be below 1'),
+  targets: z.array(z.enum(LORA_TARGETS)).min(1, 'choose at least one target module'),
+  rslora: z.boolean().default(false),
+});
+export type LoraSettings = z.infer<typeof LoraSettingsSchema>;
+
+export const TrainSettingsSchema = z.object({
+  learningRate: z.number({ message: 'learning rate must be a number' }).positive('learning rate must be greater than 0').max(1, 'learning rate must be at most 1'),
+  steps: z.number({ message: 'steps must be a number' }).int('steps must be a whole number').min(1, 'steps must be at least 1').max(10_000_000),
+  batchSize: z.number({ message: 'batch size must be a number' }).int('batch size must be a whole number').min(1, 'batch size must be at least 1').max(4096),
+  gradAccumulation: z.number().int().min(1, 'gradient accumulation must be at least 1').default(1),
+  maxSeqLen: z.number({ message: 'max sequence length must be a number' }).int('max sequence length must be a whole number').min(8, 'max sequence length must be at least 8').max(131072),
+  warmupSteps: z.number().int().min(0, 'warmup steps cannot be negative').default(0),
+  schedule: z.enum(['constant', 'linear', 'cosine']).default('constant'),
+  weightDecay: z.number().min(0, 'weight decay cannot be negative').default(0),
+  maxGradNorm: z.number().min(0, 'max grad norm cannot be negative (0 turns clipping off)').default(1),
+  seed: z.number().int().min(0).default(42),
+  gradientCheckpointing: z.boolean().default(false),
+  precision: z.enum(['fp32', 'fp16']).default('fp32'),
+  checkpointEverySteps: z.number().int().min(0).default(0),
+  validationPercent: z.number().min(0).max(50, 'validation split must be at most 50 %').default(0),
+  evalEverySteps: z.number().int().min(0).default(0),
+});
+export type TrainSettings = z.infer<typeof TrainSettingsSchema>;
+
+export const RunConfigSchema = z.object({
+  name: z.string().max(200).optional(),
+  modelPath: z.string({ message: 'choose a model folder' }).min(1, 'choose a model folder'),
+  datasetPath: z.string({ message: 'choose a dataset file' }).min(1, 'choose a dataset file'),
+  datasetFormat: z.enum(DATASET_FORMATS).default('auto'),
+  backend: z.enum(['auto', 'cpu', 'webgpu']).default('cpu'),
+  lora: LoraSettingsSchema,
+  train: TrainSettingsSchema,
+});
+export type RunConfig = z.infer<typeof RunConfigSchema>;
+export type RunConfigInput = z.input<typeof RunConfigSchema>;
+
+/** One validation problem, with the dotted path of the field (e.g. `lora.r`). */
+export interface FieldError {
+  field: string;
+  message: string;
+}
+
+/** Validate a run config; returns the typed config or the list of field errors. */
+export function validateRunConfig(input: unknown): { ok: true; config: RunConfig } | { ok: false; errors: FieldError[] } {
+  const parsed = RunConfigSchema.safeParse(input);
+  if (parsed.success) return { ok: true, config: parsed.data };
+  return {
+    ok: false,
+    errors: parsed.error.issues.map((i) => ({ field: i.path.join('.'), message: i.message })),
+  };
+}
+
+export const DEFAULT_RUN_CONFIG: Omit<RunConfig, 'modelPath' | 'datasetPath'> = {
+  datasetFormat: 'auto',
+  backend: 'cpu',
+  lora: { r: 8, alpha: 16, dropout: 0.05, targets: ['q_proj', 'v_proj'], rslora: false },
+  train: {
+    learningRate: 2e-3,
+    steps: 40,
+    batchSize: 4,
+    gradAccumulation: 1,
+    maxSeqLen: 128,
+    warmupSteps: 0,
+    schedule: 'constant',
+    weightDecay: 0,
+    maxGradNorm: 1,
+    seed: 42,
+    gradientCheckpointing: false,
+    precision: 'fp32',
+    checkpointEverySteps: 0,
+    validationPercent: 0,
+    evalEverySteps: 0,
+  },
+};
+
+// ---------------------------------------------------------------------------------------------------------------
+// Things the services know about
+// ---------------------------------------------------------------------------------------------------------------
+
+export type RunState =
+  | 'pending'
+  | 'validating'
+  | 'queuing'
+  | 'executing'
+  | 'finalizing'
+  | 'completed'
+  | 'failed'
+  | 'cancelled'
+  | 'paused';
+
+/** One training step as the engine measured it. */
+export interface MetricPoint {
+  step: number;
+  loss: number;
+  learningRate: number;
+  /** Non-ignored tokens trained on in this step. */
+  tokens: number;
+  tokensPerSecond: number;
+  elapsedMs: number;
+  gradNorm: number;
+  lossScale?: number;
+  skipped?: boolean;
+  validationLoss?: number;
+}
+
+export interface RunSummary {
+  id: string;
+  name: string;
+  state: RunState;
+  config: RunConfig;
+  createdAt: string;
+  updatedAt: string;
+  step: number;
+  totalSteps: number;
+  lastLoss: number | null;
+  tokensPerSecond: number | null;
+  /** Milliseconds left, estimated from the recent step time. */
+  etaMs: number | null;
+  error: string | null;
+  adapterId: string | null;
+  backend: string | null;
+}
+
+export interface AdapterSummary {
+  id: string;
+  name: string;
+  runId: string | null;
+  createdAt: string;
+  baseModel: string;
+  r: number;
+  alpha: number;
+  targets: string[];
+  /** Folder on the services' disk holding adapter_config.json + adapter_model.safetensors. */
+  path: string;
+  sizeBytes: number;
+}
+
+export interface ModelSummary {
+  path: string;
+  name: string;
+  architecture: string;
+  modelType: string;
+  hiddenSize: number;
+  layers: number;
+  heads: number;
+  kvHeads: number;
+  vocabSize: number;
+  parameters: number;
+  dtype: string;
+  hasTokenizer: boolean;
+  hasChatTemplate: boolean;
+}
+
+export interface DatasetSummary {
+  path: string;
+  format: Exclude<DatasetFormat, 'auto'>;
+  records: number;
+  badRecords: { line: number; message: string }[];
+  /** Present when a model was given: token count per example. */
+  tokenLengths?: number[];
+  truncated?: number;
+  preview: { text: string; trainedSpans: [number, number][] }[];
+}
+
+/** A problem the UI shows next to the thing it is about. */
+export interface StudioErrorInfo {
+  message: string;
+  /** Field of the request the problem is about (e.g. `modelPath`, `lora.r`). */
+  field?: string;
+  /** File and line the problem is in, when it comes from a file. */
+  file?: string;
+  line?: number;
+  fieldErrors?: FieldError[];
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Renderer → services
+// ---------------------------------------------------------------------------------------------------------------
+
+export interface StudioRequests {
+  'app.info': { params: Record<string, never>; result: { version: string; home: string; host: 'electron' | 'web'; backends: string[] } };
+  'models.sample': { params: Record<string, never>; result: ModelSummary };
+  'models.inspect': { params: { path: string }; result: ModelSummary };
+  'datasets.sample': { params: Record<string, never>; result: DatasetSummary };
+  'datasets.inspect': { params: { path: string; modelPath?: string; format?: DatasetFormat; maxSeqLen?: number }; result: DatasetSummary };
+  /** Browser only: the file's content travels in the request and is stored under the studio home. */
+  'datasets.upload': { params: { fileName: string; content: string }; result: DatasetSummary };
+  'runs.start': { params: { config: RunConfigInput }; result: RunSummary };
+  'runs.list': { params: Record<string, never>; result: RunSummary[] };
+  'runs.get': { params: { id: string }; result: RunSummary };
+  'runs.metrics': { params: { id: string; afterStep?: number }; result: MetricPoint[] };
+  'runs.cancel': { params: { id: string }; result: RunSummary };
+  'adapters.list': { params: Record<string, never>; result: AdapterSummary[] };
+  /** Copy an adapter folder to a destination folder the user chose (Save as…). */
+  'adapters.saveAs': { params: { id: string; destination: string }; result: { path: string } };
+  /** Electron only: start a native drag of the adapter folder. */
+  'adapters.startDrag': { params: { id: string }; result: { path: string } };
+  /** Electron only: native pickers. */
+  'dialog.pickFolder': { params: { title?: string }; result: { path: string | null } };
+  'dialog.pickFile': { params: { title?: string; extensions?: string[] }; result: { path: string | null } };
+}
+
+export type StudioMethod = keyof StudioRequests;
+export type StudioParams<M extends StudioMethod> = StudioRequests[M]['params'];
+export type StudioResult<M extends StudioMethod> = StudioRequests[M]['result'];
+
+/** Every method, so hosts can prove they handle all of them. */
+export const STUDIO_METHODS = [
+  'app.info',
+  'models.sample',
+  'models.inspect',
+  'datasets.sample',
+  'datasets.inspect',
+  'datasets.upload',
+  'runs.start',
+  'runs.list',
+  'runs.get',
+  'runs.metrics',
+  'runs.cancel',
+  'adapters.list',
+  'adapters.saveAs',
+  'adapters.startDrag',
+  'dialog.pickFolder',
+  'dialog.pickFile',
+] as const satisfies readonly StudioMethod[];
+
+// Compile-time proof that STUDIO_METHODS lists every method.
+type _MissingMethods = Exclude<StudioMethod, (typeof STUDIO_METHODS)[number]>;
+const _allMethodsListed: [_MissingMethods] extends [never] ? true : _MissingMethods = true;
+void _allMethodsListed;
+
+/** Reply envelope used by every transport. */
+export type StudioReply<M extends StudioMethod> = { ok: true; result: StudioResult<M> } | { ok: false; error: StudioErrorInfo };
+
+// ---------------------------------------------------------------------------------------------------------------
+// Services → renderer
+// ---------------------------------------------------------------------------------------------------------------
+
+export interface StudioEvents {
+  'run.updated': RunSummary;
+  /** New metric points of a run, in step order, never repeated. */
+  'run.metrics': { runId: string; points: MetricPoint[] };
+  'run.log': { runId: string; level: 'info' | 'warn' | 'error'; message: string };
+  'adapters.changed': AdapterSummary[];
+}
+export type StudioEventName = keyof StudioEvents;
+export interface StudioEventMessage<E extends StudioEventName = StudioEventName> {
+  event: E;
+  data: StudioEvents[E];
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Services ↔ engine worker (worker_thread, postMessage)
+// ---------------------------------------------------------------------------------------------------------------
+
+export type EngineCommand =
+  | {
+      type: 'train';
+      runId: string;
+      config: RunConfig;
+      /** Folder of this run: checkpoints/, adapter/ are written under it. */
+      runDir: string;
+      /** Resume from the newest checkpoint in runDir when one exists. */
+      resume: boolean;
+    }
+  /** Stop at the next step boundary; with save, write a checkpoint first. */
+  | { type: 'stop'; save: boolean };
+
+export type EngineEvent =
+  | { type: 'started'; runId: string; backend: string; totalSteps: number; resumedFromStep: number; parameters: { trainable: number; total: number } }
+  | { type: 'metric'; runId: string; point: MetricPoint }
+  | { type: 'log'; runId: string; level: 'info' | 'warn' | 'error'; message: string }
+  | { type: 'checkpoint'; runId: string; step: number; path: string }
+  | { type: 'done'; runId: string; adapterDir: string; finalLoss: number | null; steps: number }
+  | { type: 'stopped'; runId: string; step: number; checkpoint: string | null }
+  | { type: 'error'; runId: string; message: string; file?: string; line?: number; field?: string };
