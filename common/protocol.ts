@@ -185,6 +185,16 @@ export interface DatasetSummary {
   tokenLengths?: number[];
   truncated?: number;
   preview: { text: string; trainedSpans: [number, number][] }[];
+  /** All bad records (badRecords lists at most the first 1000). */
+  badRecordCount?: number;
+  /** The max sequence length the truncation count and histogram cut-off refer to. */
+  maxSeqLen?: number;
+  /** Statistics of tokenLengths. */
+  tokenStats?: { count: number; min: number; max: number; mean: number; median: number; p95: number; total: number };
+  /** Token-length histogram: counts[i] examples have a length in [edges[i], edges[i+1]). */
+  histogram?: { edges: number[]; counts: number[] };
+  /** What rendered chat records: 'model' (its own chat_template) or a built-in template name; absent for non-chat data. */
+  chatTemplate?: string;
 }
 
 /** A problem the UI shows next to the thing it is about. */

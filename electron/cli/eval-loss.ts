@@ -1,8 +1,176 @@
+/**
+ * `lora-studio eval-loss`: the loss (and optionally the LoRA gradients) of one padded batch made of a whole JSONL
+ * file. The interface external parity checks use; keep it stable.
+ */
+import { readFileSync } from 'node:fs';
+import { basename } from 'node:path';
 import type { Command } from 'commander';
+import { LORA_TARGETS } from '../../common/protocol.ts';
+import { roundToF16InPlace } from '../../engine/io/f16.ts';
+import { loadModel } from '../../engine/io/hf-model.ts';
+import { loadAdapter } from '../../engine/io/peft-adapter.ts';
+import { writeSafetensors } from '../../engine/io/safetensors.ts';
+import { loadTokenizer } from '../../engine/io/tokenizer.ts';
+import { evalLoss, lossAndGrads } from '../../engine/model/llama.ts';
+import { newLora } from '../../engine/model/lora.ts';
+import { IGNORE_INDEX } from '../../engine/model/types.ts';
+import type { LoraTargetName, LoraWeights, ModelWeights, Tokenizer, TrainingExample } from '../../engine/model/types.ts';
+import { padBatch } from '../../engine/train/batching.ts';
+import { loraTensors } from '../../engine/train/lora-params.ts';
+import { Rng } from '../../engine/util/rng.ts';
 
-// Placeholder until this command is written; it says so instead of doing nothing.
-export function registerEvalLoss(program: Command): void {
-  program.command('eval-loss').description('(not yet available)').action(() => {
-    throw new Error("'eval-loss' is not available yet");
+export interface EvalLossOptions {
+  model: string;
+  adapter?: string;
+  data: string;
+  grads?: string;
+  dtype: string;
+  backend: string;
+  loraR: string;
+  loraAlpha: string;
+  loraTargets: string;
+  seed: string;
+}
+
+function isObject(x: unknown): x is Record<string, unknown> {
+  return typeof x === 'object' && x !== null && !Array.isArray(x);
+}
+
+function tokenIds(v: unknown, where: string, field: string, vocab: number, allowIgnore: boolean): number[] {
+  if (!Array.isArray(v) || v.length === 0) throw new Error(`${where}: "${field}" must be a non-empty array of token ids`);
+  v.forEach((x, i) => {
+    const ok = Number.isInteger(x) && (((x as number) >= 0 && (x as number) < vocab) || (allowIgnore && x === IGNORE_INDEX));
+    if (!ok) throw new Error(`${where}: "${field}"[${i}] = ${JSON.stringify(x)} is not a token id in [0, ${vocab})${allowIgnore ? ' or -100' : ''}`);
   });
+  return v as number[];
+}
+
+/** Each line: {"input_ids": [...], "labels"?: [...]} or {"text": "..."}; blank lines are skipped. */
+export async function readEvalData(file: string, vocab: number, tokenizer: () => Promise<Tokenizer | null>): Promise<TrainingExample[]> {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new Error(`${file}: cannot read (${(e as { code?: string }).code ?? String(e)})`);
+  }
+  const out: TrainingExample[] = [];
+  const lines = text.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    if (lines[i].trim() === '') continue;
+    const where = `${basename(file)} line ${i + 1}`;
+    let rec: unknown;
+    try {
+      rec = JSON.parse(lines[i]);
+    } catch (e) {
+      throw new Error(`${where}: invalid JSON (${e instanceof Error ? e.message : String(e)})`);
+    }
+    if (!isObject(rec)) throw new Error(`${where}: expected an object with "input_ids" (and "labels") or "text"`);
+    if ('input_ids' in rec) {
+      const inputIds = tokenIds(rec.input_ids, where, 'input_ids', vocab, false);
+      const labels = rec.labels === undefined ? [...inputIds] : tokenIds(rec.labels, where, 'labels', vocab, true);
+      if (labels.length !== inputIds.length) throw new Error(`${where}: "labels" has ${labels.length} entries but "input_ids" ${inputIds.length}`);
+      out.push({ inputIds, labels });
+    } else if (typeof rec.text === 'string') {
+      const tok = await tokenizer();
+      if (!tok) throw new Error(`${where}: a "text" record needs the model's tokenizer, but the model folder has no tokenizer.json (give "input_ids" instead)`);
+      const inputIds = tok.encode(rec.text);
+      if (inputIds.length === 0) throw new Error(`${where}: "text" encodes to no tokens`);
+      out.push({ inputIds, labels: [...inputIds] });
+    } else {
+      throw new Error(`${where}: expected "input_ids" (array of token ids) or "text" (string)`);
+    }
+  }
+  if (out.length === 0) throw new Error(`${file}: no records`);
+  return out;
+}
+
+function positiveInt(v: string, flag: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`${flag} must be a whole number ≥ 1, got ${JSON.stringify(v)}`);
+  return n;
+}
+
+function parseTargets(v: string): LoraTargetName[] {
+  const list = v.split(',').map((s) => s.trim()).filter(Boolean);
+  for (const t of list) if (!(LORA_TARGETS as readonly string[]).includes(t)) throw new Error(`--lora-targets: unknown module '${t}' (choose from ${LORA_TARGETS.join(', ')})`);
+  if (list.length === 0) throw new Error('--lora-targets: name at least one module');
+  return list as LoraTargetName[];
+}
+
+function roundModelToF16(model: ModelWeights): void {
+  const seen = new Set<unknown>();
+  const round = (a: Float32Array | Float64Array | null): void => {
+    if (a && !seen.has(a)) {
+      seen.add(a);
+      roundToF16InPlace(a);
+    }
+  };
+  round(model.embedTokens);
+  round(model.norm);
+  round(model.lmHead);
+  for (const L of model.layers) {
+    round(L.inputNorm);
+    round(L.postAttentionNorm);
+    round(L.qNorm);
+    round(L.kNorm);
+    for (const lin of [L.q, L.k, L.v, L.o, L.gate, L.up, L.down]) {
+      round(lin.weight);
+      round(lin.bias);
+    }
+  }
+}
+
+export async function evalLossCommand(o: EvalLossOptions): Promise<{ loss: number; tokens: number }> {
+  if (o.backend === 'webgpu') throw new Error('--backend: webgpu backend not available yet');
+  if (o.backend !== 'cpu') throw new Error(`--backend must be cpu or webgpu, got ${JSON.stringify(o.backend)}`);
+  if (o.dtype !== 'fp32' && o.dtype !== 'fp16') throw new Error(`--dtype must be fp32 or fp16, got ${JSON.stringify(o.dtype)}`);
+  const model = loadModel(o.model, { dtype: Float32Array });
+  // The cpu backend computes in fp32; fp16 here means base weights rounded to fp16, as they would be stored.
+  if (o.dtype === 'fp16') roundModelToF16(model);
+  let tok: Promise<Tokenizer | null> | null = null;
+  const examples = await readEvalData(o.data, model.config.vocabSize, () => (tok ??= loadTokenizer(o.model)));
+  const batch = padBatch(examples, model.config.padTokenId ?? 0);
+  let lora: LoraWeights | null = null;
+  if (o.adapter) lora = loadAdapter(o.adapter, model.config);
+  else if (o.grads) {
+    const r = positiveInt(o.loraR, '--lora-r');
+    const alpha = Number(o.loraAlpha);
+    if (!(alpha > 0)) throw new Error(`--lora-alpha must be a number > 0, got ${JSON.stringify(o.loraAlpha)}`);
+    const seed = Number(o.seed);
+    if (!Number.isInteger(seed)) throw new Error(`--seed must be a whole number, got ${JSON.stringify(o.seed)}`);
+    lora = newLora(model.config, { r, alpha, dropout: 0, targets: parseTargets(o.loraTargets), rslora: false }, new Rng(seed), Float32Array);
+  }
+  let result: { loss: number; tokens: number };
+  if (o.grads) {
+    if (!lora) throw new Error('--grads needs LoRA weights');
+    const r = lossAndGrads(model, lora, batch, { training: false });
+    if (!r.grads) throw new Error('internal: no gradients returned');
+    result = { loss: r.loss, tokens: r.tokens };
+    if (r.tokens > 0) writeSafetensors(o.grads, loraTensors(r.grads).map((t) => ({ name: t.key, dtype: 'F32' as const, shape: t.shape, data: t.data })));
+  } else {
+    const r = evalLoss(model, lora, batch);
+    result = { loss: r.loss, tokens: r.tokens };
+  }
+  if (result.tokens === 0) throw new Error(`${o.data}: no position has a next-token label (every label is -100 or every record is one token long)`);
+  return result;
+}
+
+export function registerEvalLoss(program: Command): void {
+  program
+    .command('eval-loss')
+    .description('loss (and LoRA gradients) of a JSONL file taken as one padded batch; prints {"loss": L, "tokens": N}')
+    .requiredOption('--model <dir>', 'Hugging Face model folder')
+    .option('--adapter <dir>', 'PEFT LoRA adapter folder')
+    .requiredOption('--data <file.jsonl>', 'one {"input_ids": [...], "labels": [...]} or {"text": "..."} per line')
+    .option('--grads <out.safetensors>', 'write dLoss/dθ of every LoRA tensor (F32, adapter_model.safetensors keys)')
+    .option('--dtype <fp32|fp16>', 'precision of the base weights', 'fp32')
+    .option('--backend <cpu|webgpu>', 'compute backend', 'cpu')
+    .option('--lora-r <n>', 'rank of the fresh LoRA used when --grads is given without --adapter', '8')
+    .option('--lora-alpha <n>', 'alpha of the fresh LoRA', '16')
+    .option('--lora-targets <list>', 'comma-separated target modules of the fresh LoRA', 'q_proj,v_proj')
+    .option('--seed <n>', 'seed of the fresh LoRA initialisation', '42')
+    .action(async (o: EvalLossOptions) => {
+      const r = await evalLossCommand(o);
+      process.stdout.write(JSON.stringify(r) + '\n');
+    });
 }

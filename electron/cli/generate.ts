@@ -1,8 +1,60 @@
+/**
+ * `lora-studio generate`: text from a model folder, with or without a LoRA adapter (KV-cached decoding on the cpu
+ * backend). Prints the generated continuation (the prompt excluded) on stdout.
+ */
 import type { Command } from 'commander';
+import { generate } from '../../engine/generate/generate.ts';
+import { loadModel } from '../../engine/io/hf-model.ts';
+import { loadAdapter } from '../../engine/io/peft-adapter.ts';
+import { loadTokenizer } from '../../engine/io/tokenizer.ts';
 
-// Placeholder until this command is written; it says so instead of doing nothing.
+export interface GenerateCliOptions {
+  model: string;
+  adapter?: string;
+  prompt: string;
+  maxNewTokens: string;
+  temperature: string;
+  topP: string;
+  seed: string;
+}
+
+function num(v: string, flag: string, ok: (n: number) => boolean, want: string): number {
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isFinite(n) || !ok(n)) throw new Error(`${flag} must be ${want}, got ${JSON.stringify(v)}`);
+  return n;
+}
+
+export async function generateCommand(o: GenerateCliOptions): Promise<string> {
+  const maxNewTokens = num(o.maxNewTokens, '--max-new-tokens', (n) => Number.isInteger(n) && n >= 0, 'a whole number ≥ 0');
+  const temperature = num(o.temperature, '--temperature', (n) => n >= 0, 'a number ≥ 0 (0 = greedy)');
+  const topP = num(o.topP, '--top-p', (n) => n > 0 && n <= 1, 'a number in (0, 1]');
+  const seed = num(o.seed, '--seed', Number.isInteger, 'a whole number');
+  const model = loadModel(o.model, { dtype: Float32Array });
+  const tokenizer = await loadTokenizer(o.model);
+  if (!tokenizer) throw new Error(`${o.model}: no tokenizer.json, so the prompt cannot be tokenized`);
+  const lora = o.adapter ? loadAdapter(o.adapter, model.config) : null;
+  const promptIds = tokenizer.encode(o.prompt);
+  if (promptIds.length === 0) throw new Error('--prompt encodes to no tokens');
+  const eos = new Set<number>();
+  const cfgEos = model.config.eosTokenId;
+  for (const id of Array.isArray(cfgEos) ? cfgEos : cfgEos === null ? [] : [cfgEos]) eos.add(id);
+  if (tokenizer.eosTokenId !== null) eos.add(tokenizer.eosTokenId);
+  const ids = generate(model, lora, promptIds, { maxNewTokens, temperature, topP, seed, eosTokenIds: [...eos] });
+  return tokenizer.decode(ids, { skipSpecialTokens: true });
+}
+
 export function registerGenerate(program: Command): void {
-  program.command('generate').description('(not yet available)').action(() => {
-    throw new Error("'generate' is not available yet");
-  });
+  program
+    .command('generate')
+    .description('generate text from a model (and optionally a LoRA adapter)')
+    .requiredOption('--model <dir>', 'Hugging Face model folder (with tokenizer.json)')
+    .option('--adapter <dir>', 'PEFT LoRA adapter folder')
+    .requiredOption('--prompt <text>', 'prompt text (tokenized with the model tokenizer, special tokens added)')
+    .option('--max-new-tokens <n>', 'tokens to generate at most', '64')
+    .option('--temperature <t>', '0 = greedy; otherwise sampling temperature', '0')
+    .option('--top-p <p>', 'nucleus sampling mass', '1')
+    .option('--seed <n>', 'sampling seed', '42')
+    .action(async (o: GenerateCliOptions) => {
+      process.stdout.write((await generateCommand(o)) + '\n');
+    });
 }

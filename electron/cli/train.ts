@@ -1,8 +1,123 @@
+/**
+ * `lora-studio train <run.json>`: a headless run. The engine trains in a worker (as in the app); stdout gets one JSON
+ * MetricPoint per step, stderr the progress. Paths inside run.json are relative to the file.
+ */
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import type { Command } from 'commander';
+import { validateRunConfig } from '../../common/protocol.ts';
+import type { EngineEvent, RunConfig } from '../../common/protocol.ts';
+import { startEngine } from '../../engine/engine-host.ts';
 
-// Placeholder until this command is written; it says so instead of doing nothing.
+export interface TrainCliOptions {
+  out?: string;
+  resume?: boolean;
+}
+
+/** Reads and validates a run.json; errors name the file and each bad field. */
+export function readRunConfig(file: string): RunConfig {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new Error(`${file}: cannot read (${(e as { code?: string }).code ?? (e instanceof Error ? e.message : String(e))})`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw new Error(`${file}: not valid JSON (${e instanceof Error ? e.message : String(e)})`);
+  }
+  const v = validateRunConfig(json);
+  if (!v.ok) throw new Error(`${file}: invalid run config\n${v.errors.map((e) => `  ${e.field || '(top level)'}: ${e.message}`).join('\n')}`);
+  const base = dirname(resolve(file));
+  return { ...v.config, modelPath: resolve(base, v.config.modelPath), datasetPath: resolve(base, v.config.datasetPath) };
+}
+
+function defaultRunDir(config: RunConfig): string {
+  const home = process.env.LORA_STUDIO_HOME ? join(process.env.LORA_STUDIO_HOME, 'runs') : resolve('runs');
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  const name = (config.name ?? 'run').replace(/[^A-Za-z0-9._-]+/g, '-').slice(0, 60) || 'run';
+  return join(home, `${name}-${stamp}`);
+}
+
+function describe(e: Extract<EngineEvent, { type: 'error' }>): string {
+  const where = e.file ? `${e.file}${e.line !== undefined ? `:${e.line}` : ''}: ` : '';
+  const field = e.field && !e.message.includes(e.field) ? ` (field ${e.field})` : '';
+  return e.file && e.message.includes(e.file) ? `${e.message}${field}` : `${where}${e.message}${field}`;
+}
+
+/** Runs the training to the end; resolves with the adapter folder (or null when stopped). */
+export async function trainCommand(file: string, opts: TrainCliOptions, io = { stdout: process.stdout, stderr: process.stderr }): Promise<string | null> {
+  const config = readRunConfig(file);
+  const runDir = resolve(opts.out ?? defaultRunDir(config));
+  mkdirSync(runDir, { recursive: true });
+  writeFileSync(join(runDir, 'run.json'), JSON.stringify(config, null, 2) + '\n');
+  const engine = startEngine();
+  let interrupts = 0;
+  const onSigint = (): void => {
+    interrupts++;
+    if (interrupts === 1) {
+      io.stderr.write('\nstopping after this step and saving a checkpoint (Ctrl-C again to quit at once)\n');
+      engine.send({ type: 'stop', save: true });
+    } else void engine.terminate();
+  };
+  process.on('SIGINT', onSigint);
+  try {
+    return await new Promise<string | null>((resolvePromise, reject) => {
+      engine.on((e) => {
+        switch (e.type) {
+          case 'started':
+            io.stderr.write(
+              `training ${config.name ?? file} on ${e.backend}: ${e.totalSteps} steps, ${e.parameters.trainable} trainable of ${e.parameters.total} parameters` +
+                (e.resumedFromStep ? `, resuming from step ${e.resumedFromStep}` : '') +
+                `\nrun folder: ${runDir}\n`,
+            );
+            break;
+          case 'metric': {
+            io.stdout.write(JSON.stringify(e.point) + '\n');
+            const p = e.point;
+            const extra = (p.validationLoss !== undefined ? ` val ${p.validationLoss.toFixed(4)}` : '') + (p.skipped ? ' (skipped)' : '');
+            io.stderr.write(`step ${p.step}/${config.train.steps} loss ${p.loss.toFixed(4)} lr ${p.learningRate.toExponential(2)} ${Math.round(p.tokensPerSecond)} tok/s${extra}\n`);
+            break;
+          }
+          case 'log':
+            io.stderr.write(`${e.level === 'info' ? '' : `${e.level}: `}${e.message}\n`);
+            break;
+          case 'checkpoint':
+            io.stderr.write(`checkpoint at step ${e.step}: ${e.path}\n`);
+            break;
+          case 'stopped':
+            io.stderr.write(`stopped at step ${e.step}${e.checkpoint ? `; resume with --out ${runDir} --resume (checkpoint ${e.checkpoint})` : ''}\n`);
+            resolvePromise(null);
+            break;
+          case 'done':
+            io.stderr.write(`done: ${e.steps} steps, final loss ${e.finalLoss?.toFixed(4) ?? 'n/a'}\nadapter: ${e.adapterDir}\n`);
+            resolvePromise(e.adapterDir);
+            break;
+          case 'error':
+            reject(new Error(describe(e)));
+            break;
+        }
+      });
+      engine.send({ type: 'train', runId: config.name ?? 'cli', config, runDir, resume: opts.resume ?? false });
+    });
+  } finally {
+    process.off('SIGINT', onSigint);
+    await engine.terminate();
+  }
+}
+
 export function registerTrain(program: Command): void {
-  program.command('train').description('(not yet available)').action(() => {
-    throw new Error("'train' is not available yet");
-  });
+  program
+    .command('train')
+    .description('train a LoRA adapter headless from a run config (JSON); one JSON metric line per step on stdout')
+    .argument('<run.json>', 'run configuration (as the app writes it); paths are relative to this file')
+    .option('--out <dir>', 'run folder (checkpoints/ and adapter/ go here); default: a new folder under $LORA_STUDIO_HOME/runs or ./runs')
+    .option('--resume', 'continue from the newest checkpoint in --out')
+    .action(async (file: string, opts: TrainCliOptions) => {
+      if (opts.resume && !opts.out) throw new Error('--resume needs --out <run folder>');
+      const adapter = await trainCommand(file, opts);
+      if (adapter === null) process.exitCode = 130;
+    });
 }

@@ -1,0 +1,179 @@
+/**
+ * Finished adapters, one PEFT folder each: adapters/<id>/ holds exactly what PEFT loads (adapter_config.json +
+ * adapter_model.safetensors), so that folder is what a drag-out or "Save as…" hands over. What only the studio
+ * needs (name, run, date) sits next to it in adapters/<id>.json.
+ */
+import { closeSync, cpSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync } from 'node:fs';
+import { basename, isAbsolute, join } from 'node:path';
+import type { AdapterSummary } from '../../common/protocol.ts';
+import { StudioError } from './errors.ts';
+import type { StudioHome } from './home.ts';
+import { isSafeId } from './ids.ts';
+import { writeFileAtomic } from './run-store.ts';
+
+export const ADAPTER_FILES = ['adapter_config.json', 'adapter_model.safetensors'] as const;
+
+interface AdapterMeta {
+  id: string;
+  name: string;
+  runId: string | null;
+  createdAt: string;
+}
+
+export interface RegisterAdapter {
+  id: string;
+  name: string;
+  runId: string | null;
+  /** Folder holding adapter_config.json + adapter_model.safetensors (e.g. runs/<id>/adapter). */
+  sourceDir: string;
+}
+
+function readJsonObject(file: string): Record<string, unknown> {
+  const value: unknown = JSON.parse(readFileSync(file, 'utf8'));
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new Error(`${file} does not hold a JSON object`);
+  return value as Record<string, unknown>;
+}
+
+/** Checks the PEFT files are there and readable, with a message naming the file that is not. */
+export function checkAdapterFolder(dir: string): void {
+  for (const f of ADAPTER_FILES) {
+    if (!existsSync(join(dir, f))) throw new Error(`${dir} is not a PEFT adapter folder: ${f} not found`);
+  }
+  const config = readJsonObject(join(dir, 'adapter_config.json'));
+  if (config.peft_type !== 'LORA') throw new Error(`${join(dir, 'adapter_config.json')}: peft_type is ${JSON.stringify(config.peft_type)}, expected "LORA"`);
+  const weights = join(dir, 'adapter_model.safetensors');
+  const size = statSync(weights).size;
+  const head = Buffer.alloc(8);
+  const fd = openSync(weights, 'r');
+  try {
+    readSync(fd, head, 0, 8, 0);
+  } finally {
+    closeSync(fd);
+  }
+  if (size < 8 || Number(head.readBigUInt64LE(0)) + 8 > size) throw new Error(`${weights} is not a safetensors file (header length out of range)`);
+}
+
+function folderSize(dir: string): number {
+  let total = 0;
+  for (const name of readdirSync(dir)) {
+    const st = statSync(join(dir, name));
+    total += st.isDirectory() ? folderSize(join(dir, name)) : st.size;
+  }
+  return total;
+}
+
+/** A file-system friendly version of a display name ("Llama r8 / my data" → "Llama r8 - my data"). */
+export function safeFileName(name: string, fallback: string): string {
+  // eslint-disable-next-line no-control-regex -- control characters are exactly what a file name must not hold
+  const cleaned = name.replace(/[\\/:*?"<>|\u0000-\u001f]+/g, '-').replace(/^[.\s]+|[.\s]+$/g, '').slice(0, 120);
+  return cleaned || fallback;
+}
+
+export class AdapterStore {
+  private readonly dir: string;
+
+  constructor(home: StudioHome) {
+    this.dir = home.adapters;
+  }
+
+  /** Folder of an adapter; throws a StudioError naming the id when there is none. */
+  pathOf(id: string): string {
+    if (!isSafeId(id) || !existsSync(join(this.dir, id, 'adapter_config.json'))) {
+      throw new StudioError({ message: `no adapter with id ${JSON.stringify(id)} (it may have been deleted)`, field: 'id' });
+    }
+    return join(this.dir, id);
+  }
+
+  get(id: string): AdapterSummary {
+    const summary = this.summarize(id);
+    if (!summary) throw new StudioError({ message: `no adapter with id ${JSON.stringify(id)} (it may have been deleted)`, field: 'id' });
+    return summary;
+  }
+
+  /** Newest first; folders that are not readable adapters are left out rather than failing the list. */
+  list(): AdapterSummary[] {
+    let names: string[];
+    try {
+      names = readdirSync(this.dir);
+    } catch {
+      return [];
+    }
+    const out: AdapterSummary[] = [];
+    for (const name of names) {
+      if (!isSafeId(name)) continue;
+      const s = this.summarize(name);
+      if (s) out.push(s);
+    }
+    return out.sort((a, b) => (a.createdAt < b.createdAt ? 1 : a.createdAt > b.createdAt ? -1 : b.id.localeCompare(a.id)));
+  }
+
+  /** Copies a finished adapter into the store; the copy is checked before it becomes visible. */
+  register(input: RegisterAdapter): AdapterSummary {
+    if (!isSafeId(input.id)) throw new Error(`invalid adapter id ${JSON.stringify(input.id)}`);
+    checkAdapterFolder(input.sourceDir);
+    const target = join(this.dir, input.id);
+    const staging = `${target}.partial`;
+    rmSync(staging, { recursive: true, force: true });
+    mkdirSync(staging, { recursive: true });
+    for (const f of ADAPTER_FILES) cpSync(join(input.sourceDir, f), join(staging, f));
+    for (const extra of ['README.md', 'tokenizer_config.json']) {
+      if (existsSync(join(input.sourceDir, extra))) cpSync(join(input.sourceDir, extra), join(staging, extra));
+    }
+    checkAdapterFolder(staging);
+    rmSync(target, { recursive: true, force: true });
+    cpSync(staging, target, { recursive: true });
+    rmSync(staging, { recursive: true, force: true });
+    const meta: AdapterMeta = { id: input.id, name: input.name, runId: input.runId, createdAt: new Date().toISOString() };
+    writeFileAtomic(join(this.dir, `${input.id}.json`), `${JSON.stringify(meta, null, 2)}\n`);
+    return this.get(input.id);
+  }
+
+  /** "Save as…": copies the adapter folder into `destination`, next to whatever is there, never over it. */
+  saveAs(id: string, destination: string): { path: string } {
+    const source = this.pathOf(id);
+    if (!isAbsolute(destination)) throw new StudioError({ message: `choose a folder to save into (got the relative path ${JSON.stringify(destination)})`, field: 'destination' });
+    if (!existsSync(destination) || !statSync(destination).isDirectory()) {
+      throw new StudioError({ message: `${destination} is not an existing folder`, field: 'destination' });
+    }
+    const base = safeFileName(this.get(id).name, id);
+    let target = join(destination, base);
+    for (let n = 2; existsSync(target); n++) target = join(destination, `${base} (${n})`);
+    try {
+      cpSync(source, target, { recursive: true });
+    } catch (e) {
+      throw new StudioError({ message: `cannot write ${target}: ${e instanceof Error ? e.message : String(e)}`, field: 'destination' });
+    }
+    return { path: target };
+  }
+
+  private summarize(id: string): AdapterSummary | null {
+    const path = join(this.dir, id);
+    let config: Record<string, unknown>;
+    try {
+      config = readJsonObject(join(path, 'adapter_config.json'));
+      if (!existsSync(join(path, 'adapter_model.safetensors'))) return null;
+    } catch {
+      return null;
+    }
+    let meta: Partial<AdapterMeta> = {};
+    try {
+      meta = readJsonObject(join(this.dir, `${id}.json`)) as Partial<AdapterMeta>;
+    } catch {
+      // Copied in by hand: the folder alone still describes the adapter.
+    }
+    const baseModel = typeof config.base_model_name_or_path === 'string' ? config.base_model_name_or_path : '';
+    const targets = Array.isArray(config.target_modules) ? config.target_modules.filter((t): t is string => typeof t === 'string') : [];
+    return {
+      id,
+      name: typeof meta.name === 'string' && meta.name ? meta.name : `${basename(baseModel) || 'adapter'} r${String(config.r ?? '?')}`,
+      runId: typeof meta.runId === 'string' ? meta.runId : null,
+      createdAt: typeof meta.createdAt === 'string' ? meta.createdAt : statSync(path).mtime.toISOString(),
+      baseModel,
+      r: typeof config.r === 'number' ? config.r : 0,
+      alpha: typeof config.lora_alpha === 'number' ? config.lora_alpha : 0,
+      targets,
+      path,
+      sizeBytes: folderSize(path),
+    };
+  }
+}

@@ -1,0 +1,147 @@
+import { IGNORE_INDEX, type Tokenizer, type TrainingExample } from '../model/types.ts';
+import type { ChatRenderer } from './chat-template.ts';
+import { RecordProblem } from './errors.ts';
+import type { ChatMessage } from './formats.ts';
+
+/** A half-open character range [start, end) of rendered text. */
+export type Span = [number, number];
+
+// End-of-turn markers of the common families, for when no tokenizer can tell which strings are special tokens.
+const KNOWN_TURN_ENDS = ['<|eot_id|>', '<|im_end|>', '<|end|>', '<end_of_turn>', '<|endoftext|>', '<|eom_id|>', '<|end_of_text|>', '</s>'];
+
+/**
+ * Length of the special token (end of turn, EOS) that starts at `pos`, or 0. With a tokenizer, any token that the
+ * tokenizer drops under skip_special_tokens counts; otherwise the model's EOS string and the usual markers do.
+ */
+export function endOfTurnLength(text: string, pos: number, tokenizer: Tokenizer | null, specialTokens: Readonly<Record<string, string>>): number {
+  if (pos >= text.length) return 0;
+  if (tokenizer) {
+    const ids = tokenizer.encode(text.slice(pos, pos + 64), { addSpecialTokens: false });
+    if (ids.length > 0) {
+      const s = tokenizer.decode([ids[0]]);
+      if (s.length > 0 && text.startsWith(s, pos) && tokenizer.decode([ids[0]], { skipSpecialTokens: true }) === '') return s.length;
+    }
+  }
+  const candidates = [specialTokens.eos_token, ...KNOWN_TURN_ENDS];
+  for (const c of candidates) if (c && text.startsWith(c, pos)) return c.length;
+  return 0;
+}
+
+function commonPrefixLength(a: string, b: string): number {
+  const n = Math.min(a.length, b.length);
+  let i = 0;
+  while (i < n && a.charCodeAt(i) === b.charCodeAt(i)) i++;
+  return i;
+}
+
+/** Templates may trim or strip newlines from content (Llama 3 does `| trim`), so look for those forms too. */
+function contentForms(content: string): string[] {
+  const forms = [content, content.trim(), content.replace(/^\n+|\n+$/g, ''), content.trimEnd(), content.trimStart()];
+  return [...new Set(forms)].filter((f) => f.length > 0);
+}
+
+function find(text: string, content: string, from: number): { at: number; length: number } | null {
+  let best: { at: number; length: number } | null = null;
+  for (const form of contentForms(content)) {
+    const at = text.indexOf(form, from);
+    if (at !== -1 && (best === null || at < best.at || (at === best.at && form.length > best.length))) best = { at, length: form.length };
+  }
+  return best;
+}
+
+/**
+ * Where each assistant turn's content (plus the end-of-turn token that closes it) lies in the rendered conversation.
+ *
+ * Templates differ in how they wrap turns, so spans are found, not assumed: rendering the messages before an
+ * assistant turn with add_generation_prompt gives the text that must precede the answer (as at inference), which
+ * bounds the search from below; the answer is then the first occurrence of its content after that point and after
+ * the previous turns. This survives templates that trim content, add reasoning blocks, or move the system prompt.
+ */
+export function assistantSpans(
+  renderer: ChatRenderer,
+  messages: readonly ChatMessage[],
+  rendered: string,
+  tokenizer: Tokenizer | null,
+): Span[] {
+  const spans: Span[] = [];
+  let cursor = 0;
+  for (let i = 0; i < messages.length; i++) {
+    const m = messages[i];
+    if (m.role === 'system') continue; // some templates move it (Mistral: into a later user turn)
+    if (m.role !== 'assistant') {
+      const hit = find(rendered, m.content, cursor);
+      if (hit) cursor = hit.at + hit.length;
+      continue;
+    }
+    let from = cursor;
+    if (i > 0) {
+      try {
+        from = Math.max(from, commonPrefixLength(renderer.render(messages.slice(0, i), true), rendered));
+      } catch {
+        // a template may refuse a partial conversation; the running cursor still bounds the search
+      }
+    }
+    if (m.content.trim() === '') continue;
+    const hit = find(rendered, m.content, from);
+    if (!hit) {
+      throw new RecordProblem(`the chat template does not reproduce assistant message ${i} verbatim, so the part to train on cannot be found`, `messages[${i}].content`);
+    }
+    let end = hit.at + hit.length;
+    end += endOfTurnLength(rendered, end, tokenizer, renderer.specialTokens);
+    spans.push([hit.at, end]);
+    cursor = end;
+  }
+  return spans;
+}
+
+function commonIdsPrefix(a: readonly number[], b: readonly number[]): number {
+  const n = Math.min(a.length, b.length);
+  let i = 0;
+  while (i < n && a[i] === b[i]) i++;
+  return i;
+}
+
+/**
+ * Tokenizes `text` once, as the model will see it, and labels the tokens inside `spans` with their ids; every other
+ * position gets −100. The token index of a character boundary b is found by tokenizing text[0:b]: when those ids are
+ * a prefix of the full ids the boundary falls between tokens; otherwise one token straddles it, and that token is
+ * trained on (as transformers' assistant mask does for tokens overlapping a span).
+ */
+export function tokenizeWithSpans(tokenizer: Tokenizer, text: string, spans: readonly Span[], addSpecialTokens: boolean): TrainingExample {
+  const inputIds = tokenizer.encode(text, { addSpecialTokens });
+  const labels = new Array<number>(inputIds.length).fill(IGNORE_INDEX);
+  const boundary = (b: number, side: 'start' | 'end'): number => {
+    if (b <= 0) return 0;
+    if (b >= text.length) return inputIds.length;
+    const prefix = tokenizer.encode(text.slice(0, b), { addSpecialTokens });
+    const k = commonIdsPrefix(prefix, inputIds);
+    if (k === prefix.length) return k;
+    return side === 'start' ? k : Math.min(k + 1, inputIds.length);
+  };
+  for (const [s, e] of spans) {
+    if (e <= s) continue;
+    const from = boundary(s, 'start');
+    const to = boundary(e, 'end');
+    for (let t = from; t < to; t++) labels[t] = inputIds[t];
+  }
+  return { inputIds, labels };
+}
+
+/** Character spans of the trained tokens of a pre-tokenized example, over the text its runs decode to. */
+export function decodeWithSpans(tokenizer: Tokenizer | null, example: TrainingExample): { text: string; spans: Span[] } {
+  const spans: Span[] = [];
+  let text = '';
+  let t = 0;
+  while (t < example.inputIds.length) {
+    const trained = example.labels[t] !== IGNORE_INDEX;
+    let u = t;
+    while (u < example.inputIds.length && (example.labels[u] !== IGNORE_INDEX) === trained) u++;
+    const ids = example.inputIds.slice(t, u);
+    if (!tokenizer && t > 0) text += ' ';
+    const piece = tokenizer ? tokenizer.decode(ids) : ids.join(' ');
+    if (trained && piece.length > 0) spans.push([text.length, text.length + piece.length]);
+    text += piece;
+    t = u;
+  }
+  return { text, spans };
+}

@@ -1,0 +1,280 @@
+/**
+ * Loads a Hugging Face model folder (config.json + model.safetensors, or shards listed in
+ * model.safetensors.index.json) into ModelWeights, reading one tensor at a time so peak memory is about one copy of
+ * the weights plus the largest tensor. Every expected tensor is checked against the config before any data is read.
+ */
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { basename, join, resolve } from 'node:path';
+import type { ModelSummary } from '../../common/protocol.ts';
+import type { FloatArray, LayerWeights, Linear, ModelConfig, ModelWeights } from '../model/types.ts';
+import { readHfConfig } from './hf-config.ts';
+import { SafetensorsFile, type SafetensorsDtype, type TensorInfo } from './safetensors.ts';
+
+/** A model folder problem (missing file, missing tensor, wrong shape); the message names the folder and tensor. */
+export class ModelLoadError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ModelLoadError';
+  }
+}
+
+export interface ExpectedTensor {
+  name: string;
+  shape: number[];
+}
+
+/** Every tensor the engine reads for this config, with its shape (PyTorch layout: Linear weight is [out, in]). */
+export function expectedTensors(c: ModelConfig): ExpectedTensor[] {
+  const H = c.hiddenSize;
+  const qOut = c.numHeads * c.headDim;
+  const kvOut = c.numKvHeads * c.headDim;
+  const out: ExpectedTensor[] = [{ name: 'model.embed_tokens.weight', shape: [c.vocabSize, H] }];
+  for (let i = 0; i < c.numLayers; i++) {
+    const p = `model.layers.${i}`;
+    out.push({ name: `${p}.input_layernorm.weight`, shape: [H] });
+    out.push({ name: `${p}.post_attention_layernorm.weight`, shape: [H] });
+    for (const [proj, rows, cols] of [
+      ['q_proj', qOut, H],
+      ['k_proj', kvOut, H],
+      ['v_proj', kvOut, H],
+      ['o_proj', H, qOut],
+    ] as const) {
+      out.push({ name: `${p}.self_attn.${proj}.weight`, shape: [rows, cols] });
+      const bias = proj === 'o_proj' ? c.oBias : c.qkvBias;
+      if (bias) out.push({ name: `${p}.self_attn.${proj}.bias`, shape: [rows] });
+    }
+    if (c.qkNorm) {
+      out.push({ name: `${p}.self_attn.q_norm.weight`, shape: [c.headDim] });
+      out.push({ name: `${p}.self_attn.k_norm.weight`, shape: [c.headDim] });
+    }
+    for (const [proj, rows, cols] of [
+      ['gate_proj', c.intermediateSize, H],
+      ['up_proj', c.intermediateSize, H],
+      ['down_proj', H, c.intermediateSize],
+    ] as const) {
+      out.push({ name: `${p}.mlp.${proj}.weight`, shape: [rows, cols] });
+      if (c.mlpBias) out.push({ name: `${p}.mlp.${proj}.bias`, shape: [rows] });
+    }
+  }
+  out.push({ name: 'model.norm.weight', shape: [H] });
+  if (!c.tieWordEmbeddings) out.push({ name: 'lm_head.weight', shape: [c.vocabSize, H] });
+  return out;
+}
+
+function notAModelFolder(dir: string, what: string): ModelLoadError {
+  return new ModelLoadError(`${dir} is not a model folder: ${what}`);
+}
+
+/** The safetensors files of a model folder and which file holds each tensor name. */
+export interface WeightFiles {
+  files: string[];
+  /** tensor name → file path */
+  where: Map<string, string>;
+  /** tensor name → header entry */
+  infos: Map<string, TensorInfo>;
+}
+
+function checkFolder(dir: string): void {
+  if (!existsSync(dir)) throw notAModelFolder(dir, 'folder not found');
+  if (!statSync(dir).isDirectory()) throw notAModelFolder(dir, 'it is a file, not a folder');
+  if (!existsSync(join(dir, 'config.json'))) throw notAModelFolder(dir, 'config.json not found');
+}
+
+/** Finds model.safetensors or the shards of model.safetensors.index.json and reads every header. */
+export function locateWeights(dir: string): WeightFiles {
+  const single = join(dir, 'model.safetensors');
+  const indexPath = join(dir, 'model.safetensors.index.json');
+  let files: string[];
+  let indexMap: Map<string, string> | null = null;
+  if (existsSync(indexPath)) {
+    let index: unknown;
+    try {
+      index = JSON.parse(readFileSync(indexPath, 'utf8'));
+    } catch (e) {
+      throw new ModelLoadError(`${indexPath}: not valid JSON (${e instanceof Error ? e.message : String(e)})`);
+    }
+    const wm = typeof index === 'object' && index !== null ? (index as Record<string, unknown>).weight_map : undefined;
+    if (typeof wm !== 'object' || wm === null || Array.isArray(wm)) throw new ModelLoadError(`${indexPath}: \`weight_map\` is missing or not an object`);
+    indexMap = new Map();
+    for (const [name, file] of Object.entries(wm)) {
+      if (typeof file !== 'string' || file.includes('/') || file.includes('\\') || file.startsWith('.')) {
+        throw new ModelLoadError(`${indexPath}: \`weight_map.${name}\` must be a file name in the same folder, got ${JSON.stringify(file)}`);
+      }
+      indexMap.set(name, join(dir, file));
+    }
+    files = [...new Set(indexMap.values())];
+    for (const f of files) if (!existsSync(f)) throw new ModelLoadError(`${indexPath} lists ${basename(f)}, which is not in ${dir}`);
+  } else if (existsSync(single)) {
+    files = [single];
+  } else {
+    const hasBin = existsSync(join(dir, 'pytorch_model.bin')) || existsSync(join(dir, 'pytorch_model.bin.index.json'));
+    throw notAModelFolder(
+      dir,
+      hasBin
+        ? 'only PyTorch .bin weights found; convert them to model.safetensors (e.g. save_pretrained(..., safe_serialization=True))'
+        : 'model.safetensors (or model.safetensors.index.json) not found',
+    );
+  }
+  const where = new Map<string, string>();
+  const infos = new Map<string, TensorInfo>();
+  for (const f of files) {
+    const sf = SafetensorsFile.open(f);
+    sf.close();
+    for (const [name, info] of sf.header.tensors) {
+      // With an index, the index decides which shard a name belongs to; a stray duplicate elsewhere is ignored.
+      if (indexMap && indexMap.get(name) !== f) continue;
+      if (where.has(name)) throw new ModelLoadError(`${dir}: tensor '${name}' is in both ${basename(where.get(name) ?? '')} and ${basename(f)}`);
+      where.set(name, f);
+      infos.set(name, info);
+    }
+  }
+  if (indexMap) {
+    for (const [name, f] of indexMap) {
+      if (!where.has(name)) throw new ModelLoadError(`${indexPath} maps tensor '${name}' to ${basename(f)}, but that file has no such tensor`);
+    }
+  }
+  return { files, where, infos };
+}
+
+function sameShape(a: number[], b: number[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+/** Checks that every tensor the config needs is present with the right shape; returns the located weights. */
+export function checkWeights(dir: string, config: ModelConfig, weights: WeightFiles): void {
+  for (const t of expectedTensors(config)) {
+    const info = weights.infos.get(t.name);
+    if (!info) {
+      const hint = t.name === 'lm_head.weight' ? ' (config.json has tie_word_embeddings false; set it to true if lm_head shares the embedding)' : '';
+      throw new ModelLoadError(`${dir}: tensor '${t.name}' is missing from the weights${hint}`);
+    }
+    if (!sameShape(info.shape, t.shape)) {
+      throw new ModelLoadError(
+        `${dir}: tensor '${t.name}' has shape [${info.shape.join(', ')}] but config.json implies [${t.shape.join(', ')}]`,
+      );
+    }
+    if (info.dtype === 'BOOL' || info.dtype === 'F8_E4M3' || info.dtype === 'F8_E5M2') {
+      throw new ModelLoadError(`${dir}: tensor '${t.name}' has dtype ${info.dtype}; only float weights (F32, F16, BF16, F64) can be loaded`);
+    }
+  }
+}
+
+export interface LoadModelOptions {
+  /** Element type of every weight array: Float32Array (default) or Float64Array (gradient checks). */
+  dtype?: Float32ArrayConstructor | Float64ArrayConstructor;
+  /** Called after each tensor is read (for progress reporting). */
+  onTensor?: (name: string, index: number, total: number) => void;
+}
+
+/** Reads a model folder into memory (synchronously; call it from the engine worker). */
+export function loadModel(dir: string, opts: LoadModelOptions = {}): ModelWeights {
+  const root = resolve(dir);
+  checkFolder(root);
+  const config = readHfConfig(root);
+  const weights = locateWeights(root);
+  checkWeights(root, config, weights);
+  const ctor = opts.dtype ?? Float32Array;
+  const expected = expectedTensors(config);
+  const open = new Map<string, SafetensorsFile>();
+  let count = 0;
+  const read = (name: string): FloatArray => {
+    const path = weights.where.get(name);
+    if (!path) throw new ModelLoadError(`${root}: tensor '${name}' is missing from the weights`);
+    let f = open.get(path);
+    if (!f) {
+      f = SafetensorsFile.open(path);
+      open.set(path, f);
+    }
+    const data = f.readFloat(name, ctor);
+    opts.onTensor?.(name, count++, expected.length);
+    return data;
+  };
+  try {
+    const linear = (prefix: string, bias: boolean, outFeatures: number, inFeatures: number): Linear => ({
+      weight: read(`${prefix}.weight`),
+      bias: bias ? read(`${prefix}.bias`) : null,
+      outFeatures,
+      inFeatures,
+    });
+    const c = config;
+    const H = c.hiddenSize;
+    const qOut = c.numHeads * c.headDim;
+    const kvOut = c.numKvHeads * c.headDim;
+    const embedTokens = read('model.embed_tokens.weight');
+    const layers: LayerWeights[] = [];
+    for (let i = 0; i < c.numLayers; i++) {
+      const p = `model.layers.${i}`;
+      layers.push({
+        inputNorm: read(`${p}.input_layernorm.weight`),
+        postAttentionNorm: read(`${p}.post_attention_layernorm.weight`),
+        q: linear(`${p}.self_attn.q_proj`, c.qkvBias, qOut, H),
+        k: linear(`${p}.self_attn.k_proj`, c.qkvBias, kvOut, H),
+        v: linear(`${p}.self_attn.v_proj`, c.qkvBias, kvOut, H),
+        o: linear(`${p}.self_attn.o_proj`, c.oBias, H, qOut),
+        qNorm: c.qkNorm ? read(`${p}.self_attn.q_norm.weight`) : null,
+        kNorm: c.qkNorm ? read(`${p}.self_attn.k_norm.weight`) : null,
+        gate: linear(`${p}.mlp.gate_proj`, c.mlpBias, c.intermediateSize, H),
+        up: linear(`${p}.mlp.up_proj`, c.mlpBias, c.intermediateSize, H),
+        down: linear(`${p}.mlp.down_proj`, c.mlpBias, H, c.intermediateSize),
+      });
+    }
+    const norm = read('model.norm.weight');
+    const lmHead = c.tieWordEmbeddings ? embedTokens : read('lm_head.weight');
+    return { config, embedTokens, layers, norm, lmHead };
+  } finally {
+    for (const f of open.values()) f.close();
+  }
+}
+
+const TORCH_DTYPE_NAMES: Partial<Record<SafetensorsDtype, string>> = { F32: 'float32', F16: 'float16', BF16: 'bfloat16', F64: 'float64' };
+
+/**
+ * Describes a model folder without reading any weights: config, parameter count (from the safetensors headers) and
+ * tokenizer presence. Throws the same errors loadModel would for a missing or mis-shaped tensor.
+ */
+export function inspectModel(dir: string): ModelSummary {
+  const root = resolve(dir);
+  checkFolder(root);
+  const config = readHfConfig(root);
+  const weights = locateWeights(root);
+  checkWeights(root, config, weights);
+  let parameters = 0;
+  const bytesByDtype = new Map<SafetensorsDtype, number>();
+  for (const info of weights.infos.values()) {
+    parameters += info.numel;
+    bytesByDtype.set(info.dtype, (bytesByDtype.get(info.dtype) ?? 0) + (info.end - info.begin));
+  }
+  // A tied checkpoint that still stores lm_head counts it once, as transformers' num_parameters() does.
+  if (config.tieWordEmbeddings && weights.infos.has('lm_head.weight')) parameters -= weights.infos.get('lm_head.weight')?.numel ?? 0;
+  const stored = [...bytesByDtype.entries()].sort((a, b) => b[1] - a[1])[0]?.[0];
+  const dtype = stored ? (TORCH_DTYPE_NAMES[stored] ?? stored) : config.torchDtype;
+  const tokenizerJson = join(root, 'tokenizer.json');
+  return {
+    path: root,
+    name: basename(root),
+    architecture: config.architecture,
+    modelType: config.family,
+    hiddenSize: config.hiddenSize,
+    layers: config.numLayers,
+    heads: config.numHeads,
+    kvHeads: config.numKvHeads,
+    vocabSize: config.vocabSize,
+    parameters,
+    dtype,
+    hasTokenizer: existsSync(tokenizerJson),
+    hasChatTemplate: hasChatTemplate(root),
+  };
+}
+
+function hasChatTemplate(dir: string): boolean {
+  if (existsSync(join(dir, 'chat_template.jinja'))) return true;
+  const p = join(dir, 'tokenizer_config.json');
+  if (!existsSync(p)) return false;
+  try {
+    const cfg: unknown = JSON.parse(readFileSync(p, 'utf8'));
+    const t = typeof cfg === 'object' && cfg !== null ? (cfg as Record<string, unknown>).chat_template : undefined;
+    return (typeof t === 'string' && t.length > 0) || (Array.isArray(t) && t.length > 0);
+  } catch {
+    return false;
+  }
+}

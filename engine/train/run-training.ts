@@ -1,0 +1,84 @@
+/**
+ * One training run as the engine worker performs it: load the model, tokenizer and dataset named by the RunConfig,
+ * train (resuming when asked), write the final adapter to runDir/adapter, and report every stage as EngineEvents.
+ * Kept apart from worker.ts so it runs the same in a worker, in the CLI and in tests.
+ */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { EngineCommand, EngineEvent } from '../../common/protocol.ts';
+import { prepareDataset } from '../data/prepare.ts';
+import { loadModel } from '../io/hf-model.ts';
+import { saveAdapter } from '../io/peft-adapter.ts';
+import { loadTokenizer } from '../io/tokenizer.ts';
+import { countParameters } from '../model/llama.ts';
+import type { Tokenizer } from '../model/types.ts';
+import { trainerSettings } from './run-config.ts';
+import { Trainer } from './trainer.ts';
+
+export interface RunHooks {
+  post: (event: EngineEvent) => void;
+  shouldStop: () => { save: boolean } | null;
+}
+
+export async function runTraining(cmd: Extract<EngineCommand, { type: 'train' }>, hooks: RunHooks): Promise<void> {
+  const { runId, config, runDir } = cmd;
+  const log = (level: 'info' | 'warn' | 'error', message: string): void => hooks.post({ type: 'log', runId, level, message });
+  if (config.backend === 'webgpu') throw Object.assign(new Error('webgpu backend not available yet'), { field: 'backend' });
+  const settings = trainerSettings(config);
+  mkdirSync(runDir, { recursive: true });
+
+  log('info', `loading model ${config.modelPath}`);
+  const model = loadModel(config.modelPath, { dtype: Float32Array });
+  const tokenizer: Tokenizer | null = await loadTokenizer(config.modelPath);
+  if (!tokenizer && config.datasetFormat !== 'tokenized') log('warn', `${config.modelPath} has no tokenizer.json; only pre-tokenized data can be used`);
+
+  log('info', `preparing dataset ${config.datasetPath}`);
+  const data = await prepareDataset({
+    path: config.datasetPath,
+    format: config.datasetFormat,
+    tokenizer,
+    maxSeqLen: settings.maxSeqLen,
+    validationPercent: config.train.validationPercent,
+    seed: settings.seed,
+    // The app checks datasets before a run starts; a headless run keeps going past bad records and says so.
+    badRecords: 'skip',
+    trainOn: 'auto',
+  });
+  const bad = data.badRecordCount ?? data.badRecords.length;
+  if (bad > 0) {
+    const first = data.badRecords.slice(0, 3).map((b) => `line ${b.line}: ${b.message}`).join('; ');
+    log('warn', `${config.datasetPath}: skipped ${bad} bad record${bad === 1 ? '' : 's'} (${first}${bad > 3 ? '; …' : ''})`);
+  }
+  if (data.truncated > 0) log('warn', `${data.truncated} example${data.truncated === 1 ? ' was' : 's were'} cut to ${settings.maxSeqLen} tokens`);
+  if (data.train.length === 0) throw Object.assign(new Error(`${config.datasetPath}: no usable training examples`), { file: config.datasetPath });
+  log('info', `${data.train.length} training and ${data.validation.length} validation examples (${data.format})`);
+
+  const padTokenId = tokenizer?.padTokenId ?? model.config.padTokenId ?? tokenizer?.eosTokenId ?? 0;
+  const trainer = new Trainer(
+    {
+      model,
+      settings,
+      train: data.train,
+      validation: data.validation,
+      padTokenId,
+      runDir,
+      resume: cmd.resume,
+      baseModelNameOrPath: config.modelPath,
+      onMetric: (point) => hooks.post({ type: 'metric', runId, point }),
+      onCheckpoint: (step, path) => hooks.post({ type: 'checkpoint', runId, step, path }),
+      onLog: log,
+      shouldStop: hooks.shouldStop,
+    },
+    countParameters(model),
+  );
+  hooks.post({ type: 'started', runId, backend: 'cpu', totalSteps: settings.steps, resumedFromStep: trainer.resumedFromStep, parameters: trainer.parameters });
+
+  const result = await trainer.run();
+  if (result.status === 'stopped') {
+    hooks.post({ type: 'stopped', runId, step: result.step, checkpoint: result.checkpoint });
+    return;
+  }
+  const adapterDir = join(runDir, 'adapter');
+  saveAdapter(adapterDir, result.lora, { baseModelNameOrPath: config.modelPath });
+  hooks.post({ type: 'done', runId, adapterDir, finalLoss: result.finalLoss, steps: result.step });
+}

@@ -1,0 +1,72 @@
+import { AdaptersList } from './components/AdaptersList.tsx';
+import { DatasetPicker } from './components/DatasetPicker.tsx';
+import { LossChart } from './components/LossChart.tsx';
+import { ModelPicker } from './components/ModelPicker.tsx';
+import { RunHistory } from './components/RunHistory.tsx';
+import { RunProgress } from './components/RunProgress.tsx';
+import { TrainForm } from './components/TrainForm.tsx';
+import { useStudio } from './stores/studio.ts';
+
+export function App() {
+  const currentRunId = useStudio((s) => s.currentRunId);
+  return (
+    <div className="app">
+      <Header />
+      <Notice />
+      <main className="columns">
+        <div className="column column-setup">
+          <ModelPicker />
+          <DatasetPicker />
+          <TrainForm />
+        </div>
+        <div className="column column-live">
+          <section className="card" data-testid="training">
+            <h2>Training</h2>
+            <RunProgress runId={currentRunId} />
+            <LossChart runId={currentRunId} />
+          </section>
+          <AdaptersList />
+          <RunHistory />
+        </div>
+      </main>
+    </div>
+  );
+}
+
+function Header() {
+  const connection = useStudio((s) => s.connection);
+  const info = useStudio((s) => s.appInfo);
+  return (
+    <header className="topbar">
+      <div className="brand">
+        <span className="logo" aria-hidden="true" />
+        <span className="brand-name">LoRA Studio</span>
+        {info ? <span className="muted">v{info.version}</span> : null}
+      </div>
+      <div className="topbar-right">
+        {info ? (
+          <span className="muted" title={info.home}>
+            {info.host === 'web' ? 'web' : 'desktop'} · backends {info.backends.join(', ') || '—'}
+          </span>
+        ) : null}
+        <span className={`conn conn-${connection}`} data-testid="connection" data-state={connection}>
+          {connection === 'open' ? 'connected' : connection === 'connecting' ? 'connecting…' : 'disconnected'}
+        </span>
+      </div>
+    </header>
+  );
+}
+
+function Notice() {
+  const notice = useStudio((s) => s.notice);
+  const dismiss = useStudio((s) => s.dismissNotice);
+  if (!notice) return null;
+  return (
+    <div className="banner" role="alert" data-testid="notice">
+      <span>{notice.message}</span>
+      <button type="button" className="link" onClick={dismiss}>
+        Dismiss
+      </button>
+    </div>
+  );
+}

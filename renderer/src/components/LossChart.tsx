@@ -1,0 +1,89 @@
+import { memo, useMemo } from 'react';
+import { CartesianGrid, Line, LineChart, ResponsiveContainer, Tooltip, XAxis, YAxis } from 'recharts';
+import type { MetricPoint } from '../../../common/protocol.ts';
+import { useStudio } from '../stores/studio.ts';
+import { useThrottledMetrics } from '../stores/throttle.ts';
+import { formatLoss } from './format.ts';
+import { lossTicks } from './loss-ticks.ts';
+
+/** Above this many points the series is thinned (every k-th, the last always kept): SVG cost stays flat. */
+const MAX_PLOTTED = 1500;
+/** Dots help on short runs and are noise (and DOM weight) on long ones. */
+const MAX_DOTTED = 60;
+
+interface ChartRow {
+  step: number;
+  loss: number;
+  validationLoss?: number;
+}
+
+function toRows(points: readonly MetricPoint[]): ChartRow[] {
+  const stride = Math.max(1, Math.ceil(points.length / MAX_PLOTTED));
+  const rows: ChartRow[] = [];
+  for (let i = 0; i < points.length; i++) {
+    const p = points[i];
+    const keep = i % stride === 0 || i === points.length - 1 || p.validationLoss !== undefined;
+    if (!keep || p.skipped) continue;
+    rows.push(p.validationLoss !== undefined ? { step: p.step, loss: p.loss, validationLoss: p.validationLoss } : { step: p.step, loss: p.loss });
+  }
+  return rows;
+}
+
+export const LossChart = memo(function LossChart({ runId }: { runId: string | null }) {
+  const points = useThrottledMetrics(runId);
+  const totalSteps = useStudio((s) => (runId ? (s.runs[runId]?.totalSteps ?? null) : null));
+  const rows = useMemo(() => toRows(points), [points]);
+  const hasValidation = rows.some((r) => r.validationLoss !== undefined);
+  const skipped = useMemo(() => points.reduce((n, p) => n + (p.skipped ? 1 : 0), 0), [points]);
+  const yTicks = useMemo(() => lossTicks(rows), [rows]);
+  const yDecimals = Math.max(0, Math.min(4, -Math.floor(Math.log10(Math.max(1e-9, (yTicks[1] ?? 1) - yTicks[0])))));
+  const xMax = Math.max(totalSteps ?? 0, rows.length ? rows[rows.length - 1].step : 1);
+
+  return (
+    <div className="chart" data-testid="loss-chart" data-points={rows.length}>
+      <div className="chart-head">
+        <span className="chart-title">Loss</span>
+        <span className="muted">
+          <span data-testid="chart-point-count">{points.length}</span> step{points.length === 1 ? '' : 's'}
+          {skipped ? ` · ${skipped} skipped (overflow)` : ''}
+        </span>
+      </div>
+      {rows.length === 0 ? (
+        <div className="chart-empty">{runId ? 'Waiting for the first step…' : 'Press Train to see the loss here, live.'}</div>
+      ) : (
+        <ResponsiveContainer width="100%" height={260}>
+          <LineChart data={rows} margin={{ top: 8, right: 16, bottom: 4, left: 0 }}>
+            <CartesianGrid stroke="var(--grid)" strokeDasharray="3 3" />
+            <XAxis dataKey="step" type="number" domain={[0, xMax]} allowDecimals={false} stroke="var(--muted)" tick={{ fontSize: 11 }} />
+            <YAxis
+              domain={[yTicks[0], yTicks[yTicks.length - 1]]}
+              ticks={yTicks}
+              stroke="var(--muted)"
+              tick={{ fontSize: 11 }}
+              width={52}
+              tickFormatter={(v: number) => v.toFixed(yDecimals)}
+            />
+            <Tooltip
+              isAnimationActive={false}
+              contentStyle={{ background: 'var(--panel-2)', border: '1px solid var(--border)', borderRadius: 6, fontSize: 12 }}
+              labelFormatter={(step) => `step ${String(step)}`}
+              formatter={(v) => formatLoss(typeof v === 'number' ? v : Number(v))}
+            />
+            <Line
+              type="linear"
+              dataKey="loss"
+              name="train loss"
+              stroke="var(--accent)"
+              strokeWidth={2}
+              dot={rows.length <= MAX_DOTTED ? { r: 2.5 } : false}
+              isAnimationActive={false}
+            />
+            {hasValidation ? (
+              <Line type="linear" dataKey="validationLoss" name="validation loss" stroke="var(--accent-2)" strokeWidth={2} connectNulls dot={{ r: 3 }} isAnimationActive={false} />
+            ) : null}
+          </LineChart>
+        </ResponsiveContainer>
+      )}
+    </div>
+  );
+});

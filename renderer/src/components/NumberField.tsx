@@ -1,0 +1,40 @@
+import { useStudio } from '../stores/studio.ts';
+import type { NumberField as NumberFieldKey } from '../stores/form.ts';
+
+interface Props {
+  field: NumberFieldKey;
+  label: string;
+  hint?: string;
+  error?: string;
+}
+
+/** A text box for a number (so "1e-4" and "-" can be typed), with its validation message right under it. */
+export function NumberField({ field, label, hint, error }: Props) {
+  const value = useStudio((s) => s.form.numbers[field]);
+  const setNumber = useStudio((s) => s.setNumber);
+  const id = `field-${field}`;
+  return (
+    <div className={`field${error ? ' field-invalid' : ''}`}>
+      <label htmlFor={id}>{label}</label>
+      <input
+        id={id}
+        data-testid={id}
+        type="text"
+        inputMode="decimal"
+        spellCheck={false}
+        autoComplete="off"
+        value={value}
+        aria-invalid={error ? true : undefined}
+        aria-describedby={error ? `error-${field}` : undefined}
+        onChange={(e) => setNumber(field, e.target.value)}
+      />
+      {error ? (
+        <div className="field-error" id={`error-${field}`} data-testid={`error-${field}`} role="alert">
+          {error}
+        </div>
+      ) : hint ? (
+        <div className="field-hint">{hint}</div>
+      ) : null}
+    </div>
+  );
+}

@@ -1,0 +1,100 @@
+import type { RunSummary } from '../../../common/protocol.ts';
+import { isActive, useRunMetrics, useStudio } from '../stores/studio.ts';
+import { formatCount, formatDuration, formatLoss } from './format.ts';
+
+const STATE_LABEL: Record<RunSummary['state'], string> = {
+  pending: 'pending',
+  validating: 'checking',
+  queuing: 'queued',
+  executing: 'training',
+  finalizing: 'saving',
+  completed: 'completed',
+  failed: 'failed',
+  cancelled: 'cancelled',
+  paused: 'paused',
+};
+
+export function RunProgress({ runId }: { runId: string | null }) {
+  const run = useStudio((s) => (runId ? s.runs[runId] : undefined));
+  const points = useRunMetrics(runId);
+  const lastLog = useStudio((s) => {
+    const lines = runId ? s.logs[runId] : undefined;
+    return lines && lines.length ? lines[lines.length - 1] : null;
+  });
+  const cancelRun = useStudio((s) => s.cancelRun);
+
+  if (!run) {
+    return (
+      <div className="run-progress empty" data-testid="run-progress">
+        <span className="muted">No run yet.</span>
+      </div>
+    );
+  }
+
+  const total = Math.max(1, run.totalSteps);
+  const step = Math.min(run.step, total);
+  const fraction = run.state === 'completed' ? 1 : step / total;
+  const last = points.length ? points[points.length - 1] : null;
+  const first = points.length ? points[0] : null;
+  const tokensPerSecond = run.tokensPerSecond ?? last?.tokensPerSecond ?? null;
+  const active = isActive(run);
+
+  return (
+    <div className="run-progress" data-testid="run-progress" data-state={run.state}>
+      <div className="run-head">
+        <div className="run-title">
+          <span className="run-name" title={run.id}>
+            {run.name}
+          </span>
+          <span className={`badge badge-${run.state}`} data-testid="run-state">
+            {STATE_LABEL[run.state]}
+          </span>
+          {run.backend ? <span className="muted">on {run.backend}</span> : null}
+        </div>
+        {active ? (
+          <button type="button" className="danger" data-testid="run-cancel" onClick={() => void cancelRun(run.id)}>
+            Cancel
+          </button>
+        ) : null}
+      </div>
+      <div
+        className="bar"
+        role="progressbar"
+        aria-valuemin={0}
+        aria-valuemax={total}
+        aria-valuenow={step}
+        data-testid="run-progress-bar"
+      >
+        <div className={`bar-fill bar-${run.state}`} style={{ width: `${(fraction * 100).toFixed(2)}%` }} />
+      </div>
+      <div className="readouts">
+        <Readout label="Step" testId="run-step" value={`${run.step} / ${run.totalSteps}`} />
+        <Readout label="ETA" testId="run-eta" value={active ? formatDuration(run.etaMs) : '—'} />
+        <Readout label="Tokens/s" testId="run-tokens-per-second" value={tokensPerSecond !== null ? formatCount(tokensPerSecond) : '—'} />
+        <Readout label="First loss" testId="run-first-loss" value={formatLoss(first?.loss)} />
+        <Readout label="Loss" testId="run-last-loss" value={formatLoss(run.lastLoss ?? last?.loss)} />
+        <Readout label="LR" testId="run-lr" value={last ? last.learningRate.toExponential(1) : '—'} />
+      </div>
+      {run.error ? (
+        <div className="note note-error" data-testid="run-error" role="alert">
+          {run.error}
+        </div>
+      ) : lastLog && active ? (
+        <div className={`log-line log-${lastLog.level}`} data-testid="run-log">
+          {lastLog.message}
+        </div>
+      ) : null}
+    </div>
+  );
+}
+
+function Readout({ label, value, testId }: { label: string; value: string; testId: string }) {
+  return (
+    <div className="readout">
+      <div className="readout-label">{label}</div>
+      <div className="readout-value" data-testid={testId}>
+        {value}
+      </div>
+    </div>
+  );
+}

@@ -1,0 +1,84 @@
+import { useMemo } from 'react';
+import { LORA_TARGETS } from '../../../common/protocol.ts';
+import { checkForm } from '../stores/form.ts';
+import { useStudio } from '../stores/studio.ts';
+import { ErrorNote } from './ErrorNote.tsx';
+import { NumberField } from './NumberField.tsx';
+
+export function TrainForm() {
+  const form = useStudio((s) => s.form);
+  const modelPath = useStudio((s) => s.modelPath);
+  const datasetPath = useStudio((s) => s.datasetPath);
+  const serverErrors = useStudio((s) => s.serverErrors);
+  const starting = useStudio((s) => s.starting);
+  const startError = useStudio((s) => s.startError);
+  const { toggleTarget, startRun } = useStudio.getState();
+
+  // The validator the services run, on every keystroke: messages appear next to their field as the user types.
+  const check = useMemo(() => checkForm(form, modelPath.trim(), datasetPath.trim()), [form, modelPath, datasetPath]);
+  const errorOf = (field: string): string | undefined => check.errors[field] ?? serverErrors[field];
+
+  const formFieldErrors = Object.keys(check.errors).filter((f) => f !== 'modelPath' && f !== 'datasetPath');
+  const missing = [check.errors.modelPath ? 'a model' : null, check.errors.datasetPath ? 'a dataset' : null].filter(Boolean);
+  const canTrain = check.ok && !starting;
+  const targetsError = errorOf('lora.targets');
+
+  return (
+    <section className="card" data-testid="train-form">
+      <h2>Training settings</h2>
+      <form
+        onSubmit={(e) => {
+          e.preventDefault();
+          if (canTrain) void startRun();
+        }}
+      >
+        <fieldset>
+          <legend>LoRA</legend>
+          <div className="grid-3">
+            <NumberField field="lora.r" label="Rank (r)" error={errorOf('lora.r')} />
+            <NumberField field="lora.alpha" label="Alpha" hint="scaling = alpha / r" error={errorOf('lora.alpha')} />
+            <NumberField field="lora.dropout" label="Dropout" error={errorOf('lora.dropout')} />
+          </div>
+          <div className={`field${targetsError ? ' field-invalid' : ''}`}>
+            <span className="label">Target modules</span>
+            <div className="checks" role="group" aria-label="Target modules" data-testid="field-lora.targets">
+              {LORA_TARGETS.map((t) => (
+                <label key={t} className="check">
+                  <input type="checkbox" data-testid={`target-${t}`} checked={form.targets.includes(t)} onChange={() => toggleTarget(t)} />
+                  <code>{t}</code>
+                </label>
+              ))}
+            </div>
+            {targetsError ? (
+              <div className="field-error" data-testid="error-lora.targets" role="alert">
+                {targetsError}
+              </div>
+            ) : null}
+          </div>
+        </fieldset>
+        <fieldset>
+          <legend>Optimisation</legend>
+          <div className="grid-2">
+            <NumberField field="train.learningRate" label="Learning rate" hint="AdamW" error={errorOf('train.learningRate')} />
+            <NumberField field="train.steps" label="Steps" error={errorOf('train.steps')} />
+            <NumberField field="train.batchSize" label="Batch size" error={errorOf('train.batchSize')} />
+            <NumberField field="train.maxSeqLen" label="Max sequence length" hint="tokens" error={errorOf('train.maxSeqLen')} />
+          </div>
+        </fieldset>
+        <div className="train-actions">
+          <button type="submit" className="primary" data-testid="train-button" disabled={!canTrain}>
+            {starting ? 'Starting…' : 'Train'}
+          </button>
+          <span className="muted" data-testid="train-blocked">
+            {missing.length > 0
+              ? `Choose ${missing.join(' and ')} first.`
+              : formFieldErrors.length > 0
+                ? `Fix ${formFieldErrors.length} field${formFieldErrors.length === 1 ? '' : 's'} first.`
+                : ''}
+          </span>
+        </div>
+        {startError ? <ErrorNote error={startError} testId="start-error" /> : null}
+      </form>
+    </section>
+  );
+}

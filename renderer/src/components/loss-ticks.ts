@@ -1,0 +1,29 @@
+/**
+ * Y ticks at round numbers that hug the data (not stretched to 0), so late loss changes stay visible: the step is
+ * 1, 2 or 5 × a power of ten giving about five intervals.
+ */
+export function lossTicks(rows: readonly { loss: number; validationLoss?: number }[]): number[] {
+  let min = Infinity;
+  let max = -Infinity;
+  for (const r of rows) {
+    for (const v of [r.loss, r.validationLoss]) {
+      if (v === undefined || !Number.isFinite(v)) continue;
+      if (v < min) min = v;
+      if (v > max) max = v;
+    }
+  }
+  if (!Number.isFinite(min)) return [0, 1];
+  if (max - min <= Math.abs(max) * 1e-6) {
+    // A flat series (or one point; differences under a millionth count as flat): a band at its own scale.
+    const pad = Math.abs(max) * 0.1 || 0.5;
+    min -= pad;
+    max += pad;
+  }
+  const rough = (max - min) / 5;
+  const power = 10 ** Math.floor(Math.log10(rough));
+  const step = [1, 2, 5, 10].map((k) => k * power).find((s) => s >= rough) ?? 10 * power;
+  const lo = Math.floor(min / step) * step;
+  const ticks: number[] = [];
+  for (let t = lo; t < max + step * 0.999; t += step) ticks.push(Number(t.toPrecision(12)));
+  return ticks;
+}

@@ -1,0 +1,361 @@
+/**
+ * The studio's state: what the user chose (model, dataset, form), what the services told us (runs, metrics,
+ * adapters), and the actions that talk to the services. Components read slices of it; only actions write.
+ */
+import { create } from 'zustand';
+import type {
+  AdapterSummary,
+  DatasetSummary,
+  LoraTarget,
+  MetricPoint,
+  ModelSummary,
+  RunSummary,
+  StudioErrorInfo,
+  StudioEventMessage,
+  StudioResult,
+} from '../../../common/protocol.ts';
+import { errorInfo, RequestError, type ConnectionState, type StudioClient } from '../client/transport.ts';
+import { checkForm, defaultForm, firstPerField, type FormValues, type NumberField } from './form.ts';
+import { mergeMetrics } from './metrics.ts';
+
+const ACTIVE_STATES: ReadonlySet<RunSummary['state']> = new Set(['pending', 'validating', 'queuing', 'executing', 'finalizing', 'paused']);
+export const isActive = (run: RunSummary | undefined | null): boolean => !!run && ACTIVE_STATES.has(run.state);
+
+const EMPTY_POINTS: readonly MetricPoint[] = [];
+const MAX_LOG_LINES = 200;
+
+export interface LogLine {
+  level: 'info' | 'warn' | 'error';
+  message: string;
+}
+
+export interface StudioState {
+  client: StudioClient | null;
+  connection: ConnectionState;
+  appInfo: StudioResult<'app.info'> | null;
+
+  modelPath: string;
+  model: ModelSummary | null;
+  modelError: StudioErrorInfo | null;
+  modelBusy: boolean;
+
+  datasetPath: string;
+  dataset: DatasetSummary | null;
+  datasetError: StudioErrorInfo | null;
+  datasetBusy: boolean;
+
+  form: FormValues;
+  /** Problems the services reported for a field (dotted config path, or modelPath/datasetPath). */
+  serverErrors: Record<string, string>;
+  startError: StudioErrorInfo | null;
+  starting: boolean;
+  /** A problem not tied to a field (lost connection, a failed cancel); shown in the banner. */
+  notice: StudioErrorInfo | null;
+
+  runs: Record<string, RunSummary>;
+  currentRunId: string | null;
+  metrics: Record<string, readonly MetricPoint[]>;
+  logs: Record<string, readonly LogLine[]>;
+  adapters: AdapterSummary[];
+  adaptersError: StudioErrorInfo | null;
+  /** Last "Save as…" outcome, per adapter. */
+  saved: Record<string, { path?: string; error?: string }>;
+
+  connect(client: StudioClient): () => void;
+  dismissNotice(): void;
+  setModelPath(path: string): void;
+  inspectModel(): Promise<void>;
+  chooseSampleModel(): Promise<void>;
+  browseModel(): Promise<void>;
+  setDatasetPath(path: string): void;
+  inspectDataset(): Promise<void>;
+  chooseSampleDataset(): Promise<void>;
+  browseDataset(): Promise<void>;
+  uploadDataset(file: File): Promise<void>;
+  setNumber(field: NumberField, value: string): void;
+  toggleTarget(target: LoraTarget): void;
+  startRun(): Promise<void>;
+  cancelRun(id: string): Promise<void>;
+  selectRun(id: string): Promise<void>;
+  saveAdapterAs(id: string): Promise<void>;
+}
+
+function withoutKey(record: Record<string, string>, key: string): Record<string, string> {
+  if (!(key in record)) return record;
+  const next = { ...record };
+  delete next[key];
+  return next;
+}
+
+/** Newest first, by creation time. */
+export function sortedRuns(runs: Record<string, RunSummary>): RunSummary[] {
+  return Object.values(runs).sort((a, b) => (a.createdAt < b.createdAt ? 1 : a.createdAt > b.createdAt ? -1 : 0));
+}
+
+export const useStudio = create<StudioState>()((set, get) => {
+  function client(): StudioClient {
+    const c = get().client;
+    if (!c) throw new Error('the studio is not connected yet');
+    return c;
+  }
+
+  function upsertRun(run: RunSummary): void {
+    set((s) => ({ runs: { ...s.runs, [run.id]: run } }));
+  }
+
+  function addMetrics(runId: string, points: readonly MetricPoint[]): void {
+    const s = get();
+    const before = s.metrics[runId] ?? EMPTY_POINTS;
+    const after = mergeMetrics(before, points);
+    if (after !== before) set({ metrics: { ...s.metrics, [runId]: after } });
+  }
+
+  async function fetchMetrics(runId: string): Promise<void> {
+    const known = get().metrics[runId] ?? EMPTY_POINTS;
+    const afterStep = known.length ? known[known.length - 1].step : undefined;
+    const points = await client().request('runs.metrics', afterStep === undefined ? { id: runId } : { id: runId, afterStep });
+    addMetrics(runId, points);
+  }
+
+  function onEvent(message: StudioEventMessage): void {
+    switch (message.event) {
+      case 'run.updated': {
+        const run = message.data as RunSummary;
+        upsertRun(run);
+        if (get().currentRunId === null) set({ currentRunId: run.id });
+        break;
+      }
+      case 'run.metrics': {
+        const { runId, points } = message.data as { runId: string; points: MetricPoint[] };
+        addMetrics(runId, points);
+        break;
+      }
+      case 'run.log': {
+        const { runId, level, message: text } = message.data as { runId: string; level: LogLine['level']; message: string };
+        set((s) => ({ logs: { ...s.logs, [runId]: [...(s.logs[runId] ?? []), { level, message: text }].slice(-MAX_LOG_LINES) } }));
+        break;
+      }
+      case 'adapters.changed':
+        set({ adapters: message.data as AdapterSummary[], adaptersError: null });
+        break;
+    }
+  }
+
+  /** After every (re)connect: fetch whatever events we may have missed. */
+  async function resync(): Promise<void> {
+    const c = client();
+    try {
+      if (!get().appInfo) set({ appInfo: await c.request('app.info', {}) });
+    } catch {
+      // Informational only; the header simply shows less.
+    }
+    try {
+      const runs = await c.request('runs.list', {});
+      set((s) => {
+        const merged = { ...s.runs };
+        for (const r of runs) merged[r.id] = r;
+        const currentRunId = s.currentRunId ?? sortedRuns(merged)[0]?.id ?? null;
+        return { runs: merged, currentRunId };
+      });
+      const current = get().currentRunId;
+      if (current) await fetchMetrics(current);
+    } catch (e) {
+      set({ notice: errorInfo(e) });
+    }
+    try {
+      set({ adapters: await c.request('adapters.list', {}), adaptersError: null });
+    } catch (e) {
+      set({ adaptersError: errorInfo(e) });
+    }
+  }
+
+  async function loadModel(call: () => Promise<ModelSummary>): Promise<void> {
+    set({ modelBusy: true, modelError: null });
+    try {
+      const model = await call();
+      set((s) => ({ model, modelPath: model.path, modelBusy: false, serverErrors: withoutKey(s.serverErrors, 'modelPath') }));
+    } catch (e) {
+      set({ model: null, modelError: errorInfo(e), modelBusy: false });
+    }
+  }
+
+  async function loadDataset(call: () => Promise<DatasetSummary>): Promise<void> {
+    set({ datasetBusy: true, datasetError: null });
+    try {
+      const dataset = await call();
+      set((s) => ({ dataset, datasetPath: dataset.path, datasetBusy: false, serverErrors: withoutKey(s.serverErrors, 'datasetPath') }));
+    } catch (e) {
+      set({ dataset: null, datasetError: errorInfo(e), datasetBusy: false });
+    }
+  }
+
+  return {
+    client: null,
+    connection: 'closed',
+    appInfo: null,
+    modelPath: '',
+    model: null,
+    modelError: null,
+    modelBusy: false,
+    datasetPath: '',
+    dataset: null,
+    datasetError: null,
+    datasetBusy: false,
+    form: defaultForm(),
+    serverErrors: {},
+    startError: null,
+    starting: false,
+    notice: null,
+    runs: {},
+    currentRunId: null,
+    metrics: {},
+    logs: {},
+    adapters: [],
+    adaptersError: null,
+    saved: {},
+
+    connect(c) {
+      set({ client: c });
+      const offEvents = c.onEvent(onEvent);
+      const offConnection = c.onConnection((state) => {
+        set({ connection: state });
+        if (state === 'open') void resync();
+      });
+      return () => {
+        offEvents();
+        offConnection();
+      };
+    },
+
+    dismissNotice() {
+      set({ notice: null });
+    },
+    setModelPath(path) {
+      // A summary describes one path; once the path changes it no longer applies.
+      set((s) => ({ modelPath: path, model: null, modelError: null, serverErrors: withoutKey(s.serverErrors, 'modelPath') }));
+    },
+    async inspectModel() {
+      const path = get().modelPath.trim();
+      if (!path) {
+        set({ model: null, modelError: { message: 'type the path of a model folder first', field: 'modelPath' } });
+        return;
+      }
+      await loadModel(() => client().request('models.inspect', { path }));
+    },
+    async chooseSampleModel() {
+      await loadModel(() => client().request('models.sample', {}));
+    },
+    async browseModel() {
+      try {
+        const { path } = await client().request('dialog.pickFolder', { title: 'Choose a model folder (config.json, *.safetensors, tokenizer.json)' });
+        if (!path) return;
+        set({ modelPath: path });
+        await get().inspectModel();
+      } catch (e) {
+        set({ modelError: errorInfo(e) });
+      }
+    },
+
+    setDatasetPath(path) {
+      set((s) => ({ datasetPath: path, dataset: null, datasetError: null, serverErrors: withoutKey(s.serverErrors, 'datasetPath') }));
+    },
+    async inspectDataset() {
+      const path = get().datasetPath.trim();
+      if (!path) {
+        set({ dataset: null, datasetError: { message: 'type the path of a dataset file first', field: 'datasetPath' } });
+        return;
+      }
+      const modelPath = get().model?.path;
+      await loadDataset(() => client().request('datasets.inspect', modelPath ? { path, modelPath } : { path }));
+    },
+    async chooseSampleDataset() {
+      await loadDataset(() => client().request('datasets.sample', {}));
+    },
+    async browseDataset() {
+      try {
+        const { path } = await client().request('dialog.pickFile', {
+          title: 'Choose a dataset file',
+          extensions: ['jsonl', 'json', 'csv', 'parquet', 'txt'],
+        });
+        if (!path) return;
+        set({ datasetPath: path });
+        await get().inspectDataset();
+      } catch (e) {
+        set({ datasetError: errorInfo(e) });
+      }
+    },
+    async uploadDataset(file) {
+      set({ datasetPath: file.name });
+      await loadDataset(async () => client().request('datasets.upload', { fileName: file.name, content: await file.text() }));
+    },
+
+    setNumber(field, value) {
+      set((s) => ({ form: { ...s.form, numbers: { ...s.form.numbers, [field]: value } }, serverErrors: withoutKey(s.serverErrors, field) }));
+    },
+    toggleTarget(target) {
+      set((s) => {
+        const has = s.form.targets.includes(target);
+        const targets = has ? s.form.targets.filter((t) => t !== target) : [...s.form.targets, target];
+        return { form: { ...s.form, targets }, serverErrors: withoutKey(s.serverErrors, 'lora.targets') };
+      });
+    },
+
+    async startRun() {
+      const s = get();
+      if (s.starting) return;
+      const check = checkForm(s.form, s.modelPath.trim(), s.datasetPath.trim());
+      if (!check.ok) {
+        set({ startError: { message: 'fix the fields marked in red first', fieldErrors: Object.entries(check.errors).map(([field, message]) => ({ field, message })) } });
+        return;
+      }
+      set({ starting: true, startError: null, serverErrors: {} });
+      try {
+        const run = await client().request('runs.start', { config: check.config });
+        upsertRun(run);
+        set({ currentRunId: run.id, starting: false });
+      } catch (e) {
+        const info = errorInfo(e);
+        // The services may name fields from the request root (`config.lora.r`); the form knows them as `lora.r`.
+        const local = (field: string): string => field.replace(/^config\./, '');
+        const fieldMessages = firstPerField((info.fieldErrors ?? []).map((f) => ({ field: local(f.field), message: f.message })));
+        if (info.field && !(local(info.field) in fieldMessages)) fieldMessages[local(info.field)] = info.message;
+        set({ starting: false, startError: info, serverErrors: fieldMessages });
+        if (e instanceof RequestError && 'modelPath' in fieldMessages) set({ modelError: { message: fieldMessages.modelPath, field: 'modelPath' } });
+        if (e instanceof RequestError && 'datasetPath' in fieldMessages) set({ datasetError: { message: fieldMessages.datasetPath, field: 'datasetPath' } });
+      }
+    },
+    async cancelRun(id) {
+      try {
+        upsertRun(await client().request('runs.cancel', { id }));
+      } catch (e) {
+        set({ notice: errorInfo(e) });
+      }
+    },
+    async selectRun(id) {
+      set({ currentRunId: id });
+      try {
+        await fetchMetrics(id);
+      } catch (e) {
+        set({ notice: errorInfo(e) });
+      }
+    },
+
+    async saveAdapterAs(id) {
+      const mark = (v: { path?: string; error?: string }) => set((st) => ({ saved: { ...st.saved, [id]: v } }));
+      try {
+        const { path } = await client().request('dialog.pickFolder', { title: 'Save the adapter into…' });
+        if (!path) return;
+        const result = await client().request('adapters.saveAs', { id, destination: path });
+        mark({ path: result.path });
+      } catch (e) {
+        mark({ error: errorInfo(e).message });
+      }
+    },
+  };
+});
+
+export function useRunMetrics(runId: string | null): readonly MetricPoint[] {
+  return useStudio((s) => (runId ? (s.metrics[runId] ?? EMPTY_POINTS) : EMPTY_POINTS));
+}
+
+export { EMPTY_POINTS };

@@ -1,0 +1,199 @@
+/**
+ * Chat rendering and loss masking against transformers: the rendered text must equal apply_chat_template(...,
+ * tokenize=False) for the same tokenizer files, the ids must equal the tokenizer's, and the trained positions must
+ * equal transformers' assistant mask (return_assistant_tokens_mask over a {% generation %} copy of each template).
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { BUILTIN_CHAT_TEMPLATES, ChatRenderer, chooseChatTemplate } from '../../engine/data/chat-template.ts';
+import type { ChatMessage } from '../../engine/data/formats.ts';
+import { prepareDataset } from '../../engine/data/prepare.ts';
+import { renderRecord, tokenizeRendered } from '../../engine/data/render.ts';
+import { IGNORE_INDEX, type Tokenizer } from '../../engine/model/types.ts';
+import { brownSentences, LLAMA3_TOKENIZER_DIR, llama3Tokenizer, llama3WithTemplate } from '../helpers/data-tokenizers.ts';
+import { runPython } from '../helpers/python.ts';
+
+// {% generation %} copies of the templates: same output, with the trained part tagged for transformers.
+const LLAMA3_MODEL_MASK =
+  "{% set loop_messages = messages %}{% for message in loop_messages %}{% set header = '<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n' %}{% if loop.index0 == 0 %}{% set header = bos_token + header %}{% endif %}{% if message['role'] == 'assistant' %}{{ header }}{% generation %}{{ message['content'] | trim + '<|eot_id|>' }}{% endgeneration %}{% else %}{{ header + message['content'] | trim + '<|eot_id|>' }}{% endif %}{% endfor %}{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}";
+const LLAMA3_BUILTIN_MASK = LLAMA3_MODEL_MASK.replace(
+  "{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}",
+  "{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}",
+);
+const CHATML_MASK =
+  "{% for message in messages %}{% if message['role'] == 'assistant' %}{{ '<|im_start|>assistant\n' }}{% generation %}{{ message['content'] + '<|im_end|>' }}{% endgeneration %}{{ '\n' }}{% else %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}{% endif %}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}";
+const MISTRAL_MASK = BUILTIN_CHAT_TEMPLATES.mistral.template.replace(
+  "{{- ' ' + message['content'] + eos_token }}",
+  "{{- ' ' }}{%- generation %}{{- message['content'] + eos_token }}{%- endgeneration %}",
+);
+// A Qwen3-like template: a namespace, loop bookkeeping, and an empty reasoning block before the final answers.
+const REASONING = [
+  '{%- set ns = namespace(last_user=-1) %}',
+  "{%- for m in messages %}{%- if m['role'] == 'user' %}{%- set ns.last_user = loop.index0 %}{%- endif %}{%- endfor %}",
+  '{%- for m in messages %}',
+  "{%- if m['role'] == 'assistant' %}",
+  "{{- '<|im_start|>assistant\\n' }}",
+  "{%- if loop.index0 > ns.last_user %}{{- '<think>\\n\\n</think>\\n\\n' }}{%- endif %}",
+  "{{- m['content'] | trim + '<|im_end|>\\n' }}",
+  '{%- else %}',
+  "{{- '<|im_start|>' + m['role'] + '\\n' + m['content'] + '<|im_end|>\\n' }}",
+  '{%- endif %}',
+  '{%- endfor %}',
+  "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}",
+].join('\n');
+const REASONING_MASK = REASONING.replace(
+  "{{- m['content'] | trim + '<|im_end|>\\n' }}",
+  "{%- generation %}{{- m['content'] | trim + '<|im_end|>' }}{%- endgeneration %}{{- '\\n' }}",
+);
+
+interface Reference {
+  text: string | null;
+  ids: number[] | null;
+  assistant_masks: number[] | null;
+  error: string | null;
+}
+
+interface Case {
+  name: string;
+  /** 'model' = the tokenizer's own template; else a built-in name or a template string. */
+  template: string;
+  messages: ChatMessage[];
+  addGenerationPrompt?: boolean;
+  maskTemplate?: string;
+}
+
+const s = brownSentences(12);
+const conversation: ChatMessage[] = [
+  { role: 'system', content: 'You summarise newspaper reports from 1961.' },
+  { role: 'user', content: s[0] },
+  { role: 'assistant', content: s[1] },
+  { role: 'user', content: `  ${s[2]}\n` },
+  { role: 'assistant', content: `${s[3]} ${s[4]}` },
+];
+const noSystem = conversation.slice(1);
+
+const cases: Case[] = [
+  { name: "model's own template (Llama 3)", template: 'model', messages: conversation, maskTemplate: LLAMA3_MODEL_MASK },
+  { name: "model's own template, generation prompt", template: 'model', messages: conversation.slice(0, 4), addGenerationPrompt: true },
+  { name: 'built-in llama3', template: 'llama3', messages: conversation, maskTemplate: LLAMA3_BUILTIN_MASK },
+  { name: 'built-in llama3, generation prompt', template: 'llama3', messages: conversation.slice(0, 4), addGenerationPrompt: true },
+  { name: 'built-in chatml', template: 'chatml', messages: conversation, maskTemplate: CHATML_MASK },
+  { name: 'built-in chatml, generation prompt', template: 'chatml', messages: noSystem.slice(0, 3), addGenerationPrompt: true },
+  { name: 'built-in mistral with a system prompt', template: 'mistral', messages: conversation, maskTemplate: MISTRAL_MASK },
+  { name: 'built-in mistral without one', template: 'mistral', messages: noSystem, maskTemplate: MISTRAL_MASK },
+  { name: 'reasoning template', template: REASONING, messages: conversation, maskTemplate: REASONING_MASK },
+  { name: 'mistral refuses non-alternating roles', template: 'mistral', messages: [noSystem[0], noSystem[2]] },
+];
+
+function templateSource(c: Case, tokenizer: Tokenizer): string | null {
+  if (c.template === 'model') return null;
+  if (c.template in BUILTIN_CHAT_TEMPLATES) return BUILTIN_CHAT_TEMPLATES[c.template as keyof typeof BUILTIN_CHAT_TEMPLATES].template;
+  void tokenizer;
+  return c.template;
+}
+
+function rendererFor(c: Case, tokenizer: Tokenizer): ChatRenderer {
+  if (c.template === 'model' || c.template in BUILTIN_CHAT_TEMPLATES) return chooseChatTemplate(tokenizer, c.template === 'model' ? undefined : c.template);
+  return new ChatRenderer('test', c.template, { ...tokenizer.specialTokens });
+}
+
+describe('chat templates and masks match transformers (Llama 3 tokenizer)', () => {
+  let tokenizer: Tokenizer;
+  let refs: Reference[];
+  let dir: string;
+
+  before(async () => {
+    tokenizer = await llama3Tokenizer();
+    dir = mkdtempSync(join(tmpdir(), 'data-chat-'));
+    const spec = {
+      tokenizer_dir: LLAMA3_TOKENIZER_DIR,
+      cases: cases.map((c) => ({
+        messages: c.messages,
+        add_generation_prompt: c.addGenerationPrompt ?? false,
+        chat_template: templateSource(c, tokenizer),
+        mask_template: c.maskTemplate ?? null,
+      })),
+    };
+    writeFileSync(join(dir, 'cases.json'), JSON.stringify(spec));
+    refs = JSON.parse(runPython('data_chat_template.py', [join(dir, 'cases.json')])) as Reference[];
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  cases.forEach((c, i) => {
+    it(c.name, () => {
+      const ref = refs[i];
+      const renderer = rendererFor(c, tokenizer);
+      if (ref.error !== null) {
+        assert.throws(() => renderer.render(c.messages, c.addGenerationPrompt ?? false), /alternate/);
+        assert.match(ref.error, /alternate/);
+        return;
+      }
+      const text = renderer.render(c.messages, c.addGenerationPrompt ?? false);
+      assert.equal(text, ref.text);
+      assert.deepEqual(tokenizer.encode(text, { addSpecialTokens: false }), ref.ids);
+      if (!c.maskTemplate || ref.assistant_masks === null) return;
+
+      const rendered = renderRecord({ kind: 'chat', messages: c.messages }, { tokenizer, trainOn: 'completions', chat: () => renderer });
+      const ex = tokenizeRendered(rendered, tokenizer);
+      assert.deepEqual(ex.inputIds, ref.ids);
+      assert.deepEqual(
+        ex.labels.map((l) => (l === IGNORE_INDEX ? 0 : 1)),
+        ref.assistant_masks,
+      );
+      ex.labels.forEach((l, t) => {
+        if (l !== IGNORE_INDEX) assert.equal(l, ex.inputIds[t]);
+      });
+    });
+  });
+
+  it('trained tokens decode to exactly the assistant contents, each closed by <|eot_id|>', () => {
+    for (const template of ['model', 'llama3']) {
+      const renderer = chooseChatTemplate(tokenizer, template === 'model' ? undefined : template);
+      const ex = tokenizeRendered(renderRecord({ kind: 'chat', messages: conversation }, { tokenizer, trainOn: 'completions', chat: () => renderer }), tokenizer);
+      const runs: string[] = [];
+      let t = 0;
+      while (t < ex.labels.length) {
+        if (ex.labels[t] === IGNORE_INDEX) {
+          t++;
+          continue;
+        }
+        const start = t;
+        while (t < ex.labels.length && ex.labels[t] !== IGNORE_INDEX) t++;
+        runs.push(tokenizer.decode(ex.inputIds.slice(start, t)));
+      }
+      const expected = conversation.filter((m) => m.role === 'assistant').map((m) => `${m.content.trim()}<|eot_id|>`);
+      assert.deepEqual(runs, expected, template);
+      const masked = ex.labels.filter((l) => l === IGNORE_INDEX).length;
+      assert.ok(masked > 20, 'system and user turns are masked');
+    }
+  });
+
+  it('prepareDataset on a messages JSONL gives the same ids and mask as transformers', async () => {
+    const file = join(dir, 'chat.jsonl');
+    writeFileSync(file, `${JSON.stringify({ messages: conversation })}\n`);
+    const prepared = await prepareDataset({ path: file, format: 'auto', tokenizer, maxSeqLen: 4096, validationPercent: 0, seed: 1, badRecords: 'fail', trainOn: 'auto' });
+    assert.equal(prepared.format, 'messages');
+    assert.equal(prepared.train.length, 1);
+    assert.deepEqual(prepared.train[0].inputIds, refs[0].ids);
+    assert.deepEqual(prepared.train[0].labels.map((l) => (l === IGNORE_INDEX ? 0 : 1)), refs[0].assistant_masks);
+  });
+
+  it('a chat dataset with a model that has no template is refused, naming the built-in choices', async () => {
+    const base = await llama3WithTemplate(null);
+    const file = join(dir, 'chat-base.jsonl');
+    writeFileSync(file, `${JSON.stringify({ messages: conversation })}\n`);
+    const opts = { path: file, format: 'auto' as const, tokenizer: base, maxSeqLen: 512, validationPercent: 0, seed: 1, badRecords: 'skip' as const, trainOn: 'auto' as const };
+    await assert.rejects(prepareDataset(opts), (err: Error) => {
+      assert.match(err.message, /no chat template/);
+      for (const name of ['llama3', 'chatml', 'mistral']) assert.ok(err.message.includes(name), name);
+      return true;
+    });
+    const withBuiltin = await prepareDataset({ ...opts, chatTemplateOverride: 'chatml' });
+    assert.equal(withBuiltin.chatTemplate, 'chatml');
+    assert.equal(withBuiltin.train.length, 1);
+    await assert.rejects(prepareDataset({ ...opts, chatTemplateOverride: 'vicuna' }), /unknown built-in chat template "vicuna"/);
+  });
+});
