@@ -4,19 +4,22 @@
  * whose config and tensors match what was asked for and the sample model's shapes.
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { unzipSync } from 'fflate';
-import type { Browser, Page } from 'playwright-core';
-import type { PageElement, PageGlobals } from './helpers/dom.ts';
+import type { Browser } from 'playwright-core';
 import { f32Values, parseSafetensors } from './helpers/safetensors-header.ts';
 import { launchChromium, resultsDir, startStudio, watchErrors, type TestStudio } from './helpers/studio.ts';
 
 const STEPS = 30;
+// Higher than the default so the loss of the tiny, near-uniform sample model falls well clear of step noise.
+const LEARNING_RATE = 0.02;
 const RANK = 4;
 const ALPHA = 8;
-const TARGETS = ['q_proj', 'k_proj', 'v_proj'] as const;
+const TARGETS = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] as const;
+const MLP: ReadonlySet<string> = new Set(['gate_proj', 'up_proj', 'down_proj']);
 
 let studio: TestStudio;
 let browser: Browser;
@@ -38,18 +41,36 @@ interface ChartSample {
   vertices: number;
 }
 
-async function sampleChart(page: Page): Promise<ChartSample> {
-  return page.evaluate(() => {
-    const { document } = globalThis as unknown as PageGlobals;
-    const state = document.querySelector('[data-testid="run-progress"]')?.getAttribute('data-state') ?? null;
-    const counter = Number(document.querySelector('[data-testid="chart-point-count"]')?.textContent ?? '0');
-    const d = document.querySelector('[data-testid="loss-chart"] .recharts-line-curve')?.getAttribute('d') ?? '';
-    const vertices = (d.match(/[ML]/g) ?? []).length;
-    return { state, counter, vertices };
-  });
-}
+/**
+ * In-page code is kept as plain JavaScript text: tsx's transform adds helpers (`__name`) to TypeScript functions
+ * that do not exist in the page. READ_CHART reads the chart as drawn: run state, the point counter, and the
+ * vertices of the SVG loss line.
+ */
+const READ_CHART = `(() => {
+  const state = document.querySelector('[data-testid="run-progress"]')?.getAttribute('data-state') ?? null;
+  const counter = Number(document.querySelector('[data-testid="chart-point-count"]')?.textContent ?? '0');
+  const d = document.querySelector('[data-testid="loss-chart"] .recharts-line-curve')?.getAttribute('d') ?? '';
+  return { state, counter, vertices: (d.match(/[ML]/g) ?? []).length };
+})()`;
 
-test('sample model + sample dataset → train → live chart → drag out a PEFT adapter', { timeout: 150_000 }, async () => {
+/**
+ * Records every distinct chart state once per animation frame, inside the page: however fast the run goes, each
+ * redraw is seen (polling from the test could miss a short run entirely).
+ */
+const RECORD_CHART = `(() => {
+  window.chartSamples = [];
+  const tick = () => {
+    const s = ${READ_CHART};
+    const prev = window.chartSamples[window.chartSamples.length - 1];
+    if (!prev || prev.state !== s.state || prev.counter !== s.counter || prev.vertices !== s.vertices) window.chartSamples.push(s);
+    requestAnimationFrame(tick);
+  };
+  tick();
+})()`;
+
+const RUN_ENDED = `['completed', 'failed', 'cancelled'].includes(document.querySelector('[data-testid="run-progress"]')?.getAttribute('data-state') ?? '')`;
+
+test('sample model + sample dataset → train → live chart → drag out a PEFT adapter', { timeout: 150_000 }, async (t) => {
   const page = await browser.newPage({ viewport: { width: 1440, height: 1000 } });
   const errors = watchErrors(page);
   await page.goto(studio.pageUrl);
@@ -63,24 +84,17 @@ test('sample model + sample dataset → train → live chart → drag out a PEFT
 
   await page.getByTestId('field-lora.r').fill(String(RANK));
   await page.getByTestId('field-lora.alpha').fill(String(ALPHA));
-  for (const t of ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj']) {
-    await page.getByTestId(`target-${t}`).setChecked((TARGETS as readonly string[]).includes(t));
-  }
+  for (const t of TARGETS) await page.getByTestId(`target-${t}`).setChecked(true);
   await page.getByTestId('field-train.steps').fill(String(STEPS));
+  await page.getByTestId('field-train.learningRate').fill(String(LEARNING_RATE));
   const train = page.getByTestId('train-button');
   assert.equal(await train.isEnabled(), true, `Train is enabled once model and dataset are chosen (${await page.getByTestId('train-blocked').textContent()})`);
+  await page.evaluate(RECORD_CHART);
   await train.click();
 
-  // Sample the chart while the run goes: it must grow between two moments at which the run is still training.
-  const samples: ChartSample[] = [];
-  const deadline = Date.now() + 120_000;
-  for (;;) {
-    const s = await sampleChart(page);
-    samples.push(s);
-    if (s.state === 'completed' || s.state === 'failed' || s.state === 'cancelled') break;
-    assert.ok(Date.now() < deadline, `the run did not finish in time; last: ${JSON.stringify(s)}`);
-    await page.waitForTimeout(100);
-  }
+  // The chart must grow between two moments at which the run is still training.
+  await page.waitForFunction(RUN_ENDED, undefined, { timeout: 120_000, polling: 250 });
+  const samples = (await page.evaluate('window.chartSamples')) as ChartSample[];
   const last = samples[samples.length - 1];
   const runError = (await page.getByTestId('run-error').count()) ? await page.getByTestId('run-error').textContent() : null;
   assert.equal(last.state, 'completed', `run ended ${last.state}: ${runError ?? ''}`);
@@ -91,14 +105,11 @@ test('sample model + sample dataset → train → live chart → drag out a PEFT
   const grown = whileTraining.find((s) => s.counter > firstSeen.counter && s.vertices > firstSeen.vertices);
   assert.ok(grown, `the chart did not gain points during training: ${JSON.stringify(whileTraining.map((s) => [s.counter, s.vertices]))}`);
   assert.ok(firstSeen.counter < STEPS, 'the first look at the chart was before the run ended');
+  t.diagnostic(`chart redraws while training (points): ${whileTraining.map((s) => s.counter).join(' ')}`);
 
   // Let the throttled chart catch up with the final step, then compare losses as the UI shows them.
-  await page.waitForFunction(
-    (steps) => Number((globalThis as unknown as PageGlobals).document.querySelector('[data-testid="chart-point-count"]')?.textContent) === steps,
-    STEPS,
-    { timeout: 5_000 },
-  );
-  assert.equal((await sampleChart(page)).vertices, STEPS, 'every step is drawn');
+  await page.waitForFunction(`Number(document.querySelector('[data-testid="chart-point-count"]')?.textContent) === ${STEPS}`, undefined, { timeout: 5_000 });
+  assert.equal(((await page.evaluate(READ_CHART)) as ChartSample).vertices, STEPS, 'every step is drawn');
   assert.equal(await page.getByTestId('run-step').textContent(), `${STEPS} / ${STEPS}`);
   const firstLoss = Number(await page.getByTestId('run-first-loss').textContent());
   const finalLoss = Number(await page.getByTestId('run-last-loss').textContent());
@@ -115,13 +126,13 @@ test('sample model + sample dataset → train → live chart → drag out a PEFT
 
   // The drag as Chromium starts it: a dragstart whose DataTransfer the page fills; a drop outside the window then
   // downloads the DownloadURL.
-  const drag = await item.evaluate((el: unknown) => {
-    const { DataTransfer, DragEvent } = globalThis as unknown as PageGlobals;
+  const drag = (await page.evaluate(`(() => {
+    const item = document.querySelector('[data-testid="adapter-item"]');
     const dataTransfer = new DataTransfer();
     const ev = new DragEvent('dragstart', { bubbles: true, cancelable: true, dataTransfer });
-    (el as PageElement).dispatchEvent(ev);
+    item.dispatchEvent(ev);
     return { downloadUrl: dataTransfer.getData('DownloadURL'), uriList: dataTransfer.getData('text/uri-list'), prevented: ev.defaultPrevented };
-  });
+  })()`)) as { downloadUrl: string; uriList: string; prevented: boolean };
   assert.equal(drag.prevented, false, 'in a browser the native drag goes ahead');
   const m = /^application\/zip:([^:]+\.zip):(http:\/\/.+)$/.exec(drag.downloadUrl);
   assert.ok(m, `DownloadURL is "mime:name:url": ${drag.downloadUrl}`);
@@ -151,10 +162,18 @@ test('sample model + sample dataset → train → live chart → drag out a PEFT
   const cfg = JSON.parse(readFileSync(join(sample.path, 'config.json'), 'utf8')) as Record<string, number>;
   const hidden = cfg.hidden_size;
   const headDim = cfg.head_dim ?? hidden / cfg.num_attention_heads;
-  const outOf: Record<(typeof TARGETS)[number], number> = {
-    q_proj: cfg.num_attention_heads * headDim,
-    k_proj: (cfg.num_key_value_heads ?? cfg.num_attention_heads) * headDim,
-    v_proj: (cfg.num_key_value_heads ?? cfg.num_attention_heads) * headDim,
+  const q = cfg.num_attention_heads * headDim;
+  const kv = (cfg.num_key_value_heads ?? cfg.num_attention_heads) * headDim;
+  const inter = cfg.intermediate_size;
+  // [in, out] of each projection, as transformers builds them from config.json.
+  const dims: Record<(typeof TARGETS)[number], [number, number]> = {
+    q_proj: [hidden, q],
+    k_proj: [hidden, kv],
+    v_proj: [hidden, kv],
+    o_proj: [q, hidden],
+    gate_proj: [hidden, inter],
+    up_proj: [hidden, inter],
+    down_proj: [inter, hidden],
   };
 
   const { tensors } = parseSafetensors(files[weightsName]);
@@ -162,13 +181,14 @@ test('sample model + sample dataset → train → live chart → drag out a PEFT
   let trainedB = 0;
   for (let i = 0; i < cfg.num_hidden_layers; i++) {
     for (const t of TARGETS) {
-      const prefix = `base_model.model.model.layers.${i}.self_attn.${t}`;
+      const prefix = `base_model.model.model.layers.${i}.${MLP.has(t) ? 'mlp' : 'self_attn'}.${t}`;
       const a = tensors.get(`${prefix}.lora_A.weight`);
       const b = tensors.get(`${prefix}.lora_B.weight`);
       expectedKeys.push(`${prefix}.lora_A.weight`, `${prefix}.lora_B.weight`);
       assert.ok(a && b, `${prefix}.lora_A/B.weight present`);
-      assert.deepEqual(a.shape, [RANK, hidden], `${prefix}.lora_A is [r, in]`);
-      assert.deepEqual(b.shape, [outOf[t], RANK], `${prefix}.lora_B is [out, r]`);
+      const [inDim, outDim] = dims[t];
+      assert.deepEqual(a.shape, [RANK, inDim], `${prefix}.lora_A is [r, in]`);
+      assert.deepEqual(b.shape, [outDim, RANK], `${prefix}.lora_B is [out, r]`);
       const bValues = f32Values(b);
       assert.ok(bValues.every(Number.isFinite), `${prefix}.lora_B is finite`);
       if (bValues.some((v) => v !== 0)) trainedB++;
@@ -186,4 +206,77 @@ test('sample model + sample dataset → train → live chart → drag out a PEFT
 
   assert.deepEqual(errors, [], 'no errors in the page');
   await page.close();
+});
+
+/**
+ * The same page as the desktop app runs it: `window.studio` (common/bridge.ts) instead of HTTP. The stand-in bridge
+ * forwards every request to the real services, and plays the two parts only Electron has: the native folder
+ * picker (it answers with `window.nextPick`) and `startDrag` (it records the id main.ts would receive).
+ */
+const ELECTRON_BRIDGE = (token: string) => `
+  window.startedDrags = [];
+  window.studio = {
+    async request(method, params) {
+      if (method === 'dialog.pickFolder') return { ok: true, result: { path: window.nextPick ?? null } };
+      const res = await fetch('/api/' + method, { method: 'POST', headers: { 'content-type': 'application/json', 'x-studio-token': ${JSON.stringify(token)} }, body: JSON.stringify(params) });
+      return res.json();
+    },
+    onEvent(listener) {
+      const ws = new WebSocket('ws://' + location.host + '/events?token=' + ${JSON.stringify(encodeURIComponent(token))});
+      ws.onmessage = (e) => listener(JSON.parse(e.data));
+      return () => ws.close();
+    },
+    startDrag(adapterId) {
+      window.startedDrags.push(adapterId);
+    },
+  };
+`;
+
+test('in the desktop app: Browse… picks a folder, a drag goes to startDrag, Save as… writes the adapter folder', { timeout: 60_000 }, async () => {
+  const [adapter] = await studio.api('adapters.list', {});
+  assert.ok(adapter, 'the first test left an adapter');
+  const sample = await studio.api('models.sample', {});
+  const destination = mkdtempSync(join(tmpdir(), 'lora-studio-save-as-'));
+  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  const errors = watchErrors(page);
+  try {
+    await page.addInitScript(ELECTRON_BRIDGE(studio.token));
+    // No token in the address: the desktop window gets none and needs none.
+    await page.goto(`${studio.origin}/`);
+    await page.getByTestId('connection').and(page.locator('[data-state="open"]')).waitFor({ timeout: 15_000 });
+
+    assert.equal(await page.getByTestId('dataset-upload').count(), 0, 'no upload input in the desktop app');
+    await page.evaluate(`window.nextPick = ${JSON.stringify(sample.path)}`);
+    await page.getByTestId('model-browse').click();
+    await page.getByTestId('model-summary').waitFor({ timeout: 15_000 });
+    assert.equal(await page.getByTestId('model-path').inputValue(), sample.path);
+
+    const item = page.locator(`[data-testid="adapter-item"][data-adapter-id="${adapter.id}"]`);
+    await item.waitFor({ timeout: 15_000 });
+    const drag = (await page.evaluate(`(() => {
+      const item = document.querySelector('[data-adapter-id=${JSON.stringify(adapter.id)}]');
+      const dataTransfer = new DataTransfer();
+      const ev = new DragEvent('dragstart', { bubbles: true, cancelable: true, dataTransfer });
+      item.dispatchEvent(ev);
+      return { prevented: ev.defaultPrevented, downloadUrl: dataTransfer.getData('DownloadURL'), started: window.startedDrags };
+    })()`)) as { prevented: boolean; downloadUrl: string; started: string[] };
+    assert.equal(drag.prevented, true, "the page's own drag is cancelled so the OS drag of the folder can run");
+    assert.deepEqual(drag.started, [adapter.id], 'startDrag got the adapter id');
+    assert.equal(drag.downloadUrl, '', 'no DownloadURL in the desktop app');
+
+    await page.evaluate(`window.nextPick = ${JSON.stringify(destination)}`);
+    await item.getByTestId('adapter-save').click();
+    const savedNote = item.getByText(/^Saved to /);
+    await savedNote.waitFor({ timeout: 15_000 });
+    const savedPath = ((await savedNote.textContent()) ?? '').replace(/^Saved to /, '');
+    assert.ok(savedPath.startsWith(destination), `saved under the picked folder: ${savedPath}`);
+    const config = JSON.parse(readFileSync(join(savedPath, 'adapter_config.json'), 'utf8')) as Record<string, unknown>;
+    assert.equal(config.peft_type, 'LORA');
+    assert.equal(config.r, adapter.r);
+    assert.ok(parseSafetensors(new Uint8Array(readFileSync(join(savedPath, 'adapter_model.safetensors')))).tensors.size > 0);
+    assert.deepEqual(errors, [], 'no errors in the page');
+  } finally {
+    await page.close();
+    rmSync(destination, { recursive: true, force: true });
+  }
 });

@@ -51,7 +51,7 @@ export async function readEvalData(file: string, vocab: number, tokenizer: () =>
   try {
     text = readFileSync(file, 'utf8');
   } catch (e) {
-    throw new Error(`${file}: cannot read (${(e as { code?: string }).code ?? String(e)})`);
+    throw new Error(`${file}: cannot read (${(e as { code?: string }).code ?? String(e)})`, { cause: e });
   }
   const out: TrainingExample[] = [];
   const lines = text.split('\n');
@@ -62,7 +62,7 @@ export async function readEvalData(file: string, vocab: number, tokenizer: () =>
     try {
       rec = JSON.parse(lines[i]);
     } catch (e) {
-      throw new Error(`${where}: invalid JSON (${e instanceof Error ? e.message : String(e)})`);
+      throw new Error(`${where}: invalid JSON (${e instanceof Error ? e.message : String(e)})`, { cause: e });
     }
     if (!isObject(rec)) throw new Error(`${where}: expected an object with "input_ids" (and "labels") or "text"`);
     if ('input_ids' in rec) {

@@ -20,13 +20,13 @@ export function readRunConfig(file: string): RunConfig {
   try {
     text = readFileSync(file, 'utf8');
   } catch (e) {
-    throw new Error(`${file}: cannot read (${(e as { code?: string }).code ?? (e instanceof Error ? e.message : String(e))})`);
+    throw new Error(`${file}: cannot read (${(e as { code?: string }).code ?? (e instanceof Error ? e.message : String(e))})`, { cause: e });
   }
   let json: unknown;
   try {
     json = JSON.parse(text);
   } catch (e) {
-    throw new Error(`${file}: not valid JSON (${e instanceof Error ? e.message : String(e)})`);
+    throw new Error(`${file}: not valid JSON (${e instanceof Error ? e.message : String(e)})`, { cause: e });
   }
   const v = validateRunConfig(json);
   if (!v.ok) throw new Error(`${file}: invalid run config\n${v.errors.map((e) => `  ${e.field || '(top level)'}: ${e.message}`).join('\n')}`);

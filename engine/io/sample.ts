@@ -27,6 +27,7 @@ export const SAMPLE_DATASET_PATH = join(ASSETS, 'sample-dataset.jsonl');
 /** Kept vocabulary: Llama 3 ids below this (merge ranks; ids 0–255 are the bytes). */
 export const SAMPLE_KEEP_TOKENS = 8000;
 export const SAMPLE_SEED = 20240418;
+export const SAMPLE_WEIGHT_STD = 0.125;
 export const SAMPLE_SPECIAL_TOKENS = [
   '<|begin_of_text|>',
   '<|end_of_text|>',
@@ -108,7 +109,9 @@ export function buildSampleModel(dir: string): void {
     pad: id('<|finetune_right_pad_id|>'),
   });
   writeDirAtomic(dir, (tmp) => {
-    writeRandomModel(tmp, config, { seed: SAMPLE_SEED, dtype: 'F32' });
+    // std 1/sqrt(hidden) rather than transformers' 0.02: the frozen random lm_head can then express a peaked
+    // next-token distribution, so a short LoRA run visibly lowers the loss (with 0.02 it cannot move far from uniform).
+    writeRandomModel(tmp, config, { seed: SAMPLE_SEED, dtype: 'F32', std: SAMPLE_WEIGHT_STD });
     writeFileSync(join(tmp, 'tokenizer.json'), JSON.stringify(t.tokenizerJson) + '\n');
     writeFileSync(join(tmp, 'tokenizer_config.json'), JSON.stringify(t.tokenizerConfig, null, 2) + '\n');
     writeFileSync(join(tmp, 'generation_config.json'), JSON.stringify({ bos_token_id: config.bos_token_id, eos_token_id: config.eos_token_id, pad_token_id: config.pad_token_id }, null, 2) + '\n');

@@ -2,9 +2,9 @@
  * Behaviour metrics on calibration text (DESIGN.md §7): how far each layer's output activations, and the final
  * next-token distributions, of the quantized model are from the float model's.
  *
- * Per layer: cosine similarity of the activation tensors, and KL(P_float ‖ P_quant) between 2048-bin histograms of
- * their values over a shared range. Empty bins would make KL infinite, so both histograms get ε = 1e-10 added to every
- * bin before normalising (the same smoothing on both sides keeps KL(P‖P) = 0).
+ * Per layer: cosine similarity of the activation tensors, and KL(P_float ‖ P_quant) between histograms of their values
+ * over a shared range: 2048 bins (fewer for small tensors, see activationBins), each bin smoothed with a pseudo-count
+ * of ½ so an empty bin does not make KL infinite (the same smoothing on both sides keeps KL(P‖P) = 0).
  *
  * Flagging: a layer is flagged when its KL exceeds k × median(KL over layers), k = 3 by default. The median tracks
  * the format's overall noise level, so the rule finds layers that stand out rather than a fixed number of layers;
@@ -17,7 +17,6 @@ import { histogram, minMax } from './metrics.ts';
 
 export const ACTIVATION_BINS = 2048;
 export const DEFAULT_THRESHOLD_MULTIPLIER = 3;
-const KL_EPS = 1e-10;
 
 export function cosineSimilarity(a: FloatArray, b: FloatArray): number {
   if (a.length !== b.length) throw new Error(`cosineSimilarity: lengths differ (${a.length} vs ${b.length})`);
@@ -34,8 +33,8 @@ export function cosineSimilarity(a: FloatArray, b: FloatArray): number {
   return ab / Math.sqrt(aa * bb);
 }
 
-/** KL(p ‖ q) in nats for two non-negative count vectors, each normalised after adding `eps` to every bin. */
-export function klDivergence(p: ArrayLike<number>, q: ArrayLike<number>, eps = KL_EPS): number {
+/** KL(p ‖ q) in nats for two non-negative count (or probability) vectors, each normalised after adding `eps` to every bin. */
+export function klDivergence(p: ArrayLike<number>, q: ArrayLike<number>, eps = 0): number {
   if (p.length !== q.length) throw new Error(`klDivergence: lengths differ (${p.length} vs ${q.length})`);
   let sp = 0;
   let sq = 0;
@@ -47,19 +46,35 @@ export function klDivergence(p: ArrayLike<number>, q: ArrayLike<number>, eps = K
   let kl = 0;
   for (let i = 0; i < p.length; i++) {
     const pi = (p[i] + eps) / sp;
+    if (pi === 0) continue; // 0·log 0 = 0
     const qi = (q[i] + eps) / sq;
-    kl += pi * Math.log(pi / qi);
+    kl += pi * Math.log(pi / qi); // +∞ when qi = 0
   }
   return Math.max(0, kl);
 }
 
-/** KL between the value histograms of two activation tensors, binned over the range that covers both. */
-export function activationHistogramKl(float: FloatArray, quant: FloatArray, bins = ACTIVATION_BINS): number {
+/**
+ * Bins used for a tensor of n values: 2048 when there are enough values, fewer so that bins hold at least
+ * `MIN_PER_BIN` values on average. A histogram much sparser than that is mostly empty bins, and the plug-in KL of two
+ * sparse histograms measures sampling noise (a value moving to the next bin), not a change of distribution.
+ */
+export const MIN_PER_BIN = 32;
+
+export function activationBins(n: number, maxBins = ACTIVATION_BINS): number {
+  return Math.max(8, Math.min(maxBins, Math.floor(n / MIN_PER_BIN)));
+}
+
+/**
+ * KL(P_float ‖ P_quant) between the value histograms of two activation tensors, binned over the range that covers
+ * both; every bin gets a pseudo-count of ½ (Jeffreys prior) so empty bins stay finite and KL(P‖P) = 0.
+ */
+export function activationHistogramKl(float: FloatArray, quant: FloatArray, maxBins = ACTIVATION_BINS): number {
   const a = minMax(float);
   const b = minMax(quant);
   const lo = Math.min(a.min, b.min);
   const hi = Math.max(a.max, b.max);
-  return klDivergence(histogram(float, bins, lo, hi).counts, histogram(quant, bins, lo, hi).counts);
+  const bins = activationBins(Math.min(float.length, quant.length), maxBins);
+  return klDivergence(histogram(float, bins, lo, hi).counts, histogram(quant, bins, lo, hi).counts, 0.5);
 }
 
 export function median(values: readonly number[]): number {

@@ -109,12 +109,11 @@ export function checkLlamaExportable(model: ModelWeights): void {
   if (c.qkNorm) throw new Error('GGUF export: q_norm/k_norm are not supported by the llama architecture');
 }
 
-export function llamaGgufContent(model: ModelWeights, opts: LlamaGgufOptions): { kvs: GgufKv[]; tensors: GgufTensorSpec[] } {
+export function llamaGgufContent(model: ModelWeights, opts: LlamaGgufOptions): { kvs: GgufKv[]; tensors: GgufTensorSpec[]; fallbacks: { name: string; reason: string }[] } {
   checkLlamaExportable(model);
   const c = model.config;
   const fmt = QUANT_FORMATS[opts.format];
   if (fmt.ggmlType === null) throw new Error(`GGUF export: format '${opts.format}' has no GGUF type`);
-  const linType = fmt.ggmlType;
   const kvs: GgufKv[] = [
     { key: 'general.architecture', value: str('llama') },
     { key: 'general.type', value: str('model') },
@@ -143,6 +142,7 @@ export function llamaGgufContent(model: ModelWeights, opts: LlamaGgufOptions): {
 
   const H = c.hiddenSize;
   const tensors: GgufTensorSpec[] = [];
+  const fallbacks: { name: string; reason: string }[] = [];
   const norm = (name: string, w: FloatArray): void => {
     tensors.push({ name, dims: [w.length], type: GGML_TYPE.F32, data: () => new Uint8Array(f32(w).slice().buffer) });
   };
@@ -151,12 +151,19 @@ export function llamaGgufContent(model: ModelWeights, opts: LlamaGgufOptions): {
   };
   const linear = (name: string, lin: Linear, permuteHeads: number): void => {
     const { outFeatures: rows, inFeatures: cols } = lin;
-    fmt.check(rows, cols);
+    // As llama.cpp's converter: a row the format's blocks do not divide is stored in F16.
+    let f = fmt;
+    try {
+      fmt.check(rows, cols);
+    } catch (e) {
+      fallbacks.push({ name, reason: (e as Error).message });
+      f = QUANT_FORMATS.f16;
+    }
     tensors.push({
       name,
       dims: [cols, rows],
-      type: linType,
-      data: () => fmt.quantize(permuteHeads > 0 ? permuteQK(lin.weight, rows, cols, permuteHeads) : f32(lin.weight), rows, cols),
+      type: f.ggmlType ?? GGML_TYPE.F16,
+      data: () => f.quantize(permuteHeads > 0 ? permuteQK(lin.weight, rows, cols, permuteHeads) : f32(lin.weight), rows, cols),
     });
   };
 
@@ -177,10 +184,15 @@ export function llamaGgufContent(model: ModelWeights, opts: LlamaGgufOptions): {
   norm('output_norm.weight', model.norm);
   // Tied embeddings: llama.cpp falls back to token_embd when output.weight is absent, as the converter relies on.
   if (!c.tieWordEmbeddings) half('output.weight', model.lmHead, c.vocabSize, H);
-  return { kvs, tensors };
+  return { kvs, tensors, fallbacks };
 }
 
-export function writeLlamaGguf(path: string, model: ModelWeights, opts: LlamaGgufOptions, onTensor?: (name: string, index: number, total: number) => void): GgufWriteResult {
-  const { kvs, tensors } = llamaGgufContent(model, opts);
-  return writeGguf(path, kvs, tensors, (name, i) => onTensor?.(name, i, tensors.length));
+export interface LlamaGgufResult extends GgufWriteResult {
+  /** Linears written in F16 because the format's blocks do not divide their rows. */
+  fallbacks: { name: string; reason: string }[];
+}
+
+export function writeLlamaGguf(path: string, model: ModelWeights, opts: LlamaGgufOptions, onTensor?: (name: string, index: number, total: number) => void): LlamaGgufResult {
+  const { kvs, tensors, fallbacks } = llamaGgufContent(model, opts);
+  return { ...writeGguf(path, kvs, tensors, (name, i) => onTensor?.(name, i, tensors.length)), fallbacks };
 }

@@ -87,10 +87,17 @@ export function minMax(values: ArrayLike<number>): { min: number; max: number } 
   return { min, max };
 }
 
-/** Histogram of W − Ŵ over the symmetric range [−maxAbs, maxAbs]. */
+/** Histogram of W − Ŵ over the symmetric range [−maxAbs, maxAbs] (one pass, no temporary array). */
 export function errorHistogram(w: FloatArray, wq: FloatArray, bins: number, maxAbs: number): Histogram {
-  const e = new Float32Array(w.length);
-  for (let i = 0; i < w.length; i++) e[i] = w[i] - wq[i];
+  if (!Number.isInteger(bins) || bins < 1) throw new Error(`histogram: bins must be a positive integer, got ${bins}`);
   const r = maxAbs > 0 ? maxAbs : 1;
-  return histogram(e, bins, -r, r);
+  const counts = new Array<number>(bins).fill(0);
+  const scale = bins / (2 * r);
+  for (let i = 0; i < w.length; i++) {
+    let k = Math.floor((w[i] - wq[i] + r) * scale);
+    if (k < 0) k = 0;
+    else if (k >= bins) k = bins - 1;
+    counts[k]++;
+  }
+  return { lo: -r, hi: r, counts };
 }

@@ -56,6 +56,8 @@ export interface QuantCell {
   errorHist: ReportHistogram;
   /** Values the format can represent in the block (group, channel) holding the largest |w|; null for f16. */
   grid: number[] | null;
+  /** 'f16' when the format cannot hold this matrix (row not a multiple of its block) and f16 was used instead. */
+  fallback: 'f16' | null;
   /** With calibration: cosine similarity and histogram KL of this linear's output vs the float model. */
   cosine: number | null;
   kl: number | null;

@@ -7,7 +7,8 @@
  * - weights: relErr > √3 × median relErr of the format's cells, and at least 2 %. √3 because KL grows with the square
  *   of the error, so it is the weight-side counterpart of the behaviour rule's 3 × median KL. The floor keeps formats
  *   with negligible error (f16, 8-bit) quiet.
- * - behaviour: a linear's (or a layer's) output-histogram KL > 3 × median over cells (layers), and at least 1e-3 nats.
+ * - behaviour: a linear's (or a layer's) output-histogram KL > 3 × median over cells (layers), and at least 0.01 nats
+ *   (below that, two 2048-bin histograms of the same values differ by little more than values crossing bin edges).
  * A user override (absolute value or another multiplier) replaces the automatic rule and its floor.
  *
  * The quantized model of a format is "fake-quantized": each decoder linear replaced by dequantize(quantize(W)); the
@@ -34,7 +35,7 @@ import type {
 export const WEIGHT_THRESHOLD_MULTIPLIER = Math.sqrt(3);
 export const WEIGHT_THRESHOLD_FLOOR = 0.02;
 export const KL_THRESHOLD_MULTIPLIER = 3;
-export const KL_THRESHOLD_FLOOR = 1e-3;
+export const KL_THRESHOLD_FLOOR = 1e-2;
 export const DEFAULT_HISTOGRAM_BINS = 64;
 
 export interface CalibrationTokens {
@@ -157,6 +158,21 @@ function abortError(): Error {
   return e;
 }
 
+/**
+ * Matrices a format cannot hold (a GGML block of 32 that does not divide the row) are stored in f16 instead, as
+ * llama.cpp's converter falls back to F16 for them; returns the reason, or null when the format fits.
+ */
+export function fallbacks(format: QuantFormatName): (rows: number, cols: number) => string | null {
+  return (rows, cols) => {
+    try {
+      QUANT_FORMATS[format].check(rows, cols);
+      return null;
+    } catch (e) {
+      return (e as Error).message;
+    }
+  };
+}
+
 const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 /** A copy of `model` with each decoder linear's weight replaced. */
@@ -178,17 +194,6 @@ export async function quantReport(model: ModelWeights, formats: readonly QuantFo
   const lora = opts.lora ?? null;
   if (formats.length === 0) throw new Error('quant report: choose at least one format');
   for (const f of formats) if (!(f in QUANT_FORMATS)) throw new Error(`quant report: unknown format '${f}'`);
-  // Every format must fit every matrix; say which one does not before any work is done.
-  for (const f of formats) {
-    for (const m of MATRIX_NAMES) {
-      const lin = model.layers[0][m];
-      try {
-        QUANT_FORMATS[f].check(lin.outFeatures, lin.inFeatures);
-      } catch (e) {
-        throw new Error(`quant report: ${f} cannot hold ${MATRIX_TARGET[m]} [${lin.outFeatures}, ${lin.inFeatures}]: ${(e as Error).message}`);
-      }
-    }
-  }
   model.layers.forEach((L, l) => {
     for (const m of MATRIX_NAMES) asF32(L[m].weight, `layer ${l} ${MATRIX_TARGET[m]}`);
   });
@@ -200,8 +205,6 @@ export async function quantReport(model: ModelWeights, formats: readonly QuantFo
   let linearParameters = 0;
   for (const L of model.layers) for (const m of MATRIX_NAMES) linearParameters += L[m].weight.length;
   const other = otherBytes(model);
-  const nonLinearParams = (other - model.norm.length * 4) / 2; // only for the parameter count below
-  void nonLinearParams;
   let parameters = linearParameters + c.vocabSize * c.hiddenSize * (c.tieWordEmbeddings ? 1 : 2) + model.norm.length;
   for (const L of model.layers) parameters += L.inputNorm.length + L.postAttentionNorm.length + (L.qNorm?.length ?? 0) + (L.kNorm?.length ?? 0);
   const adapterBytes = lora ? 4 * adapterParams(lora) : 0;
@@ -211,6 +214,7 @@ export async function quantReport(model: ModelWeights, formats: readonly QuantFo
   let done = 0;
   for (const format of formats) {
     const fmt = QUANT_FORMATS[format];
+    const fallbackOf = fallbacks(format);
     for (const mode of modes) {
       const key = mode === 'none' ? format : `${format}/${mode}`;
       const cells: QuantCell[][] = [];
@@ -225,8 +229,10 @@ export async function quantReport(model: ModelWeights, formats: readonly QuantFo
           const src = asF32(mode === 'on-quantized' ? model.layers[l][m].weight : ref.weight, `layer ${l} ${MATRIX_TARGET[m]}`);
           const rows = ref.outFeatures;
           const cols = ref.inFeatures;
-          const packed = fmt.quantize(src, rows, cols);
-          let deq = fmt.dequantize(packed, rows, cols);
+          const fb = fallbackOf(rows, cols);
+          const cf = fb ? QUANT_FORMATS.f16 : fmt;
+          const packed = cf.quantize(src, rows, cols);
+          const deq = cf.dequantize(packed, rows, cols);
           if (mode === 'on-quantized' && adapted(l, m)) {
             const base = model.layers[l][m].weight;
             for (let i = 0; i < deq.length; i++) deq[i] += ref.weight[i] - base[i];
@@ -241,15 +247,15 @@ export async function quantReport(model: ModelWeights, formats: readonly QuantFo
             snrDb: st.snrDb,
             maxAbsErr: st.maxAbsErr,
             errorHist: errorHistogram(ref.weight, deq, bins, st.maxAbsErr),
-            grid: fmt.levels(packed, rows, cols, argMaxAbs(src)),
+            grid: cf.levels(packed, rows, cols, argMaxAbs(src)),
+            fallback: fb ? 'f16' : null,
             cosine: null,
             kl: null,
             status: 'OK',
-            reasons: [],
+            reasons: fb ? [`stored as f16: ${fb}`] : [],
           });
           erow.push({ sig: st.signalEnergy, err: st.errorEnergy });
           linearBytes += packed.length;
-          deq = new Float32Array(0);
           opts.onProgress?.({ phase: 'weights', done: ++done, total: totalCells, format: key });
           await tick();
         }
@@ -368,9 +374,11 @@ async function calibrate(
     const fmt = QUANT_FORMATS[e.format];
     // Quantized weights of this entry, rebuilt here so only one fake-quantized model is in memory at a time.
     const src = e.mode === 'merged' ? reference : model;
+    const fallbackOf = fallbacks(e.format);
     const fake = withLinears(src, (l, m) => {
       const lin = src.layers[l][m];
-      return fmt.dequantize(fmt.quantize(lin.weight as Float32Array, lin.outFeatures, lin.inFeatures), lin.outFeatures, lin.inFeatures);
+      const cf = fallbackOf(lin.outFeatures, lin.inFeatures) ? QUANT_FORMATS.f16 : fmt;
+      return cf.dequantize(cf.quantize(lin.weight as Float32Array, lin.outFeatures, lin.inFeatures), lin.outFeatures, lin.inFeatures);
     });
     // Reference: the float model with the adapter applied (for 'merged' that is the merged weights themselves).
     const fFloat = new CalibForward(lora ? model : reference, lora, inputIds, B, T);

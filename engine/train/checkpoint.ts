@@ -106,12 +106,10 @@ export function loadCheckpoint(path: string, modelConfig: ModelConfig): Checkpoi
   try {
     file = JSON.parse(readFileSync(statePath, 'utf8')) as StateFile;
   } catch (e) {
-    throw new Error(`${statePath}: not valid JSON (${e instanceof Error ? e.message : String(e)})`);
+    throw new Error(`${statePath}: not valid JSON (${e instanceof Error ? e.message : String(e)})`, { cause: e });
   }
   if (file.format !== CHECKPOINT_FORMAT) throw new Error(`${statePath}: checkpoint format ${String(file.format)} is not ${CHECKPOINT_FORMAT}`);
   const lora = loadAdapter(path, modelConfig);
-  // dropout is training-only and not part of every adapter_config reader's view; take it from the run settings
-  lora.config = { ...lora.config, dropout: file.settings.lora.dropout };
   const tensors = loraTensors(lora);
   const m: Float32Array[] = [];
   const v: Float32Array[] = [];

@@ -74,6 +74,8 @@ export class Trainer {
     if (opts.train.length === 0) throw new Error('the training split has no examples');
     const resumed = opts.resume && opts.runDir ? loadLatestCheckpoint(opts.runDir, opts.model.config, s.lora, (path, why) => opts.onLog?.('warn', `skipping checkpoint ${path}: ${why}`)) : null;
     this.lora = resumed ? resumed.lora : newLora(opts.model.config, s.lora, new Rng(s.seed + INIT_STREAM), Float32Array);
+    // dropout is not part of the tensors' shape: a resumed run uses what it is asked for now
+    if (resumed) this.lora.config = { ...this.lora.config, dropout: s.lora.dropout };
     this.grads = zerosLike(this.lora);
     this.gradArrays = loraTensors(this.grads).map((t) => t.data);
     this.optimizer = new AdamW(
@@ -124,7 +126,7 @@ export class Trainer {
     };
   }
 
-  /** Writes a checkpoint of the current step (once per step) and prunes old ones. */
+  /** Writes a checkpoint of the current step (replacing one of the same step) and prunes old ones. */
   checkpoint(): string | null {
     const { runDir } = this.opts;
     if (!runDir) return null;
@@ -183,7 +185,8 @@ export class Trainer {
       tokens: normalizer,
       tokensPerSecond: ms > 0 ? (normalizer * 1000) / ms : 0,
       elapsedMs: prevElapsed + ms,
-      gradNorm,
+      // JSON has no NaN/inf: a skipped step reports 0 and says it was skipped
+      gradNorm: Number.isFinite(gradNorm) ? gradNorm : 0,
     };
     if (this.scaler.enabled) point.lossScale = lossScale;
     if (skipped) point.skipped = true;

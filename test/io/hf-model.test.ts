@@ -102,6 +102,15 @@ describe('loadModel reads what the Python safetensors library reads', () => {
     });
   });
 
+  test('transformers loads every written model with no missing, unexpected or mismatched tensor', () => {
+    const res = JSON.parse(runPython('hf_load_check.py', dirs)) as Record<string, { missing: string[]; unexpected: string[]; mismatched: string[]; architecture: string }>;
+    CASES.forEach((c, i) => {
+      const r = res[dirs[i]];
+      assert.deepEqual([r.missing, r.unexpected, r.mismatched], [[], [], []], c.name);
+      assert.equal(r.architecture, { llama: 'LlamaForCausalLM', mistral: 'MistralForCausalLM', qwen2: 'Qwen2ForCausalLM', qwen3: 'Qwen3ForCausalLM' }[c.family]);
+    });
+  });
+
   test('onTensor reports each tensor once', () => {
     const seen: string[] = [];
     const w = loadModel(dirs[0], {

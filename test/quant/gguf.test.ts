@@ -151,10 +151,19 @@ test('tied embeddings write no output.weight; llama3 rope scaling writes rope_fr
   });
 });
 
-test('export refuses families and shapes llama.cpp would not load, naming the problem', () => {
+test('export refuses families llama.cpp would not load; rows the blocks do not divide fall back to F16', () => {
   assert.throws(() => writeLlamaGguf('/nonexistent/x.gguf', randomModel(tinyConfig({ family: 'qwen2', qkvBias: true }), 1), { format: 'q8_0' }), /model family 'qwen2' is not supported/);
-  const odd = randomModel(tinyConfig({ hiddenSize: 48, numHeads: 3, numKvHeads: 3, headDim: 16 }), 1);
-  assert.throws(() => writeLlamaGguf('/nonexistent/x.gguf', odd, { format: 'q4_0' }), /row length \(48\) must be a multiple of the block size 32/);
+  withTmp((dir) => {
+    // intermediate 176 (the sample model's): down_proj rows are 176 long, not a multiple of 32.
+    const odd = randomModel(tinyConfig({ intermediateSize: 176 }), 1);
+    const path = join(dir, 'odd.gguf');
+    const res = writeLlamaGguf(path, odd, { format: 'q4_0' });
+    assert.deepEqual(res.fallbacks.map((f) => f.name), ['blk.0.ffn_down.weight', 'blk.1.ffn_down.weight']);
+    assert.match(res.fallbacks[0].reason, /row length \(176\) must be a multiple of the block size 32/);
+    const f = readGguf(path);
+    assert.equal(f.tensors.find((t) => t.name === 'blk.1.ffn_down.weight')?.typeName, 'F16');
+    assert.equal(f.tensors.find((t) => t.name === 'blk.1.ffn_up.weight')?.typeName, 'Q4_0');
+  });
 });
 
 test('our reader reads a file written by gguf.GGUFWriter', () => {

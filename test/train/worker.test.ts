@@ -151,7 +151,7 @@ test('failures become error events naming the problem; the worker stays usable',
     assert.match(e2.message, /webgpu backend not available yet/);
     assert.equal(e2.field, 'backend');
 
-    const ok = await runUntilEnd(engine, { type: 'train', runId: 'run-5', config: config({ steps: 1, batchSize: 1, maxSeqLen: 32 }), runDir: join(dir, 'run-ok'), resume: false });
+    const ok = await runUntilEnd(engine, { type: 'train', runId: 'run-5', config: config({ steps: 1, batchSize: 1, maxSeqLen: 128 }), runDir: join(dir, 'run-ok'), resume: false });
     assert.equal(ok[ok.length - 1].type, 'done');
   } finally {
     await engine.terminate();

@@ -3,7 +3,7 @@
 Reads a JSON spec (path in argv[1]) and prints one JSON object:
   adamw:     torch.optim.AdamW over the given gradients and per-step learning rates -> parameters after every step
   schedules: transformers.get_{constant,linear,cosine}_schedule_with_warmup -> lr of every optimizer step
-  clip:      torch.nn.utils.clip_grad_norm_ -> total norm and clipped gradients
+  clip:      list of cases for torch.nn.utils.clip_grad_norm_ -> total norm and clipped gradients of each
   scaler:    torch.amp.GradScaler('cpu') driving AdamW, gradients given unscaled (inf/nan allowed) -> scale, whether the
              optimizer stepped, and parameters after every step
 """
@@ -94,7 +94,7 @@ def main():
     if "schedules" in spec:
         out["schedules"] = schedules(spec["schedules"])
     if "clip" in spec:
-        out["clip"] = clip(spec["clip"])
+        out["clip"] = [clip(c) for c in spec["clip"]]
     if "scaler" in spec:
         out["scaler"] = scaler(spec["scaler"])
     json.dump(out, sys.stdout)

@@ -12,7 +12,7 @@ import type { GpuContext } from './device.ts';
 import { FLAT_INDEX, grid, WG as EW_WG } from './elementwise.ts';
 import type { Program } from './runner.ts';
 import type { GpuTensor } from './tensor.ts';
-import { kernelModule, WG_BUILTINS } from './wgsl.ts';
+import { kernelModule, loopBound, WG_BUILTINS } from './wgsl.ts';
 
 export interface AttentionDims {
   batch: number;
@@ -59,6 +59,9 @@ export function attentionForward(prog: Program, out: GpuTensor, lse: GpuTensor, 
   check(d, prog.runner.ctx);
   const D = d.headDim;
   const BK = tileRows(D);
+  const soft = prog.runner.ctx.software;
+  const LD = loopBound(D, soft);
+  const LK = loopBound(BK, soft);
   const spec = kernelModule({
     key: `attention.fwd:${q.dtype}${k.dtype}${v.dtype}${out.dtype}:D=${D}`,
     params: COMMON_PARAMS,
@@ -85,7 +88,7 @@ var<workgroup> Vs: array<f32, ${BK * D}>;
   let qo = (b * p.T + t) * qStride + h * ${D}u;
   var qv: array<f32, ${D}>;
   var acc: array<f32, ${D}>;
-  for (var c = 0u; c < ${D}u; c++) {
+  for (var c = 0u; c < ${LD}; c++) {
     acc[c] = 0.0;
     qv[c] = select(0.0, f32(q[qo + c]) * p.scale, valid);
   }
@@ -110,12 +113,12 @@ var<workgroup> Vs: array<f32, ${BK * D}>;
     if (valid) {
       var sc: array<f32, ${BK}>;
       var bmax = -3.0e38;
-      for (var jj = 0u; jj < ${BK}u; jj++) {
+      for (var jj = 0u; jj < ${LK}; jj++) {
         let j = j0 + jj;
         var s = -3.0e38;
         if (j <= t && j >= myLo) {
           var dot = 0.0;
-          for (var c = 0u; c < ${D}u; c++) { dot = fma(qv[c], Ks[jj * ${D}u + c], dot); }
+          for (var c = 0u; c < ${LD}; c++) { dot = fma(qv[c], Ks[jj * ${D}u + c], dot); }
           s = dot;
           bmax = max(bmax, s);
         }
@@ -125,12 +128,12 @@ var<workgroup> Vs: array<f32, ${BK * D}>;
         let mNew = max(m, bmax);
         let corr = exp(m - mNew);
         l = l * corr;
-        for (var c = 0u; c < ${D}u; c++) { acc[c] = acc[c] * corr; }
-        for (var jj = 0u; jj < ${BK}u; jj++) {
+        for (var c = 0u; c < ${LD}; c++) { acc[c] = acc[c] * corr; }
+        for (var jj = 0u; jj < ${LK}; jj++) {
           if (sc[jj] > -1.0e38) {
             let pj = exp(sc[jj] - mNew);
             l = l + pj;
-            for (var c = 0u; c < ${D}u; c++) { acc[c] = fma(pj, Vs[jj * ${D}u + c], acc[c]); }
+            for (var c = 0u; c < ${LD}; c++) { acc[c] = fma(pj, Vs[jj * ${D}u + c], acc[c]); }
           }
         }
         m = mNew;
@@ -140,7 +143,7 @@ var<workgroup> Vs: array<f32, ${BK * D}>;
   }
   if (valid) {
     let inv = 1.0 / l;
-    for (var c = 0u; c < ${D}u; c++) { o[qo + c] = ${out.dtype}(acc[c] * inv); }
+    for (var c = 0u; c < ${LD}; c++) { o[qo + c] = ${out.dtype}(acc[c] * inv); }
     lse[(b * p.nH + h) * p.T + t] = m + log(l);
   }
 }`,
@@ -151,6 +154,7 @@ var<workgroup> Vs: array<f32, ${BK * D}>;
 /** delta[b,h,t] = Σ_c dO·O over the head's D values. */
 export function attentionDelta(prog: Program, delta: GpuTensor, dOut: GpuTensor, out: GpuTensor, d: AttentionDims): void {
   const n = d.batch * d.T * d.nHeads;
+  const LD = loopBound(d.headDim, prog.runner.ctx.software);
   const spec = kernelModule({
     key: `attention.delta:${dOut.dtype}${out.dtype}:D=${d.headDim}`,
     params: [
@@ -171,7 +175,7 @@ export function attentionDelta(prog: Program, delta: GpuTensor, dOut: GpuTensor,
   let t = token % p.T;
   let base = i * ${d.headDim}u;
   var s = 0.0;
-  for (var c = 0u; c < ${d.headDim}u; c++) { s = fma(f32(dO[base + c]), f32(O[base + c]), s); }
+  for (var c = 0u; c < ${LD}; c++) { s = fma(f32(dO[base + c]), f32(O[base + c]), s); }
   delta[(b * p.nH + h) * p.T + t] = s;
 }`,
   });
@@ -199,6 +203,9 @@ export function attentionBackward(
   attentionDelta(prog, delta, dOut, out, d);
   const D = d.headDim;
   const BK = tileRows(D);
+  const soft = prog.runner.ctx.software;
+  const LD = loopBound(D, soft);
+  const LK = loopBound(BK, soft);
   const dqSpec = kernelModule({
     key: `attention.dq:${q.dtype}${k.dtype}${v.dtype}${dOut.dtype}${dq.dtype}:D=${D}`,
     params: COMMON_PARAMS,
@@ -228,7 +235,7 @@ var<workgroup> Vs: array<f32, ${BK * D}>;
   var qv: array<f32, ${D}>;
   var dov: array<f32, ${D}>;
   var acc: array<f32, ${D}>;
-  for (var c = 0u; c < ${D}u; c++) {
+  for (var c = 0u; c < ${LD}; c++) {
     acc[c] = 0.0;
     qv[c] = select(0.0, f32(q[qo + c]), valid);
     dov[c] = select(0.0, f32(dO[qo + c]), valid);
@@ -251,31 +258,32 @@ var<workgroup> Vs: array<f32, ${BK * D}>;
     }
     workgroupBarrier();
     if (valid) {
-      for (var jj = 0u; jj < ${BK}u; jj++) {
+      for (var jj = 0u; jj < ${LK}; jj++) {
         let j = j0 + jj;
         if (j <= t && j >= myLo) {
           var dot = 0.0;
           var dp = 0.0;
-          for (var c = 0u; c < ${D}u; c++) {
+          for (var c = 0u; c < ${LD}; c++) {
             dot = fma(qv[c], Ks[jj * ${D}u + c], dot);
             dp = fma(dov[c], Vs[jj * ${D}u + c], dp);
           }
           let pj = exp(dot * p.scale - L);
           let ds = pj * (dp - Dl) * p.scale;
-          for (var c = 0u; c < ${D}u; c++) { acc[c] = fma(ds, Ks[jj * ${D}u + c], acc[c]); }
+          for (var c = 0u; c < ${LD}; c++) { acc[c] = fma(ds, Ks[jj * ${D}u + c], acc[c]); }
         }
       }
     }
     workgroupBarrier();
   }
   if (valid) {
-    for (var c = 0u; c < ${D}u; c++) { dq[qo + c] = ${dq.dtype}(acc[c]); }
+    for (var c = 0u; c < ${LD}; c++) { dq[qo + c] = ${dq.dtype}(acc[c]); }
   }
 }`,
   });
   prog.dispatch(dqSpec, [q, k, v, dOut, lse, delta, dq], commonParams(d), [Math.ceil(d.T / ROWS), d.nHeads, d.batch]);
 
   const BQ = tileRows(D);
+  const LQ = loopBound(BQ, soft);
   const dkvSpec = kernelModule({
     key: `attention.dkv:${q.dtype}${k.dtype}${v.dtype}${dOut.dtype}${dk.dtype}${dv.dtype}:D=${D}`,
     params: COMMON_PARAMS,
@@ -308,7 +316,7 @@ var<workgroup> Ds: array<f32, ${BQ}>;
   var vv: array<f32, ${D}>;
   var dkA: array<f32, ${D}>;
   var dvA: array<f32, ${D}>;
-  for (var c = 0u; c < ${D}u; c++) {
+  for (var c = 0u; c < ${LD}; c++) {
     kv[c] = select(0.0, f32(k[ko + c]), valid);
     vv[c] = select(0.0, f32(v[ko + c]), valid);
     dkA[c] = 0.0;
@@ -339,18 +347,18 @@ var<workgroup> Ds: array<f32, ${BQ}>;
       }
       workgroupBarrier();
       if (valid) {
-        for (var ii = 0u; ii < ${BQ}u; ii++) {
+        for (var ii = 0u; ii < ${LQ}; ii++) {
           let i = i0 + ii;
           if (i < p.T && j <= i && j >= first_key(i)) {
             var dot = 0.0;
             var dp = 0.0;
-            for (var c = 0u; c < ${D}u; c++) {
+            for (var c = 0u; c < ${LD}; c++) {
               dot = fma(Qs[ii * ${D}u + c], kv[c], dot);
               dp = fma(Gs[ii * ${D}u + c], vv[c], dp);
             }
             let pj = exp(dot * p.scale - Ls[ii]);
             let ds = pj * (dp - Ds[ii]) * p.scale;
-            for (var c = 0u; c < ${D}u; c++) {
+            for (var c = 0u; c < ${LD}; c++) {
               dvA[c] = fma(pj, Gs[ii * ${D}u + c], dvA[c]);
               dkA[c] = fma(ds, Qs[ii * ${D}u + c], dkA[c]);
             }
@@ -361,7 +369,7 @@ var<workgroup> Ds: array<f32, ${BQ}>;
     }
   }
   if (valid) {
-    for (var c = 0u; c < ${D}u; c++) {
+    for (var c = 0u; c < ${LD}; c++) {
       dk[ko + c] = ${dk.dtype}(dkA[c]);
       dv[ko + c] = ${dv.dtype}(dvA[c]);
     }

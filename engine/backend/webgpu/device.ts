@@ -219,6 +219,8 @@ export class GpuContext {
     readonly subgroupMinSize: number,
     readonly subgroupMaxSize: number,
     budgetBytes: number,
+    /** A CPU rasteriser (llvmpipe/lavapipe, SwiftShader, WARP): kernels favour compile time over unrolling. */
+    readonly software: boolean,
   ) {
     this.allocator = new GpuAllocator(this, budgetBytes);
     void device.lost.then((info) => {
@@ -305,5 +307,7 @@ export async function acquireGpu(opts: AcquireOptions = {}): Promise<GpuContext>
   const info = adapter.info;
   const envBudget = Number(process.env.LORA_STUDIO_GPU_MEMORY_GIB);
   const budget = opts.memoryBudgetBytes ?? (Number.isFinite(envBudget) && envBudget > 0 ? envBudget * GIB : Number.POSITIVE_INFINITY);
-  return new GpuContext(device, adapterName(info), { f16, subgroups, subgroupMatrix }, limits, info.subgroupMinSize ?? 0, info.subgroupMaxSize ?? 0, budget);
+  const name = adapterName(info);
+  const software = info.isFallbackAdapter === true || /llvmpipe|lavapipe|swiftshader|\bwarp\b|software/i.test(name);
+  return new GpuContext(device, name, { f16, subgroups, subgroupMatrix }, limits, info.subgroupMinSize ?? 0, info.subgroupMaxSize ?? 0, budget, software);
 }

@@ -14,7 +14,7 @@
 import type { GpuContext } from './device.ts';
 import type { Program } from './runner.ts';
 import type { GpuDtype, GpuTensor } from './tensor.ts';
-import { DROPOUT_FN, dropoutThreshold, kernelModule, type KernelSpec } from './wgsl.ts';
+import { DROPOUT_FN, dropoutThreshold, kernelModule, loopBound, type KernelSpec } from './wgsl.ts';
 
 export type LayoutA = 'mk' | 'km';
 export type LayoutB = 'nk' | 'kn';
@@ -67,7 +67,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) l: 
   var acc: array<f32, 16>;
   for (var i = 0u; i < 16u; i++) { acc[i] = 0.0; }
   for (var k0 = 0u; k0 < p.K; k0 = k0 + ${BK}u) {
-    for (var r = 0u; r < 4u; r++) {
+    for (var r = 0u; r < ${loopBound(4, ctx.software)}; r++) {
       let e = lid + r * 256u;
       {
         ${loadA}
@@ -85,7 +85,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) l: 
       }
     }
     workgroupBarrier();
-    for (var kk = 0u; kk < ${BK}u; kk++) {
+    for (var kk = 0u; kk < ${loopBound(BK, ctx.software)}; kk++) {
       var av: array<f32, 4>;
       var bv: array<f32, 4>;
       for (var i = 0u; i < 4u; i++) { av[i] = As[kk * ${BM}u + l.y + i * 16u]; }

@@ -110,7 +110,7 @@ export class Program {
     const maxGroups = this.runner.ctx.limits.maxComputeWorkgroupsPerDimension;
     if (grid.some((g) => g > maxGroups)) throw new Error(`kernel '${spec.key}': grid ${grid.join('×')} exceeds ${maxGroups} workgroups per dimension`);
     const values = spec.params.map(([name]) => {
-      if (name === '_pad') return 0;
+      if (name.startsWith('_')) return 0;
       const v = params[name];
       if (v === undefined || !Number.isFinite(v)) throw new Error(`kernel '${spec.key}': param '${name}' is ${String(v)}`);
       return v;

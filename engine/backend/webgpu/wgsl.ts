@@ -37,14 +37,24 @@ export interface ModuleOptions {
 export function kernelModule(o: ModuleOptions): KernelSpec {
   const f16 = o.f16 === true || o.bindings.some((b) => b.type === 'f16');
   const enables = [f16 ? 'enable f16;' : '', o.subgroups ? 'enable subgroups;' : ''].filter(Boolean).join('\n');
-  // An empty struct is invalid WGSL; a pad field keeps every kernel's binding 0 the same shape.
-  const fields = o.params.length > 0 ? o.params : ([['_pad', 'u32']] as [string, ParamType][]);
+  // `_zero` (always 0) lets loopBound() hide a constant trip count from the compiler; it also keeps the struct
+  // non-empty, which WGSL requires.
+  const fields: [string, ParamType][] = [...o.params, ['_zero', 'u32']];
   const struct = `struct Params {\n${fields.map(([n, t]) => `  ${n}: ${t},`).join('\n')}\n}`;
   const decls = o.bindings
     .map((b, i) => `@group(0) @binding(${i + 1}) var<storage, ${b.access}> ${b.name}: array<${b.type}>;`)
     .join('\n');
   const code = `${enables}\n${struct}\n@group(0) @binding(0) var<uniform> p: Params;\n${decls}\n${o.body}\n`;
   return { key: o.key, code, params: fields, bindings: o.bindings };
+}
+
+/**
+ * The bound of a loop with a constant trip count. On software adapters (llvmpipe, SwiftShader) LLVM fully unrolls
+ * such loops and a single matmul kernel then takes 10–20 s to compile; adding the runtime zero keeps the loop rolled
+ * there. Hardware drivers get the literal and unroll as they see fit.
+ */
+export function loopBound(n: number, software: boolean): string {
+  return software ? `(${n}u + p._zero)` : `${n}u`;
 }
 
 /**

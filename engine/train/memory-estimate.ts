@@ -1,0 +1,228 @@
+/**
+ * How much memory a training run needs, before it starts: frozen weights, LoRA parameters, their gradients, AdamW
+ * moments, and the activations of one micro-batch with and without gradient checkpointing, including the chunk of
+ * logits the cross-entropy works on. The numbers follow the engine's own buffers (engine/model/llama.ts allocActs /
+ * allocScratch, cross-entropy.ts, backend/cpu/matmul.ts scratch), so they are an account, not a rule of thumb; the
+ * test in test/runs/memory-estimate.test.ts holds them against the measured peak RSS of a real step.
+ *
+ * Peak of a step = persistent (weights, LoRA, gradients, optimizer, data) + the activations kept through the step
+ * + the larger of (cross-entropy chunk) and (backward scratch + the largest temporary of one op), since the chunk
+ * is dropped before the backward pass starts.
+ *
+ * Backend 'cpu' keeps everything in fp32 with f64 scratch (what the cpu engine does today). Backend 'webgpu'
+ * follows the mixed-precision design (DESIGN.md §4): f16 frozen weights and activations with fp16 precision, fp32
+ * LoRA master weights, gradients and optimizer state.
+ */
+import type { ModelConfig } from '../model/types.ts';
+import type { LoraTarget } from '../../common/protocol.ts';
+
+const F64 = 8;
+const F32 = 4;
+const I32 = 4;
+/** Columns per pass in matmulAB (backend/cpu/matmul.ts AB_BLOCK). */
+const AB_BLOCK = 256;
+
+/** What of a RunConfig the estimate needs (a RunConfig fits). */
+export interface MemoryEstimateRun {
+  lora: { r: number; targets: readonly LoraTarget[]; dropout: number };
+  train: { batchSize: number; maxSeqLen: number; gradientCheckpointing?: boolean; precision?: 'fp32' | 'fp16' };
+}
+
+export interface MemoryEstimateOptions {
+  backend?: 'cpu' | 'webgpu';
+  /** Tokens per sequence of a micro-batch; default maxSeqLen (batches are padded to their longest example). */
+  seqLen?: number;
+  /** Tokens in the tokenized training set, when known (kept in memory as JS arrays of ids and labels). */
+  datasetTokens?: number;
+}
+
+export interface MemoryEstimate {
+  backend: 'cpu' | 'webgpu';
+  /** Tokens in one micro-batch (batch × sequence length). */
+  tokensPerMicroBatch: number;
+  parameters: { base: number; trainable: number };
+  /** Bytes, each part of the total. */
+  weights: number;
+  lora: number;
+  gradients: number;
+  optimizer: number;
+  data: number;
+  /** Activations and scratch of one micro-batch at the peak, with the run's checkpointing setting. */
+  activations: number;
+  activationsWithoutCheckpointing: number;
+  activationsWithCheckpointing: number;
+  /** The cross-entropy's chunk of logits (and its hidden rows), included in activations. */
+  logitsChunk: number;
+  /** Peak bytes of a step with the run's setting; the other two for comparison in the Train form. */
+  total: number;
+  totalWithoutCheckpointing: number;
+  totalWithCheckpointing: number;
+}
+
+/** Rows of logits per cross-entropy chunk (cross-entropy.ts defaultChunkRows). */
+function chunkRows(vocab: number): number {
+  return Math.max(1, Math.floor((1 << 21) / Math.max(1, vocab)));
+}
+
+function targetDims(c: ModelConfig, t: LoraTarget): { out: number; in: number } {
+  const qDim = c.numHeads * c.headDim;
+  const kvDim = c.numKvHeads * c.headDim;
+  switch (t) {
+    case 'q_proj':
+      return { out: qDim, in: c.hiddenSize };
+    case 'k_proj':
+    case 'v_proj':
+      return { out: kvDim, in: c.hiddenSize };
+    case 'o_proj':
+      return { out: c.hiddenSize, in: qDim };
+    case 'gate_proj':
+    case 'up_proj':
+      return { out: c.intermediateSize, in: c.hiddenSize };
+    case 'down_proj':
+      return { out: c.hiddenSize, in: c.intermediateSize };
+  }
+}
+
+/** Frozen parameters of the base model, a tied lm_head counted once. */
+export function baseParameterCount(c: ModelConfig): number {
+  const H = c.hiddenSize;
+  const qDim = c.numHeads * c.headDim;
+  const kvDim = c.numKvHeads * c.headDim;
+  const I = c.intermediateSize;
+  let perLayer = 2 * H + H * qDim + 2 * H * kvDim + qDim * H + 3 * H * I;
+  if (c.qkvBias) perLayer += qDim + 2 * kvDim;
+  if (c.oBias) perLayer += H;
+  if (c.mlpBias) perLayer += 2 * I + H;
+  if (c.qkNorm) perLayer += 2 * c.headDim;
+  const embed = c.vocabSize * H;
+  return embed + (c.tieWordEmbeddings ? 0 : embed) + H + c.numLayers * perLayer;
+}
+
+/** LoRA parameters: r × (in + out) per adapted Linear per layer. */
+export function loraParameterCountFor(c: ModelConfig, lora: { r: number; targets: readonly LoraTarget[] }): number {
+  let perLayer = 0;
+  for (const t of lora.targets) {
+    const d = targetDims(c, t);
+    perLayer += lora.r * (d.in + d.out);
+  }
+  return perLayer * c.numLayers;
+}
+
+/** f64 scratch of matmulAB(out[M,K], a[M,N], b[N,K]). */
+function matmulABScratch(M: number, N: number, K: number): number {
+  if (N <= AB_BLOCK) return N * K * F64;
+  return (M * K + M * AB_BLOCK + K * AB_BLOCK) * F64;
+}
+
+/** f64 scratch of matmulAtB(out[N,K], a[M,N], b[M,K]). */
+function matmulAtBScratch(M: number, N: number, K: number): number {
+  return (M * N + M * K) * F64;
+}
+
+/** The largest temporary one Linear's backward holds at once (linear.ts backward + the matmuls it calls). */
+function linearBackwardScratch(M: number, d: { out: number; in: number }, r: number | null, dropout: boolean): number {
+  const frozen = matmulABScratch(M, d.out, d.in);
+  if (r === null) return frozen;
+  const g = M * r * F64;
+  return Math.max(
+    frozen,
+    matmulAtBScratch(M, d.out, r),
+    g + matmulABScratch(M, d.out, r),
+    g + matmulAtBScratch(M, r, d.in),
+    g + (dropout ? M * d.in * F64 : matmulABScratch(M, r, d.in)),
+  );
+}
+
+export function estimateTrainingMemory(model: ModelConfig, run: MemoryEstimateRun, options: MemoryEstimateOptions = {}): MemoryEstimate {
+  const backend = options.backend ?? 'cpu';
+  const T = options.seqLen ?? run.train.maxSeqLen;
+  const B = run.train.batchSize;
+  for (const [name, v] of [
+    ['train.batchSize', B],
+    ['sequence length', T],
+    ['lora.r', run.lora.r],
+  ] as const) {
+    if (!(Number.isInteger(v) && v >= 1)) throw new Error(`memory estimate: ${name} must be a whole number ≥ 1, got ${v}`);
+  }
+  const M = B * T;
+  const H = model.hiddenSize;
+  const I = model.intermediateSize;
+  const V = model.vocabSize;
+  const L = model.numLayers;
+  const nH = model.numHeads;
+  const nKv = model.numKvHeads;
+  const qDim = nH * model.headDim;
+  const kvDim = nKv * model.headDim;
+  const r = run.lora.r;
+  const dropout = run.lora.dropout > 0;
+  const fp16 = backend === 'webgpu' && run.train.precision === 'fp16';
+  // Bytes of a frozen weight and of an activation element.
+  const wB = backend === 'webgpu' ? 2 : F32;
+  const aB = fp16 ? 2 : F32;
+
+  const base = baseParameterCount(model);
+  const trainable = loraParameterCountFor(model, run.lora);
+  const weights = base * wB + 2 * T * (model.headDim / 2) * F32; // + RoPE cos/sin tables
+  const lora = trainable * F32;
+  const gradients = trainable * F32;
+  const optimizer = 2 * trainable * F32;
+  // Tokenized examples are JS arrays of ids and labels (8 bytes per element in V8 without pointer compression).
+  const data = (options.datasetTokens ?? 0) * 2 * 8;
+
+  // One layer's saved activations (allocActs with saveLse).
+  let layer = (M + M * H + M * qDim + 2 * M * kvDim + M * qDim + M * H + M + M * H + 3 * M * I + M * H) * aB + B * nH * T * F64;
+  if (model.qkNorm) layer += (M * qDim + M * kvDim + M * nH + M * nKv) * aB;
+  for (const t of run.lora.targets) {
+    const d = targetDims(model, t);
+    layer += M * r * aB;
+    if (dropout) layer += M * d.in * aB + M * d.in; // xd + the keep mask (bytes)
+  }
+  // Kept through the whole step: the residual stream at every layer boundary, the batch, targets, final norm.
+  const always = (L + 1) * M * H * aB + 3 * M * I32 + (M + M * H) * aB;
+  // Backward: dhn, dres, then the per-layer scratch (allocScratch).
+  let scratch = 2 * M * H * aB + (3 * M * I + M * H + 3 * M * qDim + 3 * M * kvDim) * aB;
+  if (model.qkNorm) scratch += (M * qDim + M * kvDim) * aB;
+  let opScratch = 0;
+  for (const t of ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] as const) {
+    const adapted = run.lora.targets.includes(t);
+    opScratch = Math.max(opScratch, linearBackwardScratch(M, targetDims(model, t), adapted ? r : null, dropout && adapted));
+  }
+  const rows = Math.min(chunkRows(V), M);
+  // h and dh rows plus the logits, all f64; dhn is already allocated when the chunk is.
+  const logitsChunk = (rows * H * 2 + rows * V) * F64 + M * F64; // + the list of rows with a target
+  const peakOf = (layersKept: number, recompute: boolean): number => always + layersKept * layer + Math.max(logitsChunk + M * H * aB, scratch + (recompute ? M * H * aB : 0) + opScratch);
+  const activationsWithoutCheckpointing = peakOf(L, false);
+  const activationsWithCheckpointing = peakOf(1, true);
+  const checkpointing = run.train.gradientCheckpointing === true;
+  const activations = checkpointing ? activationsWithCheckpointing : activationsWithoutCheckpointing;
+  const persistent = weights + lora + gradients + optimizer + data;
+  return {
+    backend,
+    tokensPerMicroBatch: M,
+    parameters: { base, trainable },
+    weights,
+    lora,
+    gradients,
+    optimizer,
+    data,
+    activations,
+    activationsWithoutCheckpointing,
+    activationsWithCheckpointing,
+    logitsChunk,
+    total: persistent + activations,
+    totalWithoutCheckpointing: persistent + activationsWithoutCheckpointing,
+    totalWithCheckpointing: persistent + activationsWithCheckpointing,
+  };
+}
+
+/** "1.4 GiB" style. */
+export function formatBytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let v = n;
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return `${u === 0 ? v.toFixed(0) : v.toFixed(v >= 100 ? 0 : v >= 10 ? 1 : 2)} ${units[u]}`;
+}
