@@ -3,8 +3,9 @@
  * names the request field, the file and, for datasets, the line.
  */
 import { existsSync, statSync } from 'node:fs';
-import type { DatasetFormat, DatasetSummary, ModelSummary } from '../../common/protocol.ts';
+import type { DatasetFormat, DatasetSummary, ModelSummary, RunConfig } from '../../common/protocol.ts';
 import { inspectDataset } from '../../engine/data/inspect.ts';
+import { prepareDataset } from '../../engine/data/prepare.ts';
 import { inspectModel } from '../../engine/io/hf-model.ts';
 import { loadTokenizer } from '../../engine/io/tokenizer.ts';
 import { asStudioError, StudioError } from './errors.ts';
@@ -32,10 +33,15 @@ export interface DatasetCheck {
   modelField?: string;
 }
 
-export async function checkDataset(check: DatasetCheck): Promise<DatasetSummary> {
-  const { path, field } = check;
+/** The dataset must be an existing file; the message says what was chosen instead. */
+export function checkDatasetFile(path: string, field: string): void {
   if (!existsSync(path)) throw new StudioError({ message: `dataset file ${path} does not exist`, field, file: path });
   if (statSync(path).isDirectory()) throw new StudioError({ message: `${path} is a folder; choose a dataset file (.jsonl, .json, .csv, .parquet or .txt)`, field, file: path });
+}
+
+export async function checkDataset(check: DatasetCheck): Promise<DatasetSummary> {
+  const { path, field } = check;
+  checkDatasetFile(path, field);
   let tokenizer: Awaited<ReturnType<typeof loadTokenizer>> = null;
   if (check.modelPath) {
     try {
@@ -69,4 +75,38 @@ export async function checkDataset(check: DatasetCheck): Promise<DatasetSummary>
     if (summary.records === 0) throw new StudioError({ message: `${path} holds no training examples`, field, file: path });
   }
   return summary;
+}
+
+/** DatasetError fields that are settings of the run, not of the file. */
+const RUN_FIELDS: Record<string, string> = { maxSeqLen: 'train.maxSeqLen', validationPercent: 'train.validationPercent' };
+
+/**
+ * Prepares the run's data exactly as the engine will (render, tokenize, mask, truncate, split), so every reason the
+ * run could not start — a broken line, no token left to train on within maxSeqLen — is reported before it exists.
+ */
+export async function checkTrainingData(config: RunConfig): Promise<void> {
+  checkDatasetFile(config.datasetPath, 'datasetPath');
+  let tokenizer: Awaited<ReturnType<typeof loadTokenizer>>;
+  try {
+    tokenizer = await loadTokenizer(config.modelPath);
+  } catch (e) {
+    throw asStudioError(e, 'modelPath');
+  }
+  try {
+    await prepareDataset({
+      path: config.datasetPath,
+      format: config.datasetFormat,
+      tokenizer,
+      maxSeqLen: config.train.maxSeqLen,
+      validationPercent: config.train.validationPercent,
+      seed: config.train.seed,
+      badRecords: 'fail',
+      trainOn: 'auto',
+    });
+  } catch (e) {
+    const own = (e as { field?: unknown }).field;
+    const err = asStudioError(e, typeof own === 'string' && RUN_FIELDS[own] ? RUN_FIELDS[own] : 'datasetPath');
+    if (!err.info.file) err.info.file = config.datasetPath;
+    throw err;
+  }
 }

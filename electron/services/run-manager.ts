@@ -22,7 +22,7 @@ import {
 import type { AdapterStore } from './adapter-store.ts';
 import { StudioError } from './errors.ts';
 import { newId } from './ids.ts';
-import { checkDataset, checkModel } from './preflight.ts';
+import { checkModel, checkTrainingData } from './preflight.ts';
 import type { RunStore } from './run-store.ts';
 
 /** What the run manager needs from an engine worker (engine/engine-host.ts provides it). */
@@ -78,7 +78,7 @@ export class RunManager {
     if (!checked.ok) throw StudioError.fields(checked.errors);
     const config = checked.config;
     const model = await checkModel(config.modelPath, 'modelPath');
-    await checkDataset({ path: config.datasetPath, format: config.datasetFormat, modelPath: config.modelPath, maxSeqLen: config.train.maxSeqLen, field: 'datasetPath', requireClean: true });
+    await checkTrainingData(config);
 
     const now = new Date().toISOString();
     const run: RunSummary = {
