@@ -11,6 +11,8 @@ export interface StudioBridge {
   onEvent(listener: (message: StudioEventMessage) => void): () => void;
   /** Call from a `dragstart` handler: the OS drag carries the adapter folder (adapter_config.json + weights). */
   startDrag(adapterId: string): void;
+  /** The disk path of a File dropped on the window or picked in an <input type="file"> ('' when it has none). */
+  pathForFile(file: File): string;
 }
 
 /** IPC channel names shared by electron/main.ts and electron/preload.cts. */

@@ -47,6 +47,22 @@ export const TrainSettingsSchema = z.object({
 });
 export type TrainSettings = z.infer<typeof TrainSettingsSchema>;
 
+export const TRAIN_ON = ['auto', 'completions', 'all'] as const;
+/** What the loss is computed on: 'completions' = completions / assistant turns only; 'auto' = completions for chat and instruction data, everything for raw text. */
+export type TrainOn = (typeof TRAIN_ON)[number];
+
+/** How the dataset file becomes training examples. Absent in older configs: every field has its default. */
+export const DataSettingsSchema = z.object({
+  trainOn: z.enum(TRAIN_ON).default('auto'),
+  /** 'fail': a broken record stops the run before it starts (file and line named); 'skip': broken records are left out and counted. */
+  badRecords: z.enum(['fail', 'skip']).default('fail'),
+  /** Several short examples per row of maxSeqLen tokens. */
+  packing: z.boolean().default(false),
+  /** A second file used whole as the validation split (instead of train.validationPercent). */
+  validationPath: z.string().min(1, 'choose a validation file or leave it empty').optional(),
+});
+export type DataSettings = z.infer<typeof DataSettingsSchema>;
+
 export const RunConfigSchema = z.object({
   name: z.string().max(200).optional(),
   modelPath: z.string({ message: 'choose a model folder' }).min(1, 'choose a model folder'),
@@ -55,6 +71,7 @@ export const RunConfigSchema = z.object({
   backend: z.enum(['auto', 'cpu', 'webgpu']).default('cpu'),
   lora: LoraSettingsSchema,
   train: TrainSettingsSchema,
+  data: DataSettingsSchema.optional(),
 });
 export type RunConfig = z.infer<typeof RunConfigSchema>;
 export type RunConfigInput = z.input<typeof RunConfigSchema>;
@@ -217,7 +234,7 @@ export interface StudioRequests {
   'models.sample': { params: Record<string, never>; result: ModelSummary };
   'models.inspect': { params: { path: string }; result: ModelSummary };
   'datasets.sample': { params: Record<string, never>; result: DatasetSummary };
-  'datasets.inspect': { params: { path: string; modelPath?: string; format?: DatasetFormat; maxSeqLen?: number }; result: DatasetSummary };
+  'datasets.inspect': { params: { path: string; modelPath?: string; format?: DatasetFormat; maxSeqLen?: number; trainOn?: TrainOn }; result: DatasetSummary };
   /** Browser only: the file's content travels in the request and is stored under the studio home. */
   'datasets.upload': { params: { fileName: string; content: string }; result: DatasetSummary };
   'runs.start': { params: { config: RunConfigInput }; result: RunSummary };

@@ -10,7 +10,7 @@ import type { StudioBridge } from '../common/bridge.ts';
 import type { StudioEventMessage } from '../common/protocol.ts';
 import electron = require('electron');
 
-const { contextBridge, ipcRenderer } = electron;
+const { contextBridge, ipcRenderer, webUtils } = electron;
 
 const bridge: StudioBridge = {
   request: (method, params) => ipcRenderer.invoke(`studio:${method}`, params),
@@ -24,6 +24,8 @@ const bridge: StudioBridge = {
   startDrag(adapterId) {
     ipcRenderer.send('studio:startDrag', adapterId);
   },
+  // File.path is gone from Electron 32 on; webUtils is the supported way to the dropped file on disk.
+  pathForFile: (file) => webUtils.getPathForFile(file),
 };
 
 contextBridge.exposeInMainWorld('studio', bridge);

@@ -25,7 +25,7 @@ function run(title, cmd, cmdArgs, opts = {}) {
 
 function findTests(dir) {
   const out = [];
-  let entries = [];
+  let entries;
   try {
     entries = readdirSync(dir);
   } catch {

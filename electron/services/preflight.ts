@@ -3,7 +3,7 @@
  * names the request field, the file and, for datasets, the line.
  */
 import { existsSync, statSync } from 'node:fs';
-import type { DatasetFormat, DatasetSummary, ModelSummary, RunConfig } from '../../common/protocol.ts';
+import type { DatasetFormat, DatasetSummary, ModelSummary, RunConfig, TrainOn } from '../../common/protocol.ts';
 import { inspectDataset } from '../../engine/data/inspect.ts';
 import { prepareDataset } from '../../engine/data/prepare.ts';
 import { inspectModel } from '../../engine/io/hf-model.ts';
@@ -26,10 +26,10 @@ export interface DatasetCheck {
   /** When given, examples are tokenized with this model's tokenizer (token counts, truncation). */
   modelPath?: string;
   maxSeqLen?: number;
+  /** Which spans the preview marks as trained (default 'auto'). */
+  trainOn?: TrainOn;
   /** Request field the dataset came from, e.g. `datasetPath` or `path`. */
   field: string;
-  /** Training refuses a dataset with broken lines; inspecting only lists them. */
-  requireClean?: boolean;
   modelField?: string;
 }
 
@@ -57,28 +57,20 @@ export async function checkDataset(check: DatasetCheck): Promise<DatasetSummary>
       format: check.format ?? 'auto',
       tokenizer,
       ...(check.maxSeqLen !== undefined ? { maxSeqLen: check.maxSeqLen } : {}),
-      // Training stops at the first broken record (its line in the message); inspecting lists them all.
-      badRecords: check.requireClean ? 'fail' : 'skip',
+      ...(check.trainOn !== undefined ? { trainOn: check.trainOn } : {}),
+      // Inspecting lists broken records; starting a run (checkTrainingData) refuses the first one.
+      badRecords: 'skip',
     });
   } catch (e) {
     const err = asStudioError(e, field);
     if (!err.info.file) err.info.file = path;
     throw err;
   }
-  if (check.requireClean) {
-    const bad = summary.badRecords[0];
-    if (bad) {
-      const count = summary.badRecordCount ?? summary.badRecords.length;
-      const more = count > 1 ? ` (and ${count - 1} more broken record${count > 2 ? 's' : ''})` : '';
-      throw new StudioError({ message: `${path} line ${bad.line}: ${bad.message}${more}`, field, file: path, line: bad.line });
-    }
-    if (summary.records === 0) throw new StudioError({ message: `${path} holds no training examples`, field, file: path });
-  }
   return summary;
 }
 
 /** DatasetError fields that are settings of the run, not of the file. */
-const RUN_FIELDS: Record<string, string> = { maxSeqLen: 'train.maxSeqLen', validationPercent: 'train.validationPercent' };
+const RUN_FIELDS: Record<string, string> = { maxSeqLen: 'train.maxSeqLen', validationPercent: 'train.validationPercent', validationPath: 'data.validationPath' };
 
 /**
  * Prepares the run's data exactly as the engine will (render, tokenize, mask, truncate, split), so every reason the
@@ -86,6 +78,8 @@ const RUN_FIELDS: Record<string, string> = { maxSeqLen: 'train.maxSeqLen', valid
  */
 export async function checkTrainingData(config: RunConfig): Promise<void> {
   checkDatasetFile(config.datasetPath, 'datasetPath');
+  const data = config.data;
+  if (data?.validationPath) checkDatasetFile(data.validationPath, 'data.validationPath');
   let tokenizer: Awaited<ReturnType<typeof loadTokenizer>>;
   try {
     tokenizer = await loadTokenizer(config.modelPath);
@@ -100,12 +94,16 @@ export async function checkTrainingData(config: RunConfig): Promise<void> {
       maxSeqLen: config.train.maxSeqLen,
       validationPercent: config.train.validationPercent,
       seed: config.train.seed,
-      badRecords: 'fail',
-      trainOn: 'auto',
+      badRecords: data?.badRecords ?? 'fail',
+      trainOn: data?.trainOn ?? 'auto',
+      packing: data?.packing ?? false,
+      ...(data?.validationPath ? { validationPath: data.validationPath } : {}),
     });
   } catch (e) {
-    const own = (e as { field?: unknown }).field;
-    const err = asStudioError(e, typeof own === 'string' && RUN_FIELDS[own] ? RUN_FIELDS[own] : 'datasetPath');
+    const own = (e as { field?: unknown; file?: unknown }).field;
+    const inValidationFile = data?.validationPath !== undefined && (e as { file?: unknown }).file === data.validationPath;
+    const field = typeof own === 'string' && RUN_FIELDS[own] ? RUN_FIELDS[own] : inValidationFile ? 'data.validationPath' : 'datasetPath';
+    const err = asStudioError(e, field);
     if (!err.info.file) err.info.file = config.datasetPath;
     throw err;
   }

@@ -10,6 +10,7 @@ import { z } from 'zod';
 import {
   DATASET_FORMATS,
   STUDIO_METHODS,
+  TRAIN_ON,
   type StudioEventMessage,
   type StudioEventName,
   type StudioEvents,
@@ -70,6 +71,7 @@ const schemas = {
     modelPath: z.string().min(1).optional(),
     format: z.enum(DATASET_FORMATS).optional(),
     maxSeqLen: z.number().int().min(8, 'max sequence length must be at least 8').optional(),
+    trainOn: z.enum(TRAIN_ON).optional(),
   }),
   'datasets.upload': z.object({
     fileName: z.string({ message: 'fileName is required' }).min(1, 'fileName is required').max(255, 'file name is too long'),
@@ -145,7 +147,7 @@ export function createStudioServices(options: StudioServicesOptions): StudioServ
     },
     'datasets.inspect': async (raw) => {
       const p = parseParams('datasets.inspect', raw);
-      return checkDataset({ path: p.path, format: p.format, modelPath: p.modelPath, maxSeqLen: p.maxSeqLen, field: 'path' });
+      return checkDataset({ path: p.path, format: p.format, modelPath: p.modelPath, maxSeqLen: p.maxSeqLen, trainOn: p.trainOn, field: 'path' });
     },
     'datasets.upload': async (raw) => {
       const p = parseParams('datasets.upload', raw);

@@ -119,19 +119,27 @@ function matmulAtBScratch(M: number, N: number, K: number): number {
   return (M * N + M * K) * F64;
 }
 
-/** The largest temporary one Linear's backward holds at once (linear.ts backward + the matmuls it calls). */
-function linearBackwardScratch(M: number, d: { out: number; in: number }, r: number | null, dropout: boolean): number {
+/**
+ * Temporaries of one Linear's backward (linear.ts backward + the matmuls it calls): the most it holds at once, and
+ * everything it allocates (garbage once it returns).
+ */
+function linearBackwardScratch(M: number, d: { out: number; in: number }, r: number | null, dropout: boolean): { peak: number; allocated: number } {
   const frozen = matmulABScratch(M, d.out, d.in);
-  if (r === null) return frozen;
+  if (r === null) return { peak: frozen, allocated: frozen };
   const g = M * r * F64;
-  return Math.max(
-    frozen,
-    matmulAtBScratch(M, d.out, r),
-    g + matmulABScratch(M, d.out, r),
-    g + matmulAtBScratch(M, r, d.in),
-    g + (dropout ? M * d.in * F64 : matmulABScratch(M, r, d.in)),
-  );
+  const parts = [matmulAtBScratch(M, d.out, r), matmulABScratch(M, d.out, r), matmulAtBScratch(M, r, d.in), dropout ? M * d.in * F64 : matmulABScratch(M, r, d.in)];
+  return {
+    peak: Math.max(frozen, parts[0], g + parts[1], g + parts[2], g + parts[3]),
+    allocated: frozen + g + parts.reduce((a, b) => a + b, 0),
+  };
 }
+
+/**
+ * Node frees a dead ArrayBuffer only when V8 collects it. V8 runs a young-generation collection once the young
+ * ArrayBuffers' backing stores reach 2 × the max semi-space (16 MiB by default on 64-bit), so up to 32 MiB of the
+ * step's freed scratch can still be resident at the peak (heap.cc AllocateExternalBackingStore).
+ */
+const V8_YOUNG_BACKING_STORE_TRIGGER = 2 * 16 * 1024 * 1024;
 
 export function estimateTrainingMemory(model: ModelConfig, run: MemoryEstimateRun, options: MemoryEstimateOptions = {}): MemoryEstimate {
   const backend = options.backend ?? 'cpu';
@@ -183,14 +191,20 @@ export function estimateTrainingMemory(model: ModelConfig, run: MemoryEstimateRu
   let scratch = 2 * M * H * aB + (3 * M * I + M * H + 3 * M * qDim + 3 * M * kvDim) * aB;
   if (model.qkNorm) scratch += (M * qDim + M * kvDim) * aB;
   let opScratch = 0;
+  let garbagePerLayer = 0;
   for (const t of ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] as const) {
     const adapted = run.lora.targets.includes(t);
-    opScratch = Math.max(opScratch, linearBackwardScratch(M, targetDims(model, t), adapted ? r : null, dropout && adapted));
+    const s = linearBackwardScratch(M, targetDims(model, t), adapted ? r : null, dropout && adapted);
+    opScratch = Math.max(opScratch, s.peak);
+    garbagePerLayer += s.allocated;
   }
   const rows = Math.min(chunkRows(V), M);
   // h and dh rows plus the logits, all f64; dhn is already allocated when the chunk is.
-  const logitsChunk = (rows * H * 2 + rows * V) * F64 + M * F64; // + the list of rows with a target
-  const peakOf = (layersKept: number, recompute: boolean): number => always + layersKept * layer + Math.max(logitsChunk + M * H * aB, scratch + (recompute ? M * H * aB : 0) + opScratch);
+  const logitsChunk = (rows * H * 2 + rows * V) * F64;
+  // Freed but not yet collected scratch (cpu only: GPU buffers are destroyed explicitly).
+  const gcSlack = backend === 'cpu' ? Math.min(V8_YOUNG_BACKING_STORE_TRIGGER, logitsChunk + L * garbagePerLayer) : 0;
+  const peakOf = (layersKept: number, recompute: boolean): number =>
+    always + layersKept * layer + Math.max(logitsChunk + M * H * aB, scratch + (recompute ? M * H * aB : 0) + opScratch) + gcSlack;
   const activationsWithoutCheckpointing = peakOf(L, false);
   const activationsWithCheckpointing = peakOf(1, true);
   const checkpointing = run.train.gradientCheckpointing === true;

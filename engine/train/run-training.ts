@@ -40,9 +40,12 @@ export async function runTraining(cmd: Extract<EngineCommand, { type: 'train' }>
     maxSeqLen: settings.maxSeqLen,
     validationPercent: config.train.validationPercent,
     seed: settings.seed,
-    // The app checks datasets before a run starts; a headless run keeps going past bad records and says so.
-    badRecords: 'skip',
-    trainOn: 'auto',
+    // The app checks datasets before a run starts (refusing bad records unless the user chose to skip them); a
+    // headless run without data settings keeps going past bad records and says so.
+    badRecords: config.data?.badRecords ?? 'skip',
+    trainOn: config.data?.trainOn ?? 'auto',
+    packing: config.data?.packing ?? false,
+    ...(config.data?.validationPath ? { validationPath: config.data.validationPath } : {}),
   });
   const bad = data.badRecordCount ?? data.badRecords.length;
   if (bad > 0) {

@@ -180,7 +180,7 @@ describe('electron main', () => {
       assert.equal(reply.error.field, 'path');
       assert.match(reply.error.message, /config\.json/);
     }
-    const rank = await invoke('runs.start', { config: { modelPath: SAMPLE_MODEL_DIR, datasetPath: SAMPLE_DATASET_PATH, lora: { r: 0, alpha: 16, dropout: 0, targets: ['q_proj'] }, train: { learningRate: 1e-3, steps: 1, batchSize: 1, maxSeqLen: 32 } } });
+    const rank = await invoke('runs.start', { config: { modelPath: SAMPLE_MODEL_DIR, datasetPath: SAMPLE_DATASET_PATH, lora: { r: 0, alpha: 16, dropout: 0, targets: ['q_proj'] }, train: { learningRate: 1e-3, steps: 1, batchSize: 1, maxSeqLen: 96 } } });
     assert.equal(rank.ok, false);
     if (!rank.ok) assert.deepEqual(rank.error.fieldErrors?.map((f) => f.field), ['lora.r']);
   });
@@ -264,7 +264,11 @@ describe('electron main', () => {
     const sandboxRequire = (name: string) => {
       required.push(name);
       if (name !== 'electron') throw new Error(`module not found: ${name} (sandboxed preloads may only require electron)`);
-      return { ipcRenderer, contextBridge: { exposeInMainWorld: (key: string, api: StudioBridge) => (exposed = { key, api }) } };
+      return {
+        ipcRenderer,
+        contextBridge: { exposeInMainWorld: (key: string, api: StudioBridge) => (exposed = { key, api }) },
+        webUtils: { getPathForFile: (file: { name: string }) => `/dropped/${file.name}` },
+      };
     };
     const module = { exports: {} };
     // How Electron runs a sandboxed preload: the source wrapped in a function given require, process, exports, module.
@@ -278,10 +282,11 @@ describe('electron main', () => {
     const info = await bridge.request('app.info', {});
     assert.ok(info.ok);
     assert.equal(info.result.host, 'electron');
+    assert.equal(bridge.pathForFile({ name: 'data.jsonl' } as File), '/dropped/data.jsonl');
 
     const received: StudioEventMessage[] = [];
     const off = bridge.onEvent((m) => received.push(m));
-    const run = await bridge.request('runs.start', { config: { modelPath: SAMPLE_MODEL_DIR, datasetPath: SAMPLE_DATASET_PATH, lora: { r: 2, alpha: 4, dropout: 0, targets: ['q_proj'] }, train: { learningRate: 1e-3, steps: 1, batchSize: 1, maxSeqLen: 32 } } });
+    const run = await bridge.request('runs.start', { config: { modelPath: SAMPLE_MODEL_DIR, datasetPath: SAMPLE_DATASET_PATH, lora: { r: 2, alpha: 4, dropout: 0, targets: ['q_proj'] }, train: { learningRate: 1e-3, steps: 1, batchSize: 1, maxSeqLen: 96 } } });
     assert.ok(run.ok, run.ok ? '' : run.error.message);
     await bridge.request('runs.cancel', { id: run.result.id });
     await main.services.whenIdle();
@@ -289,7 +294,7 @@ describe('electron main', () => {
     assert.equal((updates[0].data as { state: string }).state, 'pending');
     off();
     const before = received.length;
-    await bridge.request('runs.start', { config: { modelPath: SAMPLE_MODEL_DIR, datasetPath: SAMPLE_DATASET_PATH, lora: { r: 0, alpha: 4, dropout: 0, targets: ['q_proj'] }, train: { learningRate: 1e-3, steps: 1, batchSize: 1, maxSeqLen: 32 } } });
+    await bridge.request('runs.start', { config: { modelPath: SAMPLE_MODEL_DIR, datasetPath: SAMPLE_DATASET_PATH, lora: { r: 0, alpha: 4, dropout: 0, targets: ['q_proj'] }, train: { learningRate: 1e-3, steps: 1, batchSize: 1, maxSeqLen: 96 } } });
     win.webContents.send('studio:event', { event: 'adapters.changed', data: [] });
     assert.equal(received.length, before, 'no events after the listener was removed');
 
@@ -302,7 +307,7 @@ describe('electron main', () => {
   });
 
   test('closing the window keeps a run going; the app quits once nothing runs, and activate reopens the window', async () => {
-    const run = await invoke('runs.start', { config: { modelPath: SAMPLE_MODEL_DIR, datasetPath: SAMPLE_DATASET_PATH, lora: { r: 2, alpha: 4, dropout: 0, targets: ['q_proj'] }, train: { learningRate: 1e-3, steps: 2, batchSize: 1, maxSeqLen: 32 } } });
+    const run = await invoke('runs.start', { config: { modelPath: SAMPLE_MODEL_DIR, datasetPath: SAMPLE_DATASET_PATH, lora: { r: 2, alpha: 4, dropout: 0, targets: ['q_proj'] }, train: { learningRate: 1e-3, steps: 2, batchSize: 1, maxSeqLen: 96 } } });
     assert.ok(run.ok);
     for (const w of StandInWindow.getAllWindows()) w.close();
     const quitsBefore = quits;

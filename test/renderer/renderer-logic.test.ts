@@ -38,7 +38,7 @@ test('mergeMetrics: nothing new returns the same array (no re-render); new steps
 
 function form(numbers: Partial<FormValues['numbers']>, targets?: FormValues['targets']): FormValues {
   const f = defaultForm();
-  return { numbers: { ...f.numbers, ...numbers }, targets: targets ?? f.targets };
+  return { ...f, numbers: { ...f.numbers, ...numbers }, targets: targets ?? f.targets };
 }
 
 test('checkForm: the default form is a valid run once a model and dataset are chosen', () => {

@@ -13,8 +13,10 @@ import { tinyWeights, type TinyOptions } from '../helpers/tiny-weights.ts';
 export interface ProbeShape {
   model: Omit<TinyOptions, 'ArrayCtor' | 'family'>;
   run: Pick<RunConfigInput, 'lora' | 'train'>;
-  /** Examples in the training set (each maxSeqLen tokens, all trained on). */
+  /** Examples in the training set, each maxSeqLen tokens long. */
   examples: number;
+  /** Train on only the last this many tokens of each example (the rest have label −100); default all. */
+  trainedTokens?: number;
 }
 
 const shape = JSON.parse(process.argv[2] ?? '') as ProbeShape;
@@ -25,10 +27,9 @@ const settings = trainerSettings(config);
 const T = config.train.maxSeqLen;
 const vocab = shape.model.vocab ?? 23;
 
-gc();
-gc();
 await new Promise((r) => setTimeout(r, 50));
-const base = process.memoryUsage().rss;
+const before = process.memoryUsage();
+const base = before.rss;
 const peakBefore = process.resourceUsage().maxRSS * 1024;
 
 const model = tinyWeights({ family: 'llama', ...shape.model, ArrayCtor: Float32Array, seed: 7 });
@@ -36,9 +37,11 @@ const train: TrainingExample[] = [];
 for (let e = 0; e < shape.examples; e++) {
   const ids: number[] = [];
   for (let t = 0; t < T; t++) ids.push(1 + ((e * 31 + t * 7) % (vocab - 1)));
-  train.push({ inputIds: ids, labels: ids.slice() });
+  const keep = shape.trainedTokens ?? T;
+  train.push({ inputIds: ids, labels: ids.map((id, t) => (t >= T - keep ? id : -100)) });
 }
 const trainer = new Trainer({ model, settings, train, validation: [], padTokenId: 0 }, countParameters(model));
 const point = trainer.trainStep();
 const peak = process.resourceUsage().maxRSS * 1024;
-process.stdout.write(`${JSON.stringify({ base, peakBefore, peak, added: peak - base, loss: point.loss })}\n`);
+const after = process.memoryUsage();
+process.stdout.write(`${JSON.stringify({ base, peakBefore, peak, added: peak - base, heapBefore: before.heapTotal, heapAfter: after.heapTotal, loss: point.loss })}\n`);

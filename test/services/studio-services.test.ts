@@ -10,6 +10,7 @@ import { after, describe, test } from 'node:test';
 import type { MetricPoint, RunConfigInput, RunSummary, StudioEventMessage } from '../../common/protocol.ts';
 import { SAMPLE_DATASET_PATH, SAMPLE_MODEL_DIR } from '../../engine/io/sample.ts';
 import { StudioError } from '../../electron/services/errors.ts';
+import { estimateEtaMs } from '../../electron/services/run-manager.ts';
 import { openHome } from '../../electron/services/home.ts';
 import { createStudioServices, type StudioServices } from '../../electron/services/studio-services.ts';
 import { assertPeftAdapter, readFolder } from '../helpers/peft-folder.ts';
@@ -32,7 +33,7 @@ function config(overrides: { lora?: Partial<RunConfigInput['lora']>; train?: Par
     modelPath: overrides.modelPath ?? SAMPLE_MODEL_DIR,
     datasetPath: overrides.datasetPath ?? SAMPLE_DATASET_PATH,
     lora: { r: 4, alpha: 8, dropout: 0, targets: ['q_proj', 'v_proj'], ...overrides.lora },
-    train: { learningRate: 3e-3, steps: 4, batchSize: 2, maxSeqLen: 48, ...overrides.train },
+    train: { learningRate: 3e-3, steps: 4, batchSize: 2, maxSeqLen: 96, ...overrides.train },
   };
 }
 
@@ -81,6 +82,13 @@ describe('bad input gets a clear StudioError', () => {
     assert.deepEqual(summary.badRecords.map((b) => b.line), [4]);
     assert.equal(s.hasActiveRuns(), false);
     assert.deepEqual(await s.handle('runs.list', {}), []);
+    // Asked to skip broken records, the same file starts a run.
+    const skipping = await s.handle('runs.start', { config: { ...config({ datasetPath: file }), data: { badRecords: 'skip' } } });
+    assert.equal(skipping.state, 'pending');
+    await s.handle('runs.cancel', { id: skipping.id });
+    await s.whenIdle();
+    const noValidation = await refusal(() => s.handle('runs.start', { config: { ...config(), data: { validationPath: join(tmp, 'missing-validation.jsonl') } } }));
+    assert.equal(noValidation.info.field, 'data.validationPath');
   });
 
   test('rank 0 and a negative learning rate: one field error each', async () => {
@@ -89,7 +97,15 @@ describe('bad input gets a clear StudioError', () => {
     assert.match(fields['lora.r'] ?? '', /rank must be at least 1/);
     assert.match(fields['train.learningRate'] ?? '', /learning rate must be greater than 0/);
     assert.match(e.info.message, /lora\.r.*train\.learningRate|train\.learningRate.*lora\.r/);
-    assert.deepEqual(await s.handle('runs.list', {}), []);
+    assert.equal((await s.handle('runs.list', {})).filter((r) => r.state !== 'cancelled').length, 0);
+  });
+
+  test('a max sequence length that leaves nothing to train on is refused before the run exists', async () => {
+    const e = await refusal(() => s.handle('runs.start', { config: config({ train: { maxSeqLen: 8 } }) }));
+    assert.equal(e.info.field, 'datasetPath');
+    assert.equal(e.info.file, SAMPLE_DATASET_PATH);
+    assert.match(e.info.message, /within the first 8 tokens/);
+    assert.equal((await s.handle('runs.list', {})).filter((r) => r.state !== 'cancelled').length, 0);
   });
 
   test('malformed requests name the missing parameter; desktop-only requests say so', async () => {
@@ -107,6 +123,15 @@ describe('bad input gets a clear StudioError', () => {
     assert.equal(summary.records, 3);
     assert.equal(existsSync(join(tmp, 'escape.jsonl')), false);
   });
+});
+
+test('the ETA is the mean recent step time times the steps left', () => {
+  const point = (step: number, elapsedMs: number): MetricPoint => ({ step, elapsedMs, loss: 1, learningRate: 1e-3, tokens: 10, tokensPerSecond: 100, gradNorm: 1 });
+  // A slow first step (compilation, caches) must not dominate: steps 2..4 took 100 ms each.
+  assert.equal(estimateEtaMs([point(1, 900), point(2, 1000), point(3, 1100), point(4, 1200)], 10), 600);
+  assert.equal(estimateEtaMs([point(5, 1000)], 10), 1000);
+  assert.equal(estimateEtaMs([point(10, 5000)], 10), 0);
+  assert.equal(estimateEtaMs([], 10), null);
 });
 
 describe('a real run on the sample model', () => {
@@ -127,6 +152,8 @@ describe('a real run on the sample model', () => {
     const order = ['pending', 'validating', 'executing', 'finalizing', 'completed'];
     assert.deepEqual(states.filter((x, i) => x !== states[i - 1]), order);
 
+    const executing = events.filter((m) => m.event === 'run.updated' && (m.data as RunSummary).state === 'executing').map((m) => m.data as RunSummary);
+    assert.ok(executing.some((r) => r.step > 0 && r.step < steps && r.etaMs !== null && r.etaMs > 0 && r.lastLoss !== null && r.tokensPerSecond !== null), 'progress with an ETA while executing');
     const pushed = events.filter((m) => m.event === 'run.metrics').flatMap((m) => (m.data as { points: MetricPoint[] }).points);
     assert.deepEqual(pushed.map((p) => p.step), Array.from({ length: steps }, (_, i) => i + 1));
     const stored = await s.handle('runs.metrics', { id: run.id });
@@ -160,7 +187,12 @@ describe('a real run on the sample model', () => {
     assert.equal((await s.handle('runs.cancel', { id: second.id })).state, 'cancelled');
     // Let the first one train a step, then stop it.
     const deadline = Date.now() + 60_000;
-    while ((await s.handle('runs.get', { id: first.id })).step < 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    for (;;) {
+      const now = await s.handle('runs.get', { id: first.id });
+      assert.notEqual(now.state, 'failed', now.error ?? '');
+      if (now.step >= 1 || Date.now() > deadline) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
     await s.handle('runs.cancel', { id: first.id });
     await s.whenIdle();
     const stopped = await s.handle('runs.get', { id: first.id });

@@ -163,7 +163,7 @@ describe('web host', () => {
     });
     // Starting a run (then cancelling it) makes the services push run.updated events.
     const started = await api('runs.start', {
-      config: { modelPath: SAMPLE_MODEL_DIR, datasetPath: SAMPLE_DATASET_PATH, lora: { r: 2, alpha: 4, dropout: 0, targets: ['q_proj'] }, train: { learningRate: 1e-3, steps: 1, batchSize: 1, maxSeqLen: 32 } },
+      config: { modelPath: SAMPLE_MODEL_DIR, datasetPath: SAMPLE_DATASET_PATH, lora: { r: 2, alpha: 4, dropout: 0, targets: ['q_proj'] }, train: { learningRate: 1e-3, steps: 1, batchSize: 1, maxSeqLen: 96 } },
     });
     assert.equal(started.status, 200, JSON.stringify(started.json()));
     const runId = (started.json().result as { id: string }).id;

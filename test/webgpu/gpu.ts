@@ -14,7 +14,7 @@ export async function gpuForTest(opts: AcquireOptions = {}): Promise<{ ctx: GpuC
   } catch (e) {
     const msg = e instanceof Error ? e.message : String(e);
     const where = process.env.CI === 'true' ? 'CI=true: the webgpu suite requires an adapter (Mesa llvmpipe/lavapipe)' : 'the webgpu suite requires an adapter';
-    throw new Error(`${where}: ${msg}`);
+    throw new Error(`${where}: ${msg}`, { cause: e });
   }
   return { ctx, runner: new Runner(ctx) };
 }

@@ -133,16 +133,18 @@ fn li(i: u32, j: u32) -> u32 {
   ${sgFallback(sg)}
   let i = ${FLAT_WG};
   if (i >= p.C || p.c0 + i >= p.M) { return; }
-  let row = idx[p.c0 + i];
-  if (row < 0) { return; }
-  let tgt = u32(targets[row]);
+  // A storage load is not uniform to WGSL, so an inactive row runs the reductions (on row 0) but writes nothing.
+  let rowi = idx[p.c0 + i];
+  let live = rowi >= 0;
+  let row = u32(max(rowi, 0));
+  let tgt = u32(max(targets[row], 0));
   var mx = -3.0e38;
   for (var j = lid; j < p.V; j = j + ${wg}u) { mx = max(mx, logits[li(i, j)]); }
   let m = rmax(mx, lid, sg_id, sg_size);
   var s = 0.0;
   for (var j = lid; j < p.V; j = j + ${wg}u) { s = s + exp(logits[li(i, j)] - m); }
   let lse = m + log(rsum(s, lid, sg_id, sg_size));
-  if (lid == 0u) { losses[row] = lse - logits[li(i, tgt)]; }
+  if (lid == 0u && live) { losses[row] = lse - logits[li(i, tgt)]; }
   ${
     dHidden !== null
       ? `workgroupBarrier();

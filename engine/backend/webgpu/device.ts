@@ -291,7 +291,7 @@ export async function acquireGpu(opts: AcquireOptions = {}): Promise<GpuContext>
   try {
     device = await adapter.requestDevice({ requiredFeatures: want, requiredLimits, label: 'lora-studio' });
   } catch (e) {
-    throw new Error(`WebGPU: requestDevice failed on ${adapterName(adapter.info)}: ${e instanceof Error ? e.message : String(e)}`);
+    throw new Error(`WebGPU: requestDevice failed on ${adapterName(adapter.info)}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
   }
   const l = device.limits;
   const limits: GpuLimits = {

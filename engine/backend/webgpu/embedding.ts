@@ -7,13 +7,19 @@ import type { Program } from './runner.ts';
 import type { GpuTensor } from './tensor.ts';
 import { FLAT_WG, kernelModule, WG_BUILTINS } from './wgsl.ts';
 
-export function embeddingForward(prog: Program, out: GpuTensor, ids: GpuTensor, table: GpuTensor, N: number, C: number): void {
+/**
+ * `table` may be a row block [v0, v0 + rows) of the full table (when the table exceeds one storage binding): only
+ * tokens in that range are written, so one dispatch per block covers every token.
+ */
+export function embeddingForward(prog: Program, out: GpuTensor, ids: GpuTensor, table: GpuTensor, N: number, C: number, v0 = 0): void {
   if (ids.dtype !== 'i32') throw new Error(`embedding: ids '${ids.name}' must be i32, got ${ids.dtype}`);
   const spec = kernelModule({
     key: `embedding:${table.dtype}${out.dtype}`,
     params: [
       ['n', 'u32'],
       ['C', 'u32'],
+      ['v0', 'u32'],
+      ['rows', 'u32'],
     ],
     bindings: [
       { name: 'ids', type: 'i32', access: 'read' },
@@ -25,8 +31,10 @@ export function embeddingForward(prog: Program, out: GpuTensor, ids: GpuTensor, 
   if (i >= p.n) { return; }
   let row = i / p.C;
   let c = i % p.C;
-  o[i] = ${out.dtype}(table[u32(ids[row]) * p.C + c]);
+  let id = u32(ids[row]);
+  if (id < p.v0 || id >= p.v0 + p.rows) { return; }
+  o[i] = ${out.dtype}(table[(id - p.v0) * p.C + c]);
 }`,
   });
-  prog.dispatch(spec, [ids, table, out], { n: N * C, C }, grid(prog, N * C));
+  prog.dispatch(spec, [ids, table, out], { n: N * C, C, v0, rows: Math.floor(table.size / C) }, grid(prog, N * C));
 }

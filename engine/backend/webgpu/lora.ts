@@ -7,7 +7,7 @@
  * always accumulate (+=), which is what gradient accumulation over micro-batches needs.
  */
 import { matmul } from './matmul.ts';
-import type { Program } from './runner.ts';
+import type { ParamValue, Program } from './runner.ts';
 import type { GpuTensor } from './tensor.ts';
 
 export interface GpuLinear {
@@ -28,7 +28,8 @@ export interface GpuLoraBranch {
   g: GpuTensor;
   r: number;
   scaling: number;
-  dropout: { p: number; seed: number } | null;
+  /** `seed` may be a thunk: the recorded program re-reads it each step (a new mask per step). */
+  dropout: { p: number; seed: ParamValue } | null;
 }
 
 export function linearForward(prog: Program, y: GpuTensor, x: GpuTensor, lin: GpuLinear, lora: GpuLoraBranch | null, M: number): void {

@@ -12,7 +12,7 @@
  * storage index, so the backward product regenerates the forward mask.
  */
 import type { GpuContext } from './device.ts';
-import type { Program } from './runner.ts';
+import type { ParamValue, Program } from './runner.ts';
 import type { GpuDtype, GpuTensor } from './tensor.ts';
 import { DROPOUT_FN, dropoutThreshold, kernelModule, loopBound, type KernelSpec } from './wgsl.ts';
 
@@ -149,7 +149,7 @@ export interface MatmulArgs {
   ldb?: number;
   ldc?: number;
   /** Dropout on operand A or B (the LoRA input x), or on the product C, with this seed and probability. */
-  dropout?: { operand: 'a' | 'b' | 'c'; p: number; seed: number } | null;
+  dropout?: { operand: 'a' | 'b' | 'c'; p: number; seed: ParamValue } | null;
 }
 
 function floatDtype(t: GpuTensor, what: string): FloatDtype {
@@ -192,7 +192,7 @@ export function matmul(prog: Program, x: MatmulArgs): void {
       alpha: x.alpha ?? 1,
       accumulate: x.accumulate ? 1 : 0,
       drop: drop === null ? 0 : { a: 1, b: 2, c: 3 }[drop.operand],
-      seed: drop ? drop.seed >>> 0 : 0,
+      seed: drop ? drop.seed : 0,
       threshold: drop ? dropoutThreshold(drop.p) : 0,
       inv_keep: drop ? 1 / (1 - drop.p) : 1,
       lda,

@@ -64,10 +64,13 @@ export class Runner {
   }
 }
 
+/** A uniform parameter that changes between replays (dropout seeds): re-read by Program.refreshParams(). */
+export type ParamValue = number | (() => number);
+
 interface Dispatch {
   spec: KernelSpec;
   tensors: GpuTensor[];
-  params: number[];
+  params: ParamValue[];
   grid: [number, number, number];
 }
 
@@ -75,6 +78,8 @@ export class Program {
   private dispatches: Dispatch[] = [];
   private built: { pipeline: GPUComputePipeline; group: GPUBindGroup; grid: [number, number, number] }[] | null = null;
   private uniform: GPUBuffer | null = null;
+  private paramData: ArrayBuffer | null = null;
+  private hasThunks = false;
 
   constructor(
     readonly runner: Runner,
@@ -86,7 +91,7 @@ export class Program {
   }
 
   /** Adds a dispatch. `params` follow the order of spec.params; `tensors` the order of spec.bindings. */
-  dispatch(spec: KernelSpec, tensors: GpuTensor[], params: Record<string, number>, grid: [number, number, number]): void {
+  dispatch(spec: KernelSpec, tensors: GpuTensor[], params: Record<string, ParamValue>, grid: [number, number, number]): void {
     if (this.built) throw new Error(`program '${this.label}' is already built`);
     if (tensors.length !== spec.bindings.length) {
       throw new Error(`kernel '${spec.key}': expected ${spec.bindings.length} tensors (${spec.bindings.map((b) => b.name).join(', ')}), got ${tensors.length}`);
@@ -112,6 +117,10 @@ export class Program {
     const values = spec.params.map(([name]) => {
       if (name.startsWith('_')) return 0;
       const v = params[name];
+      if (typeof v === 'function') {
+        this.hasThunks = true;
+        return v;
+      }
       if (v === undefined || !Number.isFinite(v)) throw new Error(`kernel '${spec.key}': param '${name}' is ${String(v)}`);
       return v;
     });
@@ -128,21 +137,33 @@ export class Program {
     }
   }
 
-  build(): void {
-    const ctx = this.runner.ctx;
-    const slot = Math.max(256, ctx.limits.minUniformBufferOffsetAlignment);
-    const n = this.dispatches.length;
-    const data = new ArrayBuffer(Math.max(1, n) * slot);
+  private slotBytes(): number {
+    return Math.max(256, this.runner.ctx.limits.minUniformBufferOffsetAlignment);
+  }
+
+  private writeParams(data: ArrayBuffer): void {
+    const slot = this.slotBytes();
     const dv = new DataView(data);
     this.dispatches.forEach((d, i) => {
-      d.spec.params.forEach(([, type], k) => {
+      d.spec.params.forEach(([name, type], k) => {
         const off = i * slot + k * 4;
-        const v = d.params[k];
+        const raw = d.params[k];
+        const v = typeof raw === 'function' ? raw() : raw;
+        if (!Number.isFinite(v)) throw new Error(`kernel '${d.spec.key}': param '${name}' evaluated to ${v}`);
         if (type === 'f32') dv.setFloat32(off, v, true);
         else if (type === 'i32') dv.setInt32(off, v, true);
         else dv.setUint32(off, v >>> 0, true);
       });
     });
+  }
+
+  build(): void {
+    const ctx = this.runner.ctx;
+    const slot = this.slotBytes();
+    const n = this.dispatches.length;
+    const data = new ArrayBuffer(Math.max(1, n) * slot);
+    this.writeParams(data);
+    this.paramData = data;
     this.uniform = ctx.allocator.create(`${this.label}:params`, data.byteLength, 0x0040 | 0x0008); // UNIFORM | COPY_DST
     ctx.device.queue.writeBuffer(this.uniform, 0, data);
     const uniform = this.uniform;
@@ -153,6 +174,13 @@ export class Program {
       const group = ctx.device.createBindGroup({ label: d.spec.key, layout: pipeline.getBindGroupLayout(0), entries });
       return { pipeline, group, grid: d.grid };
     });
+  }
+
+  /** Re-evaluates parameter thunks and uploads the parameters (queue-ordered before the next submit). */
+  refreshParams(): void {
+    if (!this.hasThunks || !this.uniform || !this.paramData) return;
+    this.writeParams(this.paramData);
+    this.runner.ctx.device.queue.writeBuffer(this.uniform, 0, this.paramData);
   }
 
   encode(pass: GPUComputePassEncoder): void {

@@ -2,14 +2,44 @@
  * The training form as the user types it (strings, so "1e-" mid-typing is not lost), and its translation into a
  * RunConfigInput that common/protocol.ts validates. Field keys are the dotted config paths validateRunConfig reports.
  */
-import { DEFAULT_RUN_CONFIG, validateRunConfig, type FieldError, type LoraTarget, type RunConfig } from '../../../common/protocol.ts';
+import {
+  DEFAULT_RUN_CONFIG,
+  validateRunConfig,
+  type DatasetFormat,
+  type FieldError,
+  type LoraTarget,
+  type RunConfig,
+  type TrainOn,
+} from '../../../common/protocol.ts';
 
-export const NUMBER_FIELDS = ['lora.r', 'lora.alpha', 'lora.dropout', 'train.learningRate', 'train.steps', 'train.batchSize', 'train.maxSeqLen'] as const;
+export const NUMBER_FIELDS = [
+  'lora.r',
+  'lora.alpha',
+  'lora.dropout',
+  'train.learningRate',
+  'train.steps',
+  'train.batchSize',
+  'train.maxSeqLen',
+  'train.validationPercent',
+  'train.evalEverySteps',
+  'train.seed',
+] as const;
 export type NumberField = (typeof NUMBER_FIELDS)[number];
+
+/** How the dataset becomes examples: the choices of the dataset page, sent as RunConfig.datasetFormat and .data. */
+export interface DataChoices {
+  format: DatasetFormat;
+  trainOn: TrainOn;
+  badRecords: 'fail' | 'skip';
+  packing: boolean;
+  /** '' = split by train.validationPercent instead. */
+  validationPath: string;
+}
 
 export interface FormValues {
   numbers: Record<NumberField, string>;
   targets: LoraTarget[];
+  data: DataChoices;
 }
 
 export function defaultForm(): FormValues {
@@ -23,8 +53,12 @@ export function defaultForm(): FormValues {
       'train.steps': String(train.steps),
       'train.batchSize': String(train.batchSize),
       'train.maxSeqLen': String(train.maxSeqLen),
+      'train.validationPercent': String(train.validationPercent),
+      'train.evalEverySteps': String(train.evalEverySteps),
+      'train.seed': String(train.seed),
     },
     targets: [...lora.targets],
+    data: { format: DEFAULT_RUN_CONFIG.datasetFormat, trainOn: 'auto', badRecords: 'fail', packing: false, validationPath: '' },
   };
 }
 
@@ -37,10 +71,12 @@ function num(text: string): number | undefined {
 /** The config as typed: numbers may be missing or NaN until validateRunConfig has passed it. */
 export function buildDraft(form: FormValues, modelPath: string, datasetPath: string): Record<string, unknown> {
   const n = form.numbers;
+  const validationPath = form.data.validationPath.trim();
   return {
     ...DEFAULT_RUN_CONFIG,
     modelPath,
     datasetPath,
+    datasetFormat: form.data.format,
     lora: { ...DEFAULT_RUN_CONFIG.lora, r: num(n['lora.r']), alpha: num(n['lora.alpha']), dropout: num(n['lora.dropout']), targets: form.targets },
     train: {
       ...DEFAULT_RUN_CONFIG.train,
@@ -48,6 +84,16 @@ export function buildDraft(form: FormValues, modelPath: string, datasetPath: str
       steps: num(n['train.steps']),
       batchSize: num(n['train.batchSize']),
       maxSeqLen: num(n['train.maxSeqLen']),
+      // A validation file replaces the percent split (the engine refuses both at once).
+      validationPercent: validationPath ? 0 : num(n['train.validationPercent']),
+      evalEverySteps: num(n['train.evalEverySteps']),
+      seed: num(n['train.seed']),
+    },
+    data: {
+      trainOn: form.data.trainOn,
+      badRecords: form.data.badRecords,
+      packing: form.data.packing,
+      ...(validationPath ? { validationPath } : {}),
     },
   };
 }

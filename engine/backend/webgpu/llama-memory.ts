@@ -1,0 +1,184 @@
+/**
+ * Every device buffer a webgpu training session allocates, listed before allocation: the pre-flight memory check
+ * ("needs X GiB, adapter allows Y") and the UI's estimate come from the same list the session allocates from.
+ */
+import { LORA_TARGET_ORDER, targetShape } from '../../model/lora.ts';
+import type { LoraConfig, LoraTargetName, ModelConfig } from '../../model/types.ts';
+import { chunkRowsFor } from './cross-entropy.ts';
+import { GIB } from './device.ts';
+import { NORM_PARTIALS } from './grad-norm.ts';
+import { weightBytes } from './llama-weights.ts';
+import { ADAMW_HP_SIZE } from './adamw.ts';
+import { alignUp, dtypeBytes, type GpuDtype } from './tensor.ts';
+
+export type Precision = 'fp32' | 'fp16';
+
+export interface SessionShape {
+  precision: Precision;
+  checkpointing: boolean;
+  /** Allocate gradients, backward scratch and optimizer state. */
+  training: boolean;
+  batch: number;
+  seq: number;
+  /** Budget of one chunk of f32 logits in the cross-entropy (default 64 MiB). */
+  ceChunkBytes: number;
+}
+
+export interface BufferSpec {
+  name: string;
+  size: number;
+  dtype: GpuDtype;
+}
+
+export function actDtype(p: Precision): 'f32' | 'f16' {
+  return p === 'fp16' ? 'f16' : 'f32';
+}
+
+/** Layers that keep their own activations: all when training without checkpointing, else one shared set. */
+export function activationSets(cfg: ModelConfig, s: SessionShape): number {
+  return s.training && !s.checkpointing ? cfg.numLayers : 1;
+}
+
+export function ceChunkRows(cfg: ModelConfig, s: SessionShape): number {
+  return chunkRowsFor(cfg.vocabSize, s.batch * s.seq, s.ceChunkBytes);
+}
+
+/** Targets adapted in a layer, in module order. */
+export function adaptedTargets(lora: LoraConfig | null): LoraTargetName[] {
+  return lora === null ? [] : LORA_TARGET_ORDER.filter((t) => lora.targets.includes(t));
+}
+
+/** Activation, scratch and bookkeeping buffers (everything but frozen weights and LoRA state). */
+export function activationSpecs(cfg: ModelConfig, lora: LoraConfig | null, s: SessionShape): BufferSpec[] {
+  const act = actDtype(s.precision);
+  const grad = act;
+  const B = s.batch;
+  const T = s.seq;
+  const M = B * T;
+  const H = cfg.hiddenSize;
+  const I = cfg.intermediateSize;
+  const qDim = cfg.numHeads * cfg.headDim;
+  const kvDim = cfg.numKvHeads * cfg.headDim;
+  const r = lora?.r ?? 0;
+  const out: BufferSpec[] = [];
+  const add = (name: string, size: number, dtype: GpuDtype): void => {
+    out.push({ name, size, dtype });
+  };
+  add('ids', M, 'i32');
+  add('rope.cos', T * (cfg.headDim / 2), 'f32');
+  add('rope.sin', T * (cfg.headDim / 2), 'f32');
+  // The residual stream: layer inputs are what checkpointing keeps.
+  for (let l = 0; l <= cfg.numLayers; l++) add(`res.${l}`, M * H, act);
+  for (let si = 0; si < activationSets(cfg, s); si++) {
+    const p = `act.${si}.`;
+    add(`${p}rstd1`, M, 'f32');
+    add(`${p}xn1`, M * H, act);
+    add(`${p}q`, M * qDim, act);
+    add(`${p}k`, M * kvDim, act);
+    add(`${p}v`, M * kvDim, act);
+    if (cfg.qkNorm) {
+      add(`${p}qr`, M * qDim, act);
+      add(`${p}kr`, M * kvDim, act);
+      add(`${p}rstdQ`, M * cfg.numHeads, 'f32');
+      add(`${p}rstdK`, M * cfg.numKvHeads, 'f32');
+    }
+    add(`${p}att`, M * qDim, act);
+    add(`${p}lse`, B * cfg.numHeads * T, 'f32');
+    add(`${p}h`, M * H, act);
+    add(`${p}rstd2`, M, 'f32');
+    add(`${p}xn2`, M * H, act);
+    add(`${p}g`, M * I, act);
+    add(`${p}up`, M * I, act);
+    add(`${p}a`, M * I, act);
+    for (const t of adaptedTargets(lora)) add(`${p}u.${t}`, M * r, 'f32');
+  }
+  add('tmp', M * H, act);
+  add('hn', M * H, act);
+  add('rstdF', M, 'f32');
+  const C = ceChunkRows(cfg, s);
+  add('ce.rowIdx', M, 'i32');
+  add('ce.targets', M, 'i32');
+  add('ce.losses', M, 'f32');
+  add('ce.gradScale', 1, 'f32');
+  add('ce.hChunk', C * H, act);
+  add('ce.logits', C * cfg.vocabSize, 'f32');
+  if (!s.training) return out;
+  if (s.checkpointing) add('recomputed', M * H, act);
+  add('ce.dhChunk', C * H, grad);
+  add('dhn', M * H, grad);
+  add('dres', M * H, grad);
+  add('dxn', M * H, grad);
+  add('da', M * I, grad);
+  add('dg', M * I, grad);
+  add('dup', M * I, grad);
+  add('datt', M * qDim, grad);
+  add('dq', M * qDim, grad);
+  add('dk', M * kvDim, grad);
+  add('dv', M * kvDim, grad);
+  if (cfg.qkNorm) {
+    add('dqr', M * qDim, grad);
+    add('dkr', M * kvDim, grad);
+  }
+  add('delta', B * cfg.numHeads * T, 'f32');
+  if (r > 0) add('lora.g', M * r, 'f32');
+  add('opt.found', 1, 'u32');
+  add('opt.normsq', 1, 'f32');
+  add('opt.partials', NORM_PARTIALS, 'f32');
+  add('opt.hp', ADAMW_HP_SIZE, 'f32');
+  return out;
+}
+
+/** A LoRA tensor inside the flat buffers. */
+export interface LoraSlotSpec {
+  layer: number;
+  target: LoraTargetName;
+  which: 'A' | 'B';
+  size: number;
+}
+
+export function loraSlotSpecs(cfg: ModelConfig, lora: LoraConfig): LoraSlotSpec[] {
+  const out: LoraSlotSpec[] = [];
+  for (let l = 0; l < cfg.numLayers; l++) {
+    for (const t of adaptedTargets(lora)) {
+      const { outFeatures, inFeatures } = targetShape(cfg, t);
+      out.push({ layer: l, target: t, which: 'A', size: lora.r * inFeatures });
+      out.push({ layer: l, target: t, which: 'B', size: outFeatures * lora.r });
+    }
+  }
+  return out;
+}
+
+/** Bytes of one flat LoRA buffer with every tensor at a 256-byte aligned offset. */
+export function loraFlatBytes(cfg: ModelConfig, lora: LoraConfig): number {
+  let off = 0;
+  for (const s of loraSlotSpecs(cfg, lora)) off = alignUp(off, 256) + s.size * 4;
+  return off;
+}
+
+function allocBytes(bytes: number): number {
+  return Math.max(16, Math.ceil(bytes / 16) * 16);
+}
+
+export interface MemoryEstimate {
+  weights: number;
+  lora: number;
+  activations: number;
+  total: number;
+}
+
+/**
+ * Device bytes a session allocates (as the allocator counts them), before the few KiB of recorded-program
+ * parameters. LoRA: parameters, plus gradients and both AdamW moments when training.
+ */
+export function estimateMemory(cfg: ModelConfig, lora: LoraConfig | null, s: SessionShape): MemoryEstimate {
+  const weights = weightBytes(cfg, actDtype(s.precision));
+  const lora1 = lora === null ? 0 : allocBytes(loraFlatBytes(cfg, lora));
+  const loraTotal = lora1 * (s.training ? 4 : 1);
+  const activations = activationSpecs(cfg, lora, s).reduce((a, b) => a + allocBytes(b.size * dtypeBytes(b.dtype)), 0);
+  return { weights, lora: loraTotal, activations, total: weights + loraTotal + activations };
+}
+
+export function describeEstimate(e: MemoryEstimate): string {
+  const g = (b: number): string => `${(b / GIB).toFixed(2)} GiB`;
+  return `weights ${g(e.weights)}, LoRA state ${g(e.lora)}, activations and scratch ${g(e.activations)}`;
+}

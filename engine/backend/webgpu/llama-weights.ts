@@ -1,0 +1,215 @@
+/**
+ * Frozen LLaMA-family weights on the GPU: uploaded from host arrays (converted to f16 on the device in mixed
+ * precision), or generated on the device from a seed (benchmarks of 7B shapes never hold the weights in host memory).
+ * Every tensor is listed by `weightSpecs` first, so the memory check knows the total before anything is allocated.
+ */
+import type { FloatArray, LoraTargetName, ModelConfig, ModelWeights } from '../../model/types.ts';
+import { targetShape } from '../../model/lora.ts';
+import type { GpuContext } from './device.ts';
+import { copy, grid, WG } from './elementwise.ts';
+import { lmHeadParts, type LmHeadParts } from './cross-entropy.ts';
+import type { GpuLinear } from './lora.ts';
+import type { Program, Runner } from './runner.ts';
+import { createTensor, dtypeBytes, upload, view, type GpuDtype, type GpuTensor } from './tensor.ts';
+import { FLAT_WG, kernelModule, WG_BUILTINS } from './wgsl.ts';
+
+export const LINEARS: readonly LoraTargetName[] = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'];
+
+export interface GpuLayerWeights {
+  inputNorm: GpuTensor;
+  postNorm: GpuTensor;
+  qNorm: GpuTensor | null;
+  kNorm: GpuTensor | null;
+  lin: Record<LoraTargetName, GpuLinear>;
+}
+
+export interface GpuModelWeights {
+  config: ModelConfig;
+  dtype: 'f32' | 'f16';
+  /** The embedding table, bound in row blocks when it exceeds one binding. */
+  embed: LmHeadParts;
+  norm: GpuTensor;
+  lmHead: LmHeadParts;
+  layers: GpuLayerWeights[];
+}
+
+export interface WeightSpec {
+  name: string;
+  size: number;
+  kind: 'norm' | 'weight' | 'bias';
+}
+
+function hasBias(cfg: ModelConfig, t: LoraTargetName): boolean {
+  if (t === 'q_proj' || t === 'k_proj' || t === 'v_proj') return cfg.qkvBias;
+  if (t === 'o_proj') return cfg.oBias;
+  return cfg.mlpBias;
+}
+
+/** Every frozen tensor (HF names), in upload order; a tied lm_head is not listed twice. */
+export function weightSpecs(cfg: ModelConfig): WeightSpec[] {
+  const H = cfg.hiddenSize;
+  const out: WeightSpec[] = [{ name: 'model.embed_tokens.weight', size: cfg.vocabSize * H, kind: 'weight' }];
+  for (let l = 0; l < cfg.numLayers; l++) {
+    const p = `model.layers.${l}`;
+    out.push({ name: `${p}.input_layernorm.weight`, size: H, kind: 'norm' });
+    out.push({ name: `${p}.post_attention_layernorm.weight`, size: H, kind: 'norm' });
+    if (cfg.qkNorm) {
+      out.push({ name: `${p}.self_attn.q_norm.weight`, size: cfg.headDim, kind: 'norm' });
+      out.push({ name: `${p}.self_attn.k_norm.weight`, size: cfg.headDim, kind: 'norm' });
+    }
+    for (const t of LINEARS) {
+      const { outFeatures, inFeatures } = targetShape(cfg, t);
+      const mod = t === 'gate_proj' || t === 'up_proj' || t === 'down_proj' ? `mlp.${t}` : `self_attn.${t}`;
+      out.push({ name: `${p}.${mod}.weight`, size: outFeatures * inFeatures, kind: 'weight' });
+      if (hasBias(cfg, t)) out.push({ name: `${p}.${mod}.bias`, size: outFeatures, kind: 'bias' });
+    }
+  }
+  out.push({ name: 'model.norm.weight', size: H, kind: 'norm' });
+  if (!cfg.tieWordEmbeddings) out.push({ name: 'lm_head.weight', size: cfg.vocabSize * H, kind: 'weight' });
+  return out;
+}
+
+function hostTensor(model: ModelWeights, name: string): FloatArray {
+  if (name === 'model.embed_tokens.weight') return model.embedTokens;
+  if (name === 'model.norm.weight') return model.norm;
+  if (name === 'lm_head.weight') return model.lmHead;
+  const m = /^model\.layers\.(\d+)\.(.+)$/.exec(name);
+  if (!m) throw new Error(`webgpu: no host tensor for ${name}`);
+  const L = model.layers[Number(m[1])];
+  const rest = m[2];
+  const lin = (t: LoraTargetName): { weight: FloatArray; bias: FloatArray | null } =>
+    ({ q_proj: L.q, k_proj: L.k, v_proj: L.v, o_proj: L.o, gate_proj: L.gate, up_proj: L.up, down_proj: L.down })[t];
+  if (rest === 'input_layernorm.weight') return L.inputNorm;
+  if (rest === 'post_attention_layernorm.weight') return L.postAttentionNorm;
+  if (rest === 'self_attn.q_norm.weight' && L.qNorm) return L.qNorm;
+  if (rest === 'self_attn.k_norm.weight' && L.kNorm) return L.kNorm;
+  const lm = /^(?:self_attn|mlp)\.(\w+_proj)\.(weight|bias)$/.exec(rest);
+  if (lm) {
+    const l = lin(lm[1] as LoraTargetName);
+    const a = lm[2] === 'weight' ? l.weight : l.bias;
+    if (a) return a;
+  }
+  throw new Error(`webgpu: model has no tensor ${name}`);
+}
+
+/** Elements per f32 staging upload when converting to f16 on the device (64 MiB; a multiple of 128). */
+const STAGE_ELEMENTS = 16 * 1024 * 1024;
+
+/** Writes host values into a device tensor of any float dtype; f16 is converted by a kernel, a slice at a time. */
+export async function uploadFloat(ctx: GpuContext, runner: Runner, t: GpuTensor, values: FloatArray): Promise<void> {
+  if (values.length !== t.size) throw new Error(`upload '${t.name}': ${values.length} values for ${t.size} elements`);
+  if (t.dtype === 'f32') {
+    for (let i = 0; i < values.length; i += STAGE_ELEMENTS) {
+      const part = values.subarray(i, Math.min(values.length, i + STAGE_ELEMENTS));
+      upload(ctx, t, part instanceof Float32Array ? part : Float32Array.from(part), i);
+    }
+    return;
+  }
+  if (values.length <= 65536) {
+    upload(ctx, t, values);
+    return;
+  }
+  const stage = createTensor(ctx, `${t.name}:stage`, Math.min(STAGE_ELEMENTS, values.length), 'f32');
+  try {
+    for (let i = 0; i < values.length; i += STAGE_ELEMENTS) {
+      const n = Math.min(STAGE_ELEMENTS, values.length - i);
+      const part = values.subarray(i, i + n);
+      upload(ctx, stage, part instanceof Float32Array ? part : Float32Array.from(part));
+      await runner.runOnce((p) => copy(p, view(stage, 'stage', 0, n), view(t, `${t.name}[${i}:]`, i, n), n), 'upload');
+    }
+  } finally {
+    ctx.allocator.destroy(stage.buffer);
+  }
+}
+
+/** Fills `t` with mean + std·N(0,1) from a stateless hash of (seed, index) (Box–Muller). */
+function randomFill(prog: Program, t: GpuTensor, seed: number, mean: number, std: number): void {
+  const spec = kernelModule({
+    key: `init.normal:${t.dtype}`,
+    params: [
+      ['n', 'u32'],
+      ['seed', 'u32'],
+      ['mean', 'f32'],
+      ['std', 'f32'],
+    ],
+    bindings: [{ name: 'o', type: t.dtype, access: 'read_write' }],
+    body: `
+fn hash(x: u32) -> u32 {
+  let s = x * 747796405u + 2891336453u;
+  let w = ((s >> ((s >> 28u) + 4u)) ^ s) * 277803737u;
+  return (w >> 22u) ^ w;
+}
+@compute @workgroup_size(${WG}) fn main(${WG_BUILTINS}) {
+  let i = (${FLAT_WG}) * ${WG}u + lid;
+  if (i >= p.n) { return; }
+  let h1 = hash((i * 2u) ^ hash(p.seed));
+  let h2 = hash((i * 2u + 1u) ^ hash(p.seed + 0x9e3779b9u));
+  let u1 = (f32(h1 >> 8u) + 0.5) / 16777216.0;
+  let u2 = f32(h2 >> 8u) / 16777216.0;
+  let z = sqrt(-2.0 * log(u1)) * cos(6.283185307 * u2);
+  o[i] = ${t.dtype}(p.mean + p.std * z);
+}`,
+  });
+  prog.dispatch(spec, [t], { n: t.size, seed: seed >>> 0, mean, std }, grid(prog, t.size));
+}
+
+export type WeightSource = { kind: 'host'; model: ModelWeights } | { kind: 'random'; config: ModelConfig; seed: number; std?: number };
+
+/** Allocates and fills every frozen tensor. `maxBindingBytes` decides how embed/lm_head are bound. */
+export async function createWeights(ctx: GpuContext, runner: Runner, src: WeightSource, dtype: 'f32' | 'f16', maxBindingBytes: number): Promise<GpuModelWeights> {
+  const cfg = src.kind === 'host' ? src.model.config : src.config;
+  const specs = weightSpecs(cfg);
+  const tensors = new Map<string, GpuTensor>();
+  for (const s of specs) {
+    if (s.size * dtypeBytes(dtype) > ctx.limits.maxBufferSize) {
+      throw new Error(`webgpu: tensor ${s.name} (${s.size} values) is larger than the adapter's maxBufferSize ${ctx.limits.maxBufferSize}`);
+    }
+    tensors.set(s.name, createTensor(ctx, s.name, s.size, dtype));
+  }
+  if (src.kind === 'host') {
+    for (const s of specs) await uploadFloat(ctx, runner, tensors.get(s.name) as GpuTensor, hostTensor(src.model, s.name));
+  } else {
+    const std = src.std ?? 0.02;
+    await runner.runOnce((p) => {
+      specs.forEach((s, i) => randomFill(p, tensors.get(s.name) as GpuTensor, src.seed * 7919 + i, s.kind === 'norm' ? 1 : 0, s.kind === 'norm' ? 0 : std));
+    }, 'init');
+  }
+  const get = (n: string): GpuTensor => {
+    const t = tensors.get(n);
+    if (!t) throw new Error(`webgpu: weight ${n} was not created`);
+    return t;
+  };
+  const H = cfg.hiddenSize;
+  const layers: GpuLayerWeights[] = [];
+  for (let l = 0; l < cfg.numLayers; l++) {
+    const p = `model.layers.${l}`;
+    const lin = {} as Record<LoraTargetName, GpuLinear>;
+    for (const t of LINEARS) {
+      const { outFeatures, inFeatures } = targetShape(cfg, t);
+      const mod = t === 'gate_proj' || t === 'up_proj' || t === 'down_proj' ? `mlp.${t}` : `self_attn.${t}`;
+      lin[t] = { weight: get(`${p}.${mod}.weight`), bias: hasBias(cfg, t) ? get(`${p}.${mod}.bias`) : null, outFeatures, inFeatures };
+    }
+    layers.push({
+      inputNorm: get(`${p}.input_layernorm.weight`),
+      postNorm: get(`${p}.post_attention_layernorm.weight`),
+      qNorm: cfg.qkNorm ? get(`${p}.self_attn.q_norm.weight`) : null,
+      kNorm: cfg.qkNorm ? get(`${p}.self_attn.k_norm.weight`) : null,
+      lin,
+    });
+  }
+  const embed = get('model.embed_tokens.weight');
+  const head = cfg.tieWordEmbeddings ? embed : get('lm_head.weight');
+  return {
+    config: cfg,
+    dtype,
+    embed: lmHeadParts(embed, cfg.vocabSize, H, maxBindingBytes),
+    norm: get('model.norm.weight'),
+    lmHead: lmHeadParts(head, cfg.vocabSize, H, maxBindingBytes),
+    layers,
+  };
+}
+
+/** Bytes the frozen weights take on the device (as the allocator rounds them). */
+export function weightBytes(cfg: ModelConfig, dtype: GpuDtype): number {
+  return weightSpecs(cfg).reduce((s, w) => s + Math.max(16, Math.ceil((w.size * dtypeBytes(dtype)) / 16) * 16), 0);
+}
