@@ -20,7 +20,7 @@ if (!existsSync(file) || statSync(file).size < target) {
     written += Buffer.byteLength(line);
     if (!out.write(line)) await new Promise((r) => out.once('drain', r));
   }
-  await new Promise((r) => out.end(r));
+  await new Promise<void>((r) => out.end(() => r()));
 }
 const tokenizer = await loadTokenizer(SAMPLE_MODEL_DIR);
 const t0 = performance.now();
