@@ -1,7 +1,10 @@
 /**
  * `npm run bench -- [--backend cpu|webgpu] [--shape tiny|smollm-135m|llama-1b|llama-7b] [--seq N] [--batch N]
- *                   [--steps N] [--precision fp32|fp16] [--checkpointing] [--only train|tokenize|quant]`
+ *                   [--steps N] [--precision fp32|fp16] [--checkpointing] [--only train|tokenize|quant]
+ *                   [--peak-tflops X | --peak-gflops X]`
  *
+ * MFU needs the device's peak: --peak-tflops/--peak-gflops, else the table in bench/flops.ts for known GPUs (the cpu
+ * backend has none, so its mfu is null unless a peak is given). bench/README.md tells how to compare with PEFT.
  * Prints a table and writes bench/results/bench-<time>.json. Each training case runs in its own child process so
  * its peak RSS is its own.
  */
@@ -24,6 +27,8 @@ const { values } = parseArgs({
     precision: { type: 'string', default: 'fp32' },
     checkpointing: { type: 'boolean', default: false },
     only: { type: 'string' },
+    'peak-tflops': { type: 'string' },
+    'peak-gflops': { type: 'string' },
   },
   allowPositionals: false,
 });
@@ -61,6 +66,8 @@ if (!only || only === 'train') {
     const steps = values.steps ?? String(SHAPES[shape].defaultSteps);
     const args = ['--backend', backend, '--shape', shape, '--seq', seq, '--batch', batch, '--steps', steps, '--precision', values.precision ?? 'fp32'];
     if (values.checkpointing) args.push('--checkpointing');
+    if (values['peak-tflops'] !== undefined) args.push('--peak-tflops', values['peak-tflops']);
+    if (values['peak-gflops'] !== undefined) args.push('--peak-gflops', values['peak-gflops']);
     rows.push(runChild('train-step.ts', args));
   }
 }

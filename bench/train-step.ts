@@ -1,10 +1,12 @@
 /**
  * One training benchmark case (run by bench.ts in a child process): load a random-weight model of a real shape,
- * run `steps` LoRA training steps (forward + backward + AdamW) and print one JSON row with tokens/s, step time and
- * peak RSS. The first step is a warm-up and is not timed.
+ * run `steps` LoRA training steps (forward + backward + AdamW) and print one JSON row with tokens/s, step time, peak
+ * memory (peakRssMiB on cpu, peakGpuMiB on webgpu) and MFU (bench/flops.ts; needs a peak: --peak-tflops or
+ * --peak-gflops, or a GPU that the peak table knows). The first step is a warm-up and is not timed.
+ * bench/peft_reference.py prints the same keys for PyTorch + PEFT.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -14,6 +16,7 @@ import { lossAndGrads, countParameters } from '../engine/model/llama.ts';
 import type { Batch, FloatArray, LoraConfig } from '../engine/model/types.ts';
 import { AdamW } from '../engine/train/adamw.ts';
 import { Rng } from '../engine/util/rng.ts';
+import { ALL_TARGETS, flopShapeFromHf, mfu, peakTflopsFor, trainingFlops } from './flops.ts';
 import { SHAPES, type ShapeName } from './shapes.ts';
 
 const { values } = parseArgs({
@@ -25,47 +28,109 @@ const { values } = parseArgs({
     steps: { type: 'string', default: '3' },
     precision: { type: 'string', default: 'fp32' },
     checkpointing: { type: 'boolean', default: false },
+    'peak-tflops': { type: 'string' },
+    'peak-gflops': { type: 'string' },
     'make-only': { type: 'boolean', default: false },
   },
 });
 const shape = values.shape as ShapeName;
+if (!(shape in SHAPES)) throw new Error(`--shape must be one of ${Object.keys(SHAPES).join(', ')}, not ${shape}`);
 const spec = SHAPES[shape];
 const dir = join(tmpdir(), 'lora-studio-bench', shape);
+const precision = values.precision;
+if (precision !== 'fp32' && precision !== 'fp16') throw new Error(`--precision must be fp32 or fp16, not ${precision}`);
+const B = positiveInt('batch');
+const T = positiveInt('seq');
+const steps = Math.max(2, positiveInt('steps'));
+const LORA: LoraConfig = { r: 8, alpha: 16, dropout: 0, targets: [...ALL_TARGETS], rslora: false };
+const flops = trainingFlops(flopShapeFromHf(spec.hf), LORA, B, T);
+const envTflops = Number(process.env.LORA_STUDIO_PEAK_TFLOPS);
+const peakOverride =
+  values['peak-tflops'] !== undefined
+    ? positiveNumber('peak-tflops') * 1e12
+    : values['peak-gflops'] !== undefined
+      ? positiveNumber('peak-gflops') * 1e9
+      : envTflops > 0
+        ? envTflops * 1e12
+        : null;
+
+function positiveInt(flag: 'batch' | 'seq' | 'steps'): number {
+  const v = Number(values[flag]);
+  if (!Number.isInteger(v) || v <= 0) throw new Error(`--${flag} must be a positive integer, not ${values[flag]}`);
+  return v;
+}
+function positiveNumber(flag: 'peak-tflops' | 'peak-gflops'): number {
+  const v = Number(values[flag]);
+  if (!(v > 0)) throw new Error(`--${flag} must be a positive number, not ${values[flag]}`);
+  return v;
+}
+
+/** The figures every backend reports the same way, computed here so that they cannot drift between backends. */
+function common(stepMs: number, peakFlops: number | null): Record<string, number | null> {
+  return {
+    stepMs,
+    tokensPerSecond: ((B * T) / stepMs) * 1000,
+    flopsPerStep: flops.total,
+    trainableParams: flops.loraParams,
+    peakTflops: peakFlops === null ? null : peakFlops / 1e12,
+    mfu: mfu(flops.total, stepMs, peakFlops),
+  };
+}
 
 if (values['make-only']) {
   const { writeRandomModel } = await import('../engine/io/make-model.ts');
   writeRandomModel(dir, spec.hf, { seed: 1, dtype: 'F16' });
   process.exit(0);
 }
-if (!existsSync(join(dir, 'config.json'))) {
+
+if (values.backend === 'webgpu') {
+  // The webgpu bench generates its random weights on the device (llama-weights.ts, source 'random'): writing 13 GB of
+  // Llama-2-7B weights from JavaScript first would take minutes. It gets the config.json only.
+  if (!existsSync(join(dir, 'config.json'))) {
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'config.json'), JSON.stringify(spec.hf, null, 2) + '\n');
+  }
+  const { benchWebgpu } = await import('./webgpu-bench.ts');
+  // benchWebgpu's `steps` are the timed ones after its own warm-up; here, as on cpu and in peft_reference.py,
+  // --steps counts the warm-up too.
+  const r = await benchWebgpu({ shape, seq: T, batch: B, steps: steps - 1, precision, checkpointing: values.checkpointing ?? false, modelDir: dir });
+  const tableTflops = peakTflopsFor(r.adapter, precision);
+  const peakFlops = peakOverride ?? (tableTflops === null ? null : tableTflops * 1e12);
+  // Its own flopsPerToken/mfu give way to flops.ts's, the count peft_reference.py uses too.
+  const { flopsPerToken: _fpt, mfu: _mfu, peakGpuGiB: _gib, ...rest } = r;
+  console.log(
+    JSON.stringify({
+      bench: 'train',
+      backend: 'webgpu',
+      shape,
+      ...rest,
+      steps,
+      ...common(r.stepMs, peakFlops),
+      peakGpuMiB: r.peakGpuBytes / 2 ** 20,
+      estimatedGpuMiB: r.estimatedGpuBytes / 2 ** 20,
+    }),
+  );
+  process.exit(0);
+}
+if (values.backend !== 'cpu') throw new Error(`--backend must be cpu or webgpu, not ${values.backend}`);
+if (precision !== 'fp32') throw new Error('the cpu backend trains in fp32 only');
+if (!existsSync(join(dir, 'config.json')) || !existsSync(join(dir, 'model.safetensors'))) {
   // Made in its own process so the generator's memory does not count in this case's peak RSS.
   const r = spawnSync(process.execPath, [...process.execArgv, process.argv[1], '--shape', shape, '--make-only'], { stdio: 'inherit' });
   if (r.status !== 0) throw new Error(`could not make the ${shape} model in ${dir}`);
 }
 
-if (values.backend !== 'cpu') {
-  const { benchWebgpu } = await import('./webgpu-bench.ts');
-  const row = await benchWebgpu({ shape, seq: Number(values.seq), batch: Number(values.batch), steps: Number(values.steps), precision: values.precision === 'fp16' ? 'fp16' : 'fp32', checkpointing: values.checkpointing ?? false, modelDir: dir });
-  console.log(JSON.stringify({ bench: 'train', backend: 'webgpu', shape, ...row }));
-  process.exit(0);
-}
-if (values.precision !== 'fp32') throw new Error('the cpu backend trains in fp32 only');
-
 const model = loadModel(dir, { dtype: Float32Array });
 const cfg = model.config;
-const loraCfg: LoraConfig = { r: 8, alpha: 16, dropout: 0, targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'], rslora: false };
-const lora = newLora(cfg, loraCfg, new Rng(1), Float32Array);
+const lora = newLora(cfg, LORA, new Rng(1), Float32Array);
 const params: FloatArray[] = [];
 forEachPair(lora, (_t, _l, p) => params.push(p.A, p.B));
 const opt = new AdamW(params, {});
 
-const B = Number(values.batch);
-const T = Number(values.seq);
 const rng = new Rng(2);
 const inputIds = new Int32Array(B * T).map(() => rng.int(cfg.vocabSize));
 const batch: Batch = { batchSize: B, seqLen: T, inputIds, labels: inputIds.slice() };
 
-const steps = Math.max(2, Number(values.steps));
 const times: number[] = [];
 let loss = 0;
 for (let s = 0; s < steps; s++) {
@@ -78,7 +143,6 @@ for (let s = 0; s < steps; s++) {
   if (s > 0) times.push(performance.now() - t0);
 }
 const stepMs = times.reduce((a, b) => a + b, 0) / times.length;
-const tokens = B * T;
 console.log(
   JSON.stringify({
     bench: 'train',
@@ -87,10 +151,11 @@ console.log(
     params: countParameters(model),
     batch: B,
     seq: T,
+    steps,
+    precision,
     checkpointing: values.checkpointing ?? false,
-    stepMs,
-    tokensPerSecond: (tokens / stepMs) * 1000,
-    peakRssMiB: process.resourceUsage().maxRSS / 1024,
+    ...common(stepMs, peakOverride),
     loss,
+    peakRssMiB: process.resourceUsage().maxRSS / 1024,
   }),
 );

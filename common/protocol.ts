@@ -5,9 +5,10 @@
  * - Services → renderer: `StudioEvents` (pushed).
  * - Services ↔ engine worker: `EngineCommand` / `EngineEvent`.
  *
- * Runs anywhere (browser, Node, Electron): imports nothing but zod.
+ * Runs anywhere (browser, Node, Electron): imports nothing but zod (and the plain report types next to it).
  */
 import { z } from 'zod';
+import type { QuantReport } from './quant-report.ts';
 
 // ---------------------------------------------------------------------------------------------------------------
 // Run configuration (validated with zod so every message names the field)
@@ -226,6 +227,67 @@ export interface StudioErrorInfo {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
+// Quantization lab
+// ---------------------------------------------------------------------------------------------------------------
+
+export const QUANT_ADAPTER_MODES = ['merged', 'on-quantized'] as const;
+/** merged: quantize W + s·BA; on-quantized: keep the adapter in fp32 on top of the quantized base. */
+export type QuantAdapterMode = (typeof QUANT_ADAPTER_MODES)[number];
+
+export interface QuantFormatInfo {
+  /** Registry key: f16, int8, int4-g128, nf4, q8_0, q4_0, q4_1. */
+  name: string;
+  label: string;
+  bitsPerWeight: number;
+  /** The format can be written to a GGUF file (`lora-studio quantize`). */
+  gguf: boolean;
+}
+
+/** What one lab job measures. */
+export interface QuantJobRequest {
+  modelPath: string;
+  /** A PEFT adapter folder (an Adapters entry's path). */
+  adapterPath?: string;
+  /** Format names from 'quant.formats'. */
+  formats: string[];
+  /** With an adapter: which ways to combine it with the quantized base (both when absent). */
+  adapterModes?: QuantAdapterMode[];
+  /** Calibration text for the behaviour metrics; without it (and without useSampleCalib) only weights are measured. */
+  calibPath?: string;
+  useSampleCalib?: boolean;
+  /** Calibration tokens in all (default 512) and per sequence (default 128). */
+  calibTokens?: number;
+  calibSeqLen?: number;
+  /** Replace the automatic flagging: absolute relative-error and KL thresholds, or k in k × median. */
+  thresholds?: { relErr?: number; kl?: number; multiplier?: number };
+}
+
+export type QuantJobState = 'queued' | 'running' | 'done' | 'failed' | 'cancelled';
+
+export interface QuantProgress {
+  jobId: string;
+  phase: 'loading' | 'weights' | 'calibration';
+  /** Steps of this phase. */
+  done: number;
+  total: number;
+  /** Format (report key) being measured; '' while loading. */
+  format: string;
+  /** Whole job, 0..1. */
+  fraction: number;
+}
+
+export interface QuantJobSummary {
+  id: string;
+  state: QuantJobState;
+  request: QuantJobRequest;
+  createdAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+  progress: QuantProgress | null;
+  error: StudioErrorInfo | null;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
 // Renderer → services
 // ---------------------------------------------------------------------------------------------------------------
 
@@ -250,6 +312,12 @@ export interface StudioRequests {
   /** Electron only: native pickers. */
   'dialog.pickFolder': { params: { title?: string }; result: { path: string | null } };
   'dialog.pickFile': { params: { title?: string; extensions?: string[] }; result: { path: string | null } };
+  'quant.formats': { params: Record<string, never>; result: QuantFormatInfo[] };
+  /** Queue a lab job (one runs at a time); progress arrives as 'quant.progress', the end as 'quant.done' / 'quant.failed'. */
+  'quant.start': { params: QuantJobRequest; result: { jobId: string; job: QuantJobSummary } };
+  'quant.cancel': { params: { jobId: string }; result: QuantJobSummary };
+  /** The job and, once done, its report. */
+  'quant.get': { params: { jobId: string }; result: { job: QuantJobSummary; report: QuantReport | null } };
 }
 
 export type StudioMethod = keyof StudioRequests;
@@ -274,6 +342,10 @@ export const STUDIO_METHODS = [
   'adapters.startDrag',
   'dialog.pickFolder',
   'dialog.pickFile',
+  'quant.formats',
+  'quant.start',
+  'quant.cancel',
+  'quant.get',
 ] as const satisfies readonly StudioMethod[];
 
 // Compile-time proof that STUDIO_METHODS lists every method.
@@ -294,6 +366,11 @@ export interface StudioEvents {
   'run.metrics': { runId: string; points: MetricPoint[] };
   'run.log': { runId: string; level: 'info' | 'warn' | 'error'; message: string };
   'adapters.changed': AdapterSummary[];
+  'quant.progress': QuantProgress;
+  /** The report is fetched with 'quant.get' (it can be megabytes). */
+  'quant.done': { job: QuantJobSummary };
+  /** Failed or cancelled (job.state says which; job.error says why). */
+  'quant.failed': { job: QuantJobSummary };
 }
 export type StudioEventName = keyof StudioEvents;
 export interface StudioEventMessage<E extends StudioEventName = StudioEventName> {
@@ -326,3 +403,14 @@ export type EngineEvent =
   | { type: 'done'; runId: string; adapterDir: string; finalLoss: number | null; steps: number }
   | { type: 'stopped'; runId: string; step: number; checkpoint: string | null }
   | { type: 'error'; runId: string; message: string; file?: string; line?: number; field?: string };
+
+// ---------------------------------------------------------------------------------------------------------------
+// Services ↔ quantization worker (engine/quant/quant-worker.ts, one worker_thread per job)
+// ---------------------------------------------------------------------------------------------------------------
+
+export type QuantCommand = { type: 'quant.run'; jobId: string; request: QuantJobRequest } | { type: 'quant.cancel'; jobId: string };
+
+export type QuantEvent =
+  | { type: 'progress'; jobId: string; phase: QuantProgress['phase']; done: number; total: number; format: string; fraction: number }
+  | { type: 'done'; jobId: string; report: QuantReport }
+  | { type: 'error'; jobId: string; message: string; cancelled: boolean; file?: string; line?: number; field?: string };

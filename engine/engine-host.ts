@@ -3,7 +3,7 @@
  * delivers EngineEvents. A worker that dies without saying why becomes an 'error' event; the parent never crashes.
  */
 import { Worker } from 'node:worker_threads';
-import type { ResourceLimits } from 'node:worker_threads';
+import type { ResourceLimits, WorkerOptions } from 'node:worker_threads';
 import type { EngineCommand, EngineEvent } from '../common/protocol.ts';
 
 export interface EngineHandle {
@@ -23,13 +23,20 @@ export interface EngineHandle {
  */
 function createWorker(opts: StartEngineOptions): Worker {
   const limits = opts.resourceLimits ? { resourceLimits: opts.resourceLimits } : {};
-  if (import.meta.url.endsWith('.ts')) {
+  return startWorkerModule(new URL(import.meta.url.endsWith('.ts') ? './worker.ts' : './worker.js', import.meta.url), limits);
+}
+
+/**
+ * A worker_thread running the module at `entry`: a .ts entry (from sources) goes through the tsx bootstrap above, a
+ * .js entry (from dist/) runs as it is. Other workers (the quantization lab's) start the same way.
+ */
+export function startWorkerModule(entry: URL, options: WorkerOptions = {}): Worker {
+  if (entry.pathname.endsWith('.ts')) {
     const tsx = import.meta.resolve('tsx/esm/api');
-    const entry = new URL('./worker.ts', import.meta.url).href;
-    const bootstrap = `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(entry)}); });`;
-    return new Worker(bootstrap, { eval: true, ...limits });
+    const bootstrap = `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(entry.href)}); });`;
+    return new Worker(bootstrap, { ...options, eval: true });
   }
-  return new Worker(new URL('./worker.js', import.meta.url), limits);
+  return new Worker(entry, options);
 }
 
 export interface StartEngineOptions {

@@ -25,6 +25,7 @@ import { openHome, type StudioHome } from './home.ts';
 import { checkDataset, checkModel } from './preflight.ts';
 import { RunManager, type EngineHandle } from './run-manager.ts';
 import { JsonRunStore } from './run-store.ts';
+import { createQuantLab, QUANT_PARAM_SCHEMAS } from './quant-lab.ts';
 
 export interface StudioDialogs {
   pickFolder(options: { title?: string }): Promise<string | null>;
@@ -87,6 +88,7 @@ const schemas = {
   'adapters.startDrag': z.object({ id }),
   'dialog.pickFolder': z.object({ title: z.string().optional() }).optional(),
   'dialog.pickFile': z.object({ title: z.string().optional(), extensions: z.array(z.string()).optional() }).optional(),
+  ...QUANT_PARAM_SCHEMAS,
 } satisfies Record<StudioMethod, z.ZodType>;
 
 function parseParams<M extends StudioMethod>(method: M, params: unknown): z.infer<(typeof schemas)[M]> {
@@ -133,6 +135,7 @@ export function createStudioServices(options: StudioServicesOptions): StudioServ
   const adapters = new AdapterStore(home);
   const runs = new RunManager({ store: new JsonRunStore(home), adapters, emit, startEngine: options.startEngine ?? (() => startEngine()) });
   const version = appVersion();
+  const quant = createQuantLab({ emit });
 
   const handlers: { [M in StudioMethod]: (params: unknown, ctx: RequestContext) => Promise<StudioResult<M>> } = {
     'app.info': async () => ({ version, home: home.root, host: options.host, backends: ['cpu'] }),
@@ -190,6 +193,7 @@ export function createStudioServices(options: StudioServicesOptions): StudioServ
       if (!options.dialogs) throw desktopOnly('The file picker');
       return { path: await options.dialogs.pickFile(p) };
     },
+    ...quant.handlers,
   };
 
   return {
@@ -208,6 +212,8 @@ export function createStudioServices(options: StudioServicesOptions): StudioServ
     },
     hasActiveRuns: () => runs.hasActiveRuns(),
     whenIdle: () => runs.whenIdle(),
-    close: () => runs.close(),
+    close: async () => {
+      await Promise.all([runs.close(), quant.close()]);
+    },
   };
 }

@@ -135,11 +135,14 @@ function linearBackwardScratch(M: number, d: { out: number; in: number }, r: num
 }
 
 /**
- * Node frees a dead ArrayBuffer only when V8 collects it. V8 runs a young-generation collection once the young
- * ArrayBuffers' backing stores reach 2 × the max semi-space (16 MiB by default on 64-bit), so up to 32 MiB of the
- * step's freed scratch can still be resident at the peak (heap.cc AllocateExternalBackingStore).
+ * Node frees a dead ArrayBuffer only when V8 collects it, and the cpu engine allocates a step's activations afresh.
+ * Two V8 limits bound what is dead but still resident at a peak: a young-generation collection runs once young
+ * ArrayBuffers reach 2 × the max semi-space (16 MiB on 64-bit), so up to 32 MiB of a step's scratch; buffers that
+ * lived long enough to be promoted (the previous step's activations) wait for a full collection, which external
+ * memory growth of 64 MiB over the last one starts (heap.cc AllocateExternalBackingStore, external memory soft limit).
  */
 const V8_YOUNG_BACKING_STORE_TRIGGER = 2 * 16 * 1024 * 1024;
+const V8_EXTERNAL_SOFT_LIMIT = 64 * 1024 * 1024;
 
 export function estimateTrainingMemory(model: ModelConfig, run: MemoryEstimateRun, options: MemoryEstimateOptions = {}): MemoryEstimate {
   const backend = options.backend ?? 'cpu';
@@ -201,8 +204,8 @@ export function estimateTrainingMemory(model: ModelConfig, run: MemoryEstimateRu
   const rows = Math.min(chunkRows(V), M);
   // h and dh rows plus the logits, all f64; dhn is already allocated when the chunk is.
   const logitsChunk = (rows * H * 2 + rows * V) * F64;
-  // Freed but not yet collected scratch (cpu only: GPU buffers are destroyed explicitly).
-  const gcSlack = backend === 'cpu' ? Math.min(V8_YOUNG_BACKING_STORE_TRIGGER, logitsChunk + L * garbagePerLayer) : 0;
+  // Freed but not yet collected buffers (cpu only: GPU buffers are destroyed explicitly).
+  const gcSlack = backend === 'cpu' ? Math.min(V8_YOUNG_BACKING_STORE_TRIGGER, logitsChunk + L * garbagePerLayer) + V8_EXTERNAL_SOFT_LIMIT : 0;
   const peakOf = (layersKept: number, recompute: boolean): number =>
     always + layersKept * layer + Math.max(logitsChunk + M * H * aB, scratch + (recompute ? M * H * aB : 0) + opScratch) + gcSlack;
   const activationsWithoutCheckpointing = peakOf(L, false);

@@ -1,25 +1,36 @@
+import { useState } from 'react';
 import { AdaptersList } from './components/AdaptersList.tsx';
+import { DatasetPanel } from './components/DatasetPanel.tsx';
 import { DatasetPicker } from './components/DatasetPicker.tsx';
+import { DropZone } from './components/DropZone.tsx';
 import { LossChart } from './components/LossChart.tsx';
 import { ModelPicker } from './components/ModelPicker.tsx';
 import { RunHistory } from './components/RunHistory.tsx';
 import { RunProgress } from './components/RunProgress.tsx';
 import { TrainForm } from './components/TrainForm.tsx';
+import { PageTabs, type StudioPage } from './lab/PageTabs.tsx';
+import { QuantLab } from './lab/QuantLab.tsx';
 import { useStudio } from './stores/studio.ts';
 
 export function App() {
   const currentRunId = useStudio((s) => s.currentRunId);
+  const [page, setPage] = useState<StudioPage>('train');
   return (
     <div className="app">
       <Header />
+      <PageTabs page={page} onChange={setPage} />
       <Notice />
-      <main className="columns">
+      <DropZone />
+      {page === 'quant' ? <QuantLab /> : null}
+      {/* Hidden, not unmounted: the training page keeps its local state while the lab is open. */}
+      <main className="columns" style={page === 'train' ? undefined : { display: 'none' }}>
         <div className="column column-setup">
           <ModelPicker />
           <DatasetPicker />
           <TrainForm />
         </div>
         <div className="column column-live">
+          <DatasetPanel />
           <section className="card" data-testid="training">
             <h2>Training</h2>
             <RunProgress runId={currentRunId} />

@@ -153,7 +153,7 @@ fn li(i: u32, j: u32) -> u32 {
     let k = li(i, j);
     logits[k] = exp(logits[k] - lse) * g - select(0.0, g, j == tgt);
   }`
-      : ''
+      : '_ = gs[0];'
   }
 }`,
   });

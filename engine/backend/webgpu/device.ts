@@ -14,7 +14,9 @@ import { create, globals } from 'webgpu';
 export const GIB = 1024 ** 3;
 
 export function formatGiB(bytes: number): string {
-  return `${(bytes / GIB).toFixed(bytes < GIB / 10 ? 3 : 2)} GiB`;
+  if (!Number.isFinite(bytes)) return 'unlimited';
+  const g = bytes / GIB;
+  return `${g >= 0.1 ? g.toFixed(2) : g.toPrecision(2)} GiB`;
 }
 
 /** Thrown when a run cannot fit: the message carries what it needed and what the adapter allows. */
@@ -175,6 +177,15 @@ export class GpuAllocator {
     return [...this.live.values()].sort((a, b) => b.bytes - a.bytes);
   }
 
+  /** The live buffers now; with createdSince(), what an owner (a session) allocated in between. */
+  snapshot(): Set<GPUBuffer> {
+    return new Set(this.live.keys());
+  }
+
+  createdSince(snap: Set<GPUBuffer>): GPUBuffer[] {
+    return [...this.live.keys()].filter((b) => !snap.has(b));
+  }
+
   resetPeak(): void {
     this.peakBytes = this.liveBytes;
   }
@@ -183,13 +194,13 @@ export class GpuAllocator {
    * Runs `fn` (which allocates) under an out-of-memory error scope. When the device could not back the buffers,
    * everything `fn` allocated is released and a GpuOutOfMemoryError names the total it needed.
    */
-  async guard<T>(what: string, neededBytes: number, fn: () => T): Promise<T> {
+  async guard<T>(what: string, neededBytes: number, fn: () => T | Promise<T>): Promise<T> {
     const before = new Set(this.live.keys());
     const liveBefore = this.liveBytes;
     this.ctx.device.pushErrorScope('out-of-memory');
     let result: T;
     try {
-      result = fn();
+      result = await fn();
     } catch (e) {
       await this.ctx.device.popErrorScope();
       for (const b of [...this.live.keys()]) if (!before.has(b)) this.destroy(b);

@@ -130,7 +130,7 @@ function randomFill(prog: Program, t: GpuTensor, seed: number, mean: number, std
       ['n', 'u32'],
       ['seed', 'u32'],
       ['mean', 'f32'],
-      ['std', 'f32'],
+      ['sd', 'f32'],
     ],
     bindings: [{ name: 'o', type: t.dtype, access: 'read_write' }],
     body: `
@@ -147,10 +147,10 @@ fn hash(x: u32) -> u32 {
   let u1 = (f32(h1 >> 8u) + 0.5) / 16777216.0;
   let u2 = f32(h2 >> 8u) / 16777216.0;
   let z = sqrt(-2.0 * log(u1)) * cos(6.283185307 * u2);
-  o[i] = ${t.dtype}(p.mean + p.std * z);
+  o[i] = ${t.dtype}(p.mean + p.sd * z);
 }`,
   });
-  prog.dispatch(spec, [t], { n: t.size, seed: seed >>> 0, mean, std }, grid(prog, t.size));
+  prog.dispatch(spec, [t], { n: t.size, seed: seed >>> 0, mean, sd: std }, grid(prog, t.size));
 }
 
 export type WeightSource = { kind: 'host'; model: ModelWeights } | { kind: 'random'; config: ModelConfig; seed: number; std?: number };

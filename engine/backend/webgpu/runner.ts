@@ -48,7 +48,7 @@ export class Runner {
     const prog = new Program(this, label);
     record(prog);
     await prog.compile();
-    prog.build();
+    await prog.build();
     this.submit([prog]);
     await this.ctx.sync();
     prog.destroy();
@@ -157,8 +157,10 @@ export class Program {
     });
   }
 
-  build(): void {
+  /** Creates the uniform buffer and bind groups; a binding that does not fit its kernel is reported by key. */
+  async build(): Promise<void> {
     const ctx = this.runner.ctx;
+    ctx.device.pushErrorScope('validation');
     const slot = this.slotBytes();
     const n = this.dispatches.length;
     const data = new ArrayBuffer(Math.max(1, n) * slot);
@@ -174,6 +176,8 @@ export class Program {
       const group = ctx.device.createBindGroup({ label: d.spec.key, layout: pipeline.getBindGroupLayout(0), entries });
       return { pipeline, group, grid: d.grid };
     });
+    const err = await ctx.device.popErrorScope();
+    if (err) throw new Error(`program '${this.label}': ${err.message}`);
   }
 
   /** Re-evaluates parameter thunks and uploads the parameters (queue-ordered before the next submit). */

@@ -43,4 +43,9 @@ export class ElectronClient implements StudioClient {
   startDrag(adapterId: string): void {
     this.bridge.startDrag(adapterId);
   }
+
+  pathForFile(file: File): string {
+    // An older preload may lack it; then the file goes up by its content, as in a browser.
+    return typeof this.bridge.pathForFile === 'function' ? this.bridge.pathForFile(file) : '';
+  }
 }

@@ -35,6 +35,8 @@ export interface StudioClient {
   onConnection(listener: (state: ConnectionState) => void): () => void;
   /** Electron: hand the drag to the OS with the adapter folder. */
   startDrag?(adapterId: string): void;
+  /** Electron: where a dropped or picked File lies on disk ('' when it has no path). */
+  pathForFile?(file: File): string;
   /** Web: absolute URL of the adapter zip, token included, for downloads and DownloadURL drags. */
   adapterZipUrl?(adapterId: string): string;
 }

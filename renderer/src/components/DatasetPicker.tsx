@@ -1,9 +1,10 @@
 import { useRef } from 'react';
+import { DATASET_FORMATS, type DatasetFormat } from '../../../common/protocol.ts';
 import { useStudio } from '../stores/studio.ts';
 import { ErrorNote } from './ErrorNote.tsx';
 import { baseName } from './format.ts';
 
-const ACCEPT = '.jsonl,.json,.csv,.parquet,.txt';
+const ACCEPT = '.jsonl,.json,.csv,.tsv,.parquet,.txt';
 const SHOWN_BAD_RECORDS = 8;
 
 export function DatasetPicker() {
@@ -13,7 +14,9 @@ export function DatasetPicker() {
   const serverError = useStudio((s) => s.serverErrors.datasetPath);
   const busy = useStudio((s) => s.datasetBusy);
   const isElectron = useStudio((s) => s.client?.host === 'electron');
-  const { setDatasetPath, inspectDataset, chooseSampleDataset, browseDataset, uploadDataset } = useStudio.getState();
+  const format = useStudio((s) => s.form.data.format);
+  const badPolicy = useStudio((s) => s.form.data.badRecords);
+  const { setDatasetPath, inspectDataset, chooseSampleDataset, browseDataset, uploadDataset, setDataChoice } = useStudio.getState();
   const fileInput = useRef<HTMLInputElement>(null);
 
   return (
@@ -67,6 +70,16 @@ export function DatasetPicker() {
         <button type="button" className="link" data-testid="use-sample-dataset" disabled={busy} onClick={() => void chooseSampleDataset()}>
           Use the sample dataset
         </button>
+        <label className="inline-select">
+          <span className="muted">Format</span>
+          <select aria-label="Record format" data-testid="dataset-format-select" value={format} onChange={(e) => setDataChoice('format', e.target.value as DatasetFormat)}>
+            {DATASET_FORMATS.map((f) => (
+              <option key={f} value={f}>
+                {f === 'auto' ? 'detect' : f}
+              </option>
+            ))}
+          </select>
+        </label>
         {busy ? <span className="muted">reading…</span> : null}
       </div>
       {error ? <ErrorNote error={error} testId="dataset-error" /> : serverError ? <ErrorNote error={{ message: serverError }} testId="dataset-error" /> : null}
@@ -76,7 +89,9 @@ export function DatasetPicker() {
             <dt>File</dt>
             <dd title={dataset.path}>{baseName(dataset.path)}</dd>
             <dt>Format</dt>
-            <dd data-testid="dataset-format">{dataset.format}</dd>
+            <dd>
+              <span data-testid="dataset-format">{dataset.format}</span> <span className="muted">{format === 'auto' ? '(detected)' : '(chosen)'}</span>
+            </dd>
             <dt>Records</dt>
             <dd data-testid="dataset-records">{dataset.records}</dd>
             {dataset.truncated ? (
@@ -87,9 +102,9 @@ export function DatasetPicker() {
             ) : null}
           </dl>
           {dataset.badRecords.length > 0 ? (
-            <div className="note note-warn" data-testid="dataset-bad-records">
+            <div className="note note-warn" data-testid="dataset-bad-records" data-count={badCount(dataset)}>
               <div className="note-message">
-                {dataset.badRecords.length} record{dataset.badRecords.length === 1 ? '' : 's'} in {baseName(dataset.path)} cannot be used:
+                {badCount(dataset)} record{badCount(dataset) === 1 ? '' : 's'} in {baseName(dataset.path)} cannot be used:
               </div>
               <ul className="note-list">
                 {dataset.badRecords.slice(0, SHOWN_BAD_RECORDS).map((b) => (
@@ -97,13 +112,19 @@ export function DatasetPicker() {
                     line {b.line}: {b.message}
                   </li>
                 ))}
-                {dataset.badRecords.length > SHOWN_BAD_RECORDS ? <li>… and {dataset.badRecords.length - SHOWN_BAD_RECORDS} more</li> : null}
+                {badCount(dataset) > SHOWN_BAD_RECORDS ? <li>… and {badCount(dataset) - SHOWN_BAD_RECORDS} more</li> : null}
               </ul>
-            </div>
-          ) : null}
-          {dataset.preview.length > 0 ? (
-            <div className="preview" data-testid="dataset-preview">
-              <PreviewText text={dataset.preview[0].text} spans={dataset.preview[0].trainedSpans} />
+              <div className="policy" role="radiogroup" aria-label="Bad records" data-testid="bad-records-policy">
+                <span>When training:</span>
+                <label>
+                  <input type="radio" name="bad-records" value="fail" data-testid="bad-records-fail" checked={badPolicy === 'fail'} onChange={() => setDataChoice('badRecords', 'fail')} />
+                  refuse to start
+                </label>
+                <label>
+                  <input type="radio" name="bad-records" value="skip" data-testid="bad-records-skip" checked={badPolicy === 'skip'} onChange={() => setDataChoice('badRecords', 'skip')} />
+                  skip them ({badCount(dataset)} left out)
+                </label>
+              </div>
             </div>
           ) : null}
         </div>
@@ -112,30 +133,7 @@ export function DatasetPicker() {
   );
 }
 
-/** The first example, with the parts the loss is computed on highlighted. */
-function PreviewText({ text, spans }: { text: string; spans: [number, number][] }) {
-  const clipped = text.length > 600 ? `${text.slice(0, 600)}…` : text;
-  const parts: { text: string; trained: boolean }[] = [];
-  let at = 0;
-  for (const [start, end] of [...spans].sort((a, b) => a[0] - b[0])) {
-    const s = Math.max(at, Math.min(start, clipped.length));
-    const e = Math.max(s, Math.min(end, clipped.length));
-    if (s > at) parts.push({ text: clipped.slice(at, s), trained: false });
-    if (e > s) parts.push({ text: clipped.slice(s, e), trained: true });
-    at = e;
-  }
-  if (at < clipped.length) parts.push({ text: clipped.slice(at), trained: false });
-  return (
-    <pre>
-      {parts.map((p, i) =>
-        p.trained ? (
-          <mark key={i} title="trained on">
-            {p.text}
-          </mark>
-        ) : (
-          <span key={i}>{p.text}</span>
-        ),
-      )}
-    </pre>
-  );
+/** All bad records; the summary lists at most the first thousand. */
+function badCount(dataset: { badRecords: unknown[]; badRecordCount?: number }): number {
+  return dataset.badRecordCount ?? dataset.badRecords.length;
 }

@@ -1,5 +1,5 @@
 import { memo, useMemo } from 'react';
-import { CartesianGrid, Line, LineChart, ResponsiveContainer, Tooltip, XAxis, YAxis } from 'recharts';
+import { CartesianGrid, Legend, Line, LineChart, ResponsiveContainer, Tooltip, XAxis, YAxis } from 'recharts';
 import type { MetricPoint } from '../../../common/protocol.ts';
 import { useStudio } from '../stores/studio.ts';
 import { useThrottledMetrics } from '../stores/throttle.ts';
@@ -33,14 +33,15 @@ export const LossChart = memo(function LossChart({ runId }: { runId: string | nu
   const points = useThrottledMetrics(runId);
   const totalSteps = useStudio((s) => (runId ? (s.runs[runId]?.totalSteps ?? null) : null));
   const rows = useMemo(() => toRows(points), [points]);
-  const hasValidation = rows.some((r) => r.validationLoss !== undefined);
+  const validationPoints = useMemo(() => rows.reduce((n, r) => n + (r.validationLoss !== undefined ? 1 : 0), 0), [rows]);
+  const hasValidation = validationPoints > 0;
   const skipped = useMemo(() => points.reduce((n, p) => n + (p.skipped ? 1 : 0), 0), [points]);
   const yTicks = useMemo(() => lossTicks(rows), [rows]);
   const yDecimals = Math.max(0, Math.min(4, -Math.floor(Math.log10(Math.max(1e-9, (yTicks[1] ?? 1) - yTicks[0])))));
   const xMax = Math.max(totalSteps ?? 0, rows.length ? rows[rows.length - 1].step : 1);
 
   return (
-    <div className="chart" data-testid="loss-chart" data-points={rows.length}>
+    <div className="chart" data-testid="loss-chart" data-points={rows.length} data-validation-points={validationPoints}>
       <div className="chart-head">
         <span className="chart-title">Loss</span>
         <span className="muted">
@@ -78,6 +79,7 @@ export const LossChart = memo(function LossChart({ runId }: { runId: string | nu
               dot={rows.length <= MAX_DOTTED ? { r: 2.5 } : false}
               isAnimationActive={false}
             />
+            {hasValidation ? <Legend verticalAlign="top" align="right" height={24} iconType="plainline" wrapperStyle={{ fontSize: 12 }} /> : null}
             {hasValidation ? (
               <Line type="linear" dataKey="validationLoss" name="validation loss" stroke="var(--accent-2)" strokeWidth={2} connectNulls dot={{ r: 3 }} isAnimationActive={false} />
             ) : null}

@@ -6,10 +6,11 @@ interface Props {
   label: string;
   hint?: string;
   error?: string;
+  disabled?: boolean;
 }
 
 /** A text box for a number (so "1e-4" and "-" can be typed), with its validation message right under it. */
-export function NumberField({ field, label, hint, error }: Props) {
+export function NumberField({ field, label, hint, error, disabled }: Props) {
   const value = useStudio((s) => s.form.numbers[field]);
   const setNumber = useStudio((s) => s.setNumber);
   const id = `field-${field}`;
@@ -24,6 +25,7 @@ export function NumberField({ field, label, hint, error }: Props) {
         spellCheck={false}
         autoComplete="off"
         value={value}
+        disabled={disabled}
         aria-invalid={error ? true : undefined}
         aria-describedby={error ? `error-${field}` : undefined}
         onChange={(e) => setNumber(field, e.target.value)}

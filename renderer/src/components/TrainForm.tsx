@@ -2,6 +2,7 @@ import { useMemo } from 'react';
 import { LORA_TARGETS } from '../../../common/protocol.ts';
 import { checkForm } from '../stores/form.ts';
 import { useStudio } from '../stores/studio.ts';
+import { DataSettings } from './DataSettings.tsx';
 import { ErrorNote } from './ErrorNote.tsx';
 import { NumberField } from './NumberField.tsx';
 
@@ -65,6 +66,7 @@ export function TrainForm() {
             <NumberField field="train.maxSeqLen" label="Max sequence length" hint="tokens" error={errorOf('train.maxSeqLen')} />
           </div>
         </fieldset>
+        <DataSettings errorOf={errorOf} />
         <div className="train-actions">
           <button type="submit" className="primary" data-testid="train-button" disabled={!canTrain}>
             {starting ? 'Starting…' : 'Train'}

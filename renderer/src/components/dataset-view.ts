@@ -28,6 +28,20 @@ export function histogramBars(histogram: NonNullable<DatasetSummary['histogram']
   return bars;
 }
 
+/**
+ * The part of the token axis worth drawing: from the bin edge just below the shortest example (or the cut-off, when
+ * that is lower) to the top edge, so a dataset of 900–1000-token examples is not drawn as a sliver at the right.
+ * Returns that range and the bars inside it.
+ */
+export function visibleHistogram(bars: readonly HistogramBar[], maxSeqLen?: number): { bars: HistogramBar[]; domain: [number, number] } {
+  if (bars.length === 0) return { bars: [], domain: [0, Math.max(1, maxSeqLen ?? 1)] };
+  const upper = bars[bars.length - 1].to;
+  const firstFilled = bars.find((b) => b.count > 0);
+  let lower = firstFilled ? firstFilled.from : 0;
+  if (maxSeqLen !== undefined && maxSeqLen < lower) lower = bars.filter((b) => b.from <= maxSeqLen).reduce((lo, b) => Math.max(lo, b.from), 0);
+  return { bars: bars.filter((b) => b.from >= lower), domain: [lower, Math.max(upper, maxSeqLen ?? upper)] };
+}
+
 export interface TextSegment {
   text: string;
   trained: boolean;

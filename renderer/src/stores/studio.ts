@@ -15,7 +15,8 @@ import type {
   StudioResult,
 } from '../../../common/protocol.ts';
 import { errorInfo, RequestError, type ConnectionState, type StudioClient } from '../client/transport.ts';
-import { checkForm, defaultForm, firstPerField, type FormValues, type NumberField } from './form.ts';
+import { inspectKey, inspectParams, type InspectParams } from './dataset-request.ts';
+import { checkForm, defaultForm, firstPerField, type DataChoices, type FormValues, type NumberField } from './form.ts';
 import { mergeMetrics } from './metrics.ts';
 
 const ACTIVE_STATES: ReadonlySet<RunSummary['state']> = new Set(['pending', 'validating', 'queuing', 'executing', 'finalizing', 'paused']);
@@ -43,6 +44,15 @@ export interface StudioState {
   dataset: DatasetSummary | null;
   datasetError: StudioErrorInfo | null;
   datasetBusy: boolean;
+  /**
+   * inspectKey of the request behind `dataset` / `datasetError`; null while the current path was never inspected.
+   * When the model, max length, format or train-on choice change, the key no longer matches and the page re-inspects.
+   */
+  datasetRequestKey: string | null;
+  /** The optional second file used whole as the validation split. */
+  validationSummary: DatasetSummary | null;
+  validationError: StudioErrorInfo | null;
+  validationBusy: boolean;
 
   form: FormValues;
   /** Problems the services reported for a field (dotted config path, or modelPath/datasetPath). */
@@ -72,6 +82,14 @@ export interface StudioState {
   chooseSampleDataset(): Promise<void>;
   browseDataset(): Promise<void>;
   uploadDataset(file: File): Promise<void>;
+  /** A file dropped on the window: by its disk path in the desktop app, else its text goes up with datasets.upload. */
+  dropDatasetFile(file: File): Promise<void>;
+  /** Re-inspects the loaded dataset when the summary no longer matches the model / max length / format / train-on. */
+  refreshDataset(): Promise<void>;
+  setDataChoice<K extends keyof DataChoices>(key: K, value: DataChoices[K]): void;
+  setValidationPath(path: string): void;
+  uploadValidationFile(file: File): Promise<void>;
+  browseValidationFile(): Promise<void>;
   setNumber(field: NumberField, value: string): void;
   toggleTarget(target: LoraTarget): void;
   startRun(): Promise<void>;
@@ -179,13 +197,46 @@ export const useStudio = create<StudioState>()((set, get) => {
     }
   }
 
-  async function loadDataset(call: () => Promise<DatasetSummary>): Promise<void> {
-    set({ datasetBusy: true, datasetError: null });
+  /** Bumped by every dataset request, so a slow reply to an older one never replaces a newer summary. */
+  let datasetSeq = 0;
+
+  /** Inspects `path` with the current model and dataset choices. */
+  async function inspectWithChoices(path: string, seq = ++datasetSeq): Promise<void> {
+    const params: InspectParams = inspectParams(path, get().model?.path ?? null, get().form);
+    const key = inspectKey(params);
+    set({ datasetBusy: true, datasetError: null, datasetRequestKey: key });
     try {
-      const dataset = await call();
+      const dataset = await client().request('datasets.inspect', params);
+      if (seq !== datasetSeq) return;
       set((s) => ({ dataset, datasetPath: dataset.path, datasetBusy: false, serverErrors: withoutKey(s.serverErrors, 'datasetPath') }));
     } catch (e) {
+      if (seq !== datasetSeq) return;
       set({ dataset: null, datasetError: errorInfo(e), datasetBusy: false });
+    }
+  }
+
+  /** A dataset that first needs a step to get its path on the services' disk (the sample, an upload). */
+  async function loadThenInspect(locate: () => Promise<DatasetSummary>): Promise<void> {
+    const seq = ++datasetSeq;
+    set({ datasetBusy: true, datasetError: null, dataset: null, datasetRequestKey: null });
+    let located: DatasetSummary;
+    try {
+      located = await locate();
+    } catch (e) {
+      if (seq === datasetSeq) set({ datasetError: errorInfo(e), datasetBusy: false });
+      return;
+    }
+    if (seq !== datasetSeq) return;
+    set({ datasetPath: located.path });
+    await inspectWithChoices(located.path, seq);
+  }
+
+  /** Where a dropped or picked File lies on disk (desktop app only; '' in a browser or for a file with no path). */
+  function diskPath(file: File): string {
+    try {
+      return get().client?.pathForFile?.(file) ?? '';
+    } catch {
+      return '';
     }
   }
 
@@ -201,6 +252,10 @@ export const useStudio = create<StudioState>()((set, get) => {
     dataset: null,
     datasetError: null,
     datasetBusy: false,
+    datasetRequestKey: null,
+    validationSummary: null,
+    validationError: null,
+    validationBusy: false,
     form: defaultForm(),
     serverErrors: {},
     startError: null,
@@ -257,7 +312,8 @@ export const useStudio = create<StudioState>()((set, get) => {
     },
 
     setDatasetPath(path) {
-      set((s) => ({ datasetPath: path, dataset: null, datasetError: null, serverErrors: withoutKey(s.serverErrors, 'datasetPath') }));
+      datasetSeq++;
+      set((s) => ({ datasetPath: path, dataset: null, datasetError: null, datasetBusy: false, datasetRequestKey: null, serverErrors: withoutKey(s.serverErrors, 'datasetPath') }));
     },
     async inspectDataset() {
       const path = get().datasetPath.trim();
@@ -265,17 +321,16 @@ export const useStudio = create<StudioState>()((set, get) => {
         set({ dataset: null, datasetError: { message: 'type the path of a dataset file first', field: 'datasetPath' } });
         return;
       }
-      const modelPath = get().model?.path;
-      await loadDataset(() => client().request('datasets.inspect', modelPath ? { path, modelPath } : { path }));
+      await inspectWithChoices(path);
     },
     async chooseSampleDataset() {
-      await loadDataset(() => client().request('datasets.sample', {}));
+      await loadThenInspect(() => client().request('datasets.sample', {}));
     },
     async browseDataset() {
       try {
         const { path } = await client().request('dialog.pickFile', {
           title: 'Choose a dataset file',
-          extensions: ['jsonl', 'json', 'csv', 'parquet', 'txt'],
+          extensions: ['jsonl', 'json', 'csv', 'tsv', 'parquet', 'txt'],
         });
         if (!path) return;
         set({ datasetPath: path });
@@ -286,7 +341,56 @@ export const useStudio = create<StudioState>()((set, get) => {
     },
     async uploadDataset(file) {
       set({ datasetPath: file.name });
-      await loadDataset(async () => client().request('datasets.upload', { fileName: file.name, content: await file.text() }));
+      await loadThenInspect(async () => client().request('datasets.upload', { fileName: file.name, content: await file.text() }));
+    },
+    async dropDatasetFile(file) {
+      const path = diskPath(file);
+      if (!path) {
+        await get().uploadDataset(file);
+        return;
+      }
+      get().setDatasetPath(path);
+      await inspectWithChoices(path);
+    },
+    async refreshDataset() {
+      const s = get();
+      if (s.datasetRequestKey === null) return;
+      const path = s.dataset?.path ?? s.datasetPath.trim();
+      if (!path) return;
+      if (inspectKey(inspectParams(path, s.model?.path ?? null, s.form)) === s.datasetRequestKey) return;
+      await inspectWithChoices(path);
+    },
+    setDataChoice(key, value) {
+      const field = key === 'format' ? 'datasetFormat' : `data.${key}`;
+      set((s) => ({ form: { ...s.form, data: { ...s.form.data, [key]: value } }, serverErrors: withoutKey(s.serverErrors, field) }));
+    },
+    setValidationPath(path) {
+      get().setDataChoice('validationPath', path);
+      set({ validationSummary: null, validationError: null });
+    },
+    async uploadValidationFile(file) {
+      const path = diskPath(file);
+      set({ validationBusy: true, validationError: null, validationSummary: null });
+      try {
+        const summary = path
+          ? await client().request('datasets.inspect', { path, format: get().form.data.format })
+          : await client().request('datasets.upload', { fileName: file.name, content: await file.text() });
+        get().setDataChoice('validationPath', summary.path);
+        set({ validationSummary: summary, validationBusy: false });
+      } catch (e) {
+        set({ validationError: errorInfo(e), validationBusy: false });
+      }
+    },
+    async browseValidationFile() {
+      try {
+        const { path } = await client().request('dialog.pickFile', { title: 'Choose a validation file', extensions: ['jsonl', 'json', 'csv', 'tsv', 'parquet', 'txt'] });
+        if (!path) return;
+        get().setValidationPath(path);
+        set({ validationBusy: true });
+        set({ validationSummary: await client().request('datasets.inspect', { path, format: get().form.data.format }), validationBusy: false });
+      } catch (e) {
+        set({ validationError: errorInfo(e), validationBusy: false });
+      }
     },
 
     setNumber(field, value) {

@@ -1,0 +1,118 @@
+/**
+ * The quantization lab in a real browser on the real services: sample model, q8_0 and q4_0, the built-in calibration
+ * text → the job runs in the quant worker with a live progress bar → the report: one heatmap per format, side by
+ * side, with layers × 7 cells each; a click on a cell shows its weight histogram under the format's grid and its
+ * error histogram; the worst-first table lists the linears; and 4 bits lose more than 8 as the page reports it.
+ */
+import assert from 'node:assert/strict';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import type { Browser } from 'playwright-core';
+import { SAMPLE_MODEL_DIR } from '../engine/io/sample.ts';
+import { launchChromium, resultsDir, startStudio, watchErrors, type TestStudio } from './helpers/studio.ts';
+
+const FORMATS = ['q8_0', 'q4_0'] as const;
+const MATRICES = 7;
+
+let studio: TestStudio;
+let browser: Browser;
+
+before(async () => {
+  studio = await startStudio();
+  browser = await launchChromium();
+});
+
+after(async () => {
+  await browser?.close();
+  await studio?.close();
+});
+
+/** Plain JavaScript for the page (tsx would add helpers the page lacks): every distinct progress state, per frame. */
+const RECORD_PROGRESS = `(() => {
+  window.labSamples = [];
+  const tick = () => {
+    const el = document.querySelector('[data-testid="lab-progress"]');
+    const s = el ? { state: el.getAttribute('data-state'), fraction: Number(el.getAttribute('data-fraction')) } : null;
+    const prev = window.labSamples[window.labSamples.length - 1];
+    if (s && (!prev || prev.state !== s.state || prev.fraction !== s.fraction)) window.labSamples.push(s);
+    requestAnimationFrame(tick);
+  };
+  tick();
+})()`;
+
+test('quantization lab: two formats side by side on the sample model', { timeout: 90_000 }, async () => {
+  const layers = (JSON.parse(readFileSync(join(SAMPLE_MODEL_DIR, 'config.json'), 'utf8')) as { num_hidden_layers: number }).num_hidden_layers;
+  const page = await browser.newPage({ viewport: { width: 1560, height: 1100 } });
+  const errors = watchErrors(page);
+  await page.goto(studio.pageUrl);
+  await page.getByTestId('connection').and(page.locator('[data-state="open"]')).waitFor({ timeout: 15_000 });
+
+  await page.getByTestId('tab-quant').click();
+  await page.getByTestId('quant-lab').waitFor();
+  await page.getByTestId('lab-use-sample-model').click();
+  await page.getByTestId('lab-model-summary').waitFor({ timeout: 30_000 });
+
+  // Exactly the two formats, whatever the defaults are.
+  await page.getByTestId('lab-format-q8_0').waitFor();
+  const names = await page.locator('[data-testid^="lab-format-"] input').evaluateAll((els) => els.map((e) => e.closest('[data-testid]')?.getAttribute('data-testid') ?? ''));
+  assert.ok(names.length >= 7, `the format list shows every format, got ${names.join(', ')}`);
+  for (const id of names) {
+    const box = page.getByTestId(id).locator('input');
+    if ((FORMATS as readonly string[]).includes(id.replace('lab-format-', ''))) await box.check();
+    else await box.uncheck();
+  }
+  await page.getByTestId('lab-calib-sample').click();
+
+  await page.evaluate(RECORD_PROGRESS);
+  await page.getByTestId('lab-run-button').click();
+  await page.locator('[data-testid="lab-progress"][data-state="done"]').waitFor({ timeout: 60_000 });
+  await page.getByTestId('lab-results').waitFor({ timeout: 15_000 });
+  const samples = (await page.evaluate('window.labSamples')) as { state: string; fraction: number }[];
+  assert.ok(
+    samples.some((s) => s.state === 'running' && s.fraction > 0 && s.fraction < 1),
+    `the progress bar moved while the job ran: ${JSON.stringify(samples.slice(0, 12))}`,
+  );
+
+  // One heatmap per format, layers × 7 cells each, next to each other.
+  const boxes = [];
+  for (const f of FORMATS) {
+    const map = page.getByTestId(`heatmap-${f}`);
+    await map.waitFor();
+    assert.equal(await map.getByTestId('heatmap-cell').count(), layers * MATRICES, `${f} heatmap has ${layers} × ${MATRICES} cells`);
+    boxes.push(await map.boundingBox());
+  }
+  const [a, b] = boxes;
+  assert.ok(a && b, 'both heatmaps are laid out');
+  assert.ok(Math.abs(a.y - b.y) < 4 && b.x >= a.x + a.width, `side by side: ${JSON.stringify(boxes)}`);
+
+  // Click the last layer's gate_proj of q4_0: the detail shows both formats' histograms.
+  await page.locator(`[data-testid="heatmap-q4_0"] [data-testid="heatmap-cell"][data-layer="${layers - 1}"][data-matrix="gate"]`).click();
+  const detail = page.getByTestId('cell-detail');
+  await detail.waitFor();
+  assert.equal(await detail.getAttribute('data-layer'), String(layers - 1));
+  assert.equal(await detail.getAttribute('data-matrix'), 'gate');
+  for (const f of FORMATS) {
+    const part = page.getByTestId(`cell-detail-${f}`);
+    await part.getByTestId('weight-histogram').locator('.recharts-bar-rectangle').first().waitFor();
+    assert.ok(Number(await part.getByTestId('weight-histogram').getAttribute('data-grid-lines')) > 0, `${f}: the quantization grid is drawn`);
+    assert.ok((await part.getByTestId('weight-histogram').locator('.grid-line').count()) > 0, `${f}: grid lines are on the chart`);
+    assert.ok((await part.getByTestId('error-histogram').locator('.recharts-bar-rectangle').count()) > 0, `${f}: the error histogram has bars`);
+  }
+
+  const worst = page.getByTestId('worst-row');
+  assert.ok((await worst.count()) > 0, 'the worst-first table has rows');
+  assert.match((await worst.first().innerText()).trim(), /OK|alert/);
+
+  const relErr = async (f: string): Promise<number> => Number(await page.getByTestId(`format-row-${f}`).getAttribute('data-rel-err'));
+  const q8 = await relErr('q8_0');
+  const q4 = await relErr('q4_0');
+  assert.ok(q8 > 0 && Number.isFinite(q8), `q8_0 relative error read from the page: ${q8}`);
+  assert.ok(q4 > q8, `q4_0 (${q4}) loses more than q8_0 (${q8})`);
+  await page.getByTestId('plan-card').waitFor();
+
+  mkdirSync(resultsDir, { recursive: true });
+  await page.screenshot({ path: join(resultsDir, 'quant-lab.png'), fullPage: true });
+  assert.deepEqual(errors, [], `the page logged errors:\n${errors.join('\n')}`);
+  await page.close();
+});

@@ -1,0 +1,226 @@
+import type { QuantAdapterMode } from '../../../common/protocol.ts';
+import { ErrorNote } from '../components/ErrorNote.tsx';
+import { formatCount } from '../components/format.ts';
+import { useStudio } from '../stores/studio.ts';
+import { useLab, type CalibChoice } from './lab-store.ts';
+
+const ADAPTER_MODES: { id: QuantAdapterMode; label: string; hint: string }[] = [
+  { id: 'on-quantized', label: 'Adapter on a quantized base', hint: 'Q(W) + s·BA: the base is quantized, the adapter stays fp32 (QLoRA-style serving)' },
+  { id: 'merged', label: 'Quantize the merged model', hint: 'Q(W + s·BA): merge first, then quantize (a GGUF export of the merged model)' },
+];
+
+const CALIB_CHOICES: { id: CalibChoice; label: string }[] = [
+  { id: 'sample', label: 'Sample text' },
+  { id: 'file', label: 'A file' },
+  { id: 'none', label: 'None' },
+];
+
+/** Left column of the lab: what to quantize, how, and the Run / Cancel controls. */
+export function LabSetup() {
+  return (
+    <div className="lab-setup">
+      <ModelCard />
+      <FormatsCard />
+      <RunCard />
+    </div>
+  );
+}
+
+function ModelCard() {
+  const path = useLab((s) => s.modelPath);
+  const model = useLab((s) => s.model);
+  const error = useLab((s) => s.modelError);
+  const busy = useLab((s) => s.modelBusy);
+  const adapterId = useLab((s) => s.adapterId);
+  const modes = useLab((s) => s.adapterModes);
+  const adapters = useStudio((s) => s.adapters);
+  const { setModelPath, inspectModel, chooseSampleModel, setAdapter, toggleAdapterMode } = useLab.getState();
+  return (
+    <section className="card" data-testid="lab-model">
+      <h2>Model</h2>
+      <form
+        className="path-row"
+        onSubmit={(e) => {
+          e.preventDefault();
+          void inspectModel();
+        }}
+      >
+        <input
+          type="text"
+          data-testid="lab-model-path"
+          aria-label="Model folder"
+          placeholder="/path/to/model folder"
+          spellCheck={false}
+          value={path}
+          onChange={(e) => setModelPath(e.target.value)}
+        />
+        <button type="submit" disabled={busy}>
+          Load
+        </button>
+      </form>
+      <div className="row-actions">
+        <button type="button" className="link" data-testid="lab-use-sample-model" disabled={busy} onClick={() => void chooseSampleModel()}>
+          Use the sample model
+        </button>
+        {busy ? <span className="muted">reading…</span> : null}
+      </div>
+      {error ? <ErrorNote error={error} testId="lab-model-error" /> : null}
+      {model && !error ? (
+        <div className="lab-model-line" data-testid="lab-model-summary">
+          <strong>{model.name}</strong>
+          <span className="muted">
+            {model.architecture} · {model.layers} layers · hidden {model.hiddenSize} · {formatCount(model.parameters)} params
+          </span>
+        </div>
+      ) : null}
+
+      <div className="field lab-adapter">
+        <label htmlFor="lab-adapter">LoRA adapter (optional)</label>
+        <select id="lab-adapter" data-testid="lab-adapter" value={adapterId} onChange={(e) => setAdapter(e.target.value)}>
+          <option value="">No adapter: the base model alone</option>
+          {adapters.map((a) => (
+            <option key={a.id} value={a.id}>
+              {a.name} · r {a.r} · {a.targets.length} targets
+            </option>
+          ))}
+        </select>
+        {adapters.length === 0 ? <span className="field-hint">Adapters you train appear here.</span> : null}
+      </div>
+      {adapterId ? (
+        <div className="lab-modes" data-testid="lab-adapter-modes">
+          {ADAPTER_MODES.map((m) => (
+            <label key={m.id} className="check check-wide" title={m.hint}>
+              <input type="checkbox" checked={modes.includes(m.id)} onChange={() => toggleAdapterMode(m.id)} data-testid={`lab-mode-${m.id}`} />
+              <span>
+                {m.label}
+                <span className="field-hint lab-mode-hint">{m.hint}</span>
+              </span>
+            </label>
+          ))}
+        </div>
+      ) : null}
+    </section>
+  );
+}
+
+function FormatsCard() {
+  const formats = useLab((s) => s.formats);
+  const formatsError = useLab((s) => s.formatsError);
+  const chosen = useLab((s) => s.chosen);
+  const { toggleFormat } = useLab.getState();
+  return (
+    <section className="card" data-testid="lab-formats">
+      <h2>
+        Formats <span className="count muted">{chosen.length} chosen</span>
+      </h2>
+      {formatsError ? <ErrorNote error={formatsError} testId="lab-formats-error" /> : null}
+      <div className="lab-format-grid">
+        {formats.map((f) => (
+          <label key={f.name} className="check lab-format" data-testid={`lab-format-${f.name}`}>
+            <input type="checkbox" checked={chosen.includes(f.name)} onChange={() => toggleFormat(f.name)} />
+            <span className="lab-format-name">{f.name}</span>
+            <span className="lab-format-label muted">{f.label}</span>
+            {f.gguf ? <span className="lab-gguf" title="can be exported to GGUF (llama.cpp)">GGUF</span> : null}
+            <span className="lab-format-bits">{f.bitsPerWeight.toFixed(f.bitsPerWeight % 1 === 0 ? 0 : 2)} b/w</span>
+          </label>
+        ))}
+      </div>
+    </section>
+  );
+}
+
+function RunCard() {
+  const calib = useLab((s) => s.calib);
+  const calibPath = useLab((s) => s.calibPath);
+  const rel = useLab((s) => s.relErrThreshold);
+  const kl = useLab((s) => s.klThreshold);
+  const starting = useLab((s) => s.starting);
+  const startError = useLab((s) => s.startError);
+  const job = useLab((s) => s.job);
+  const progress = useLab((s) => s.progress);
+  const cancelling = useLab((s) => s.cancelling);
+  const { setCalib, setCalibPath, setThreshold, start, cancel } = useLab.getState();
+  const active = job !== null && (job.state === 'queued' || job.state === 'running');
+  const fraction = job?.state === 'done' ? 1 : (progress?.fraction ?? 0);
+  const state = job?.state ?? 'idle';
+  const phase = progress
+    ? progress.phase === 'loading'
+      ? 'loading the model'
+      : `${progress.phase === 'weights' ? 'weights' : 'calibration'} · ${progress.format} · ${progress.done}/${progress.total}`
+    : '';
+
+  return (
+    <section className="card" data-testid="lab-run">
+      <h2>Calibration &amp; thresholds</h2>
+      <div className="lab-segmented lab-segmented-fill" role="radiogroup" aria-label="Calibration text">
+        {CALIB_CHOICES.map((c) => (
+          <button
+            key={c.id}
+            type="button"
+            role="radio"
+            aria-checked={calib === c.id}
+            className={calib === c.id ? 'on' : ''}
+            data-testid={`lab-calib-${c.id}`}
+            onClick={() => setCalib(c.id)}
+          >
+            {c.label}
+          </button>
+        ))}
+      </div>
+      {calib === 'file' ? (
+        <input
+          type="text"
+          className="lab-calib-path"
+          data-testid="lab-calib-path"
+          aria-label="Calibration file"
+          placeholder="/path/to/text.txt, .jsonl or .json"
+          spellCheck={false}
+          value={calibPath}
+          onChange={(e) => setCalibPath(e.target.value)}
+        />
+      ) : null}
+      <p className="field-hint lab-calib-hint">
+        {calib === 'none'
+          ? 'Weights only: no KL, cosine or perplexity.'
+          : `${calib === 'sample' ? 'The built-in sample dataset' : 'Plain text, JSONL or JSON'}: up to 512 tokens, to compare each layer’s outputs and the next-token distribution with the float model.`}
+      </p>
+      <div className="grid-2 lab-thresholds">
+        <div className="field">
+          <label htmlFor="lab-th-rel">Flag rel. error above</label>
+          <input id="lab-th-rel" type="text" inputMode="decimal" placeholder="auto" value={rel} data-testid="lab-threshold-relerr" onChange={(e) => setThreshold('relErr', e.target.value)} />
+          <span className="field-hint">auto: √3 × median, at least 0.02</span>
+        </div>
+        <div className="field">
+          <label htmlFor="lab-th-kl">Flag KL above</label>
+          <input id="lab-th-kl" type="text" inputMode="decimal" placeholder="auto" value={kl} data-testid="lab-threshold-kl" onChange={(e) => setThreshold('kl', e.target.value)} />
+          <span className="field-hint">auto: 3 × median, at least 0.01</span>
+        </div>
+      </div>
+
+      <div className="train-actions lab-actions">
+        <button type="button" className="primary" data-testid="lab-run-button" disabled={starting || active} onClick={() => void start()}>
+          {starting ? 'Starting…' : active ? 'Running…' : 'Run'}
+        </button>
+        {active ? (
+          <button type="button" className="danger" data-testid="lab-cancel" disabled={cancelling} onClick={() => void cancel()}>
+            {cancelling ? 'Cancelling…' : 'Cancel'}
+          </button>
+        ) : null}
+      </div>
+      {job ? (
+        <div className="lab-progress" data-testid="lab-progress" data-state={state} data-fraction={fraction.toFixed(3)}>
+          <div className="lab-progress-head">
+            <span className={`badge badge-${state === 'done' ? 'completed' : state === 'running' ? 'executing' : state}`}>{state}</span>
+            <span className="muted">{job.state === 'done' ? 'report ready' : active ? phase : ''}</span>
+            <span className="lab-progress-pct">{Math.round(fraction * 100)} %</span>
+          </div>
+          <div className="bar">
+            <div className={`bar-fill ${state === 'done' ? 'bar-completed' : state === 'failed' ? 'bar-failed' : state === 'cancelled' ? 'bar-cancelled' : ''}`} style={{ width: `${(fraction * 100).toFixed(1)}%` }} />
+          </div>
+          {job.state === 'failed' && job.error ? <ErrorNote error={job.error} testId="lab-job-error" /> : null}
+        </div>
+      ) : null}
+      {startError ? <ErrorNote error={startError} testId="lab-start-error" /> : null}
+    </section>
+  );
+}
