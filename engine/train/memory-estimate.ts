@@ -204,10 +204,12 @@ export function estimateTrainingMemory(model: ModelConfig, run: MemoryEstimateRu
   const rows = Math.min(chunkRows(V), M);
   // h and dh rows plus the logits, all f64; dhn is already allocated when the chunk is.
   const logitsChunk = (rows * H * 2 + rows * V) * F64;
-  // Freed but not yet collected buffers (cpu only: GPU buffers are destroyed explicitly).
-  const gcSlack = backend === 'cpu' ? Math.min(V8_YOUNG_BACKING_STORE_TRIGGER, logitsChunk + L * garbagePerLayer) + V8_EXTERNAL_SOFT_LIMIT : 0;
-  const peakOf = (layersKept: number, recompute: boolean): number =>
-    always + layersKept * layer + Math.max(logitsChunk + M * H * aB, scratch + (recompute ? M * H * aB : 0) + opScratch) + gcSlack;
+  const peakOf = (layersKept: number, recompute: boolean): number => {
+    const live = always + layersKept * layer + Math.max(logitsChunk + M * H * aB, scratch + (recompute ? M * H * aB : 0) + opScratch);
+    if (backend !== 'cpu') return live; // GPU buffers are destroyed explicitly
+    // Dead but not yet collected: this step's scratch, and the previous step's buffers (all of `live` is allocated anew).
+    return live + Math.min(V8_YOUNG_BACKING_STORE_TRIGGER, logitsChunk + L * garbagePerLayer) + Math.min(V8_EXTERNAL_SOFT_LIMIT, live);
+  };
   const activationsWithoutCheckpointing = peakOf(L, false);
   const activationsWithCheckpointing = peakOf(1, true);
   const checkpointing = run.train.gradientCheckpointing === true;

@@ -55,6 +55,7 @@ export function matmulKernel(v: MatmulVariant, ctx: GpuContext): KernelSpec {
     v.layoutB === 'nk'
       ? `let nn = e / ${BK}u; let kk = e % ${BK}u;`
       : `let kk = e / ${BN}u; let nn = e % ${BN}u;`;
+  const L4 = loopBound(4, ctx.software);
   const body = `
 ${DROPOUT_FN}
 var<workgroup> As: array<f32, ${BK * BM}>;
@@ -96,10 +97,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) l: 
     }
     workgroupBarrier();
   }
-  for (var i = 0u; i < 4u; i++) {
+  for (var i = 0u; i < ${L4}; i++) {
     let m = m0 + l.y + i * 16u;
     if (m >= p.M) { continue; }
-    for (var j = 0u; j < 4u; j++) {
+    for (var j = 0u; j < ${L4}; j++) {
       let n = n0 + l.x + j * 16u;
       if (n >= p.N) { continue; }
       var v = p.alpha * acc[i * 4u + j];

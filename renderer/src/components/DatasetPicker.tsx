@@ -83,7 +83,8 @@ export function DatasetPicker() {
         {busy ? <span className="muted">reading…</span> : null}
       </div>
       {error ? <ErrorNote error={error} testId="dataset-error" /> : serverError ? <ErrorNote error={{ message: serverError }} testId="dataset-error" /> : null}
-      {dataset && !error ? (
+      {/* With a summary loaded, an error is a refused run start (say, a broken line): the policy choice stays in reach. */}
+      {dataset ? (
         <div data-testid="dataset-summary">
           <dl className="summary">
             <dt>File</dt>

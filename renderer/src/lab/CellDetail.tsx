@@ -34,6 +34,8 @@ const tick = (v: number): string => formatSci(v);
 const Histogram = memo(function Histogram({ hist, color, grid, testId, title, sub }: { hist: ReportHistogram; color: string; grid?: number[]; testId: string; title: string; sub: string }) {
   const data = useMemo(() => bins(hist), [hist]);
   const pad = (hist.hi - hist.lo) * 0.02 || 1e-6;
+  // The ends and zero (or the middle) read better than recharts' ticks over an arbitrary float range.
+  const ticks = [hist.lo, hist.lo < 0 && hist.hi > 0 ? 0 : (hist.lo + hist.hi) / 2, hist.hi];
   return (
     <div className="lab-hist" data-testid={testId} data-bins={data.length} data-grid-lines={grid?.length ?? 0}>
       <div className="chart-head">
@@ -43,7 +45,7 @@ const Histogram = memo(function Histogram({ hist, color, grid, testId, title, su
       <ResponsiveContainer width="100%" height={150}>
         <BarChart data={data} margin={{ top: 6, right: 10, bottom: 0, left: 0 }} barCategoryGap={0}>
           <CartesianGrid stroke="var(--grid)" strokeDasharray="3 3" vertical={false} />
-          <XAxis dataKey="x" type="number" domain={[hist.lo - pad, hist.hi + pad]} tickFormatter={tick} stroke="var(--muted)" tick={{ fontSize: 10 }} tickCount={5} />
+          <XAxis dataKey="x" type="number" domain={[hist.lo - pad, hist.hi + pad]} ticks={ticks} tickFormatter={tick} stroke="var(--muted)" tick={{ fontSize: 10 }} />
           <YAxis stroke="var(--muted)" tick={{ fontSize: 10 }} width={38} allowDecimals={false} />
           <Tooltip
             isAnimationActive={false}

@@ -34,7 +34,8 @@ function ModelCard() {
   const adapterId = useLab((s) => s.adapterId);
   const modes = useLab((s) => s.adapterModes);
   const adapters = useStudio((s) => s.adapters);
-  const { setModelPath, inspectModel, chooseSampleModel, setAdapter, toggleAdapterMode } = useLab.getState();
+  const isElectron = useStudio((s) => s.client?.host === 'electron');
+  const { setModelPath, inspectModel, chooseSampleModel, browseModel, setAdapter, toggleAdapterMode } = useLab.getState();
   return (
     <section className="card" data-testid="lab-model">
       <h2>Model</h2>
@@ -57,6 +58,11 @@ function ModelCard() {
         <button type="submit" disabled={busy}>
           Load
         </button>
+        {isElectron ? (
+          <button type="button" disabled={busy} onClick={() => void browseModel()}>
+            Browse…
+          </button>
+        ) : null}
       </form>
       <div className="row-actions">
         <button type="button" className="link" data-testid="lab-use-sample-model" disabled={busy} onClick={() => void chooseSampleModel()}>
@@ -139,7 +145,8 @@ function RunCard() {
   const job = useLab((s) => s.job);
   const progress = useLab((s) => s.progress);
   const cancelling = useLab((s) => s.cancelling);
-  const { setCalib, setCalibPath, setThreshold, start, cancel } = useLab.getState();
+  const isElectron = useStudio((s) => s.client?.host === 'electron');
+  const { setCalib, setCalibPath, browseCalib, setThreshold, start, cancel } = useLab.getState();
   const active = job !== null && (job.state === 'queued' || job.state === 'running');
   const fraction = job?.state === 'done' ? 1 : (progress?.fraction ?? 0);
   const state = job?.state ?? 'idle';
@@ -168,16 +175,22 @@ function RunCard() {
         ))}
       </div>
       {calib === 'file' ? (
-        <input
-          type="text"
-          className="lab-calib-path"
-          data-testid="lab-calib-path"
-          aria-label="Calibration file"
-          placeholder="/path/to/text.txt, .jsonl or .json"
-          spellCheck={false}
-          value={calibPath}
-          onChange={(e) => setCalibPath(e.target.value)}
-        />
+        <div className="path-row lab-calib-path">
+          <input
+            type="text"
+            data-testid="lab-calib-path"
+            aria-label="Calibration file"
+            placeholder="/path/to/text.txt, .jsonl or .json"
+            spellCheck={false}
+            value={calibPath}
+            onChange={(e) => setCalibPath(e.target.value)}
+          />
+          {isElectron ? (
+            <button type="button" onClick={() => void browseCalib()}>
+              Browse…
+            </button>
+          ) : null}
+        </div>
       ) : null}
       <p className="field-hint lab-calib-hint">
         {calib === 'none'

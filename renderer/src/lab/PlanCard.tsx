@@ -22,6 +22,9 @@ function Option({ title, size, relErr, snrDb, highlight, testId }: { title: stri
 /** Which layers to keep at a higher precision, what that costs, and the whole size/error trade-off curve. */
 export function PlanCard({ plan, baseKey }: { plan: MixedPrecisionPlan | null; baseKey: string }) {
   const curve = useMemo(() => (plan ? plan.curve.map((p) => ({ kept: p.kept, size: mib(p.sizeBytes), relErr: p.relErr })) : []), [plan]);
+  // Enough decimals that neighbouring ticks differ, also for a tiny model.
+  const span = curve.length > 1 ? Math.abs(curve[curve.length - 1].size - curve[0].size) : 1;
+  const decimals = Math.min(4, Math.max(1, Math.ceil(-Math.log10(Math.max(span, 1e-9) / 4)) + 1));
   if (!plan) {
     return (
       <section className="card" data-testid="plan-card">
@@ -60,7 +63,7 @@ export function PlanCard({ plan, baseKey }: { plan: MixedPrecisionPlan | null; b
       <ResponsiveContainer width="100%" height={170}>
         <LineChart data={curve} margin={{ top: 8, right: 16, bottom: 4, left: 0 }}>
           <CartesianGrid stroke="var(--grid)" strokeDasharray="3 3" />
-          <XAxis dataKey="size" type="number" domain={['dataMin', 'dataMax']} tickFormatter={(v: number) => `${v.toFixed(2)}`} stroke="var(--muted)" tick={{ fontSize: 10 }} unit=" MiB" />
+          <XAxis dataKey="size" type="number" domain={['dataMin', 'dataMax']} tickFormatter={(v: number) => v.toFixed(decimals)} stroke="var(--muted)" tick={{ fontSize: 10 }} unit=" MiB" />
           <YAxis dataKey="relErr" tickFormatter={(v: number) => formatSci(v)} stroke="var(--muted)" tick={{ fontSize: 10 }} width={52} />
           <Tooltip
             isAnimationActive={false}

@@ -66,6 +66,9 @@ export interface LabState {
   setModelPath(path: string): void;
   inspectModel(): Promise<void>;
   chooseSampleModel(): Promise<void>;
+  /** Desktop only: the native pickers. */
+  browseModel(): Promise<void>;
+  browseCalib(): Promise<void>;
   setAdapter(id: string): void;
   toggleAdapterMode(mode: QuantAdapterMode): void;
   toggleFormat(name: string): void;
@@ -185,6 +188,24 @@ export const useLab = create<LabState>()((set, get) => {
     },
     async chooseSampleModel() {
       await loadModel(() => client().request('models.sample', {}));
+    },
+    async browseModel() {
+      try {
+        const { path } = await client().request('dialog.pickFolder', { title: 'Choose a model folder (config.json + *.safetensors)' });
+        if (!path) return;
+        set({ modelPath: path });
+        await get().inspectModel();
+      } catch (e) {
+        set({ modelError: errorInfo(e) });
+      }
+    },
+    async browseCalib() {
+      try {
+        const { path } = await client().request('dialog.pickFile', { title: 'Choose calibration text', extensions: ['txt', 'jsonl', 'json'] });
+        if (path) set({ calibPath: path, calib: 'file' });
+      } catch (e) {
+        set({ startError: errorInfo(e) });
+      }
     },
     setAdapter(id) {
       set({ adapterId: id });

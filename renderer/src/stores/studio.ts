@@ -363,6 +363,8 @@ export const useStudio = create<StudioState>()((set, get) => {
     setDataChoice(key, value) {
       const field = key === 'format' ? 'datasetFormat' : `data.${key}`;
       set((s) => ({ form: { ...s.form, data: { ...s.form.data, [key]: value } }, serverErrors: withoutKey(s.serverErrors, field) }));
+      // A run refused for a broken record may start once bad records are skipped: the refusal no longer applies.
+      if (key === 'badRecords' && get().dataset) set((s) => ({ datasetError: null, startError: null, serverErrors: withoutKey(s.serverErrors, 'datasetPath') }));
     },
     setValidationPath(path) {
       get().setDataChoice('validationPath', path);
