@@ -14,8 +14,7 @@
 #   --carried-node  use .devnode's node even when one is on the PATH (to test the carried one)
 # Environment: OUT (default /tmp/devout), PYTHON (default python3: the one with torch there).
 set -u
-cd "$(dirname "$0")/.."
-ROOT="$(pwd)"
+cd "$(dirname "$0")/.." || exit 1
 OUT="${OUT:-/tmp/devout}"
 PY="${PYTHON:-python3}"
 mkdir -p "$OUT"
@@ -88,6 +87,10 @@ if [ "$SMOKE" = 0 ]; then
 fi
 
 # --- node and the node_modules the bench needs --------------------------------------------------------------------
+# xz may be missing there; Python's lzma and tarfile then do the same.
+unxz_to() { xz -dc "$1" >"$2" 2>/dev/null || "$PY" -c 'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], "wb"))' "$1" "$2"; }
+untar_xz() { tar -xJf "$1" 2>/dev/null || "$PY" -c 'import sys, tarfile; tarfile.open(sys.argv[1], "r:xz").extractall(".")' "$1"; }
+
 NODE_OK=0
 node_major() { "$1" -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0; }
 if [ "$CARRIED" = 0 ] && command -v node >/dev/null 2>&1 && [ "$(node_major node)" -ge 20 ]; then
@@ -95,7 +98,7 @@ if [ "$CARRIED" = 0 ] && command -v node >/dev/null 2>&1 && [ "$(node_major node
   say "node on the PATH: $(command -v node) $(node --version)"
 elif [ -f .devnode/node.xz ]; then
   mkdir -p "$TMPD/bin"
-  if xz -dc .devnode/node.xz >"$TMPD/bin/node" && chmod +x "$TMPD/bin/node" && "$TMPD/bin/node" --version >/dev/null; then
+  if unxz_to .devnode/node.xz "$TMPD/bin/node" && chmod +x "$TMPD/bin/node" && "$TMPD/bin/node" --version >/dev/null; then
     export PATH="$TMPD/bin:$PATH"
     NODE_OK=1
     say "node carried in .devnode: $(node --version)"
@@ -107,7 +110,7 @@ else
 fi
 if [ "$NODE_OK" = 1 ] && { [ ! -f node_modules/tsx/package.json ] || [ ! -f node_modules/webgpu/package.json ]; }; then
   if [ -f .devmods/node_modules.tar.xz ]; then
-    tar -xJf .devmods/node_modules.tar.xz && say "node_modules unpacked from .devmods ($(du -sh node_modules | cut -f1))"
+    untar_xz .devmods/node_modules.tar.xz && say "node_modules unpacked from .devmods ($(du -sh node_modules | cut -f1))"
   else
     say "no node_modules and no .devmods/node_modules.tar.xz carried"
   fi

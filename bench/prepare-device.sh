@@ -74,9 +74,11 @@ fi
 
 # --- sizes ------------------------------------------------------------------------------------------------------
 tree_bytes=$( (git ls-files -z --cached; git ls-files -z --others --exclude-standard) | sort -zu | xargs -0 -r stat -c %s 2>/dev/null | awk '{s+=$1} END {print s+0}')
-carry_bytes=$(du -sb .devnode .devmods $([ -d .gl ] && echo .gl) | awk '{s+=$1} END {print s}')
+carried=(.devnode .devmods)
+[ -d .gl ] && carried+=(.gl)
+carry_bytes=$(du -sb "${carried[@]}" | awk '{s+=$1} END {print s}')
 mib() { awk -v b="$1" 'BEGIN {printf "%.1f MiB", b / 1048576}'; }
-du -sh .devnode/node.xz .devmods/node_modules.tar.xz $([ -d .gl ] && echo .gl)
+du -sh .devnode/node.xz .devmods/node_modules.tar.xz "${carried[@]:2}"
 echo "working tree (tracked + untracked, not ignored): $(mib "$tree_bytes")"
 echo "carried: $(mib "$carry_bytes"); together: $(mib $((tree_bytes + carry_bytes))) of 64 MiB"
 if [ $((tree_bytes + carry_bytes)) -gt $((62 * 1048576)) ]; then

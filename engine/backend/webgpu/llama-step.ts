@@ -31,13 +31,13 @@ import { add, fill } from './elementwise.ts';
 import { embeddingForward } from './embedding.ts';
 import { gradNormSquared } from './grad-norm.ts';
 import { activationSets, activationSpecs, adaptedTargets, ceChunkRows, describeEstimate, estimateMemory, loraSlotSpecs, type Precision, type SessionShape } from './llama-memory.ts';
-import { createWeights, type GpuLayerWeights, type GpuModelWeights, type WeightSource } from './llama-weights.ts';
+import { createWeights, weightSpecs, type GpuLayerWeights, type GpuModelWeights, type WeightSource } from './llama-weights.ts';
 import { linearBackward, linearForward, type GpuLoraBranch } from './lora.ts';
 import { rmsnormBackward, rmsnormForward } from './rmsnorm.ts';
 import { rope } from './rope.ts';
 import { Program, Runner } from './runner.ts';
 import { swigluBackward, swigluForward } from './swiglu.ts';
-import { createPacked, createTensor, download, upload, type GpuTensor } from './tensor.ts';
+import { createPacked, createTensor, download, dtypeBytes, upload, type GpuTensor } from './tensor.ts';
 import { unscaleGrads } from './unscale.ts';
 import { pcgHash } from './wgsl.ts';
 
@@ -191,6 +191,17 @@ export class WebgpuLlama {
         throw new GpuOutOfMemoryError(est.total, budget, `${describeEstimate(est)}; try checkpointing, fp16, a shorter sequence or a smaller batch`);
       }
       const maxBinding = Math.min(opts.maxBindingBytes ?? Number.POSITIVE_INFINITY, ctx.limits.maxStorageBufferBindingSize);
+      // Activations and the per-layer weights are bound whole (only embed/lm_head are split by rows).
+      for (const b of activationSpecs(cfg, lora?.config ?? null, shape)) {
+        if (b.size * dtypeBytes(b.dtype) > ctx.limits.maxStorageBufferBindingSize) {
+          throw new Error(`webgpu: activation '${b.name}' needs ${formatGiB(b.size * dtypeBytes(b.dtype))} in one binding, ${ctx.adapterName} binds at most ${formatGiB(ctx.limits.maxStorageBufferBindingSize)}; lower the batch size or sequence length`);
+        }
+      }
+      for (const w of weightSpecs(cfg)) {
+        if (w.name.includes('layers.') && w.size * (shape.precision === 'fp16' ? 2 : 4) > ctx.limits.maxStorageBufferBindingSize) {
+          throw new Error(`webgpu: weight ${w.name} exceeds ${ctx.adapterName}'s storage-binding limit of ${formatGiB(ctx.limits.maxStorageBufferBindingSize)}`);
+        }
+      }
       const weights = await ctx.allocator.guard('uploading the model', est.total, () => createWeights(ctx, new Runner(ctx), src, shape.precision === 'fp16' ? 'f16' : 'f32', maxBinding));
       const session = new WebgpuLlama(ctx, owns, weights, shape);
       await ctx.allocator.guard('allocating activations', est.total, () => session.allocate(lora));
