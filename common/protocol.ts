@@ -164,6 +164,18 @@ export interface RunSummary {
   backend: string | null;
 }
 
+/** A compute backend as this machine has it ('backends.probe'). */
+export interface BackendInfo {
+  id: 'cpu' | 'webgpu';
+  available: boolean;
+  /** What it runs on: the WebGPU adapter's name, or 'CPU'; null when unavailable. */
+  name: string | null;
+  /** Why it is unavailable, or why `auto` passes it over (a software adapter); null otherwise. */
+  reason: string | null;
+  /** A CPU rasteriser (llvmpipe, SwiftShader…): usable when chosen explicitly, never picked by `auto`. */
+  software?: boolean;
+}
+
 export interface AdapterSummary {
   id: string;
   name: string;
@@ -313,6 +325,8 @@ export interface StudioRequests {
   'dialog.pickFolder': { params: { title?: string }; result: { path: string | null } };
   'dialog.pickFile': { params: { title?: string; extensions?: string[] }; result: { path: string | null } };
   'quant.formats': { params: Record<string, never>; result: QuantFormatInfo[] };
+  /** The backends of this machine and what `auto` resolves to (probed once, in a worker; `refresh` probes again). */
+  'backends.probe': { params: { refresh?: boolean }; result: { auto: BackendInfo['id']; backends: BackendInfo[] } };
   /** Queue a lab job (one runs at a time); progress arrives as 'quant.progress', the end as 'quant.done' / 'quant.failed'. */
   'quant.start': { params: QuantJobRequest; result: { jobId: string; job: QuantJobSummary } };
   'quant.cancel': { params: { jobId: string }; result: QuantJobSummary };
@@ -346,6 +360,7 @@ export const STUDIO_METHODS = [
   'quant.start',
   'quant.cancel',
   'quant.get',
+  'backends.probe',
 ] as const satisfies readonly StudioMethod[];
 
 // Compile-time proof that STUDIO_METHODS lists every method.
@@ -396,11 +411,11 @@ export type EngineCommand =
   | { type: 'stop'; save: boolean };
 
 export type EngineEvent =
-  | { type: 'started'; runId: string; backend: string; totalSteps: number; resumedFromStep: number; parameters: { trainable: number; total: number } }
+  | { type: 'started'; runId: string; backend: string; totalSteps: number; resumedFromStep: number; parameters: { trainable: number; total: number }; adapterName?: string }
   | { type: 'metric'; runId: string; point: MetricPoint }
   | { type: 'log'; runId: string; level: 'info' | 'warn' | 'error'; message: string }
   | { type: 'checkpoint'; runId: string; step: number; path: string }
-  | { type: 'done'; runId: string; adapterDir: string; finalLoss: number | null; steps: number }
+  | { type: 'done'; runId: string; adapterDir: string; finalLoss: number | null; steps: number; peakGpuBytes?: number }
   | { type: 'stopped'; runId: string; step: number; checkpoint: string | null }
   | { type: 'error'; runId: string; message: string; file?: string; line?: number; field?: string };
 

@@ -9,6 +9,7 @@ import { registerEvalLoss } from './cli/eval-loss.ts';
 import { registerGenerate } from './cli/generate.ts';
 import { registerDataset } from './cli/dataset.ts';
 import { registerQuant } from './cli/quant.ts';
+import { registerRuns } from './cli/runs.ts';
 
 export async function runCli(argv: string[]): Promise<void> {
   const program = new Command();
@@ -19,5 +20,6 @@ export async function runCli(argv: string[]): Promise<void> {
   registerGenerate(program);
   registerDataset(program);
   registerQuant(program);
+  registerRuns(program);
   await program.parseAsync(argv);
 }

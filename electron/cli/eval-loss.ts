@@ -11,10 +11,11 @@ import { loadModel } from '../../engine/io/hf-model.ts';
 import { loadAdapter } from '../../engine/io/peft-adapter.ts';
 import { writeSafetensors } from '../../engine/io/safetensors.ts';
 import { loadTokenizer } from '../../engine/io/tokenizer.ts';
+import { WebgpuLlama } from '../../engine/backend/webgpu/llama-step.ts';
 import { evalLoss, lossAndGrads } from '../../engine/model/llama.ts';
 import { newLora } from '../../engine/model/lora.ts';
 import { IGNORE_INDEX } from '../../engine/model/types.ts';
-import type { LoraTargetName, LoraWeights, ModelWeights, Tokenizer, TrainingExample } from '../../engine/model/types.ts';
+import type { Batch, LoraTargetName, LoraWeights, ModelWeights, Tokenizer, TrainingExample } from '../../engine/model/types.ts';
 import { padBatch } from '../../engine/train/batching.ts';
 import { loraTensors } from '../../engine/train/lora-params.ts';
 import { Rng } from '../../engine/util/rng.ts';
@@ -120,13 +121,36 @@ function roundModelToF16(model: ModelWeights): void {
   }
 }
 
+/**
+ * The same numbers on the GPU. fp16 there is the training precision (frozen weights and activations f16, f32
+ * accumulation), not only rounded weights as on the cpu. With `withGrads`, the gradients are read back from the device.
+ */
+async function webgpuLoss(model: ModelWeights, lora: LoraWeights | null, batch: Batch, precision: 'fp32' | 'fp16', withGrads: boolean): Promise<{ loss: number; tokens: number; grads: LoraWeights | null }> {
+  const session = await WebgpuLlama.create({ kind: 'host', model }, lora, {
+    precision,
+    checkpointing: false,
+    maxBatchSize: batch.batchSize,
+    maxSeqLen: batch.seqLen,
+    training: withGrads,
+  });
+  try {
+    if (withGrads) {
+      const r = await session.lossAndGrads(batch, { training: false });
+      return { loss: r.loss, tokens: r.tokens, grads: r.tokens > 0 ? await session.readGrads() : null };
+    }
+    const r = await session.evalLoss(batch);
+    return { loss: r.loss, tokens: r.tokens, grads: null };
+  } finally {
+    session.destroy();
+  }
+}
+
 export async function evalLossCommand(o: EvalLossOptions): Promise<{ loss: number; tokens: number }> {
-  if (o.backend === 'webgpu') throw new Error('--backend: webgpu backend not available yet');
-  if (o.backend !== 'cpu') throw new Error(`--backend must be cpu or webgpu, got ${JSON.stringify(o.backend)}`);
+  if (o.backend !== 'cpu' && o.backend !== 'webgpu') throw new Error(`--backend must be cpu or webgpu, got ${JSON.stringify(o.backend)}`);
   if (o.dtype !== 'fp32' && o.dtype !== 'fp16') throw new Error(`--dtype must be fp32 or fp16, got ${JSON.stringify(o.dtype)}`);
   const model = loadModel(o.model, { dtype: Float32Array });
   // The cpu backend computes in fp32; fp16 here means base weights rounded to fp16, as they would be stored.
-  if (o.dtype === 'fp16') roundModelToF16(model);
+  if (o.dtype === 'fp16' && o.backend === 'cpu') roundModelToF16(model);
   let tok: Promise<Tokenizer | null> | null = null;
   const examples = await readEvalData(o.data, model.config.vocabSize, () => (tok ??= loadTokenizer(o.model)));
   const batch = padBatch(examples, model.config.padTokenId ?? 0);
@@ -141,7 +165,12 @@ export async function evalLossCommand(o: EvalLossOptions): Promise<{ loss: numbe
     lora = newLora(model.config, { r, alpha, dropout: 0, targets: parseTargets(o.loraTargets), rslora: false }, new Rng(seed), Float32Array);
   }
   let result: { loss: number; tokens: number };
-  if (o.grads) {
+  if (o.backend === 'webgpu') {
+    if (o.grads && !lora) throw new Error('--grads needs LoRA weights');
+    const r = await webgpuLoss(model, lora, batch, o.dtype, o.grads !== undefined);
+    result = { loss: r.loss, tokens: r.tokens };
+    if (o.grads && r.grads) writeSafetensors(o.grads, loraTensors(r.grads).map((t) => ({ name: t.key, dtype: 'F32' as const, shape: t.shape, data: t.data })));
+  } else if (o.grads) {
     if (!lora) throw new Error('--grads needs LoRA weights');
     const r = lossAndGrads(model, lora, batch, { training: false });
     if (!r.grads) throw new Error('internal: no gradients returned');
@@ -163,7 +192,7 @@ export function registerEvalLoss(program: Command): void {
     .option('--adapter <dir>', 'PEFT LoRA adapter folder')
     .requiredOption('--data <file.jsonl>', 'one {"input_ids": [...], "labels": [...]} or {"text": "..."} per line')
     .option('--grads <out.safetensors>', 'write dLoss/dθ of every LoRA tensor (F32, adapter_model.safetensors keys)')
-    .option('--dtype <fp32|fp16>', 'precision of the base weights', 'fp32')
+    .option('--dtype <fp32|fp16>', 'precision: cpu rounds the base weights to fp16; webgpu runs fp16 mixed precision', 'fp32')
     .option('--backend <cpu|webgpu>', 'compute backend', 'cpu')
     .option('--lora-r <n>', 'rank of the fresh LoRA used when --grads is given without --adapter', '8')
     .option('--lora-alpha <n>', 'alpha of the fresh LoRA', '16')

@@ -1,9 +1,10 @@
 /**
  * `lora-studio generate`: text from a model folder, with or without a LoRA adapter (KV-cached decoding on the cpu
- * backend). Prints the generated continuation (the prompt excluded) on stdout.
+ * backend; on webgpu a full forward per token). Prints the generated continuation (the prompt excluded) on stdout.
  */
 import type { Command } from 'commander';
 import { generate } from '../../engine/generate/generate.ts';
+import { generateWebgpu } from '../../engine/generate/webgpu-generate.ts';
 import { loadModel } from '../../engine/io/hf-model.ts';
 import { loadAdapter } from '../../engine/io/peft-adapter.ts';
 import { loadTokenizer } from '../../engine/io/tokenizer.ts';
@@ -16,6 +17,7 @@ export interface GenerateCliOptions {
   temperature: string;
   topP: string;
   seed: string;
+  backend: string;
 }
 
 function num(v: string, flag: string, ok: (n: number) => boolean, want: string): number {
@@ -29,6 +31,7 @@ export async function generateCommand(o: GenerateCliOptions): Promise<string> {
   const temperature = num(o.temperature, '--temperature', (n) => n >= 0, 'a number ≥ 0 (0 = greedy)');
   const topP = num(o.topP, '--top-p', (n) => n > 0 && n <= 1, 'a number in (0, 1]');
   const seed = num(o.seed, '--seed', Number.isInteger, 'a whole number');
+  if (o.backend !== 'cpu' && o.backend !== 'webgpu') throw new Error(`--backend must be cpu or webgpu, got ${JSON.stringify(o.backend)}`);
   const model = loadModel(o.model, { dtype: Float32Array });
   const tokenizer = await loadTokenizer(o.model);
   if (!tokenizer) throw new Error(`${o.model}: no tokenizer.json, so the prompt cannot be tokenized`);
@@ -39,7 +42,8 @@ export async function generateCommand(o: GenerateCliOptions): Promise<string> {
   const cfgEos = model.config.eosTokenId;
   for (const id of Array.isArray(cfgEos) ? cfgEos : cfgEos === null ? [] : [cfgEos]) eos.add(id);
   if (tokenizer.eosTokenId !== null) eos.add(tokenizer.eosTokenId);
-  const ids = generate(model, lora, promptIds, { maxNewTokens, temperature, topP, seed, eosTokenIds: [...eos] });
+  const opts = { maxNewTokens, temperature, topP, seed, eosTokenIds: [...eos] };
+  const ids = o.backend === 'webgpu' ? await generateWebgpu(model, lora, promptIds, opts) : generate(model, lora, promptIds, opts);
   return tokenizer.decode(ids, { skipSpecialTokens: true });
 }
 
@@ -54,6 +58,7 @@ export function registerGenerate(program: Command): void {
     .option('--temperature <t>', '0 = greedy; otherwise sampling temperature', '0')
     .option('--top-p <p>', 'nucleus sampling mass', '1')
     .option('--seed <n>', 'sampling seed', '42')
+    .option('--backend <cpu|webgpu>', 'compute backend', 'cpu')
     .action(async (o: GenerateCliOptions) => {
       process.stdout.write((await generateCommand(o)) + '\n');
     });

@@ -12,6 +12,16 @@ import { startEngine } from '../../engine/engine-host.ts';
 export interface TrainCliOptions {
   out?: string;
   resume?: boolean;
+  /** Overrides run.json's backend. */
+  backend?: string;
+}
+
+const BACKENDS = ['auto', 'cpu', 'webgpu'] as const;
+
+function backendOption(v: string): RunConfig['backend'] {
+  const b = BACKENDS.find((x) => x === v);
+  if (!b) throw new Error(`--backend must be one of ${BACKENDS.join(', ')}, got ${JSON.stringify(v)}`);
+  return b;
 }
 
 /** Reads and validates a run.json; errors name the file and each bad field. */
@@ -49,7 +59,8 @@ function describe(e: Extract<EngineEvent, { type: 'error' }>): string {
 
 /** Runs the training to the end; resolves with the adapter folder (or null when stopped). */
 export async function trainCommand(file: string, opts: TrainCliOptions, io = { stdout: process.stdout, stderr: process.stderr }): Promise<string | null> {
-  const config = readRunConfig(file);
+  const read = readRunConfig(file);
+  const config = opts.backend !== undefined ? { ...read, backend: backendOption(opts.backend) } : read;
   const runDir = resolve(opts.out ?? defaultRunDir(config));
   mkdirSync(runDir, { recursive: true });
   writeFileSync(join(runDir, 'run.json'), JSON.stringify(config, null, 2) + '\n');
@@ -69,7 +80,7 @@ export async function trainCommand(file: string, opts: TrainCliOptions, io = { s
         switch (e.type) {
           case 'started':
             io.stderr.write(
-              `training ${config.name ?? file} on ${e.backend}: ${e.totalSteps} steps, ${e.parameters.trainable} trainable of ${e.parameters.total} parameters` +
+              `training ${config.name ?? file} on ${e.backend}${e.adapterName ? ` (${e.adapterName})` : ''}: ${e.totalSteps} steps, ${e.parameters.trainable} trainable of ${e.parameters.total} parameters` +
                 (e.resumedFromStep ? `, resuming from step ${e.resumedFromStep}` : '') +
                 `\nrun folder: ${runDir}\n`,
             );
@@ -77,7 +88,7 @@ export async function trainCommand(file: string, opts: TrainCliOptions, io = { s
           case 'metric': {
             io.stdout.write(JSON.stringify(e.point) + '\n');
             const p = e.point;
-            const extra = (p.validationLoss !== undefined ? ` val ${p.validationLoss.toFixed(4)}` : '') + (p.skipped ? ' (skipped)' : '');
+            const extra = (p.validationLoss !== undefined ? ` val ${p.validationLoss.toFixed(4)}` : '') + (p.lossScale !== undefined ? ` scale ${p.lossScale}` : '') + (p.skipped ? ' (skipped)' : '');
             io.stderr.write(`step ${p.step}/${config.train.steps} loss ${p.loss.toFixed(4)} lr ${p.learningRate.toExponential(2)} ${Math.round(p.tokensPerSecond)} tok/s${extra}\n`);
             break;
           }
@@ -92,7 +103,11 @@ export async function trainCommand(file: string, opts: TrainCliOptions, io = { s
             resolvePromise(null);
             break;
           case 'done':
-            io.stderr.write(`done: ${e.steps} steps, final loss ${e.finalLoss?.toFixed(4) ?? 'n/a'}\nadapter: ${e.adapterDir}\n`);
+            io.stderr.write(
+              `done: ${e.steps} steps, final loss ${e.finalLoss?.toFixed(4) ?? 'n/a'}` +
+                (e.peakGpuBytes !== undefined ? `, peak GPU memory ${(e.peakGpuBytes / 1024 ** 3).toFixed(3)} GiB` : '') +
+                `\nadapter: ${e.adapterDir}\n`,
+            );
             resolvePromise(e.adapterDir);
             break;
           case 'error':
@@ -115,6 +130,7 @@ export function registerTrain(program: Command): void {
     .argument('<run.json>', 'run configuration (as the app writes it); paths are relative to this file')
     .option('--out <dir>', 'run folder (checkpoints/ and adapter/ go here); default: a new folder under $LORA_STUDIO_HOME/runs or ./runs')
     .option('--resume', 'continue from the newest checkpoint in --out')
+    .option('--backend <auto|cpu|webgpu>', "compute backend (overrides run.json's backend; auto: webgpu on a hardware GPU adapter, else cpu)")
     .action(async (file: string, opts: TrainCliOptions) => {
       if (opts.resume && !opts.out) throw new Error('--resume needs --out <run folder>');
       const adapter = await trainCommand(file, opts);

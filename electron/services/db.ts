@@ -653,6 +653,12 @@ export class StudioDb {
     });
   }
 
+  /** Takes back a command nobody has taken yet; false when a studio already took it. */
+  withdrawCommand(id: number, why: string): boolean {
+    const now = new Date().toISOString();
+    return this.stmt('UPDATE commands SET taken_at = ?, done_at = ?, ok = 0, result = ? WHERE id = ? AND taken_at IS NULL').run(now, now, why, id).changes > 0;
+  }
+
   completeCommand(id: number, ok: boolean, result: string): void {
     this.stmt('UPDATE commands SET done_at = ?, ok = ?, result = ?, taken_at = COALESCE(taken_at, ?) WHERE id = ?').run(new Date().toISOString(), ok ? 1 : 0, result, new Date().toISOString(), id);
   }

@@ -20,6 +20,7 @@ import {
 import { startEngine } from '../../engine/engine-host.ts';
 import { ensureSample } from '../../engine/io/sample.ts';
 import { AdapterStore, safeFileName } from './adapter-store.ts';
+import { BackendProbe } from './backend-probe.ts';
 import { StudioError } from './errors.ts';
 import { openHome, type StudioHome } from './home.ts';
 import { checkDataset, checkModel } from './preflight.ts';
@@ -89,6 +90,7 @@ const schemas = {
   'dialog.pickFolder': z.object({ title: z.string().optional() }).optional(),
   'dialog.pickFile': z.object({ title: z.string().optional(), extensions: z.array(z.string()).optional() }).optional(),
   ...QUANT_PARAM_SCHEMAS,
+  'backends.probe': z.object({ refresh: z.boolean().optional() }).optional(),
 } satisfies Record<StudioMethod, z.ZodType>;
 
 function parseParams<M extends StudioMethod>(method: M, params: unknown): z.infer<(typeof schemas)[M]> {
@@ -136,9 +138,12 @@ export function createStudioServices(options: StudioServicesOptions): StudioServ
   const runs = new RunManager({ store: new JsonRunStore(home), adapters, emit, startEngine: options.startEngine ?? (() => startEngine()) });
   const version = appVersion();
   const quant = createQuantLab({ emit });
+  const backendProbe = new BackendProbe();
 
   const handlers: { [M in StudioMethod]: (params: unknown, ctx: RequestContext) => Promise<StudioResult<M>> } = {
-    'app.info': async () => ({ version, home: home.root, host: options.host, backends: ['cpu'] }),
+    // The backends the engine has; which of them this machine can run is 'backends.probe'.
+    'app.info': async () => ({ version, home: home.root, host: options.host, backends: ['cpu', 'webgpu'] }),
+    'backends.probe': async (raw) => backendProbe.get(parseParams('backends.probe', raw)?.refresh === true),
     'models.sample': async () => {
       const sample = await ensureSample();
       return checkModel(sample.modelDir, 'modelPath');

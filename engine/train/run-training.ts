@@ -12,6 +12,7 @@ import { saveAdapter } from '../io/peft-adapter.ts';
 import { loadTokenizer } from '../io/tokenizer.ts';
 import { countParameters } from '../model/llama.ts';
 import type { Tokenizer } from '../model/types.ts';
+import { attachBackend, chooseBackend, explainDeviceLoss, releaseBackend } from './run-backend.ts';
 import { trainerSettings } from './run-config.ts';
 import { Trainer } from './trainer.ts';
 
@@ -23,7 +24,7 @@ export interface RunHooks {
 export async function runTraining(cmd: Extract<EngineCommand, { type: 'train' }>, hooks: RunHooks): Promise<void> {
   const { runId, config, runDir } = cmd;
   const log = (level: 'info' | 'warn' | 'error', message: string): void => hooks.post({ type: 'log', runId, level, message });
-  if (config.backend === 'webgpu') throw Object.assign(new Error('webgpu backend not available yet'), { field: 'backend' });
+  const chosen = await chooseBackend(config, log);
   const settings = trainerSettings(config);
   mkdirSync(runDir, { recursive: true });
 
@@ -74,14 +75,24 @@ export async function runTraining(cmd: Extract<EngineCommand, { type: 'train' }>
     },
     countParameters(model),
   );
-  hooks.post({ type: 'started', runId, backend: 'cpu', totalSteps: settings.steps, resumedFromStep: trainer.resumedFromStep, parameters: trainer.parameters });
+  await attachBackend(trainer, chosen, model, padTokenId, data, log);
+  const device = chosen.adapterName !== null ? { adapterName: chosen.adapterName } : {};
+  hooks.post({ type: 'started', runId, backend: chosen.backend, ...device, totalSteps: settings.steps, resumedFromStep: trainer.resumedFromStep, parameters: trainer.parameters });
 
-  const result = await trainer.run();
+  let peak: { peakGpuBytes?: number } = {};
+  let result: Awaited<ReturnType<Trainer['run']>>;
+  try {
+    result = await trainer.run();
+  } catch (e) {
+    throw explainDeviceLoss(e);
+  } finally {
+    peak = releaseBackend(trainer, log);
+  }
   if (result.status === 'stopped') {
     hooks.post({ type: 'stopped', runId, step: result.step, checkpoint: result.checkpoint });
     return;
   }
   const adapterDir = join(runDir, 'adapter');
   saveAdapter(adapterDir, result.lora, { baseModelNameOrPath: config.modelPath });
-  hooks.post({ type: 'done', runId, adapterDir, finalLoss: result.finalLoss, steps: result.step });
+  hooks.post({ type: 'done', runId, adapterDir, finalLoss: result.finalLoss, steps: result.step, ...peak });
 }

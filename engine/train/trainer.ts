@@ -18,6 +18,7 @@ import type { TrainerState } from './checkpoint.ts';
 import { loraTensors } from './lora-params.ts';
 import type { TrainerSettings } from './run-config.ts';
 import { learningRateAt } from './schedule.ts';
+import type { StepBackend, StepBackendInit, StepOutcome, StepPlan } from './step-backend.ts';
 
 // Independent streams from one seed: splitmix inside Rng decorrelates neighbouring seeds.
 const INIT_STREAM = 0;
@@ -67,6 +68,10 @@ export class Trainer {
   private readonly validationBatches: ReturnType<typeof sequentialBatches>;
   private step: number;
   private readonly metrics: MetricPoint[];
+  /** Where the steps run when not on the host CPU (webgpu); see attachBackend. */
+  private device: StepBackend | null = null;
+  /** The device has stepped since the last pullFromDevice: this.lora and the optimizer are behind it. */
+  private hostStale = false;
 
   constructor(opts: TrainerOptions, totalModelParameters: number) {
     this.opts = opts;
@@ -115,6 +120,40 @@ export class Trainer {
     return tokens > 0 ? sum / tokens : null;
   }
 
+  /** The backend the steps run on: 'cpu' unless attachBackend moved them. */
+  get backend(): StepBackend | null {
+    return this.device;
+  }
+
+  /**
+   * Moves the steps to another device (webgpu). It starts from this trainer's LoRA and optimizer state (fresh or
+   * resumed); the trainer keeps data order, dropout RNG, schedule, scaler, metrics and checkpoints.
+   */
+  async attachBackend(create: (init: StepBackendInit) => Promise<StepBackend>): Promise<void> {
+    if (this.device) throw new Error('Trainer: a backend is already attached');
+    this.device = await create({ lora: this.lora, optimizer: this.optimizer.state, settings: this.opts.settings });
+  }
+
+  /** Copies the device's LoRA and AdamW state back into this.lora / the optimizer (before checkpoints and the end). */
+  async pullFromDevice(): Promise<void> {
+    if (this.device && this.hostStale) await this.device.pull({ lora: this.lora, optimizer: this.optimizer });
+    this.hostStale = false;
+  }
+
+  private async validationLossAsync(): Promise<number | null> {
+    const dev = this.device;
+    if (!dev) return this.validationLoss();
+    if (this.validationBatches.length === 0) return null;
+    let sum = 0;
+    let tokens = 0;
+    for (const b of this.validationBatches) {
+      const r = await dev.evalLoss(b);
+      sum += r.sumLoss;
+      tokens += r.tokens;
+    }
+    return tokens > 0 ? sum / tokens : null;
+  }
+
   private state(): TrainerState {
     return {
       step: this.step,
@@ -130,6 +169,7 @@ export class Trainer {
   checkpoint(): string | null {
     const { runDir } = this.opts;
     if (!runDir) return null;
+    if (this.hostStale) throw new Error('Trainer.checkpoint: the device holds newer weights than the host; await pullFromDevice() first');
     const path = saveCheckpoint(runDir, {
       lora: this.lora,
       optimizer: this.optimizer.state,
@@ -141,15 +181,48 @@ export class Trainer {
     return path;
   }
 
-  /** One optimizer step; returns its metric point. */
+  /** One optimizer step on the host CPU; returns its metric point. */
   trainStep(): MetricPoint {
+    if (this.device) throw new Error(`Trainer.trainStep runs on the cpu; this trainer is on ${this.device.id}, use trainStepAsync`);
+    const plan = this.planStep();
+    const point = this.finishStep(plan, this.cpuStep(plan));
+    if (this.wantsValidation()) {
+      const v = this.validationLoss();
+      if (v !== null) point.validationLoss = v;
+    }
+    this.metrics.push(point);
+    return point;
+  }
+
+  /** One optimizer step on whichever backend the trainer uses. */
+  async trainStepAsync(): Promise<MetricPoint> {
+    const dev = this.device;
+    if (!dev) return this.trainStep();
+    const plan = this.planStep();
+    this.hostStale = true;
+    const point = this.finishStep(plan, await dev.step(plan, this.dropoutRng));
+    if (this.wantsValidation()) {
+      const v = await this.validationLossAsync();
+      if (v !== null) point.validationLoss = v;
+    }
+    this.metrics.push(point);
+    return point;
+  }
+
+  private planStep(): StepPlan & { started: number } {
     const s = this.opts.settings;
     const started = performance.now();
     const micro = Array.from({ length: s.gradAccumulation }, () => this.batches.next());
     const normalizer = micro.reduce((n, b) => n + countTargetTokens(b), 0);
+    const lr = learningRateAt({ kind: s.schedule, baseLr: s.learningRate, warmupSteps: s.warmupSteps, totalSteps: s.steps }, this.step);
+    return { started, micro, normalizer, lr, lossScale: this.scaler.lossScale() };
+  }
+
+  private cpuStep(plan: StepPlan): StepOutcome {
+    const s = this.opts.settings;
+    const { micro, normalizer, lossScale } = plan;
     for (const g of this.gradArrays) g.fill(0);
-    const lossScale = this.scaler.lossScale();
-    let loss = 0;
+    let lossSum = 0;
     if (normalizer > 0) {
       for (const batch of micro) {
         const r = lossAndGrads(this.opts.model, this.lora, batch, {
@@ -160,10 +233,9 @@ export class Trainer {
           normalizer,
           gradsInto: this.grads,
         });
-        loss += r.loss * r.tokens;
+        lossSum += r.loss * r.tokens;
       }
     }
-    const lr = learningRateAt({ kind: s.schedule, baseLr: s.learningRate, warmupSteps: s.warmupSteps, totalSteps: s.steps }, this.step);
     const foundInf = this.scaler.unscale(this.gradArrays);
     let gradNorm = Number.NaN;
     let skipped = foundInf || normalizer === 0;
@@ -171,16 +243,23 @@ export class Trainer {
       gradNorm = clipGradNorm(this.gradArrays, s.maxGradNorm);
       skipped = !Number.isFinite(gradNorm);
     }
-    if (!skipped) this.optimizer.step(this.gradArrays, lr);
+    if (!skipped) this.optimizer.step(this.gradArrays, plan.lr);
+    return { lossSum, foundInf, gradNorm, skipped };
+  }
+
+  /** Scaler update, step count and the metric point (validation is added by the caller). */
+  private finishStep(plan: StepPlan & { started: number }, out: StepOutcome): MetricPoint {
+    const { normalizer, lr, lossScale } = plan;
+    const { foundInf, gradNorm, skipped } = out;
     if (normalizer === 0) this.opts.onLog?.('warn', `step ${this.step + 1}: no trained tokens in the batch; the step was skipped`);
     else if (skipped && !this.scaler.enabled) this.opts.onLog?.('warn', `step ${this.step + 1}: gradients were not finite; the step was skipped`);
     this.scaler.update(foundInf);
     this.step++;
-    const ms = performance.now() - started;
+    const ms = performance.now() - plan.started;
     const prevElapsed = this.metrics.length ? this.metrics[this.metrics.length - 1].elapsedMs : 0;
     const point: MetricPoint = {
       step: this.step,
-      loss: normalizer > 0 ? loss / normalizer : Number.NaN,
+      loss: normalizer > 0 ? out.lossSum / normalizer : Number.NaN,
       learningRate: lr,
       tokens: normalizer,
       tokensPerSecond: ms > 0 ? (normalizer * 1000) / ms : 0,
@@ -190,13 +269,12 @@ export class Trainer {
     };
     if (this.scaler.enabled) point.lossScale = lossScale;
     if (skipped) point.skipped = true;
-    const evalEvery = s.evalEverySteps;
-    if ((evalEvery > 0 && this.step % evalEvery === 0) || this.step === s.steps) {
-      const v = this.validationLoss();
-      if (v !== null) point.validationLoss = v;
-    }
-    this.metrics.push(point);
     return point;
+  }
+
+  private wantsValidation(): boolean {
+    const s = this.opts.settings;
+    return (s.evalEverySteps > 0 && this.step % s.evalEverySteps === 0) || this.step === s.steps;
   }
 
   /** Runs to settings.steps (or until shouldStop says so). Yields to the event loop between steps. */
@@ -205,14 +283,19 @@ export class Trainer {
     while (this.step < s.steps) {
       const stop = this.opts.shouldStop?.();
       if (stop) {
+        await this.pullFromDevice();
         const checkpoint = stop.save && this.step > 0 ? this.checkpoint() : null;
         return this.result('stopped', checkpoint);
       }
-      const point = this.trainStep();
+      const point = await this.trainStepAsync();
       this.opts.onMetric?.(point);
-      if (s.checkpointEverySteps > 0 && this.step % s.checkpointEverySteps === 0 && this.step < s.steps) this.checkpoint();
+      if (s.checkpointEverySteps > 0 && this.step % s.checkpointEverySteps === 0 && this.step < s.steps) {
+        await this.pullFromDevice();
+        this.checkpoint();
+      }
       await new Promise<void>((r) => setImmediate(r));
     }
+    await this.pullFromDevice();
     return this.result('done', null);
   }
 

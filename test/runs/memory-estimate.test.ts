@@ -106,7 +106,7 @@ describe('the estimate is within 10 % of the measured peak RSS (cpu)', () => {
       model: { vocab: 512, hidden: 16, intermediate: 64, layers: 32, heads: 2, kvHeads: 1 },
       run: { lora: { r: 4, alpha: 8, dropout: 0.1, targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] }, train: { learningRate: 1e-3, steps: 3, batchSize: 64, maxSeqLen: 64 } },
       examples: 128,
-      steps: 3,
+      steps: 5,
     },
     // A large vocabulary (weights and the cross-entropy chunk), gradient checkpointing, rank 16 on every target.
     'large vocabulary, checkpointing': {

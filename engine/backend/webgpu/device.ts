@@ -89,14 +89,22 @@ export function adapterName(info: GPUAdapterInfo): string {
   return parts.length > 0 ? [...new Set(parts)].join(' / ') : 'unknown adapter';
 }
 
-/** Whether an adapter exists, and its name; never throws (used by backend `auto`). */
-export async function probeAdapter(opts: AcquireOptions = {}): Promise<{ available: boolean; name: string | null; error: string | null }> {
+/**
+ * A CPU rasteriser (Mesa llvmpipe/lavapipe, SwiftShader, WARP, a fallback adapter): it runs WebGPU, but slower than
+ * the cpu backend, so backend `auto` does not pick it.
+ */
+export function isSoftwareAdapter(info: GPUAdapterInfo): boolean {
+  return info.isFallbackAdapter === true || /llvmpipe|lavapipe|swiftshader|\bwarp\b|software|\bcpu\b/i.test(adapterName(info));
+}
+
+/** Whether an adapter exists, its name, and whether it is a software one; never throws (used by backend `auto`). */
+export async function probeAdapter(opts: AcquireOptions = {}): Promise<{ available: boolean; name: string | null; error: string | null; software: boolean }> {
   try {
     const adapter = await dawnInstance(opts.dawnFlags ?? defaultFlags()).requestAdapter({ powerPreference: opts.powerPreference ?? 'high-performance' });
-    if (!adapter) return { available: false, name: null, error: 'no WebGPU adapter' };
-    return { available: true, name: adapterName(adapter.info), error: null };
+    if (!adapter) return { available: false, name: null, error: 'no WebGPU adapter', software: false };
+    return { available: true, name: adapterName(adapter.info), error: null, software: isSoftwareAdapter(adapter.info) };
   } catch (e) {
-    return { available: false, name: null, error: e instanceof Error ? e.message : String(e) };
+    return { available: false, name: null, error: e instanceof Error ? e.message : String(e), software: false };
   }
 }
 
@@ -319,6 +327,6 @@ export async function acquireGpu(opts: AcquireOptions = {}): Promise<GpuContext>
   const envBudget = Number(process.env.LORA_STUDIO_GPU_MEMORY_GIB);
   const budget = opts.memoryBudgetBytes ?? (Number.isFinite(envBudget) && envBudget > 0 ? envBudget * GIB : Number.POSITIVE_INFINITY);
   const name = adapterName(info);
-  const software = info.isFallbackAdapter === true || /llvmpipe|lavapipe|swiftshader|\bwarp\b|software/i.test(name);
+  const software = isSoftwareAdapter(info);
   return new GpuContext(device, name, { f16, subgroups, subgroupMatrix }, limits, info.subgroupMinSize ?? 0, info.subgroupMaxSize ?? 0, budget, software);
 }

@@ -633,6 +633,20 @@ export class WebgpuLlama {
     return { loss: count > 0 ? sum / count : 0, tokens: count, sumLoss: sum };
   }
 
+  /**
+   * Forward only, no dropout: the final-norm hidden states of every position (B·T × hidden, f32), i.e. lm_head's
+   * input. Generation takes the last position's row and applies lm_head on the host.
+   */
+  async finalHidden(batch: Batch): Promise<Float32Array> {
+    this.checkAlive();
+    const s = this.checkBatch(batch);
+    this.uploadBatch(batch, s, 0);
+    this.runner.submit([await this.forwardProgram(s, false)]);
+    const [hn] = await download(this.ctx, [this.buf('hn')]);
+    this.ctx.throwIfErrors();
+    return hn.subarray(0, s.M * this.config.hiddenSize);
+  }
+
   private zeroGradsProgram(): Promise<Program> {
     return this.program('zero-grads', (p) => {
       const g = this.requireLora().flat.grads;

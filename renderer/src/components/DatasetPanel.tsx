@@ -54,6 +54,11 @@ export function DatasetPanel() {
       ) : (
         <>
           <DatasetStats dataset={dataset} />
+          {dataset.records === 0 ? (
+            <div className="note note-warn" data-testid="dataset-no-records">
+              No record of {baseName(dataset.path)} can be read as {dataset.format}: choose another format under Dataset, or let it be detected.
+            </div>
+          ) : null}
           {dataset.histogram ? (
             <TokenHistogram histogram={dataset.histogram} maxSeqLen={dataset.maxSeqLen} truncated={dataset.truncated ?? 0} />
           ) : (

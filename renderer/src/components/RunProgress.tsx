@@ -1,3 +1,4 @@
+import { useMemo } from 'react';
 import type { RunSummary } from '../../../common/protocol.ts';
 import { isActive, useRunMetrics, useStudio } from '../stores/studio.ts';
 import { formatCount, formatDuration, formatLoss } from './format.ts';
@@ -22,6 +23,7 @@ export function RunProgress({ runId }: { runId: string | null }) {
     return lines && lines.length ? lines[lines.length - 1] : null;
   });
   const cancelRun = useStudio((s) => s.cancelRun);
+  const skippedSteps = useMemo(() => points.reduce((n, p) => n + (p.skipped ? 1 : 0), 0), [points]);
 
   if (!run) {
     return (
@@ -49,7 +51,13 @@ export function RunProgress({ runId }: { runId: string | null }) {
           <span className={`badge badge-${run.state}`} data-testid="run-state">
             {STATE_LABEL[run.state]}
           </span>
-          {run.backend ? <span className="muted">on {run.backend}</span> : null}
+          {run.backend ? (
+            <span className="muted" data-testid="run-backend">
+              on {run.backend}
+              {run.config.train.precision === 'fp16' ? ' · fp16' : ''}
+              {run.config.train.gradientCheckpointing ? ' · checkpointing' : ''}
+            </span>
+          ) : null}
         </div>
         {active ? (
           <button type="button" className="danger" data-testid="run-cancel" onClick={() => void cancelRun(run.id)}>
@@ -74,6 +82,12 @@ export function RunProgress({ runId }: { runId: string | null }) {
         <Readout label="First loss" testId="run-first-loss" value={formatLoss(first?.loss)} />
         <Readout label="Loss" testId="run-last-loss" value={formatLoss(run.lastLoss ?? last?.loss)} />
         <Readout label="LR" testId="run-lr" value={last ? last.learningRate.toExponential(1) : '—'} />
+        {run.config.train.precision === 'fp16' ? (
+          <>
+            <Readout label="Loss scale" testId="run-loss-scale" value={last?.lossScale !== undefined ? String(last.lossScale) : '—'} />
+            <Readout label="Skipped steps" testId="run-skipped" value={String(skippedSteps)} />
+          </>
+        ) : null}
       </div>
       {run.error ? (
         <div className="note note-error" data-testid="run-error" role="alert">

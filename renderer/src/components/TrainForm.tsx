@@ -1,6 +1,7 @@
 import { useMemo } from 'react';
 import { LORA_TARGETS } from '../../../common/protocol.ts';
 import { checkForm } from '../stores/form.ts';
+import { ComputeSettings } from './ComputeSettings.tsx';
 import { useStudio } from '../stores/studio.ts';
 import { DataSettings } from './DataSettings.tsx';
 import { ErrorNote } from './ErrorNote.tsx';
@@ -67,6 +68,7 @@ export function TrainForm() {
           </div>
         </fieldset>
         <DataSettings errorOf={errorOf} />
+        <ComputeSettings errorOf={errorOf} />
         <div className="train-actions">
           <button type="submit" className="primary" data-testid="train-button" disabled={!canTrain}>
             {starting ? 'Starting…' : 'Train'}

@@ -36,10 +36,18 @@ export interface DataChoices {
   validationPath: string;
 }
 
+/** Where and how the run computes: RunConfig.backend, train.precision, train.gradientCheckpointing. */
+export interface ComputeChoices {
+  backend: RunConfig['backend'];
+  precision: RunConfig['train']['precision'];
+  gradientCheckpointing: boolean;
+}
+
 export interface FormValues {
   numbers: Record<NumberField, string>;
   targets: LoraTarget[];
   data: DataChoices;
+  compute: ComputeChoices;
 }
 
 export function defaultForm(): FormValues {
@@ -59,6 +67,8 @@ export function defaultForm(): FormValues {
     },
     targets: [...lora.targets],
     data: { format: DEFAULT_RUN_CONFIG.datasetFormat, trainOn: 'auto', badRecords: 'fail', packing: false, validationPath: '' },
+    // The app picks the GPU when there is a real one (headless run.json files default to cpu).
+    compute: { backend: 'auto', precision: train.precision, gradientCheckpointing: train.gradientCheckpointing },
   };
 }
 
@@ -77,6 +87,7 @@ export function buildDraft(form: FormValues, modelPath: string, datasetPath: str
     modelPath,
     datasetPath,
     datasetFormat: form.data.format,
+    backend: form.compute.backend,
     lora: { ...DEFAULT_RUN_CONFIG.lora, r: num(n['lora.r']), alpha: num(n['lora.alpha']), dropout: num(n['lora.dropout']), targets: form.targets },
     train: {
       ...DEFAULT_RUN_CONFIG.train,
@@ -88,6 +99,8 @@ export function buildDraft(form: FormValues, modelPath: string, datasetPath: str
       validationPercent: validationPath ? 0 : num(n['train.validationPercent']),
       evalEverySteps: num(n['train.evalEverySteps']),
       seed: num(n['train.seed']),
+      precision: form.compute.precision,
+      gradientCheckpointing: form.compute.gradientCheckpointing,
     },
     data: {
       trainOn: form.data.trainOn,

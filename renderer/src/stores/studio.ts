@@ -16,7 +16,7 @@ import type {
 } from '../../../common/protocol.ts';
 import { errorInfo, RequestError, type ConnectionState, type StudioClient } from '../client/transport.ts';
 import { inspectKey, inspectParams, type InspectParams } from './dataset-request.ts';
-import { checkForm, defaultForm, firstPerField, type DataChoices, type FormValues, type NumberField } from './form.ts';
+import { checkForm, defaultForm, firstPerField, type ComputeChoices, type DataChoices, type FormValues, type NumberField } from './form.ts';
 import { mergeMetrics } from './metrics.ts';
 
 const ACTIVE_STATES: ReadonlySet<RunSummary['state']> = new Set(['pending', 'validating', 'queuing', 'executing', 'finalizing', 'paused']);
@@ -91,6 +91,8 @@ export interface StudioState {
   uploadValidationFile(file: File): Promise<void>;
   browseValidationFile(): Promise<void>;
   setNumber(field: NumberField, value: string): void;
+  /** Backend, precision, gradient checkpointing; clears the server's complaint about that field. */
+  setCompute<K extends keyof ComputeChoices>(key: K, value: ComputeChoices[K]): void;
   toggleTarget(target: LoraTarget): void;
   startRun(): Promise<void>;
   cancelRun(id: string): Promise<void>;
@@ -397,6 +399,10 @@ export const useStudio = create<StudioState>()((set, get) => {
 
     setNumber(field, value) {
       set((s) => ({ form: { ...s.form, numbers: { ...s.form.numbers, [field]: value } }, serverErrors: withoutKey(s.serverErrors, field) }));
+    },
+    setCompute(key, value) {
+      const field = key === 'backend' ? 'backend' : `train.${key}`;
+      set((s) => ({ form: { ...s.form, compute: { ...s.form.compute, [key]: value } }, serverErrors: withoutKey(s.serverErrors, field) }));
     },
     toggleTarget(target) {
       set((s) => {

@@ -1,0 +1,92 @@
+import { useEffect, useState } from 'react';
+import type { RunConfig, StudioErrorInfo } from '../../../common/protocol.ts';
+import { errorInfo } from '../client/transport.ts';
+import { useStudio } from '../stores/studio.ts';
+import { backendOptionLabel, backendView, type BackendProbe } from './backend-view.ts';
+
+const CHOICES: RunConfig['backend'][] = ['auto', 'cpu', 'webgpu'];
+
+/** Backend (Auto / CPU / WebGPU, with the adapter a run will use), precision and gradient checkpointing. */
+export function ComputeSettings({ errorOf }: { errorOf: (field: string) => string | undefined }) {
+  const client = useStudio((s) => s.client);
+  const compute = useStudio((s) => s.form.compute);
+  const setCompute = useStudio((s) => s.setCompute);
+  const [probe, setProbe] = useState<BackendProbe | null>(null);
+  const [probeError, setProbeError] = useState<StudioErrorInfo | null>(null);
+
+  useEffect(() => {
+    if (!client) return;
+    let live = true;
+    client.request('backends.probe', {}).then(
+      (r) => live && setProbe(r),
+      (e: unknown) => live && setProbeError(errorInfo(e)),
+    );
+    return () => {
+      live = false;
+    };
+  }, [client]);
+
+  const view = backendView(compute.backend, probe);
+  const backendError = errorOf('backend') ?? view.error ?? undefined;
+  const precisionError = errorOf('train.precision');
+
+  return (
+    <fieldset>
+      <legend>Compute</legend>
+      <div className="grid-3">
+        <div className={`field${backendError ? ' field-invalid' : ''}`}>
+          <label htmlFor="field-backend">Backend</label>
+          <select id="field-backend" data-testid="field-backend" value={compute.backend} onChange={(e) => setCompute('backend', e.target.value as RunConfig['backend'])}>
+            {CHOICES.map((c) => (
+              <option key={c} value={c}>
+                {backendOptionLabel(c, probe)}
+              </option>
+            ))}
+          </select>
+          {backendError ? (
+            <div className="field-error" data-testid="error-backend" role="alert">
+              {backendError}
+            </div>
+          ) : (
+            <div className="field-hint" data-testid="backend-resolved" data-backend={view.resolved ?? ''}>
+              {probeError && compute.backend !== 'cpu' ? `could not look for a GPU: ${probeError.message}` : view.line}
+              {view.warning ? ` (${view.warning})` : ''}
+            </div>
+          )}
+        </div>
+        <div className={`field${precisionError ? ' field-invalid' : ''}`}>
+          <label htmlFor="field-train.precision">Precision</label>
+          <select
+            id="field-train.precision"
+            data-testid="field-train.precision"
+            value={compute.precision}
+            onChange={(e) => setCompute('precision', e.target.value === 'fp16' ? 'fp16' : 'fp32')}
+          >
+            <option value="fp32">fp32</option>
+            <option value="fp16">fp16 mixed (loss scaling)</option>
+          </select>
+          {precisionError ? (
+            <div className="field-error" data-testid="error-train.precision" role="alert">
+              {precisionError}
+            </div>
+          ) : (
+            <div className="field-hint">{compute.precision === 'fp16' ? 'f16 weights and activations, f32 LoRA and optimizer' : 'everything in f32'}</div>
+          )}
+        </div>
+        <div className="field">
+          <span className="label">Memory</span>
+          <label className="check">
+            <input
+              type="checkbox"
+              data-testid="field-train.gradientCheckpointing"
+              checked={compute.gradientCheckpointing}
+              onChange={(e) => setCompute('gradientCheckpointing', e.target.checked)}
+            />
+            Gradient checkpointing
+          </label>
+          <div className="field-hint">recomputes each layer in backward: less memory, more time</div>
+        </div>
+      </div>
+    </fieldset>
+  );
+}

@@ -1,0 +1,153 @@
+/**
+ * `lora-studio runs …` on a data folder with no studio running: it lists and shows what the database holds, and
+ * cancel / pause / resume change the database through the state machine (stop-save, which needs an engine, and
+ * illegal moves are refused with the reason). The real binary is run once to prove the command is registered.
+ */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { after, describe, test } from 'node:test';
+import { DEFAULT_RUN_CONFIG, type RunState } from '../../common/protocol.ts';
+import { listRuns, runAction, showRun, type ActionOutcome } from '../../electron/cli/runs.ts';
+import { newRunRecord, openStudioDb, type RunRecord } from '../../electron/services/db.ts';
+
+const tmp = mkdtempSync(join(tmpdir(), 'lora-cli-runs-'));
+after(() => rmSync(tmp, { recursive: true, force: true }));
+const bin = fileURLToPath(new URL('../../bin/lora-studio.mjs', import.meta.url));
+
+function capture() {
+  let out = '';
+  let err = '';
+  return { io: { stdout: { write: (s: string) => (out += s) }, stderr: { write: (s: string) => (err += s) } }, out: () => out, err: () => err };
+}
+
+/** A data folder whose database holds runs in the given states (reached through legal transitions). */
+function seed(name: string, states: Record<string, RunState>): string {
+  const home = join(tmp, name);
+  const db = openStudioDb(home);
+  const paths: Record<RunState, RunState[]> = {
+    pending: [],
+    validating: ['validating'],
+    queuing: ['validating', 'queuing'],
+    executing: ['validating', 'queuing', 'executing'],
+    paused: ['validating', 'queuing', 'executing', 'paused'],
+    finalizing: ['validating', 'queuing', 'executing', 'finalizing'],
+    completed: ['validating', 'queuing', 'executing', 'finalizing', 'completed'],
+    failed: ['validating', 'queuing', 'executing', 'failed'],
+    cancelled: ['cancelled'],
+  };
+  let i = 0;
+  for (const [id, state] of Object.entries(states)) {
+    const at = new Date(Date.UTC(2026, 10, 27, 10, 0, i++)).toISOString();
+    db.insertRun(newRunRecord({ id, name: `name of ${id}`, state: 'pending', config: { ...DEFAULT_RUN_CONFIG, modelPath: '/m', datasetPath: '/d.jsonl' }, createdAt: at, updatedAt: at, step: 0, totalSteps: 20, lastLoss: null, tokensPerSecond: null, etaMs: null, error: null, adapterId: null, backend: null }));
+    for (const s of paths[state]) db.transition(id, s, { patch: s === 'failed' ? { error: 'boom' } : {} });
+  }
+  db.addEvent(Object.keys(states)[0], 'info', 'hello from the engine', 3);
+  db.appendMetrics(Object.keys(states)[0], [{ step: 1, loss: 2.5, learningRate: 1e-3, tokens: 10, tokensPerSecond: 5, elapsedMs: 1, gradNorm: 1 }]);
+  db.close();
+  return home;
+}
+
+describe('list and show', () => {
+  const home = seed('list', { a: 'completed', b: 'executing', c: 'queuing' });
+
+  test('list prints a table, newest first; --json the records; --state filters', () => {
+    const c = capture();
+    const runs = listRuns({ home }, c.io);
+    assert.deepEqual(runs.map((r) => r.id), ['c', 'b', 'a']);
+    const lines = c.out().trim().split('\n');
+    assert.match(lines[0], /^ID\s+STATE\s+STEP\s+LOSS/);
+    assert.match(lines[1], /^c\s+queuing\s+0\/20/);
+    const j = capture();
+    listRuns({ home, json: true }, j.io);
+    assert.deepEqual((JSON.parse(j.out()) as RunRecord[]).map((r) => [r.id, r.state]), [['c', 'queuing'], ['b', 'executing'], ['a', 'completed']]);
+    assert.deepEqual(listRuns({ home, state: 'completed,queuing' }, capture().io).map((r) => r.id), ['c', 'a']);
+    assert.throws(() => listRuns({ home, state: 'running' }, capture().io), /--state: unknown run state "running"/);
+  });
+
+  test('show prints config, history and events; --json has them all', () => {
+    const c = capture();
+    showRun('a', { home }, c.io);
+    assert.match(c.out(), /state {7}completed/);
+    assert.match(c.out(), /executing → finalizing/);
+    assert.match(c.out(), /\[step 3\] hello from the engine/);
+    assert.match(c.out(), /metrics {5}1 points/);
+    const j = capture();
+    showRun('a', { home, json: true }, j.io);
+    const parsed = JSON.parse(j.out()) as { run: RunRecord; history: { to: string }[]; events: { message: string }[]; metricPoints: number };
+    assert.equal(parsed.run.id, 'a');
+    assert.deepEqual(parsed.history.map((h) => h.to), ['pending', 'validating', 'queuing', 'executing', 'finalizing', 'completed']);
+    assert.equal(parsed.metricPoints, 1);
+    assert.throws(() => showRun('zzz', { home }, capture().io), /no run with id "zzz"/);
+  });
+});
+
+describe('actions with no studio running change the database', () => {
+  const home = seed('act', { q: 'queuing', e: 'executing', p: 'paused', f: 'failed', done: 'completed', fin: 'finalizing' });
+
+  async function act(action: Parameters<typeof runAction>[0], id: string): Promise<ActionOutcome> {
+    return runAction(action, id, { home, json: true }, capture().io);
+  }
+  const state = (id: string): RunState => {
+    const db = openStudioDb(home);
+    try {
+      return db.requireRun(id).state;
+    } finally {
+      db.close();
+    }
+  };
+
+  test('pause a queued run, resume it, cancel it', async () => {
+    const paused = await act('pause', 'q');
+    assert.equal(paused.via, 'database');
+    assert.equal(paused.run.state, 'paused');
+    assert.equal((await act('resume', 'q')).run.state, 'queuing');
+    assert.equal((await act('cancel', 'q')).run.state, 'cancelled');
+    assert.equal(state('q'), 'cancelled');
+  });
+
+  test('a failed run is queued again with its error cleared; a paused one too', async () => {
+    const r = await act('resume', 'f');
+    assert.equal(r.run.state, 'queuing');
+    assert.equal(r.run.error, null);
+    assert.equal((await act('resume', 'p')).run.state, 'queuing');
+  });
+
+  test('an orphaned executing run (its studio died) can be paused so it does not resume by itself', async () => {
+    assert.equal((await act('pause', 'e')).run.state, 'paused');
+  });
+
+  test('refusals say why and change nothing', async () => {
+    await assert.rejects(act('stop-save', 'p'), /no studio is running run p: "stop and save" needs its engine/);
+    await assert.rejects(act('cancel', 'done'), /illegal run state transition from completed to cancelled/);
+    await assert.rejects(act('resume', 'done'), /run done is completed; only a paused or failed run can be resumed/);
+    await assert.rejects(act('cancel', 'fin'), /run fin is finalizing; it cannot be cancelled any more/);
+    await assert.rejects(act('pause', 'nope'), /no run with id "nope"/);
+    assert.equal(state('done'), 'completed');
+    assert.equal(state('fin'), 'finalizing');
+  });
+
+  test('the history records where the change came from', () => {
+    const db = openStudioDb(home);
+    const last = db.stateHistory('q').at(-1);
+    db.close();
+    assert.equal(last?.to, 'cancelled');
+    assert.match(last?.reason ?? '', /command line \(no studio was running\)/);
+  });
+});
+
+test('the lora-studio binary has the runs command', async () => {
+  const home = seed('bin', { only: 'paused' });
+  const { stdout } = await promisify(execFile)(process.execPath, [bin, 'runs', 'list', '--json'], { env: { ...process.env, LORA_STUDIO_HOME: home, LORA_STUDIO_FROM_SOURCE: '1' } });
+  assert.deepEqual((JSON.parse(stdout) as RunRecord[]).map((r) => [r.id, r.state]), [['only', 'paused']]);
+  const failed = await promisify(execFile)(process.execPath, [bin, 'runs', 'cancel', 'missing'], { env: { ...process.env, LORA_STUDIO_HOME: home, LORA_STUDIO_FROM_SOURCE: '1' } }).then(
+    () => null,
+    (e: { code?: number; stderr?: string }) => e,
+  );
+  assert.equal(failed?.code, 1);
+  assert.match(failed?.stderr ?? '', /lora-studio: no run with id "missing"/);
+});
