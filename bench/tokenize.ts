@@ -18,7 +18,7 @@ if (!existsSync(file) || statSync(file).size < target) {
   for (let i = 0; written < target; i++) {
     const line = lines[i % lines.length] + '\n';
     written += Buffer.byteLength(line);
-    if (!out.write(line)) await new Promise((r) => out.once('drain', r));
+    if (!out.write(line)) await new Promise<void>((r) => out.once('drain', () => r()));
   }
   await new Promise<void>((r) => out.end(() => r()));
 }

@@ -43,6 +43,8 @@ export const TrainSettingsSchema = z.object({
   gradientCheckpointing: z.boolean().default(false),
   precision: z.enum(['fp32', 'fp16']).default('fp32'),
   checkpointEverySteps: z.number().int().min(0).default(0),
+  /** Also write a checkpoint when this many minutes passed since the last one; 0 or absent: the studio setting. */
+  checkpointEveryMinutes: z.number().min(0, 'checkpoint interval cannot be negative').optional(),
   validationPercent: z.number().min(0).max(50, 'validation split must be at most 50 %').default(0),
   evalEverySteps: z.number().int().min(0).default(0),
 });
@@ -162,6 +164,88 @@ export interface RunSummary {
   error: string | null;
   adapterId: string | null;
   backend: string | null;
+  /** Higher starts first among waiting runs (default 0). */
+  priority?: number;
+  /** What the run is queued on and counted against ('cpu', 'webgpu'). */
+  device?: string;
+  /** 1-based place among the runs waiting for the same device; null when not waiting. */
+  queuePosition?: number | null;
+  /** Times the run continued from a checkpoint (after a crash, a pause or a failure). */
+  resumeCount?: number;
+  /** Step of the newest checkpoint, null before the first one. */
+  checkpointStep?: number | null;
+  startedAt?: string | null;
+  finishedAt?: string | null;
+}
+
+/** One line of a run's event log (engine logs, state changes, checkpoints), kept in the studio database. */
+export interface RunEventInfo {
+  id: number;
+  runId: string;
+  at: string;
+  level: 'info' | 'warn' | 'error';
+  /** The training step the event belongs to, when it belongs to one. */
+  step: number | null;
+  message: string;
+}
+
+/** A run's move from one state to another, with why. */
+export interface RunStateChange {
+  from: RunState | null;
+  to: RunState;
+  at: string;
+  reason: string | null;
+}
+
+/** Studio-wide settings ('settings.get' / 'settings.set'), kept in the studio database. */
+export const StudioSettingsSchema = z.object({
+  /** Checkpoint every this many steps when the run itself says 0; 0 turns step checkpoints off. */
+  checkpointEverySteps: z.number().int('a whole number of steps').min(0, 'cannot be negative').max(10_000_000),
+  /** Also checkpoint when this many minutes passed since the last one; 0 turns it off. */
+  checkpointEveryMinutes: z.number().min(0, 'cannot be negative').max(24 * 60, 'at most a day'),
+  /** After a crash, resume runs that were executing from their last checkpoint when the studio starts. */
+  autoResume: z.boolean(),
+  /** Runs executing at once on one device (cpu, webgpu). */
+  maxConcurrentRunsPerDevice: z.number().int('a whole number').min(1, 'at least 1').max(64, 'at most 64'),
+  /** Serve Prometheus metrics on http://127.0.0.1:<port>/metrics; null: off. */
+  prometheusPort: z.number().int('a whole port number').min(1, 'ports start at 1').max(65535, 'ports end at 65535').nullable(),
+  /** A run fails when checking it takes longer (0: no limit). */
+  validationTimeoutSeconds: z.number().min(0),
+  /** A run fails when loading and its first step take longer (0: no limit). */
+  startupTimeoutMinutes: z.number().min(0),
+  /** A run fails when no step finishes for this long (the watchdog; 0: no limit). */
+  stepTimeoutMinutes: z.number().min(0),
+});
+export type StudioSettings = z.infer<typeof StudioSettingsSchema>;
+
+export const DEFAULT_STUDIO_SETTINGS: StudioSettings = {
+  checkpointEverySteps: 50,
+  checkpointEveryMinutes: 10,
+  autoResume: true,
+  maxConcurrentRunsPerDevice: 1,
+  prometheusPort: null,
+  validationTimeoutSeconds: 300,
+  startupTimeoutMinutes: 30,
+  stepTimeoutMinutes: 30,
+};
+
+/** Bytes a run will need at its peak, by part ('runs.estimateMemory'; engine/train/memory-estimate.ts). */
+export interface MemoryEstimateInfo {
+  backend: 'cpu' | 'webgpu';
+  tokensPerMicroBatch: number;
+  parameters: { base: number; trainable: number };
+  weights: number;
+  lora: number;
+  gradients: number;
+  optimizer: number;
+  data: number;
+  activations: number;
+  activationsWithoutCheckpointing: number;
+  activationsWithCheckpointing: number;
+  logitsChunk: number;
+  total: number;
+  totalWithoutCheckpointing: number;
+  totalWithCheckpointing: number;
 }
 
 /** A compute backend as this machine has it ('backends.probe'). */
@@ -311,11 +395,29 @@ export interface StudioRequests {
   'datasets.inspect': { params: { path: string; modelPath?: string; format?: DatasetFormat; maxSeqLen?: number; trainOn?: TrainOn }; result: DatasetSummary };
   /** Browser only: the file's content travels in the request and is stored under the studio home. */
   'datasets.upload': { params: { fileName: string; content: string }; result: DatasetSummary };
-  'runs.start': { params: { config: RunConfigInput }; result: RunSummary };
+  'runs.start': { params: { config: RunConfigInput; priority?: number }; result: RunSummary };
   'runs.list': { params: Record<string, never>; result: RunSummary[] };
   'runs.get': { params: { id: string }; result: RunSummary };
   'runs.metrics': { params: { id: string; afterStep?: number }; result: MetricPoint[] };
   'runs.cancel': { params: { id: string }; result: RunSummary };
+  /** A waiting run is held; an executing one writes a checkpoint and stops. 'runs.resume' continues it. */
+  'runs.pause': { params: { id: string }; result: RunSummary };
+  /** A paused or failed run waits for its turn again and continues from its last checkpoint. */
+  'runs.resume': { params: { id: string }; result: RunSummary };
+  /** An executing run stops at the next step and its adapter is kept as it is then (the run completes early). */
+  'runs.stopAndSave': { params: { id: string }; result: RunSummary };
+  'runs.setPriority': { params: { id: string; priority: number }; result: RunSummary };
+  /** The run's event log after event id `afterId` (0: from the start), oldest first. */
+  'runs.events': { params: { id: string; afterId?: number }; result: RunEventInfo[] };
+  'runs.history': { params: { id: string }; result: RunStateChange[] };
+  /** Peak memory of a run with these settings, before it starts; plus what this machine has. */
+  'runs.estimateMemory': {
+    params: { modelPath: string; lora: z.input<typeof LoraSettingsSchema>; train: z.input<typeof TrainSettingsSchema>; backend?: 'cpu' | 'webgpu' };
+    result: { estimate: MemoryEstimateInfo; systemMemoryBytes: number; freeMemoryBytes: number };
+  };
+  'settings.get': { params: Record<string, never>; result: StudioSettings };
+  /** Changes some settings; the answer is all of them. */
+  'settings.set': { params: Partial<StudioSettings>; result: StudioSettings };
   'adapters.list': { params: Record<string, never>; result: AdapterSummary[] };
   /** Copy an adapter folder to a destination folder the user chose (Save as…). */
   'adapters.saveAs': { params: { id: string; destination: string }; result: { path: string } };
@@ -361,6 +463,15 @@ export const STUDIO_METHODS = [
   'quant.cancel',
   'quant.get',
   'backends.probe',
+  'runs.pause',
+  'runs.resume',
+  'runs.stopAndSave',
+  'runs.setPriority',
+  'runs.events',
+  'runs.history',
+  'runs.estimateMemory',
+  'settings.get',
+  'settings.set',
 ] as const satisfies readonly StudioMethod[];
 
 // Compile-time proof that STUDIO_METHODS lists every method.
@@ -377,9 +488,15 @@ export type StudioReply<M extends StudioMethod> = { ok: true; result: StudioResu
 
 export interface StudioEvents {
   'run.updated': RunSummary;
-  /** New metric points of a run, in step order, never repeated. */
-  'run.metrics': { runId: string; points: MetricPoint[] };
-  'run.log': { runId: string; level: 'info' | 'warn' | 'error'; message: string };
+  /**
+   * New metric points of a run, in step order. A step can come again after the run went back to a checkpoint
+   * (resume after a crash or failure): keep the newest point per step. With `truncatedAfter`, drop the points after
+   * that step first (common/run-metrics.ts mergeMetricPoints does both).
+   */
+  'run.metrics': { runId: string; points: MetricPoint[]; truncatedAfter?: number };
+  /** A line of the run's event log; `id`/`at`/`step` are set for lines kept in the database ('runs.events'). */
+  'run.log': { runId: string; level: 'info' | 'warn' | 'error'; message: string; id?: number; at?: string; step?: number | null };
+  'settings.changed': StudioSettings;
   'adapters.changed': AdapterSummary[];
   'quant.progress': QuantProgress;
   /** The report is fetched with 'quant.get' (it can be megabytes). */

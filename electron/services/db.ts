@@ -193,7 +193,7 @@ export interface RunRecord extends RunSummary {
 }
 
 /** Everything of a run but its id and state, which change only through insertRun/transition. */
-export type RunPatch = Partial<Omit<RunRecord, 'id' | 'state' | 'createdAt'>>;
+export type RunPatch = Partial<Omit<RunRecord, 'id' | 'state' | 'createdAt' | 'queuePosition'>>;
 
 export interface StateChange {
   id: number;
@@ -250,7 +250,8 @@ export interface InstanceRecord {
 }
 
 // Column ↔ field names of runs (everything but config/state, which need decoding).
-const RUN_COLUMNS: Record<Exclude<keyof RunRecord, 'config' | 'state'>, string> = {
+// queuePosition is computed from the queue, never stored.
+const RUN_COLUMNS: Record<Exclude<keyof RunRecord, 'config' | 'state' | 'queuePosition'>, string> = {
   id: 'id',
   name: 'name',
   priority: 'priority',

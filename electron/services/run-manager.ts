@@ -1,12 +1,24 @@
 /**
- * The run queue and state machine. A run is checked completely before it exists (config fields, model folder,
- * dataset lines), then waits its turn — one executes at a time — and is driven by the engine worker's events:
- *   pending → (queuing) → validating → executing → finalizing → completed | failed | cancelled
- * Metrics are stored as they arrive and pushed to listeners in batches (every ~100 ms), so a chart gets ≥ 10
- * updates a second without one message per step.
+ * Runs as durable objects. Every run lives in the studio database and moves only through the state machine
+ * (run-state.ts):
+ *   pending → validating → queuing → executing → finalizing → completed | failed | cancelled   (and paused)
+ * A run is checked completely before it exists (config fields, model folder, dataset lines); it then waits in the
+ * queue (run-queue.ts: priorities, N executing runs per device) and starts by itself when a slot frees.
+ *
+ * Survival:
+ * - Checkpoints every N steps and M minutes (studio settings, unless the run sets its own) are written by the engine;
+ *   every engine start asks it to resume from the newest one in the run folder.
+ * - When the studio starts, runs that were executing when it died are put back at the front of the queue and resume
+ *   from their last checkpoint (setting autoResume, on by default); their stored metrics after the checkpoint are
+ *   dropped and retrained, so the loss curve continues without gaps or duplicates.
+ * - Closing the studio stops executing runs with a checkpoint and leaves them queued for the next start.
+ * - Watchdogs fail a run whose validation, start-up or steps overrun (settings).
+ *
+ * Metrics are stored before they are pushed, and pushed in batches (every ~100 ms) in step order: a window that
+ * subscribes and then fetches 'runs.metrics' has every point, and merges duplicates by step.
  */
 import { existsSync } from 'node:fs';
-import { basename } from 'node:path';
+import { basename, join } from 'node:path';
 import {
   validateRunConfig,
   type EngineCommand,
@@ -14,16 +26,24 @@ import {
   type MetricPoint,
   type ModelSummary,
   type RunConfig,
+  type RunEventInfo,
   type RunState,
+  type RunStateChange,
   type RunSummary,
   type StudioEventName,
   type StudioEvents,
+  type StudioSettings,
 } from '../../common/protocol.ts';
 import type { AdapterStore } from './adapter-store.ts';
+import { newRunRecord, type CommandAction, type EventLevel, type RunPatch, type RunRecord, type StudioDb } from './db.ts';
 import { StudioError } from './errors.ts';
 import { newId } from './ids.ts';
 import { checkModel, checkTrainingData } from './preflight.ts';
-import type { RunStore } from './run-store.ts';
+import type { RunMetricsExporter } from './prometheus.ts';
+import { RunQueue, type QueueItem } from './run-queue.ts';
+import { isTerminal, RunWatchdog, type WatchdogPhase } from './run-state.ts';
+import { RunStore } from './run-store.ts';
+import { timeoutsOf } from './settings.ts';
 
 /** What the run manager needs from an engine worker (engine/engine-host.ts provides it). */
 export interface EngineHandle {
@@ -39,49 +59,84 @@ export interface RunManagerOptions {
   adapters: AdapterStore;
   emit: Emit;
   startEngine: () => EngineHandle | Promise<EngineHandle>;
+  /** The current studio settings (read at each use, so changes apply to the next run or resume). */
+  settings: () => StudioSettings;
+  /** The device a run is queued on; default: its backend ('auto' counts as its own device). */
+  resolveDevice?: (config: RunConfig) => Promise<string>;
+  exporter?: RunMetricsExporter;
+  /** Recover runs an earlier studio left behind (false when another live studio uses the folder). */
+  recover?: boolean;
   /** How often batched metric events go out. */
   flushMs?: number;
   /** How long a cancelled run may take to reach a step boundary before its worker is terminated. */
   cancelGraceMs?: number;
+  /** How long closing waits for executing runs to write their checkpoint. */
+  shutdownGraceMs?: number;
 }
 
-const TERMINAL: readonly RunState[] = ['completed', 'failed', 'cancelled'];
 const ETA_WINDOW = 20;
+
+type StopIntent = 'cancel' | 'pause' | 'stop-save' | 'shutdown';
 
 interface ActiveRun {
   id: string;
+  name: string;
+  totalSteps: number;
   engine: EngineHandle | null;
   recent: MetricPoint[];
   pending: MetricPoint[];
   flushTimer: NodeJS.Timeout | null;
-  cancelTimer: NodeJS.Timeout | null;
-  cancelRequested: boolean;
+  graceTimer: NodeJS.Timeout | null;
+  watchdog: RunWatchdog;
+  intent: StopIntent | null;
   finished: boolean;
+  lastStep: number;
+  done: Promise<void>;
+  resolveDone: () => void;
+}
+
+function errorText(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
 }
 
 export class RunManager {
-  private readonly opts: Required<RunManagerOptions>;
-  private readonly queue: string[] = [];
-  private active: ActiveRun | null = null;
+  private readonly opts: Required<Omit<RunManagerOptions, 'exporter' | 'resolveDevice'>> & Pick<RunManagerOptions, 'exporter' | 'resolveDevice'>;
+  private readonly db: StudioDb;
+  private readonly queue: RunQueue;
+  private readonly active = new Map<string, ActiveRun>();
+  /** Runs between pending and queuing (checks in progress), with their watchdogs. */
+  private readonly validating = new Map<string, RunWatchdog>();
   private readonly idleWaiters: (() => void)[] = [];
   private closed = false;
 
   constructor(options: RunManagerOptions) {
-    this.opts = { flushMs: 100, cancelGraceMs: 15_000, ...options };
-    this.recoverInterrupted();
+    this.opts = { flushMs: 100, cancelGraceMs: 15_000, shutdownGraceMs: 20_000, recover: true, ...options };
+    this.db = options.store.db;
+    this.queue = new RunQueue({
+      concurrency: () => this.opts.settings().maxConcurrentRunsPerDevice,
+      start: (item) => this.launch(item),
+      onStartError: (item, e) => this.failWaiting(item.id, `could not start: ${errorText(e)}`),
+    });
+    this.queue.hold();
+    if (this.opts.recover) this.recoverRuns();
+    else for (const run of this.db.queuedRuns()) this.enqueue(run);
+    this.queue.resume();
   }
 
-  /** Checks everything a run needs, then queues it. Throws a StudioError naming the field, file and line. */
-  async start(input: unknown): Promise<RunSummary> {
+  // --- requests ----------------------------------------------------------------------------------------------------
+
+  /** Checks everything a run needs, then creates it (pending) and sends it on to the queue. StudioErrors name the field, file and line. */
+  async start(input: unknown, priority = 0): Promise<RunSummary> {
     if (this.closed) throw new StudioError({ message: 'the studio is shutting down; start the run again after it restarts' });
     const checked = validateRunConfig(input);
     if (!checked.ok) throw StudioError.fields(checked.errors);
     const config = checked.config;
     const model = await checkModel(config.modelPath, 'modelPath');
     await checkTrainingData(config);
+    if (!Number.isInteger(priority)) throw new StudioError({ message: `priority must be a whole number, got ${priority}`, field: 'priority' });
 
     const now = new Date().toISOString();
-    const run: RunSummary = {
+    const record = newRunRecord({
       id: newId('run'),
       name: config.name?.trim() || defaultRunName(model, config),
       state: 'pending',
@@ -96,58 +151,120 @@ export class RunManager {
       error: null,
       adapterId: null,
       backend: null,
-    };
-    this.opts.store.create(run);
-    this.opts.emit('run.updated', run);
-    this.queue.push(run.id);
-    if (this.active) this.update(run.id, { state: 'queuing' });
-    queueMicrotask(() => this.pump());
-    return this.opts.store.get(run.id) ?? run;
+      priority,
+      device: config.backend,
+    });
+    this.opts.store.ensureRunDir(record.id);
+    this.db.insertRun(record, 'created');
+    this.event(record.id, 'info', `run created: ${config.train.steps} steps, LoRA r=${config.lora.r} on ${config.lora.targets.join(', ')}`);
+    this.announce(record);
+    void this.validate(record.id);
+    return this.summary(record);
   }
 
   list(): RunSummary[] {
-    return this.opts.store.list();
+    return this.db.listRuns().map((r) => this.summary(r));
   }
 
   get(id: string): RunSummary {
-    const run = this.opts.store.get(id);
-    if (!run) throw new StudioError({ message: `no run with id ${JSON.stringify(id)}`, field: 'id' });
-    return run;
+    return this.summary(this.require(id));
   }
 
   metrics(id: string, afterStep?: number): MetricPoint[] {
-    this.get(id);
-    return this.opts.store.metrics(id, afterStep);
+    this.require(id);
+    return this.db.metrics(id, afterStep);
   }
 
-  /** Waiting runs stop at once; the executing one stops at its next step boundary. */
+  events(id: string, afterId = 0): RunEventInfo[] {
+    this.require(id);
+    return this.db.events(id, afterId);
+  }
+
+  history(id: string): RunStateChange[] {
+    this.require(id);
+    return this.db.stateHistory(id).map((h) => ({ from: h.from, to: h.to, at: h.at, reason: h.reason }));
+  }
+
+  /** Waiting runs stop at once; an executing one stops at its next step boundary, without saving. */
   cancel(id: string): RunSummary {
-    const run = this.get(id);
-    if (TERMINAL.includes(run.state)) throw new StudioError({ message: `run ${id} has already ${run.state === 'completed' ? 'completed' : `ended (${run.state})`}; there is nothing to cancel`, field: 'id' });
-    const queued = this.queue.indexOf(id);
-    if (queued >= 0) {
-      this.queue.splice(queued, 1);
-      return this.update(id, { state: 'cancelled', etaMs: null });
+    const run = this.require(id);
+    if (isTerminal(run.state)) throw new StudioError({ message: `run ${id} has already ${run.state === 'completed' ? 'completed' : `ended (${run.state})`}; there is nothing to cancel`, field: 'id' });
+    if (run.state === 'finalizing') throw new StudioError({ message: `run ${id} is saving its adapter; it cannot be cancelled any more`, field: 'id' });
+    const active = this.active.get(id);
+    if (active) {
+      this.requestStop(active, 'cancel');
+      return this.get(id);
     }
-    const active = this.active;
-    if (active && active.id === id && !active.cancelRequested) {
-      active.cancelRequested = true;
-      this.log(id, 'info', 'cancelling: stopping at the next step');
-      if (active.engine) active.engine.send({ type: 'stop', save: false });
-      else this.finish(active, { state: 'cancelled', etaMs: null });
-      active.cancelTimer = setTimeout(() => {
-        if (!active.finished) {
-          this.log(id, 'warn', 'the engine did not stop in time; its worker was terminated');
-          this.finish(active, { state: 'cancelled', etaMs: null });
-        }
-      }, this.opts.cancelGraceMs);
+    this.queue.remove(id);
+    this.validating.get(id)?.disarm();
+    this.validating.delete(id);
+    const next = this.move(id, 'cancelled', 'cancelled by the user', { etaMs: null, finishedAt: new Date().toISOString() });
+    this.checkIdle();
+    return this.summary(next);
+  }
+
+  /** A waiting run is held; an executing one writes a checkpoint at the next step and stops. */
+  pause(id: string): RunSummary {
+    const run = this.require(id);
+    const active = this.active.get(id);
+    if (active && run.state === 'executing') {
+      this.requestStop(active, 'pause');
+      return this.get(id);
     }
+    if (run.state !== 'queuing') throw new StudioError({ message: `run ${id} is ${run.state}; only a waiting or executing run can be paused`, field: 'id' });
+    this.queue.remove(id);
+    const next = this.move(id, 'paused', 'paused by the user', { etaMs: null });
+    this.checkIdle();
+    return this.summary(next);
+  }
+
+  /** A paused or failed run waits for its turn again; the engine continues from the newest checkpoint. */
+  resume(id: string): RunSummary {
+    if (this.closed) throw new StudioError({ message: 'the studio is shutting down; resume the run after it restarts' });
+    const run = this.require(id);
+    if (run.state !== 'paused' && run.state !== 'failed') throw new StudioError({ message: `run ${id} is ${run.state}; only a paused or failed run can be resumed`, field: 'id' });
+    const next = this.move(id, 'queuing', `resumed by the user from ${run.state}`, { error: null, etaMs: null });
+    this.enqueue(next);
     return this.get(id);
+  }
+
+  /** An executing run stops at its next step; its adapter as it is then becomes the run's result. */
+  stopAndSave(id: string): RunSummary {
+    const run = this.require(id);
+    const active = this.active.get(id);
+    if (!active || run.state !== 'executing') throw new StudioError({ message: `run ${id} is ${run.state}; only an executing run can be stopped and saved`, field: 'id' });
+    this.requestStop(active, 'stop-save');
+    return this.get(id);
+  }
+
+  setPriority(id: string, priority: number): RunSummary {
+    if (!Number.isInteger(priority)) throw new StudioError({ message: `priority must be a whole number, got ${priority}`, field: 'priority' });
+    this.require(id);
+    const next = this.db.updateRun(id, { priority });
+    this.queue.setPriority(id, priority);
+    this.announce(next);
+    return this.get(id);
+  }
+
+  /** A command from the CLI (db commands table); returns what to report back. */
+  command(action: CommandAction, id: string): string {
+    switch (action) {
+      case 'cancel':
+        return `run ${id}: ${this.cancel(id).state === 'cancelled' ? 'cancelled' : 'cancelling at the next step'}`;
+      case 'pause':
+        return `run ${id}: ${this.pause(id).state === 'paused' ? 'paused' : 'pausing: a checkpoint is written at the next step'}`;
+      case 'resume':
+        this.resume(id);
+        return `run ${id}: queued to continue from its last checkpoint`;
+      case 'stop-save':
+        this.stopAndSave(id);
+        return `run ${id}: stopping at the next step; its adapter is kept`;
+    }
   }
 
   /** True while a run executes or waits: the desktop app stays alive for it when its window closes. */
   hasActiveRuns(): boolean {
-    return this.active !== null || this.queue.length > 0;
+    return this.active.size > 0 || this.queue.waiting().length > 0 || this.validating.size > 0;
   }
 
   /** Resolves when nothing executes and nothing waits. */
@@ -156,42 +273,99 @@ export class RunManager {
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
-  /** Stops everything: waiting runs are cancelled, the executing one fails with a message saying why. */
+  /**
+   * Stops starting runs; executing runs write a checkpoint and stop, and are left queued (or paused, without
+   * autoResume) so the next start continues them. Waiting runs stay queued.
+   */
   async close(): Promise<void> {
+    if (this.closed) return;
     this.closed = true;
-    for (const id of this.queue.splice(0)) this.update(id, { state: 'cancelled', etaMs: null, error: 'the studio closed before this run started' });
-    const active = this.active;
-    if (active && !active.finished) this.finish(active, { state: 'failed', etaMs: null, error: 'the studio closed while this run was executing' });
-    await Promise.resolve();
-  }
-
-  private recoverInterrupted(): void {
-    for (const run of this.opts.store.list()) {
-      if (TERMINAL.includes(run.state) || run.state === 'paused') continue;
-      this.opts.store.save({ ...run, state: 'failed', etaMs: null, updatedAt: new Date().toISOString(), error: `the studio stopped while this run was ${run.state}; start it again` });
-    }
-  }
-
-  private pump(): void {
-    if (this.active) return;
-    const id = this.closed ? undefined : this.queue.shift();
-    if (id === undefined) {
-      for (const w of this.idleWaiters.splice(0)) w();
-      return;
-    }
-    const active: ActiveRun = { id, engine: null, recent: [], pending: [], flushTimer: null, cancelTimer: null, cancelRequested: false, finished: false };
-    this.active = active;
-    void this.execute(active).catch((e: unknown) => {
-      if (!active.finished) this.finish(active, { state: 'failed', etaMs: null, error: e instanceof Error ? e.message : String(e) });
+    this.queue.hold();
+    for (const w of this.validating.values()) w.disarm();
+    const runs = [...this.active.values()];
+    for (const a of runs) this.requestStop(a, 'shutdown');
+    const all = Promise.all(runs.map((a) => a.done));
+    let timer: NodeJS.Timeout | null = null;
+    const timeout = new Promise<'timeout'>((r) => {
+      timer = setTimeout(() => r('timeout'), this.opts.shutdownGraceMs);
     });
+    const outcome = await Promise.race([all.then(() => 'done' as const), timeout]);
+    if (timer) clearTimeout(timer);
+    if (outcome === 'timeout') {
+      for (const a of runs) if (!a.finished) this.finishInterrupted(a, `the studio closed before the engine stopped (waited ${this.opts.shutdownGraceMs / 1000} s); it continues from its last checkpoint`);
+    }
+    for (const w of this.idleWaiters.splice(0)) w();
   }
 
-  private async execute(active: ActiveRun): Promise<void> {
-    const run = this.update(active.id, { state: 'validating' });
-    const config = run.config;
-    // The files were checked at start; a queued run may have waited long enough for them to move.
-    if (!existsSync(config.modelPath)) throw new Error(`the model folder ${config.modelPath} is gone`);
-    if (!existsSync(config.datasetPath)) throw new Error(`the dataset file ${config.datasetPath} is gone`);
+  // --- life of a run ---------------------------------------------------------------------------------------------
+
+  /** pending → validating → queuing: the checks that depend on time (files still there), and the device. */
+  private async validate(id: string): Promise<void> {
+    let run = this.db.getRun(id);
+    if (!run || (run.state !== 'pending' && run.state !== 'validating')) return;
+    const watchdog = new RunWatchdog(timeoutsOf(this.opts.settings()), (_phase, message) => this.failWaiting(id, message));
+    this.validating.set(id, watchdog);
+    try {
+      if (run.state === 'pending') run = this.move(id, 'validating', null, {});
+      watchdog.arm('validating');
+      const config = run.config;
+      for (const [what, path] of [
+        ['model folder', config.modelPath],
+        ['dataset file', config.datasetPath],
+        ['validation file', config.data?.validationPath],
+      ] as const) {
+        if (path && !existsSync(path)) throw new Error(`the ${what} ${path} is gone`);
+      }
+      const device = this.opts.resolveDevice ? await this.opts.resolveDevice(config) : config.backend;
+      if (this.validating.get(id) !== watchdog) return; // cancelled or timed out meanwhile
+      const queued = this.move(id, 'queuing', null, { device });
+      this.validating.delete(id);
+      watchdog.disarm();
+      if (this.closed) return;
+      this.enqueue(queued);
+    } catch (e) {
+      if (this.validating.get(id) === watchdog) this.failWaiting(id, errorText(e));
+    } finally {
+      watchdog.disarm();
+    }
+  }
+
+  private enqueue(run: RunRecord): void {
+    if (this.queue.isWaiting(run.id) || this.queue.isRunning(run.id)) return;
+    this.queue.enqueue({ id: run.id, priority: run.priority, device: run.device, seq: run.queueSeq ?? undefined });
+    this.announceQueue();
+  }
+
+  /** The queue gave a run its slot: executing, then the engine (asynchronously). */
+  private launch(item: QueueItem): void {
+    if (this.closed) throw new Error('the studio is closing');
+    const run = this.move(item.id, 'executing', null, { startedAt: new Date().toISOString(), etaMs: null, error: null }, 'queuing');
+    let resolveDone: () => void = () => undefined;
+    const done = new Promise<void>((r) => (resolveDone = r));
+    const active: ActiveRun = {
+      id: run.id,
+      name: run.name,
+      totalSteps: run.totalSteps,
+      engine: null,
+      recent: [],
+      pending: [],
+      flushTimer: null,
+      graceTimer: null,
+      watchdog: new RunWatchdog(timeoutsOf(this.opts.settings()), (phase, message) => this.onTimeout(active, phase, message)),
+      intent: null,
+      finished: false,
+      lastStep: run.step,
+      done,
+      resolveDone,
+    };
+    this.active.set(run.id, active);
+    active.watchdog.arm('startup');
+    this.announceQueue();
+    void this.startEngine(active, run).catch((e: unknown) => this.finishFailed(active, `the engine could not start: ${errorText(e)}`));
+  }
+
+  private async startEngine(active: ActiveRun, run: RunRecord): Promise<void> {
+    const dir = this.opts.store.ensureRunDir(run.id);
     const engine = await this.opts.startEngine();
     if (active.finished) {
       await engine.terminate();
@@ -199,41 +373,79 @@ export class RunManager {
     }
     active.engine = engine;
     engine.on((e) => this.onEngineEvent(active, e));
-    engine.send({ type: 'train', runId: active.id, config, runDir: this.opts.store.runDir(active.id), resume: false });
+    engine.send({ type: 'train', runId: run.id, config: this.engineConfig(run.config), runDir: dir, resume: true });
+    // A stop asked for while the engine was starting goes out now (the worker checks it before the first step).
+    if (active.intent) engine.send({ type: 'stop', save: active.intent !== 'cancel' });
+  }
+
+  /** The run's config with the checkpoint cadence the studio settings add. */
+  private engineConfig(config: RunConfig): RunConfig {
+    const s = this.opts.settings();
+    return {
+      ...config,
+      train: {
+        ...config.train,
+        checkpointEverySteps: config.train.checkpointEverySteps > 0 ? config.train.checkpointEverySteps : s.checkpointEverySteps,
+        checkpointEveryMinutes: config.train.checkpointEveryMinutes !== undefined && config.train.checkpointEveryMinutes > 0 ? config.train.checkpointEveryMinutes : s.checkpointEveryMinutes,
+      },
+    };
   }
 
   private onEngineEvent(active: ActiveRun, e: EngineEvent): void {
-    if (active.finished || e.runId !== active.id) return;
+    if (active.finished || (e.runId !== active.id && e.runId !== '')) return;
     switch (e.type) {
       case 'started':
-        this.update(active.id, { state: 'executing', backend: e.backend, totalSteps: e.totalSteps, step: e.resumedFromStep });
-        this.log(active.id, 'info', `training on ${e.backend}: ${e.parameters.trainable.toLocaleString('en-US')} trainable of ${e.parameters.total.toLocaleString('en-US')} parameters`);
+        this.onStarted(active, e);
         break;
       case 'metric':
         this.onMetric(active, e.point);
         break;
       case 'log':
-        this.opts.emit('run.log', { runId: e.runId, level: e.level, message: e.message });
+        this.event(active.id, e.level, e.message, active.lastStep);
         break;
       case 'checkpoint':
-        this.log(active.id, 'info', `checkpoint at step ${e.step}: ${e.path}`);
+        this.announce(this.db.updateRun(active.id, { checkpointStep: e.step, checkpointPath: e.path }));
+        this.event(active.id, 'info', `checkpoint at step ${e.step}: ${e.path}`, e.step);
         break;
       case 'done':
-        this.onDone(active, e.adapterDir);
+        this.onDone(active, e.adapterDir, `training finished after ${e.steps} steps`);
         break;
       case 'stopped':
-        this.finish(active, { state: 'cancelled', etaMs: null });
+        this.onStopped(active, e.step, e.checkpoint);
         break;
       case 'error': {
         const where = e.file && !e.message.includes(e.file) ? ` (${e.file}${e.line !== undefined ? ` line ${e.line}` : ''})` : '';
-        this.finish(active, { state: 'failed', etaMs: null, error: `${e.message}${where}` });
+        this.finishFailed(active, `${e.message}${where}`);
         break;
       }
     }
   }
 
+  private onStarted(active: ActiveRun, e: Extract<EngineEvent, { type: 'started' }>): void {
+    const k = e.resumedFromStep;
+    const patch: RunPatch = { backend: e.backend, totalSteps: e.totalSteps, step: k };
+    active.totalSteps = e.totalSteps;
+    active.lastStep = k;
+    // Points after the checkpoint belong to a past that is being trained again; drop them everywhere.
+    const dropped = this.db.deleteMetricsAfter(active.id, k);
+    if (dropped > 0) this.opts.emit('run.metrics', { runId: active.id, points: [], truncatedAfter: k });
+    if (k > 0) {
+      patch.resumeCount = this.require(active.id).resumeCount + 1;
+      this.event(active.id, 'info', `resumed from the checkpoint at step ${k}${dropped > 0 ? `; ${dropped} later step${dropped === 1 ? ' is' : 's are'} trained again` : ''}`, k);
+    }
+    const last = this.db.metrics(active.id).at(-1);
+    if (last) patch.lastLoss = Number.isFinite(last.loss) ? last.loss : null;
+    this.announce(this.db.updateRun(active.id, patch));
+    this.opts.exporter?.restore({ id: active.id, name: active.name }, this.db.metrics(active.id), e.totalSteps);
+    const device = e.adapterName ? ` (${e.adapterName})` : '';
+    this.event(active.id, 'info', `training on ${e.backend}${device}: ${e.parameters.trainable.toLocaleString('en-US')} trainable of ${e.parameters.total.toLocaleString('en-US')} parameters`, k);
+  }
+
   private onMetric(active: ActiveRun, point: MetricPoint): void {
-    this.opts.store.appendMetrics(active.id, [point]);
+    this.db.appendMetrics(active.id, [point]);
+    active.lastStep = point.step;
+    active.watchdog.kick(point.step);
+    this.opts.exporter?.observe({ id: active.id, name: active.name }, point, active.totalSteps);
     active.pending.push(point);
     active.recent.push(point);
     if (active.recent.length > ETA_WINDOW) active.recent.shift();
@@ -247,29 +459,96 @@ export class RunManager {
     if (active.pending.length === 0) return;
     const points = active.pending.splice(0);
     const last = points[points.length - 1];
-    const run = this.opts.store.get(active.id);
-    if (!run) return;
-    this.update(active.id, { step: last.step, lastLoss: last.loss, tokensPerSecond: last.tokensPerSecond, etaMs: estimateEtaMs(active.recent, run.totalSteps) });
+    const run = this.db.updateRun(active.id, {
+      step: last.step,
+      lastLoss: Number.isFinite(last.loss) ? last.loss : null,
+      tokensPerSecond: last.tokensPerSecond,
+      etaMs: estimateEtaMs(active.recent, active.totalSteps),
+    });
     this.opts.emit('run.metrics', { runId: active.id, points });
+    this.announce(run);
   }
 
-  private onDone(active: ActiveRun, adapterDir: string): void {
+  private onDone(active: ActiveRun, adapterDir: string, why: string): void {
     this.flush(active);
-    const run = this.update(active.id, { state: 'finalizing', etaMs: 0 });
+    active.watchdog.arm('finalizing');
+    const run = this.move(active.id, 'finalizing', why, { etaMs: 0 });
     try {
       const adapter = this.opts.adapters.register({ id: active.id, name: run.name, runId: run.id, sourceDir: adapterDir });
-      this.finish(active, { state: 'completed', adapterId: adapter.id, etaMs: 0 });
+      this.db.upsertAdapter({ id: adapter.id, runId: run.id, name: adapter.name, path: adapter.path, createdAt: adapter.createdAt, summary: adapter });
+      this.finish(active, 'completed', `adapter ${adapter.id} saved`, { adapterId: adapter.id, etaMs: 0 });
       this.opts.emit('adapters.changed', this.opts.adapters.list());
     } catch (e) {
-      this.finish(active, { state: 'failed', etaMs: null, error: `training finished but its adapter could not be saved: ${e instanceof Error ? e.message : String(e)}` });
+      this.finish(active, 'failed', 'the adapter could not be saved', { etaMs: null, error: `training finished but its adapter could not be saved: ${errorText(e)}` });
     }
   }
 
-  private finish(active: ActiveRun, patch: Partial<RunSummary>): void {
+  private onStopped(active: ActiveRun, step: number, checkpoint: string | null): void {
+    this.flush(active);
+    if (checkpoint) this.db.updateRun(active.id, { checkpointStep: step, checkpointPath: checkpoint });
+    switch (active.intent) {
+      case 'pause':
+        this.finish(active, 'paused', checkpoint ? `paused by the user at step ${step}` : 'paused by the user before the first step', { etaMs: null });
+        break;
+      case 'stop-save':
+        if (checkpoint) this.onDone(active, checkpoint, `stopped and saved by the user at step ${step}`);
+        else this.finish(active, 'cancelled', 'stopped by the user before the first step: nothing to save', { etaMs: null, finishedAt: new Date().toISOString() });
+        break;
+      case 'shutdown':
+        this.finishInterrupted(active, `the studio closed at step ${step}${checkpoint ? ' after writing a checkpoint' : ''}; it continues when the studio starts again`);
+        break;
+      default:
+        this.finish(active, 'cancelled', 'cancelled by the user', { etaMs: null, finishedAt: new Date().toISOString() });
+    }
+  }
+
+  private requestStop(active: ActiveRun, intent: StopIntent): void {
+    if (active.finished) return;
+    // Cancel wins over a pause or stop-save already asked for; nothing else replaces an earlier request (closing the
+    // studio leaves a run that is pausing, saving or cancelling to finish that).
+    if (active.intent && !(intent === 'cancel' && active.intent !== 'cancel')) return;
+    active.intent = intent;
+    const what = { cancel: 'cancelling', pause: 'pausing (checkpoint, then stop)', 'stop-save': 'stopping and saving the adapter', shutdown: 'the studio is closing: checkpoint, then stop' }[intent];
+    this.event(active.id, 'info', `${what} at the next step`, active.lastStep);
+    active.engine?.send({ type: 'stop', save: intent !== 'cancel' });
+    if (intent === 'cancel') {
+      if (active.graceTimer) clearTimeout(active.graceTimer);
+      active.graceTimer = setTimeout(() => {
+        if (active.finished) return;
+        this.event(active.id, 'warn', 'the engine did not stop in time; its worker was terminated', active.lastStep);
+        this.finish(active, 'cancelled', 'cancelled by the user (engine terminated)', { etaMs: null, finishedAt: new Date().toISOString() });
+      }, this.opts.cancelGraceMs);
+      active.graceTimer.unref();
+    }
+  }
+
+  private onTimeout(active: ActiveRun, phase: WatchdogPhase, message: string): void {
+    this.event(active.id, 'error', message, active.lastStep);
+    if (phase === 'finalizing') this.finish(active, 'failed', 'timed out', { etaMs: null, error: message });
+    else this.finishFailed(active, message);
+  }
+
+  private finishFailed(active: ActiveRun, message: string): void {
+    if (active.finished) return;
+    if (active.intent === 'shutdown') {
+      this.finishInterrupted(active, `the studio closed while the run was stopping (${message})`);
+      return;
+    }
+    this.finish(active, 'failed', 'the run failed', { etaMs: null, error: message, finishedAt: new Date().toISOString() });
+  }
+
+  /** The studio is going away (or went away): the run waits for the next start, or is paused without autoResume. */
+  private finishInterrupted(active: ActiveRun, reason: string): void {
+    const auto = this.opts.settings().autoResume;
+    this.finish(active, auto ? 'queuing' : 'paused', reason, { etaMs: null, ...(auto ? { queueSeq: 0 } : {}) });
+  }
+
+  private finish(active: ActiveRun, to: RunState, reason: string, patch: RunPatch): void {
     if (active.finished) return;
     this.flush(active);
     active.finished = true;
-    if (active.cancelTimer) clearTimeout(active.cancelTimer);
+    active.watchdog.disarm();
+    if (active.graceTimer) clearTimeout(active.graceTimer);
     const engine = active.engine;
     active.engine = null;
     if (engine) {
@@ -279,22 +558,107 @@ export class RunManager {
         // A worker that is already gone needs no terminating.
       }
     }
-    this.update(active.id, patch);
-    if (this.active === active) this.active = null;
-    queueMicrotask(() => this.pump());
+    const current = this.db.getRun(active.id);
+    if (current && current.state !== to) {
+      const p: RunPatch = isTerminal(to) ? { finishedAt: new Date().toISOString(), ...patch } : patch;
+      this.move(active.id, to, reason, p);
+    }
+    if (to === 'failed' || to === 'cancelled') this.event(active.id, to === 'failed' ? 'error' : 'info', to === 'failed' ? `failed: ${patch.error ?? reason}` : reason, active.lastStep);
+    this.active.delete(active.id);
+    this.queue.release(active.id);
+    active.resolveDone();
+    this.announceQueue();
+    this.checkIdle();
   }
 
-  private update(id: string, patch: Partial<RunSummary>): RunSummary {
+  /** A run that is not executing fails (validation error, watchdog, a start that could not happen). */
+  private failWaiting(id: string, message: string): void {
+    this.validating.get(id)?.disarm();
+    this.validating.delete(id);
+    this.queue.remove(id);
+    const run = this.db.getRun(id);
+    if (!run || isTerminal(run.state)) return;
+    this.move(id, 'failed', 'the run failed', { etaMs: null, error: message, finishedAt: new Date().toISOString() });
+    this.event(id, 'error', `failed: ${message}`, run.step);
+    this.checkIdle();
+  }
+
+  // --- recovery ----------------------------------------------------------------------------------------------------
+
+  /** Runs an earlier studio left behind: executing ones resume (or wait paused), the rest carry on where they were. */
+  private recoverRuns(): void {
+    const settings = this.opts.settings();
+    for (const run of this.db.listRuns({ states: ['executing', 'finalizing', 'pending', 'validating'] })) {
+      if (run.state === 'executing') {
+        const where = run.checkpointStep ? `its checkpoint at step ${run.checkpointStep}` : 'the start (no checkpoint was written)';
+        const reason = `the studio stopped while this run was executing (step ${run.step})`;
+        if (settings.autoResume) {
+          this.move(run.id, 'queuing', `${reason}; resuming from ${where}`, { queueSeq: 0, etaMs: null });
+          this.event(run.id, 'warn', `${reason}; it resumes from ${where}`, run.step);
+        } else {
+          this.move(run.id, 'paused', `${reason}; auto-resume is off`, { etaMs: null });
+          this.event(run.id, 'warn', `${reason}; resume it to continue from ${where}`, run.step);
+        }
+      } else if (run.state === 'finalizing') {
+        this.recoverFinalizing(run);
+      } else {
+        void this.validate(run.id);
+      }
+    }
+    for (const run of this.db.queuedRuns()) this.enqueue(run);
+  }
+
+  private recoverFinalizing(run: RunRecord): void {
+    const dir = join(this.opts.store.runDir(run.id), 'adapter');
+    try {
+      const adapter = this.opts.adapters.register({ id: run.id, name: run.name, runId: run.id, sourceDir: dir });
+      this.db.upsertAdapter({ id: adapter.id, runId: run.id, name: adapter.name, path: adapter.path, createdAt: adapter.createdAt, summary: adapter });
+      this.move(run.id, 'completed', 'adapter saved after a restart', { adapterId: adapter.id, etaMs: 0, finishedAt: new Date().toISOString() });
+    } catch (e) {
+      this.move(run.id, 'failed', 'the studio stopped while saving the adapter', { etaMs: null, error: `the studio stopped while saving this run's adapter, and ${dir} is not usable (${errorText(e)}); resume it to redo the last steps` });
+    }
+  }
+
+  // --- plumbing ----------------------------------------------------------------------------------------------------
+
+  private require(id: string): RunRecord {
     const run = this.opts.store.get(id);
-    if (!run) throw new Error(`run ${id} vanished from the store`);
-    const next: RunSummary = { ...run, ...patch, updatedAt: new Date().toISOString() };
-    this.opts.store.save(next);
-    this.opts.emit('run.updated', next);
-    return next;
+    if (!run) throw new StudioError({ message: `no run with id ${JSON.stringify(id)}`, field: 'id' });
+    return run;
   }
 
-  private log(runId: string, level: 'info' | 'warn' | 'error', message: string): void {
-    this.opts.emit('run.log', { runId, level, message });
+  private summary(run: RunRecord): RunSummary {
+    return RunStore.summary(run, run.state === 'queuing' ? this.queue.position(run.id) : null);
+  }
+
+  /** Moves a run through the state machine (refusing illegal moves), stores why, and tells every window. */
+  private move(id: string, to: RunState, reason: string | null, patch: RunPatch, from?: RunState): RunRecord {
+    const run = this.db.transition(id, to, { reason, patch, ...(from ? { from } : {}) });
+    this.opts.exporter?.setState({ id: run.id, name: run.name }, to);
+    this.announce(run);
+    return run;
+  }
+
+  private announce(run: RunRecord): void {
+    this.opts.emit('run.updated', this.summary(run));
+  }
+
+  /** Queue positions changed: waiting runs get their new place. */
+  private announceQueue(): void {
+    for (const item of this.queue.waiting()) {
+      const run = this.db.getRun(item.id);
+      if (run) this.announce(run);
+    }
+  }
+
+  private event(runId: string, level: EventLevel, message: string, step: number | null = null): void {
+    const e = this.db.addEvent(runId, level, message, step);
+    this.opts.emit('run.log', { runId, level, message, id: e.id, at: e.at, step });
+  }
+
+  private checkIdle(): void {
+    if (this.hasActiveRuns()) return;
+    for (const w of this.idleWaiters.splice(0)) w();
   }
 }
 

@@ -1,25 +1,17 @@
 /**
- * Where runs and their metrics are kept. For now JSON files (runs/<id>/run.json, written atomically, and
- * runs/<id>/metrics.jsonl, appended); the interface is all the run manager sees, so SQLite can replace it later.
+ * Where runs live: their records, state history, metrics and events in the studio database (db.ts), and one folder
+ * per run (runs/<id>/) that the engine writes checkpoints/ and adapter/ into.
+ *
+ * Runs made before the database existed (runs/<id>/run.json + metrics.jsonl) are imported once, when the store
+ * opens; one that was still going then is marked failed (it can be resumed from its checkpoints).
  */
-import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { MetricPoint, RunSummary } from '../../common/protocol.ts';
+import type { MetricPoint, RunState, RunSummary } from '../../common/protocol.ts';
+import { newRunRecord, type RunRecord, type StudioDb } from './db.ts';
 import type { StudioHome } from './home.ts';
 import { isSafeId } from './ids.ts';
-
-export interface RunStore {
-  /** Folder of a run: the engine writes checkpoints/ and adapter/ under it. */
-  runDir(id: string): string;
-  create(run: RunSummary): void;
-  save(run: RunSummary): void;
-  get(id: string): RunSummary | null;
-  /** Newest first. */
-  list(): RunSummary[];
-  appendMetrics(id: string, points: MetricPoint[]): void;
-  /** Points with step > afterStep, in step order. */
-  metrics(id: string, afterStep?: number): MetricPoint[];
-}
+import { isRunState, isTerminal } from './run-state.ts';
 
 /** Writes to a sibling file first, then renames, so a crash never leaves half a JSON file behind. */
 export function writeFileAtomic(path: string, text: string): void {
@@ -28,66 +20,64 @@ export function writeFileAtomic(path: string, text: string): void {
   renameSync(tmp, path);
 }
 
-export class JsonRunStore implements RunStore {
+export class RunStore {
+  readonly db: StudioDb;
   private readonly runsDir: string;
-  private readonly cache = new Map<string, RunSummary>();
 
-  constructor(home: StudioHome) {
+  constructor(home: StudioHome, db: StudioDb) {
+    this.db = db;
     this.runsDir = home.runs;
-    this.load();
+    this.importLegacy();
   }
 
+  /** Folder of a run: the engine writes checkpoints/ and adapter/ under it. */
   runDir(id: string): string {
     if (!isSafeId(id)) throw new Error(`invalid run id ${JSON.stringify(id)}`);
     return join(this.runsDir, id);
   }
 
-  create(run: RunSummary): void {
-    const dir = this.runDir(run.id);
-    if (existsSync(join(dir, 'run.json'))) throw new Error(`run ${run.id} already exists`);
-    mkdirSync(dir, { recursive: true });
-    this.save(run);
-  }
-
-  save(run: RunSummary): void {
-    writeFileAtomic(join(this.runDir(run.id), 'run.json'), `${JSON.stringify(run, null, 2)}\n`);
-    this.cache.set(run.id, structuredClone(run));
-  }
-
-  get(id: string): RunSummary | null {
-    if (!isSafeId(id)) return null;
-    const run = this.cache.get(id);
-    return run ? structuredClone(run) : null;
-  }
-
-  list(): RunSummary[] {
-    return [...this.cache.values()].sort((a, b) => (a.createdAt < b.createdAt ? 1 : a.createdAt > b.createdAt ? -1 : b.id.localeCompare(a.id))).map((r) => structuredClone(r));
-  }
-
-  appendMetrics(id: string, points: MetricPoint[]): void {
-    if (points.length === 0) return;
-    appendFileSync(join(this.runDir(id), 'metrics.jsonl'), points.map((p) => `${JSON.stringify(p)}\n`).join(''));
-  }
-
-  metrics(id: string, afterStep = -Infinity): MetricPoint[] {
-    if (!isSafeId(id)) return [];
-    const file = join(this.runDir(id), 'metrics.jsonl');
-    if (!existsSync(file)) return [];
-    const out: MetricPoint[] = [];
-    for (const line of readFileSync(file, 'utf8').split('\n')) {
-      if (!line) continue;
-      let point: MetricPoint;
-      try {
-        point = JSON.parse(line) as MetricPoint;
-      } catch {
-        continue; // a line cut short by a crash mid-append; every complete line is still good
-      }
-      if (point.step > afterStep) out.push(point);
+  ensureRunDir(id: string): string {
+    const dir = this.runDir(id);
+    try {
+      mkdirSync(dir, { recursive: true });
+    } catch (e) {
+      throw new Error(`cannot create the run folder ${dir}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
     }
-    return out.sort((a, b) => a.step - b.step);
+    return dir;
   }
 
-  private load(): void {
+  get(id: string): RunRecord | null {
+    return isSafeId(id) ? this.db.getRun(id) : null;
+  }
+
+  /** What the UI gets: the record without internals, with the queue position filled in. */
+  static summary(run: RunRecord, queuePosition: number | null = null): RunSummary {
+    return {
+      id: run.id,
+      name: run.name,
+      state: run.state,
+      config: run.config,
+      createdAt: run.createdAt,
+      updatedAt: run.updatedAt,
+      step: run.step,
+      totalSteps: run.totalSteps,
+      lastLoss: run.lastLoss,
+      tokensPerSecond: run.tokensPerSecond,
+      etaMs: run.etaMs,
+      error: run.error,
+      adapterId: run.adapterId,
+      backend: run.backend,
+      priority: run.priority,
+      device: run.device,
+      queuePosition,
+      resumeCount: run.resumeCount,
+      checkpointStep: run.checkpointStep,
+      startedAt: run.startedAt,
+      finishedAt: run.finishedAt,
+    };
+  }
+
+  private importLegacy(): void {
     let names: string[];
     try {
       names = readdirSync(this.runsDir);
@@ -95,15 +85,41 @@ export class JsonRunStore implements RunStore {
       return;
     }
     for (const name of names) {
-      if (!isSafeId(name)) continue;
       const file = join(this.runsDir, name, 'run.json');
-      if (!existsSync(file)) continue;
+      if (!isSafeId(name) || !existsSync(file) || this.db.getRun(name)) continue;
+      let run: RunSummary;
       try {
-        const run = JSON.parse(readFileSync(file, 'utf8')) as RunSummary;
-        if (run && run.id === name) this.cache.set(name, run);
+        run = JSON.parse(readFileSync(file, 'utf8')) as RunSummary;
       } catch {
-        // An unreadable run.json hides that run rather than taking the studio down.
+        continue; // an unreadable run.json hides that run rather than taking the studio down
       }
+      if (!run || run.id !== name || !isRunState(run.state)) continue;
+      const state: RunState = run.state;
+      this.db.tx(() => {
+        this.db.insertRun(newRunRecord({ ...run, state }), `imported from ${file}`);
+        this.db.appendMetrics(name, readJsonl(join(this.runsDir, name, 'metrics.jsonl')));
+        if (!isTerminal(state) && state !== 'paused') {
+          this.db.transition(name, 'failed', {
+            reason: 'interrupted before the studio database existed',
+            patch: { etaMs: null, error: `the studio stopped while this run was ${state}; resume it to continue from its last checkpoint` },
+          });
+        }
+      });
     }
   }
+}
+
+function readJsonl(file: string): MetricPoint[] {
+  if (!existsSync(file)) return [];
+  const byStep = new Map<number, MetricPoint>();
+  for (const line of readFileSync(file, 'utf8').split('\n')) {
+    if (!line) continue;
+    try {
+      const p = JSON.parse(line) as MetricPoint;
+      if (Number.isInteger(p.step)) byStep.set(p.step, p);
+    } catch {
+      // a line cut short by a crash mid-append; every complete line is still good
+    }
+  }
+  return [...byStep.values()].sort((a, b) => a.step - b.step);
 }

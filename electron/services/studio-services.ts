@@ -4,12 +4,15 @@
  * exactly the same code.
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { freemem, totalmem } from 'node:os';
 import { basename, dirname, extname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import {
   DATASET_FORMATS,
+  LoraSettingsSchema,
   STUDIO_METHODS,
+  TrainSettingsSchema,
   TRAIN_ON,
   type StudioEventMessage,
   type StudioEventName,
@@ -18,14 +21,20 @@ import {
   type StudioResult,
 } from '../../common/protocol.ts';
 import { startEngine } from '../../engine/engine-host.ts';
+import { readHfConfig } from '../../engine/io/hf-config.ts';
+import { estimateTrainingMemory } from '../../engine/train/memory-estimate.ts';
 import { ensureSample } from '../../engine/io/sample.ts';
 import { AdapterStore, safeFileName } from './adapter-store.ts';
 import { BackendProbe } from './backend-probe.ts';
-import { StudioError } from './errors.ts';
+import { asStudioError, StudioError } from './errors.ts';
 import { openHome, type StudioHome } from './home.ts';
 import { checkDataset, checkModel } from './preflight.ts';
+import { openStudioDb } from './db.ts';
+import { StudioPresence } from './presence.ts';
+import { RunMetricsExporter, servePrometheus, type PrometheusEndpoint } from './prometheus.ts';
 import { RunManager, type EngineHandle } from './run-manager.ts';
-import { JsonRunStore } from './run-store.ts';
+import { RunStore } from './run-store.ts';
+import { SettingsStore } from './settings.ts';
 import { createQuantLab, QUANT_PARAM_SCHEMAS } from './quant-lab.ts';
 
 export interface StudioDialogs {
@@ -79,11 +88,26 @@ const schemas = {
     fileName: z.string({ message: 'fileName is required' }).min(1, 'fileName is required').max(255, 'file name is too long'),
     content: z.string({ message: 'content must be the text of the file' }).max(MAX_UPLOAD_CHARS, 'the file is over 256 MiB; use the desktop app or copy it next to the server'),
   }),
-  'runs.start': z.object({ config: z.unknown() }),
+  'runs.start': z.object({ config: z.unknown(), priority: z.number().int('priority must be a whole number').optional() }),
   'runs.list': empty,
   'runs.get': z.object({ id }),
   'runs.metrics': z.object({ id, afterStep: z.number().optional() }),
   'runs.cancel': z.object({ id }),
+  'runs.pause': z.object({ id }),
+  'runs.resume': z.object({ id }),
+  'runs.stopAndSave': z.object({ id }),
+  'runs.setPriority': z.object({ id, priority: z.number({ message: 'priority must be a number' }).int('priority must be a whole number') }),
+  'runs.events': z.object({ id, afterId: z.number().int().min(0).optional() }),
+  'runs.history': z.object({ id }),
+  'runs.estimateMemory': z.object({
+    modelPath: z.string({ message: 'choose a model folder' }).min(1, 'choose a model folder'),
+    lora: LoraSettingsSchema,
+    train: TrainSettingsSchema,
+    backend: z.enum(['cpu', 'webgpu']).optional(),
+  }),
+  'settings.get': empty,
+  // Checked field by field by the settings store, which names unknown settings.
+  'settings.set': z.record(z.string(), z.unknown()),
   'adapters.list': empty,
   'adapters.saveAs': z.object({ id, destination: z.string({ message: 'choose a folder to save into' }).min(1, 'choose a folder to save into') }),
   'adapters.startDrag': z.object({ id }),
@@ -135,10 +159,58 @@ export function createStudioServices(options: StudioServicesOptions): StudioServ
     }
   };
   const adapters = new AdapterStore(home);
-  const runs = new RunManager({ store: new JsonRunStore(home), adapters, emit, startEngine: options.startEngine ?? (() => startEngine()) });
+  const db = openStudioDb(home.root);
+  const settings = new SettingsStore(db);
+  const exporter = new RunMetricsExporter();
+  const backendProbe = new BackendProbe();
+  let runs: RunManager | null = null;
+  const presence = new StudioPresence(db, {
+    kind: options.host,
+    onCommand: (c) => {
+      if (!runs) throw new Error('the studio is still starting; try again');
+      return runs.command(c.action, c.runId);
+    },
+  });
+  // Another studio process on this folder owns the runs it left executing; recovering them here would run them twice.
+  const recover = presence.others().length === 0;
+  presence.start();
+  runs = new RunManager({
+    store: new RunStore(home, db),
+    adapters,
+    emit,
+    startEngine: options.startEngine ?? (() => startEngine()),
+    settings: () => settings.get(),
+    exporter,
+    recover,
+    // Runs are counted per device; `auto` is whatever the probe says a run will get.
+    resolveDevice: async (config) => (config.backend === 'auto' ? (await backendProbe.get()).auto : config.backend),
+  });
+  const manager = runs;
+  let closed: Promise<void> | null = null;
   const version = appVersion();
   const quant = createQuantLab({ emit });
-  const backendProbe = new BackendProbe();
+
+  // The Prometheus endpoint follows the setting: off (null) or on 127.0.0.1:<port>.
+  let prometheus: PrometheusEndpoint | null = null;
+  let prometheusChange: Promise<void> = Promise.resolve();
+  const applyPrometheus = (port: number | null): void => {
+    prometheusChange = prometheusChange.then(async () => {
+      if (prometheus && prometheus.port === port) return;
+      await prometheus?.close();
+      prometheus = null;
+      if (port === null) return;
+      try {
+        prometheus = await servePrometheus(exporter, { port });
+      } catch (e) {
+        emit('run.log', { runId: '', level: 'error', message: e instanceof Error ? e.message : String(e) });
+      }
+    });
+  };
+  applyPrometheus(settings.get().prometheusPort);
+  settings.onChange((s) => {
+    applyPrometheus(s.prometheusPort);
+    emit('settings.changed', s);
+  });
 
   const handlers: { [M in StudioMethod]: (params: unknown, ctx: RequestContext) => Promise<StudioResult<M>> } = {
     // The backends the engine has; which of them this machine can run is 'backends.probe'.
@@ -167,14 +239,42 @@ export function createStudioServices(options: StudioServicesOptions): StudioServ
       writeFileSync(target, p.content);
       return checkDataset({ path: target, field: 'fileName' });
     },
-    'runs.start': async (raw) => runs.start(parseParams('runs.start', raw).config),
-    'runs.list': async () => runs.list(),
-    'runs.get': async (raw) => runs.get(parseParams('runs.get', raw).id),
+    'runs.start': async (raw) => {
+      const p = parseParams('runs.start', raw);
+      return manager.start(p.config, p.priority ?? 0);
+    },
+    'runs.list': async () => manager.list(),
+    'runs.get': async (raw) => manager.get(parseParams('runs.get', raw).id),
     'runs.metrics': async (raw) => {
       const p = parseParams('runs.metrics', raw);
-      return runs.metrics(p.id, p.afterStep);
+      return manager.metrics(p.id, p.afterStep);
     },
-    'runs.cancel': async (raw) => runs.cancel(parseParams('runs.cancel', raw).id),
+    'runs.cancel': async (raw) => manager.cancel(parseParams('runs.cancel', raw).id),
+    'runs.pause': async (raw) => manager.pause(parseParams('runs.pause', raw).id),
+    'runs.resume': async (raw) => manager.resume(parseParams('runs.resume', raw).id),
+    'runs.stopAndSave': async (raw) => manager.stopAndSave(parseParams('runs.stopAndSave', raw).id),
+    'runs.setPriority': async (raw) => {
+      const p = parseParams('runs.setPriority', raw);
+      return manager.setPriority(p.id, p.priority);
+    },
+    'runs.events': async (raw) => {
+      const p = parseParams('runs.events', raw);
+      return manager.events(p.id, p.afterId ?? 0);
+    },
+    'runs.history': async (raw) => manager.history(parseParams('runs.history', raw).id),
+    'runs.estimateMemory': async (raw) => {
+      const p = parseParams('runs.estimateMemory', raw);
+      let model;
+      try {
+        model = readHfConfig(p.modelPath);
+      } catch (e) {
+        throw asStudioError(e, 'modelPath');
+      }
+      const estimate = estimateTrainingMemory(model, { lora: p.lora, train: p.train }, { backend: p.backend ?? 'cpu' });
+      return { estimate, systemMemoryBytes: totalmem(), freeMemoryBytes: freemem() };
+    },
+    'settings.get': async () => settings.get(),
+    'settings.set': async (raw) => settings.set(parseParams('settings.set', raw)),
     'adapters.list': async () => adapters.list(),
     'adapters.saveAs': async (raw) => {
       const p = parseParams('adapters.saveAs', raw);
@@ -215,10 +315,19 @@ export function createStudioServices(options: StudioServicesOptions): StudioServ
       listeners.add(listener);
       return () => listeners.delete(listener);
     },
-    hasActiveRuns: () => runs.hasActiveRuns(),
-    whenIdle: () => runs.whenIdle(),
+    hasActiveRuns: () => manager.hasActiveRuns(),
+    whenIdle: () => manager.whenIdle(),
     close: async () => {
-      await Promise.all([runs.close(), quant.close()]);
+      if (closed) return closed;
+      closed = (async () => {
+        // Executing runs write a checkpoint and stay queued for the next start (run-manager.ts close).
+        await Promise.all([manager.close(), quant.close()]);
+        presence.stop();
+        applyPrometheus(null);
+        await prometheusChange;
+        db.close();
+      })();
+      return closed;
     },
   };
 }

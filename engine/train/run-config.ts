@@ -28,6 +28,8 @@ export interface TrainerSettings {
   lossScaleGrowthInterval: number;
   /** 0: only when stopped with save. */
   checkpointEverySteps: number;
+  /** Also checkpoint when this many minutes passed since the last checkpoint (or the start); 0: off. */
+  checkpointEveryMinutes: number;
   /** Checkpoints kept in runDir/checkpoints (the newest ones). */
   keepCheckpoints: number;
   /** 0: validation loss only after the last step (when there is a validation split). */
@@ -55,6 +57,7 @@ export function trainerSettings(config: RunConfig): TrainerSettings {
     precision: t.precision,
     lossScaleGrowthInterval: 2000,
     checkpointEverySteps: t.checkpointEverySteps,
+    checkpointEveryMinutes: t.checkpointEveryMinutes ?? 0,
     keepCheckpoints: 2,
     evalEverySteps: t.evalEverySteps,
   };

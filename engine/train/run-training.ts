@@ -79,7 +79,7 @@ export async function runTraining(cmd: Extract<EngineCommand, { type: 'train' }>
   const device = chosen.adapterName !== null ? { adapterName: chosen.adapterName } : {};
   hooks.post({ type: 'started', runId, backend: chosen.backend, ...device, totalSteps: settings.steps, resumedFromStep: trainer.resumedFromStep, parameters: trainer.parameters });
 
-  let peak: { peakGpuBytes?: number } = {};
+  let peak: { peakGpuBytes?: number };
   let result: Awaited<ReturnType<Trainer['run']>>;
   try {
     result = await trainer.run();
@@ -93,6 +93,11 @@ export async function runTraining(cmd: Extract<EngineCommand, { type: 'train' }>
     return;
   }
   const adapterDir = join(runDir, 'adapter');
-  saveAdapter(adapterDir, result.lora, { baseModelNameOrPath: config.modelPath });
+  try {
+    saveAdapter(adapterDir, result.lora, { baseModelNameOrPath: config.modelPath });
+  } catch (e) {
+    const code = (e as { code?: unknown }).code;
+    throw Object.assign(new Error(`cannot write the adapter to ${adapterDir}: ${e instanceof Error ? e.message : String(e)}${code === 'ENOSPC' ? ' (the disk is full)' : ''}`, { cause: e }), { file: adapterDir });
+  }
   hooks.post({ type: 'done', runId, adapterDir, finalLoss: result.finalLoss, steps: result.step, ...peak });
 }

@@ -4,6 +4,7 @@
  * optimizer, scaler, dropout and data RNGs, data position) is in the checkpoint, so a resumed run is bit-identical
  * to one that never stopped.
  */
+import { join } from 'node:path';
 import type { MetricPoint } from '../../common/protocol.ts';
 import type { FloatArray, LoraWeights, ModelWeights, TrainingExample } from '../model/types.ts';
 import { evalLoss, lossAndGrads } from '../model/llama.ts';
@@ -13,7 +14,7 @@ import { AdamW } from './adamw.ts';
 import { BatchIterator, countTargetTokens, sequentialBatches } from './batching.ts';
 import { clipGradNorm } from './clip.ts';
 import { GradScaler } from './grad-scaler.ts';
-import { loadLatestCheckpoint, saveCheckpoint } from './checkpoint.ts';
+import { checkpointsDir, listCheckpoints, loadLatestCheckpoint, saveCheckpoint } from './checkpoint.ts';
 import type { TrainerState } from './checkpoint.ts';
 import { loraTensors } from './lora-params.ts';
 import type { TrainerSettings } from './run-config.ts';
@@ -68,6 +69,8 @@ export class Trainer {
   private readonly validationBatches: ReturnType<typeof sequentialBatches>;
   private step: number;
   private readonly metrics: MetricPoint[];
+  /** performance.now() of the last checkpoint (or of the start), for checkpoints every M minutes. */
+  private lastCheckpointAt = performance.now();
   /** Where the steps run when not on the host CPU (webgpu); see attachBackend. */
   private device: StepBackend | null = null;
   /** The device has stepped since the last pullFromDevice: this.lora and the optimizer are behind it. */
@@ -170,13 +173,19 @@ export class Trainer {
     const { runDir } = this.opts;
     if (!runDir) return null;
     if (this.hostStale) throw new Error('Trainer.checkpoint: the device holds newer weights than the host; await pullFromDevice() first');
-    const path = saveCheckpoint(runDir, {
-      lora: this.lora,
-      optimizer: this.optimizer.state,
-      state: this.state(),
-      baseModelNameOrPath: this.opts.baseModelNameOrPath ?? '',
-      keep: this.opts.settings.keepCheckpoints,
-    });
+    let path: string;
+    try {
+      path = saveCheckpoint(runDir, {
+        lora: this.lora,
+        optimizer: this.optimizer.state,
+        state: this.state(),
+        baseModelNameOrPath: this.opts.baseModelNameOrPath ?? '',
+        keep: this.opts.settings.keepCheckpoints,
+      });
+    } catch (e) {
+      throw checkpointWriteError(e, join(checkpointsDir(runDir), `step-${this.step}`), listCheckpoints(runDir)[0]?.path ?? null);
+    }
+    this.lastCheckpointAt = performance.now();
     this.opts.onCheckpoint?.(this.step, path);
     return path;
   }
@@ -289,7 +298,8 @@ export class Trainer {
       }
       const point = await this.trainStepAsync();
       this.opts.onMetric?.(point);
-      if (s.checkpointEverySteps > 0 && this.step % s.checkpointEverySteps === 0 && this.step < s.steps) {
+      const byMinutes = s.checkpointEveryMinutes > 0 && performance.now() - this.lastCheckpointAt >= s.checkpointEveryMinutes * 60_000;
+      if (((s.checkpointEverySteps > 0 && this.step % s.checkpointEverySteps === 0) || byMinutes) && this.step < s.steps) {
         await this.pullFromDevice();
         this.checkpoint();
       }
@@ -303,4 +313,22 @@ export class Trainer {
     const last = this.metrics.length ? this.metrics[this.metrics.length - 1] : null;
     return { status, step: this.step, lora: this.lora, finalLoss: last && Number.isFinite(last.loss) ? last.loss : null, metrics: this.metrics, checkpoint };
   }
+}
+
+const WRITE_ERRORS: Record<string, string> = {
+  ENOSPC: 'the disk is full (ENOSPC: no space left on device)',
+  EDQUOT: 'the disk quota is used up (EDQUOT)',
+  EACCES: 'permission denied (EACCES)',
+  EPERM: 'the operation is not permitted (EPERM)',
+  EROFS: 'the file system is read-only (EROFS)',
+  ENOENT: 'the folder disappeared (ENOENT)',
+  EIO: 'an input/output error (EIO)',
+};
+
+/** A failed checkpoint write, saying where, why, and that the previous checkpoint is untouched (writes are atomic). */
+function checkpointWriteError(e: unknown, path: string, previous: string | null): Error {
+  const code = (e as { code?: unknown }).code;
+  const why = typeof code === 'string' && WRITE_ERRORS[code] ? WRITE_ERRORS[code] : e instanceof Error ? e.message : String(e);
+  const kept = previous ? `the previous checkpoint ${previous} is intact` : 'there is no earlier checkpoint';
+  return Object.assign(new Error(`cannot write the checkpoint ${path}: ${why}; ${kept}`, { cause: e }), { file: path });
 }

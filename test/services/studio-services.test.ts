@@ -135,7 +135,7 @@ test('the ETA is the mean recent step time times the steps left', () => {
 });
 
 describe('a real run on the sample model', () => {
-  test('goes pending → validating → executing → finalizing → completed, streams metrics and registers the adapter', async () => {
+  test('goes pending → validating → queuing → executing → finalizing → completed, streams metrics and registers the adapter', async () => {
     const s = services('run');
     const events: StudioEventMessage[] = [];
     s.onEvent((m) => events.push(m));
@@ -149,7 +149,7 @@ describe('a real run on the sample model', () => {
     assert.equal(done.step, steps);
     assert.ok(done.adapterId);
     const states = events.filter((m) => m.event === 'run.updated').map((m) => (m.data as RunSummary).state);
-    const order = ['pending', 'validating', 'executing', 'finalizing', 'completed'];
+    const order = ['pending', 'validating', 'queuing', 'executing', 'finalizing', 'completed'];
     assert.deepEqual(states.filter((x, i) => x !== states[i - 1]), order);
 
     const executing = events.filter((m) => m.event === 'run.updated' && (m.data as RunSummary).state === 'executing').map((m) => m.data as RunSummary);

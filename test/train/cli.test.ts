@@ -116,9 +116,9 @@ test('eval-loss: text and token-id lines agree; fresh LoRA gradients (B = 0 ⇒ 
   assert.equal(h.tokens, base.tokens);
   assert.ok(h.loss !== base.loss && Math.abs(h.loss - base.loss) < 1e-3 * base.loss, `fp16 weights: ${h.loss} vs fp32 ${base.loss}`);
 
-  const gpu = cli(['eval-loss', '--model', sample.modelDir, '--data', idsData, '--backend', 'webgpu']);
+  const gpu = cli(['eval-loss', '--model', sample.modelDir, '--data', idsData, '--backend', 'vulkan']);
   assert.equal(gpu.status, 1);
-  assert.match(gpu.stderr, /webgpu backend not available yet/);
+  assert.match(gpu.stderr, /--backend must be cpu or webgpu, got "vulkan"/);
   const broken = join(dir, 'broken.jsonl');
   writeFileSync(broken, `${JSON.stringify({ input_ids: [1, 2, 3] })}\n\n${JSON.stringify({ input_ids: [1, 2], labels: [1] })}\n`);
   const e = cli(['eval-loss', '--model', sample.modelDir, '--data', broken]);

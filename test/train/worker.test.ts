@@ -139,7 +139,13 @@ test('stop with save writes a checkpoint; a resumed run continues from it to don
 });
 
 test('failures become error events naming the problem; the worker stays usable', async () => {
+  // A GPU budget far below any model: with an adapter the webgpu run is refused before it starts, without one the
+  // explicit backend is refused; either way the worker trains the next run.
+  const budget = process.env.LORA_STUDIO_GPU_MEMORY_GIB;
+  process.env.LORA_STUDIO_GPU_MEMORY_GIB = '0.001';
   const engine = startEngine();
+  if (budget === undefined) delete process.env.LORA_STUDIO_GPU_MEMORY_GIB;
+  else process.env.LORA_STUDIO_GPU_MEMORY_GIB = budget;
   try {
     const missing = join(dir, 'no-such-model');
     const ev = await runUntilEnd(engine, { type: 'train', runId: 'run-3', config: { ...config({ steps: 1 }), modelPath: missing }, runDir: join(dir, 'run-err'), resume: false });
@@ -151,8 +157,8 @@ test('failures become error events naming the problem; the worker stays usable',
     const gpu = await runUntilEnd(engine, { type: 'train', runId: 'run-4', config: { ...config({ steps: 1 }), backend: 'webgpu' }, runDir: join(dir, 'run-gpu'), resume: false });
     const e2 = gpu[gpu.length - 1];
     assert.ok(e2.type === 'error');
-    assert.match(e2.message, /webgpu backend not available yet/);
-    assert.equal(e2.field, 'backend');
+    if (e2.field === 'backend') assert.match(e2.message, /backend: webgpu was chosen, but this machine has no WebGPU adapter/);
+    else assert.match(e2.message, /not enough GPU memory: needs \d[\d.]* GiB, adapter allows 0\.0010 GiB/);
 
     const ok = await runUntilEnd(engine, { type: 'train', runId: 'run-5', config: config({ steps: 1, batchSize: 1, maxSeqLen: 128 }), runDir: join(dir, 'run-ok'), resume: false });
     assert.equal(ok[ok.length - 1].type, 'done');
