@@ -118,8 +118,8 @@ export class RunManager {
       onStartError: (item, e) => this.failWaiting(item.id, `could not start: ${errorText(e)}`),
     });
     this.queue.hold();
+    // Without recovery (another live studio owns this folder's runs) only the runs started here are queued here.
     if (this.opts.recover) this.recoverRuns();
-    else for (const run of this.db.queuedRuns()) this.enqueue(run);
     this.queue.resume();
   }
 
@@ -260,6 +260,11 @@ export class RunManager {
         this.stopAndSave(id);
         return `run ${id}: stopping at the next step; its adapter is kept`;
     }
+  }
+
+  /** The settings changed: a higher limit of runs per device starts waiting runs now. */
+  settingsChanged(): void {
+    if (!this.closed) this.queue.pump();
   }
 
   /** True while a run executes or waits: the desktop app stays alive for it when its window closes. */

@@ -33,6 +33,7 @@ import { openStudioDb } from './db.ts';
 import { StudioPresence } from './presence.ts';
 import { RunMetricsExporter, servePrometheus, type PrometheusEndpoint } from './prometheus.ts';
 import { RunManager, type EngineHandle } from './run-manager.ts';
+import { isTerminal } from './run-state.ts';
 import { RunStore } from './run-store.ts';
 import { SettingsStore } from './settings.ts';
 import { createQuantLab, QUANT_PARAM_SCHEMAS } from './quant-lab.ts';
@@ -187,6 +188,11 @@ export function createStudioServices(options: StudioServicesOptions): StudioServ
   });
   const manager = runs;
   let closed: Promise<void> | null = null;
+  // Prometheus starts with every run's state, and the full series of the runs still going.
+  for (const r of db.listRuns()) {
+    exporter.setState(r, r.state);
+    if (!isTerminal(r.state)) exporter.restore(r, db.metrics(r.id), r.totalSteps);
+  }
   const version = appVersion();
   const quant = createQuantLab({ emit });
 
@@ -209,6 +215,7 @@ export function createStudioServices(options: StudioServicesOptions): StudioServ
   applyPrometheus(settings.get().prometheusPort);
   settings.onChange((s) => {
     applyPrometheus(s.prometheusPort);
+    manager.settingsChanged();
     emit('settings.changed', s);
   });
 
