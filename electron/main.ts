@@ -42,7 +42,7 @@ export interface WindowLike {
 export interface ElectronShell {
   app: {
     whenReady(): Promise<unknown>;
-    on(event: 'window-all-closed' | 'activate' | 'second-instance' | 'before-quit', listener: () => void): unknown;
+    on(event: 'window-all-closed' | 'activate' | 'second-instance' | 'before-quit', listener: (event: { preventDefault(): void }) => void): unknown;
     quit(): void;
     getAppPath(): string;
     requestSingleInstanceLock(): boolean;
@@ -184,8 +184,16 @@ export async function startMain(electron: ElectronShell, options: MainOptions = 
     }
     app.quit();
   });
-  app.on('before-quit', () => {
-    void services.close();
+  // Quitting waits for the services to close: an executing run writes its checkpoint first, so the next start
+  // resumes from the moment of quitting rather than from the last periodic checkpoint.
+  let closed = false;
+  app.on('before-quit', (event) => {
+    if (closed) return;
+    event.preventDefault();
+    void services.close().finally(() => {
+      closed = true;
+      app.quit();
+    });
   });
 
   await app.whenReady();

@@ -84,7 +84,8 @@ class StandInWindow {
 
 const handlers = new Map<string, (event: IpcEventLike, ...args: unknown[]) => unknown>();
 const listeners = new Map<string, (event: IpcEventLike, ...args: unknown[]) => void>();
-const appListeners = new Map<string, () => void>();
+const appListeners = new Map<string, (event: { preventDefault(): void }) => void>();
+const noEvent = { preventDefault: (): void => undefined };
 const dialogCalls: unknown[] = [];
 let quits = 0;
 
@@ -311,18 +312,32 @@ describe('electron main', () => {
     assert.ok(run.ok);
     for (const w of StandInWindow.getAllWindows()) w.close();
     const quitsBefore = quits;
-    appListeners.get('window-all-closed')?.();
+    appListeners.get('window-all-closed')?.(noEvent);
     assert.equal(main.services.hasActiveRuns(), true);
     assert.equal(quits, quitsBefore, 'the app must not quit while a run is active');
     await main.services.whenIdle();
     await new Promise((r) => setImmediate(r));
     assert.equal(quits, quitsBefore + 1, 'the app quits when the run is over and no window is open');
 
-    appListeners.get('activate')?.();
+    appListeners.get('activate')?.(noEvent);
     assert.equal(StandInWindow.all.length, 1);
-    appListeners.get('second-instance')?.();
+    appListeners.get('second-instance')?.(noEvent);
     assert.equal(StandInWindow.all[0].focused, 1);
-    appListeners.get('window-all-closed')?.();
+    appListeners.get('window-all-closed')?.(noEvent);
     assert.equal(quits, quitsBefore + 2);
+  });
+
+  // Last: it closes the services.
+  test('quitting first waits for the services to close (a running run checkpoints), then quits for real', async () => {
+    const quitsBefore = quits;
+    let prevented = 0;
+    appListeners.get('before-quit')?.({ preventDefault: () => void prevented++ });
+    assert.equal(prevented, 1, 'the first quit is held back until the services have closed');
+    assert.equal(quits, quitsBefore);
+    const deadline = Date.now() + 20_000;
+    while (quits === quitsBefore && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(quits, quitsBefore + 1, 'the app quits once the services have closed');
+    appListeners.get('before-quit')?.({ preventDefault: () => void prevented++ });
+    assert.equal(prevented, 1, 'the second quit goes through');
   });
 });
