@@ -14,8 +14,8 @@ import { loadTokenizer } from '../../engine/io/tokenizer.ts';
 import { WebgpuLlama } from '../../engine/backend/webgpu/llama-step.ts';
 import { evalLoss, lossAndGrads } from '../../engine/model/llama.ts';
 import { newLora } from '../../engine/model/lora.ts';
-import { IGNORE_INDEX } from '../../engine/model/types.ts';
-import type { Batch, LoraTargetName, LoraWeights, ModelWeights, Tokenizer, TrainingExample } from '../../engine/model/types.ts';
+import { F16Array, IGNORE_INDEX } from '../../engine/model/types.ts';
+import type { Batch, LoraTargetName, LoraWeights, ModelWeights, Tokenizer, TrainingExample, WeightArray } from '../../engine/model/types.ts';
 import { padBatch } from '../../engine/train/batching.ts';
 import { loraTensors } from '../../engine/train/lora-params.ts';
 import { Rng } from '../../engine/util/rng.ts';
@@ -31,6 +31,8 @@ export interface EvalLossOptions {
   loraAlpha: string;
   loraTargets: string;
   seed: string;
+  /** Keep frozen weights as f16 bits in memory (cpu decodes them on the fly). */
+  frozenF16?: boolean;
 }
 
 function isObject(x: unknown): x is Record<string, unknown> {
@@ -100,8 +102,9 @@ function parseTargets(v: string): LoraTargetName[] {
 
 function roundModelToF16(model: ModelWeights): void {
   const seen = new Set<unknown>();
-  const round = (a: Float32Array | Float64Array | null): void => {
-    if (a && !seen.has(a)) {
+  const round = (a: WeightArray | null): void => {
+    // F16Array weights already hold f16 values.
+    if (a && !(a instanceof F16Array) && !seen.has(a)) {
       seen.add(a);
       roundToF16InPlace(a);
     }
@@ -148,7 +151,7 @@ async function webgpuLoss(model: ModelWeights, lora: LoraWeights | null, batch: 
 export async function evalLossCommand(o: EvalLossOptions): Promise<{ loss: number; tokens: number }> {
   if (o.backend !== 'cpu' && o.backend !== 'webgpu') throw new Error(`--backend must be cpu or webgpu, got ${JSON.stringify(o.backend)}`);
   if (o.dtype !== 'fp32' && o.dtype !== 'fp16') throw new Error(`--dtype must be fp32 or fp16, got ${JSON.stringify(o.dtype)}`);
-  const model = loadModel(o.model, { dtype: Float32Array });
+  const model = loadModel(o.model, { dtype: Float32Array, frozenF16: o.frozenF16 === true });
   // The cpu backend computes in fp32; fp16 here means base weights rounded to fp16, as they would be stored.
   if (o.dtype === 'fp16' && o.backend === 'cpu') roundModelToF16(model);
   let tok: Promise<Tokenizer | null> | null = null;
@@ -198,6 +201,7 @@ export function registerEvalLoss(program: Command): void {
     .option('--lora-alpha <n>', 'alpha of the fresh LoRA', '16')
     .option('--lora-targets <list>', 'comma-separated target modules of the fresh LoRA', 'q_proj,v_proj')
     .option('--seed <n>', 'seed of the fresh LoRA initialisation', '42')
+    .option('--frozen-f16', 'keep the frozen base weights as f16 in memory (half the memory; values rounded to f16)')
     .action(async (o: EvalLossOptions) => {
       const r = await evalLossCommand(o);
       process.stdout.write(JSON.stringify(r) + '\n');

@@ -4,6 +4,7 @@
  * goes through lm_head on the host. Quadratic in the length, which is fine for trying an adapter out; sampling is
  * generate.ts's own, so greedy output matches the cpu backend's token for token.
  */
+import { matmulABt } from '../backend/cpu/matmul.ts';
 import type { GpuContext } from '../backend/webgpu/device.ts';
 import { WebgpuLlama } from '../backend/webgpu/llama-step.ts';
 import { IGNORE_INDEX, type Batch, type LoraWeights, type ModelWeights } from '../model/types.ts';
@@ -14,14 +15,9 @@ import { sampleToken, type GenerateOptions } from './generate.ts';
 /** logits = lm_head · h for one hidden row (f64 accumulation; the cpu backend's order of magnitude of error). */
 function lmHeadRow(model: ModelWeights, h: Float32Array, offset: number): Float32Array {
   const { vocabSize: V, hiddenSize: H } = model.config;
-  const W = model.lmHead;
   const out = new Float32Array(V);
-  for (let v = 0; v < V; v++) {
-    let acc = 0;
-    const row = v * H;
-    for (let j = 0; j < H; j++) acc += W[row + j] * h[offset + j];
-    out[v] = acc;
-  }
+  // One f64 sum per logit in hidden order, rounded once; also decodes an f16 lm_head block by block.
+  matmulABt(out, h.subarray(offset, offset + H), model.lmHead, null, 1, H, V);
   return out;
 }
 

@@ -6,7 +6,8 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import type { ModelSummary } from '../../common/protocol.ts';
-import type { FloatArray, LayerWeights, Linear, ModelConfig, ModelWeights } from '../model/types.ts';
+import { F16Array, type FloatArray, type LayerWeights, type Linear, type ModelConfig, type ModelWeights, type WeightArray } from '../model/types.ts';
+import { encodeF16 } from './f16.ts';
 import { readHfConfig } from './hf-config.ts';
 import { SafetensorsFile, type SafetensorsDtype, type TensorInfo } from './safetensors.ts';
 
@@ -162,6 +163,11 @@ export function checkWeights(dir: string, config: ModelConfig, weights: WeightFi
 export interface LoadModelOptions {
   /** Element type of every weight array: Float32Array (default) or Float64Array (gradient checks). */
   dtype?: Float32ArrayConstructor | Float64ArrayConstructor;
+  /**
+   * Keep the frozen matrices (q/k/v/o/gate/up/down weights, embed_tokens, lm_head) as f16 bits (F16Array): half the
+   * memory of f32. Values are the f16 rounding of the stored weights; norms and biases stay in `dtype`.
+   */
+  frozenF16?: boolean;
   /** Called after each tensor is read (for progress reporting). */
   onTensor?: (name: string, index: number, total: number) => void;
 }
@@ -177,7 +183,7 @@ export function loadModel(dir: string, opts: LoadModelOptions = {}): ModelWeight
   const expected = expectedTensors(config);
   const open = new Map<string, SafetensorsFile>();
   let count = 0;
-  const read = (name: string): FloatArray => {
+  const file = (name: string): SafetensorsFile => {
     const path = weights.where.get(name);
     if (!path) throw new ModelLoadError(`${root}: tensor '${name}' is missing from the weights`);
     let f = open.get(path);
@@ -185,13 +191,25 @@ export function loadModel(dir: string, opts: LoadModelOptions = {}): ModelWeight
       f = SafetensorsFile.open(path);
       open.set(path, f);
     }
-    const data = f.readFloat(name, ctor);
+    return f;
+  };
+  const read = (name: string): FloatArray => {
+    const data = file(name).readFloat(name, ctor);
     opts.onTensor?.(name, count++, expected.length);
     return data;
   };
+  // A frozen matrix: f16 bits when asked (stored F16 is taken as is; anything else is read as f32 and rounded).
+  const readFrozen = (name: string): WeightArray => {
+    if (opts.frozenF16 !== true) return read(name);
+    const f = file(name);
+    const info = f.info(name);
+    const bits = info.dtype === 'F16' ? new Uint16Array(f.readBytes(name).buffer, 0, info.numel) : encodeF16(f.readFloat(name, Float32Array));
+    opts.onTensor?.(name, count++, expected.length);
+    return new F16Array(bits);
+  };
   try {
     const linear = (prefix: string, bias: boolean, outFeatures: number, inFeatures: number): Linear => ({
-      weight: read(`${prefix}.weight`),
+      weight: readFrozen(`${prefix}.weight`),
       bias: bias ? read(`${prefix}.bias`) : null,
       outFeatures,
       inFeatures,
@@ -200,7 +218,7 @@ export function loadModel(dir: string, opts: LoadModelOptions = {}): ModelWeight
     const H = c.hiddenSize;
     const qOut = c.numHeads * c.headDim;
     const kvOut = c.numKvHeads * c.headDim;
-    const embedTokens = read('model.embed_tokens.weight');
+    const embedTokens = readFrozen('model.embed_tokens.weight');
     const layers: LayerWeights[] = [];
     for (let i = 0; i < c.numLayers; i++) {
       const p = `model.layers.${i}`;
@@ -219,7 +237,7 @@ export function loadModel(dir: string, opts: LoadModelOptions = {}): ModelWeight
       });
     }
     const norm = read('model.norm.weight');
-    const lmHead = c.tieWordEmbeddings ? embedTokens : read('lm_head.weight');
+    const lmHead = c.tieWordEmbeddings ? embedTokens : readFrozen('lm_head.weight');
     return { config, embedTokens, layers, norm, lmHead };
   } finally {
     for (const f of open.values()) f.close();

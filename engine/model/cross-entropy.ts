@@ -7,7 +7,7 @@
  * `targets[n]` is the token row n must predict (already shifted: the caller maps labels[t+1] to row t).
  */
 import { matmulAB, matmulABt } from '../backend/cpu/matmul.ts';
-import { IGNORE_INDEX, type FloatArray } from './types.ts';
+import { IGNORE_INDEX, type FloatArray, type WeightArray } from './types.ts';
 
 export interface CrossEntropyShape {
   rows: number;
@@ -30,12 +30,12 @@ export interface CrossEntropyResult {
 }
 
 /** Loss only (evaluation). losses[n] (optional) receives each row's loss, 0 for ignored rows. */
-export function forward(losses: Float64Array | null, hidden: FloatArray, lmHead: FloatArray, targets: Int32Array, s: CrossEntropyShape): CrossEntropyResult {
+export function forward(losses: Float64Array | null, hidden: FloatArray, lmHead: WeightArray, targets: Int32Array, s: CrossEntropyShape): CrossEntropyResult {
   return run(null, losses, hidden, lmHead, targets, s, 0);
 }
 
 /** dHidden += gradScale · ∂(Σ row losses)/∂hidden, recomputing the logits. */
-export function backward(dHidden: FloatArray, hidden: FloatArray, lmHead: FloatArray, targets: Int32Array, s: CrossEntropyShape, gradScale: number): void {
+export function backward(dHidden: FloatArray, hidden: FloatArray, lmHead: WeightArray, targets: Int32Array, s: CrossEntropyShape, gradScale: number): void {
   run(dHidden, null, hidden, lmHead, targets, s, gradScale);
 }
 
@@ -44,7 +44,7 @@ export function forwardBackward(
   dHidden: FloatArray,
   losses: Float64Array | null,
   hidden: FloatArray,
-  lmHead: FloatArray,
+  lmHead: WeightArray,
   targets: Int32Array,
   s: CrossEntropyShape,
   gradScale: number,
@@ -56,7 +56,7 @@ function run(
   dHidden: FloatArray | null,
   losses: Float64Array | null,
   hidden: FloatArray,
-  lmHead: FloatArray,
+  lmHead: WeightArray,
   targets: Int32Array,
   s: CrossEntropyShape,
   gradScale: number,

@@ -18,7 +18,7 @@ import * as rmsnorm from './rmsnorm.ts';
 import * as rope from './rope.ts';
 import type { RopeTables } from './rope.ts';
 import * as swiglu from './swiglu.ts';
-import { IGNORE_INDEX, type Batch, type FloatArray, type Linear, type LoraPair, type LoraTargetName, type LoraWeights, type ModelConfig, type ModelWeights } from './types.ts';
+import { IGNORE_INDEX, type Batch, type FloatArray, type Linear, type LoraPair, type LoraTargetName, type LoraWeights, type ModelConfig, type ModelWeights, type WeightArray, F16Array } from './types.ts';
 import type { KvCache } from '../generate/kv-cache.ts';
 import { Rng } from '../util/rng.ts';
 
@@ -120,12 +120,13 @@ interface BackwardScratch {
 // Validation
 
 function arrayCtorOf(model: ModelWeights): FloatArrayConstructor {
-  if (model.embedTokens instanceof Float32Array) return Float32Array;
-  if (model.embedTokens instanceof Float64Array) return Float64Array;
-  throw new Error('model: embed_tokens must be a Float32Array or Float64Array');
+  // model.norm, not embed_tokens: frozen matrices may be f16 bits (F16Array); norms are always floats.
+  if (model.norm instanceof Float32Array) return Float32Array;
+  if (model.norm instanceof Float64Array) return Float64Array;
+  throw new Error('model: model.norm must be a Float32Array or Float64Array');
 }
 
-function expectLen(name: string, a: FloatArray | null | undefined, n: number): void {
+function expectLen(name: string, a: WeightArray | null | undefined, n: number): void {
   if (a === null || a === undefined) throw new Error(`model: tensor ${name} is missing`);
   if (a.length !== n) throw new Error(`model: tensor ${name} has ${a.length} values, expected ${n}`);
 }
@@ -181,7 +182,7 @@ export function validateModel(model: ModelWeights): void {
       expectLen(`${p}.self_attn.k_norm.weight`, L.kNorm, c.headDim);
     }
     for (const [name, a] of [['q_proj', L.q.weight], ['o_proj', L.o.weight], ['down_proj', L.down.weight]] as const) {
-      if (!(a instanceof F)) throw new Error(`model: ${p}.${name}.weight is a ${a.constructor.name}, the model uses ${F.name}`);
+      if (!(a instanceof F || a instanceof F16Array)) throw new Error(`model: ${p}.${name}.weight is a ${a.constructor.name}, the model uses ${F.name}`);
     }
   });
   validated.add(model);
@@ -613,14 +614,14 @@ export function forwardLogits(model: ModelWeights, lora: LoraWeights | null, inp
   return out;
 }
 
-function lmHeadLogits(out: FloatArray, hn: FloatArray, lmHead: FloatArray, rows: number, H: number, V: number): void {
+function lmHeadLogits(out: FloatArray, hn: FloatArray, lmHead: WeightArray, rows: number, H: number, V: number): void {
   linear.forward(out, null, null, hn, { weight: lmHead, bias: null, outFeatures: V, inFeatures: H }, null, 0, null, rows);
 }
 
 /** Frozen parameters of the base model (a tied lm_head counted once). */
 export function countParameters(model: ModelWeights): number {
-  const seen = new Set<FloatArray>();
-  const add = (a: FloatArray | null): void => {
+  const seen = new Set<WeightArray>();
+  const add = (a: WeightArray | null): void => {
     if (a !== null) seen.add(a);
   };
   add(model.embedTokens);

@@ -10,6 +10,20 @@
 
 export type FloatArray = Float32Array | Float64Array;
 
+/**
+ * A frozen weight kept as IEEE f16 bit patterns (half the memory of f32). A class, not a bare Uint16Array, so every
+ * reader of a weight has to decide how to handle it (engine/model/weight-array.ts decodes).
+ */
+export class F16Array {
+  constructor(readonly bits: Uint16Array) {}
+  get length(): number {
+    return this.bits.length;
+  }
+}
+
+/** A frozen base weight: floats, or f16 bits when loaded with `frozenF16`. */
+export type WeightArray = FloatArray | F16Array;
+
 export type ModelFamily = 'llama' | 'mistral' | 'qwen2' | 'qwen3';
 
 export interface RopeScaling {
@@ -51,8 +65,8 @@ export interface ModelConfig {
 }
 
 export interface Linear {
-  /** [out, in] */
-  weight: FloatArray;
+  /** [out, in]; F16Array when the model was loaded with frozenF16. */
+  weight: WeightArray;
   /** [out] or null */
   bias: FloatArray | null;
   outFeatures: number;
@@ -76,11 +90,11 @@ export interface LayerWeights {
 /** Frozen base weights. */
 export interface ModelWeights {
   config: ModelConfig;
-  embedTokens: FloatArray; // [V, H]
+  embedTokens: WeightArray; // [V, H]
   layers: LayerWeights[];
   norm: FloatArray; // [H]
   /** [V, H]; the same array as embedTokens when tie_word_embeddings. */
-  lmHead: FloatArray;
+  lmHead: WeightArray;
 }
 
 export type LoraTargetName = 'q_proj' | 'k_proj' | 'v_proj' | 'o_proj' | 'gate_proj' | 'up_proj' | 'down_proj';

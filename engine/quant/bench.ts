@@ -2,7 +2,8 @@
  * Benchmark: time to produce the full weight-metric report (every format, every decoder linear) for a model of a
  * given shape with random weights. `npm run bench` calls it with 'smollm-135m'; tests never run that size.
  */
-import type { ModelConfig, ModelWeights } from '../model/types.ts';
+import { llamaConfig } from '../model/llama-config.ts';
+import type { ModelWeights } from '../model/types.ts';
 import { QUANT_FORMAT_NAMES, type QuantFormatName } from './format.ts';
 import { quantReport } from './report.ts';
 
@@ -41,31 +42,8 @@ export function randomBenchModel(spec: BenchShapeSpec, seed = 1): ModelWeights {
     return a;
   };
   const headDim = spec.hiddenSize / spec.numHeads;
-  const config: ModelConfig = {
-    family: 'llama',
-    architecture: 'LlamaForCausalLM',
-    vocabSize: spec.vocabSize,
-    hiddenSize: spec.hiddenSize,
-    intermediateSize: spec.intermediateSize,
-    numLayers: spec.numLayers,
-    numHeads: spec.numHeads,
-    numKvHeads: spec.numKvHeads,
-    headDim,
-    rmsNormEps: 1e-5,
-    ropeTheta: 10000,
-    ropeScaling: null,
-    maxPositionEmbeddings: 2048,
-    tieWordEmbeddings: spec.tieWordEmbeddings,
-    qkvBias: false,
-    oBias: false,
-    mlpBias: false,
-    qkNorm: false,
-    slidingWindow: null,
-    torchDtype: 'float32',
-    bosTokenId: 1,
-    eosTokenId: 2,
-    padTokenId: null,
-  };
+  const { vocabSize, hiddenSize, intermediateSize, numLayers, numHeads, numKvHeads, tieWordEmbeddings } = spec;
+  const config = llamaConfig({ vocabSize, hiddenSize, intermediateSize, numLayers, numHeads, numKvHeads, headDim, maxPositionEmbeddings: 2048 }, { tieWordEmbeddings });
   const H = spec.hiddenSize;
   const I = spec.intermediateSize;
   const q = spec.numHeads * headDim;

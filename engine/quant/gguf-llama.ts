@@ -4,7 +4,8 @@
  * and the output head in F16. Q and K rows are permuted from Hugging Face's half-split RoPE layout to ggml's
  * interleaved one, as the converter does.
  */
-import type { FloatArray, Linear, ModelWeights } from '../model/types.ts';
+import type { FloatArray, Linear, ModelWeights, WeightArray } from '../model/types.ts';
+import { floatWeight } from '../model/weight-array.ts';
 import { QUANT_FORMATS } from './format.ts';
 import { GGML_TYPE, type GgufValue } from './gguf-types.ts';
 import { writeGguf, type GgufKv, type GgufTensorSpec, type GgufWriteResult } from './gguf-writer.ts';
@@ -93,7 +94,8 @@ export function llama3RopeFactors(model: ModelWeights): Float32Array | null {
   return out;
 }
 
-function f32(a: FloatArray): Float32Array {
+function f32(w: WeightArray): Float32Array {
+  const a = floatWeight(w);
   return a instanceof Float32Array ? a : Float32Array.from(a);
 }
 
@@ -146,7 +148,7 @@ export function llamaGgufContent(model: ModelWeights, opts: LlamaGgufOptions): {
   const norm = (name: string, w: FloatArray): void => {
     tensors.push({ name, dims: [w.length], type: GGML_TYPE.F32, data: () => new Uint8Array(f32(w).slice().buffer) });
   };
-  const half = (name: string, w: FloatArray, rows: number, cols: number): void => {
+  const half = (name: string, w: WeightArray, rows: number, cols: number): void => {
     tensors.push({ name, dims: [cols, rows], type: GGML_TYPE.F16, data: () => QUANT_FORMATS.f16.quantize(f32(w), rows, cols) });
   };
   const linear = (name: string, lin: Linear, permuteHeads: number): void => {
@@ -163,7 +165,7 @@ export function llamaGgufContent(model: ModelWeights, opts: LlamaGgufOptions): {
       name,
       dims: [cols, rows],
       type: f.ggmlType ?? GGML_TYPE.F16,
-      data: () => f.quantize(permuteHeads > 0 ? permuteQK(lin.weight, rows, cols, permuteHeads) : f32(lin.weight), rows, cols),
+      data: () => f.quantize(permuteHeads > 0 ? permuteQK(floatWeight(lin.weight), rows, cols, permuteHeads) : f32(lin.weight), rows, cols),
     });
   };
 

@@ -15,6 +15,7 @@
  * embeddings, norms and output head stay float, so every difference comes from the linears being measured.
  */
 import type { FloatArray, Linear, LoraWeights, ModelWeights } from '../model/types.ts';
+import { floatWeight } from '../model/weight-array.ts';
 import { mergeLora } from '../model/lora.ts';
 import { QUANT_FORMATS, type QuantFormatName } from './format.ts';
 import { errorHistogram, errorStats, histogram, minMax, statsFromEnergies, type ErrorStats } from './metrics.ts';
@@ -90,7 +91,7 @@ function argMaxAbs(w: Float32Array): number {
 }
 
 function weightCell(layer: number, matrix: MatrixName, lin: Linear, bins: number): WeightCell {
-  const w = lin.weight;
+  const w = floatWeight(lin.weight);
   const { min, max } = minMax(w);
   let s = 0;
   let ss = 0;
@@ -195,7 +196,7 @@ export async function quantReport(model: ModelWeights, formats: readonly QuantFo
   if (formats.length === 0) throw new Error('quant report: choose at least one format');
   for (const f of formats) if (!(f in QUANT_FORMATS)) throw new Error(`quant report: unknown format '${f}'`);
   model.layers.forEach((L, l) => {
-    for (const m of MATRIX_NAMES) asF32(L[m].weight, `layer ${l} ${MATRIX_TARGET[m]}`);
+    for (const m of MATRIX_NAMES) asF32(floatWeight(L[m].weight), `layer ${l} ${MATRIX_TARGET[m]}`);
   });
   const reference = lora ? mergeLora(model, lora) : model;
   const modes: AdapterMode[] = lora ? (opts.adapterModes ?? ['merged', 'on-quantized']) : ['none'];
@@ -226,7 +227,8 @@ export async function quantReport(model: ModelWeights, formats: readonly QuantFo
         for (const m of MATRIX_NAMES) {
           if (opts.signal?.aborted) throw abortError();
           const ref = reference.layers[l][m];
-          const src = asF32(mode === 'on-quantized' ? model.layers[l][m].weight : ref.weight, `layer ${l} ${MATRIX_TARGET[m]}`);
+          const refW = floatWeight(ref.weight);
+          const src = asF32(mode === 'on-quantized' ? floatWeight(model.layers[l][m].weight) : refW, `layer ${l} ${MATRIX_TARGET[m]}`);
           const rows = ref.outFeatures;
           const cols = ref.inFeatures;
           const fb = fallbackOf(rows, cols);
@@ -234,10 +236,10 @@ export async function quantReport(model: ModelWeights, formats: readonly QuantFo
           const packed = cf.quantize(src, rows, cols);
           const deq = cf.dequantize(packed, rows, cols);
           if (mode === 'on-quantized' && adapted(l, m)) {
-            const base = model.layers[l][m].weight;
-            for (let i = 0; i < deq.length; i++) deq[i] += ref.weight[i] - base[i];
+            const base = floatWeight(model.layers[l][m].weight);
+            for (let i = 0; i < deq.length; i++) deq[i] += refW[i] - base[i];
           }
-          const st: ErrorStats = errorStats(ref.weight, deq);
+          const st: ErrorStats = errorStats(refW, deq);
           row.push({
             layer: l,
             matrix: m,
@@ -246,7 +248,7 @@ export async function quantReport(model: ModelWeights, formats: readonly QuantFo
             relErr: st.relErr,
             snrDb: st.snrDb,
             maxAbsErr: st.maxAbsErr,
-            errorHist: errorHistogram(ref.weight, deq, bins, st.maxAbsErr),
+            errorHist: errorHistogram(refW, deq, bins, st.maxAbsErr),
             grid: cf.levels(packed, rows, cols, argMaxAbs(src)),
             fallback: fb ? 'f16' : null,
             cosine: null,

@@ -14,7 +14,7 @@
  * LoRA master weights, gradients and optimizer state.
  */
 import type { ModelConfig } from '../model/types.ts';
-import type { LoraTarget } from '../../common/protocol.ts';
+import type { LoraTarget, MemoryEstimateInfo } from '../../common/protocol.ts';
 
 const F64 = 8;
 const F32 = 4;
@@ -36,28 +36,12 @@ export interface MemoryEstimateOptions {
   datasetTokens?: number;
 }
 
-export interface MemoryEstimate {
-  backend: 'cpu' | 'webgpu';
-  /** Tokens in one micro-batch (batch × sequence length). */
-  tokensPerMicroBatch: number;
-  parameters: { base: number; trainable: number };
-  /** Bytes, each part of the total. */
-  weights: number;
-  lora: number;
-  gradients: number;
-  optimizer: number;
-  data: number;
-  /** Activations and scratch of one micro-batch at the peak, with the run's checkpointing setting. */
-  activations: number;
-  activationsWithoutCheckpointing: number;
-  activationsWithCheckpointing: number;
-  /** The cross-entropy's chunk of logits (and its hidden rows), included in activations. */
-  logitsChunk: number;
-  /** Peak bytes of a step with the run's setting; the other two for comparison in the Train form. */
-  total: number;
-  totalWithoutCheckpointing: number;
-  totalWithCheckpointing: number;
-}
+/**
+ * The protocol's shape, in bytes per part. `activations` (with the run's checkpointing setting) includes
+ * `logitsChunk`, the cross-entropy's chunk of logits and its hidden rows; `total` is the peak of a step with the
+ * run's setting, the other two totals are for comparison in the Train form.
+ */
+export type MemoryEstimate = MemoryEstimateInfo;
 
 /** Rows of logits per cross-entropy chunk (cross-entropy.ts defaultChunkRows). */
 function chunkRows(vocab: number): number {

@@ -10,6 +10,8 @@ import { RunProgress } from './components/RunProgress.tsx';
 import { TrainForm } from './components/TrainForm.tsx';
 import { PageTabs, type StudioPage } from './lab/PageTabs.tsx';
 import { QuantLab } from './lab/QuantLab.tsx';
+import { RunsPage } from './runs/RunsPage.tsx';
+import { SettingsButton } from './runs/SettingsDialog.tsx';
 import { useStudio } from './stores/studio.ts';
 
 export function App() {
@@ -22,6 +24,7 @@ export function App() {
       <Notice />
       <DropZone />
       {page === 'quant' ? <QuantLab /> : null}
+      {page === 'runs' ? <RunsPage /> : null}
       {/* Hidden, not unmounted: the training page keeps its local state while the lab is open. */}
       <main className="columns" style={page === 'train' ? undefined : { display: 'none' }}>
         <div className="column column-setup">
@@ -60,6 +63,7 @@ function Header() {
             {info.host === 'web' ? 'web' : 'desktop'} · backends {info.backends.join(', ') || '—'}
           </span>
         ) : null}
+        <SettingsButton />
         <span className={`conn conn-${connection}`} data-testid="connection" data-state={connection}>
           {connection === 'open' ? 'connected' : connection === 'connecting' ? 'connecting…' : 'disconnected'}
         </span>

@@ -1,4 +1,5 @@
 /** Test matrices for the quantization tests: random weights plus blocks built to hit the quantizers' edge cases. */
+import { llamaConfig } from '../../engine/model/llama-config.ts';
 import { Rng } from '../../engine/util/rng.ts';
 import type { Linear, ModelConfig, ModelWeights } from '../../engine/model/types.ts';
 
@@ -48,32 +49,7 @@ export function gaussianMatrix(rows: number, cols: number, seed: number, std = 1
 }
 
 export function tinyConfig(over: Partial<ModelConfig> = {}): ModelConfig {
-  return {
-    family: 'llama',
-    architecture: 'LlamaForCausalLM',
-    vocabSize: 96,
-    hiddenSize: 64,
-    intermediateSize: 128,
-    numLayers: 2,
-    numHeads: 4,
-    numKvHeads: 2,
-    headDim: 16,
-    rmsNormEps: 1e-5,
-    ropeTheta: 10000,
-    ropeScaling: null,
-    maxPositionEmbeddings: 256,
-    tieWordEmbeddings: false,
-    qkvBias: false,
-    oBias: false,
-    mlpBias: false,
-    qkNorm: false,
-    slidingWindow: null,
-    torchDtype: 'float32',
-    bosTokenId: 1,
-    eosTokenId: 2,
-    padTokenId: null,
-    ...over,
-  };
+  return llamaConfig({ vocabSize: 96, hiddenSize: 64, intermediateSize: 128, numLayers: 2, numHeads: 4, numKvHeads: 2, headDim: 16, maxPositionEmbeddings: 256 }, over);
 }
 
 /** A model with gaussian weights (std 0.05 for linears, 1 ± 0.1 for norms) of the given config. */

@@ -5,32 +5,20 @@
  * acting on a running studio.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import type { RunConfigInput, RunState, RunSummary, StudioEventMessage } from '../../common/protocol.ts';
 import { readHfConfig } from '../../engine/io/hf-config.ts';
 import { SAMPLE_DATASET_PATH, SAMPLE_MODEL_DIR } from '../../engine/io/sample.ts';
 import { estimateTrainingMemory } from '../../engine/train/memory-estimate.ts';
 import { runAction } from '../../electron/cli/runs.ts';
-import { StudioError } from '../../electron/services/errors.ts';
 import { createStudioServices, type StudioServices } from '../../electron/services/studio-services.ts';
 import { assertPeftAdapter, readFolder } from '../helpers/peft-folder.ts';
+import { refusal, tempStudios } from '../helpers/temp-studio.ts';
 
-const tmp = mkdtempSync(join(tmpdir(), 'lora-runs-'));
-const opened: StudioServices[] = [];
-after(async () => {
-  for (const s of opened) await s.close();
-  rmSync(tmp, { recursive: true, force: true });
-});
-
-function services(name: string): StudioServices {
-  const s = createStudioServices({ home: join(tmp, name), host: 'web' });
-  opened.push(s);
-  return s;
-}
+const { tmp, services } = tempStudios('lora-runs-');
 
 function config(train: Partial<RunConfigInput['train']> = {}, name?: string): RunConfigInput {
   return {
@@ -50,16 +38,6 @@ async function until(s: StudioServices, id: string, ok: (r: RunSummary) => boole
     await new Promise((res) => setTimeout(res, 10));
   }
   throw new Error(`timed out waiting for ${what}`);
-}
-
-async function refusal(fn: () => Promise<unknown>): Promise<StudioError> {
-  try {
-    await fn();
-  } catch (e) {
-    assert.ok(e instanceof StudioError, `expected a StudioError, got ${String(e)}`);
-    return e;
-  }
-  assert.fail('expected a refusal');
 }
 
 function adapterBytes(s: StudioServices, run: RunSummary): Buffer {

@@ -3,30 +3,17 @@
  * and a real short run on the sample model goes through the whole state machine and registers a PEFT adapter.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import type { MetricPoint, RunConfigInput, RunSummary, StudioEventMessage } from '../../common/protocol.ts';
 import { SAMPLE_DATASET_PATH, SAMPLE_MODEL_DIR } from '../../engine/io/sample.ts';
-import { StudioError } from '../../electron/services/errors.ts';
 import { estimateEtaMs } from '../../electron/services/run-manager.ts';
 import { openHome } from '../../electron/services/home.ts';
-import { createStudioServices, type StudioServices } from '../../electron/services/studio-services.ts';
 import { assertPeftAdapter, readFolder } from '../helpers/peft-folder.ts';
+import { refusal, tempStudios } from '../helpers/temp-studio.ts';
 
-const tmp = mkdtempSync(join(tmpdir(), 'lora-services-'));
-const opened: StudioServices[] = [];
-after(async () => {
-  for (const s of opened) await s.close();
-  rmSync(tmp, { recursive: true, force: true });
-});
-
-function services(name: string): StudioServices {
-  const s = createStudioServices({ home: join(tmp, name), host: 'web' });
-  opened.push(s);
-  return s;
-}
+const { tmp, services } = tempStudios('lora-services-');
 
 function config(overrides: { lora?: Partial<RunConfigInput['lora']>; train?: Partial<RunConfigInput['train']>; modelPath?: string; datasetPath?: string } = {}): RunConfigInput {
   return {
@@ -35,17 +22,6 @@ function config(overrides: { lora?: Partial<RunConfigInput['lora']>; train?: Par
     lora: { r: 4, alpha: 8, dropout: 0, targets: ['q_proj', 'v_proj'], ...overrides.lora },
     train: { learningRate: 3e-3, steps: 4, batchSize: 2, maxSeqLen: 96, ...overrides.train },
   };
-}
-
-/** Runs `fn` and returns the StudioError it must throw. */
-async function refusal(fn: () => Promise<unknown>): Promise<StudioError> {
-  try {
-    await fn();
-  } catch (e) {
-    assert.ok(e instanceof StudioError, `expected a StudioError, got ${String(e)}`);
-    return e;
-  }
-  assert.fail('expected a refusal');
 }
 
 describe('bad input gets a clear StudioError', () => {

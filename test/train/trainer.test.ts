@@ -5,63 +5,24 @@ import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DEFAULT_RUN_CONFIG, validateRunConfig } from '../../common/protocol.ts';
 import type { MetricPoint, RunConfigInput } from '../../common/protocol.ts';
-import { tinyHfConfig, writeRandomModel } from '../../engine/io/make-model.ts';
-import { loadModel } from '../../engine/io/hf-model.ts';
 import { saveAdapter } from '../../engine/io/peft-adapter.ts';
 import { countParameters } from '../../engine/model/llama.ts';
-import type { TrainingExample } from '../../engine/model/types.ts';
 import { listCheckpoints, loadLatestCheckpoint, saveCheckpoint } from '../../engine/train/checkpoint.ts';
-import { trainerSettings } from '../../engine/train/run-config.ts';
 import type { TrainerSettings } from '../../engine/train/run-config.ts';
 import { Trainer } from '../../engine/train/trainer.ts';
 import type { TrainerOptions } from '../../engine/train/trainer.ts';
-import { Rng } from '../../engine/util/rng.ts';
+import { randomExamples, tinyTrainerSettings, writeTinyTrainModel } from '../helpers/tiny-trainer.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'trainer-'));
 process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
 
-const modelDir = join(dir, 'model');
-writeRandomModel(modelDir, tinyHfConfig('llama', { vocab_size: 64, hidden_size: 16, intermediate_size: 32, num_attention_heads: 2, num_key_value_heads: 1 }), { seed: 5, std: 0.2 });
-const model = loadModel(modelDir);
-
-function examples(n: number, seed: number): TrainingExample[] {
-  const rng = new Rng(seed);
-  return Array.from({ length: n }, () => {
-    const len = 4 + rng.int(9);
-    const inputIds = Array.from({ length: len }, () => 3 + rng.int(61));
-    const prompt = rng.int(3);
-    return { inputIds, labels: inputIds.map((x, i) => (i < prompt ? -100 : x)) };
-  });
-}
-const train = examples(11, 1);
-const validation = examples(3, 2);
+const { modelDir, model } = writeTinyTrainModel(dir);
+const train = randomExamples(11, 1);
+const validation = randomExamples(3, 2);
 
 function settings(over: Partial<RunConfigInput['train']> = {}, lora: Partial<RunConfigInput['lora']> = {}): TrainerSettings {
-  const v = validateRunConfig({
-    ...DEFAULT_RUN_CONFIG,
-    modelPath: modelDir,
-    datasetPath: 'unused.jsonl',
-    lora: { ...DEFAULT_RUN_CONFIG.lora, r: 4, alpha: 8, dropout: 0.1, targets: ['q_proj', 'v_proj', 'down_proj'], ...lora },
-    train: {
-      ...DEFAULT_RUN_CONFIG.train,
-      learningRate: 1e-2,
-      steps: 7,
-      batchSize: 3,
-      gradAccumulation: 2,
-      warmupSteps: 2,
-      schedule: 'cosine',
-      weightDecay: 0.01,
-      maxGradNorm: 0.5,
-      evalEverySteps: 3,
-      validationPercent: 20,
-      seed: 9,
-      ...over,
-    },
-  });
-  assert.ok(v.ok, JSON.stringify(v));
-  return trainerSettings(v.config);
+  return tinyTrainerSettings(modelDir, { dropout: 0.1, ...lora }, { steps: 7, warmupSteps: 2, evalEverySteps: 3, validationPercent: 20, ...over });
 }
 
 function trainer(s: TrainerSettings, extra: Partial<TrainerOptions> = {}): Trainer {

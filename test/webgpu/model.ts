@@ -1,36 +1,12 @@
 /** Tiny random LLaMA-family models for the webgpu step tests (host Float32Array weights, as loadModel gives). */
+import { llamaConfig } from '../../engine/model/llama-config.ts';
 import { newLora } from '../../engine/model/lora.ts';
 import type { Batch, FloatArray, LoraConfig, LoraWeights, ModelConfig, ModelWeights } from '../../engine/model/types.ts';
 import { IGNORE_INDEX } from '../../engine/model/types.ts';
 import { Rng } from '../../engine/util/rng.ts';
 
 export function tinyConfig(over: Partial<ModelConfig> = {}): ModelConfig {
-  return {
-    family: 'llama',
-    architecture: 'LlamaForCausalLM',
-    vocabSize: 61,
-    hiddenSize: 32,
-    intermediateSize: 40,
-    numLayers: 2,
-    numHeads: 4,
-    numKvHeads: 2,
-    headDim: 8,
-    rmsNormEps: 1e-5,
-    ropeTheta: 10000,
-    ropeScaling: null,
-    maxPositionEmbeddings: 128,
-    tieWordEmbeddings: false,
-    qkvBias: false,
-    oBias: false,
-    mlpBias: false,
-    qkNorm: false,
-    slidingWindow: null,
-    torchDtype: 'float32',
-    bosTokenId: 1,
-    eosTokenId: 2,
-    padTokenId: null,
-    ...over,
-  };
+  return llamaConfig({ vocabSize: 61, hiddenSize: 32, intermediateSize: 40, numLayers: 2, numHeads: 4, numKvHeads: 2, headDim: 8, maxPositionEmbeddings: 128 }, over);
 }
 
 function randn(rng: Rng, n: number, std: number): Float32Array {

@@ -17,28 +17,27 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { DEFAULT_RUN_CONFIG, validateRunConfig } from '../../common/protocol.ts';
+import { DEFAULT_RUN_CONFIG } from '../../common/protocol.ts';
 import type { EngineEvent, MetricPoint, RunConfig, RunConfigInput } from '../../common/protocol.ts';
 import { acquireGpu, GpuDeviceLostError, probeAdapter } from '../../engine/backend/webgpu/device.ts';
 import { startEngine } from '../../engine/engine-host.ts';
 import { generate } from '../../engine/generate/generate.ts';
 import { generateWebgpu } from '../../engine/generate/webgpu-generate.ts';
 import { loadModel } from '../../engine/io/hf-model.ts';
-import { tinyHfConfig, writeRandomModel } from '../../engine/io/make-model.ts';
 import { loadAdapter } from '../../engine/io/peft-adapter.ts';
 import { ensureSample } from '../../engine/io/sample.ts';
 import { withSafetensors } from '../../engine/io/safetensors.ts';
 import { loadTokenizer } from '../../engine/io/tokenizer.ts';
 import { forEachPair } from '../../engine/model/lora.ts';
 import { countParameters } from '../../engine/model/llama.ts';
-import type { LoraWeights, TrainingExample } from '../../engine/model/types.ts';
+import type { LoraWeights } from '../../engine/model/types.ts';
 import { listCheckpoints } from '../../engine/train/checkpoint.ts';
 import { runTraining } from '../../engine/train/run-training.ts';
-import { trainerSettings, type TrainerSettings } from '../../engine/train/run-config.ts';
+import type { TrainerSettings } from '../../engine/train/run-config.ts';
 import { Trainer, type TrainerOptions } from '../../engine/train/trainer.ts';
 import { longestExample, webgpuBackend, type WebgpuBackendOptions } from '../../engine/train/webgpu-trainer-backend.ts';
-import { Rng } from '../../engine/util/rng.ts';
 import { repoRoot } from '../helpers/python.ts';
+import { randomExamples, tinyTrainerSettings, writeTinyTrainModel } from '../helpers/tiny-trainer.ts';
 import { assertClose } from './gpu.ts';
 import { randomLora } from './model.ts';
 
@@ -56,47 +55,14 @@ if (process.env.CI === 'true') {
 const dir = mkdtempSync(join(tmpdir(), 'trainer-webgpu-'));
 process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
 
-const modelDir = join(dir, 'model');
-writeRandomModel(modelDir, tinyHfConfig('llama', { vocab_size: 64, hidden_size: 16, intermediate_size: 32, num_attention_heads: 2, num_key_value_heads: 1 }), { seed: 5, std: 0.2 });
-const model = loadModel(modelDir);
-
-function examples(n: number, seed: number): TrainingExample[] {
-  const rng = new Rng(seed);
-  return Array.from({ length: n }, () => {
-    const len = 4 + rng.int(9);
-    const inputIds = Array.from({ length: len }, () => 3 + rng.int(61));
-    const prompt = rng.int(3);
-    return { inputIds, labels: inputIds.map((x, i) => (i < prompt ? -100 : x)) };
-  });
-}
-const train = examples(11, 1);
-const validation = examples(3, 2);
+const { modelDir, model } = writeTinyTrainModel(dir);
+const train = randomExamples(11, 1);
+const validation = randomExamples(3, 2);
 const gpuSizing: WebgpuBackendOptions = { maxSeqLen: longestExample(train, validation) };
 
 // Dropout 0: the device draws its masks from a hash, not from the host Rng (same distribution, other bits).
 function settings(over: Partial<RunConfigInput['train']> = {}): TrainerSettings {
-  const v = validateRunConfig({
-    ...DEFAULT_RUN_CONFIG,
-    modelPath: modelDir,
-    datasetPath: 'unused.jsonl',
-    lora: { ...DEFAULT_RUN_CONFIG.lora, r: 4, alpha: 8, dropout: 0, targets: ['q_proj', 'v_proj', 'down_proj'] },
-    train: {
-      ...DEFAULT_RUN_CONFIG.train,
-      learningRate: 1e-2,
-      steps: 4,
-      batchSize: 3,
-      gradAccumulation: 2,
-      warmupSteps: 1,
-      schedule: 'cosine',
-      weightDecay: 0.01,
-      maxGradNorm: 0.5,
-      evalEverySteps: 2,
-      seed: 9,
-      ...over,
-    },
-  });
-  assert.ok(v.ok, JSON.stringify(v));
-  return trainerSettings(v.config);
+  return tinyTrainerSettings(modelDir, { dropout: 0 }, { steps: 4, warmupSteps: 1, evalEverySteps: 2, ...over });
 }
 
 function trainer(s: TrainerSettings, extra: Partial<TrainerOptions> = {}): Trainer {

@@ -4,7 +4,8 @@
  * checks. These loops are the speed of the cpu backend: register-blocked (4 rows × 4 columns), dot products over
  * contiguous rows, column-tiled so the right operand stays in cache.
  */
-import type { FloatArray } from '../../model/types.ts';
+import { F16Array, type FloatArray, type WeightArray } from '../../model/types.ts';
+import { decodeF16Rows } from '../../model/weight-array.ts';
 
 /** Rows of `b` kept hot in cache while all rows of `a` pass over them. */
 const COL_TILE = 128;
@@ -17,7 +18,7 @@ const COL_TILE = 128;
 export function matmulABt(
   out: FloatArray,
   a: FloatArray,
-  b: FloatArray,
+  b: WeightArray,
   bias: FloatArray | null,
   M: number,
   K: number,
@@ -25,6 +26,10 @@ export function matmulABt(
   accumulate = false,
   alpha = 1,
 ): void {
+  if (b instanceof F16Array) {
+    matmulABtF16(out, a, b, bias, M, K, N, accumulate, alpha);
+    return;
+  }
   // Every entry is one accumulator summed in k order, whichever block it falls in, so a row's result does not depend
   // on M (incremental decoding gives the same numbers as a full forward).
   for (let j0 = 0; j0 < N; j0 += COL_TILE) {
@@ -119,6 +124,33 @@ export function matmulABt(
   }
 }
 
+/** Rows of an f16 `b` decoded per pass: a multiple of COL_TILE, small enough to stay in cache with its f64 results. */
+const F16_ROWS = COL_TILE;
+let f16Scratch = new Float32Array(0);
+
+/**
+ * matmulABt with f16 bits as `b`: each block of rows is decoded into a reused f32 scratch and run through the fast
+ * kernel into an f64 block, then scattered into out. Each entry is still one f64 sum in k order, and alpha·s + bias is
+ * formed in f64 before the single rounding store, so results equal those of the kernel on the decoded f32 weight.
+ */
+function matmulABtF16(out: FloatArray, a: FloatArray, b: F16Array, bias: FloatArray | null, M: number, K: number, N: number, accumulate: boolean, alpha: number): void {
+  if (f16Scratch.length < F16_ROWS * K) f16Scratch = new Float32Array(F16_ROWS * K);
+  const w = f16Scratch;
+  const blk = new Float64Array(M * Math.min(F16_ROWS, N));
+  for (let j0 = 0; j0 < N; j0 += F16_ROWS) {
+    const nb = Math.min(F16_ROWS, N - j0);
+    decodeF16Rows(w, b, j0, nb, K);
+    const bb = bias === null ? null : bias.subarray(j0, j0 + nb);
+    matmulABt(blk, a, w, bb, M, K, nb, false, alpha);
+    for (let i = 0; i < M; i++) {
+      const o = i * N + j0;
+      const s = i * nb;
+      if (accumulate) for (let j = 0; j < nb; j++) out[o + j] += blk[s + j];
+      else for (let j = 0; j < nb; j++) out[o + j] = blk[s + j];
+    }
+  }
+}
+
 function storeOne(out: FloatArray, idx: number, s: number, bias: number, accumulate: boolean, alpha: number): void {
   const v = alpha * s + bias;
   out[idx] = accumulate ? out[idx] + v : v;
@@ -153,7 +185,7 @@ const AB_BLOCK = 256;
  * b is transposed a block of rows at a time into an f64 scratch, then the dot-product kernel runs; partial sums of
  * the blocks are kept in an f64 accumulator so the result is rounded once.
  */
-export function matmulAB(out: FloatArray, a: FloatArray, b: FloatArray, M: number, N: number, K: number, accumulate = false, alpha = 1): void {
+export function matmulAB(out: FloatArray, a: FloatArray, b: WeightArray, M: number, N: number, K: number, accumulate = false, alpha = 1): void {
   if (N === 0) {
     if (!accumulate) out.fill(0, 0, M * K);
     return;
@@ -179,9 +211,17 @@ export function matmulAB(out: FloatArray, a: FloatArray, b: FloatArray, M: numbe
   else for (let i = 0; i < total; i++) out[i] = alpha * acc[i];
 }
 
-/** Rows [n0, n0+nb) of b[N,K], transposed into a new f64 [K, nb]. */
-function transpose(b: FloatArray, _N: number, K: number, n0: number, nb: number): Float64Array {
+/** Rows [n0, n0+nb) of b[N,K], transposed into a new f64 [K, nb] (f16 bits decoded on the way). */
+function transpose(b: WeightArray, _N: number, K: number, n0: number, nb: number): Float64Array {
   const t = new Float64Array(K * nb);
+  if (b instanceof F16Array) {
+    const row = new Float32Array(K);
+    for (let n = 0; n < nb; n++) {
+      decodeF16Rows(row, b, n0 + n, 1, K);
+      for (let k = 0; k < K; k++) t[k * nb + n] = row[k];
+    }
+    return t;
+  }
   for (let n = 0; n < nb; n++) {
     const src = (n0 + n) * K;
     for (let k = 0; k < K; k++) t[k * nb + n] = b[src + k];

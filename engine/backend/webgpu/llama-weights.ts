@@ -3,7 +3,8 @@
  * precision), or generated on the device from a seed (benchmarks of 7B shapes never hold the weights in host memory).
  * Every tensor is listed by `weightSpecs` first, so the memory check knows the total before anything is allocated.
  */
-import type { FloatArray, LoraTargetName, ModelConfig, ModelWeights } from '../../model/types.ts';
+import { F16Array, type FloatArray, type LoraTargetName, type ModelConfig, type ModelWeights, type WeightArray } from '../../model/types.ts';
+import { floatWeight } from '../../model/weight-array.ts';
 import { targetShape } from '../../model/lora.ts';
 import type { GpuContext } from './device.ts';
 import { copy, grid, WG } from './elementwise.ts';
@@ -69,7 +70,7 @@ export function weightSpecs(cfg: ModelConfig): WeightSpec[] {
   return out;
 }
 
-function hostTensor(model: ModelWeights, name: string): FloatArray {
+function hostTensor(model: ModelWeights, name: string): WeightArray {
   if (name === 'model.embed_tokens.weight') return model.embedTokens;
   if (name === 'model.norm.weight') return model.norm;
   if (name === 'lm_head.weight') return model.lmHead;
@@ -77,7 +78,7 @@ function hostTensor(model: ModelWeights, name: string): FloatArray {
   if (!m) throw new Error(`webgpu: no host tensor for ${name}`);
   const L = model.layers[Number(m[1])];
   const rest = m[2];
-  const lin = (t: LoraTargetName): { weight: FloatArray; bias: FloatArray | null } =>
+  const lin = (t: LoraTargetName): { weight: WeightArray; bias: FloatArray | null } =>
     ({ q_proj: L.q, k_proj: L.k, v_proj: L.v, o_proj: L.o, gate_proj: L.gate, up_proj: L.up, down_proj: L.down })[t];
   if (rest === 'input_layernorm.weight') return L.inputNorm;
   if (rest === 'post_attention_layernorm.weight') return L.postAttentionNorm;
@@ -120,6 +121,19 @@ export async function uploadFloat(ctx: GpuContext, runner: Runner, t: GpuTensor,
   } finally {
     ctx.allocator.destroy(stage.buffer);
   }
+}
+
+/** Uploads a host weight; f16 bits go to an f16 tensor as they are, with no conversion pass. */
+async function uploadWeight(ctx: GpuContext, runner: Runner, t: GpuTensor, w: WeightArray): Promise<void> {
+  if (!(w instanceof F16Array && t.dtype === 'f16')) {
+    await uploadFloat(ctx, runner, t, floatWeight(w));
+    return;
+  }
+  if (w.length !== t.size) throw new Error(`upload '${t.name}': ${w.length} values for ${t.size} elements`);
+  ctx.throwIfLost();
+  // writeBuffer needs a multiple of 4 bytes: an odd count of f16 values gets one zero of padding.
+  const bits = w.bits.length % 2 === 0 ? w.bits : Uint16Array.from({ length: w.bits.length + 1 }, (_, i) => (i < w.bits.length ? w.bits[i] : 0));
+  ctx.device.queue.writeBuffer(t.buffer, t.offset, new Uint8Array(bits.buffer, bits.byteOffset, bits.byteLength), 0, bits.byteLength);
 }
 
 /** Fills `t` with mean + std·N(0,1) from a stateless hash of (seed, index) (Box–Muller). */
@@ -167,7 +181,7 @@ export async function createWeights(ctx: GpuContext, runner: Runner, src: Weight
     tensors.set(s.name, createTensor(ctx, s.name, s.size, dtype));
   }
   if (src.kind === 'host') {
-    for (const s of specs) await uploadFloat(ctx, runner, tensors.get(s.name) as GpuTensor, hostTensor(src.model, s.name));
+    for (const s of specs) await uploadWeight(ctx, runner, tensors.get(s.name) as GpuTensor, hostTensor(src.model, s.name));
   } else {
     const std = src.std ?? 0.02;
     await runner.runOnce((p) => {

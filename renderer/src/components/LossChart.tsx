@@ -1,4 +1,4 @@
-import { memo, useMemo } from 'react';
+import { memo, useEffect, useMemo } from 'react';
 import { CartesianGrid, Legend, Line, LineChart, ResponsiveContainer, Tooltip, XAxis, YAxis } from 'recharts';
 import type { MetricPoint } from '../../../common/protocol.ts';
 import { useStudio } from '../stores/studio.ts';
@@ -31,6 +31,10 @@ function toRows(points: readonly MetricPoint[]): ChartRow[] {
 
 export const LossChart = memo(function LossChart({ runId }: { runId: string | null }) {
   const points = useThrottledMetrics(runId);
+  // A chart shows the whole run: its history is fetched once, live points go on top (stores/studio.ts).
+  useEffect(() => {
+    if (runId) void useStudio.getState().ensureMetrics(runId);
+  }, [runId]);
   const totalSteps = useStudio((s) => (runId ? (s.runs[runId]?.totalSteps ?? null) : null));
   const rows = useMemo(() => toRows(points), [points]);
   const validationPoints = useMemo(() => rows.reduce((n, r) => n + (r.validationLoss !== undefined ? 1 : 0), 0), [rows]);

@@ -1,4 +1,5 @@
 import { useMemo } from 'react';
+import { stateLabel } from '../runs/runs-view.ts';
 import { sortedRuns, useStudio } from '../stores/studio.ts';
 import { formatLoss } from './format.ts';
 
@@ -17,7 +18,7 @@ export function RunHistory() {
           <li key={r.id}>
             <button type="button" className={`run-row${r.id === currentRunId ? ' selected' : ''}`} onClick={() => void selectRun(r.id)}>
               <span className="run-row-name">{r.name}</span>
-              <span className={`badge badge-${r.state}`}>{r.state}</span>
+              <span className={`badge badge-${r.state}`}>{stateLabel(r)}</span>
               <span className="muted">
                 {r.step}/{r.totalSteps} · loss {formatLoss(r.lastLoss)}
               </span>

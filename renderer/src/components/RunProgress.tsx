@@ -1,19 +1,8 @@
 import { useMemo } from 'react';
-import type { RunSummary } from '../../../common/protocol.ts';
+import { RunActions } from '../runs/RunActions.tsx';
+import { stateLabel } from '../runs/runs-view.ts';
 import { isActive, useRunMetrics, useStudio } from '../stores/studio.ts';
 import { formatCount, formatDuration, formatLoss } from './format.ts';
-
-const STATE_LABEL: Record<RunSummary['state'], string> = {
-  pending: 'pending',
-  validating: 'checking',
-  queuing: 'queued',
-  executing: 'training',
-  finalizing: 'saving',
-  completed: 'completed',
-  failed: 'failed',
-  cancelled: 'cancelled',
-  paused: 'paused',
-};
 
 export function RunProgress({ runId }: { runId: string | null }) {
   const run = useStudio((s) => (runId ? s.runs[runId] : undefined));
@@ -22,7 +11,6 @@ export function RunProgress({ runId }: { runId: string | null }) {
     const lines = runId ? s.logs[runId] : undefined;
     return lines && lines.length ? lines[lines.length - 1] : null;
   });
-  const cancelRun = useStudio((s) => s.cancelRun);
   const skippedSteps = useMemo(() => points.reduce((n, p) => n + (p.skipped ? 1 : 0), 0), [points]);
 
   if (!run) {
@@ -49,7 +37,7 @@ export function RunProgress({ runId }: { runId: string | null }) {
             {run.name}
           </span>
           <span className={`badge badge-${run.state}`} data-testid="run-state">
-            {STATE_LABEL[run.state]}
+            {stateLabel(run)}
           </span>
           {run.backend ? (
             <span className="muted" data-testid="run-backend">
@@ -59,11 +47,7 @@ export function RunProgress({ runId }: { runId: string | null }) {
             </span>
           ) : null}
         </div>
-        {active ? (
-          <button type="button" className="danger" data-testid="run-cancel" onClick={() => void cancelRun(run.id)}>
-            Cancel
-          </button>
-        ) : null}
+        <RunActions run={run} />
       </div>
       <div
         className="bar"

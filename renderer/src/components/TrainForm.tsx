@@ -1,8 +1,9 @@
 import { useMemo } from 'react';
 import { LORA_TARGETS } from '../../../common/protocol.ts';
 import { checkForm } from '../stores/form.ts';
+import { MemoryEstimate } from '../runs/MemoryEstimate.tsx';
 import { ComputeSettings } from './ComputeSettings.tsx';
-import { useStudio } from '../stores/studio.ts';
+import { isActive, useStudio } from '../stores/studio.ts';
 import { DataSettings } from './DataSettings.tsx';
 import { ErrorNote } from './ErrorNote.tsx';
 import { NumberField } from './NumberField.tsx';
@@ -14,6 +15,8 @@ export function TrainForm() {
   const serverErrors = useStudio((s) => s.serverErrors);
   const starting = useStudio((s) => s.starting);
   const startError = useStudio((s) => s.startError);
+  // Runs that hold or wait for a device: a new run joins the queue behind them.
+  const busyRuns = useStudio((s) => Object.values(s.runs).filter((r) => isActive(r) && r.state !== 'paused').length);
   const { toggleTarget, startRun } = useStudio.getState();
 
   // The validator the services run, on every keystroke: messages appear next to their field as the user types.
@@ -69,16 +72,19 @@ export function TrainForm() {
         </fieldset>
         <DataSettings errorOf={errorOf} />
         <ComputeSettings errorOf={errorOf} />
+        <MemoryEstimate />
         <div className="train-actions">
           <button type="submit" className="primary" data-testid="train-button" disabled={!canTrain}>
-            {starting ? 'Starting…' : 'Train'}
+            {starting ? 'Starting…' : busyRuns > 0 ? 'Train (queue)' : 'Train'}
           </button>
           <span className="muted" data-testid="train-blocked">
             {missing.length > 0
               ? `Choose ${missing.join(' and ')} first.`
               : formFieldErrors.length > 0
                 ? `Fix ${formFieldErrors.length} field${formFieldErrors.length === 1 ? '' : 's'} first.`
-                : ''}
+                : busyRuns > 0
+                  ? `${busyRuns} run${busyRuns === 1 ? ' is' : 's are'} training or waiting: this one waits its turn and starts by itself.`
+                  : ''}
           </span>
         </div>
         {startError ? <ErrorNote error={startError} testId="start-error" /> : null}

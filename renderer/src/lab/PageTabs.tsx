@@ -1,7 +1,8 @@
-export type StudioPage = 'train' | 'quant';
+export type StudioPage = 'train' | 'runs' | 'quant';
 
 const PAGES: { id: StudioPage; label: string }[] = [
   { id: 'train', label: 'Train' },
+  { id: 'runs', label: 'Runs' },
   { id: 'quant', label: 'Quantization lab' },
 ];
 

@@ -17,7 +17,8 @@ import type {
 import { errorInfo, RequestError, type ConnectionState, type StudioClient } from '../client/transport.ts';
 import { inspectKey, inspectParams, type InspectParams } from './dataset-request.ts';
 import { checkForm, defaultForm, firstPerField, type ComputeChoices, type DataChoices, type FormValues, type NumberField } from './form.ts';
-import { mergeMetrics } from './metrics.ts';
+import { applyUpdate, MetricsLoads, type MetricsUpdate } from '../runs/metrics-sync.ts';
+import { replyIsNewer } from '../runs/runs-view.ts';
 
 const ACTIVE_STATES: ReadonlySet<RunSummary['state']> = new Set(['pending', 'validating', 'queuing', 'executing', 'finalizing', 'paused']);
 export const isActive = (run: RunSummary | undefined | null): boolean => !!run && ACTIVE_STATES.has(run.state);
@@ -97,6 +98,8 @@ export interface StudioState {
   startRun(): Promise<void>;
   cancelRun(id: string): Promise<void>;
   selectRun(id: string): Promise<void>;
+  /** Loads a run's whole metric history unless this window already holds it (and keeps it whole from then on). */
+  ensureMetrics(id: string): Promise<void>;
   saveAdapterAs(id: string): Promise<void>;
 }
 
@@ -119,22 +122,38 @@ export const useStudio = create<StudioState>()((set, get) => {
     return c;
   }
 
-  function upsertRun(run: RunSummary): void {
+  /** Events always apply (they come in order); a request's reply only when it is newer than what events said. */
+  function upsertRun(run: RunSummary, fromReply = false): void {
+    if (fromReply && !replyIsNewer(get().runs[run.id], run, 'held')) return;
     set((s) => ({ runs: { ...s.runs, [run.id]: run } }));
   }
 
-  function addMetrics(runId: string, points: readonly MetricPoint[]): void {
+  const loads = new MetricsLoads();
+
+  function addMetrics(runId: string, update: MetricsUpdate): void {
+    loads.hold(runId, update);
     const s = get();
     const before = s.metrics[runId] ?? EMPTY_POINTS;
-    const after = mergeMetrics(before, points);
+    const after = applyUpdate(before, update);
     if (after !== before) set({ metrics: { ...s.metrics, [runId]: after } });
   }
 
+  /** The whole history, then the live points that came meanwhile (metrics-sync.ts): none lost, none doubled. */
+  async function loadHistory(runId: string): Promise<void> {
+    const token = loads.begin(runId);
+    let history: MetricPoint[];
+    try {
+      history = await client().request('runs.metrics', { id: runId });
+    } catch (e) {
+      loads.fail(runId, token);
+      throw e;
+    }
+    const series = loads.finish(runId, token, history);
+    if (series) set((s) => ({ metrics: { ...s.metrics, [runId]: series } }));
+  }
+
   async function fetchMetrics(runId: string): Promise<void> {
-    const known = get().metrics[runId] ?? EMPTY_POINTS;
-    const afterStep = known.length ? known[known.length - 1].step : undefined;
-    const points = await client().request('runs.metrics', afterStep === undefined ? { id: runId } : { id: runId, afterStep });
-    addMetrics(runId, points);
+    if (loads.needsLoad(runId)) await loadHistory(runId);
   }
 
   function onEvent(message: StudioEventMessage): void {
@@ -146,8 +165,8 @@ export const useStudio = create<StudioState>()((set, get) => {
         break;
       }
       case 'run.metrics': {
-        const { runId, points } = message.data as { runId: string; points: MetricPoint[] };
-        addMetrics(runId, points);
+        const { runId, points, truncatedAfter } = message.data as StudioEventMessage<'run.metrics'>['data'];
+        addMetrics(runId, truncatedAfter === undefined ? { points } : { points, truncatedAfter });
         break;
       }
       case 'run.log': {
@@ -173,12 +192,15 @@ export const useStudio = create<StudioState>()((set, get) => {
       const runs = await c.request('runs.list', {});
       set((s) => {
         const merged = { ...s.runs };
-        for (const r of runs) merged[r.id] = r;
+        for (const r of runs) if (replyIsNewer(merged[r.id], r, 'reply')) merged[r.id] = r;
         const currentRunId = s.currentRunId ?? sortedRuns(merged)[0]?.id ?? null;
         return { runs: merged, currentRunId };
       });
       const current = get().currentRunId;
-      if (current) await fetchMetrics(current);
+      // Everything a view showed comes again whole: events may have been missed while the channel was down.
+      const wanted = new Set(loads.watchedRuns().filter((id) => id in get().runs));
+      if (current) wanted.add(current);
+      await Promise.all([...wanted].map((id) => fetchMetrics(id)));
     } catch (e) {
       set({ notice: errorInfo(e) });
     }
@@ -276,6 +298,7 @@ export const useStudio = create<StudioState>()((set, get) => {
       const offEvents = c.onEvent(onEvent);
       const offConnection = c.onConnection((state) => {
         set({ connection: state });
+        if (state !== 'open') loads.reset();
         if (state === 'open') void resync();
       });
       return () => {
@@ -423,7 +446,7 @@ export const useStudio = create<StudioState>()((set, get) => {
       set({ starting: true, startError: null, serverErrors: {} });
       try {
         const run = await client().request('runs.start', { config: check.config });
-        upsertRun(run);
+        upsertRun(run, true);
         set({ currentRunId: run.id, starting: false });
       } catch (e) {
         const info = errorInfo(e);
@@ -438,13 +461,20 @@ export const useStudio = create<StudioState>()((set, get) => {
     },
     async cancelRun(id) {
       try {
-        upsertRun(await client().request('runs.cancel', { id }));
+        upsertRun(await client().request('runs.cancel', { id }), true);
       } catch (e) {
         set({ notice: errorInfo(e) });
       }
     },
     async selectRun(id) {
       set({ currentRunId: id });
+      try {
+        await fetchMetrics(id);
+      } catch (e) {
+        set({ notice: errorInfo(e) });
+      }
+    },
+    async ensureMetrics(id) {
       try {
         await fetchMetrics(id);
       } catch (e) {

@@ -1,0 +1,202 @@
+import { useEffect, useMemo, useRef } from 'react';
+import type { RunSummary } from '../../../common/protocol.ts';
+import { ErrorNote } from '../components/ErrorNote.tsx';
+import { formatBytes, formatCount, formatDuration, formatLoss } from '../components/format.ts';
+import { LossChart } from '../components/LossChart.tsx';
+import { isActive, useStudio } from '../stores/studio.ts';
+import { RunActions } from './RunActions.tsx';
+import { useRunsPage } from './runs-store.ts';
+import { STATE_LABEL, configEntries, formatTime, lastCheckpoint, stateLabel } from './runs-view.ts';
+
+/** While a run changes, its history and log are fetched again at most this often. */
+const REFRESH_MS = 1000;
+
+/** One run: readouts, loss chart, config, state history, event log and files. */
+export function RunDetail({ runId }: { runId: string }) {
+  const run = useStudio((s) => s.runs[runId]);
+  const details = useRunsPage((s) => s.details[runId]);
+  const refreshDetails = useRunsPage((s) => s.refreshDetails);
+  const lastRefresh = useRef(0);
+
+  // Every change of the run (a step, a state) may have logged something: fetch what is new, throttled.
+  const updatedAt = run?.updatedAt;
+  useEffect(() => {
+    if (!updatedAt) return;
+    const wait = Math.max(0, lastRefresh.current + REFRESH_MS - Date.now());
+    const timer = setTimeout(() => {
+      lastRefresh.current = Date.now();
+      void refreshDetails(runId);
+    }, wait);
+    return () => clearTimeout(timer);
+  }, [runId, updatedAt, refreshDetails]);
+
+  if (!run) return null;
+  return (
+    <section className="card run-detail" data-testid="run-detail" data-run-id={run.id} data-state={run.state}>
+      <div className="run-head">
+        <div className="run-title">
+          <span className="run-name" title={run.id}>
+            {run.name}
+          </span>
+          <span className={`badge badge-${run.state}`} data-testid="run-detail-state">
+            {stateLabel(run)}
+          </span>
+        </div>
+        <RunActions run={run} />
+      </div>
+      <Readouts run={run} />
+      {run.error ? <ErrorNote error={{ message: run.error }} testId="run-detail-error" /> : null}
+      <LossChart runId={run.id} />
+      <div className="run-detail-grid">
+        <ConfigTable run={run} />
+        <div className="run-detail-side">
+          <FilesList run={run} />
+          <StateHistory runId={run.id} />
+        </div>
+      </div>
+      <EventLog runId={run.id} />
+      {details?.error ? <ErrorNote error={details.error} testId="run-detail-fetch-error" /> : null}
+    </section>
+  );
+}
+
+function Readouts({ run }: { run: RunSummary }) {
+  const active = isActive(run);
+  const items: [string, string][] = [
+    ['Step', `${run.step} / ${run.totalSteps}`],
+    ['ETA', run.state === 'executing' ? formatDuration(run.etaMs) : '—'],
+    ['Tokens/s', run.tokensPerSecond !== null && active ? formatCount(run.tokensPerSecond) : '—'],
+    ['Loss', formatLoss(run.lastLoss)],
+    ['Backend', run.backend ?? run.device ?? '—'],
+    ['Priority', String(run.priority ?? 0)],
+    ['Created', formatTime(run.createdAt)],
+    ['Started', formatTime(run.startedAt)],
+    ['Finished', formatTime(run.finishedAt)],
+    ['Resumed', `${run.resumeCount ?? 0}×`],
+  ];
+  return (
+    <div className="readouts run-detail-readouts">
+      {items.map(([label, value]) => (
+        <div className="readout" key={label}>
+          <div className="readout-label">{label}</div>
+          <div className="readout-value">{value}</div>
+        </div>
+      ))}
+    </div>
+  );
+}
+
+function ConfigTable({ run }: { run: RunSummary }) {
+  const entries = useMemo(() => configEntries(run.config), [run.config]);
+  return (
+    <div className="run-config" data-testid="run-config">
+      <h3>Config</h3>
+      <table className="kv">
+        <tbody>
+          {entries.map(([k, v]) => (
+            <tr key={k}>
+              <th>{k}</th>
+              <td title={v}>{v}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </div>
+  );
+}
+
+function FilesList({ run }: { run: RunSummary }) {
+  const adapter = useStudio((s) => (run.adapterId ? s.adapters.find((a) => a.id === run.adapterId) : undefined));
+  const events = useRunsPage((s) => s.details[run.id]?.events);
+  const checkpoint = useMemo(() => (events ? lastCheckpoint(events) : null), [events]);
+  const checkpointStep = run.checkpointStep ?? checkpoint?.step ?? null;
+  return (
+    <div className="run-files" data-testid="run-files">
+      <h3>Files</h3>
+      <ul className="kv-list">
+        <li data-testid="run-file-adapter">
+          <span className="label">Adapter</span>
+          {adapter ? (
+            <span>
+              <code className="path">{adapter.path}</code> <span className="muted">({formatBytes(adapter.sizeBytes)})</span>
+            </span>
+          ) : run.adapterId ? (
+            <code>{run.adapterId}</code>
+          ) : (
+            <span className="muted">{run.state === 'completed' ? 'none' : 'written when the run completes'}</span>
+          )}
+        </li>
+        <li data-testid="run-file-checkpoint">
+          <span className="label">Last checkpoint</span>
+          {checkpointStep !== null ? (
+            <span>
+              step {checkpointStep}
+              {checkpoint && checkpoint.step === checkpointStep ? (
+                <>
+                  {' '}
+                  <code className="path">{checkpoint.path}</code>
+                </>
+              ) : null}
+            </span>
+          ) : (
+            <span className="muted">{isActive(run) ? 'none yet' : 'none'}</span>
+          )}
+        </li>
+      </ul>
+    </div>
+  );
+}
+
+function StateHistory({ runId }: { runId: string }) {
+  const history = useRunsPage((s) => s.details[runId]?.history);
+  return (
+    <div className="run-history-states" data-testid="run-state-history">
+      <h3>State history</h3>
+      {!history ? (
+        <div className="muted">loading…</div>
+      ) : (
+        <ol className="state-steps">
+          {history.map((h, i) => (
+            <li key={`${h.at}-${i}`} data-to={h.to}>
+              <span className="muted nowrap">{formatTime(h.at)}</span> <span className={`badge badge-${h.to}`}>{STATE_LABEL[h.to]}</span>
+              {h.reason ? <span className="muted"> {h.reason}</span> : null}
+            </li>
+          ))}
+        </ol>
+      )}
+    </div>
+  );
+}
+
+function EventLog({ runId }: { runId: string }) {
+  const events = useRunsPage((s) => s.details[runId]?.events);
+  const box = useRef<HTMLDivElement>(null);
+  const count = events?.length ?? 0;
+  // Follow the tail, like a terminal.
+  useEffect(() => {
+    const el = box.current;
+    if (el) el.scrollTop = el.scrollHeight;
+  }, [count]);
+  return (
+    <div className="run-events">
+      <h3>
+        Events <span className="count">{count}</span>
+      </h3>
+      <div className="event-log" ref={box} data-testid="run-events">
+        {!events ? (
+          <div className="muted">loading…</div>
+        ) : events.length === 0 ? (
+          <div className="muted">nothing logged yet</div>
+        ) : (
+          events.map((e) => (
+            <div key={e.id} className={`log-row log-${e.level}`}>
+              <span className="muted">{formatTime(e.at)}</span>
+              <span className="muted">{e.step !== null ? `#${e.step}` : ''}</span>
+              <span>{e.message}</span>
+            </div>
+          ))
+        )}
+      </div>
+    </div>
+  );
+}

@@ -1,0 +1,159 @@
+import { useEffect, useState } from 'react';
+import type { StudioErrorInfo } from '../../../common/protocol.ts';
+import { errorInfo } from '../client/transport.ts';
+import { ErrorNote } from '../components/ErrorNote.tsx';
+import { useStudio } from '../stores/studio.ts';
+import './runs.css';
+import { checkDraft, draftOf, type SettingsDraft } from './settings-form.ts';
+
+/** The top bar's Settings button and the dialog it opens ('settings.get' / 'settings.set'). */
+export function SettingsButton() {
+  const [open, setOpen] = useState(false);
+  return (
+    <>
+      <button type="button" data-testid="settings-open" onClick={() => setOpen(true)}>
+        Settings
+      </button>
+      {open ? <SettingsDialog onClose={() => setOpen(false)} /> : null}
+    </>
+  );
+}
+
+export function SettingsDialog({ onClose }: { onClose(): void }) {
+  const client = useStudio((s) => s.client);
+  const [draft, setDraft] = useState<SettingsDraft | null>(null);
+  const [loadError, setLoadError] = useState<StudioErrorInfo | null>(null);
+  const [saveError, setSaveError] = useState<StudioErrorInfo | null>(null);
+  const [saving, setSaving] = useState(false);
+  const [saved, setSaved] = useState(false);
+
+  useEffect(() => {
+    if (!client) return;
+    let live = true;
+    client.request('settings.get', {}).then(
+      (s) => live && setDraft(draftOf(s)),
+      (e: unknown) => live && setLoadError(errorInfo(e)),
+    );
+    return () => {
+      live = false;
+    };
+  }, [client]);
+
+  useEffect(() => {
+    const onKey = (e: KeyboardEvent) => {
+      if (e.key === 'Escape') onClose();
+    };
+    window.addEventListener('keydown', onKey);
+    return () => window.removeEventListener('keydown', onKey);
+  }, [onClose]);
+
+  const check = draft ? checkDraft(draft) : null;
+  const errors = check && !check.ok ? check.errors : {};
+  const edit = <K extends keyof SettingsDraft>(key: K, value: SettingsDraft[K]) => {
+    setSaved(false);
+    setDraft((d) => (d ? { ...d, [key]: value } : d));
+  };
+
+  const save = async () => {
+    if (!client || !check || !check.ok) return;
+    setSaving(true);
+    setSaveError(null);
+    try {
+      setDraft(draftOf(await client.request('settings.set', check.patch)));
+      setSaved(true);
+    } catch (e) {
+      setSaveError(errorInfo(e));
+    } finally {
+      setSaving(false);
+    }
+  };
+
+  return (
+    <div className="modal-backdrop" onClick={onClose}>
+      <div className="modal card" role="dialog" aria-modal="true" aria-labelledby="settings-title" data-testid="settings-dialog" onClick={(e) => e.stopPropagation()}>
+        <h2 id="settings-title">Studio settings</h2>
+        {loadError ? <ErrorNote error={loadError} testId="settings-load-error" /> : null}
+        {!draft ? (
+          loadError ? null : <div className="muted">loading…</div>
+        ) : (
+          <form
+            onSubmit={(e) => {
+              e.preventDefault();
+              void save();
+            }}
+          >
+            <fieldset>
+              <legend>Checkpoints</legend>
+              <div className="grid-2">
+                <TextSetting id="checkpointEverySteps" label="Every N steps" hint="when a run sets none; 0: off" value={draft.checkpointEverySteps} error={errors.checkpointEverySteps} onChange={(v) => edit('checkpointEverySteps', v)} />
+                <TextSetting id="checkpointEveryMinutes" label="Every M minutes" hint="also, by time; 0: off" value={draft.checkpointEveryMinutes} error={errors.checkpointEveryMinutes} onChange={(v) => edit('checkpointEveryMinutes', v)} />
+              </div>
+              <label className="check">
+                <input type="checkbox" data-testid="setting-autoResume" checked={draft.autoResume} onChange={(e) => edit('autoResume', e.target.checked)} />
+                Resume interrupted runs automatically after a crash
+              </label>
+            </fieldset>
+            <fieldset>
+              <legend>Queue</legend>
+              <TextSetting
+                id="maxConcurrentRunsPerDevice"
+                label="Runs at once per device"
+                hint="more runs wait in the queue and start by themselves"
+                value={draft.maxConcurrentRunsPerDevice}
+                error={errors.maxConcurrentRunsPerDevice}
+                onChange={(v) => edit('maxConcurrentRunsPerDevice', v)}
+              />
+            </fieldset>
+            <fieldset>
+              <legend>Prometheus</legend>
+              <label className="check">
+                <input type="checkbox" data-testid="setting-prometheusOn" checked={draft.prometheusOn} onChange={(e) => edit('prometheusOn', e.target.checked)} />
+                Serve metrics for Prometheus
+              </label>
+              {draft.prometheusOn ? (
+                <TextSetting
+                  id="prometheusPort"
+                  label="Port"
+                  hint={`http://127.0.0.1:${draft.prometheusPort.trim() || '…'}/metrics`}
+                  value={draft.prometheusPort}
+                  error={errors.prometheusPort}
+                  onChange={(v) => edit('prometheusPort', v)}
+                />
+              ) : null}
+            </fieldset>
+            {saveError ? <ErrorNote error={saveError} testId="settings-save-error" /> : null}
+            <div className="modal-actions">
+              {saved ? (
+                <span className="muted" data-testid="settings-saved">
+                  Saved.
+                </span>
+              ) : null}
+              <button type="button" onClick={onClose} data-testid="settings-close">
+                Close
+              </button>
+              <button type="submit" className="primary" data-testid="settings-save" disabled={!check?.ok || saving}>
+                {saving ? 'Saving…' : 'Save'}
+              </button>
+            </div>
+          </form>
+        )}
+      </div>
+    </div>
+  );
+}
+
+function TextSetting({ id, label, hint, value, error, onChange }: { id: string; label: string; hint: string; value: string; error?: string; onChange(v: string): void }) {
+  return (
+    <div className={`field${error ? ' field-invalid' : ''}`}>
+      <label htmlFor={`setting-${id}`}>{label}</label>
+      <input id={`setting-${id}`} type="text" inputMode="decimal" data-testid={`setting-${id}`} value={value} onChange={(e) => onChange(e.target.value)} />
+      {error ? (
+        <div className="field-error" role="alert" data-testid={`setting-error-${id}`}>
+          {error}
+        </div>
+      ) : (
+        <div className="field-hint">{hint}</div>
+      )}
+    </div>
+  );
+}

@@ -1,0 +1,72 @@
+/**
+ * The settings dialog: any valid settings survive draft → patch unchanged; the patch is one the services' settings
+ * store accepts (StudioSettingsSchema, partial and strict, as electron/services/settings.ts checks it); bad values
+ * are refused on their own field with the schema's words; Prometheus off is port null.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import fc from 'fast-check';
+import { DEFAULT_STUDIO_SETTINGS, StudioSettingsSchema, type StudioSettings } from '../../common/protocol.ts';
+import { checkDraft, DEFAULT_PROMETHEUS_PORT, draftOf } from '../../renderer/src/runs/settings-form.ts';
+
+const settingsArb: fc.Arbitrary<StudioSettings> = fc.record({
+  checkpointEverySteps: fc.integer({ min: 0, max: 10_000_000 }),
+  checkpointEveryMinutes: fc.double({ min: 0, max: 24 * 60, noNaN: true }),
+  autoResume: fc.boolean(),
+  maxConcurrentRunsPerDevice: fc.integer({ min: 1, max: 64 }),
+  prometheusPort: fc.option(fc.integer({ min: 1, max: 65535 }), { nil: null }),
+  validationTimeoutSeconds: fc.constant(300),
+  startupTimeoutMinutes: fc.constant(30),
+  stepTimeoutMinutes: fc.constant(30),
+});
+
+test('draftOf → checkDraft gives back the settings, as a patch the services accept', () => {
+  fc.assert(
+    fc.property(settingsArb, (s) => {
+      const r = checkDraft(draftOf(s));
+      assert.ok(r.ok, JSON.stringify(r));
+      assert.deepEqual(r.patch, {
+        checkpointEverySteps: s.checkpointEverySteps,
+        checkpointEveryMinutes: s.checkpointEveryMinutes,
+        autoResume: s.autoResume,
+        maxConcurrentRunsPerDevice: s.maxConcurrentRunsPerDevice,
+        prometheusPort: s.prometheusPort,
+      });
+      assert.ok(StudioSettingsSchema.partial().strict().safeParse(r.patch).success);
+    }),
+  );
+});
+
+test('the defaults: auto-resume on, one run per device, Prometheus off (offered on the usual port)', () => {
+  const d = draftOf(DEFAULT_STUDIO_SETTINGS);
+  assert.equal(d.autoResume, true);
+  assert.equal(d.maxConcurrentRunsPerDevice, '1');
+  assert.equal(d.prometheusOn, false);
+  assert.equal(d.prometheusPort, String(DEFAULT_PROMETHEUS_PORT));
+  const on = checkDraft({ ...d, prometheusOn: true });
+  assert.ok(on.ok);
+  assert.equal(on.patch.prometheusPort, DEFAULT_PROMETHEUS_PORT);
+});
+
+test('bad values are refused on their own field, with the words of the schema', () => {
+  const d = draftOf(DEFAULT_STUDIO_SETTINGS);
+  const cases: [Partial<typeof d>, keyof typeof d, RegExp][] = [
+    [{ checkpointEverySteps: '-1' }, 'checkpointEverySteps', /cannot be negative/],
+    [{ checkpointEverySteps: '2.5' }, 'checkpointEverySteps', /whole number/],
+    [{ checkpointEverySteps: '' }, 'checkpointEverySteps', /must be a number/],
+    [{ checkpointEveryMinutes: '2000' }, 'checkpointEveryMinutes', /at most a day/],
+    [{ maxConcurrentRunsPerDevice: '0' }, 'maxConcurrentRunsPerDevice', /at least 1/],
+    [{ maxConcurrentRunsPerDevice: 'two' }, 'maxConcurrentRunsPerDevice', /must be a number/],
+    [{ prometheusOn: true, prometheusPort: '70000' }, 'prometheusPort', /ports end at 65535/],
+    [{ prometheusOn: true, prometheusPort: '0' }, 'prometheusPort', /ports start at 1/],
+  ];
+  for (const [change, field, why] of cases) {
+    const r = checkDraft({ ...d, ...change });
+    assert.equal(r.ok, false, JSON.stringify(change));
+    if (r.ok) continue;
+    assert.deepEqual(Object.keys(r.errors), [field], JSON.stringify(change));
+    assert.match(r.errors[field] ?? '', why, JSON.stringify(change));
+  }
+  // A bad port does not matter while the endpoint is off.
+  assert.ok(checkDraft({ ...d, prometheusOn: false, prometheusPort: 'junk' }).ok);
+});
