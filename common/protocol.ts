@@ -174,6 +174,8 @@ export interface RunSummary {
   resumeCount?: number;
   /** Step of the newest checkpoint, null before the first one. */
   checkpointStep?: number | null;
+  /** Folder of that checkpoint on the services' disk. */
+  checkpointPath?: string | null;
   startedAt?: string | null;
   finishedAt?: string | null;
 }

@@ -72,6 +72,7 @@ export class RunStore {
       queuePosition,
       resumeCount: run.resumeCount,
       checkpointStep: run.checkpointStep,
+      checkpointPath: run.checkpointPath,
       startedAt: run.startedAt,
       finishedAt: run.finishedAt,
     };

@@ -1,40 +1,14 @@
 /**
- * The renderer's pure pieces, in Node: metric series merging (append only new steps, never duplicate), the form →
+ * The renderer's pure pieces, in Node (metric merging is tested in runs-*.test.ts): the form →
  * config translation (judged by the protocol's own validator) and the chart's Y ticks.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { validateRunConfig, type MetricPoint } from '../../common/protocol.ts';
+import { validateRunConfig } from '../../common/protocol.ts';
 import { lossTicks } from '../../renderer/src/components/loss-ticks.ts';
 import { checkForm, defaultForm, type FormValues } from '../../renderer/src/stores/form.ts';
-import { mergeMetrics } from '../../renderer/src/stores/metrics.ts';
 
-const point = (step: number, loss = 1 / step): MetricPoint => ({ step, loss, learningRate: 1e-3, tokens: 10, tokensPerSecond: 100, elapsedMs: step * 10, gradNorm: 1 });
-
-test('mergeMetrics: any mix of batches gives each step once, sorted, first arrival kept', () => {
-  fc.assert(
-    fc.property(fc.array(fc.array(fc.integer({ min: 1, max: 60 }), { maxLength: 12 }), { maxLength: 8 }), (batches) => {
-      let series: readonly MetricPoint[] = [];
-      const firstSeen = new Map<number, number>();
-      batches.forEach((steps, b) => {
-        // A batch is in step order, as the services send it; batches may overlap and repeat.
-        const sorted = [...new Set(steps)].sort((x, y) => x - y);
-        for (const s of sorted) if (!firstSeen.has(s)) firstSeen.set(s, b);
-        series = mergeMetrics(series, sorted.map((s) => ({ ...point(s), tokens: b })));
-      });
-      assert.deepEqual(series.map((p) => p.step), [...firstSeen.keys()].sort((x, y) => x - y));
-      for (const p of series) assert.equal(p.tokens, firstSeen.get(p.step), `step ${p.step} keeps its first arrival`);
-    }),
-  );
-});
-
-test('mergeMetrics: nothing new returns the same array (no re-render); new steps append', () => {
-  const a = mergeMetrics([], [point(1), point(2)]);
-  assert.equal(mergeMetrics(a, []), a);
-  assert.equal(mergeMetrics(a, [point(1), point(2)]), a);
-  assert.deepEqual(mergeMetrics(a, [point(2), point(3)]).map((p) => p.step), [1, 2, 3]);
-});
 
 function form(numbers: Partial<FormValues['numbers']>, targets?: FormValues['targets']): FormValues {
   const f = defaultForm();

@@ -15,7 +15,6 @@ import {
   compareRows,
   configDifferences,
   configEntries,
-  lastCheckpoint,
   MAX_COMPARED,
   parsePriority,
   priorityEditable,
@@ -158,12 +157,6 @@ test('configEntries flattens the config to dotted keys that rebuild it', () => {
 });
 
 const ev = (id: number, message: string): RunEventInfo => ({ id, runId: 'r', at: '2026-01-01T00:00:00.000Z', level: 'info', step: null, message });
-
-test('lastCheckpoint finds the newest "checkpoint at step N: path" line', () => {
-  assert.equal(lastCheckpoint([ev(1, 'run created')]), null);
-  const events = [ev(1, 'checkpoint at step 5: /h/runs/r/checkpoints/step-5'), ev(2, 'resumed'), ev(3, 'checkpoint at step 10: /h/runs/r/checkpoints/step 10'), ev(4, 'training finished')];
-  assert.deepEqual(lastCheckpoint(events), { step: 10, path: '/h/runs/r/checkpoints/step 10' });
-});
 
 test('appendEvents keeps each event once, in id order, and caps the length', () => {
   const a = appendEvents([], [ev(1, 'a'), ev(2, 'b')]);

@@ -6,7 +6,7 @@ import { LossChart } from '../components/LossChart.tsx';
 import { isActive, useStudio } from '../stores/studio.ts';
 import { RunActions } from './RunActions.tsx';
 import { useRunsPage } from './runs-store.ts';
-import { STATE_LABEL, configEntries, formatTime, lastCheckpoint, stateLabel } from './runs-view.ts';
+import { STATE_LABEL, configEntries, formatTime, stateLabel } from './runs-view.ts';
 
 /** While a run changes, its history and log are fetched again at most this often. */
 const REFRESH_MS = 1000;
@@ -107,9 +107,7 @@ function ConfigTable({ run }: { run: RunSummary }) {
 
 function FilesList({ run }: { run: RunSummary }) {
   const adapter = useStudio((s) => (run.adapterId ? s.adapters.find((a) => a.id === run.adapterId) : undefined));
-  const events = useRunsPage((s) => s.details[run.id]?.events);
-  const checkpoint = useMemo(() => (events ? lastCheckpoint(events) : null), [events]);
-  const checkpointStep = run.checkpointStep ?? checkpoint?.step ?? null;
+  const checkpointStep = run.checkpointStep ?? null;
   return (
     <div className="run-files" data-testid="run-files">
       <h3>Files</h3>
@@ -131,10 +129,10 @@ function FilesList({ run }: { run: RunSummary }) {
           {checkpointStep !== null ? (
             <span>
               step {checkpointStep}
-              {checkpoint && checkpoint.step === checkpointStep ? (
+              {run.checkpointPath ? (
                 <>
                   {' '}
-                  <code className="path">{checkpoint.path}</code>
+                  <code className="path">{run.checkpointPath}</code>
                 </>
               ) : null}
             </span>

@@ -151,18 +151,6 @@ export function configEntries(config: RunConfig): [string, string][] {
   return out;
 }
 
-/**
- * The newest checkpoint the event log names. The protocol has no list of a run's files; the run manager logs
- * "checkpoint at step N: <path>" for each one it writes, so that line is where its path is found.
- */
-export function lastCheckpoint(events: readonly RunEventInfo[]): { step: number; path: string } | null {
-  for (let i = events.length - 1; i >= 0; i--) {
-    const m = /^checkpoint at step (\d+): (.+)$/.exec(events[i].message);
-    if (m) return { step: Number(m[1]), path: m[2] };
-  }
-  return null;
-}
-
 /** Appends events after the last id already held (the log is append-only, ids increase). */
 export function appendEvents(existing: readonly RunEventInfo[], incoming: readonly RunEventInfo[], max = 2000): RunEventInfo[] {
   const lastId = existing.length ? existing[existing.length - 1].id : 0;
