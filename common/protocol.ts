@@ -47,6 +47,8 @@ export const TrainSettingsSchema = z.object({
   checkpointEveryMinutes: z.number().min(0, 'checkpoint interval cannot be negative').optional(),
   validationPercent: z.number().min(0).max(50, 'validation split must be at most 50 %').default(0),
   evalEverySteps: z.number().int().min(0).default(0),
+  /** cpu backend: keep the frozen base weights as f16 bits in memory (half the memory; values rounded to f16). */
+  frozenWeightsF16: z.boolean().default(false),
 });
 export type TrainSettings = z.infer<typeof TrainSettingsSchema>;
 
@@ -115,6 +117,7 @@ export const DEFAULT_RUN_CONFIG: Omit<RunConfig, 'modelPath' | 'datasetPath'> = 
     checkpointEverySteps: 0,
     validationPercent: 0,
     evalEverySteps: 0,
+    frozenWeightsF16: false,
   },
 };
 

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { after, before, test } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
-import { launchChromium, resultsDir, startStudio, watchErrors, type TestStudio } from './helpers/studio.ts';
+import { closeStudioWithBrowser, openStudioPage, resultsDir, startStudioWithBrowser, waitConnected, type TestStudio } from './helpers/studio.ts';
 
 let studio: TestStudio;
 let browser: Browser;
@@ -18,17 +18,12 @@ let scratch: string;
 
 before(async () => {
   scratch = mkdtempSync(join(tmpdir(), 'lora-studio-bad-input-'));
-  studio = await startStudio();
-  browser = await launchChromium();
-  page = await browser.newPage({ viewport: { width: 1440, height: 1000 } });
-  errors = watchErrors(page);
-  await page.goto(studio.pageUrl);
-  await page.getByTestId('connection').and(page.locator('[data-state="open"]')).waitFor({ timeout: 15_000 });
+  ({ studio, browser } = await startStudioWithBrowser());
+  ({ page, errors } = await openStudioPage(browser, studio));
 });
 
 after(async () => {
-  await browser?.close();
-  await studio?.close();
+  await closeStudioWithBrowser(studio, browser);
   if (scratch) rmSync(scratch, { recursive: true, force: true });
 });
 
@@ -121,7 +116,7 @@ test('rank 0 and a negative learning rate: messages next to those fields, Train 
 
 test('nothing crashed: after a reload the studio still works (the token survives in the tab)', async () => {
   await page.reload();
-  await page.getByTestId('connection').and(page.locator('[data-state="open"]')).waitFor({ timeout: 15_000 });
+  await waitConnected(page);
   await page.getByTestId('use-sample-model').click();
   await page.getByTestId('model-summary').waitFor({ timeout: 30_000 });
   assert.equal(await page.getByTestId('model-error').count(), 0);

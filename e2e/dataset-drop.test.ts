@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
-import { launchChromium, resultsDir, startStudio, watchErrors, type TestStudio } from './helpers/studio.ts';
+import { closeStudioWithBrowser, desktopBridgeScript, openStudioPage, resultsDir, startStudioWithBrowser, waitConnected, watchErrors, type TestStudio } from './helpers/studio.ts';
 
 const RECORDS = 40;
 /** Every LONG_EVERY-th record (1-based) has a long answer: far more tokens than MAX_SEQ_LEN. */
@@ -28,17 +28,12 @@ let page: Page;
 let errors: string[];
 
 before(async () => {
-  studio = await startStudio();
-  browser = await launchChromium();
-  page = await browser.newPage({ viewport: { width: 1440, height: 1000 } });
-  errors = watchErrors(page);
-  await page.goto(studio.pageUrl);
-  await page.getByTestId('connection').and(page.locator('[data-state="open"]')).waitFor({ timeout: 15_000 });
+  ({ studio, browser } = await startStudioWithBrowser());
+  ({ page, errors } = await openStudioPage(browser, studio));
 });
 
 after(async () => {
-  await browser?.close();
-  await studio?.close();
+  await closeStudioWithBrowser(studio, browser);
 });
 
 interface Chat {
@@ -242,26 +237,15 @@ test('a dropped file with a broken line: file and line shown; "refuse" blocks th
  * The desktop app's bridge, played by the page: requests go to the real services over HTTP (recorded), and
  * pathForFile answers with the disk path that webUtils.getPathForFile would give for a dropped file.
  */
-const DESKTOP_BRIDGE = (token: string) => `
-  window.requested = [];
-  window.diskPaths = {};
-  window.studio = {
-    async request(method, params) {
-      window.requested.push(method);
-      const res = await fetch('/api/' + method, { method: 'POST', headers: { 'content-type': 'application/json', 'x-studio-token': ${JSON.stringify(token)} }, body: JSON.stringify(params) });
-      return res.json();
-    },
-    onEvent(listener) {
-      const ws = new WebSocket('ws://' + location.host + '/events?token=' + ${JSON.stringify(encodeURIComponent(token))});
-      ws.onmessage = (e) => listener(JSON.parse(e.data));
-      return () => ws.close();
-    },
-    startDrag() {},
+const DESKTOP_BRIDGE = (token: string): string =>
+  desktopBridgeScript(token, {
+    setup: 'window.requested = []; window.diskPaths = {};',
+    intercept: 'window.requested.push(method);',
+    members: `startDrag() {},
     pathForFile(file) {
       return window.diskPaths[file.name] ?? '';
-    },
-  };
-`;
+    },`,
+  });
 
 test('in the desktop app a dropped file is read from its path on disk, not uploaded', { timeout: 30_000 }, async () => {
   const folder = mkdtempSync(join(tmpdir(), 'lora-studio-drop-'));
@@ -273,7 +257,7 @@ test('in the desktop app a dropped file is read from its path on disk, not uploa
   try {
     await desktop.addInitScript(DESKTOP_BRIDGE(studio.token));
     await desktop.goto(`${studio.origin}/`);
-    await desktop.getByTestId('connection').and(desktop.locator('[data-state="open"]')).waitFor({ timeout: 15_000 });
+    await waitConnected(desktop);
     await desktop.evaluate(`window.diskPaths[${JSON.stringify('on-disk-chat.jsonl')}] = ${JSON.stringify(file)}`);
     await dropFile('on-disk-chat.jsonl', content, desktop);
     await desktop.getByTestId('dataset-summary').waitFor({ timeout: 15_000 });

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import type { Browser } from 'playwright-core';
 import { SAMPLE_MODEL_DIR } from '../engine/io/sample.ts';
-import { launchChromium, resultsDir, startStudio, watchErrors, type TestStudio } from './helpers/studio.ts';
+import { closeStudioWithBrowser, openStudioPage, resultsDir, startStudioWithBrowser, type TestStudio } from './helpers/studio.ts';
 
 const FORMATS = ['q8_0', 'q4_0'] as const;
 const MATRICES = 7;
@@ -19,13 +19,11 @@ let studio: TestStudio;
 let browser: Browser;
 
 before(async () => {
-  studio = await startStudio();
-  browser = await launchChromium();
+  ({ studio, browser } = await startStudioWithBrowser());
 });
 
 after(async () => {
-  await browser?.close();
-  await studio?.close();
+  await closeStudioWithBrowser(studio, browser);
 });
 
 /** Plain JavaScript for the page (tsx would add helpers the page lacks): every distinct progress state, per frame. */
@@ -43,10 +41,7 @@ const RECORD_PROGRESS = `(() => {
 
 test('quantization lab: two formats side by side on the sample model', { timeout: 90_000 }, async () => {
   const layers = (JSON.parse(readFileSync(join(SAMPLE_MODEL_DIR, 'config.json'), 'utf8')) as { num_hidden_layers: number }).num_hidden_layers;
-  const page = await browser.newPage({ viewport: { width: 1560, height: 1100 } });
-  const errors = watchErrors(page);
-  await page.goto(studio.pageUrl);
-  await page.getByTestId('connection').and(page.locator('[data-state="open"]')).waitFor({ timeout: 15_000 });
+  const { page, errors } = await openStudioPage(browser, studio, { width: 1560, height: 1100 });
 
   await page.getByTestId('tab-quant').click();
   await page.getByTestId('quant-lab').waitFor();

@@ -11,7 +11,7 @@ import { after, before, test } from 'node:test';
 import { unzipSync } from 'fflate';
 import type { Browser } from 'playwright-core';
 import { f32Values, parseSafetensors } from './helpers/safetensors-header.ts';
-import { launchChromium, resultsDir, startStudio, watchErrors, type TestStudio } from './helpers/studio.ts';
+import { closeStudioWithBrowser, desktopBridgeScript, openStudioPage, resultsDir, startStudioWithBrowser, waitConnected, watchErrors, type TestStudio } from './helpers/studio.ts';
 
 const STEPS = 30;
 // Higher than the default so the loss of the tiny, near-uniform sample model falls well clear of step noise.
@@ -25,13 +25,11 @@ let studio: TestStudio;
 let browser: Browser;
 
 before(async () => {
-  studio = await startStudio();
-  browser = await launchChromium();
+  ({ studio, browser } = await startStudioWithBrowser());
 });
 
 after(async () => {
-  await browser?.close();
-  await studio?.close();
+  await closeStudioWithBrowser(studio, browser);
 });
 
 interface ChartSample {
@@ -71,10 +69,7 @@ const RECORD_CHART = `(() => {
 const RUN_ENDED = `['completed', 'failed', 'cancelled'].includes(document.querySelector('[data-testid="run-progress"]')?.getAttribute('data-state') ?? '')`;
 
 test('sample model + sample dataset → train → live chart → drag out a PEFT adapter', { timeout: 150_000 }, async (t) => {
-  const page = await browser.newPage({ viewport: { width: 1440, height: 1000 } });
-  const errors = watchErrors(page);
-  await page.goto(studio.pageUrl);
-  await page.getByTestId('connection').and(page.locator('[data-state="open"]')).waitFor({ timeout: 15_000 });
+  const { page, errors } = await openStudioPage(browser, studio);
 
   await page.getByTestId('use-sample-model').click();
   await page.getByTestId('model-summary').waitFor({ timeout: 30_000 });
@@ -213,24 +208,14 @@ test('sample model + sample dataset → train → live chart → drag out a PEFT
  * forwards every request to the real services, and plays the two parts only Electron has: the native folder
  * picker (it answers with `window.nextPick`) and `startDrag` (it records the id main.ts would receive).
  */
-const ELECTRON_BRIDGE = (token: string) => `
-  window.startedDrags = [];
-  window.studio = {
-    async request(method, params) {
-      if (method === 'dialog.pickFolder') return { ok: true, result: { path: window.nextPick ?? null } };
-      const res = await fetch('/api/' + method, { method: 'POST', headers: { 'content-type': 'application/json', 'x-studio-token': ${JSON.stringify(token)} }, body: JSON.stringify(params) });
-      return res.json();
-    },
-    onEvent(listener) {
-      const ws = new WebSocket('ws://' + location.host + '/events?token=' + ${JSON.stringify(encodeURIComponent(token))});
-      ws.onmessage = (e) => listener(JSON.parse(e.data));
-      return () => ws.close();
-    },
-    startDrag(adapterId) {
+const ELECTRON_BRIDGE = (token: string): string =>
+  desktopBridgeScript(token, {
+    setup: 'window.startedDrags = [];',
+    intercept: "if (method === 'dialog.pickFolder') return { ok: true, result: { path: window.nextPick ?? null } };",
+    members: `startDrag(adapterId) {
       window.startedDrags.push(adapterId);
-    },
-  };
-`;
+    },`,
+  });
 
 test('in the desktop app: Browse… picks a folder, a drag goes to startDrag, Save as… writes the adapter folder', { timeout: 60_000 }, async () => {
   const [adapter] = await studio.api('adapters.list', {});
@@ -243,7 +228,7 @@ test('in the desktop app: Browse… picks a folder, a drag goes to startDrag, Sa
     await page.addInitScript(ELECTRON_BRIDGE(studio.token));
     // No token in the address: the desktop window gets none and needs none.
     await page.goto(`${studio.origin}/`);
-    await page.getByTestId('connection').and(page.locator('[data-state="open"]')).waitFor({ timeout: 15_000 });
+    await waitConnected(page);
 
     assert.equal(await page.getByTestId('dataset-upload').count(), 0, 'no upload input in the desktop app');
     await page.evaluate(`window.nextPick = ${JSON.stringify(sample.path)}`);

@@ -78,3 +78,58 @@ export function watchErrors(page: Page): string[] {
   });
   return errors;
 }
+
+/** The studio and a browser, for a test file's before(); the studio is closed again if the browser fails to start. */
+export async function startStudioWithBrowser(): Promise<{ studio: TestStudio; browser: Browser }> {
+  const studio = await startStudio();
+  try {
+    return { studio, browser: await launchChromium() };
+  } catch (e) {
+    await studio.close();
+    throw e;
+  }
+}
+
+/** For after(): closes what before() got to start. */
+export async function closeStudioWithBrowser(studio: TestStudio | undefined, browser: Browser | undefined): Promise<void> {
+  await browser?.close();
+  await studio?.close();
+}
+
+/** Waits until the page's connection badge says the studio's event socket is open. */
+export async function waitConnected(page: Page): Promise<void> {
+  await page.getByTestId('connection').and(page.locator('[data-state="open"]')).waitFor({ timeout: 15_000 });
+}
+
+/** A new page on the studio's address with its errors collected, once connected. */
+export async function openStudioPage(browser: Browser, studio: TestStudio, viewport = { width: 1440, height: 1000 }): Promise<{ page: Page; errors: string[] }> {
+  const page = await browser.newPage({ viewport });
+  const errors = watchErrors(page);
+  await page.goto(studio.pageUrl);
+  await waitConnected(page);
+  return { page, errors };
+}
+
+/**
+ * An init script that plays the desktop app's `window.studio` (common/bridge.ts): requests go to the real services
+ * over HTTP and events come over the host's WebSocket. `setup` runs first, `intercept` at the top of every
+ * request (it may return a reply itself), and `members` adds the Electron-only methods (startDrag, pathForFile).
+ */
+export function desktopBridgeScript(token: string, parts: { setup: string; intercept: string; members: string }): string {
+  return `
+  ${parts.setup}
+  window.studio = {
+    async request(method, params) {
+      ${parts.intercept}
+      const res = await fetch('/api/' + method, { method: 'POST', headers: { 'content-type': 'application/json', 'x-studio-token': ${JSON.stringify(token)} }, body: JSON.stringify(params) });
+      return res.json();
+    },
+    onEvent(listener) {
+      const ws = new WebSocket('ws://' + location.host + '/events?token=' + ${JSON.stringify(encodeURIComponent(token))});
+      ws.onmessage = (e) => listener(JSON.parse(e.data));
+      return () => ws.close();
+    },
+    ${parts.members}
+  };
+`;
+}

@@ -18,6 +18,8 @@ export interface GenerateCliOptions {
   topP: string;
   seed: string;
   backend: string;
+  /** Keep frozen weights as f16 bits in memory (cpu decodes them on the fly). */
+  frozenF16?: boolean;
 }
 
 function num(v: string, flag: string, ok: (n: number) => boolean, want: string): number {
@@ -32,7 +34,7 @@ export async function generateCommand(o: GenerateCliOptions): Promise<string> {
   const topP = num(o.topP, '--top-p', (n) => n > 0 && n <= 1, 'a number in (0, 1]');
   const seed = num(o.seed, '--seed', Number.isInteger, 'a whole number');
   if (o.backend !== 'cpu' && o.backend !== 'webgpu') throw new Error(`--backend must be cpu or webgpu, got ${JSON.stringify(o.backend)}`);
-  const model = loadModel(o.model, { dtype: Float32Array });
+  const model = loadModel(o.model, { dtype: Float32Array, frozenF16: o.frozenF16 === true });
   const tokenizer = await loadTokenizer(o.model);
   if (!tokenizer) throw new Error(`${o.model}: no tokenizer.json, so the prompt cannot be tokenized`);
   const lora = o.adapter ? loadAdapter(o.adapter, model.config) : null;
@@ -59,6 +61,7 @@ export function registerGenerate(program: Command): void {
     .option('--top-p <p>', 'nucleus sampling mass', '1')
     .option('--seed <n>', 'sampling seed', '42')
     .option('--backend <cpu|webgpu>', 'compute backend', 'cpu')
+    .option('--frozen-f16', 'keep the frozen base weights as f16 in memory (half the memory; values rounded to f16)')
     .action(async (o: GenerateCliOptions) => {
       process.stdout.write((await generateCommand(o)) + '\n');
     });

@@ -25,7 +25,7 @@ const AB_BLOCK = 256;
 /** What of a RunConfig the estimate needs (a RunConfig fits). */
 export interface MemoryEstimateRun {
   lora: { r: number; targets: readonly LoraTarget[]; dropout: number };
-  train: { batchSize: number; maxSeqLen: number; gradientCheckpointing?: boolean; precision?: 'fp32' | 'fp16' };
+  train: { batchSize: number; maxSeqLen: number; gradientCheckpointing?: boolean; precision?: 'fp32' | 'fp16'; frozenWeightsF16?: boolean };
 }
 
 export interface MemoryEstimateOptions {
@@ -80,6 +80,16 @@ export function baseParameterCount(c: ModelConfig): number {
   if (c.qkNorm) perLayer += 2 * c.headDim;
   const embed = c.vocabSize * H;
   return embed + (c.tieWordEmbeddings ? 0 : embed) + H + c.numLayers * perLayer;
+}
+
+/** Parameters of the frozen matrices (every Linear weight, embed_tokens, an untied lm_head): what frozenF16 stores as f16. */
+export function frozenMatrixParameterCount(c: ModelConfig): number {
+  const H = c.hiddenSize;
+  const qDim = c.numHeads * c.headDim;
+  const kvDim = c.numKvHeads * c.headDim;
+  const perLayer = H * qDim + 2 * H * kvDim + qDim * H + 3 * H * c.intermediateSize;
+  const embed = c.vocabSize * H;
+  return embed + (c.tieWordEmbeddings ? 0 : embed) + c.numLayers * perLayer;
 }
 
 /** LoRA parameters: r × (in + out) per adapted Linear per layer. */
@@ -157,7 +167,12 @@ export function estimateTrainingMemory(model: ModelConfig, run: MemoryEstimateRu
 
   const base = baseParameterCount(model);
   const trainable = loraParameterCountFor(model, run.lora);
-  const weights = base * wB + 2 * T * (model.headDim / 2) * F32; // + RoPE cos/sin tables
+  // cpu with frozenWeightsF16: the frozen matrices take 2 bytes each (norms and biases stay f32), plus the f32 scratch
+  // that 128 rows are decoded into (engine/backend/cpu/matmul.ts).
+  const frozenF16 = backend === 'cpu' && run.train.frozenWeightsF16 === true;
+  const matrices = frozenMatrixParameterCount(model);
+  const frozenBytes = frozenF16 ? matrices * 2 + (base - matrices) * F32 + 128 * Math.max(H, I) * F32 : base * wB;
+  const weights = frozenBytes + 2 * T * (model.headDim / 2) * F32; // + RoPE cos/sin tables
   const lora = trainable * F32;
   const gradients = trainable * F32;
   const optimizer = 2 * trainable * F32;

@@ -29,7 +29,7 @@ export async function runTraining(cmd: Extract<EngineCommand, { type: 'train' }>
   mkdirSync(runDir, { recursive: true });
 
   log('info', `loading model ${config.modelPath}`);
-  const model = loadModel(config.modelPath, { dtype: Float32Array });
+  const model = loadModel(config.modelPath, { dtype: Float32Array, frozenF16: config.train.frozenWeightsF16 === true });
   const tokenizer: Tokenizer | null = await loadTokenizer(config.modelPath);
   if (!tokenizer && config.datasetFormat !== 'tokenized') log('warn', `${config.modelPath} has no tokenizer.json; only pre-tokenized data can be used`);
 

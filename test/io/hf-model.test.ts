@@ -9,6 +9,7 @@ import { tinyHfConfig, writeRandomModel } from '../../engine/io/make-model.ts';
 import { writeSafetensors } from '../../engine/io/safetensors.ts';
 import type { FloatArray, ModelConfig, ModelWeights } from '../../engine/model/types.ts';
 import { runPython } from '../helpers/python.ts';
+import { floatWeight } from '../../engine/model/weight-array.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'hf-model-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -20,14 +21,14 @@ function sha256F32(a: FloatArray): string {
 
 /** Every named tensor of loaded weights, as the checkpoint names it. */
 function named(w: ModelWeights): Map<string, FloatArray> {
-  const m = new Map<string, FloatArray>([['model.embed_tokens.weight', w.embedTokens], ['model.norm.weight', w.norm]]);
-  if (!w.config.tieWordEmbeddings) m.set('lm_head.weight', w.lmHead);
+  const m = new Map<string, FloatArray>([['model.embed_tokens.weight', floatWeight(w.embedTokens)], ['model.norm.weight', w.norm]]);
+  if (!w.config.tieWordEmbeddings) m.set('lm_head.weight', floatWeight(w.lmHead));
   w.layers.forEach((l, i) => {
     const p = `model.layers.${i}`;
     m.set(`${p}.input_layernorm.weight`, l.inputNorm);
     m.set(`${p}.post_attention_layernorm.weight`, l.postAttentionNorm);
     for (const [k, lin] of [['self_attn.q_proj', l.q], ['self_attn.k_proj', l.k], ['self_attn.v_proj', l.v], ['self_attn.o_proj', l.o], ['mlp.gate_proj', l.gate], ['mlp.up_proj', l.up], ['mlp.down_proj', l.down]] as const) {
-      m.set(`${p}.${k}.weight`, lin.weight);
+      m.set(`${p}.${k}.weight`, floatWeight(lin.weight));
       if (lin.bias) m.set(`${p}.${k}.bias`, lin.bias);
     }
     if (l.qNorm) m.set(`${p}.self_attn.q_norm.weight`, l.qNorm);
@@ -91,7 +92,7 @@ describe('loadModel reads what the Python safetensors library reads', () => {
 
       const w64 = loadModel(d, { dtype: Float64Array });
       assert.ok(w64.embedTokens instanceof Float64Array);
-      assert.deepEqual([...w64.layers[1].down.weight], [...w.layers[1].down.weight]);
+      assert.deepEqual([...floatWeight(w64.layers[1].down.weight)], [...floatWeight(w.layers[1].down.weight)]);
 
       const s = inspectModel(d);
       assert.equal(s.parameters, closedFormParams(w.config));

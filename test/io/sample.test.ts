@@ -9,6 +9,7 @@ import { BROWN_GENRES } from '../../engine/io/sample-dataset.ts';
 import { buildSampleDataset, buildSampleModel, ensureSample, SAMPLE_DATASET_PATH, SAMPLE_MODEL_DIR, SAMPLE_WEIGHT_STD } from '../../engine/io/sample.ts';
 import { loadTokenizer } from '../../engine/io/tokenizer.ts';
 import { repoRoot } from '../helpers/python.ts';
+import { floatWeight } from '../../engine/model/weight-array.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'sample-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -49,7 +50,7 @@ describe('sample model and dataset', () => {
       [176, 16, 500000, 1e-5, false, 2048, null],
     );
     assert.ok(w.layers[0].inputNorm.every((x) => x === 1));
-    const q = [...w.layers[0].q.weight];
+    const q = [...floatWeight(w.layers[0].q.weight)];
     const mean = q.reduce((a, b) => a + b, 0) / q.length;
     const std = Math.sqrt(q.reduce((a, b) => a + (b - mean) ** 2, 0) / q.length);
     // Seeded normal weights: std within 10 %, mean within 4 standard errors of 0.

@@ -18,6 +18,7 @@ import { Rng } from '../../engine/util/rng.ts';
 import { QUANT_FORMATS } from '../../engine/quant/format.ts';
 import { readGguf, readTensorF32 } from '../../engine/quant/gguf-reader.ts';
 import type { QuantReport } from '../../engine/quant/report-types.ts';
+import { floatWeight } from '../../engine/model/weight-array.ts';
 
 async function cli(args: string[]): Promise<string> {
   const chunks: string[] = [];
@@ -80,7 +81,7 @@ test('quant-report and quantize on a model folder with an adapter', async () => 
       for (let i = 0; i < v.inFeatures; i++) {
         let s = 0;
         for (let k = 0; k < 4; k++) s += B[o * 4 + k] * A[k * v.inFeatures + i];
-        merged[o * v.inFeatures + i] = v.weight[o * v.inFeatures + i] + 2 * s;
+        merged[o * v.inFeatures + i] = floatWeight(v.weight)[o * v.inFeatures + i] + 2 * s;
       }
     }
     const got = readTensorF32(f, 'blk.1.attn_v.weight');

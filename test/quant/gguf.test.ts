@@ -14,6 +14,7 @@ import { writeGguf } from '../../engine/quant/gguf-writer.ts';
 import { QUANT_FORMATS } from '../../engine/quant/format.ts';
 import type { ModelWeights } from '../../engine/model/types.ts';
 import { randomModel, tinyConfig } from './data.ts';
+import { floatWeight } from '../../engine/model/weight-array.ts';
 
 function withTmp<T>(fn: (dir: string) => T): T {
   const dir = mkdtempSync(join(tmpdir(), 'gguf-test-'));
@@ -32,17 +33,17 @@ function dumpHfWeights(model: ModelWeights, dir: string): void {
     writeFileSync(join(dir, `${name}.f32`), new Uint8Array(Float32Array.from(w).buffer));
     tensors[name] = shape;
   };
-  put('model.embed_tokens.weight', model.embedTokens, [c.vocabSize, c.hiddenSize]);
+  put('model.embed_tokens.weight', floatWeight(model.embedTokens), [c.vocabSize, c.hiddenSize]);
   model.layers.forEach((L, i) => {
     const p = `model.layers.${i}`;
     put(`${p}.input_layernorm.weight`, L.inputNorm, [c.hiddenSize]);
     put(`${p}.post_attention_layernorm.weight`, L.postAttentionNorm, [c.hiddenSize]);
     for (const [m, lin] of [['self_attn.q_proj', L.q], ['self_attn.k_proj', L.k], ['self_attn.v_proj', L.v], ['self_attn.o_proj', L.o], ['mlp.gate_proj', L.gate], ['mlp.up_proj', L.up], ['mlp.down_proj', L.down]] as const) {
-      put(`${p}.${m}.weight`, lin.weight, [lin.outFeatures, lin.inFeatures]);
+      put(`${p}.${m}.weight`, floatWeight(lin.weight), [lin.outFeatures, lin.inFeatures]);
     }
   });
   put('model.norm.weight', model.norm, [c.hiddenSize]);
-  if (!c.tieWordEmbeddings) put('lm_head.weight', model.lmHead, [c.vocabSize, c.hiddenSize]);
+  if (!c.tieWordEmbeddings) put('lm_head.weight', floatWeight(model.lmHead), [c.vocabSize, c.hiddenSize]);
   writeFileSync(join(dir, 'manifest.json'), JSON.stringify({ n_head: c.numHeads, n_head_kv: c.numKvHeads, tensors }));
 }
 
@@ -104,7 +105,7 @@ for (const format of GGUF_EXPORT_FORMATS) {
       assert.deepEqual(readTensorF32(f, 'blk.0.attn_v.weight'), fmt.dequantize(fmt.quantize(v.weight as Float32Array, v.outFeatures, v.inFeatures), v.outFeatures, v.inFeatures));
       const q = model.layers[1].q;
       const qBack = unpermuteQK(readTensorF32(f, 'blk.1.attn_q.weight'), q.outFeatures, q.inFeatures, c.numHeads);
-      const maxErr = qBack.reduce((m, x, i) => Math.max(m, Math.abs(x - q.weight[i])), 0);
+      const maxErr = qBack.reduce((m, x, i) => Math.max(m, Math.abs(x - floatWeight(q.weight)[i])), 0);
       assert.ok(maxErr < (format === 'f16' ? 1e-3 : format === 'q8_0' ? 2e-3 : 0.05), `q round trip error ${maxErr}`);
 
       // The independent check.

@@ -12,6 +12,7 @@ import { newLora } from '../../engine/model/lora.ts';
 import type { LoraWeights } from '../../engine/model/types.ts';
 import { Rng } from '../../engine/util/rng.ts';
 import { randomModel, tinyConfig } from './data.ts';
+import { floatWeight } from '../../engine/model/weight-array.ts';
 
 const MATS = ['q', 'k', 'v', 'o', 'gate', 'up', 'down'] as const;
 
@@ -34,7 +35,7 @@ function outlierModel(): ReturnType<typeof randomModel> {
   // Layer 2's down_proj gets one weight of 0.8 (16 σ) in every 32-block: the 4-bit grid of those blocks becomes 16×
   // coarser, so q4_0 rounds the other 31 weights of each block to a step of 0.1 (2 σ).
   const down = model.layers[2].down;
-  for (let r = 0; r < down.outFeatures; r++) for (let b = 0; b < down.inFeatures; b += 32) down.weight[r * down.inFeatures + b] = 0.8;
+  for (let r = 0; r < down.outFeatures; r++) for (let b = 0; b < down.inFeatures; b += 32) floatWeight(down.weight)[r * down.inFeatures + b] = 0.8;
   return model;
 }
 
@@ -70,8 +71,8 @@ test('weights-only report: grid shapes, sizes, pooled error, the sensitive layer
         let s = 0;
         let e = 0;
         for (let i = 0; i < deq.length; i++) {
-          s += lin.weight[i] ** 2;
-          e += (lin.weight[i] - deq[i]) ** 2;
+          s += floatWeight(lin.weight)[i] ** 2;
+          e += (floatWeight(lin.weight)[i] - deq[i]) ** 2;
         }
         assert.ok(Math.abs(cell.relErr - Math.sqrt(e / s)) < 1e-12, `${f.key} [${l}, ${MATS[m]}] relErr`);
         assert.ok(Math.abs(cell.mse - e / deq.length) < 1e-15);
@@ -167,7 +168,7 @@ test('with an adapter: "merged" and "on-quantized" entries; on-quantized error i
   const q = model.layers[1].q;
   const deq = fmt.dequantize(fmt.quantize(q.weight as Float32Array, q.outFeatures, q.inFeatures), q.outFeatures, q.inFeatures);
   let e = 0;
-  for (let i = 0; i < deq.length; i++) e += (q.weight[i] - deq[i]) ** 2;
+  for (let i = 0; i < deq.length; i++) e += (floatWeight(q.weight)[i] - deq[i]) ** 2;
   assert.ok(Math.abs(onQ.cells[1][0].mse - e / deq.length) < 1e-5 * (e / deq.length)); // fp32 rounding of Q(W) + s·BA
   assert.notEqual(merged.cells[1][0].mse, onQ.cells[1][0].mse);
   assert.equal(onQ.modelBytes - merged.modelBytes, 4 * (r.adapter?.parameters ?? 0));
