@@ -85,6 +85,16 @@ export function ComputeSettings({ errorOf }: { errorOf: (field: string) => strin
             Gradient checkpointing
           </label>
           <div className="field-hint">recomputes each layer in backward: less memory, more time</div>
+          <label className="check">
+            <input
+              type="checkbox"
+              data-testid="field-train.frozenWeightsF16"
+              checked={compute.frozenWeightsF16}
+              onChange={(e) => setCompute('frozenWeightsF16', e.target.checked)}
+            />
+            Frozen weights in f16
+          </label>
+          <div className="field-hint">halves the base model's memory; LoRA stays f32</div>
         </div>
       </div>
     </fieldset>

@@ -8,7 +8,7 @@ import { buildDraft, type FormValues } from '../stores/form.ts';
 export type EstimateParams = StudioParams<'runs.estimateMemory'>;
 
 /** The fields that change how much memory a run needs; the others fall back to their defaults while mistyped. */
-const SIZING_FIELDS: ReadonlySet<string> = new Set(['lora.r', 'lora.dropout', 'lora.targets', 'train.batchSize', 'train.maxSeqLen', 'train.precision', 'train.gradientCheckpointing']);
+const SIZING_FIELDS: ReadonlySet<string> = new Set(['lora.r', 'lora.dropout', 'lora.targets', 'train.batchSize', 'train.maxSeqLen', 'train.precision', 'train.gradientCheckpointing', 'train.frozenWeightsF16']);
 
 function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);

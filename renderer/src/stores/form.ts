@@ -36,11 +36,12 @@ export interface DataChoices {
   validationPath: string;
 }
 
-/** Where and how the run computes: RunConfig.backend, train.precision, train.gradientCheckpointing. */
+/** Where and how the run computes: RunConfig.backend, train.precision, train.gradientCheckpointing, train.frozenWeightsF16. */
 export interface ComputeChoices {
   backend: RunConfig['backend'];
   precision: RunConfig['train']['precision'];
   gradientCheckpointing: boolean;
+  frozenWeightsF16: boolean;
 }
 
 export interface FormValues {
@@ -68,7 +69,7 @@ export function defaultForm(): FormValues {
     targets: [...lora.targets],
     data: { format: DEFAULT_RUN_CONFIG.datasetFormat, trainOn: 'auto', badRecords: 'fail', packing: false, validationPath: '' },
     // The app picks the GPU when there is a real one (headless run.json files default to cpu).
-    compute: { backend: 'auto', precision: train.precision, gradientCheckpointing: train.gradientCheckpointing },
+    compute: { backend: 'auto', precision: train.precision, gradientCheckpointing: train.gradientCheckpointing, frozenWeightsF16: train.frozenWeightsF16 },
   };
 }
 
@@ -101,6 +102,7 @@ export function buildDraft(form: FormValues, modelPath: string, datasetPath: str
       seed: num(n['train.seed']),
       precision: form.compute.precision,
       gradientCheckpointing: form.compute.gradientCheckpointing,
+      frozenWeightsF16: form.compute.frozenWeightsF16,
     },
     data: {
       trainOn: form.data.trainOn,
