@@ -42,7 +42,7 @@ export class GpuDeviceLostError extends Error {
 export interface GpuFeatures {
   f16: boolean;
   subgroups: boolean;
-  /** Dawn's experimental subgroup-matrix (tensor cores); only reported, no kernel uses it yet. */
+  /** Dawn's experimental subgroup-matrix (tensor cores), requested when present; the matmul uses it for f16 inputs. */
   subgroupMatrix: boolean;
 }
 
@@ -53,6 +53,8 @@ export interface AcquireOptions {
   /** Ask for f16 / subgroups only when the adapter has them (default true for both); false forces them off. */
   useF16?: boolean;
   useSubgroups?: boolean;
+  /** Ask for Dawn's experimental subgroup-matrix feature when present (default true); it also needs subgroups and f16. */
+  useSubgroupMatrix?: boolean;
   /** Memory the run may use; allocations past it fail with GpuOutOfMemoryError before touching the device. */
   memoryBudgetBytes?: number;
 }
@@ -80,7 +82,11 @@ function dawnInstance(flags: string[]): DawnGpu {
 }
 
 function defaultFlags(): string[] {
-  return process.platform === 'linux' ? ['backend=vulkan'] : [];
+  const flags = process.platform === 'linux' ? ['backend=vulkan'] : [];
+  // The tensor-core (subgroup-matrix) matmul is listed by Dawn only with its unsafe APIs on. That kernel has not run
+  // on hardware yet, so it is opt-in: LORA_STUDIO_WEBGPU_TENSOR_CORES=1.
+  if (process.env.LORA_STUDIO_WEBGPU_TENSOR_CORES === '1') flags.push('enable-dawn-features=allow_unsafe_apis');
+  return flags;
 }
 
 /** A short, human name for the adapter (shown in the UI next to the backend). */
@@ -106,6 +112,33 @@ export async function probeAdapter(opts: AcquireOptions = {}): Promise<{ availab
   } catch (e) {
     return { available: false, name: null, error: e instanceof Error ? e.message : String(e), software: false };
   }
+}
+
+export const SUBGROUP_MATRIX_FEATURE = 'chromium-experimental-subgroup-matrix';
+
+/** One entry of adapter.info.subgroupMatrixConfigs. */
+export interface SubgroupMatrixConfig {
+  componentType: string;
+  resultComponentType: string;
+  M: number;
+  N: number;
+  K: number;
+}
+
+/** Reads the configs Dawn reports, ignoring anything malformed (the attribute is experimental and may change). */
+export function readSubgroupMatrixConfigs(info: unknown): SubgroupMatrixConfig[] {
+  const raw = (info as { subgroupMatrixConfigs?: unknown } | null)?.subgroupMatrixConfigs;
+  if (!raw || typeof raw !== 'object' || !(Symbol.iterator in raw)) return [];
+  const out: SubgroupMatrixConfig[] = [];
+  for (const c of raw as Iterable<unknown>) {
+    if (!c || typeof c !== 'object') continue;
+    const r = c as Record<string, unknown>;
+    const { componentType, resultComponentType, M, N, K } = r;
+    if (typeof componentType === 'string' && typeof resultComponentType === 'string' && typeof M === 'number' && typeof N === 'number' && typeof K === 'number') {
+      out.push({ componentType, resultComponentType, M, N, K });
+    }
+  }
+  return out;
 }
 
 /** Limits we raise to the adapter's maximum (the WebGPU defaults are far too small for LLM tensors). */
@@ -227,6 +260,8 @@ export class GpuAllocator {
 /** One acquired device and what we learnt about it. */
 export class GpuContext {
   readonly allocator: GpuAllocator;
+  /** adapter.info.subgroupMatrixConfigs when the subgroup-matrix feature was granted, else empty. */
+  subgroupMatrixConfigs: SubgroupMatrixConfig[] = [];
   private lostReason: string | null = null;
   private uncaptured: string[] = [];
 
@@ -300,7 +335,10 @@ export async function acquireGpu(opts: AcquireOptions = {}): Promise<GpuContext>
   const subgroups = opts.useSubgroups !== false && adapter.features.has('subgroups');
   if (f16) want.push('shader-f16');
   if (subgroups) want.push('subgroups');
-  const subgroupMatrix = adapter.features.has('chromium-experimental-subgroup-matrix' as GPUFeatureName);
+  // Dawn lists the feature only with allow_unsafe_apis; it is requested only where present, so adapters without it
+  // (llvmpipe, most drivers today) never see the experimental WGSL.
+  const subgroupMatrix = opts.useSubgroupMatrix !== false && f16 && subgroups && adapter.features.has(SUBGROUP_MATRIX_FEATURE as GPUFeatureName);
+  if (subgroupMatrix) want.push(SUBGROUP_MATRIX_FEATURE as GPUFeatureName);
   const requiredLimits: Record<string, number> = {};
   for (const name of RAISED_LIMITS) {
     const v = readLimit(adapter.limits, name);
@@ -328,5 +366,7 @@ export async function acquireGpu(opts: AcquireOptions = {}): Promise<GpuContext>
   const budget = opts.memoryBudgetBytes ?? (Number.isFinite(envBudget) && envBudget > 0 ? envBudget * GIB : Number.POSITIVE_INFINITY);
   const name = adapterName(info);
   const software = isSoftwareAdapter(info);
-  return new GpuContext(device, name, { f16, subgroups, subgroupMatrix }, limits, info.subgroupMinSize ?? 0, info.subgroupMaxSize ?? 0, budget, software);
+  const ctx = new GpuContext(device, name, { f16, subgroups, subgroupMatrix }, limits, info.subgroupMinSize ?? 0, info.subgroupMaxSize ?? 0, budget, software);
+  if (subgroupMatrix) ctx.subgroupMatrixConfigs = readSubgroupMatrixConfigs(info);
+  return ctx;
 }

@@ -10,41 +10,30 @@
  * workgroup memory. Accumulate and dropout are uniform runtime switches rather than compile-time variants: every
  * variant is one more pipeline to compile, which on a software adapter costs seconds. Dropout (LoRA branch input) is applied while loading, from a stateless hash of the element's
  * storage index, so the backward product regenerates the forward mask.
+ *
+ * Two faster families share the tile shape, parameters and epilogue (matmul-wgsl.ts) and are picked by
+ * resolveMatmulPath(): a subgroup kernel (A fragments shared in registers by subgroupShuffle, matmul-subgroup.ts) when
+ * the device has `subgroups`, and a tensor-core kernel (matmul-subgroup-matrix.ts) for f16 inputs when Dawn exposes
+ * `chromium-experimental-subgroup-matrix` with an f16→f32 config.
  */
 import type { GpuContext } from './device.ts';
+import { matmulSubgroupKernel, subgroupMatmulUsable } from './matmul-subgroup.ts';
+import { matmulSubgroupMatrixKernel, pickSubgroupMatrixConfig, type SubgroupMatrixTiling } from './matmul-subgroup-matrix.ts';
+import { checkF16, loadA as loadAExpr, loadB as loadBExpr, MATMUL_PARAMS, matmulBindings, storeC, variantKey, type FloatDtype, type LayoutA, type LayoutB, type MatmulVariant } from './matmul-wgsl.ts';
 import type { ParamValue, Program } from './runner.ts';
-import type { GpuDtype, GpuTensor } from './tensor.ts';
+import type { GpuTensor } from './tensor.ts';
 import { DROPOUT_FN, dropoutThreshold, kernelModule, loopBound, type KernelSpec } from './wgsl.ts';
 
-export type LayoutA = 'mk' | 'km';
-export type LayoutB = 'nk' | 'kn';
-export type FloatDtype = 'f32' | 'f16';
-
-export interface MatmulVariant {
-  layoutA: LayoutA;
-  layoutB: LayoutB;
-  ta: FloatDtype;
-  tb: FloatDtype;
-  tc: FloatDtype;
-  bias: FloatDtype | null;
-}
+export type { FloatDtype, LayoutA, LayoutB, MatmulVariant } from './matmul-wgsl.ts';
+export { isFloat } from './matmul-wgsl.ts';
 
 const BM = 64;
 const BN = 64;
 const BK = 16;
 
 export function matmulKernel(v: MatmulVariant, ctx: GpuContext): KernelSpec {
-  const f16 = v.ta === 'f16' || v.tb === 'f16' || v.tc === 'f16' || v.bias === 'f16';
-  if (f16 && !ctx.features.f16) throw new Error('matmul: f16 operands need the shader-f16 feature, which this adapter lacks');
-  const key = `matmul:${v.layoutA}${v.layoutB}:${v.ta}${v.tb}${v.tc}:bias=${v.bias ?? 'none'}`;
-  const bindings = [
-    { name: 'a', type: v.ta, access: 'read' as const },
-    { name: 'b', type: v.tb, access: 'read' as const },
-    { name: 'c', type: v.tc, access: 'read_write' as const },
-  ];
-  if (v.bias) bindings.push({ name: 'bias', type: v.bias, access: 'read' as const });
-  const aIndex = v.layoutA === 'mk' ? 'm * p.lda + k' : 'k * p.lda + m';
-  const bIndex = v.layoutB === 'nk' ? 'n * p.ldb + k' : 'k * p.ldb + n';
+  const f16 = checkF16(v, ctx);
+  const key = `matmul:${variantKey(v)}`;
   // Thread e of 256 loads 4 elements of each 64×16 slice; consecutive threads read consecutive addresses of the
   // operand's contiguous dimension so global loads coalesce.
   const loadA =
@@ -73,15 +62,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) l: 
       {
         ${loadA}
         let m = m0 + mm; let k = k0 + kk;
-        var val = 0.0;
-        if (m < p.M && k < p.K) { let idx = ${aIndex}; val = f32(a[idx]); if (p.drop == 1u) { val = val * dropout_mul(p.seed, idx, p.threshold, p.inv_keep); } }
+        ${loadAExpr(v)}
         As[kk * ${BM}u + mm] = val;
       }
       {
         ${loadB}
         let n = n0 + nn; let k = k0 + kk;
-        var val = 0.0;
-        if (n < p.N && k < p.K) { let idx = ${bIndex}; val = f32(b[idx]); if (p.drop == 2u) { val = val * dropout_mul(p.seed, idx, p.threshold, p.inv_keep); } }
+        ${loadBExpr(v)}
         Bs[kk * ${BN}u + nn] = val;
       }
     }
@@ -103,34 +90,32 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) l: 
     for (var j = 0u; j < ${L4}; j++) {
       let n = n0 + l.x + j * 16u;
       if (n >= p.N) { continue; }
-      var v = p.alpha * acc[i * 4u + j];
-      if (p.drop == 3u) { v = v * dropout_mul(p.seed, m * p.ldc + n, p.threshold, p.inv_keep); }
-      ${v.bias ? 'v = v + f32(bias[n]);' : ''}
-      if (p.accumulate != 0u) { v = v + f32(c[m * p.ldc + n]); }
-      c[m * p.ldc + n] = ${v.tc}(v);
+      ${storeC(v, 'acc[i * 4u + j]')}
     }
   }
 }`;
-  return kernelModule({
-    key,
-    f16,
-    params: [
-      ['M', 'u32'],
-      ['N', 'u32'],
-      ['K', 'u32'],
-      ['alpha', 'f32'],
-      ['accumulate', 'u32'],
-      ['drop', 'u32'],
-      ['seed', 'u32'],
-      ['threshold', 'u32'],
-      ['inv_keep', 'f32'],
-      ['lda', 'u32'],
-      ['ldb', 'u32'],
-      ['ldc', 'u32'],
-    ],
-    bindings,
-    body,
-  });
+  return kernelModule({ key, f16, params: MATMUL_PARAMS, bindings: matmulBindings(v), body });
+}
+
+/** Which kernel family runs a product; 'auto' takes the fastest the device supports. */
+export type MatmulPath = 'auto' | 'plain' | 'subgroup' | 'subgroup-matrix';
+
+/**
+ * The path 'auto' resolves to on this device. LORA_STUDIO_WEBGPU_SUBGROUP_MATMUL=0 forces the plain tiled kernel
+ * (a switch for bisecting a driver bug without rebuilding).
+ */
+export function resolveMatmulPath(ctx: GpuContext, v: MatmulVariant, want: MatmulPath = 'auto'): { path: Exclude<MatmulPath, 'auto'>; tiling: SubgroupMatrixTiling | null } {
+  if (want === 'plain') return { path: 'plain', tiling: null };
+  if (want === 'auto' && process.env.LORA_STUDIO_WEBGPU_SUBGROUP_MATMUL === '0') return { path: 'plain', tiling: null };
+  if (want === 'auto' || want === 'subgroup-matrix') {
+    // Tensor cores multiply f16 tiles; only products whose inputs are already f16 keep their precision there.
+    const tiling = v.ta === 'f16' && v.tb === 'f16' ? pickSubgroupMatrixConfig(ctx) : null;
+    if (tiling) return { path: 'subgroup-matrix', tiling };
+    if (want === 'subgroup-matrix') throw new Error(`matmul: subgroup-matrix path requested but unavailable on ${ctx.adapterName} for ${variantKey(v)}`);
+  }
+  if (subgroupMatmulUsable(ctx)) return { path: 'subgroup', tiling: null };
+  if (want === 'subgroup') throw new Error(`matmul: subgroup path requested but ${ctx.adapterName} lacks usable subgroups (sizes ${ctx.subgroupMinSize}..${ctx.subgroupMaxSize})`);
+  return { path: 'plain', tiling: null };
 }
 
 export interface MatmulArgs {
@@ -151,6 +136,8 @@ export interface MatmulArgs {
   ldc?: number;
   /** Dropout on operand A or B (the LoRA input x), or on the product C, with this seed and probability. */
   dropout?: { operand: 'a' | 'b' | 'c'; p: number; seed: ParamValue } | null;
+  /** Kernel family; default 'auto' (see resolveMatmulPath). */
+  path?: MatmulPath;
 }
 
 function floatDtype(t: GpuTensor, what: string): FloatDtype {
@@ -180,7 +167,16 @@ export function matmul(prog: Program, x: MatmulArgs): void {
     tc: floatDtype(x.out, 'out'),
     bias: x.bias ? floatDtype(x.bias, 'bias') : null,
   };
-  const spec = matmulKernel(v, prog.runner.ctx);
+  const ctx = prog.runner.ctx;
+  const chosen = resolveMatmulPath(ctx, v, x.path);
+  let spec: KernelSpec;
+  let tile: [number, number] = [BN, BM];
+  if (chosen.path === 'subgroup-matrix' && chosen.tiling) {
+    spec = matmulSubgroupMatrixKernel(v, ctx, chosen.tiling);
+    tile = [chosen.tiling.tileN, chosen.tiling.tileM];
+  } else {
+    spec = chosen.path === 'subgroup' ? matmulSubgroupKernel(v, ctx) : matmulKernel(v, ctx);
+  }
   const tensors = [x.a, x.b, x.out];
   if (x.bias) tensors.push(x.bias);
   prog.dispatch(
@@ -200,11 +196,6 @@ export function matmul(prog: Program, x: MatmulArgs): void {
       ldb,
       ldc,
     },
-    [Math.ceil(N / BN), Math.ceil(M / BM), 1],
+    [Math.ceil(N / tile[0]), Math.ceil(M / tile[1]), 1],
   );
-}
-
-/** The dtype a variant reads for the given tensor dtype (exported for callers choosing casts). */
-export function isFloat(d: GpuDtype): d is FloatDtype {
-  return d === 'f32' || d === 'f16';
 }
