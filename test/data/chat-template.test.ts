@@ -4,7 +4,7 @@
  * equal transformers' assistant mask (return_assistant_tokens_mask over a {% generation %} copy of each template).
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -13,7 +13,7 @@ import type { ChatMessage } from '../../engine/data/formats.ts';
 import { prepareDataset } from '../../engine/data/prepare.ts';
 import { renderRecord, tokenizeRendered } from '../../engine/data/render.ts';
 import { IGNORE_INDEX, type Tokenizer } from '../../engine/model/types.ts';
-import { brownSentences, LLAMA3_TOKENIZER_DIR, llama3Tokenizer, llama3WithTemplate } from '../helpers/data-tokenizers.ts';
+import { brownSentences, LLAMA3_TOKENIZER_DIR, llama3Tokenizer, llama3WithTemplate, QWEN3_TOKENIZER_DIR, qwen3Tokenizer } from '../helpers/data-tokenizers.ts';
 import { runPython } from '../helpers/python.ts';
 
 // {% generation %} copies of the templates: same output, with the trained part tagged for transformers.
@@ -49,6 +49,22 @@ const REASONING_MASK = REASONING.replace(
   "{%- generation %}{{- m['content'] | trim + '<|im_end|>' }}{%- endgeneration %}{{- '\\n' }}",
 );
 
+/** A {% generation %} copy of Qwen3's own template: the answer (after any reasoning block) and its <|im_end|>. */
+function qwen3MaskTemplate(): string {
+  const config = JSON.parse(readFileSync(join(QWEN3_TOKENIZER_DIR, 'tokenizer_config.json'), 'utf8')) as { chat_template: string };
+  let t = config.chat_template;
+  const swap = (from: string, to: string, count: number): void => {
+    assert.equal(t.split(from).length - 1, count, `Qwen3 template no longer contains ${JSON.stringify(from)}`);
+    t = t.replaceAll(from, to);
+  };
+  const answer = (content: string): string => `{%- generation %}{{- ${content} + '<|im_end|>' }}{%- endgeneration %}`;
+  swap("'\\n</think>\\n\\n' + content.lstrip('\\n') }}", `'\\n</think>\\n\\n' }}${answer("content.lstrip('\\n')")}`, 1);
+  swap("{{- '<|im_start|>' + message.role + '\\n' + content }}", `{{- '<|im_start|>' + message.role + '\\n' }}${answer('content')}`, 2);
+  // No tool calls in these conversations, so <|im_end|> can move inside the generation block above.
+  swap("{%- endif %}\n        {{- '<|im_end|>\\n' }}\n    {%- elif message.role == \"tool\" %}", "{%- endif %}\n        {{- '\\n' }}\n    {%- elif message.role == \"tool\" %}", 1);
+  return t;
+}
+
 interface Reference {
   text: string | null;
   ids: number[] | null;
@@ -63,6 +79,8 @@ interface Case {
   messages: ChatMessage[];
   addGenerationPrompt?: boolean;
   maskTemplate?: string;
+  /** Text the reference must contain, so the case covers what it is named for. */
+  renders?: string;
 }
 
 const s = brownSentences(12);
@@ -75,7 +93,7 @@ const conversation: ChatMessage[] = [
 ];
 const noSystem = conversation.slice(1);
 
-const cases: Case[] = [
+const llama3Cases: Case[] = [
   { name: "model's own template (Llama 3)", template: 'model', messages: conversation, maskTemplate: LLAMA3_MODEL_MASK },
   { name: "model's own template, generation prompt", template: 'model', messages: conversation.slice(0, 4), addGenerationPrompt: true },
   { name: 'built-in llama3', template: 'llama3', messages: conversation, maskTemplate: LLAMA3_BUILTIN_MASK },
@@ -86,6 +104,31 @@ const cases: Case[] = [
   { name: 'built-in mistral without one', template: 'mistral', messages: noSystem, maskTemplate: MISTRAL_MASK },
   { name: 'reasoning template', template: REASONING, messages: conversation, maskTemplate: REASONING_MASK },
   { name: 'mistral refuses non-alternating roles', template: 'mistral', messages: [noSystem[0], noSystem[2]] },
+];
+
+// Qwen3's template has no BOS, writes an empty <think> block before the answer after the last user turn, and
+// takes the system prompt only as the first message.
+const QWEN3_MASK = qwen3MaskTemplate();
+const qwen3Cases: Case[] = [
+  { name: "model's own template (Qwen3) with a system prompt", template: 'model', messages: conversation, maskTemplate: QWEN3_MASK, renders: '<think>\n\n</think>\n\n' },
+  { name: "model's own template (Qwen3) without one", template: 'model', messages: noSystem, maskTemplate: QWEN3_MASK },
+  { name: "model's own template (Qwen3), one turn", template: 'model', messages: noSystem.slice(0, 2), maskTemplate: QWEN3_MASK },
+  { name: "model's own template (Qwen3), generation prompt", template: 'model', messages: conversation.slice(0, 4), addGenerationPrompt: true },
+  { name: 'built-in chatml on the Qwen3 vocabulary', template: 'chatml', messages: conversation, maskTemplate: CHATML_MASK },
+];
+
+interface TokenizerSuite {
+  label: string;
+  dir: string;
+  load: () => Promise<Tokenizer>;
+  cases: Case[];
+  /** The end-of-turn token that closes each trained assistant turn, for templates ('model' or built-in). */
+  endOfTurn: Record<string, string>;
+}
+
+const suites: TokenizerSuite[] = [
+  { label: 'Llama 3', dir: LLAMA3_TOKENIZER_DIR, load: llama3Tokenizer, cases: llama3Cases, endOfTurn: { model: '<|eot_id|>', llama3: '<|eot_id|>' } },
+  { label: 'Qwen3', dir: QWEN3_TOKENIZER_DIR, load: qwen3Tokenizer, cases: qwen3Cases, endOfTurn: { model: '<|im_end|>', chatml: '<|im_end|>' } },
 ];
 
 function templateSource(c: Case, tokenizer: Tokenizer): string | null {
@@ -100,16 +143,17 @@ function rendererFor(c: Case, tokenizer: Tokenizer): ChatRenderer {
   return new ChatRenderer('test', c.template, { ...tokenizer.specialTokens });
 }
 
-describe('chat templates and masks match transformers (Llama 3 tokenizer)', () => {
+for (const suite of suites) describe(`chat templates and masks match transformers (${suite.label} tokenizer)`, () => {
+  const cases = suite.cases;
   let tokenizer: Tokenizer;
   let refs: Reference[];
   let dir: string;
 
   before(async () => {
-    tokenizer = await llama3Tokenizer();
+    tokenizer = await suite.load();
     dir = mkdtempSync(join(tmpdir(), 'data-chat-'));
     const spec = {
-      tokenizer_dir: LLAMA3_TOKENIZER_DIR,
+      tokenizer_dir: suite.dir,
       cases: cases.map((c) => ({
         messages: c.messages,
         add_generation_prompt: c.addGenerationPrompt ?? false,
@@ -133,6 +177,7 @@ describe('chat templates and masks match transformers (Llama 3 tokenizer)', () =
       }
       const text = renderer.render(c.messages, c.addGenerationPrompt ?? false);
       assert.equal(text, ref.text);
+      if (c.renders !== undefined) assert.ok(text.includes(c.renders), `renders ${JSON.stringify(c.renders)}`);
       assert.deepEqual(tokenizer.encode(text, { addSpecialTokens: false }), ref.ids);
       if (!c.maskTemplate || ref.assistant_masks === null) return;
 
@@ -149,8 +194,8 @@ describe('chat templates and masks match transformers (Llama 3 tokenizer)', () =
     });
   });
 
-  it('trained tokens decode to exactly the assistant contents, each closed by <|eot_id|>', () => {
-    for (const template of ['model', 'llama3']) {
+  it('trained tokens decode to exactly the assistant contents, each closed by the end-of-turn token', () => {
+    for (const [template, eot] of Object.entries(suite.endOfTurn)) {
       const renderer = chooseChatTemplate(tokenizer, template === 'model' ? undefined : template);
       const ex = tokenizeRendered(renderRecord({ kind: 'chat', messages: conversation }, { tokenizer, trainOn: 'completions', chat: () => renderer }), tokenizer);
       const runs: string[] = [];
@@ -164,7 +209,7 @@ describe('chat templates and masks match transformers (Llama 3 tokenizer)', () =
         while (t < ex.labels.length && ex.labels[t] !== IGNORE_INDEX) t++;
         runs.push(tokenizer.decode(ex.inputIds.slice(start, t)));
       }
-      const expected = conversation.filter((m) => m.role === 'assistant').map((m) => `${m.content.trim()}<|eot_id|>`);
+      const expected = conversation.filter((m) => m.role === 'assistant').map((m) => `${m.content.trim()}${eot}`);
       assert.deepEqual(runs, expected, template);
       const masked = ex.labels.filter((l) => l === IGNORE_INDEX).length;
       assert.ok(masked > 20, 'system and user turns are masked');
@@ -180,6 +225,14 @@ describe('chat templates and masks match transformers (Llama 3 tokenizer)', () =
     assert.deepEqual(prepared.train[0].inputIds, refs[0].ids);
     assert.deepEqual(prepared.train[0].labels.map((l) => (l === IGNORE_INDEX ? 0 : 1)), refs[0].assistant_masks);
   });
+});
+
+describe('chat datasets on a base model', () => {
+  let dir: string;
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'data-chat-base-'));
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
 
   it('a chat dataset with a model that has no template is refused, naming the built-in choices', async () => {
     const base = await llama3WithTemplate(null);

