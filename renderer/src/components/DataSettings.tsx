@@ -1,8 +1,8 @@
-import { useRef } from 'react';
 import { useStudio } from '../stores/studio.ts';
 import { ErrorNote } from './ErrorNote.tsx';
 import { baseName } from './format.ts';
 import { NumberField } from './NumberField.tsx';
+import { PathField } from './PathField.tsx';
 
 const ACCEPT = '.jsonl,.json,.csv,.tsv,.parquet,.txt';
 
@@ -13,9 +13,7 @@ export function DataSettings({ errorOf }: { errorOf: (field: string) => string |
   const summary = useStudio((s) => s.validationSummary);
   const error = useStudio((s) => s.validationError);
   const busy = useStudio((s) => s.validationBusy);
-  const isElectron = useStudio((s) => s.client?.host === 'electron');
   const { setValidationPath, uploadValidationFile, browseValidationFile, setDataChoice } = useStudio.getState();
-  const fileInput = useRef<HTMLInputElement>(null);
   const byFile = validationPath.trim() !== '';
   const pathError = errorOf('data.validationPath');
 
@@ -35,45 +33,23 @@ export function DataSettings({ errorOf }: { errorOf: (field: string) => string |
       </div>
       <div className={`field${pathError ? ' field-invalid' : ''}`}>
         <label htmlFor="validation-path">Validation file (optional)</label>
-        <div className="path-row">
-          <input
-            id="validation-path"
-            type="text"
-            data-testid="validation-path"
-            placeholder="a second file, used whole for validation"
-            spellCheck={false}
-            value={validationPath}
-            onChange={(e) => setValidationPath(e.target.value)}
-          />
-          {isElectron ? (
-            <button type="button" data-testid="validation-browse" disabled={busy} onClick={() => void browseValidationFile()}>
-              Browse…
-            </button>
-          ) : (
-            <>
-              <button type="button" data-testid="validation-upload-button" disabled={busy} onClick={() => fileInput.current?.click()}>
-                Upload…
-              </button>
-              <input
-                ref={fileInput}
-                type="file"
-                accept={ACCEPT}
-                hidden
-                data-testid="validation-upload"
-                onChange={(e) => {
-                  const file = e.target.files?.[0];
-                  e.target.value = '';
-                  if (file) void uploadValidationFile(file);
-                }}
-              />
-            </>
-          )}
+        <PathField
+          id="validation-path"
+          testId="validation-path"
+          placeholder="a second file, used whole for validation"
+          value={validationPath}
+          onChange={setValidationPath}
+          busy={busy}
+          onBrowse={() => void browseValidationFile()}
+          browseTestId="validation-browse"
+          upload={{ accept: ACCEPT, buttonTestId: 'validation-upload-button', testId: 'validation-upload', onFile: (file) => void uploadValidationFile(file) }}
+        >
           {byFile ? (
             <button type="button" className="link" data-testid="validation-clear" onClick={() => setValidationPath('')}>
               Clear
             </button>
           ) : null}
-        </div>
+        </PathField>
         {pathError ? (
           <div className="field-error" data-testid="error-data.validationPath" role="alert">
             {pathError}

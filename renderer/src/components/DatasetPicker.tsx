@@ -1,8 +1,8 @@
-import { useRef } from 'react';
 import { DATASET_FORMATS, type DatasetFormat } from '../../../common/protocol.ts';
 import { useStudio } from '../stores/studio.ts';
 import { ErrorNote } from './ErrorNote.tsx';
 import { baseName } from './format.ts';
+import { PathField } from './PathField.tsx';
 
 const ACCEPT = '.jsonl,.json,.csv,.tsv,.parquet,.txt';
 const SHOWN_BAD_RECORDS = 8;
@@ -13,59 +13,26 @@ export function DatasetPicker() {
   const error = useStudio((s) => s.datasetError);
   const serverError = useStudio((s) => s.serverErrors.datasetPath);
   const busy = useStudio((s) => s.datasetBusy);
-  const isElectron = useStudio((s) => s.client?.host === 'electron');
   const format = useStudio((s) => s.form.data.format);
   const badPolicy = useStudio((s) => s.form.data.badRecords);
   const { setDatasetPath, inspectDataset, chooseSampleDataset, browseDataset, uploadDataset, setDataChoice } = useStudio.getState();
-  const fileInput = useRef<HTMLInputElement>(null);
 
   return (
     <section className="card" data-testid="dataset-picker">
       <h2>Dataset</h2>
-      <form
-        className="path-row"
-        onSubmit={(e) => {
-          e.preventDefault();
-          void inspectDataset();
-        }}
-      >
-        <input
-          type="text"
-          data-testid="dataset-path"
-          aria-label="Dataset file"
-          placeholder="/path/to/data.jsonl (JSONL, JSON, CSV, Parquet, text)"
-          spellCheck={false}
-          value={path}
-          onChange={(e) => setDatasetPath(e.target.value)}
-        />
-        <button type="submit" data-testid="dataset-load" disabled={busy}>
-          Load
-        </button>
-        {isElectron ? (
-          <button type="button" data-testid="dataset-browse" disabled={busy} onClick={() => void browseDataset()}>
-            Browse…
-          </button>
-        ) : (
-          <>
-            <button type="button" data-testid="dataset-upload-button" disabled={busy} onClick={() => fileInput.current?.click()}>
-              Upload…
-            </button>
-            <input
-              ref={fileInput}
-              type="file"
-              accept={ACCEPT}
-              hidden
-              data-testid="dataset-upload"
-              onChange={(e) => {
-                const file = e.target.files?.[0];
-                // Reset so choosing the same file again (after fixing it) fires another change.
-                e.target.value = '';
-                if (file) void uploadDataset(file);
-              }}
-            />
-          </>
-        )}
-      </form>
+      <PathField
+        testId="dataset-path"
+        ariaLabel="Dataset file"
+        placeholder="/path/to/data.jsonl (JSONL, JSON, CSV, Parquet, text)"
+        value={path}
+        onChange={setDatasetPath}
+        busy={busy}
+        onLoad={() => void inspectDataset()}
+        loadTestId="dataset-load"
+        onBrowse={() => void browseDataset()}
+        browseTestId="dataset-browse"
+        upload={{ accept: ACCEPT, buttonTestId: 'dataset-upload-button', testId: 'dataset-upload', onFile: (file) => void uploadDataset(file) }}
+      />
       <div className="row-actions">
         <button type="button" className="link" data-testid="use-sample-dataset" disabled={busy} onClick={() => void chooseSampleDataset()}>
           Use the sample dataset

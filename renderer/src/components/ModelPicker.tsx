@@ -1,6 +1,7 @@
 import { useStudio } from '../stores/studio.ts';
 import { ErrorNote } from './ErrorNote.tsx';
 import { formatCount } from './format.ts';
+import { PathField } from './PathField.tsx';
 
 export function ModelPicker() {
   const path = useStudio((s) => s.modelPath);
@@ -8,37 +9,23 @@ export function ModelPicker() {
   const error = useStudio((s) => s.modelError);
   const serverError = useStudio((s) => s.serverErrors.modelPath);
   const busy = useStudio((s) => s.modelBusy);
-  const isElectron = useStudio((s) => s.client?.host === 'electron');
   const { setModelPath, inspectModel, chooseSampleModel, browseModel } = useStudio.getState();
 
   return (
     <section className="card" data-testid="model-picker">
       <h2>Base model</h2>
-      <form
-        className="path-row"
-        onSubmit={(e) => {
-          e.preventDefault();
-          void inspectModel();
-        }}
-      >
-        <input
-          type="text"
-          data-testid="model-path"
-          aria-label="Model folder"
-          placeholder="/path/to/model folder (config.json + *.safetensors)"
-          spellCheck={false}
-          value={path}
-          onChange={(e) => setModelPath(e.target.value)}
-        />
-        <button type="submit" data-testid="model-load" disabled={busy}>
-          Load
-        </button>
-        {isElectron ? (
-          <button type="button" data-testid="model-browse" disabled={busy} onClick={() => void browseModel()}>
-            Browse…
-          </button>
-        ) : null}
-      </form>
+      <PathField
+        testId="model-path"
+        ariaLabel="Model folder"
+        placeholder="/path/to/model folder (config.json + *.safetensors)"
+        value={path}
+        onChange={setModelPath}
+        busy={busy}
+        onLoad={() => void inspectModel()}
+        loadTestId="model-load"
+        onBrowse={() => void browseModel()}
+        browseTestId="model-browse"
+      />
       <div className="row-actions">
         <button type="button" className="link" data-testid="use-sample-model" disabled={busy} onClick={() => void chooseSampleModel()}>
           Use the sample model

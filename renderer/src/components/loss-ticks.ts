@@ -24,6 +24,12 @@ export function lossTicks(rows: readonly { loss: number; validationLoss?: number
   const step = [1, 2, 5, 10].map((k) => k * power).find((s) => s >= rough) ?? 10 * power;
   const lo = Math.floor(min / step) * step;
   const ticks: number[] = [];
-  for (let t = lo; t < max + step * 0.999; t += step) ticks.push(Number(t.toPrecision(12)));
+  // Stop at the first tick at or above the maximum: a maximum a hair above a round value (30.00000000003) still gets
+  // the next tick, so the ticks always cover the data. Multiples of the step, not a running sum, avoid drift.
+  for (let i = 0; i < 1000; i++) {
+    const t = Number((lo + i * step).toPrecision(12));
+    ticks.push(t);
+    if (t >= max && ticks.length >= 2) break;
+  }
   return ticks;
 }

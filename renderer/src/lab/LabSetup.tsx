@@ -1,6 +1,7 @@
 import type { QuantAdapterMode } from '../../../common/protocol.ts';
 import { ErrorNote } from '../components/ErrorNote.tsx';
 import { formatCount } from '../components/format.ts';
+import { PathField } from '../components/PathField.tsx';
 import { useStudio } from '../stores/studio.ts';
 import { useLab, type CalibChoice } from './lab-store.ts';
 
@@ -34,36 +35,20 @@ function ModelCard() {
   const adapterId = useLab((s) => s.adapterId);
   const modes = useLab((s) => s.adapterModes);
   const adapters = useStudio((s) => s.adapters);
-  const isElectron = useStudio((s) => s.client?.host === 'electron');
   const { setModelPath, inspectModel, chooseSampleModel, browseModel, setAdapter, toggleAdapterMode } = useLab.getState();
   return (
     <section className="card" data-testid="lab-model">
       <h2>Model</h2>
-      <form
-        className="path-row"
-        onSubmit={(e) => {
-          e.preventDefault();
-          void inspectModel();
-        }}
-      >
-        <input
-          type="text"
-          data-testid="lab-model-path"
-          aria-label="Model folder"
-          placeholder="/path/to/model folder"
-          spellCheck={false}
-          value={path}
-          onChange={(e) => setModelPath(e.target.value)}
-        />
-        <button type="submit" disabled={busy}>
-          Load
-        </button>
-        {isElectron ? (
-          <button type="button" disabled={busy} onClick={() => void browseModel()}>
-            Browse…
-          </button>
-        ) : null}
-      </form>
+      <PathField
+        testId="lab-model-path"
+        ariaLabel="Model folder"
+        placeholder="/path/to/model folder"
+        value={path}
+        onChange={setModelPath}
+        busy={busy}
+        onLoad={() => void inspectModel()}
+        onBrowse={() => void browseModel()}
+      />
       <div className="row-actions">
         <button type="button" className="link" data-testid="lab-use-sample-model" disabled={busy} onClick={() => void chooseSampleModel()}>
           Use the sample model
@@ -145,7 +130,6 @@ function RunCard() {
   const job = useLab((s) => s.job);
   const progress = useLab((s) => s.progress);
   const cancelling = useLab((s) => s.cancelling);
-  const isElectron = useStudio((s) => s.client?.host === 'electron');
   const { setCalib, setCalibPath, browseCalib, setThreshold, start, cancel } = useLab.getState();
   const active = job !== null && (job.state === 'queued' || job.state === 'running');
   const fraction = job?.state === 'done' ? 1 : (progress?.fraction ?? 0);
@@ -175,22 +159,15 @@ function RunCard() {
         ))}
       </div>
       {calib === 'file' ? (
-        <div className="path-row lab-calib-path">
-          <input
-            type="text"
-            data-testid="lab-calib-path"
-            aria-label="Calibration file"
-            placeholder="/path/to/text.txt, .jsonl or .json"
-            spellCheck={false}
-            value={calibPath}
-            onChange={(e) => setCalibPath(e.target.value)}
-          />
-          {isElectron ? (
-            <button type="button" onClick={() => void browseCalib()}>
-              Browse…
-            </button>
-          ) : null}
-        </div>
+        <PathField
+          className="lab-calib-path"
+          testId="lab-calib-path"
+          ariaLabel="Calibration file"
+          placeholder="/path/to/text.txt, .jsonl or .json"
+          value={calibPath}
+          onChange={setCalibPath}
+          onBrowse={() => void browseCalib()}
+        />
       ) : null}
       <p className="field-hint lab-calib-hint">
         {calib === 'none'
