@@ -50,6 +50,18 @@ function find(text: string, content: string, from: number): { at: number; length
 }
 
 /**
+ * Reasoning templates (Qwen3) split content at `</think>`: they drop the reasoning from turns before the last user
+ * message and rebuild the block around it in later ones, so only the answer after `</think>` is the message's own
+ * text there (and transformers' mask over such a template marks only it).
+ */
+function findAnswer(text: string, content: string, from: number): { at: number; length: number } | null {
+  const cut = content.lastIndexOf('</think>');
+  if (cut === -1) return null;
+  const answer = content.slice(cut + '</think>'.length).replace(/^\n+/, '');
+  return answer.trim() === '' ? null : find(text, answer, from);
+}
+
+/**
  * Where each assistant turn's content (plus the end-of-turn token that closes it) lies in the rendered conversation.
  *
  * Templates differ in how they wrap turns, so spans are found, not assumed: rendering the messages before an
@@ -82,7 +94,7 @@ export function assistantSpans(
       }
     }
     if (m.content.trim() === '') continue;
-    const hit = find(rendered, m.content, from);
+    const hit = find(rendered, m.content, from) ?? findAnswer(rendered, m.content, from);
     if (!hit) {
       throw new RecordProblem(`the chat template does not reproduce assistant message ${i} verbatim, so the part to train on cannot be found`, `messages[${i}].content`);
     }

@@ -109,12 +109,23 @@ const llama3Cases: Case[] = [
 // Qwen3's template has no BOS, writes an empty <think> block before the answer after the last user turn, and
 // takes the system prompt only as the first message.
 const QWEN3_MASK = qwen3MaskTemplate();
+// Reasoning written into assistant content: Qwen3 keeps it only after the last user turn and drops it before.
+const withReasoning: ChatMessage[] = [
+  { role: 'system', content: conversation[0].content },
+  { role: 'user', content: s[5] },
+  { role: 'assistant', content: `<think>\n${s[6]}\n</think>\n\n${s[7]}` },
+  { role: 'user', content: s[8] },
+  { role: 'assistant', content: `<think>${s[9]}</think>${s[10]}` },
+];
 const qwen3Cases: Case[] = [
   { name: "model's own template (Qwen3) with a system prompt", template: 'model', messages: conversation, maskTemplate: QWEN3_MASK, renders: '<think>\n\n</think>\n\n' },
   { name: "model's own template (Qwen3) without one", template: 'model', messages: noSystem, maskTemplate: QWEN3_MASK },
   { name: "model's own template (Qwen3), one turn", template: 'model', messages: noSystem.slice(0, 2), maskTemplate: QWEN3_MASK },
   { name: "model's own template (Qwen3), generation prompt", template: 'model', messages: conversation.slice(0, 4), addGenerationPrompt: true },
   { name: 'built-in chatml on the Qwen3 vocabulary', template: 'chatml', messages: conversation, maskTemplate: CHATML_MASK },
+  { name: "model's own template (Qwen3), reasoning in earlier and final turns", template: 'model', messages: withReasoning, maskTemplate: QWEN3_MASK, renders: `<think>\n${s[9]}\n</think>\n\n${s[10]}<|im_end|>` },
+  { name: "model's own template (Qwen3), reasoning only in the final turn", template: 'model', messages: [...noSystem.slice(0, 3), withReasoning[4]], maskTemplate: QWEN3_MASK, renders: `<think>\n${s[9]}\n</think>` },
+  { name: "model's own template (Qwen3), reasoning only in an earlier turn", template: 'model', messages: [...withReasoning.slice(0, 4), noSystem[3]], maskTemplate: QWEN3_MASK },
 ];
 
 interface TokenizerSuite {
