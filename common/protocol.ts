@@ -389,6 +389,69 @@ export interface QuantJobSummary {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
+// Playground: try a model, with or without an adapter, on a prompt
+// ---------------------------------------------------------------------------------------------------------------
+
+/**
+ * How the prompt is wrapped before tokenizing, to match how the adapter was trained: 'raw' as typed (with the
+ * tokenizer's BOS), 'alpaca' in the Stanford Alpaca prompt (Alpaca datasets), 'chat' as one user turn through the chat
+ * template with the generation prompt (chat datasets).
+ */
+export const PROMPT_FORMATS = ['raw', 'alpaca', 'chat'] as const;
+export type PromptFormat = (typeof PROMPT_FORMATS)[number];
+
+export interface PlaygroundRequest {
+  modelPath: string;
+  /** A PEFT adapter folder; absent = the base model alone. */
+  adapterPath?: string;
+  /** With an adapter: also answer with the base model (same settings and seed), to compare. */
+  compareBase?: boolean;
+  prompt: string;
+  promptFormat: PromptFormat;
+  /** Chat: a built-in template name (as a run's data.chatTemplate) instead of the model's own. */
+  chatTemplate?: string;
+  /** Chat: a system message before the user turn; Alpaca: replaces the preamble. */
+  system?: string;
+  maxNewTokens: number;
+  /** 0 = greedy. */
+  temperature: number;
+  topP: number;
+  seed: number;
+  backend: 'auto' | 'cpu' | 'webgpu';
+}
+
+export type PlaygroundVariant = 'adapter' | 'base';
+
+/** A job has started generating: the prompt as the model reads it, and where it runs. */
+export interface PlaygroundStarted {
+  jobId: string;
+  /** Backend that runs it ('cpu', or 'webgpu' with the adapter's name). */
+  backend: string;
+  /** The formatted prompt, special tokens included, decoded back from its ids. */
+  promptText: string;
+  promptTokens: number;
+  variants: PlaygroundVariant[];
+}
+
+export interface PlaygroundOutput {
+  jobId: string;
+  variant: PlaygroundVariant;
+  /** Everything generated so far (prompt excluded, special tokens skipped). */
+  text: string;
+  tokens: number;
+  /** New tokens per second so far, the prompt's prefill included in the time; null before the first. */
+  tokensPerSecond: number | null;
+  /** Set on the variant's last update: why it stopped. */
+  stop: 'eos' | 'length' | 'cancelled' | null;
+}
+
+export interface PlaygroundEnded {
+  jobId: string;
+  cancelled: boolean;
+  error: StudioErrorInfo | null;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
 // Renderer → services
 // ---------------------------------------------------------------------------------------------------------------
 
@@ -439,6 +502,13 @@ export interface StudioRequests {
   'quant.cancel': { params: { jobId: string }; result: QuantJobSummary };
   /** The job and, once done, its report. */
   'quant.get': { params: { jobId: string }; result: { job: QuantJobSummary; report: QuantReport | null } };
+  /**
+   * Generate from a prompt in a worker. A new job stops the one running. Text streams as 'generate.output', the end
+   * is 'generate.ended'; problems the request shows at once (paths, fields) are refused here.
+   */
+  'generate.start': { params: PlaygroundRequest; result: { jobId: string } };
+  /** Stops a job at its next token; false when it had already ended. */
+  'generate.cancel': { params: { jobId: string }; result: { cancelled: boolean } };
 }
 
 export type StudioMethod = keyof StudioRequests;
@@ -477,6 +547,8 @@ export const STUDIO_METHODS = [
   'runs.estimateMemory',
   'settings.get',
   'settings.set',
+  'generate.start',
+  'generate.cancel',
 ] as const satisfies readonly StudioMethod[];
 
 // Compile-time proof that STUDIO_METHODS lists every method.
@@ -508,6 +580,9 @@ export interface StudioEvents {
   'quant.done': { job: QuantJobSummary };
   /** Failed or cancelled (job.state says which; job.error says why). */
   'quant.failed': { job: QuantJobSummary };
+  'generate.started': PlaygroundStarted;
+  'generate.output': PlaygroundOutput;
+  'generate.ended': PlaygroundEnded;
 }
 export type StudioEventName = keyof StudioEvents;
 export interface StudioEventMessage<E extends StudioEventName = StudioEventName> {
@@ -551,3 +626,21 @@ export type QuantEvent =
   | { type: 'progress'; jobId: string; phase: QuantProgress['phase']; done: number; total: number; format: string; fraction: number }
   | { type: 'done'; jobId: string; report: QuantReport }
   | { type: 'error'; jobId: string; message: string; cancelled: boolean; file?: string; line?: number; field?: string };
+
+// ---------------------------------------------------------------------------------------------------------------
+// Services ↔ generation worker (engine/generate/generate-worker.ts)
+// ---------------------------------------------------------------------------------------------------------------
+
+export type GenerateCommand = {
+  type: 'generate.run';
+  jobId: string;
+  /** backend 'auto' is resolved in the worker, as a run's is. */
+  request: PlaygroundRequest;
+  /** An Int32Array's buffer: the services store 1 in element 0 to stop the job at its next token. */
+  cancelFlag: SharedArrayBuffer;
+};
+
+export type GenerateEvent =
+  | ({ type: 'started' } & PlaygroundStarted)
+  | ({ type: 'output' } & PlaygroundOutput)
+  | { type: 'ended'; jobId: string; cancelled: boolean; error: { message: string; file?: string; line?: number; field?: string } | null };

@@ -36,6 +36,7 @@ import { RunManager, type EngineHandle } from './run-manager.ts';
 import { isTerminal } from './run-state.ts';
 import { RunStore } from './run-store.ts';
 import { SettingsStore } from './settings.ts';
+import { createPlayground, PLAYGROUND_PARAM_SCHEMAS } from './playground.ts';
 import { createQuantLab, QUANT_PARAM_SCHEMAS } from './quant-lab.ts';
 
 export interface StudioDialogs {
@@ -115,6 +116,7 @@ const schemas = {
   'dialog.pickFolder': z.object({ title: z.string().optional() }).optional(),
   'dialog.pickFile': z.object({ title: z.string().optional(), extensions: z.array(z.string()).optional() }).optional(),
   ...QUANT_PARAM_SCHEMAS,
+  ...PLAYGROUND_PARAM_SCHEMAS,
   'backends.probe': z.object({ refresh: z.boolean().optional() }).optional(),
 } satisfies Record<StudioMethod, z.ZodType>;
 
@@ -195,6 +197,7 @@ export function createStudioServices(options: StudioServicesOptions): StudioServ
   }
   const version = appVersion();
   const quant = createQuantLab({ emit });
+  const playground = createPlayground({ emit });
 
   // The Prometheus endpoint follows the setting: off (null) or on 127.0.0.1:<port>.
   let prometheus: PrometheusEndpoint | null = null;
@@ -306,6 +309,7 @@ export function createStudioServices(options: StudioServicesOptions): StudioServ
       return { path: await options.dialogs.pickFile(p) };
     },
     ...quant.handlers,
+    ...playground.handlers,
   };
 
   return {
@@ -328,7 +332,7 @@ export function createStudioServices(options: StudioServicesOptions): StudioServ
       if (closed) return closed;
       closed = (async () => {
         // Executing runs write a checkpoint and stay queued for the next start (run-manager.ts close).
-        await Promise.all([manager.close(), quant.close()]);
+        await Promise.all([manager.close(), quant.close(), playground.close()]);
         presence.stop();
         applyPrometheus(null);
         await prometheusChange;

@@ -1,0 +1,238 @@
+/**
+ * The playground's services: try a model, with or without an adapter, on a prompt. Generation runs in its own
+ * worker_thread (engine/generate/generate-worker.ts), which keeps the model loaded between prompts. One job runs at a
+ * time; starting another stops the running one first (pressing Generate again means "answer this instead"). Requests
+ * are checked before anything is loaded, so a wrong path or an impossible prompt format is refused with its field.
+ */
+import { existsSync, statSync } from 'node:fs';
+import { z } from 'zod';
+import {
+  PROMPT_FORMATS,
+  type GenerateCommand,
+  type GenerateEvent,
+  type PlaygroundRequest,
+  type StudioErrorInfo,
+  type StudioEventName,
+  type StudioEvents,
+  type StudioMethod,
+  type StudioResult,
+} from '../../common/protocol.ts';
+import { BUILTIN_TEMPLATE_NAMES, isBuiltinTemplateName } from '../../engine/data/chat-template.ts';
+import { startWorkerModule } from '../../engine/engine-host.ts';
+import { StudioError } from './errors.ts';
+import { newId } from './ids.ts';
+import { checkModel } from './preflight.ts';
+
+export type PlaygroundMethod = Extract<StudioMethod, `generate.${string}`>;
+
+/** The services' handle on the generation worker. */
+export interface GenerateWorkerHandle {
+  send(cmd: GenerateCommand): void;
+  on(handler: (event: GenerateEvent) => void): () => void;
+  terminate(): Promise<void>;
+  readonly exited: Promise<number>;
+}
+
+export function startGenerateWorker(): GenerateWorkerHandle {
+  const entry = new URL(import.meta.url.endsWith('.ts') ? '../../engine/generate/generate-worker.ts' : '../../engine/generate/generate-worker.js', import.meta.url);
+  const worker = startWorkerModule(entry);
+  const handlers = new Set<(e: GenerateEvent) => void>();
+  const emit = (e: GenerateEvent): void => {
+    for (const h of [...handlers]) {
+      try {
+        h(e);
+      } catch {
+        // One failing listener must not starve the others.
+      }
+    }
+  };
+  worker.on('message', (m: GenerateEvent) => emit(m));
+  worker.on('error', (e: Error) => emit({ type: 'ended', jobId: '', cancelled: false, error: { message: `generation worker failed: ${e.message}` } }));
+  const exited = new Promise<number>((resolve) => worker.on('exit', resolve));
+  return {
+    send: (cmd) => worker.postMessage(cmd),
+    on(handler) {
+      handlers.add(handler);
+      return () => handlers.delete(handler);
+    },
+    async terminate() {
+      await worker.terminate();
+      await exited;
+    },
+    exited,
+  };
+}
+
+const num = (what: string) => z.number({ message: `${what} must be a number` }).finite(`${what} must be finite`);
+
+export const PLAYGROUND_PARAM_SCHEMAS = {
+  'generate.start': z.object({
+    modelPath: z.string({ message: 'choose a model folder' }).min(1, 'choose a model folder'),
+    adapterPath: z.string().optional(),
+    compareBase: z.boolean().optional(),
+    prompt: z.string({ message: 'type a prompt' }).refine((s) => s.trim() !== '', 'type a prompt'),
+    promptFormat: z.enum(PROMPT_FORMATS, { message: `prompt format must be one of ${PROMPT_FORMATS.join(', ')}` }),
+    chatTemplate: z.string().optional(),
+    system: z.string().optional(),
+    maxNewTokens: num('max new tokens').int('max new tokens must be a whole number').min(1, 'max new tokens must be at least 1').max(4096, 'max new tokens must be at most 4096'),
+    temperature: num('temperature').min(0, 'temperature must be 0 (greedy) or more').max(5, 'temperature must be at most 5'),
+    topP: num('top-p').gt(0, 'top-p must be greater than 0').max(1, 'top-p must be at most 1'),
+    seed: num('seed').int('seed must be a whole number'),
+    backend: z.enum(['auto', 'cpu', 'webgpu'], { message: 'backend must be auto, cpu or webgpu' }),
+  }),
+  'generate.cancel': z.object({ jobId: z.string({ message: 'jobId is required' }).min(1, 'jobId is required') }),
+} satisfies Record<PlaygroundMethod, z.ZodType>;
+
+function parse<M extends PlaygroundMethod>(method: M, params: unknown): z.infer<(typeof PLAYGROUND_PARAM_SCHEMAS)[M]> {
+  const parsed = PLAYGROUND_PARAM_SCHEMAS[method].safeParse(params ?? {});
+  if (!parsed.success) throw StudioError.fields(parsed.error.issues.map((i) => ({ field: i.path.join('.'), message: i.message })));
+  return parsed.data as z.infer<(typeof PLAYGROUND_PARAM_SCHEMAS)[M]>;
+}
+
+async function preflight(req: PlaygroundRequest): Promise<void> {
+  const model = await checkModel(req.modelPath, 'modelPath');
+  if (!model.hasTokenizer) throw new StudioError({ message: `${req.modelPath} has no tokenizer.json, so the prompt cannot be tokenized`, field: 'modelPath', file: req.modelPath });
+  if (req.adapterPath) {
+    if (!existsSync(req.adapterPath)) throw new StudioError({ message: `adapter folder ${req.adapterPath} does not exist`, field: 'adapterPath', file: req.adapterPath });
+    if (!statSync(req.adapterPath).isDirectory()) {
+      throw new StudioError({ message: `${req.adapterPath} is a file; choose the adapter folder (adapter_config.json + adapter_model.safetensors)`, field: 'adapterPath', file: req.adapterPath });
+    }
+  }
+  if (req.chatTemplate && req.chatTemplate !== 'model' && !isBuiltinTemplateName(req.chatTemplate)) {
+    throw new StudioError({ message: `unknown chat template "${req.chatTemplate}": choose the model's own or one of ${BUILTIN_TEMPLATE_NAMES.join(', ')}`, field: 'chatTemplate' });
+  }
+  if (req.promptFormat === 'chat' && !model.hasChatTemplate && (!req.chatTemplate || req.chatTemplate === 'model')) {
+    throw new StudioError({ message: `${model.name} has no chat template; choose a built-in one (${BUILTIN_TEMPLATE_NAMES.join(', ')}) or the raw or Alpaca prompt format`, field: 'promptFormat' });
+  }
+}
+
+export interface PlaygroundOptions {
+  emit: <E extends StudioEventName>(event: E, data: StudioEvents[E]) => void;
+  startWorker?: () => GenerateWorkerHandle;
+}
+
+export interface Playground {
+  readonly handlers: { [M in PlaygroundMethod]: (params: unknown) => Promise<StudioResult<M>> };
+  close(): Promise<void>;
+}
+
+interface Job {
+  id: string;
+  request: PlaygroundRequest;
+  flag: Int32Array;
+  ended: Promise<void>;
+  end(): void;
+  done: boolean;
+}
+
+export function createPlayground(options: PlaygroundOptions): Playground {
+  const startWorker = options.startWorker ?? startGenerateWorker;
+  let worker: GenerateWorkerHandle | null = null;
+  let running: Job | null = null;
+  const waiting: Job[] = [];
+  let closed = false;
+
+  function finish(job: Job, cancelled: boolean, error: StudioErrorInfo | null): void {
+    if (job.done) return;
+    job.done = true;
+    if (running === job) running = null;
+    options.emit('generate.ended', { jobId: job.id, cancelled, error });
+    job.end();
+    pump();
+  }
+
+  function onEvent(e: GenerateEvent): void {
+    const job = running;
+    if (!job || (e.jobId !== job.id && e.jobId !== '')) return;
+    switch (e.type) {
+      case 'started': {
+        const { type: _t, ...info } = e;
+        options.emit('generate.started', { ...info, jobId: job.id });
+        return;
+      }
+      case 'output': {
+        const { type: _t, ...out } = e;
+        options.emit('generate.output', { ...out, jobId: job.id });
+        return;
+      }
+      case 'ended':
+        finish(job, e.cancelled, e.error);
+        return;
+    }
+  }
+
+  function ensureWorker(): GenerateWorkerHandle {
+    if (worker) return worker;
+    const w = startWorker();
+    worker = w;
+    w.on(onEvent);
+    void w.exited.then((code) => {
+      if (worker === w) worker = null;
+      if (running) finish(running, Atomics.load(running.flag, 0) !== 0, closed ? null : { message: `the generation worker exited unexpectedly (exit code ${code})` });
+    });
+    return w;
+  }
+
+  function pump(): void {
+    if (running || closed) return;
+    // Only the newest request matters: older waiting ones were superseded before they began.
+    const job = waiting.pop();
+    for (const old of waiting.splice(0)) finish(old, true, null);
+    if (!job) return;
+    running = job;
+    try {
+      ensureWorker().send({ type: 'generate.run', jobId: job.id, request: job.request, cancelFlag: job.flag.buffer as SharedArrayBuffer });
+    } catch (e) {
+      finish(job, false, { message: `cannot start the generation worker: ${e instanceof Error ? e.message : String(e)}` });
+    }
+  }
+
+  function stop(job: Job): void {
+    Atomics.store(job.flag, 0, 1);
+  }
+
+  const handlers: Playground['handlers'] = {
+    'generate.start': async (raw) => {
+      if (closed) throw new StudioError({ message: 'the studio is shutting down' });
+      const p = parse('generate.start', raw);
+      const request: PlaygroundRequest = { ...p };
+      for (const k of ['adapterPath', 'chatTemplate', 'system'] as const) if (request[k] === '') delete request[k];
+      await preflight(request);
+      let end = (): void => {};
+      const ended = new Promise<void>((resolve) => (end = resolve));
+      const job: Job = { id: newId('gen'), request, flag: new Int32Array(new SharedArrayBuffer(4)), ended, end, done: false };
+      if (running) stop(running);
+      waiting.push(job);
+      pump();
+      return { jobId: job.id };
+    },
+    'generate.cancel': async (raw) => {
+      const { jobId } = parse('generate.cancel', raw);
+      if (running?.id === jobId) {
+        const job = running;
+        stop(job);
+        await job.ended;
+        return { cancelled: true };
+      }
+      const queued = waiting.find((j) => j.id === jobId);
+      if (queued) {
+        waiting.splice(waiting.indexOf(queued), 1);
+        finish(queued, true, null);
+        return { cancelled: true };
+      }
+      return { cancelled: false };
+    },
+  };
+
+  return {
+    handlers,
+    async close() {
+      closed = true;
+      for (const j of waiting.splice(0)) finish(j, true, null);
+      if (running) stop(running);
+      const w = worker;
+      worker = null;
+      if (w) await w.terminate();
+    },
+  };
+}

@@ -1,0 +1,140 @@
+/**
+ * One playground job: load (or reuse) the model, format the prompt as the adapter was trained, then generate with the
+ * adapter and, when asked, with the base model alone, streaming the text. The loaded model is kept between jobs so
+ * the next prompt starts at once; a different folder, or a changed config.json, loads again.
+ */
+import { readdirSync, statSync } from 'node:fs';
+import { totalmem } from 'node:os';
+import { join, resolve } from 'node:path';
+import type { PlaygroundOutput, PlaygroundRequest, PlaygroundStarted, PlaygroundVariant } from '../../common/protocol.ts';
+import { loadModel } from '../io/hf-model.ts';
+import { loadAdapter } from '../io/peft-adapter.ts';
+import { loadTokenizer } from '../io/tokenizer.ts';
+import type { LoraWeights, ModelWeights, Tokenizer } from '../model/types.ts';
+import { selectBackend } from '../train/backend-select.ts';
+import { generate, type GenerateOptions } from './generate.ts';
+import { formatPrompt } from './prompt-format.ts';
+import { generateWebgpu } from './webgpu-generate.ts';
+
+/** An error that names the request field it is about (the UI marks that field). */
+export class PlaygroundError extends Error {
+  readonly field: string;
+  constructor(message: string, field: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'PlaygroundError';
+    this.field = field;
+  }
+}
+
+export interface PlaygroundHooks {
+  started(info: Omit<PlaygroundStarted, 'jobId'>): void;
+  output(o: Omit<PlaygroundOutput, 'jobId'>): void;
+  /** Polled at every token; true stops the job. */
+  cancelled(): boolean;
+  /** Milliseconds between streamed updates of one variant (the last one is always sent); default 50. */
+  intervalMs?: number;
+}
+
+interface Loaded {
+  key: string;
+  model: ModelWeights;
+  tokenizer: Tokenizer;
+}
+
+function withField<T>(field: string, f: () => T): T {
+  try {
+    return f();
+  } catch (e) {
+    if (e instanceof PlaygroundError) throw e;
+    throw new PlaygroundError(e instanceof Error ? e.message : String(e), field, { cause: e });
+  }
+}
+
+/** f32 weights unless they would take over 40 % of the machine's memory; then frozen weights stay f16. */
+function wantsF16(dir: string): boolean {
+  let bytes = 0;
+  try {
+    for (const f of readdirSync(dir)) if (f.endsWith('.safetensors')) bytes += statSync(join(dir, f)).size;
+  } catch {
+    return false;
+  }
+  // Stored f16/bf16 weights double in f32 (f32 files are overcounted, which only errs toward f16).
+  return bytes * 2 > 0.4 * totalmem();
+}
+
+export class PlaygroundEngine {
+  private loaded: Loaded | null = null;
+
+  private async load(modelPath: string): Promise<Loaded> {
+    const dir = resolve(modelPath);
+    const key = withField('modelPath', () => `${dir}:${statSync(join(dir, 'config.json')).mtimeMs}`);
+    if (this.loaded?.key === key) return this.loaded;
+    this.loaded = null;
+    const model = withField('modelPath', () => loadModel(dir, { dtype: Float32Array, frozenF16: wantsF16(dir) }));
+    let tokenizer: Tokenizer | null;
+    try {
+      tokenizer = await loadTokenizer(dir);
+    } catch (e) {
+      throw new PlaygroundError(e instanceof Error ? e.message : String(e), 'modelPath', { cause: e });
+    }
+    if (!tokenizer) throw new PlaygroundError(`${dir} has no tokenizer.json, so the prompt cannot be tokenized`, 'modelPath');
+    this.loaded = { key, model, tokenizer };
+    return this.loaded;
+  }
+
+  /** Resolves when the job has ended; `cancelled` says whether it was stopped. Throws PlaygroundError / load errors. */
+  async run(req: PlaygroundRequest, hooks: PlaygroundHooks): Promise<{ cancelled: boolean }> {
+    const chosen = await selectBackend(req.backend);
+    const { model, tokenizer } = await this.load(req.modelPath);
+    const lora: LoraWeights | null = req.adapterPath ? withField('adapterPath', () => loadAdapter(req.adapterPath as string, model.config)) : null;
+    const prompt = withField('prompt', () => formatPrompt(tokenizer, model.config, req));
+    const variants: PlaygroundVariant[] = lora ? (req.compareBase ? ['adapter', 'base'] : ['adapter']) : ['base'];
+    hooks.started({
+      backend: chosen.backend === 'webgpu' ? `webgpu (${chosen.adapterName ?? 'adapter'})` : 'cpu',
+      promptText: prompt.text,
+      promptTokens: prompt.ids.length,
+      variants,
+    });
+    const interval = hooks.intervalMs ?? 50;
+    for (const variant of variants) {
+      if (hooks.cancelled()) {
+        hooks.output({ variant, text: '', tokens: 0, tokensPerSecond: null, stop: 'cancelled' });
+        continue;
+      }
+      const ids: number[] = [];
+      const t0 = performance.now();
+      let lastSent = -Infinity;
+      let stopped = false;
+      const send = (stop: PlaygroundOutput['stop']): void => {
+        const s = (performance.now() - t0) / 1000;
+        hooks.output({ variant, text: tokenizer.decode(ids, { skipSpecialTokens: true }), tokens: ids.length, tokensPerSecond: ids.length > 0 && s > 0 ? ids.length / s : null, stop });
+      };
+      const opts: GenerateOptions = {
+        maxNewTokens: req.maxNewTokens,
+        temperature: req.temperature,
+        topP: req.topP,
+        seed: req.seed,
+        eosTokenIds: prompt.stopIds,
+        onToken: (id) => {
+          ids.push(id);
+          if (hooks.cancelled()) {
+            stopped = true;
+            return false;
+          }
+          const now = performance.now();
+          if (now - lastSent >= interval) {
+            lastSent = now;
+            send(null);
+          }
+          return true;
+        },
+      };
+      const adapter = variant === 'adapter' ? lora : null;
+      if (chosen.backend === 'webgpu') await generateWebgpu(model, adapter, prompt.ids, opts);
+      else generate(model, adapter, prompt.ids, opts);
+      const last = ids.at(-1);
+      send(stopped ? 'cancelled' : last !== undefined && prompt.stopIds.includes(last) ? 'eos' : 'length');
+    }
+    return { cancelled: hooks.cancelled() };
+  }
+}
