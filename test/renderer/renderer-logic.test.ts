@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { validateRunConfig } from '../../common/protocol.ts';
-import { lossTicks } from '../../renderer/src/components/loss-ticks.ts';
+import { lossTicks, tickDecimals } from '../../renderer/src/components/loss-ticks.ts';
 import { checkForm, defaultForm, type FormValues } from '../../renderer/src/stores/form.ts';
 
 
@@ -63,6 +63,27 @@ test('lossTicks: evenly spaced round ticks that cover the data without reaching 
       const mantissa = step / 10 ** Math.floor(Math.log10(step) + 1e-9);
       assert.ok([1, 2, 5, 10].some((m) => Math.abs(mantissa - m) < 1e-6), `round step ${step}`);
       for (let i = 1; i < ticks.length; i++) assert.ok(Math.abs(ticks[i] - ticks[i - 1] - step) < step * 1e-6);
+    }),
+  );
+});
+
+test('tickDecimals: enough decimals to tell the loss ticks apart, at most four', () => {
+  // A step whose leading digit stands at 10^-k needs k decimals (none from 1 up).
+  assert.equal(tickDecimals([1, 2, 3]), 0);
+  assert.equal(tickDecimals([0, 20, 40]), 0);
+  assert.equal(tickDecimals([1.5, 2, 2.5]), 1);
+  assert.equal(tickDecimals([0.98, 1, 1.02]), 2);
+  assert.equal(tickDecimals([0, 1e-7]), 4);
+  // 0.14 − 0.13 is 0.00999… in floats; it is still a step of 0.01.
+  assert.equal(tickDecimals([0.13, 0.14, 0.15]), 2);
+  fc.assert(
+    fc.property(fc.array(fc.double({ min: 1e-3, max: 1e3, noNaN: true }), { minLength: 1, maxLength: 50 }), (losses) => {
+      const ticks = lossTicks(losses.map((loss) => ({ loss })));
+      const d = tickDecimals(ticks);
+      const labels = ticks.map((t) => t.toFixed(d));
+      // Steps under 10^-4 (a flat series near 0.001) are capped at four decimals on purpose.
+      if (ticks[1] - ticks[0] < 1e-4 * (1 - 1e-9)) assert.equal(d, 4);
+      else assert.equal(new Set(labels).size, labels.length, `distinct labels ${labels}`);
     }),
   );
 });

@@ -1,9 +1,9 @@
 import { memo, useEffect, useMemo } from 'react';
-import { CartesianGrid, Legend, Line, LineChart, ResponsiveContainer, Tooltip, XAxis, YAxis } from 'recharts';
+import { Legend, Line, LineChart, ResponsiveContainer } from 'recharts';
 import type { MetricPoint } from '../../../common/protocol.ts';
 import { useStudio } from '../stores/studio.ts';
 import { useThrottledMetrics } from '../stores/throttle.ts';
-import { formatLoss } from './format.ts';
+import { LOSS_CHART_MARGIN, LossAxes } from './chart-axes.tsx';
 import { lossTicks } from './loss-ticks.ts';
 
 /** Above this many points the series is thinned (every k-th, the last always kept): SVG cost stays flat. */
@@ -41,7 +41,6 @@ export const LossChart = memo(function LossChart({ runId }: { runId: string | nu
   const hasValidation = validationPoints > 0;
   const skipped = useMemo(() => points.reduce((n, p) => n + (p.skipped ? 1 : 0), 0), [points]);
   const yTicks = useMemo(() => lossTicks(rows), [rows]);
-  const yDecimals = Math.max(0, Math.min(4, -Math.floor(Math.log10(Math.max(1e-9, (yTicks[1] ?? 1) - yTicks[0])))));
   const xMax = Math.max(totalSteps ?? 0, rows.length ? rows[rows.length - 1].step : 1);
 
   return (
@@ -57,23 +56,8 @@ export const LossChart = memo(function LossChart({ runId }: { runId: string | nu
         <div className="chart-empty">{runId ? 'Waiting for the first step…' : 'Press Train to see the loss here, live.'}</div>
       ) : (
         <ResponsiveContainer width="100%" height={260}>
-          <LineChart data={rows} margin={{ top: 8, right: 16, bottom: 4, left: 0 }}>
-            <CartesianGrid stroke="var(--grid)" strokeDasharray="3 3" />
-            <XAxis dataKey="step" type="number" domain={[0, xMax]} allowDecimals={false} stroke="var(--muted)" tick={{ fontSize: 11 }} />
-            <YAxis
-              domain={[yTicks[0], yTicks[yTicks.length - 1]]}
-              ticks={yTicks}
-              stroke="var(--muted)"
-              tick={{ fontSize: 11 }}
-              width={52}
-              tickFormatter={(v: number) => v.toFixed(yDecimals)}
-            />
-            <Tooltip
-              isAnimationActive={false}
-              contentStyle={{ background: 'var(--panel-2)', border: '1px solid var(--border)', borderRadius: 6, fontSize: 12 }}
-              labelFormatter={(step) => `step ${String(step)}`}
-              formatter={(v) => formatLoss(typeof v === 'number' ? v : Number(v))}
-            />
+          <LineChart data={rows} margin={LOSS_CHART_MARGIN}>
+            <LossAxes xMax={xMax} yTicks={yTicks} />
             <Line
               type="linear"
               dataKey="loss"

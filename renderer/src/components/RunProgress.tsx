@@ -1,8 +1,7 @@
 import { useMemo } from 'react';
-import { RunActions } from '../runs/RunActions.tsx';
-import { stateLabel } from '../runs/runs-view.ts';
 import { isActive, useRunMetrics, useStudio } from '../stores/studio.ts';
 import { formatCount, formatDuration, formatLoss } from './format.ts';
+import { Readout, RunHead } from './run-readouts.tsx';
 
 export function RunProgress({ runId }: { runId: string | null }) {
   const run = useStudio((s) => (runId ? s.runs[runId] : undefined));
@@ -31,24 +30,15 @@ export function RunProgress({ runId }: { runId: string | null }) {
 
   return (
     <div className="run-progress" data-testid="run-progress" data-state={run.state}>
-      <div className="run-head">
-        <div className="run-title">
-          <span className="run-name" title={run.id}>
-            {run.name}
+      <RunHead run={run} stateTestId="run-state">
+        {run.backend ? (
+          <span className="muted" data-testid="run-backend">
+            on {run.backend}
+            {run.config.train.precision === 'fp16' ? ' · fp16' : ''}
+            {run.config.train.gradientCheckpointing ? ' · checkpointing' : ''}
           </span>
-          <span className={`badge badge-${run.state}`} data-testid="run-state">
-            {stateLabel(run)}
-          </span>
-          {run.backend ? (
-            <span className="muted" data-testid="run-backend">
-              on {run.backend}
-              {run.config.train.precision === 'fp16' ? ' · fp16' : ''}
-              {run.config.train.gradientCheckpointing ? ' · checkpointing' : ''}
-            </span>
-          ) : null}
-        </div>
-        <RunActions run={run} />
-      </div>
+        ) : null}
+      </RunHead>
       <div
         className="bar"
         role="progressbar"
@@ -82,17 +72,6 @@ export function RunProgress({ runId }: { runId: string | null }) {
           {lastLog.message}
         </div>
       ) : null}
-    </div>
-  );
-}
-
-function Readout({ label, value, testId }: { label: string; value: string; testId: string }) {
-  return (
-    <div className="readout">
-      <div className="readout-label">{label}</div>
-      <div className="readout-value" data-testid={testId}>
-        {value}
-      </div>
     </div>
   );
 }

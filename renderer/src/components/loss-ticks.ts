@@ -33,3 +33,9 @@ export function lossTicks(rows: readonly { loss: number; validationLoss?: number
   }
   return ticks;
 }
+
+/** Decimals that tell neighbouring ticks apart at their spacing (0 to 4): a step of 0.05 shows two, of 2 none. */
+export function tickDecimals(ticks: readonly number[]): number {
+  // The step is a round value computed in floats (0.14 − 0.13 = 0.00999…): nudge it before flooring its log.
+  return Math.max(0, Math.min(4, -Math.floor(Math.log10(Math.max(1e-9, (ticks[1] ?? 1) - ticks[0])) + 1e-9)));
+}

@@ -5,7 +5,6 @@
  */
 import { create } from 'zustand';
 import type {
-  ModelSummary,
   QuantAdapterMode,
   QuantFormatInfo,
   QuantJobRequest,
@@ -16,6 +15,7 @@ import type {
 } from '../../../common/protocol.ts';
 import type { QuantReport, ReportMatrix } from '../../../common/quant-report.ts';
 import { errorInfo, type StudioClient } from '../client/transport.ts';
+import { createModelSlice, type ModelSlice } from '../stores/model-slice.ts';
 import { useStudio } from '../stores/studio.ts';
 import type { LabMetric } from './lab-metrics.ts';
 
@@ -26,14 +26,10 @@ export interface SelectedCell {
   matrix: ReportMatrix;
 }
 
-export interface LabState {
+/** The model fields and actions come from stores/model-slice.ts. */
+export interface LabState extends ModelSlice {
   formats: QuantFormatInfo[];
   formatsError: StudioErrorInfo | null;
-
-  modelPath: string;
-  model: ModelSummary | null;
-  modelError: StudioErrorInfo | null;
-  modelBusy: boolean;
 
   /** Adapter id from the Adapters list; '' = none. */
   adapterId: string;
@@ -63,11 +59,7 @@ export interface LabState {
   selected: SelectedCell | null;
 
   loadFormats(): Promise<void>;
-  setModelPath(path: string): void;
-  inspectModel(): Promise<void>;
-  chooseSampleModel(): Promise<void>;
-  /** Desktop only: the native pickers. */
-  browseModel(): Promise<void>;
+  /** Desktop only: the native file picker. */
   browseCalib(): Promise<void>;
   setAdapter(id: string): void;
   toggleAdapterMode(mode: QuantAdapterMode): void;
@@ -131,23 +123,10 @@ export const useLab = create<LabState>()((set, get) => {
     }
   }
 
-  async function loadModel(call: () => Promise<ModelSummary>): Promise<void> {
-    set({ modelBusy: true, modelError: null });
-    try {
-      const model = await call();
-      set({ model, modelPath: model.path, modelBusy: false });
-    } catch (e) {
-      set({ model: null, modelError: errorInfo(e), modelBusy: false });
-    }
-  }
-
   return {
     formats: [],
     formatsError: null,
-    modelPath: '',
-    model: null,
-    modelError: null,
-    modelBusy: false,
+    ...createModelSlice<LabState>(set, get, { client, browseTitle: 'Choose a model folder (config.json + *.safetensors)' }),
     adapterId: '',
     adapterModes: ['merged', 'on-quantized'],
     chosen: [...DEFAULT_FORMATS],
@@ -173,30 +152,6 @@ export const useLab = create<LabState>()((set, get) => {
         set({ formats: await client().request('quant.formats', {}), formatsError: null });
       } catch (e) {
         set({ formatsError: errorInfo(e) });
-      }
-    },
-    setModelPath(path) {
-      set({ modelPath: path, model: null, modelError: null });
-    },
-    async inspectModel() {
-      const path = get().modelPath.trim();
-      if (!path) {
-        set({ model: null, modelError: { message: 'type the path of a model folder first', field: 'modelPath' } });
-        return;
-      }
-      await loadModel(() => client().request('models.inspect', { path }));
-    },
-    async chooseSampleModel() {
-      await loadModel(() => client().request('models.sample', {}));
-    },
-    async browseModel() {
-      try {
-        const { path } = await client().request('dialog.pickFolder', { title: 'Choose a model folder (config.json + *.safetensors)' });
-        if (!path) return;
-        set({ modelPath: path });
-        await get().inspectModel();
-      } catch (e) {
-        set({ modelError: errorInfo(e) });
       }
     },
     async browseCalib() {

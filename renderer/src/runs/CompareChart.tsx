@@ -1,7 +1,8 @@
 import { memo, useMemo } from 'react';
-import { CartesianGrid, Line, LineChart, ResponsiveContainer, Tooltip, XAxis, YAxis } from 'recharts';
+import { Line, LineChart, ResponsiveContainer } from 'recharts';
 import { useShallow } from 'zustand/react/shallow';
 import type { MetricPoint } from '../../../common/protocol.ts';
+import { LOSS_CHART_MARGIN, LossAxes } from '../components/chart-axes.tsx';
 import { formatLoss } from '../components/format.ts';
 import { lossTicks } from '../components/loss-ticks.ts';
 import { EMPTY_POINTS, useStudio } from '../stores/studio.ts';
@@ -27,7 +28,6 @@ export const CompareChart = memo(function CompareChart() {
     for (const r of rows) for (const id of ids) if (typeof r[id] === 'number') losses.push({ loss: r[id] });
     return lossTicks(losses);
   }, [rows, ids]);
-  const yDecimals = Math.max(0, Math.min(4, -Math.floor(Math.log10(Math.max(1e-9, (yTicks[1] ?? 1) - yTicks[0])))));
   const xMax = Math.max(1, ...runs.map((r) => r?.totalSteps ?? 0), rows.length ? rows[rows.length - 1].step : 1);
 
   return (
@@ -58,23 +58,8 @@ export const CompareChart = memo(function CompareChart() {
           ) : (
             <div className="chart compare-chart" data-testid="compare-chart">
               <ResponsiveContainer width="100%" height={300}>
-                <LineChart data={rows} margin={{ top: 8, right: 16, bottom: 4, left: 0 }}>
-                  <CartesianGrid stroke="var(--grid)" strokeDasharray="3 3" />
-                  <XAxis dataKey="step" type="number" domain={[0, xMax]} allowDecimals={false} stroke="var(--muted)" tick={{ fontSize: 11 }} />
-                  <YAxis
-                    domain={[yTicks[0], yTicks[yTicks.length - 1]]}
-                    ticks={yTicks}
-                    stroke="var(--muted)"
-                    tick={{ fontSize: 11 }}
-                    width={52}
-                    tickFormatter={(v: number) => v.toFixed(yDecimals)}
-                  />
-                  <Tooltip
-                    isAnimationActive={false}
-                    contentStyle={{ background: 'var(--panel-2)', border: '1px solid var(--border)', borderRadius: 6, fontSize: 12 }}
-                    labelFormatter={(step) => `step ${String(step)}`}
-                    formatter={(v) => formatLoss(typeof v === 'number' ? v : Number(v))}
-                  />
+                <LineChart data={rows} margin={LOSS_CHART_MARGIN}>
+                  <LossAxes xMax={xMax} yTicks={yTicks} />
                   {compared.map((c, i) => (
                     <Line
                       key={c.id}

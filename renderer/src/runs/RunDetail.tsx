@@ -3,10 +3,10 @@ import type { RunSummary } from '../../../common/protocol.ts';
 import { ErrorNote } from '../components/ErrorNote.tsx';
 import { formatBytes, formatCount, formatDuration, formatLoss } from '../components/format.ts';
 import { LossChart } from '../components/LossChart.tsx';
+import { Readout, RunHead } from '../components/run-readouts.tsx';
 import { isActive, useStudio } from '../stores/studio.ts';
-import { RunActions } from './RunActions.tsx';
 import { useRunsPage } from './runs-store.ts';
-import { STATE_LABEL, configEntries, formatTime, stateLabel } from './runs-view.ts';
+import { STATE_LABEL, configEntries, formatTime } from './runs-view.ts';
 
 /** While a run changes, its history and log are fetched again at most this often. */
 const REFRESH_MS = 1000;
@@ -33,17 +33,7 @@ export function RunDetail({ runId }: { runId: string }) {
   if (!run) return null;
   return (
     <section className="card run-detail" data-testid="run-detail" data-run-id={run.id} data-state={run.state}>
-      <div className="run-head">
-        <div className="run-title">
-          <span className="run-name" title={run.id}>
-            {run.name}
-          </span>
-          <span className={`badge badge-${run.state}`} data-testid="run-detail-state">
-            {stateLabel(run)}
-          </span>
-        </div>
-        <RunActions run={run} />
-      </div>
+      <RunHead run={run} stateTestId="run-detail-state" />
       <Readouts run={run} />
       {run.error ? <ErrorNote error={{ message: run.error }} testId="run-detail-error" /> : null}
       <LossChart runId={run.id} />
@@ -77,10 +67,7 @@ function Readouts({ run }: { run: RunSummary }) {
   return (
     <div className="readouts run-detail-readouts">
       {items.map(([label, value]) => (
-        <div className="readout" key={label}>
-          <div className="readout-label">{label}</div>
-          <div className="readout-value">{value}</div>
-        </div>
+        <Readout key={label} label={label} value={value} />
       ))}
     </div>
   );

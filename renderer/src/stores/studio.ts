@@ -8,7 +8,6 @@ import type {
   DatasetSummary,
   LoraTarget,
   MetricPoint,
-  ModelSummary,
   RunSummary,
   StudioErrorInfo,
   StudioEventMessage,
@@ -17,6 +16,7 @@ import type {
 import { errorInfo, RequestError, type ConnectionState, type StudioClient } from '../client/transport.ts';
 import { inspectKey, inspectParams, type InspectParams } from './dataset-request.ts';
 import { checkForm, defaultForm, firstPerField, type ComputeChoices, type DataChoices, type FormValues, type NumberField } from './form.ts';
+import { createModelSlice, type ModelSlice } from './model-slice.ts';
 import { applyUpdate, MetricsLoads, type MetricsUpdate } from '../runs/metrics-sync.ts';
 import { replyIsNewer } from '../runs/runs-view.ts';
 
@@ -31,15 +31,11 @@ export interface LogLine {
   message: string;
 }
 
-export interface StudioState {
+/** The model fields and actions come from model-slice.ts. */
+export interface StudioState extends ModelSlice {
   client: StudioClient | null;
   connection: ConnectionState;
   appInfo: StudioResult<'app.info'> | null;
-
-  modelPath: string;
-  model: ModelSummary | null;
-  modelError: StudioErrorInfo | null;
-  modelBusy: boolean;
 
   datasetPath: string;
   dataset: DatasetSummary | null;
@@ -74,10 +70,6 @@ export interface StudioState {
 
   connect(client: StudioClient): () => void;
   dismissNotice(): void;
-  setModelPath(path: string): void;
-  inspectModel(): Promise<void>;
-  chooseSampleModel(): Promise<void>;
-  browseModel(): Promise<void>;
   setDatasetPath(path: string): void;
   inspectDataset(): Promise<void>;
   chooseSampleDataset(): Promise<void>;
@@ -211,15 +203,14 @@ export const useStudio = create<StudioState>()((set, get) => {
     }
   }
 
-  async function loadModel(call: () => Promise<ModelSummary>): Promise<void> {
-    set({ modelBusy: true, modelError: null });
-    try {
-      const model = await call();
-      set((s) => ({ model, modelPath: model.path, modelBusy: false, serverErrors: withoutKey(s.serverErrors, 'modelPath') }));
-    } catch (e) {
-      set({ model: null, modelError: errorInfo(e), modelBusy: false });
-    }
-  }
+  // A typed path or a loaded model answers the services' complaint about the model path.
+  const clearModelComplaint = (s: StudioState): Partial<StudioState> => ({ serverErrors: withoutKey(s.serverErrors, 'modelPath') });
+  const modelSlice = createModelSlice<StudioState>(set, get, {
+    client,
+    browseTitle: 'Choose a model folder (config.json, *.safetensors, tokenizer.json)',
+    onPathChange: clearModelComplaint,
+    onLoaded: clearModelComplaint,
+  });
 
   /** Bumped by every dataset request, so a slow reply to an older one never replaces a newer summary. */
   let datasetSeq = 0;
@@ -268,10 +259,7 @@ export const useStudio = create<StudioState>()((set, get) => {
     client: null,
     connection: 'closed',
     appInfo: null,
-    modelPath: '',
-    model: null,
-    modelError: null,
-    modelBusy: false,
+    ...modelSlice,
     datasetPath: '',
     dataset: null,
     datasetError: null,
@@ -309,31 +297,6 @@ export const useStudio = create<StudioState>()((set, get) => {
 
     dismissNotice() {
       set({ notice: null });
-    },
-    setModelPath(path) {
-      // A summary describes one path; once the path changes it no longer applies.
-      set((s) => ({ modelPath: path, model: null, modelError: null, serverErrors: withoutKey(s.serverErrors, 'modelPath') }));
-    },
-    async inspectModel() {
-      const path = get().modelPath.trim();
-      if (!path) {
-        set({ model: null, modelError: { message: 'type the path of a model folder first', field: 'modelPath' } });
-        return;
-      }
-      await loadModel(() => client().request('models.inspect', { path }));
-    },
-    async chooseSampleModel() {
-      await loadModel(() => client().request('models.sample', {}));
-    },
-    async browseModel() {
-      try {
-        const { path } = await client().request('dialog.pickFolder', { title: 'Choose a model folder (config.json, *.safetensors, tokenizer.json)' });
-        if (!path) return;
-        set({ modelPath: path });
-        await get().inspectModel();
-      } catch (e) {
-        set({ modelError: errorInfo(e) });
-      }
     },
 
     setDatasetPath(path) {
