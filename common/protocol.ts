@@ -398,6 +398,8 @@ export interface QuantJobSummary {
  * template with the generation prompt (chat datasets).
  */
 export const PROMPT_FORMATS = ['raw', 'alpaca', 'chat'] as const;
+/** The engine's built-in chat templates (engine/data/chat-template.ts), for a model without its own. */
+export const BUILTIN_CHAT_TEMPLATE_NAMES = ['llama3', 'chatml', 'mistral'] as const;
 export type PromptFormat = (typeof PROMPT_FORMATS)[number];
 
 export interface PlaygroundRequest {

@@ -1,4 +1,3 @@
-import { useState } from 'react';
 import { AdaptersList } from './components/AdaptersList.tsx';
 import { DatasetPanel } from './components/DatasetPanel.tsx';
 import { DatasetPicker } from './components/DatasetPicker.tsx';
@@ -8,15 +7,18 @@ import { ModelPicker } from './components/ModelPicker.tsx';
 import { RunHistory } from './components/RunHistory.tsx';
 import { RunProgress } from './components/RunProgress.tsx';
 import { TrainForm } from './components/TrainForm.tsx';
-import { PageTabs, type StudioPage } from './lab/PageTabs.tsx';
+import { PageTabs } from './lab/PageTabs.tsx';
 import { QuantLab } from './lab/QuantLab.tsx';
+import { PlaygroundPage } from './playground/PlaygroundPage.tsx';
 import { RunsPage } from './runs/RunsPage.tsx';
 import { SettingsButton } from './runs/SettingsDialog.tsx';
+import { usePage } from './stores/page.ts';
 import { useStudio } from './stores/studio.ts';
 
 export function App() {
   const currentRunId = useStudio((s) => s.currentRunId);
-  const [page, setPage] = useState<StudioPage>('train');
+  const page = usePage((s) => s.page);
+  const setPage = usePage((s) => s.show);
   return (
     <div className="app">
       <Header />
@@ -25,6 +27,10 @@ export function App() {
       <DropZone />
       {page === 'quant' ? <QuantLab /> : null}
       {page === 'runs' ? <RunsPage /> : null}
+      {/* Hidden, not unmounted, like the training page: a streaming answer keeps its text while the user looks elsewhere. */}
+      <div style={page === 'playground' ? undefined : { display: 'none' }}>
+        <PlaygroundPage />
+      </div>
       {/* Hidden, not unmounted: the training page keeps its local state while the lab is open. */}
       <main className="columns" style={page === 'train' ? undefined : { display: 'none' }}>
         <div className="column column-setup">

@@ -6,7 +6,8 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { chooseChatTemplate } from '../../engine/data/chat-template.ts';
+import { BUILTIN_CHAT_TEMPLATE_NAMES } from '../../common/protocol.ts';
+import { BUILTIN_TEMPLATE_NAMES, chooseChatTemplate } from '../../engine/data/chat-template.ts';
 import { normalizeRecord } from '../../engine/data/formats.ts';
 import { renderRecord, tokenizeRendered } from '../../engine/data/render.ts';
 import { endOfTurnId, formatPrompt, PromptFormatError } from '../../engine/generate/prompt-format.ts';
@@ -96,6 +97,10 @@ describe('playground prompt formats match training', () => {
     const p = formatPrompt(tok, { ...config, eosTokenId: [7, 9] }, { prompt: 'x', promptFormat: 'raw' });
     assert.ok([7, 9].every((id) => p.stopIds.includes(id)));
     if (tok.eosTokenId !== null) assert.ok(p.stopIds.includes(tok.eosTokenId));
+  });
+
+  it('the protocol lists the engine\'s built-in chat templates (the playground offers them)', () => {
+    assert.deepEqual([...BUILTIN_CHAT_TEMPLATE_NAMES].sort(), [...BUILTIN_TEMPLATE_NAMES].sort());
   });
 
   it('refuses an empty prompt and chat without a template, naming the field', async () => {

@@ -1,5 +1,7 @@
 import type { DragEvent } from 'react';
 import type { AdapterSummary } from '../../../common/protocol.ts';
+import { usePlayground } from '../playground/playground-store.ts';
+import { usePage } from '../stores/page.ts';
 import { useStudio } from '../stores/studio.ts';
 import { ErrorNote } from './ErrorNote.tsx';
 import { formatBytes } from './format.ts';
@@ -74,6 +76,17 @@ function AdapterItem({ adapter }: { adapter: AdapterSummary }) {
         {saved?.error ? <div className="note note-error">{saved.error}</div> : null}
       </div>
       <div className="adapter-actions">
+        <button
+          type="button"
+          data-testid="adapter-try"
+          title="Open the playground with this adapter"
+          onClick={() => {
+            usePage.getState().show('playground');
+            void usePlayground.getState().chooseAdapter(adapter.id, useStudio.getState().adapters);
+          }}
+        >
+          Try it
+        </button>
         {client?.host === 'electron' ? (
           <button type="button" data-testid="adapter-save" onClick={() => void saveAdapterAs(adapter.id)}>
             Save as…

@@ -1,8 +1,9 @@
-export type StudioPage = 'train' | 'runs' | 'quant';
+export type StudioPage = 'train' | 'runs' | 'playground' | 'quant';
 
 const PAGES: { id: StudioPage; label: string }[] = [
   { id: 'train', label: 'Train' },
   { id: 'runs', label: 'Runs' },
+  { id: 'playground', label: 'Playground' },
   { id: 'quant', label: 'Quantization lab' },
 ];
 

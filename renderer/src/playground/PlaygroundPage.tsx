@@ -1,0 +1,283 @@
+import { BUILTIN_CHAT_TEMPLATE_NAMES, PROMPT_FORMATS, type PlaygroundVariant, type PromptFormat } from '../../../common/protocol.ts';
+import { ErrorNote } from '../components/ErrorNote.tsx';
+import { formatCount } from '../components/format.ts';
+import { PathField } from '../components/PathField.tsx';
+import { useStudio } from '../stores/studio.ts';
+import { describeOutput, type SettingsKey } from './playground-logic.ts';
+import { usePlayground } from './playground-store.ts';
+import './playground.css';
+
+const FORMAT_LABELS: Record<PromptFormat, { label: string; hint: string }> = {
+  raw: { label: 'Raw text', hint: 'The prompt as typed; the model continues it (text and prompt/completion data).' },
+  alpaca: { label: 'Alpaca', hint: 'Wrapped in the Stanford Alpaca instruction prompt (Alpaca data).' },
+  chat: { label: 'Chat', hint: 'One user turn through the chat template, then the assistant answers (chat data).' },
+};
+
+const SETTINGS: { key: SettingsKey; label: string; hint: string }[] = [
+  { key: 'maxNewTokens', label: 'Max new tokens', hint: '1 to 4096' },
+  { key: 'temperature', label: 'Temperature', hint: '0 = greedy (always the likeliest token)' },
+  { key: 'topP', label: 'Top-p', hint: 'nucleus mass; 1 = all tokens' },
+  { key: 'seed', label: 'Seed', hint: 'same seed, same sample' },
+];
+
+/** Try a model on a prompt, with the adapter and without it, side by side. */
+export function PlaygroundPage() {
+  return (
+    <main className="columns playground" data-testid="playground">
+      <div className="column column-setup">
+        <ModelCard />
+        <SettingsCard />
+      </div>
+      <div className="column column-live">
+        <PromptCard />
+        <Answers />
+      </div>
+    </main>
+  );
+}
+
+function ModelCard() {
+  const adapters = useStudio((s) => s.adapters);
+  const adapterId = usePlayground((s) => s.adapterId);
+  const compareBase = usePlayground((s) => s.compareBase);
+  const path = usePlayground((s) => s.modelPath);
+  const model = usePlayground((s) => s.model);
+  const error = usePlayground((s) => s.modelError);
+  const busy = usePlayground((s) => s.modelBusy);
+  const { chooseAdapter, setModelPath, inspectModel, browseModel, chooseSampleModel, set } = usePlayground.getState();
+  return (
+    <section className="card" data-testid="pg-model">
+      <h2>Model &amp; adapter</h2>
+      <div className="field">
+        <label htmlFor="pg-adapter">LoRA adapter</label>
+        <select id="pg-adapter" data-testid="pg-adapter" value={adapterId} onChange={(e) => void chooseAdapter(e.target.value, adapters)}>
+          <option value="">No adapter: the base model alone</option>
+          {adapters.map((a) => (
+            <option key={a.id} value={a.id}>
+              {a.name} · r {a.r} · {a.targets.length} targets
+            </option>
+          ))}
+        </select>
+        <span className="field-hint">{adapters.length === 0 ? 'Adapters you train appear here.' : 'Choosing one fills in its base model and prompt format.'}</span>
+      </div>
+      {adapterId ? (
+        <label className="check check-wide">
+          <input type="checkbox" data-testid="pg-compare" checked={compareBase} onChange={(e) => set('compareBase', e.target.checked)} />
+          <span>Also answer with the base model, to compare</span>
+        </label>
+      ) : null}
+      <div className="field">
+        <span className="label">Base model folder</span>
+        <PathField
+          testId="pg-model-path"
+          ariaLabel="Model folder"
+          placeholder="/path/to/model folder"
+          value={path}
+          onChange={setModelPath}
+          busy={busy}
+          onLoad={() => void inspectModel()}
+          onBrowse={() => void browseModel()}
+        />
+      </div>
+      <div className="row-actions">
+        <button type="button" className="link" data-testid="pg-use-sample-model" disabled={busy} onClick={() => void chooseSampleModel()}>
+          Use the sample model
+        </button>
+        {busy ? <span className="muted">reading…</span> : null}
+      </div>
+      {error ? <ErrorNote error={error} testId="pg-model-error" /> : null}
+      {model && !error ? (
+        <div className="pg-model-line" data-testid="pg-model-summary">
+          <strong>{model.name}</strong>
+          <span className="muted">
+            {model.architecture} · {model.layers} layers · {formatCount(model.parameters)} params{model.hasChatTemplate ? ' · chat template' : ''}
+          </span>
+        </div>
+      ) : null}
+    </section>
+  );
+}
+
+function fieldError(key: string): string | undefined {
+  const e = usePlayground.getState().startError;
+  if (!e) return undefined;
+  if (e.field === key && !e.fieldErrors?.length) return e.message;
+  return e.fieldErrors?.find((f) => f.field === key)?.message;
+}
+
+function SettingsCard() {
+  const format = usePlayground((s) => s.promptFormat);
+  const formatNote = usePlayground((s) => s.formatNote);
+  const chatTemplate = usePlayground((s) => s.chatTemplate);
+  const system = usePlayground((s) => s.system);
+  const settings = usePlayground((s) => s.settings);
+  const backend = usePlayground((s) => s.backend);
+  const model = usePlayground((s) => s.model);
+  usePlayground((s) => s.startError);
+  const { set, setSetting } = usePlayground.getState();
+  const formatError = fieldError('promptFormat') ?? fieldError('chatTemplate');
+  return (
+    <section className="card" data-testid="pg-settings">
+      <h2>Prompt format &amp; sampling</h2>
+      <div className="lab-segmented lab-segmented-fill" role="radiogroup" aria-label="Prompt format">
+        {PROMPT_FORMATS.map((f) => (
+          <button key={f} type="button" role="radio" aria-checked={format === f} className={format === f ? 'on' : ''} data-testid={`pg-format-${f}`} onClick={() => set('promptFormat', f)}>
+            {FORMAT_LABELS[f].label}
+          </button>
+        ))}
+      </div>
+      <p className="field-hint" data-testid="pg-format-note">
+        {formatNote ?? FORMAT_LABELS[format].hint}
+      </p>
+      {formatError ? (
+        <div className="field-error" role="alert" data-testid="pg-format-error">
+          {formatError}
+        </div>
+      ) : null}
+      {format === 'chat' ? (
+        <div className="field">
+          <label htmlFor="pg-template">Chat template</label>
+          <select id="pg-template" data-testid="pg-template" value={chatTemplate} onChange={(e) => set('chatTemplate', e.target.value)}>
+            <option value="model">{model && !model.hasChatTemplate ? "The model's own (it has none)" : "The model's own"}</option>
+            {BUILTIN_CHAT_TEMPLATE_NAMES.map((n) => (
+              <option key={n} value={n}>
+                Built-in: {n}
+              </option>
+            ))}
+          </select>
+        </div>
+      ) : null}
+      {format !== 'raw' ? (
+        <div className="field">
+          <label htmlFor="pg-system">{format === 'chat' ? 'System message (optional)' : 'Preamble (optional, replaces Alpaca’s)'}</label>
+          <input id="pg-system" type="text" data-testid="pg-system" value={system} onChange={(e) => set('system', e.target.value)} />
+        </div>
+      ) : null}
+      <div className="grid-2">
+        {SETTINGS.map((f) => {
+          const error = fieldError(f.key);
+          return (
+            <div key={f.key} className={`field${error ? ' field-invalid' : ''}`}>
+              <label htmlFor={`pg-${f.key}`}>{f.label}</label>
+              <input
+                id={`pg-${f.key}`}
+                data-testid={`pg-${f.key}`}
+                type="text"
+                inputMode="decimal"
+                spellCheck={false}
+                value={settings[f.key]}
+                aria-invalid={error ? true : undefined}
+                onChange={(e) => setSetting(f.key, e.target.value)}
+              />
+              {error ? (
+                <div className="field-error" role="alert" data-testid={`pg-error-${f.key}`}>
+                  {error}
+                </div>
+              ) : (
+                <div className="field-hint">{f.hint}</div>
+              )}
+            </div>
+          );
+        })}
+      </div>
+      <div className="field">
+        <label htmlFor="pg-backend">Backend</label>
+        <select id="pg-backend" data-testid="pg-backend" value={backend} onChange={(e) => set('backend', e.target.value as typeof backend)}>
+          <option value="auto">auto (a hardware GPU if there is one)</option>
+          <option value="cpu">cpu</option>
+          <option value="webgpu">webgpu</option>
+        </select>
+      </div>
+    </section>
+  );
+}
+
+function PromptCard() {
+  const prompt = usePlayground((s) => s.prompt);
+  const starting = usePlayground((s) => s.starting);
+  const jobId = usePlayground((s) => s.jobId);
+  const ended = usePlayground((s) => s.ended);
+  const stopping = usePlayground((s) => s.stopping);
+  const startError = usePlayground((s) => s.startError);
+  const started = usePlayground((s) => s.started);
+  const { set, generate, stop } = usePlayground.getState();
+  const running = jobId !== null && ended === null && !starting;
+  const promptError = fieldError('prompt');
+  // Field problems are shown at their fields; the rest here.
+  const shownAtFields = ['prompt', 'promptFormat', 'chatTemplate', 'maxNewTokens', 'temperature', 'topP', 'seed'];
+  const general = startError && !(startError.field && shownAtFields.includes(startError.field) && !startError.fieldErrors?.some((f) => !shownAtFields.includes(f.field))) ? startError : null;
+  return (
+    <section className="card" data-testid="pg-prompt">
+      <h2>Prompt</h2>
+      <textarea
+        className={`pg-prompt${promptError ? ' field-invalid' : ''}`}
+        data-testid="pg-prompt-text"
+        aria-label="Prompt"
+        rows={5}
+        placeholder="Ask or start something the adapter was trained for…"
+        value={prompt}
+        onChange={(e) => set('prompt', e.target.value)}
+        onKeyDown={(e) => {
+          if (e.key === 'Enter' && (e.ctrlKey || e.metaKey)) void generate();
+        }}
+      />
+      {promptError ? (
+        <div className="field-error" role="alert" data-testid="pg-error-prompt">
+          {promptError}
+        </div>
+      ) : null}
+      <div className="train-actions">
+        <button type="button" className="primary" data-testid="pg-generate" disabled={starting} onClick={() => void generate()} title="Ctrl+Enter">
+          {starting ? 'Starting…' : running ? 'Generate again' : 'Generate'}
+        </button>
+        {running ? (
+          <button type="button" className="danger" data-testid="pg-stop" disabled={stopping} onClick={() => void stop()}>
+            {stopping ? 'Stopping…' : 'Stop'}
+          </button>
+        ) : null}
+        {started ? (
+          <span className="muted" data-testid="pg-job-line">
+            {started.promptTokens} prompt tokens · {started.backend}
+          </span>
+        ) : null}
+      </div>
+      {general ? <ErrorNote error={general} testId="pg-start-error" /> : null}
+      {ended?.error ? <ErrorNote error={ended.error} testId="pg-job-error" /> : null}
+      {started ? (
+        <details className="pg-prompt-text">
+          <summary>What the model reads</summary>
+          <pre data-testid="pg-formatted-prompt">{started.promptText}</pre>
+        </details>
+      ) : null}
+    </section>
+  );
+}
+
+const VARIANT_TITLES: Record<PlaygroundVariant, string> = { adapter: 'With the adapter', base: 'Base model' };
+
+function Answers() {
+  const started = usePlayground((s) => s.started);
+  const outputs = usePlayground((s) => s.outputs);
+  const ended = usePlayground((s) => s.ended);
+  if (!started) return null;
+  return (
+    <div className={`pg-answers pg-answers-${started.variants.length}`} data-testid="pg-answers">
+      {started.variants.map((v) => {
+        const o = outputs[v];
+        const waiting = !o && !ended;
+        return (
+          <section key={v} className="card pg-answer" data-testid={`pg-answer-${v}`} data-done={o?.stop ? 'true' : 'false'}>
+            <h2>{VARIANT_TITLES[v]}</h2>
+            <div className="pg-answer-text" data-testid={`pg-text-${v}`}>
+              {o?.text ?? ''}
+              {waiting || (o && !o.stop) ? <span className="pg-caret" aria-hidden="true" /> : null}
+            </div>
+            <div className="muted pg-answer-stats" data-testid={`pg-stats-${v}`}>
+              {o ? describeOutput(o) : waiting ? 'waiting…' : ''}
+            </div>
+          </section>
+        );
+      })}
+    </div>
+  );
+}

@@ -1,0 +1,54 @@
+/** The playground's pure parts: which prompt format matches a training run, and the settings as typed → numbers. */
+import type { DatasetFormat, PlaygroundRequest, PromptFormat } from '../../../common/protocol.ts';
+
+/** How a run's examples were wrapped, so its adapter gets its prompt the same way (engine/data/render.ts). */
+export function promptFormatFor(format: Exclude<DatasetFormat, 'auto'>): PromptFormat {
+  switch (format) {
+    case 'alpaca':
+      return 'alpaca';
+    case 'sharegpt':
+    case 'messages':
+      return 'chat';
+    case 'text':
+    case 'prompt-completion':
+    case 'tokenized':
+      return 'raw';
+  }
+}
+
+export interface TypedSettings {
+  maxNewTokens: string;
+  temperature: string;
+  topP: string;
+  seed: string;
+}
+
+export type SettingsKey = keyof TypedSettings;
+export type ParsedSettings = Pick<PlaygroundRequest, SettingsKey>;
+
+/** The typed settings as numbers, or a message per field that is not a valid value. */
+export function parseSettings(t: TypedSettings): { values: ParsedSettings | null; errors: Partial<Record<SettingsKey, string>> } {
+  const errors: Partial<Record<SettingsKey, string>> = {};
+  const read = (key: SettingsKey, ok: (n: number) => boolean, want: string): number => {
+    const text = t[key].trim();
+    const n = Number(text);
+    if (text === '' || !Number.isFinite(n) || !ok(n)) errors[key] = want;
+    return n;
+  };
+  const maxNewTokens = read('maxNewTokens', (n) => Number.isInteger(n) && n >= 1 && n <= 4096, 'a whole number from 1 to 4096');
+  const temperature = read('temperature', (n) => n >= 0 && n <= 5, '0 (greedy) to 5');
+  const topP = read('topP', (n) => n > 0 && n <= 1, 'more than 0, at most 1');
+  const seed = read('seed', Number.isInteger, 'a whole number');
+  if (Object.keys(errors).length > 0) return { values: null, errors };
+  return { values: { maxNewTokens, temperature, topP, seed }, errors };
+}
+
+/** "12 tokens · 35.2 tok/s · stopped at end of turn". */
+export function describeOutput(o: { tokens: number; tokensPerSecond: number | null; stop: 'eos' | 'length' | 'cancelled' | null }): string {
+  const parts = [`${o.tokens} token${o.tokens === 1 ? '' : 's'}`];
+  if (o.tokensPerSecond !== null) parts.push(`${o.tokensPerSecond >= 100 ? o.tokensPerSecond.toFixed(0) : o.tokensPerSecond.toFixed(1)} tok/s`);
+  if (o.stop === 'eos') parts.push('ended by the model');
+  else if (o.stop === 'length') parts.push('reached max new tokens');
+  else if (o.stop === 'cancelled') parts.push('stopped');
+  return parts.join(' · ');
+}
