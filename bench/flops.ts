@@ -117,6 +117,10 @@ export const PEAK_TFLOPS: readonly { match: RegExp; name: string; fp16: number; 
   { match: /H100.*PCIe/i, name: 'H100 PCIe', fp16: 756.5, bf16: 756.5, fp32: 51.2 },
   { match: /H100/i, name: 'H100 SXM', fp16: 989.4, bf16: 989.4, fp32: 66.9 },
   { match: /H200/i, name: 'H200', fp16: 989.4, bf16: 989.4, fp32: 66.9 },
+  { match: /A100/i, name: 'A100', fp16: 312, bf16: 312, fp32: 19.5 },
+  // GeForce: the fp16 rate with fp32 accumulation (what our kernels and autocast use), half the fp16-accumulate one.
+  { match: /RTX 4090/i, name: 'RTX 4090', fp16: 165.2, bf16: 165.2, fp32: 82.6 },
+  { match: /\bL4\b/i, name: 'L4', fp16: 121, bf16: 121, fp32: 30.3 },
 ];
 
 /** The table's peak for a device name, or null when the device is not in it. */

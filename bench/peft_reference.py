@@ -15,6 +15,7 @@ FLOPs per step and MFU: the formula documented in bench/flops.ts, mirrored by tr
 """
 import argparse
 import json
+import re
 import os
 import resource
 import subprocess
@@ -31,18 +32,20 @@ warnings.filterwarnings("ignore", category=FutureWarning)  # transformers 5 depr
 
 ALL_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
-# Mirrors PEAK_TFLOPS in bench/flops.ts: dense data-sheet peaks, fp32 = plain FP32 (no TF32).
+# Mirrors PEAK_TFLOPS in bench/flops.ts (same patterns, same order): dense data-sheet peaks, fp32 = plain FP32 (no TF32).
 PEAK_TFLOPS = [
-    (("H100", "PCIE"), {"fp16": 756.5, "bf16": 756.5, "fp32": 51.2}),
-    (("H100",), {"fp16": 989.4, "bf16": 989.4, "fp32": 66.9}),
-    (("H200",), {"fp16": 989.4, "bf16": 989.4, "fp32": 66.9}),
+    (r"H100.*PCIe", {"fp16": 756.5, "bf16": 756.5, "fp32": 51.2}),
+    (r"H100", {"fp16": 989.4, "bf16": 989.4, "fp32": 66.9}),
+    (r"H200", {"fp16": 989.4, "bf16": 989.4, "fp32": 66.9}),
+    (r"A100", {"fp16": 312, "bf16": 312, "fp32": 19.5}),
+    (r"RTX 4090", {"fp16": 165.2, "bf16": 165.2, "fp32": 82.6}),
+    (r"\bL4\b", {"fp16": 121, "bf16": 121, "fp32": 30.3}),
 ]
 
 
 def peak_tflops_for(device_name, precision):
-    upper = device_name.upper()
-    for words, peaks in PEAK_TFLOPS:
-        if all(w in upper for w in words):
+    for pattern, peaks in PEAK_TFLOPS:
+        if re.search(pattern, device_name, re.IGNORECASE):
             return peaks[precision]
     return None
 

@@ -96,8 +96,7 @@ if (values.backend === 'webgpu') {
   const r = await benchWebgpu({ shape, seq: T, batch: B, steps: steps - 1, precision, checkpointing: values.checkpointing ?? false, modelDir: dir });
   const tableTflops = peakTflopsFor(r.adapter, precision);
   const peakFlops = peakOverride ?? (tableTflops === null ? null : tableTflops * 1e12);
-  // Its own flopsPerToken/mfu give way to flops.ts's, the count peft_reference.py uses too.
-  const { flopsPerToken: _fpt, mfu: _mfu, peakGpuGiB: _gib, ...rest } = r;
+  const { flopsPerStep: _f, peakTflops: _p, mfu: _mfu, peakGpuGiB: _gib, ...rest } = r;
   console.log(
     JSON.stringify({
       bench: 'train',

@@ -2,11 +2,8 @@
  * The webgpu training benchmark: a model of a real shape with random weights generated on the device (a 7B shape
  * never passes through host memory), LoRA r=8 on all seven projections (as the cpu case), `steps` timed training
  * steps (forward, chunked CE, backward, unscale/clip/AdamW) after one untimed warm-up step that compiles the kernels.
- *
- * MFU counts model FLOPs only (no recompute): per token 4·(linear + lm_head parameters) — forward and the input
- * gradient through the frozen weights; LoRA and weight gradients are negligible — plus 6·L·T·(heads·head_dim) for
- * causal attention (forward 2, backward 4). The peak is the adapter's dense fp16 (tensor-core) or fp32 figure from a
- * short table, or `peakTflops` / LORA_STUDIO_PEAK_TFLOPS; mfu is null when unknown.
+ * FLOPs and MFU are flops.ts's (the count peft_reference.py mirrors): the peak is `peakTflops`, else
+ * LORA_STUDIO_PEAK_TFLOPS, else flops.ts's table by adapter name; mfu is null when none is known.
  */
 import { acquireGpu, type GpuContext } from '../engine/backend/webgpu/device.ts';
 import { estimateMemory } from '../engine/backend/webgpu/llama-memory.ts';
@@ -17,6 +14,7 @@ import type { Batch, LoraConfig, ModelConfig } from '../engine/model/types.ts';
 import { ADAMW_DEFAULTS } from '../engine/train/adamw.ts';
 import { GradScaler } from '../engine/train/grad-scaler.ts';
 import { Rng } from '../engine/util/rng.ts';
+import { mfu, peakTflopsFor, trainingFlops } from './flops.ts';
 import { SHAPES, type ShapeName } from './shapes.ts';
 
 export interface WebgpuBenchOptions {
@@ -46,35 +44,12 @@ export interface WebgpuBenchResult {
   peakGpuBytes: number;
   peakGpuGiB: number;
   estimatedGpuBytes: number;
-  flopsPerToken: number;
+  flopsPerStep: number;
+  /** TFLOP/s the MFU is relative to; null when unknown. */
+  peakTflops: number | null;
   mfu: number | null;
   loss: number;
   skippedSteps: number;
-}
-
-/** Dense peaks (TFLOPS): fp16 with fp32 accumulation on tensor cores, and plain fp32. */
-const PEAKS: { match: RegExp; fp16: number; fp32: number }[] = [
-  { match: /H200|H100.*(SXM|HBM3)/i, fp16: 989, fp32: 67 },
-  { match: /H100/i, fp16: 756, fp32: 51 },
-  { match: /A100/i, fp16: 312, fp32: 19.5 },
-  { match: /RTX 4090/i, fp16: 165, fp32: 82.6 },
-  { match: /\bL4\b/i, fp16: 121, fp32: 30.3 },
-];
-
-export function peakTflopsFor(adapter: string, precision: 'fp32' | 'fp16'): number | null {
-  const env = Number(process.env.LORA_STUDIO_PEAK_TFLOPS);
-  if (Number.isFinite(env) && env > 0) return env;
-  const row = PEAKS.find((p) => p.match.test(adapter));
-  return row ? row[precision] : null;
-}
-
-export function flopsPerToken(cfg: ModelConfig, seq: number): number {
-  const H = cfg.hiddenSize;
-  const qDim = cfg.numHeads * cfg.headDim;
-  const kvDim = cfg.numKvHeads * cfg.headDim;
-  const perLayer = H * qDim + 2 * H * kvDim + qDim * H + 3 * H * cfg.intermediateSize;
-  const linear = cfg.numLayers * perLayer + cfg.vocabSize * H;
-  return 4 * linear + 6 * cfg.numLayers * seq * qDim;
 }
 
 function parameterCount(cfg: ModelConfig): number {
@@ -120,8 +95,9 @@ export async function benchWebgpu(o: WebgpuBenchOptions): Promise<WebgpuBenchRes
       for (let i = 0; i < steps; i++) await step();
       const stepMs = (performance.now() - t0) / steps;
       const tokensPerSecond = (B * T * 1000) / stepMs;
-      const fpt = flopsPerToken(cfg, T);
-      const peak = o.peakTflops ?? peakTflopsFor(gpu.adapterName, o.precision);
+      const flops = trainingFlops(cfg, loraCfg, B, T).total;
+      const env = Number(process.env.LORA_STUDIO_PEAK_TFLOPS);
+      const peak = o.peakTflops ?? (Number.isFinite(env) && env > 0 ? env : peakTflopsFor(gpu.adapterName, o.precision));
       const peakGpuBytes = session.memory().peakBytes;
       return {
         adapter: gpu.adapterName,
@@ -136,8 +112,9 @@ export async function benchWebgpu(o: WebgpuBenchOptions): Promise<WebgpuBenchRes
         peakGpuBytes,
         peakGpuGiB: peakGpuBytes / 1024 ** 3,
         estimatedGpuBytes: estimateMemory(cfg, loraCfg, shape).total,
-        flopsPerToken: fpt,
-        mfu: peak === null ? null : (fpt * tokensPerSecond) / (peak * 1e12),
+        flopsPerStep: flops,
+        peakTflops: peak,
+        mfu: mfu(flops, stepMs, peak === null ? null : peak * 1e12),
         loss,
         skippedSteps: skipped,
       };

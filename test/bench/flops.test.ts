@@ -44,4 +44,8 @@ test('MFU and the peak table', () => {
   assert.equal(peakTflopsFor('NVIDIA H100 PCIe', 'bf16'), 756.5);
   assert.equal(peakTflopsFor('NVIDIA H200', 'fp32'), 66.9);
   assert.equal(peakTflopsFor('llvmpipe (LLVM 19.1.7, 256 bits)', 'fp16'), null);
+  assert.equal(peakTflopsFor('NVIDIA A100-SXM4-80GB', 'bf16'), 312);
+  assert.equal(peakTflopsFor('NVIDIA GeForce RTX 4090', 'fp32'), 82.6);
+  assert.equal(peakTflopsFor('NVIDIA L4', 'fp16'), 121);
+  assert.equal(peakTflopsFor('NVIDIA L40S', 'fp16'), null);
 });

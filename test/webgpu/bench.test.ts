@@ -5,7 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { benchWebgpu, flopsPerToken } from '../../bench/webgpu-bench.ts';
+import { ALL_TARGETS, trainingFlops } from '../../bench/flops.ts';
+import { benchWebgpu } from '../../bench/webgpu-bench.ts';
 import type { GpuContext } from '../../engine/backend/webgpu/device.ts';
 import { parseHfConfig } from '../../engine/io/hf-config.ts';
 import { SHAPES } from '../../bench/shapes.ts';
@@ -23,8 +24,10 @@ test('benchWebgpu on the tiny shape (fp16, with and without checkpointing)', asy
     assert.ok(Math.abs(r.loss - Math.log(cfg.vocabSize)) < 0.05, `loss ${r.loss} vs ln(V) ${Math.log(cfg.vocabSize)}`);
     assert.ok(r.stepMs > 0 && Number.isFinite(r.stepMs));
     assert.ok(Math.abs(r.tokensPerSecond - (2 * 32 * 1000) / r.stepMs) < 1e-6 * r.tokensPerSecond);
-    assert.equal(r.flopsPerToken, flopsPerToken(cfg, 32));
-    assert.ok(r.mfu !== null && Math.abs(r.mfu - (r.flopsPerToken * r.tokensPerSecond) / 1e12) < 1e-12);
+    // The bench's LoRA: r 8 on all seven projections.
+    assert.equal(r.flopsPerStep, trainingFlops(cfg, { r: 8, targets: ALL_TARGETS }, 2, 32).total);
+    assert.equal(r.peakTflops, 1);
+    assert.ok(r.mfu !== null && Math.abs(r.mfu - r.flopsPerStep / (r.stepMs / 1000) / 1e12) < 1e-12 * Math.max(1, r.mfu));
     assert.ok(r.peakGpuBytes >= r.estimatedGpuBytes, `peak ${r.peakGpuBytes} < estimate ${r.estimatedGpuBytes}`);
     assert.equal(r.skippedSteps, 0);
     runs.push(r);
