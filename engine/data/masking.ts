@@ -51,14 +51,27 @@ function find(text: string, content: string, from: number): { at: number; length
 
 /**
  * Reasoning templates (Qwen3) split content at `</think>`: they drop the reasoning from turns before the last user
- * message and rebuild the block around it in later ones, so only the answer after `</think>` is the message's own
- * text there (and transformers' mask over such a template marks only it).
+ * message and rebuild the block around it in later ones, so only the answer after `</think>` is found verbatim there;
+ * the rebuilt block in front of it is taken in by `withReasoningBlock`.
  */
 function findAnswer(text: string, content: string, from: number): { at: number; length: number } | null {
   const cut = content.lastIndexOf('</think>');
   if (cut === -1) return null;
   const answer = content.slice(cut + '</think>'.length).replace(/^\n+/, '');
   return answer.trim() === '' ? null : find(text, answer, from);
+}
+
+/**
+ * Where a turn's trained span starts. A reasoning block the template writes between the generation prompt and the
+ * answer (Qwen3: `<think>\n…\n</think>\n\n`, rebuilt from the message or written empty) is what the model produces
+ * after the generation prompt at inference, so it is trained with the answer. Whether the message held the block
+ * verbatim or as `<think>r</think>ans`, the same tokens are trained.
+ */
+function withReasoningBlock(text: string, from: number, answerAt: number): number {
+  const gap = text.slice(from, answerAt);
+  const open = gap.indexOf('<think>');
+  if (open === -1 || gap.slice(0, open).trim() !== '' || !gap.trimEnd().endsWith('</think>')) return answerAt;
+  return from + open;
 }
 
 /**
@@ -100,7 +113,7 @@ export function assistantSpans(
     }
     let end = hit.at + hit.length;
     end += endOfTurnLength(rendered, end, tokenizer, renderer.specialTokens);
-    spans.push([hit.at, end]);
+    spans.push([withReasoningBlock(rendered, from, hit.at), end]);
     cursor = end;
   }
   return spans;

@@ -44,12 +44,14 @@ const REASONING = [
   '{%- endfor %}',
   "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}",
 ].join('\n');
+// The reasoning block after the last user turn is written by the model at inference, so it is marked with the answer.
 const REASONING_MASK = REASONING.replace(
-  "{{- m['content'] | trim + '<|im_end|>\\n' }}",
-  "{%- generation %}{{- m['content'] | trim + '<|im_end|>' }}{%- endgeneration %}{{- '\\n' }}",
+  "{%- if loop.index0 > ns.last_user %}{{- '<think>\\n\\n</think>\\n\\n' }}{%- endif %}\n{{- m['content'] | trim + '<|im_end|>\\n' }}",
+  "{%- generation %}{%- if loop.index0 > ns.last_user %}{{- '<think>\\n\\n</think>\\n\\n' }}{%- endif %}{{- m['content'] | trim + '<|im_end|>' }}{%- endgeneration %}{{- '\\n' }}",
 );
+assert.notEqual(REASONING_MASK, REASONING);
 
-/** A {% generation %} copy of Qwen3's own template: the answer (after any reasoning block) and its <|im_end|>. */
+/** A {% generation %} copy of Qwen3's own template: what the model writes after `<|im_start|>assistant\n` (a reasoning block after the last user turn, the answer) and its <|im_end|>. */
 function qwen3MaskTemplate(): string {
   const config = JSON.parse(readFileSync(join(QWEN3_TOKENIZER_DIR, 'tokenizer_config.json'), 'utf8')) as { chat_template: string };
   let t = config.chat_template;
@@ -58,7 +60,12 @@ function qwen3MaskTemplate(): string {
     t = t.replaceAll(from, to);
   };
   const answer = (content: string): string => `{%- generation %}{{- ${content} + '<|im_end|>' }}{%- endgeneration %}`;
-  swap("'\\n</think>\\n\\n' + content.lstrip('\\n') }}", `'\\n</think>\\n\\n' }}${answer("content.lstrip('\\n')")}`, 1);
+  // After the last user turn the model writes the reasoning block itself (empty or not), so it is trained too.
+  swap(
+    "{{- '<|im_start|>' + message.role + '\\n<think>\\n' + reasoning_content.strip('\\n') + '\\n</think>\\n\\n' + content.lstrip('\\n') }}",
+    `{{- '<|im_start|>' + message.role + '\\n' }}${answer("'<think>\\n' + reasoning_content.strip('\\n') + '\\n</think>\\n\\n' + content.lstrip('\\n')")}`,
+    1,
+  );
   swap("{{- '<|im_start|>' + message.role + '\\n' + content }}", `{{- '<|im_start|>' + message.role + '\\n' }}${answer('content')}`, 2);
   // No tool calls in these conversations, so <|im_end|> can move inside the generation block above.
   swap("{%- endif %}\n        {{- '<|im_end|>\\n' }}\n    {%- elif message.role == \"tool\" %}", "{%- endif %}\n        {{- '\\n' }}\n    {%- elif message.role == \"tool\" %}", 1);
@@ -220,7 +227,11 @@ for (const suite of suites) describe(`chat templates and masks match transformer
         while (t < ex.labels.length && ex.labels[t] !== IGNORE_INDEX) t++;
         runs.push(tokenizer.decode(ex.inputIds.slice(start, t)));
       }
-      const expected = conversation.filter((m) => m.role === 'assistant').map((m) => `${m.content.trim()}${eot}`);
+      // Qwen3 writes an (empty) reasoning block before the answer after the last user turn; the model writes it then.
+      const assistants = conversation.filter((m) => m.role === 'assistant');
+      const lastUser = conversation.map((m) => m.role).lastIndexOf('user');
+      const thinks = (m: ChatMessage): boolean => template === 'model' && suite.label.includes('Qwen3') && conversation.indexOf(m) > lastUser;
+      const expected = assistants.map((m) => `${thinks(m) ? '<think>\n\n</think>\n\n' : ''}${m.content.trim()}${eot}`);
       assert.deepEqual(runs, expected, template);
       const masked = ex.labels.filter((l) => l === IGNORE_INDEX).length;
       assert.ok(masked > 20, 'system and user turns are masked');
@@ -259,5 +270,21 @@ describe('chat datasets on a base model', () => {
     assert.equal(withBuiltin.chatTemplate, 'chatml');
     assert.equal(withBuiltin.train.length, 1);
     await assert.rejects(prepareDataset({ ...opts, chatTemplateOverride: 'vicuna' }), /unknown built-in chat template "vicuna"/);
+  });
+});
+
+describe('Qwen3 reasoning in the final turn', () => {
+  it('trains the same tokens whether the reasoning is written as Qwen3 renders it or inline', async () => {
+    const tokenizer = await qwen3Tokenizer();
+    const renderer = chooseChatTemplate(tokenizer);
+    const [q, r, a] = brownSentences(3);
+    const example = (content: string) =>
+      tokenizeRendered(renderRecord({ kind: 'chat', messages: [{ role: 'user', content: q }, { role: 'assistant', content }] }, { tokenizer, trainOn: 'completions', chat: () => renderer }), tokenizer);
+    const rendered = example(`<think>\n${r}\n</think>\n\n${a}`);
+    const inline = example(`<think>${r}</think>${a}`);
+    assert.deepEqual(inline.inputIds, rendered.inputIds);
+    assert.deepEqual(inline.labels, rendered.labels);
+    const trained = rendered.inputIds.filter((_, j) => rendered.labels[j] !== IGNORE_INDEX);
+    assert.equal(tokenizer.decode(trained), `<think>\n${r}\n</think>\n\n${a}<|im_end|>`);
   });
 });
