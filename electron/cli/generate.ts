@@ -1,6 +1,7 @@
 /**
- * `lora-studio generate`: text from a model folder, with or without a LoRA adapter (KV-cached decoding on the cpu
- * backend; on webgpu a full forward per token). Prints the generated continuation (the prompt excluded) on stdout.
+ * `lora-studio generate`: text from a model folder, with or without a LoRA adapter, KV-cached on either backend (on
+ * webgpu the cache, attention and lm_head stay on the device: one prefill, then one token per step). Prints the
+ * generated continuation (the prompt excluded) on stdout.
  */
 import type { Command } from 'commander';
 import { generate } from '../../engine/generate/generate.ts';

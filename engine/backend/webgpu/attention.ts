@@ -6,11 +6,12 @@
  *            lse = max + log(sum) of each scaled score row.
  * backward:  delta = rowsum(dO∘O); dQ with one thread per query row, dK/dV with one thread per key row summing over
  *            the query heads of its kv group (so no atomics); both recompute P = exp(s − lse).
+ * cached:    generation — new queries at a position offset against a KV cache (attentionCached).
  * Math is f32 whatever the storage dtype.
  */
 import type { GpuContext } from './device.ts';
 import { FLAT_INDEX, grid, WG as EW_WG } from './elementwise.ts';
-import type { Program } from './runner.ts';
+import type { ParamValue, Program } from './runner.ts';
 import type { GpuTensor } from './tensor.ts';
 import { kernelModule, loopBound, WG_BUILTINS } from './wgsl.ts';
 
@@ -378,4 +379,116 @@ var<workgroup> Ds: array<f32, ${BQ}>;
 ${FIRST_KEY}`,
   });
   prog.dispatch(dkvSpec, [q, k, v, dOut, lse, delta, dk, dv], commonParams(d), [Math.ceil(d.T / ROWS), d.nKvHeads, d.batch]);
+}
+
+export interface CachedAttentionDims {
+  /** New query rows (one sequence): positions pos .. pos + queries − 1. */
+  queries: number;
+  nHeads: number;
+  nKvHeads: number;
+  headDim: number;
+  window: number | null;
+}
+
+/** Threads of the cached kernel: one per key of a tile when scoring, one per channel when accumulating P·V. */
+const CACHED_WG = 64;
+
+/**
+ * Attention of `queries` new rows against a KV cache (generation; no lse, no backward). q/out [queries, nH·D]; k/v
+ * are the cache [capacity, nKv·D] whose rows 0 .. pos + queries − 1 are filled (the new tokens' keys already
+ * appended). Query t sits at position P = pos + t and sees keys [first_key(P), P]: causal with an offset, so one
+ * kernel serves a prefill (pos 0 or a later chunk) and single-token decode. `pos` may be a thunk.
+ *
+ * One workgroup per (query, head): a tile of 64 keys is scored one key per thread, the online-softmax update is
+ * shared through workgroup memory, and each thread accumulates P·V for its own channels. With one query per step
+ * the parallelism has to come from the keys and channels, not from query rows as in attentionForward.
+ */
+export function attentionCached(prog: Program, out: GpuTensor, q: GpuTensor, k: GpuTensor, v: GpuTensor, d: CachedAttentionDims, pos: ParamValue): void {
+  const ctx = prog.runner.ctx;
+  if (d.nHeads % d.nKvHeads !== 0) throw new Error(`attention: num_attention_heads ${d.nHeads} is not a multiple of num_key_value_heads ${d.nKvHeads}`);
+  if (d.headDim > 256) throw new Error(`attention: head_dim ${d.headDim} > 256 is not supported by the webgpu kernels`);
+  const maxGroups = ctx.limits.maxComputeWorkgroupsPerDimension;
+  if (d.queries > maxGroups || d.nHeads > maxGroups) throw new Error(`attention: ${d.queries} queries × ${d.nHeads} heads exceed the dispatch grid (${maxGroups} per dimension)`);
+  const D = d.headDim;
+  const W = CACHED_WG;
+  const CPT = Math.ceil(D / W);
+  const soft = ctx.software;
+  const LD = loopBound(D, soft);
+  const LW = loopBound(W, soft);
+  const LC = loopBound(CPT, soft);
+  const spec = kernelModule({
+    key: `attention.cached:${q.dtype}${k.dtype}${v.dtype}${out.dtype}:D=${D}`,
+    params: [
+      ['nH', 'u32'],
+      ['nKv', 'u32'],
+      ['window', 'u32'],
+      ['scale', 'f32'],
+      ['pos', 'u32'],
+    ],
+    bindings: [
+      { name: 'q', type: q.dtype, access: 'read' },
+      { name: 'k', type: k.dtype, access: 'read' },
+      { name: 'v', type: v.dtype, access: 'read' },
+      { name: 'o', type: out.dtype, access: 'read_write' },
+    ],
+    body: `
+${FIRST_KEY}
+var<workgroup> Qs: array<f32, ${D}>;
+var<workgroup> S: array<f32, ${W}>;
+@compute @workgroup_size(${W}) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let t = wid.x;
+  let h = wid.y;
+  let kvh = h / (p.nH / p.nKv);
+  let P = p.pos + t;
+  let qo = (t * p.nH + h) * ${D}u;
+  let kStride = p.nKv * ${D}u;
+  let kOff = kvh * ${D}u;
+  for (var c = lid; c < ${D}u; c = c + ${W}u) { Qs[c] = f32(q[qo + c]) * p.scale; }
+  workgroupBarrier();
+  var acc: array<f32, ${CPT}>;
+  for (var i = 0u; i < ${LC}; i++) { acc[i] = 0.0; }
+  var m = -3.0e38;
+  var l = 0.0;
+  for (var j0 = first_key(P); j0 <= P; j0 = j0 + ${W}u) {
+    let j = j0 + lid;
+    var s = -3.0e38;
+    if (j <= P) {
+      var dot = 0.0;
+      let ko = j * kStride + kOff;
+      for (var c = 0u; c < ${LD}; c++) { dot = fma(Qs[c], f32(k[ko + c]), dot); }
+      s = dot;
+    }
+    S[lid] = s;
+    workgroupBarrier();
+    var bmax = -3.0e38;
+    for (var jj = 0u; jj < ${LW}; jj++) { bmax = max(bmax, S[jj]); }
+    // The tile's first key is always visible, so mNew is a real score and masked keys get exp(−3e38 − mNew) = 0.
+    let mNew = max(m, bmax);
+    let corr = exp(m - mNew);
+    workgroupBarrier();
+    S[lid] = exp(s - mNew);
+    workgroupBarrier();
+    l = l * corr;
+    for (var i = 0u; i < ${LC}; i++) { acc[i] = acc[i] * corr; }
+    let n = min(${W}u, P + 1u - j0);
+    for (var jj = 0u; jj < n; jj++) {
+      let pj = S[jj];
+      l = l + pj;
+      let vo = (j0 + jj) * kStride + kOff;
+      for (var i = 0u; i < ${LC}; i++) {
+        let c = lid + i * ${W}u;
+        if (c < ${D}u) { acc[i] = fma(pj, f32(v[vo + c]), acc[i]); }
+      }
+    }
+    m = mNew;
+    workgroupBarrier();
+  }
+  let inv = 1.0 / l;
+  for (var i = 0u; i < ${LC}; i++) {
+    let c = lid + i * ${W}u;
+    if (c < ${D}u) { o[qo + c] = ${out.dtype}(acc[i] * inv); }
+  }
+}`,
+  });
+  prog.dispatch(spec, [q, k, v, out], { nH: d.nHeads, nKv: d.nKvHeads, window: d.window ?? 0, scale: 1 / Math.sqrt(D), pos }, [d.queries, d.nHeads, 1]);
 }

@@ -1,12 +1,14 @@
 /**
- * Every device buffer a webgpu training session allocates, listed before allocation: the pre-flight memory check
- * ("needs X GiB, adapter allows Y") and the UI's estimate come from the same list the session allocates from.
+ * Every device buffer a webgpu session (training, evaluation or generation with its KV cache) allocates, listed
+ * before allocation: the pre-flight memory check ("needs X GiB, adapter allows Y") and the UI's estimate come from
+ * the same list the session allocates from.
  */
 import { LORA_TARGET_ORDER, targetShape } from '../../model/lora.ts';
 import type { LoraConfig, LoraTargetName, ModelConfig } from '../../model/types.ts';
 import { chunkRowsFor } from './cross-entropy.ts';
 import { GIB } from './device.ts';
 import { NORM_PARTIALS } from './grad-norm.ts';
+import { kvCacheSpecs } from './kv-cache.ts';
 import { weightBytes } from './llama-weights.ts';
 import { ADAMW_HP_SIZE } from './adamw.ts';
 import { alignUp, dtypeBytes, type GpuDtype } from './tensor.ts';
@@ -22,6 +24,11 @@ export interface SessionShape {
   seq: number;
   /** Budget of one chunk of f32 logits in the cross-entropy (default 64 MiB). */
   ceChunkBytes: number;
+  /**
+   * Positions of the generation KV cache (prefill/decode): per layer K and V [kvCacheLen, kvHeads·headDim] in the
+   * activation dtype, and RoPE tables covering them. Absent or 0: no cache.
+   */
+  kvCacheLen?: number;
 }
 
 export interface BufferSpec {
@@ -64,9 +71,12 @@ export function activationSpecs(cfg: ModelConfig, lora: LoraConfig | null, s: Se
   const add = (name: string, size: number, dtype: GpuDtype): void => {
     out.push({ name, size, dtype });
   };
+  const kvLen = s.kvCacheLen ?? 0;
+  // Decoding rotates positions up to the cache's end, which may lie past the activations' rows.
+  const ropeRows = Math.max(T, kvLen);
   add('ids', M, 'i32');
-  add('rope.cos', T * (cfg.headDim / 2), 'f32');
-  add('rope.sin', T * (cfg.headDim / 2), 'f32');
+  add('rope.cos', ropeRows * (cfg.headDim / 2), 'f32');
+  add('rope.sin', ropeRows * (cfg.headDim / 2), 'f32');
   // The residual stream: layer inputs are what checkpointing keeps.
   for (let l = 0; l <= cfg.numLayers; l++) add(`res.${l}`, M * H, act);
   for (let si = 0; si < activationSets(cfg, s); si++) {
@@ -95,6 +105,7 @@ export function activationSpecs(cfg: ModelConfig, lora: LoraConfig | null, s: Se
   add('tmp', M * H, act);
   add('hn', M * H, act);
   add('rstdF', M, 'f32');
+  if (kvLen > 0) out.push(...kvCacheSpecs(cfg, kvLen, act));
   const C = ceChunkRows(cfg, s);
   add('ce.rowIdx', M, 'i32');
   add('ce.targets', M, 'i32');

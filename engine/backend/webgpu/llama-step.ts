@@ -13,6 +13,11 @@
  * scalars. Precision 'fp16': frozen weights and activations (and activation gradients) f16, LoRA master weights,
  * their gradients and AdamW state f32, every matmul accumulating in f32 (DESIGN.md §4).
  *
+ * Generation (a session made with `kvCacheLen`): prefill() runs the prompt once and decode() one token per call, both
+ * appending keys/values to a per-layer KV cache on the device (kv-cache.ts) and attending over it with a position
+ * offset (ropeAt, attentionCached); the last position's hidden state goes through lm_head on the device too, so a
+ * step reads back only its hidden row and logits. LoRA is applied unmerged, without dropout.
+ *
  * Dropout differs from the cpu backend in one respect: masks come from a hash of (seed, element) on the device, not
  * from the host Rng, so they have the same distribution but not the same bits. One uint32 per layer is still drawn
  * from `dropoutRng` per call, so the host RNG advances exactly as the cpu backend's does.
@@ -24,20 +29,22 @@ import { ropeTables } from '../../model/rope.ts';
 import { IGNORE_INDEX, type Batch, type LoraConfig, type LoraPair, type LoraTargetName, type LoraWeights, type ModelConfig, type ModelWeights } from '../../model/types.ts';
 import type { Rng } from '../../util/rng.ts';
 import { adamwScalars, adamwStep } from './adamw.ts';
-import { attentionBackward, attentionForward, type AttentionDims } from './attention.ts';
+import { attentionBackward, attentionCached, attentionForward, type AttentionDims } from './attention.ts';
 import { crossEntropy, type CrossEntropyBuffers } from './cross-entropy.ts';
 import { acquireGpu, formatGiB, GpuOutOfMemoryError, type AcquireOptions, type GpuContext } from './device.ts';
 import { add, fill } from './elementwise.ts';
 import { embeddingForward } from './embedding.ts';
 import { gradNormSquared } from './grad-norm.ts';
+import { copyAt, GpuKvCache } from './kv-cache.ts';
+import { linearRow, matvec } from './matvec.ts';
 import { activationSets, activationSpecs, adaptedTargets, ceChunkRows, describeEstimate, estimateMemory, loraSlotSpecs, type Precision, type SessionShape } from './llama-memory.ts';
 import { createWeights, weightSpecs, type GpuLayerWeights, type GpuModelWeights, type WeightSource } from './llama-weights.ts';
 import { linearBackward, linearForward, type GpuLoraBranch } from './lora.ts';
 import { rmsnormBackward, rmsnormForward } from './rmsnorm.ts';
-import { rope } from './rope.ts';
-import { Program, Runner } from './runner.ts';
+import { rope, ropeAt } from './rope.ts';
+import { Program, Runner, type ParamValue } from './runner.ts';
 import { swigluBackward, swigluForward } from './swiglu.ts';
-import { createPacked, createTensor, download, dtypeBytes, upload, type GpuTensor } from './tensor.ts';
+import { createPacked, createTensor, download, dtypeBytes, upload, view, type GpuTensor } from './tensor.ts';
 import { unscaleGrads } from './unscale.ts';
 import { pcgHash } from './wgsl.ts';
 
@@ -58,6 +65,19 @@ export interface WebgpuSessionOptions {
   ceChunkBytes?: number;
   /** Override the storage-binding limit (tests force the split lm_head path). */
   maxBindingBytes?: number;
+  /**
+   * Positions of a KV cache on the device for prefill()/decode() (prompt + new tokens). Activations stay sized by
+   * maxBatchSize × maxSeqLen: a prompt longer than maxSeqLen is prefilled in chunks of that many tokens.
+   */
+  kvCacheLen?: number;
+}
+
+/** What a generation step reads back: the last new position's final-norm hidden state and its logits. */
+export interface GenerationStep {
+  /** [hidden] f32 (widened from f16 in fp16): lm_head's input. */
+  hidden: Float32Array;
+  /** [vocab] f32, from lm_head on the device (f32 accumulation). */
+  logits: Float32Array;
 }
 
 export interface GpuStepOptions {
@@ -139,7 +159,11 @@ export class WebgpuLlama {
   private lora: { config: LoraConfig; scaling: number; slots: Partial<Record<LoraTargetName, LoraSlot>>[]; flat: { params: GpuTensor; grads: GpuTensor | null; m: GpuTensor | null; v: GpuTensor | null; n: number } } | null = null;
   private readonly layerSeeds: Uint32Array;
   private readonly programs = new Map<string, Program>();
-  private ropeT = -1;
+  /** Leading rows of the RoPE tables uploaded (the tables are the same whatever length they are built for). */
+  private ropeRows = 0;
+  private kv: GpuKvCache | null = null;
+  /** Cache position of the step being submitted: the recorded generation programs read it through thunks. */
+  private kvPos = 0;
   private destroyed = false;
   /** Every buffer made for this session (weights, LoRA state, activations), released by destroy(). */
   private owned: GPUBuffer[] = [];
@@ -172,6 +196,7 @@ export class WebgpuLlama {
     }
     if (!(Number.isInteger(opts.maxBatchSize) && opts.maxBatchSize > 0)) throw new Error(`webgpu: maxBatchSize must be a positive integer, got ${opts.maxBatchSize}`);
     if (!(Number.isInteger(opts.maxSeqLen) && opts.maxSeqLen > 0)) throw new Error(`webgpu: maxSeqLen must be a positive integer, got ${opts.maxSeqLen}`);
+    if (opts.kvCacheLen !== undefined && !(Number.isInteger(opts.kvCacheLen) && opts.kvCacheLen > 0)) throw new Error(`webgpu: kvCacheLen must be a positive integer, got ${opts.kvCacheLen}`);
     const shape: SessionShape = {
       precision: opts.precision,
       checkpointing: opts.checkpointing,
@@ -179,6 +204,7 @@ export class WebgpuLlama {
       batch: opts.maxBatchSize,
       seq: opts.maxSeqLen,
       ceChunkBytes: opts.ceChunkBytes ?? 64 * 1024 * 1024,
+      ...(opts.kvCacheLen !== undefined ? { kvCacheLen: opts.kvCacheLen } : {}),
     };
     const ctx = opts.gpu ?? (await acquireGpu(opts.acquire));
     const owns = opts.gpu === undefined;
@@ -250,6 +276,16 @@ export class WebgpuLlama {
         a: g('a'),
         u,
       });
+    }
+    const kvLen = this.shape.kvCacheLen ?? 0;
+    if (kvLen > 0) {
+      const layers = Array.from({ length: cfg.numLayers }, (_, l) => l);
+      this.kv = new GpuKvCache(
+        layers.map((l) => this.buf(`kv.${l}.k`)),
+        layers.map((l) => this.buf(`kv.${l}.v`)),
+        kvLen,
+        cfg.numKvHeads * cfg.headDim,
+      );
     }
     if (lora === null || loraCfg === null) return;
     const specs = loraSlotSpecs(cfg, loraCfg);
@@ -395,7 +431,8 @@ export class WebgpuLlama {
     return this.acts.length === 1 ? 0 : l;
   }
 
-  private recordLayerForward(p: Program, l: number, x: GpuTensor, y: GpuTensor, s: Shape, dropout: boolean): void {
+  /** With `kv`, the s.M tokens are new positions kv.pos.. of one sequence: keys/values go to the cache first. */
+  private recordLayerForward(p: Program, l: number, x: GpuTensor, y: GpuTensor, s: Shape, dropout: boolean, kv: { cache: GpuKvCache; pos: ParamValue } | null = null): void {
     const c = this.config;
     const L: GpuLayerWeights = this.weights.layers[l];
     const si = this.setFor(l);
@@ -403,27 +440,43 @@ export class WebgpuLlama {
     const { M } = s;
     const H = c.hiddenSize;
     const br = (t: LoraTargetName): GpuLoraBranch | null => this.branch(l, t, si, dropout);
+    // A decode step is one row: the matrix-vector kernel instead of a 64-row matmul tile.
+    const linear = (out: GpuTensor, inp: GpuTensor, t: LoraTargetName): void => {
+      if (kv !== null && M === 1) linearRow(p, out, inp, L.lin[t], br(t));
+      else linearForward(p, out, inp, L.lin[t], br(t), M);
+    };
     rmsnormForward(p, a.xn1, a.rstd1, x, L.inputNorm, M, H, c.rmsNormEps);
-    linearForward(p, a.q, a.xn1, L.lin.q_proj, br('q_proj'), M);
-    linearForward(p, a.k, a.xn1, L.lin.k_proj, br('k_proj'), M);
-    linearForward(p, a.v, a.xn1, L.lin.v_proj, br('v_proj'), M);
+    linear(a.q, a.xn1, 'q_proj');
+    linear(a.k, a.xn1, 'k_proj');
+    linear(a.v, a.xn1, 'v_proj');
     if (c.qkNorm && a.rstdQ && a.rstdK && L.qNorm && L.kNorm) {
       rmsnormForward(p, a.qr, a.rstdQ, a.q, L.qNorm, M * c.numHeads, c.headDim, c.rmsNormEps);
       rmsnormForward(p, a.kr, a.rstdK, a.k, L.kNorm, M * c.numKvHeads, c.headDim, c.rmsNormEps);
     }
     const cos = this.buf('rope.cos');
     const sin = this.buf('rope.sin');
-    rope(p, a.qr, cos, sin, { tokens: M, T: s.T, nHeads: c.numHeads, headDim: c.headDim }, 'forward');
-    rope(p, a.kr, cos, sin, { tokens: M, T: s.T, nHeads: c.numKvHeads, headDim: c.headDim }, 'forward');
-    attentionForward(p, a.att, a.lse, a.qr, a.kr, a.v, this.attnDims(s));
+    if (kv === null) {
+      rope(p, a.qr, cos, sin, { tokens: M, T: s.T, nHeads: c.numHeads, headDim: c.headDim }, 'forward');
+      rope(p, a.kr, cos, sin, { tokens: M, T: s.T, nHeads: c.numKvHeads, headDim: c.headDim }, 'forward');
+      attentionForward(p, a.att, a.lse, a.qr, a.kr, a.v, this.attnDims(s));
+    } else {
+      const kvDim = kv.cache.kvDim;
+      const pos = kv.pos;
+      const at = typeof pos === 'number' ? pos * kvDim : (): number => pos() * kvDim;
+      ropeAt(p, a.qr, cos, sin, { tokens: M, nHeads: c.numHeads, headDim: c.headDim }, pos);
+      ropeAt(p, a.kr, cos, sin, { tokens: M, nHeads: c.numKvHeads, headDim: c.headDim }, pos);
+      copyAt(p, a.kr, 0, kv.cache.k[l], at, M * kvDim);
+      copyAt(p, a.v, 0, kv.cache.v[l], at, M * kvDim);
+      attentionCached(p, a.att, a.qr, kv.cache.k[l], kv.cache.v[l], { queries: M, nHeads: c.numHeads, nKvHeads: c.numKvHeads, headDim: c.headDim, window: c.slidingWindow }, pos);
+    }
     const tmp = this.buf('tmp');
-    linearForward(p, tmp, a.att, L.lin.o_proj, br('o_proj'), M);
+    linear(tmp, a.att, 'o_proj');
     add(p, x, tmp, a.h, M * H);
     rmsnormForward(p, a.xn2, a.rstd2, a.h, L.postNorm, M, H, c.rmsNormEps);
-    linearForward(p, a.g, a.xn2, L.lin.gate_proj, br('gate_proj'), M);
-    linearForward(p, a.up, a.xn2, L.lin.up_proj, br('up_proj'), M);
+    linear(a.g, a.xn2, 'gate_proj');
+    linear(a.up, a.xn2, 'up_proj');
     swigluForward(p, a.a, a.g, a.up, M * c.intermediateSize);
-    linearForward(p, tmp, a.a, L.lin.down_proj, br('down_proj'), M);
+    linear(tmp, a.a, 'down_proj');
     add(p, a.h, tmp, y, M * H);
   }
 
@@ -560,15 +613,19 @@ export class WebgpuLlama {
     upload(this.ctx, this.buf('ce.targets'), targets);
     upload(this.ctx, this.buf('ce.rowIdx'), rowIdx);
     upload(this.ctx, this.buf('ce.gradScale'), [gradScale]);
-    if (this.ropeT !== T) {
-      // The cpu backend's own fp32 tables: both backends rotate by the same angles.
-      const c = this.config;
-      const tables = ropeTables({ headDim: c.headDim, ropeTheta: c.ropeTheta, ropeScaling: c.ropeScaling }, T, true);
-      upload(this.ctx, this.buf('rope.cos'), tables.cos);
-      upload(this.ctx, this.buf('rope.sin'), tables.sin);
-      this.ropeT = T;
-    }
+    this.ensureRope(T);
     return count;
+  }
+
+  /** Uploads the RoPE tables' first `rows` positions unless they are there already. */
+  private ensureRope(rows: number): void {
+    if (this.ropeRows >= rows) return;
+    // The cpu backend's own fp32 tables: both backends rotate by the same angles.
+    const c = this.config;
+    const tables = ropeTables({ headDim: c.headDim, ropeTheta: c.ropeTheta, ropeScaling: c.ropeScaling }, rows, true);
+    upload(this.ctx, this.buf('rope.cos'), tables.cos);
+    upload(this.ctx, this.buf('rope.sin'), tables.sin);
+    this.ropeRows = rows;
   }
 
   private async sumLosses(s: Shape): Promise<number> {
@@ -635,7 +692,7 @@ export class WebgpuLlama {
 
   /**
    * Forward only, no dropout: the final-norm hidden states of every position (B·T × hidden, f32), i.e. lm_head's
-   * input. Generation takes the last position's row and applies lm_head on the host.
+   * input, recomputed over the whole batch (the reference the KV-cached prefill()/decode() are tested against).
    */
   async finalHidden(batch: Batch): Promise<Float32Array> {
     this.checkAlive();
@@ -645,6 +702,112 @@ export class WebgpuLlama {
     const [hn] = await download(this.ctx, [this.buf('hn')]);
     this.ctx.throwIfErrors();
     return hn.subarray(0, s.M * this.config.hiddenSize);
+  }
+
+  // -------------------------------------------------------------------------------------------------------------
+  // Generation through the KV cache
+
+  private requireKv(): GpuKvCache {
+    if (this.kv === null) throw new Error('webgpu: this session has no KV cache (create it with kvCacheLen for prefill/decode)');
+    return this.kv;
+  }
+
+  /** Tokens in the KV cache: the position the next decode() writes. */
+  get cacheLength(): number {
+    return this.requireKv().length;
+  }
+
+  /**
+   * Tq new tokens (ids already uploaded) at cache position kvPos, which the program reads through thunks so one
+   * recording serves every position: their keys/values are appended to the cache, and the last one's final-norm
+   * hidden row lands in ce.hChunk[0, H) and its logits in ce.logits[0, V) (lm_head part after part).
+   */
+  private extendProgram(Tq: number): Promise<Program> {
+    return this.program(`extend:${Tq}`, (p) => {
+      const c = this.config;
+      const H = c.hiddenSize;
+      const V = c.vocabSize;
+      const nL = c.numLayers;
+      const kv = { cache: this.requireKv(), pos: (): number => this.kvPos };
+      const s: Shape = { B: 1, T: Tq, M: Tq };
+      const res0 = this.buf('res.0');
+      const parts = this.weights.embed;
+      parts.parts.forEach((t, i) => embeddingForward(p, res0, this.buf('ids'), t, Tq, H, i * parts.vp));
+      for (let l = 0; l < nL; l++) this.recordLayerForward(p, l, this.buf(`res.${l}`), this.buf(`res.${l + 1}`), s, false, kv);
+      // Only the last row feeds the next token: norm and lm_head run on it alone.
+      const last = this.buf('tmp');
+      const hRow = this.buf('ce.hChunk');
+      copyAt(p, this.buf(`res.${nL}`), (Tq - 1) * H, last, 0, H);
+      rmsnormForward(p, hRow, this.buf('rstdF'), last, this.weights.norm, 1, H, c.rmsNormEps);
+      const head = this.weights.lmHead;
+      const logits = this.buf('ce.logits');
+      head.parts.forEach((w, i) => {
+        const v0 = i * head.vp;
+        const n = i === head.parts.length - 1 ? V - v0 : head.vp;
+        matvec(p, { y: view(logits, `logits[${v0}:]`, v0, n), x: hRow, w, N: n, K: H });
+      });
+    });
+  }
+
+  private checkIds(ids: ArrayLike<number>, what: string): void {
+    const V = this.config.vocabSize;
+    for (let i = 0; i < ids.length; i++) {
+      const id = ids[i];
+      if (!(Number.isInteger(id) && id >= 0 && id < V)) throw new Error(`webgpu ${what}: token ${i} = ${id} is outside the vocabulary [0, ${V})`);
+    }
+  }
+
+  /** Runs `ids` as the next positions of the cached sequence; reads the step back when `read`. */
+  private async extend(ids: Int32Array, read: boolean): Promise<GenerationStep | null> {
+    const cache = this.requireKv();
+    cache.ensureRoom(ids.length);
+    this.ensureRope(cache.capacity);
+    upload(this.ctx, this.buf('ids'), ids);
+    const prog = await this.extendProgram(ids.length);
+    this.kvPos = cache.length;
+    prog.refreshParams();
+    this.runner.submit([prog]);
+    cache.length += ids.length;
+    if (!read) {
+      this.ctx.throwIfErrors();
+      return null;
+    }
+    const c = this.config;
+    const [hidden, logits] = await download(this.ctx, [view(this.buf('ce.hChunk'), 'hidden', 0, c.hiddenSize), view(this.buf('ce.logits'), 'logits', 0, c.vocabSize)]);
+    this.ctx.throwIfErrors();
+    return { hidden, logits };
+  }
+
+  /**
+   * Starts a sequence: empties the KV cache and runs the prompt through it (in chunks of the activation rows,
+   * maxBatchSize × maxSeqLen, when longer). Returns the last prompt position's hidden row and logits.
+   */
+  async prefill(ids: ArrayLike<number>): Promise<GenerationStep> {
+    this.checkAlive();
+    const cache = this.requireKv();
+    if (ids.length === 0) throw new Error('webgpu prefill: the prompt is empty (needs at least one token, e.g. bos)');
+    this.checkIds(ids, 'prefill');
+    if (ids.length > cache.capacity) throw new Error(`webgpu prefill: ${ids.length} prompt tokens exceed the KV cache capacity of ${cache.capacity}`);
+    cache.reset();
+    const chunk = this.shape.batch * this.shape.seq;
+    let out: GenerationStep | null = null;
+    for (let i = 0; i < ids.length; i += chunk) {
+      const end = Math.min(ids.length, i + chunk);
+      out = await this.extend(Int32Array.from({ length: end - i }, (_, k) => ids[i + k]), end === ids.length);
+    }
+    if (out === null) throw new Error('webgpu prefill: no step was read back');
+    return out;
+  }
+
+  /** One token at position cacheLength (after prefill): appended to the cache; returns its hidden row and logits. */
+  async decode(id: number): Promise<GenerationStep> {
+    this.checkAlive();
+    const cache = this.requireKv();
+    if (cache.length === 0) throw new Error('webgpu decode: the KV cache is empty; call prefill with the prompt first');
+    this.checkIds([id], 'decode');
+    const out = await this.extend(Int32Array.of(id), true);
+    if (out === null) throw new Error('webgpu decode: no step was read back');
+    return out;
   }
 
   private zeroGradsProgram(): Promise<Program> {
