@@ -9,6 +9,8 @@ import { generateWebgpu } from '../../engine/generate/webgpu-generate.ts';
 import { loadModel } from '../../engine/io/hf-model.ts';
 import { loadAdapter } from '../../engine/io/peft-adapter.ts';
 import { loadTokenizer } from '../../engine/io/tokenizer.ts';
+import { formatPrompt } from '../../engine/generate/prompt-format.ts';
+import { PROMPT_FORMATS, type PromptFormat } from '../../common/protocol.ts';
 
 export interface GenerateCliOptions {
   model: string;
@@ -19,6 +21,9 @@ export interface GenerateCliOptions {
   topP: string;
   seed: string;
   backend: string;
+  promptFormat: string;
+  system?: string;
+  chatTemplate?: string;
   /** Keep frozen weights as f16 bits in memory (cpu decodes them on the fly). */
   frozenF16?: boolean;
 }
@@ -35,17 +40,19 @@ export async function generateCommand(o: GenerateCliOptions): Promise<string> {
   const topP = num(o.topP, '--top-p', (n) => n > 0 && n <= 1, 'a number in (0, 1]');
   const seed = num(o.seed, '--seed', Number.isInteger, 'a whole number');
   if (o.backend !== 'cpu' && o.backend !== 'webgpu') throw new Error(`--backend must be cpu or webgpu, got ${JSON.stringify(o.backend)}`);
+  if (!(PROMPT_FORMATS as readonly string[]).includes(o.promptFormat)) throw new Error(`--prompt-format must be one of ${PROMPT_FORMATS.join(', ')}, got ${JSON.stringify(o.promptFormat)}`);
   const model = loadModel(o.model, { dtype: Float32Array, frozenF16: o.frozenF16 === true });
   const tokenizer = await loadTokenizer(o.model);
   if (!tokenizer) throw new Error(`${o.model}: no tokenizer.json, so the prompt cannot be tokenized`);
   const lora = o.adapter ? loadAdapter(o.adapter, model.config) : null;
-  const promptIds = tokenizer.encode(o.prompt);
-  if (promptIds.length === 0) throw new Error('--prompt encodes to no tokens');
-  const eos = new Set<number>();
-  const cfgEos = model.config.eosTokenId;
-  for (const id of Array.isArray(cfgEos) ? cfgEos : cfgEos === null ? [] : [cfgEos]) eos.add(id);
-  if (tokenizer.eosTokenId !== null) eos.add(tokenizer.eosTokenId);
-  const opts = { maxNewTokens, temperature, topP, seed, eosTokenIds: [...eos] };
+  const prompt = formatPrompt(tokenizer, model.config, {
+    prompt: o.prompt,
+    promptFormat: o.promptFormat as PromptFormat,
+    ...(o.system !== undefined ? { system: o.system } : {}),
+    ...(o.chatTemplate !== undefined ? { chatTemplate: o.chatTemplate } : {}),
+  });
+  const promptIds = prompt.ids;
+  const opts = { maxNewTokens, temperature, topP, seed, eosTokenIds: prompt.stopIds };
   const ids = o.backend === 'webgpu' ? await generateWebgpu(model, lora, promptIds, opts) : generate(model, lora, promptIds, opts);
   return tokenizer.decode(ids, { skipSpecialTokens: true });
 }
@@ -56,7 +63,10 @@ export function registerGenerate(program: Command): void {
     .description('generate text from a model (and optionally a LoRA adapter)')
     .requiredOption('--model <dir>', 'Hugging Face model folder (with tokenizer.json)')
     .option('--adapter <dir>', 'PEFT LoRA adapter folder')
-    .requiredOption('--prompt <text>', 'prompt text (tokenized with the model tokenizer, special tokens added)')
+    .requiredOption('--prompt <text>', 'prompt text')
+    .option('--prompt-format <raw|alpaca|chat>', 'how the prompt is wrapped, as the adapter was trained: raw text (special tokens added), the Alpaca instruction prompt, or one user turn through the chat template', 'raw')
+    .option('--system <text>', 'chat: a system message; alpaca: replaces the preamble')
+    .option('--chat-template <name>', "chat: a built-in template (llama3, chatml, mistral) instead of the model's own")
     .option('--max-new-tokens <n>', 'tokens to generate at most', '64')
     .option('--temperature <t>', '0 = greedy; otherwise sampling temperature', '0')
     .option('--top-p <p>', 'nucleus sampling mass', '1')

@@ -15,6 +15,8 @@ import { Rng } from '../../engine/util/rng.ts';
 import { withSafetensors } from '../../engine/io/safetensors.ts';
 import { ensureSample } from '../../engine/io/sample.ts';
 import { loadTokenizer } from '../../engine/io/tokenizer.ts';
+import { formatPrompt } from '../../engine/generate/prompt-format.ts';
+import { generate } from '../../engine/generate/generate.ts';
 import { repoRoot } from '../helpers/python.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'cli-'));
@@ -152,4 +154,20 @@ test('generate: greedy is deterministic, sampling follows the seed, an adapter i
   const bad = cli([...args, '--top-p', '0']);
   assert.equal(bad.status, 1);
   assert.match(bad.stderr, /--top-p must be a number in \(0, 1\]/);
+});
+
+test('generate --prompt-format: the prompt is wrapped as training wrapped it, and chat stops at the end of turn', async () => {
+  const model = loadModel(sample.modelDir);
+  const tokenizer = await loadTokenizer(sample.modelDir);
+  assert.ok(tokenizer);
+  for (const promptFormat of ['alpaca', 'chat'] as const) {
+    const r = cli(['generate', '--model', sample.modelDir, '--prompt', 'Name a river.', '--max-new-tokens', '12', '--prompt-format', promptFormat]);
+    assert.equal(r.status, 0, r.stderr);
+    const p = formatPrompt(tokenizer, model.config, { prompt: 'Name a river.', promptFormat });
+    const ids = generate(model, null, p.ids, { maxNewTokens: 12, temperature: 0, topP: 1, seed: 42, eosTokenIds: p.stopIds });
+    assert.equal(r.stdout, `${tokenizer.decode(ids, { skipSpecialTokens: true })}\n`, promptFormat);
+  }
+  const bad = cli(['generate', '--model', sample.modelDir, '--prompt', 'x', '--prompt-format', 'vicuna']);
+  assert.equal(bad.status, 1);
+  assert.match(bad.stderr, /--prompt-format must be one of raw, alpaca, chat, got "vicuna"/);
 });
