@@ -504,6 +504,8 @@ export interface StudioRequests {
   'quant.cancel': { params: { jobId: string }; result: QuantJobSummary };
   /** The job and, once done, its report. */
   'quant.get': { params: { jobId: string }; result: { job: QuantJobSummary; report: QuantReport | null } };
+  /** Every lab job this studio knows, newest first: this session's, and the finished ones stored on disk. */
+  'quant.list': { params: Record<string, never>; result: QuantJobSummary[] };
   /**
    * Generate from a prompt in a worker. A new job stops the one running. Text streams as 'generate.output', the end
    * is 'generate.ended'; problems the request shows at once (paths, fields) are refused here.
@@ -539,6 +541,7 @@ export const STUDIO_METHODS = [
   'quant.start',
   'quant.cancel',
   'quant.get',
+  'quant.list',
   'backends.probe',
   'runs.pause',
   'runs.resume',

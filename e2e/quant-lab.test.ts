@@ -3,6 +3,7 @@
  * text → the job runs in the quant worker with a live progress bar → the report: one heatmap per format, side by
  * side, with layers × 7 cells each; a click on a cell shows its weight histogram under the format's grid and its
  * error histogram; the worst-first table lists the linears; and 4 bits lose more than 8 as the page reports it.
+ * The report is stored: a new window opens the lab on it.
  */
 import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync } from 'node:fs';
@@ -110,4 +111,16 @@ test('quantization lab: two formats side by side on the sample model', { timeout
   await page.screenshot({ path: join(resultsDir, 'quant-lab.png'), fullPage: true });
   assert.deepEqual(errors, [], `the page logged errors:\n${errors.join('\n')}`);
   await page.close();
+
+  // The report is stored: a new window opens the lab on it, and lists it among the reports.
+  const again = await openStudioPage(browser, studio, { width: 1560, height: 1100 });
+  await again.page.getByTestId('tab-quant').click();
+  await again.page.getByTestId('lab-results').waitFor({ timeout: 15_000 });
+  for (const f of FORMATS) await again.page.getByTestId(`heatmap-${f}`).waitFor();
+  assert.equal(Number(await again.page.getByTestId('format-row-q8_0').getAttribute('data-rel-err')), q8, 'the same report');
+  const options = await again.page.getByTestId('lab-history').locator('option').allInnerTexts();
+  assert.equal(options.length, 1);
+  assert.match(options[0], /sample-model · q8_0, q4_0$/);
+  assert.deepEqual(again.errors, []);
+  await again.page.close();
 });

@@ -22,6 +22,7 @@ import { startWorkerModule } from '../../engine/engine-host.ts';
 import { GGUF_EXPORT_FORMATS } from '../../engine/quant/gguf-llama.ts';
 import { QUANT_FORMATS, QUANT_FORMAT_NAMES } from '../../engine/quant/format.ts';
 import { StudioError } from './errors.ts';
+import type { QuantArchive } from './quant-archive.ts';
 import { newId } from './ids.ts';
 import { checkModel } from './preflight.ts';
 
@@ -91,6 +92,7 @@ export const QUANT_PARAM_SCHEMAS = {
   }),
   'quant.cancel': z.object({ jobId }),
   'quant.get': z.object({ jobId }),
+  'quant.list': z.object({}).optional(),
 } satisfies Record<QuantMethod, z.ZodType>;
 
 function parse<M extends QuantMethod>(method: M, params: unknown): z.infer<(typeof QUANT_PARAM_SCHEMAS)[M]> {
@@ -104,8 +106,10 @@ export interface QuantLabOptions {
   startWorker?: () => QuantWorkerHandle;
   /** After a cancel, how long the worker gets to stop by itself before it is terminated. */
   cancelGraceMs?: number;
-  /** Reports kept in memory (oldest dropped first; their jobs stay listed). */
+  /** Reports kept in memory (oldest dropped first; their jobs stay listed, and archived ones load again). */
   keepReports?: number;
+  /** Where finished reports are stored, so they outlive the process; without it they live in memory only. */
+  archive?: QuantArchive;
 }
 
 export interface QuantLab {
@@ -154,6 +158,10 @@ export function createQuantLab(options: QuantLabOptions): QuantLab {
   const queue: Job[] = [];
   let running: Job | null = null;
   let closed = false;
+  const archive = options.archive ?? null;
+  for (const summary of archive?.list() ?? []) {
+    jobs.set(summary.id, { summary, report: null, worker: null, ended: Promise.resolve(), end: () => {}, cancelRequested: false });
+  }
 
   const snapshot = (job: Job): QuantJobSummary => structuredClone(job.summary);
 
@@ -165,6 +173,14 @@ export function createQuantLab(options: QuantLabOptions): QuantLab {
     const worker = job.worker;
     job.worker = null;
     if (running === job) running = null;
+    if (state === 'done' && archive && job.report) {
+      try {
+        archive.save(job.summary, job.report);
+      } catch (e) {
+        // The report stays in memory; only its survival past a restart is lost, and the user is told why.
+        job.summary.error = { message: `the report could not be stored in ${archive.dir} (${e instanceof Error ? e.message : String(e)}); it is lost when the studio closes` };
+      }
+    }
     if (state === 'done') options.emit('quant.done', { job: snapshot(job) });
     else options.emit('quant.failed', { job: snapshot(job) });
     const stopped = worker ? worker.terminate().catch(() => {}) : Promise.resolve();
@@ -292,8 +308,13 @@ export function createQuantLab(options: QuantLabOptions): QuantLab {
     },
     'quant.get': async (raw) => {
       const job = getJob(parse('quant.get', raw).jobId);
+      if (!job.report && job.summary.state === 'done' && archive) {
+        job.report = archive.report(job.summary.id);
+        dropOldReports();
+      }
       return { job: snapshot(job), report: job.report };
     },
+    'quant.list': async () => [...jobs.values()].map(snapshot).sort((a, b) => (a.createdAt < b.createdAt ? 1 : a.createdAt > b.createdAt ? -1 : 0)),
   };
 
   return {

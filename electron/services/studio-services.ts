@@ -37,6 +37,7 @@ import { isTerminal } from './run-state.ts';
 import { RunStore } from './run-store.ts';
 import { SettingsStore } from './settings.ts';
 import { createPlayground, PLAYGROUND_PARAM_SCHEMAS } from './playground.ts';
+import { QuantArchive } from './quant-archive.ts';
 import { createQuantLab, QUANT_PARAM_SCHEMAS } from './quant-lab.ts';
 
 export interface StudioDialogs {
@@ -196,7 +197,9 @@ export function createStudioServices(options: StudioServicesOptions): StudioServ
     if (!isTerminal(r.state)) exporter.restore(r, db.metrics(r.id), r.totalSteps);
   }
   const version = appVersion();
-  const quant = createQuantLab({ emit });
+  const quantArchive = new QuantArchive(join(home.root, 'quant-reports'));
+  const quant = createQuantLab({ emit, archive: quantArchive });
+  for (const problem of quantArchive.problems) console.warn(`quantization lab: skipped a stored report: ${problem}`);
   const playground = createPlayground({ emit });
 
   // The Prometheus endpoint follows the setting: off (null) or on 127.0.0.1:<port>.

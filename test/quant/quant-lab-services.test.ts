@@ -185,3 +185,28 @@ test('a failure inside the worker arrives as quant.failed naming the file', { ti
   assert.equal(job.error?.field, 'adapterPath');
   assert.ok(job.error?.message.includes(notAdapter), job.error?.message);
 });
+
+test('finished reports outlive the studio: listed and identical after a restart; broken files are skipped', { timeout: 60_000 }, async () => {
+  const { jobId } = await services.handle('quant.start', { modelPath: sampleModel, formats: ['int8'] });
+  assert.equal((await ended(jobId)).event, 'quant.done');
+  const before = await services.handle('quant.get', { jobId });
+  assert.ok(before.report);
+  const listed = await services.handle('quant.list', {});
+  assert.equal(listed[0].id, jobId, 'newest first');
+  assert.ok(listed.some((j) => j.state === 'cancelled'), 'this session lists its cancelled jobs too');
+
+  // A stray, half-written summary must not keep the studio from starting.
+  writeFileSync(join(home, 'quant-reports', 'quant-broken.job.json'), '{"id": "quant-broken", "sta');
+  const other = createStudioServices({ home, host: 'web' });
+  try {
+    const afterRestart = await other.handle('quant.list', {});
+    assert.ok(afterRestart.every((j) => j.state === 'done'), 'only finished reports are stored');
+    assert.ok(afterRestart.some((j) => j.id === jobId));
+    assert.ok(!afterRestart.some((j) => j.id === 'quant-broken'));
+    const again = await other.handle('quant.get', { jobId });
+    assert.deepEqual(again.report, before.report);
+    assert.deepEqual(again.job, before.job);
+  } finally {
+    await other.close();
+  }
+});

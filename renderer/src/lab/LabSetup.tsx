@@ -1,4 +1,4 @@
-import type { QuantAdapterMode } from '../../../common/protocol.ts';
+import type { QuantAdapterMode, QuantJobSummary } from '../../../common/protocol.ts';
 import { ErrorNote } from '../components/ErrorNote.tsx';
 import { formatCount } from '../components/format.ts';
 import { PathField } from '../components/PathField.tsx';
@@ -211,6 +211,35 @@ function RunCard() {
         </div>
       ) : null}
       {startError ? <ErrorNote error={startError} testId="lab-start-error" /> : null}
+      <EarlierReports />
     </section>
   );
+}
+
+/** Finished reports of this and earlier sessions (the services keep the newest 20 on disk). */
+function EarlierReports() {
+  const history = useLab((s) => s.history);
+  const job = useLab((s) => s.job);
+  const { openJob } = useLab.getState();
+  const done = history.filter((j) => j.state === 'done');
+  if (done.length === 0) return null;
+  return (
+    <div className="field lab-history">
+      <label htmlFor="lab-history">Reports</label>
+      <select id="lab-history" data-testid="lab-history" value={job && done.some((j) => j.id === job.id) ? job.id : ''} onChange={(e) => void openJob(e.target.value)}>
+        {job && !done.some((j) => j.id === job.id) ? <option value="">This job</option> : null}
+        {done.map((j) => (
+          <option key={j.id} value={j.id}>
+            {reportLabel(j)}
+          </option>
+        ))}
+      </select>
+    </div>
+  );
+}
+
+function reportLabel(j: QuantJobSummary): string {
+  const model = j.request.modelPath.split(/[\\/]/).filter(Boolean).at(-1) ?? j.request.modelPath;
+  const when = new Date(j.finishedAt ?? j.createdAt).toLocaleString();
+  return `${when} · ${model}${j.request.adapterPath ? ' + adapter' : ''} · ${j.request.formats.join(', ')}`;
 }

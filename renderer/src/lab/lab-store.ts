@@ -72,6 +72,12 @@ export interface LabState extends ModelSlice {
   onEvent(message: StudioEventMessage): void;
   /** Catch up with the job after events may have been missed (a reconnect). */
   refresh(): Promise<void>;
+  /** Jobs the services know, newest first (finished reports survive restarts). */
+  history: QuantJobSummary[];
+  /** Reloads `history`; with no job on screen, opens the newest finished report. */
+  loadHistory(): Promise<void>;
+  /** Shows a finished job's report. */
+  openJob(jobId: string): Promise<void>;
   setMetric(metric: LabMetric): void;
   setLeft(key: string): void;
   setRight(key: string): void;
@@ -238,8 +244,27 @@ export const useLab = create<LabState>()((set, get) => {
       }
     },
 
+    history: [],
+    async loadHistory() {
+      try {
+        const history = await client().request('quant.list', {});
+        set({ history });
+        const newest = history.find((j) => j.state === 'done');
+        if (!get().job && !get().starting && newest) await get().openJob(newest.id);
+      } catch {
+        // An older studio without stored reports, or a dropped connection: the list stays as it was.
+      }
+    },
+    async openJob(jobId) {
+      const summary = get().history.find((j) => j.id === jobId);
+      if (!summary || summary.state !== 'done') return;
+      set({ job: summary, progress: summary.progress, report: null, reportError: null });
+      await fetchReport(jobId);
+    },
+
     onEvent(message) {
       const current = get().job;
+      if (message.event === 'quant.done' || message.event === 'quant.failed') void get().loadHistory();
       if (!current) return;
       if (message.event === 'quant.progress') {
         const p = message.data as QuantProgress;
@@ -300,5 +325,8 @@ function bindClient(c: StudioClient | null): void {
 bindClient(useStudio.getState().client);
 useStudio.subscribe((s, prev) => {
   bindClient(s.client);
-  if (s.connection === 'open' && prev.connection !== 'open') void useLab.getState().refresh();
+  if (s.connection === 'open' && prev.connection !== 'open') {
+    void useLab.getState().refresh();
+    void useLab.getState().loadHistory();
+  }
 });
