@@ -18,49 +18,23 @@ import {
   type StudioResult,
 } from '../../common/protocol.ts';
 import { BUILTIN_TEMPLATE_NAMES, isBuiltinTemplateName } from '../../engine/data/chat-template.ts';
-import { startWorkerModule } from '../../engine/engine-host.ts';
 import { StudioError } from './errors.ts';
 import { newId } from './ids.ts';
+import { startWorkerHandle, workerEntry, type WorkerHandle } from './worker-handle.ts';
 import { checkModel } from './preflight.ts';
 
 export type PlaygroundMethod = Extract<StudioMethod, `generate.${string}`>;
 
 /** The services' handle on the generation worker. */
-export interface GenerateWorkerHandle {
-  send(cmd: GenerateCommand): void;
-  on(handler: (event: GenerateEvent) => void): () => void;
-  terminate(): Promise<void>;
-  readonly exited: Promise<number>;
-}
+export type GenerateWorkerHandle = WorkerHandle<GenerateCommand, GenerateEvent>;
 
 export function startGenerateWorker(): GenerateWorkerHandle {
-  const entry = new URL(import.meta.url.endsWith('.ts') ? '../../engine/generate/generate-worker.ts' : '../../engine/generate/generate-worker.js', import.meta.url);
-  const worker = startWorkerModule(entry);
-  const handlers = new Set<(e: GenerateEvent) => void>();
-  const emit = (e: GenerateEvent): void => {
-    for (const h of [...handlers]) {
-      try {
-        h(e);
-      } catch {
-        // One failing listener must not starve the others.
-      }
-    }
-  };
-  worker.on('message', (m: GenerateEvent) => emit(m));
-  worker.on('error', (e: Error) => emit({ type: 'ended', jobId: '', cancelled: false, error: { message: `generation worker failed: ${e.message}` } }));
-  const exited = new Promise<number>((resolve) => worker.on('exit', resolve));
-  return {
-    send: (cmd) => worker.postMessage(cmd),
-    on(handler) {
-      handlers.add(handler);
-      return () => handlers.delete(handler);
-    },
-    async terminate() {
-      await worker.terminate();
-      await exited;
-    },
-    exited,
-  };
+  return startWorkerHandle<GenerateCommand, GenerateEvent>(workerEntry('../../engine/generate/generate-worker.ts', import.meta.url), (e) => ({
+    type: 'ended',
+    jobId: '',
+    cancelled: false,
+    error: { message: `generation worker failed: ${e.message}` },
+  }));
 }
 
 const num = (what: string) => z.number({ message: `${what} must be a number` }).finite(`${what} must be finite`);

@@ -18,55 +18,26 @@ import {
   type StudioResult,
 } from '../../common/protocol.ts';
 import type { QuantReport } from '../../common/quant-report.ts';
-import { startWorkerModule } from '../../engine/engine-host.ts';
 import { GGUF_EXPORT_FORMATS } from '../../engine/quant/gguf-llama.ts';
 import { QUANT_FORMATS, QUANT_FORMAT_NAMES } from '../../engine/quant/format.ts';
 import { StudioError } from './errors.ts';
 import type { QuantArchive } from './quant-archive.ts';
 import { newId } from './ids.ts';
+import { startWorkerHandle, workerEntry, type WorkerHandle } from './worker-handle.ts';
 import { checkModel } from './preflight.ts';
 
 export type QuantMethod = Extract<StudioMethod, `quant.${string}`>;
 
 /** The services' handle on one quant worker. */
-export interface QuantWorkerHandle {
-  send(cmd: QuantCommand): void;
-  /** Subscribes to events; returns the unsubscribe function. */
-  on(handler: (event: QuantEvent) => void): () => void;
-  terminate(): Promise<void>;
-  /** Resolves with the exit code when the worker is gone, for any reason. */
-  readonly exited: Promise<number>;
-}
+export type QuantWorkerHandle = WorkerHandle<QuantCommand, QuantEvent>;
 
 export function startQuantWorker(): QuantWorkerHandle {
-  // Same relative place in the sources and in dist/: electron/services → engine/quant.
-  const entry = new URL(import.meta.url.endsWith('.ts') ? '../../engine/quant/quant-worker.ts' : '../../engine/quant/quant-worker.js', import.meta.url);
-  const worker = startWorkerModule(entry);
-  const handlers = new Set<(e: QuantEvent) => void>();
-  const emit = (e: QuantEvent): void => {
-    for (const h of [...handlers]) {
-      try {
-        h(e);
-      } catch {
-        // One failing listener must not starve the others.
-      }
-    }
-  };
-  worker.on('message', (m: QuantEvent) => emit(m));
-  worker.on('error', (e: Error) => emit({ type: 'error', jobId: '', cancelled: false, message: `quantization worker failed: ${e.message}` }));
-  const exited = new Promise<number>((resolve) => worker.on('exit', resolve));
-  return {
-    send: (cmd) => worker.postMessage(cmd),
-    on(handler) {
-      handlers.add(handler);
-      return () => handlers.delete(handler);
-    },
-    async terminate() {
-      await worker.terminate();
-      await exited;
-    },
-    exited,
-  };
+  return startWorkerHandle<QuantCommand, QuantEvent>(workerEntry('../../engine/quant/quant-worker.ts', import.meta.url), (e) => ({
+    type: 'error',
+    jobId: '',
+    cancelled: false,
+    message: `quantization worker failed: ${e.message}`,
+  }));
 }
 
 const jobId = z.string({ message: 'jobId is required' }).min(1, 'jobId is required');

@@ -1,38 +1,18 @@
+import { useShallow } from 'zustand/react/shallow';
+import { pickModelSlice } from '../stores/model-slice.ts';
 import { useStudio } from '../stores/studio.ts';
-import { ErrorNote } from './ErrorNote.tsx';
 import { formatCount } from './format.ts';
-import { PathField } from './PathField.tsx';
+import { ModelPathControls } from './ModelPathControls.tsx';
 
 export function ModelPicker() {
-  const path = useStudio((s) => s.modelPath);
-  const model = useStudio((s) => s.model);
-  const error = useStudio((s) => s.modelError);
+  const slice = useStudio(useShallow(pickModelSlice));
+  const { model, modelError: error } = slice;
   const serverError = useStudio((s) => s.serverErrors.modelPath);
-  const busy = useStudio((s) => s.modelBusy);
-  const { setModelPath, inspectModel, chooseSampleModel, browseModel } = useStudio.getState();
 
   return (
     <section className="card" data-testid="model-picker">
       <h2>Base model</h2>
-      <PathField
-        testId="model-path"
-        ariaLabel="Model folder"
-        placeholder="/path/to/model folder (config.json + *.safetensors)"
-        value={path}
-        onChange={setModelPath}
-        busy={busy}
-        onLoad={() => void inspectModel()}
-        loadTestId="model-load"
-        onBrowse={() => void browseModel()}
-        browseTestId="model-browse"
-      />
-      <div className="row-actions">
-        <button type="button" className="link" data-testid="use-sample-model" disabled={busy} onClick={() => void chooseSampleModel()}>
-          Use the sample model
-        </button>
-        {busy ? <span className="muted">reading…</span> : null}
-      </div>
-      {error ? <ErrorNote error={error} testId="model-error" /> : serverError ? <ErrorNote error={{ message: serverError }} testId="model-error" /> : null}
+      <ModelPathControls slice={slice} idPrefix="" placeholder="/path/to/model folder (config.json + *.safetensors)" serverError={serverError} />
       {model && !error ? (
         <dl className="summary" data-testid="model-summary">
           <dt>Name</dt>

@@ -1,7 +1,9 @@
 import type { QuantAdapterMode, QuantJobSummary } from '../../../common/protocol.ts';
 import { ErrorNote } from '../components/ErrorNote.tsx';
-import { formatCount } from '../components/format.ts';
+import { ModelLine, ModelPathControls } from '../components/ModelPathControls.tsx';
 import { PathField } from '../components/PathField.tsx';
+import { useShallow } from 'zustand/react/shallow';
+import { pickModelSlice } from '../stores/model-slice.ts';
 import { useStudio } from '../stores/studio.ts';
 import { useLab, type CalibChoice } from './lab-store.ts';
 
@@ -28,42 +30,16 @@ export function LabSetup() {
 }
 
 function ModelCard() {
-  const path = useLab((s) => s.modelPath);
-  const model = useLab((s) => s.model);
-  const error = useLab((s) => s.modelError);
-  const busy = useLab((s) => s.modelBusy);
+  const slice = useLab(useShallow(pickModelSlice));
   const adapterId = useLab((s) => s.adapterId);
   const modes = useLab((s) => s.adapterModes);
   const adapters = useStudio((s) => s.adapters);
-  const { setModelPath, inspectModel, chooseSampleModel, browseModel, setAdapter, toggleAdapterMode } = useLab.getState();
+  const { setAdapter, toggleAdapterMode } = useLab.getState();
   return (
     <section className="card" data-testid="lab-model">
       <h2>Model</h2>
-      <PathField
-        testId="lab-model-path"
-        ariaLabel="Model folder"
-        placeholder="/path/to/model folder"
-        value={path}
-        onChange={setModelPath}
-        busy={busy}
-        onLoad={() => void inspectModel()}
-        onBrowse={() => void browseModel()}
-      />
-      <div className="row-actions">
-        <button type="button" className="link" data-testid="lab-use-sample-model" disabled={busy} onClick={() => void chooseSampleModel()}>
-          Use the sample model
-        </button>
-        {busy ? <span className="muted">reading…</span> : null}
-      </div>
-      {error ? <ErrorNote error={error} testId="lab-model-error" /> : null}
-      {model && !error ? (
-        <div className="lab-model-line" data-testid="lab-model-summary">
-          <strong>{model.name}</strong>
-          <span className="muted">
-            {model.architecture} · {model.layers} layers · hidden {model.hiddenSize} · {formatCount(model.parameters)} params
-          </span>
-        </div>
-      ) : null}
+      <ModelPathControls slice={slice} idPrefix="lab-" />
+      <ModelLine slice={slice} testId="lab-model-summary" className="lab-model-line" showHidden />
 
       <div className="field lab-adapter">
         <label htmlFor="lab-adapter">LoRA adapter (optional)</label>

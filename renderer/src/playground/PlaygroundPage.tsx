@@ -1,7 +1,8 @@
 import { BUILTIN_CHAT_TEMPLATE_NAMES, PROMPT_FORMATS, type PlaygroundVariant, type PromptFormat } from '../../../common/protocol.ts';
 import { ErrorNote } from '../components/ErrorNote.tsx';
-import { formatCount } from '../components/format.ts';
-import { PathField } from '../components/PathField.tsx';
+import { ModelLine, ModelPathControls } from '../components/ModelPathControls.tsx';
+import { useShallow } from 'zustand/react/shallow';
+import { pickModelSlice } from '../stores/model-slice.ts';
 import { useStudio } from '../stores/studio.ts';
 import { describeOutput, type SettingsKey } from './playground-logic.ts';
 import { usePlayground } from './playground-store.ts';
@@ -38,13 +39,10 @@ export function PlaygroundPage() {
 
 function ModelCard() {
   const adapters = useStudio((s) => s.adapters);
+  const slice = usePlayground(useShallow(pickModelSlice));
   const adapterId = usePlayground((s) => s.adapterId);
   const compareBase = usePlayground((s) => s.compareBase);
-  const path = usePlayground((s) => s.modelPath);
-  const model = usePlayground((s) => s.model);
-  const error = usePlayground((s) => s.modelError);
-  const busy = usePlayground((s) => s.modelBusy);
-  const { chooseAdapter, setModelPath, inspectModel, browseModel, chooseSampleModel, set } = usePlayground.getState();
+  const { chooseAdapter, set } = usePlayground.getState();
   return (
     <section className="card" data-testid="pg-model">
       <h2>Model &amp; adapter</h2>
@@ -68,32 +66,9 @@ function ModelCard() {
       ) : null}
       <div className="field">
         <span className="label">Base model folder</span>
-        <PathField
-          testId="pg-model-path"
-          ariaLabel="Model folder"
-          placeholder="/path/to/model folder"
-          value={path}
-          onChange={setModelPath}
-          busy={busy}
-          onLoad={() => void inspectModel()}
-          onBrowse={() => void browseModel()}
-        />
+        <ModelPathControls slice={slice} idPrefix="pg-" />
       </div>
-      <div className="row-actions">
-        <button type="button" className="link" data-testid="pg-use-sample-model" disabled={busy} onClick={() => void chooseSampleModel()}>
-          Use the sample model
-        </button>
-        {busy ? <span className="muted">reading…</span> : null}
-      </div>
-      {error ? <ErrorNote error={error} testId="pg-model-error" /> : null}
-      {model && !error ? (
-        <div className="pg-model-line" data-testid="pg-model-summary">
-          <strong>{model.name}</strong>
-          <span className="muted">
-            {model.architecture} · {model.layers} layers · {formatCount(model.parameters)} params{model.hasChatTemplate ? ' · chat template' : ''}
-          </span>
-        </div>
-      ) : null}
+      <ModelLine slice={slice} testId="pg-model-summary" className="pg-model-line" showChatTemplate />
     </section>
   );
 }

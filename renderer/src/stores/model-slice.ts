@@ -85,3 +85,18 @@ export function createModelSlice<S extends ModelSlice>(set: ModelSetState<S>, ge
     },
   };
 }
+
+/** The slice's own fields out of a store's state, for `useStore(useShallow(pickModelSlice))`: a component that shows
+ * the model re-renders when they change, not on every metric or progress event of the store. */
+export function pickModelSlice(s: ModelSlice): ModelSlice {
+  return {
+    modelPath: s.modelPath,
+    model: s.model,
+    modelError: s.modelError,
+    modelBusy: s.modelBusy,
+    setModelPath: s.setModelPath,
+    inspectModel: s.inspectModel,
+    chooseSampleModel: s.chooseSampleModel,
+    browseModel: s.browseModel,
+  };
+}
