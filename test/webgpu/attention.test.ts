@@ -63,3 +63,14 @@ test('sliding window attention f32', async () => {
 test('attention with f16 storage', async () => {
   await check({ batch: 1, T: 20, nHeads: 2, nKvHeads: 2, headDim: 32, window: null }, 'f16', 1e-2, 2e-2);
 });
+
+// The head sizes real models use: 64 (SmolLM, TinyLlama, Llama-3.2-1B) and 128 (Llama 2/3 7–8B, Mistral, Qwen),
+// where the kernels stage fewer key rows per tile and each thread holds a whole 128-wide row.
+test('attention at head_dim 64 and 128, f32, T across the 64-row block', async () => {
+  await check({ batch: 1, T: 70, nHeads: 2, nKvHeads: 1, headDim: 64, window: null }, 'f32', 1e-5, 1e-5);
+  await check({ batch: 1, T: 70, nHeads: 2, nKvHeads: 2, headDim: 128, window: null }, 'f32', 1e-5, 1e-5);
+});
+
+test('attention at head_dim 128 with f16 storage and a sliding window', async () => {
+  await check({ batch: 2, T: 40, nHeads: 4, nKvHeads: 2, headDim: 128, window: 17 }, 'f16', 1e-2, 2e-2);
+});

@@ -30,8 +30,8 @@ function compareGrads(name: string, got: LoraWeights, want: LoraWeights, rtol: n
   assert.ok(n > 0);
 }
 
-async function parity(cfg: ModelConfig, B: number, T: number, opts: { checkpointing?: boolean; lossScale?: number; normalizer?: number } = {}): Promise<void> {
-  const model = randomModel(cfg, 11);
+async function parity(cfg: ModelConfig, B: number, T: number, opts: { checkpointing?: boolean; lossScale?: number; normalizer?: number; init?: 'fixed' | 'fanIn' } = {}): Promise<void> {
+  const model = randomModel(cfg, 11, opts.init);
   const lora = randomLora(cfg, { r: 4, alpha: 8, dropout: 0, targets: ALL_TARGETS, rslora: false }, 12);
   const batch = randomBatch(cfg, B, T, 13);
   const ref = lossAndGrads(model, lora, batch, { training: true, lossScale: opts.lossScale, normalizer: opts.normalizer });
@@ -98,4 +98,11 @@ test('dropout: device masks are reproducible from the host Rng, advance it as th
   assert.notEqual(c.loss, a.loss, 'another seed draws other masks');
   const off = await webgpuLossAndGrads(model, lora, batch, { training: false, gpu: ctx });
   assertClose('no dropout when not training', [off.loss], [lossAndGrads(model, lora, batch, { training: false }).loss], 1e-5);
+});
+
+test("fp32 step at Llama-2-7B's per-head geometry (head_dim 128, 32000-token vocabulary) matches the cpu backend", async () => {
+  // Two 128-wide heads, the 7B intermediate ratio and its vocabulary, 80 tokens (across the 64-row blocks); weights
+  // scaled by fan-in as real models are (fixed-std weights this wide saturate every softmax).
+  const cfg = tinyConfig({ hiddenSize: 256, numHeads: 2, numKvHeads: 2, headDim: 128, intermediateSize: 688, vocabSize: 32000, maxPositionEmbeddings: 256 });
+  await parity(cfg, 1, 80, { init: 'fanIn' });
 });

@@ -15,19 +15,24 @@ function randn(rng: Rng, n: number, std: number): Float32Array {
   return a;
 }
 
-export function randomModel(cfg: ModelConfig, seed: number): ModelWeights {
+/**
+ * Random weights. By default a fixed std (0.2 linears, 0.5 embeddings), which suits the tiny shapes; `fanIn` scales
+ * them by 1/√in instead, as real models are, so wider shapes keep unit-sized activations and unsaturated softmaxes.
+ */
+export function randomModel(cfg: ModelConfig, seed: number, init: 'fixed' | 'fanIn' = 'fixed'): ModelWeights {
   const rng = new Rng(seed);
+  const fan = (inF: number, fixed: number): number => (init === 'fanIn' ? 1.1 / Math.sqrt(inF) : fixed);
   const H = cfg.hiddenSize;
   const qDim = cfg.numHeads * cfg.headDim;
   const kvDim = cfg.numKvHeads * cfg.headDim;
   const lin = (out: number, inF: number, bias: boolean): { weight: FloatArray; bias: FloatArray | null; outFeatures: number; inFeatures: number } => ({
-    weight: randn(rng, out * inF, 0.2),
+    weight: randn(rng, out * inF, fan(inF, 0.2)),
     bias: bias ? randn(rng, out, 0.1) : null,
     outFeatures: out,
     inFeatures: inF,
   });
   const norm = (n: number): Float32Array => Float32Array.from(randn(rng, n, 0.1), (v) => 1 + v);
-  const embed = randn(rng, cfg.vocabSize * H, 0.5);
+  const embed = randn(rng, cfg.vocabSize * H, init === 'fanIn' ? 1 : 0.5);
   return {
     config: cfg,
     embedTokens: embed,
@@ -45,7 +50,7 @@ export function randomModel(cfg: ModelConfig, seed: number): ModelWeights {
       down: lin(H, cfg.intermediateSize, cfg.mlpBias),
     })),
     norm: norm(H),
-    lmHead: cfg.tieWordEmbeddings ? embed : randn(rng, cfg.vocabSize * H, 0.5),
+    lmHead: cfg.tieWordEmbeddings ? embed : randn(rng, cfg.vocabSize * H, fan(H, 0.5)),
   };
 }
 
