@@ -6,7 +6,7 @@ import { after, before, test } from 'node:test';
 import type { GpuContext } from '../../engine/backend/webgpu/device.ts';
 import { embeddingForward } from '../../engine/backend/webgpu/embedding.ts';
 import type { Runner } from '../../engine/backend/webgpu/runner.ts';
-import { swigluBackward, swigluForward } from '../../engine/backend/webgpu/swiglu.ts';
+import { swigluBackwardInPlace, swigluForward } from '../../engine/backend/webgpu/swiglu.ts';
 import { createTensor, download, tensorFrom, type GpuDtype } from '../../engine/backend/webgpu/tensor.ts';
 import * as cpuEmb from '../../engine/model/embedding.ts';
 import * as cpuSwiglu from '../../engine/model/swiglu.ts';
@@ -29,12 +29,13 @@ async function checkSwiglu(n: number, dt: GpuDtype, rtol: number): Promise<void>
   const du = new Float64Array(n);
   cpuSwiglu.backward(dg, du, d, g, u, n);
   const [tg, tu, td] = [tensorFrom(ctx, 'g', g, dt), tensorFrom(ctx, 'u', u, dt), tensorFrom(ctx, 'd', d, dt)];
-  const [to, tdg, tdu] = [createTensor(ctx, 'o', n, dt), createTensor(ctx, 'dg', n, dt), createTensor(ctx, 'du', n, dt)];
+  const to = createTensor(ctx, 'o', n, dt);
   await runner.runOnce((p) => {
     swigluForward(p, to, tg, tu, n);
-    swigluBackward(p, tdg, tdu, td, tg, tu, n);
+    // In place: d becomes dgate, u becomes dup (after the forward has read u).
+    swigluBackwardInPlace(p, td, tg, tu, n);
   });
-  const [go, gdg, gdu] = await download(ctx, [to, tdg, tdu]);
+  const [go, gdg, gdu] = await download(ctx, [to, td, tu]);
   assertClose('swiglu out', go, out, rtol);
   assertClose('swiglu dgate', gdg, dg, rtol);
   assertClose('swiglu dup', gdu, du, rtol);

@@ -119,9 +119,8 @@ export function activationSpecs(cfg: ModelConfig, lora: LoraConfig | null, s: Se
   add('dhn', M * H, grad);
   add('dres', M * H, grad);
   add('dxn', M * H, grad);
+  // dg and dup are written over da and the layer's up activation (swigluBackwardInPlace).
   add('da', M * I, grad);
-  add('dg', M * I, grad);
-  add('dup', M * I, grad);
   add('datt', M * qDim, grad);
   add('dq', M * qDim, grad);
   add('dk', M * kvDim, grad);

@@ -43,7 +43,7 @@ import { linearBackward, linearForward, type GpuLoraBranch } from './lora.ts';
 import { rmsnormBackward, rmsnormForward } from './rmsnorm.ts';
 import { rope, ropeAt } from './rope.ts';
 import { Program, Runner, type ParamValue } from './runner.ts';
-import { swigluBackward, swigluForward } from './swiglu.ts';
+import { swigluBackwardInPlace, swigluForward } from './swiglu.ts';
 import { createPacked, createTensor, download, dtypeBytes, upload, view, type GpuTensor } from './tensor.ts';
 import { unscaleGrads } from './unscale.ts';
 import { pcgHash } from './wgsl.ts';
@@ -492,9 +492,10 @@ export class WebgpuLlama {
     const br = (t: LoraTargetName): GpuLoraBranch | null => this.branch(l, t, si, dropout);
     const dres = b('dres');
     linearBackward(p, b('da'), false, dres, a.a, L.lin.down_proj, br('down_proj'), M);
-    swigluBackward(p, b('dg'), b('dup'), b('da'), a.g, a.up, M * c.intermediateSize);
-    linearBackward(p, b('dxn'), false, b('dg'), a.xn2, L.lin.gate_proj, br('gate_proj'), M);
-    linearBackward(p, b('dxn'), true, b('dup'), a.xn2, L.lin.up_proj, br('up_proj'), M);
+    // da becomes dg and a.up becomes dup: this layer's up activation is not read again.
+    swigluBackwardInPlace(p, b('da'), a.g, a.up, M * c.intermediateSize);
+    linearBackward(p, b('dxn'), false, b('da'), a.xn2, L.lin.gate_proj, br('gate_proj'), M);
+    linearBackward(p, b('dxn'), true, a.up, a.xn2, L.lin.up_proj, br('up_proj'), M);
     rmsnormBackward(p, dres, b('dxn'), a.h, L.postNorm, a.rstd2, M, H, true);
     linearBackward(p, b('datt'), false, dres, a.att, L.lin.o_proj, br('o_proj'), M);
     const qk = c.qkNorm && a.rstdQ && a.rstdK && L.qNorm && L.kNorm;
