@@ -491,6 +491,11 @@ export interface StudioRequests {
   'adapters.list': { params: Record<string, never>; result: AdapterSummary[] };
   /** Copy an adapter folder to a destination folder the user chose (Save as…). */
   'adapters.saveAs': { params: { id: string; destination: string }; result: { path: string } };
+  /**
+   * Writes the adapter as a GGUF LoRA file (llama.cpp --lora, Ollama ADAPTER) into its folder, so dragging or saving
+   * the folder carries it; the base model's folder must still be where the adapter says.
+   */
+  'adapters.exportGguf': { params: { id: string; dtype?: 'f32' | 'f16' }; result: { path: string; bytes: number } };
   /** Electron only: start a native drag of the adapter folder. */
   'adapters.startDrag': { params: { id: string }; result: { path: string } };
   /** Electron only: native pickers. */
@@ -535,6 +540,7 @@ export const STUDIO_METHODS = [
   'adapters.list',
   'adapters.saveAs',
   'adapters.startDrag',
+  'adapters.exportGguf',
   'dialog.pickFolder',
   'dialog.pickFile',
   'quant.formats',

@@ -2,7 +2,7 @@
  * The playground in a real browser on the real services: "Try it" on a finished run's adapter → its base model
  * and the prompt format it was trained with (Alpaca, for the sample data) fill in → Generate streams the adapter's
  * and the base model's answers side by side, each exactly what the engine generates for that prompt; Stop ends a
- * long answer; bad settings are marked at their fields.
+ * long answer; bad settings are marked at their fields. GGUF on the adapter writes a GGUF LoRA for llama.cpp.
  */
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
@@ -15,6 +15,7 @@ import { formatPrompt } from '../engine/generate/prompt-format.ts';
 import { loadModel } from '../engine/io/hf-model.ts';
 import { loadAdapter } from '../engine/io/peft-adapter.ts';
 import { loadTokenizer } from '../engine/io/tokenizer.ts';
+import { ggufScalar, readGguf } from '../engine/quant/gguf-reader.ts';
 import { SAMPLE_DATASET_PATH, SAMPLE_MODEL_DIR } from '../engine/io/sample.ts';
 import { closeStudioWithBrowser, openStudioPage, resultsDir, startStudioWithBrowser, type TestStudio } from './helpers/studio.ts';
 
@@ -55,6 +56,16 @@ test('playground: an adapter from a run answers its own prompt format, side by s
   assert.ok(adapter, 'the run left an adapter');
 
   const { page, errors } = await openStudioPage(browser, studio, { width: 1500, height: 1050 });
+  // GGUF on the adapter writes a GGUF LoRA into its folder: llama.cpp's layout for the llama architecture.
+  const item = page.locator(`[data-testid="adapter-item"][data-adapter-id="${adapter.id}"]`);
+  await item.getByTestId('adapter-gguf').click({ timeout: 30_000 });
+  await item.getByTestId('adapter-gguf-done').waitFor({ timeout: 30_000 });
+  const gguf = readGguf(join(adapter.path, 'adapter-lora.gguf'));
+  assert.equal(ggufScalar(gguf, 'general.type'), 'adapter');
+  assert.equal(ggufScalar(gguf, 'adapter.type'), 'lora');
+  assert.equal(ggufScalar(gguf, 'adapter.lora.alpha'), 16);
+  assert.equal(gguf.tensors.length, 2 * 4 * 2, 'two layers × four adapted linears × (lora_a, lora_b)');
+
   // "Try it" on the Train page's adapter list opens the playground with that adapter chosen.
   await page.locator(`[data-testid="adapter-item"][data-adapter-id="${adapter.id}"] [data-testid="adapter-try"]`).click({ timeout: 30_000 });
   await page.getByTestId('playground').waitFor({ state: 'visible' });

@@ -1,7 +1,7 @@
 /**
  * `lora-studio quant-report` — what each weight format does to a model, layer by layer, as JSON for the lab page
  * (and a short table on stdout); `lora-studio quantize` — a GGUF v3 file for llama.cpp with every decoder linear in
- * one GGML format.
+ * one GGML format; `lora-studio export-lora-gguf` — an adapter as a GGUF LoRA file for llama.cpp and Ollama.
  */
 import { basename, resolve } from 'node:path';
 import type { Command } from 'commander';
@@ -15,6 +15,7 @@ import type { LoraWeights, ModelWeights } from '../../engine/model/types.ts';
 import { calibrationTokens } from '../../engine/quant/calib-text.ts';
 import { QUANT_FORMAT_NAMES, parseFormatList } from '../../engine/quant/format.ts';
 import { GGUF_EXPORT_FORMATS, writeLlamaGguf, type GgufExportFormat, type LlamaGgufResult } from '../../engine/quant/gguf-llama.ts';
+import { exportAdapterGguf, LORA_GGUF_DTYPES, type LoraGgufDtype } from '../../engine/quant/gguf-lora.ts';
 import { ggufTokenizerKv } from '../../engine/quant/gguf-tokenizer.ts';
 import { quantReport, type CalibrationTokens, type QuantReportProgress } from '../../engine/quant/report.ts';
 import type { QuantReport } from '../../engine/quant/report-types.ts';
@@ -177,5 +178,18 @@ export function registerQuant(program: Command): void {
       const fb = r.fallbacks.length ? ` (${r.fallbacks.length} linear${r.fallbacks.length > 1 ? 's' : ''} in F16: ${r.fallbacks[0].reason})` : '';
       process.stdout.write(`${o.out}: ${r.tensors} tensors, ${mib(r.bytes)} MiB${fb}\n`);
       if (r.tokenizerNote) process.stderr.write(`warning: ${r.tokenizerNote}\n`);
+    });
+
+  program
+    .command('export-lora-gguf')
+    .description('write a PEFT LoRA adapter as a GGUF LoRA file (llama.cpp --lora, Ollama ADAPTER), next to a GGUF of its base model')
+    .requiredOption('--adapter <dir>', 'PEFT LoRA adapter folder')
+    .option('--model <dir>', "the base model folder (default: the adapter's base_model_name_or_path)")
+    .requiredOption('--out <file.gguf>', 'output file')
+    .option('--dtype <f32|f16>', 'tensor type in the file', 'f32')
+    .action((o: { adapter: string; model?: string; out: string; dtype: string }) => {
+      if (!(LORA_GGUF_DTYPES as readonly string[]).includes(o.dtype)) throw new Error(`--dtype must be one of ${LORA_GGUF_DTYPES.join(', ')}, got ${JSON.stringify(o.dtype)}`);
+      const r = exportAdapterGguf(o.adapter, o.out, { dtype: o.dtype as LoraGgufDtype, ...(o.model ? { modelDir: o.model } : {}) });
+      process.stdout.write(`${o.out}: ${r.tensors} tensors, ${mib(r.bytes)} MiB (base model ${r.modelDir})\n`);
     });
 }

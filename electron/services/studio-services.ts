@@ -23,6 +23,7 @@ import {
 import { startEngine } from '../../engine/engine-host.ts';
 import { readHfConfig } from '../../engine/io/hf-config.ts';
 import { estimateTrainingMemory } from '../../engine/train/memory-estimate.ts';
+import { exportAdapterGguf, LORA_GGUF_DTYPES } from '../../engine/quant/gguf-lora.ts';
 import { ensureSample } from '../../engine/io/sample.ts';
 import { AdapterStore, safeFileName } from './adapter-store.ts';
 import { BackendProbe } from './backend-probe.ts';
@@ -72,6 +73,8 @@ export interface StudioServices {
 }
 
 const MAX_UPLOAD_CHARS = 256 * 1024 * 1024;
+/** The GGUF LoRA file 'adapters.exportGguf' writes into an adapter's folder. */
+const ADAPTER_GGUF_FILE = 'adapter-lora.gguf';
 
 const empty = z.object({}).optional();
 const id = z.string({ message: 'id is required' }).min(1, 'id is required');
@@ -114,6 +117,7 @@ const schemas = {
   'adapters.list': empty,
   'adapters.saveAs': z.object({ id, destination: z.string({ message: 'choose a folder to save into' }).min(1, 'choose a folder to save into') }),
   'adapters.startDrag': z.object({ id }),
+  'adapters.exportGguf': z.object({ id, dtype: z.enum(LORA_GGUF_DTYPES, { message: `dtype must be one of ${LORA_GGUF_DTYPES.join(', ')}` }).optional() }),
   'dialog.pickFolder': z.object({ title: z.string().optional() }).optional(),
   'dialog.pickFile': z.object({ title: z.string().optional(), extensions: z.array(z.string()).optional() }).optional(),
   ...QUANT_PARAM_SCHEMAS,
@@ -300,6 +304,19 @@ export function createStudioServices(options: StudioServicesOptions): StudioServ
       const path = adapters.pathOf(p.id);
       startDrag(path);
       return { path };
+    },
+    'adapters.exportGguf': async (raw) => {
+      const p = parseParams('adapters.exportGguf', raw);
+      const summary = adapters.get(p.id);
+      const out = join(summary.path, ADAPTER_GGUF_FILE);
+      let written;
+      try {
+        written = exportAdapterGguf(summary.path, out, { dtype: p.dtype ?? 'f32', name: summary.name });
+      } catch (e) {
+        throw asStudioError(e);
+      }
+      emit('adapters.changed', adapters.list());
+      return { path: out, bytes: written.bytes };
     },
     'dialog.pickFolder': async (raw) => {
       const p = parseParams('dialog.pickFolder', raw) ?? {};

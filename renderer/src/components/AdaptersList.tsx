@@ -1,5 +1,6 @@
-import type { DragEvent } from 'react';
-import type { AdapterSummary } from '../../../common/protocol.ts';
+import { useState, type DragEvent } from 'react';
+import type { AdapterSummary, StudioErrorInfo } from '../../../common/protocol.ts';
+import { errorInfo } from '../client/transport.ts';
 import { usePlayground } from '../playground/playground-store.ts';
 import { usePage } from '../stores/page.ts';
 import { useStudio } from '../stores/studio.ts';
@@ -40,6 +41,18 @@ function AdapterItem({ adapter }: { adapter: AdapterSummary }) {
   const saveAdapterAs = useStudio((s) => s.saveAdapterAs);
   const zipUrl = client?.adapterZipUrl?.(adapter.id) ?? null;
   const fileName = zipFileName(adapter);
+  const [gguf, setGguf] = useState<{ busy: boolean; path?: string; error?: StudioErrorInfo }>({ busy: false });
+
+  async function exportGguf(): Promise<void> {
+    if (!client) return;
+    setGguf({ busy: true });
+    try {
+      const r = await client.request('adapters.exportGguf', { id: adapter.id });
+      setGguf({ busy: false, path: r.path });
+    } catch (e) {
+      setGguf({ busy: false, error: errorInfo(e) });
+    }
+  }
 
   function onDragStart(e: DragEvent<HTMLLIElement>): void {
     if (client?.startDrag) {
@@ -74,6 +87,12 @@ function AdapterItem({ adapter }: { adapter: AdapterSummary }) {
         </div>
         {saved?.path ? <div className="note note-ok">Saved to {saved.path}</div> : null}
         {saved?.error ? <div className="note note-error">{saved.error}</div> : null}
+        {gguf.path ? (
+          <div className="note note-ok" data-testid="adapter-gguf-done">
+            GGUF LoRA written into the adapter folder ({gguf.path}): use it with llama.cpp <code>--lora</code> or Ollama <code>ADAPTER</code> on a GGUF of the base model.
+          </div>
+        ) : null}
+        {gguf.error ? <ErrorNote error={gguf.error} testId="adapter-gguf-error" /> : null}
       </div>
       <div className="adapter-actions">
         <button
@@ -86,6 +105,9 @@ function AdapterItem({ adapter }: { adapter: AdapterSummary }) {
           }}
         >
           Try it
+        </button>
+        <button type="button" data-testid="adapter-gguf" disabled={gguf.busy} title="Write a GGUF LoRA file (llama.cpp, Ollama) into the adapter folder" onClick={() => void exportGguf()}>
+          {gguf.busy ? 'Writing…' : 'GGUF'}
         </button>
         {client?.host === 'electron' ? (
           <button type="button" data-testid="adapter-save" onClick={() => void saveAdapterAs(adapter.id)}>
