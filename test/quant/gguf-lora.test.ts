@@ -112,3 +112,24 @@ test('lora-studio export-lora-gguf: the sample model\'s adapter, base model from
   assert.equal(cli(['export-lora-gguf', '--adapter', orphan, '--model', sample.modelDir, '--out', join(dir, 'orphan.gguf'), '--dtype', 'f16']).status, 0);
   assert.match(cli(['export-lora-gguf', '--adapter', orphan, '--out', join(dir, 'x.gguf'), '--dtype', 'q4_0']).stderr, /--dtype must be one of f32, f16, got "q4_0"/);
 });
+
+test("llama.cpp's way of applying the GGUF LoRA to the base GGUF gives the merged model's GGUF", async () => {
+  const sample = await ensureSample();
+  const cfg = readHfConfig(sample.modelDir);
+  const lora = adapter(cfg, true, 7);
+  const adapterDir = join(dir, 'apply-adapter');
+  saveAdapter(adapterDir, lora, { baseModelNameOrPath: sample.modelDir });
+  const [base, merged, loraFile] = ['base.gguf', 'merged.gguf', 'lora.gguf'].map((f) => join(dir, f));
+  for (const args of [
+    ['quantize', '--model', sample.modelDir, '--format', 'f16', '--out', base, '--quiet'],
+    ['quantize', '--model', sample.modelDir, '--adapter', adapterDir, '--format', 'f16', '--out', merged, '--quiet'],
+    ['export-lora-gguf', '--adapter', adapterDir, '--out', loraFile],
+  ]) {
+    const r = cli(args);
+    assert.equal(r.status, 0, `${args[0]}: ${r.stderr}`);
+  }
+  const r = JSON.parse(runPython('gguf_lora_apply_check.py', [base, loraFile, merged, '4'])) as { checked: number; worst_excess: number; max_delta: number };
+  assert.equal(r.checked, cfg.numLayers * 7);
+  assert.ok(r.max_delta > 0.05, `the adapter changes the weights visibly (max |ΔW| ${r.max_delta})`);
+  assert.ok(r.worst_excess <= 1, `base + s·B·A differs from the merged GGUF by ${r.worst_excess.toFixed(2)}× the f16 rounding`);
+});
