@@ -113,6 +113,14 @@ test('playground: an adapter from a run answers its own prompt format, side by s
   assert.match(await page.getByTestId('pg-stats-adapter').innerText(), /stopped$/);
   assert.equal(await page.getByTestId('pg-answer-base').count(), 0, 'without compare only the adapter answers');
 
+  // The Runs page's run detail leads to the playground too.
+  await page.getByTestId('pg-adapter').selectOption('');
+  await page.getByTestId('tab-runs').click();
+  await page.locator(`[data-testid="runs-row"][data-run-id="${run.id}"] .runs-name`).click();
+  await page.getByTestId('run-try-adapter').click({ timeout: 15_000 });
+  await page.getByTestId('playground').waitFor({ state: 'visible' });
+  assert.equal(await page.getByTestId('pg-adapter').inputValue(), adapter.id);
+
   // Bad settings are marked at their fields, and nothing starts.
   await page.getByTestId('pg-maxNewTokens').fill('lots');
   await page.getByTestId('pg-topP').fill('0');

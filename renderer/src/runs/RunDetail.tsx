@@ -4,6 +4,8 @@ import { ErrorNote } from '../components/ErrorNote.tsx';
 import { formatBytes, formatCount, formatDuration, formatLoss } from '../components/format.ts';
 import { LossChart } from '../components/LossChart.tsx';
 import { Readout, RunHead } from '../components/run-readouts.tsx';
+import { usePlayground } from '../playground/playground-store.ts';
+import { usePage } from '../stores/page.ts';
 import { isActive, useStudio } from '../stores/studio.ts';
 import { useRunsPage } from './runs-store.ts';
 import { STATE_LABEL, configEntries, formatTime } from './runs-view.ts';
@@ -103,7 +105,18 @@ function FilesList({ run }: { run: RunSummary }) {
           <span className="label">Adapter</span>
           {adapter ? (
             <span>
-              <code className="path">{adapter.path}</code> <span className="muted">({formatBytes(adapter.sizeBytes)})</span>
+              <code className="path">{adapter.path}</code> <span className="muted">({formatBytes(adapter.sizeBytes)})</span>{' '}
+              <button
+                type="button"
+                className="link"
+                data-testid="run-try-adapter"
+                onClick={() => {
+                  usePage.getState().show('playground');
+                  void usePlayground.getState().chooseAdapter(adapter.id, useStudio.getState().adapters);
+                }}
+              >
+                Try it in the playground
+              </button>
             </span>
           ) : run.adapterId ? (
             <code>{run.adapterId}</code>
