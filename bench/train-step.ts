@@ -10,6 +10,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { cpuThreadsWanted } from '../engine/backend/cpu/thread-pool.ts';
 import { loadModel } from '../engine/io/hf-model.ts';
 import { newLora, forEachPair } from '../engine/model/lora.ts';
 import { lossAndGrads, countParameters } from '../engine/model/llama.ts';
@@ -119,7 +120,7 @@ if (!existsSync(join(dir, 'config.json')) || !existsSync(join(dir, 'model.safete
   if (r.status !== 0) throw new Error(`could not make the ${shape} model in ${dir}`);
 }
 
-const model = loadModel(dir, { dtype: Float32Array });
+const model = loadModel(dir, { dtype: Float32Array, shared: cpuThreadsWanted() });
 const cfg = model.config;
 const lora = newLora(cfg, LORA, new Rng(1), Float32Array);
 const params: FloatArray[] = [];

@@ -23,6 +23,7 @@ import {
 import { startEngine } from '../../engine/engine-host.ts';
 import { readHfConfig } from '../../engine/io/hf-config.ts';
 import { estimateTrainingMemory } from '../../engine/train/memory-estimate.ts';
+import { configuredThreads } from '../../engine/backend/cpu/thread-pool.ts';
 import { exportAdapterGguf, LORA_GGUF_DTYPES } from '../../engine/quant/gguf-lora.ts';
 import { ensureSample } from '../../engine/io/sample.ts';
 import { AdapterStore, safeFileName } from './adapter-store.ts';
@@ -287,7 +288,8 @@ export function createStudioServices(options: StudioServicesOptions): StudioServ
       } catch (e) {
         throw asStudioError(e, 'modelPath');
       }
-      const estimate = estimateTrainingMemory(model, { lora: p.lora, train: p.train }, { backend: p.backend ?? 'cpu' });
+      const backend = p.backend ?? 'cpu';
+      const estimate = estimateTrainingMemory(model, { lora: p.lora, train: p.train }, { backend, threads: backend === 'cpu' ? configuredThreads() : 1 });
       return { estimate, systemMemoryBytes: totalmem(), freeMemoryBytes: freemem() };
     },
     'settings.get': async () => settings.get(),

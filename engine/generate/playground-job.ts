@@ -7,6 +7,7 @@ import { readdirSync, statSync } from 'node:fs';
 import { totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { PlaygroundOutput, PlaygroundRequest, PlaygroundStarted, PlaygroundVariant } from '../../common/protocol.ts';
+import { cpuThreadsWanted } from '../backend/cpu/thread-pool.ts';
 import { loadModel } from '../io/hf-model.ts';
 import { loadAdapter } from '../io/peft-adapter.ts';
 import { loadTokenizer } from '../io/tokenizer.ts';
@@ -65,12 +66,13 @@ function wantsF16(dir: string): boolean {
 export class PlaygroundEngine {
   private loaded: Loaded | null = null;
 
-  private async load(modelPath: string): Promise<Loaded> {
+  /** `shared`: in shared memory for the cpu thread pool (never for webgpu, which cannot upload from it). */
+  private async load(modelPath: string, shared: boolean): Promise<Loaded> {
     const dir = resolve(modelPath);
-    const key = withField('modelPath', () => `${dir}:${statSync(join(dir, 'config.json')).mtimeMs}`);
+    const key = withField('modelPath', () => `${dir}:${statSync(join(dir, 'config.json')).mtimeMs}:${shared}`);
     if (this.loaded?.key === key) return this.loaded;
     this.loaded = null;
-    const model = withField('modelPath', () => loadModel(dir, { dtype: Float32Array, frozenF16: wantsF16(dir) }));
+    const model = withField('modelPath', () => loadModel(dir, { dtype: Float32Array, frozenF16: wantsF16(dir), shared }));
     let tokenizer: Tokenizer | null;
     try {
       tokenizer = await loadTokenizer(dir);
@@ -85,7 +87,7 @@ export class PlaygroundEngine {
   /** Resolves when the job has ended; `cancelled` says whether it was stopped. Throws PlaygroundError / load errors. */
   async run(req: PlaygroundRequest, hooks: PlaygroundHooks): Promise<{ cancelled: boolean }> {
     const chosen = await selectBackend(req.backend);
-    const { model, tokenizer } = await this.load(req.modelPath);
+    const { model, tokenizer } = await this.load(req.modelPath, chosen.backend === 'cpu' && cpuThreadsWanted());
     const lora: LoraWeights | null = req.adapterPath ? withField('adapterPath', () => loadAdapter(req.adapterPath as string, model.config)) : null;
     const prompt = withField('prompt', () => formatPrompt(tokenizer, model.config, req));
     const variants: PlaygroundVariant[] = lora ? (req.compareBase ? ['adapter', 'base'] : ['adapter']) : ['base'];

@@ -6,6 +6,7 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import type { ModelSummary } from '../../common/protocol.ts';
+import { sharedCtor, toShared } from '../backend/cpu/shared-arrays.ts';
 import { F16Array, type FloatArray, type LayerWeights, type Linear, type ModelConfig, type ModelWeights, type WeightArray } from '../model/types.ts';
 import { encodeF16 } from './f16.ts';
 import { readHfConfig } from './hf-config.ts';
@@ -170,6 +171,11 @@ export interface LoadModelOptions {
   frozenF16?: boolean;
   /** Called after each tensor is read (for progress reporting). */
   onTensor?: (name: string, index: number, total: number) => void;
+  /**
+   * Every tensor in shared memory, so the cpu backend's thread pool can work on it (and the cpu model then allocates
+   * its activations there too). Only for the cpu backend: WebGPU cannot upload from shared memory.
+   */
+  shared?: boolean;
 }
 
 /** Reads a model folder into memory (synchronously; call it from the engine worker). */
@@ -193,8 +199,10 @@ export function loadModel(dir: string, opts: LoadModelOptions = {}): ModelWeight
     }
     return f;
   };
+  const sharedArray = opts.shared === true ? sharedCtor(ctor) : null;
   const read = (name: string): FloatArray => {
-    const data = file(name).readFloat(name, ctor);
+    const f = file(name);
+    const data = sharedArray ? f.readFloat(name, ctor, new sharedArray(f.info(name).numel)) : f.readFloat(name, ctor);
     opts.onTensor?.(name, count++, expected.length);
     return data;
   };
@@ -205,7 +213,7 @@ export function loadModel(dir: string, opts: LoadModelOptions = {}): ModelWeight
     const info = f.info(name);
     const bits = info.dtype === 'F16' ? new Uint16Array(f.readBytes(name).buffer, 0, info.numel) : encodeF16(f.readFloat(name, Float32Array));
     opts.onTensor?.(name, count++, expected.length);
-    return new F16Array(bits);
+    return new F16Array(opts.shared === true ? toShared(bits) : bits);
   };
   try {
     const linear = (prefix: string, bias: boolean, outFeatures: number, inFeatures: number): Linear => ({

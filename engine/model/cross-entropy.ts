@@ -7,6 +7,7 @@
  * `targets[n]` is the token row n must predict (already shifted: the caller maps labels[t+1] to row t).
  */
 import { matmulAB, matmulABt } from '../backend/cpu/matmul.ts';
+import { isShared, sharedCtor } from '../backend/cpu/shared-arrays.ts';
 import { IGNORE_INDEX, type FloatArray, type WeightArray } from './types.ts';
 
 export interface CrossEntropyShape {
@@ -73,9 +74,11 @@ function run(
   }
   if (losses !== null) losses.fill(0, 0, rows);
   const chunk = Math.min(s.chunkRows, Math.max(1, active.length));
-  const h = new Float64Array(chunk * C);
-  const logits = new Float64Array(chunk * V);
-  const dh = dHidden === null ? null : new Float64Array(chunk * C);
+  // With lm_head in shared memory the chunk's products can run on the cpu thread pool.
+  const F64 = isShared(lmHead) ? sharedCtor(Float64Array) : Float64Array;
+  const h = new F64(chunk * C);
+  const logits = new F64(chunk * V);
+  const dh = dHidden === null ? null : new F64(chunk * C);
   let sumLoss = 0;
   for (let c0 = 0; c0 < active.length; c0 += chunk) {
     const cr = Math.min(chunk, active.length - c0);

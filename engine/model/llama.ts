@@ -13,6 +13,8 @@ import * as crossEntropy from './cross-entropy.ts';
 import * as embedding from './embedding.ts';
 import * as linear from './linear.ts';
 import type { DropoutMask } from './linear.ts';
+import { isShared, sharedCtor } from '../backend/cpu/shared-arrays.ts';
+import { cpuThreadsWanted } from '../backend/cpu/thread-pool.ts';
 import { LORA_TARGET_ORDER, targetShape, validateLoraForModel, zerosLike, type FloatArrayConstructor } from './lora.ts';
 import * as rmsnorm from './rmsnorm.ts';
 import * as rope from './rope.ts';
@@ -250,7 +252,10 @@ function makeCtx(model: ModelWeights, lora: LoraWeights | null, B: number, T: nu
   validateModel(model);
   if (lora !== null) validateLoraForModel(model, lora);
   const cfg = model.config;
-  const F = arrayCtorOf(model);
+  const plainF = arrayCtorOf(model);
+  // A model loaded into shared memory (for the cpu thread pool) gets its activations there too, so its big products
+  // can be split across threads (backend/cpu/thread-pool.ts); results do not depend on it.
+  const F = isShared(model.lmHead) && cpuThreadsWanted() ? sharedCtor(plainF) : plainF;
   const posOffset = cache === null ? 0 : cache.length;
   return {
     model,
@@ -269,7 +274,7 @@ function makeCtx(model: ModelWeights, lora: LoraWeights | null, B: number, T: nu
     qDim: cfg.numHeads * cfg.headDim,
     kvDim: cfg.numKvHeads * cfg.headDim,
     eps: cfg.rmsNormEps,
-    rope: ropeFor(cfg, posOffset + T, F === Float32Array),
+    rope: ropeFor(cfg, posOffset + T, plainF === Float32Array),
     posOffset,
     cache,
     dropoutP: 0,

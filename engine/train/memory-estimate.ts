@@ -29,6 +29,8 @@ export interface MemoryEstimateRun {
 }
 
 export interface MemoryEstimateOptions {
+  /** cpu: threads of the cpu backend's pool (backend/cpu/thread-pool.ts configuredThreads); default 1. */
+  threads?: number;
   backend?: 'cpu' | 'webgpu';
   /** Tokens per sequence of a micro-batch; default maxSeqLen (batches are padded to their longest example). */
   seqLen?: number;
@@ -137,6 +139,7 @@ function linearBackwardScratch(M: number, d: { out: number; in: number }, r: num
  */
 const V8_YOUNG_BACKING_STORE_TRIGGER = 2 * 16 * 1024 * 1024;
 const V8_EXTERNAL_SOFT_LIMIT = 64 * 1024 * 1024;
+const CPU_WORKER_BYTES = 10 * 1024 * 1024;
 
 export function estimateTrainingMemory(model: ModelConfig, run: MemoryEstimateRun, options: MemoryEstimateOptions = {}): MemoryEstimate {
   const backend = options.backend ?? 'cpu';
@@ -212,7 +215,11 @@ export function estimateTrainingMemory(model: ModelConfig, run: MemoryEstimateRu
   const activationsWithoutCheckpointing = peakOf(L, false);
   const activationsWithCheckpointing = peakOf(1, true);
   const checkpointing = run.train.gradientCheckpointing === true;
-  const activations = checkpointing ? activationsWithCheckpointing : activationsWithoutCheckpointing;
+  // Each extra cpu thread: a worker (≈ 10 MiB resident, measured from dist/) and the block of a weight it transposes
+  // for a dX product (matmulAB: AB_BLOCK rows × the widest input, f64).
+  const extraThreads = backend === 'cpu' ? Math.max(0, (options.threads ?? 1) - 1) : 0;
+  const threadsOverhead = extraThreads * (CPU_WORKER_BYTES + 256 * Math.max(H, I, qDim) * F64);
+  const activations = (checkpointing ? activationsWithCheckpointing : activationsWithoutCheckpointing) + threadsOverhead;
   const persistent = weights + lora + gradients + optimizer + data;
   return {
     backend,
@@ -224,12 +231,12 @@ export function estimateTrainingMemory(model: ModelConfig, run: MemoryEstimateRu
     optimizer,
     data,
     activations,
-    activationsWithoutCheckpointing,
-    activationsWithCheckpointing,
+    activationsWithoutCheckpointing: activationsWithoutCheckpointing + threadsOverhead,
+    activationsWithCheckpointing: activationsWithCheckpointing + threadsOverhead,
     logitsChunk,
     total: persistent + activations,
-    totalWithoutCheckpointing: persistent + activationsWithoutCheckpointing,
-    totalWithCheckpointing: persistent + activationsWithCheckpointing,
+    totalWithoutCheckpointing: persistent + activationsWithoutCheckpointing + threadsOverhead,
+    totalWithCheckpointing: persistent + activationsWithCheckpointing + threadsOverhead,
   };
 }
 

@@ -7,6 +7,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { EngineCommand, EngineEvent } from '../../common/protocol.ts';
 import { prepareDataset } from '../data/prepare.ts';
+import { cpuThreadsWanted } from '../backend/cpu/thread-pool.ts';
 import { loadModel } from '../io/hf-model.ts';
 import { saveAdapter } from '../io/peft-adapter.ts';
 import { loadTokenizer } from '../io/tokenizer.ts';
@@ -29,7 +30,8 @@ export async function runTraining(cmd: Extract<EngineCommand, { type: 'train' }>
   mkdirSync(runDir, { recursive: true });
 
   log('info', `loading model ${config.modelPath}`);
-  const model = loadModel(config.modelPath, { dtype: Float32Array, frozenF16: config.train.frozenWeightsF16 === true });
+  // On cpu, shared memory lets the thread pool split the big products (bit-identical results).
+  const model = loadModel(config.modelPath, { dtype: Float32Array, frozenF16: config.train.frozenWeightsF16 === true, shared: chosen.backend === 'cpu' && cpuThreadsWanted() });
   const tokenizer: Tokenizer | null = await loadTokenizer(config.modelPath);
   if (!tokenizer && config.datasetFormat !== 'tokenized') log('warn', `${config.modelPath} has no tokenizer.json; only pre-tokenized data can be used`);
 

@@ -12,6 +12,7 @@ import { describe, test } from 'node:test';
 import type { RunConfigInput, RunState, RunSummary, StudioEventMessage } from '../../common/protocol.ts';
 import { readHfConfig } from '../../engine/io/hf-config.ts';
 import { SAMPLE_DATASET_PATH, SAMPLE_MODEL_DIR } from '../../engine/io/sample.ts';
+import { configuredThreads } from '../../engine/backend/cpu/thread-pool.ts';
 import { estimateTrainingMemory } from '../../engine/train/memory-estimate.ts';
 import { runAction } from '../../electron/cli/runs.ts';
 import { createStudioServices, type StudioServices } from '../../electron/services/studio-services.ts';
@@ -241,7 +242,8 @@ describe('settings, Prometheus, memory estimate', () => {
     const lora = { r: 8, alpha: 16, dropout: 0, targets: ['q_proj', 'v_proj'] as ('q_proj' | 'v_proj')[] };
     const train = { learningRate: 1e-3, steps: 10, batchSize: 4, maxSeqLen: 256, gradientCheckpointing: true };
     const r = await s.handle('runs.estimateMemory', { modelPath: SAMPLE_MODEL_DIR, lora, train });
-    assert.deepEqual(r.estimate, estimateTrainingMemory(readHfConfig(SAMPLE_MODEL_DIR), { lora, train }));
+    // The cpu estimate counts the cpu thread pool's workers as the engine will start them.
+    assert.deepEqual(r.estimate, estimateTrainingMemory(readHfConfig(SAMPLE_MODEL_DIR), { lora, train }, { threads: configuredThreads() }));
     assert.ok(r.systemMemoryBytes > 0 && r.freeMemoryBytes > 0);
     const bad = await refusal(() => s.handle('runs.estimateMemory', { modelPath: join(tmp, 'nothing'), lora, train }));
     assert.equal(bad.info.field, 'modelPath');

@@ -6,6 +6,8 @@
  */
 import { F16Array, type FloatArray, type WeightArray } from '../../model/types.ts';
 import { decodeF16Rows } from '../../model/weight-array.ts';
+import { isShared } from './shared-arrays.ts';
+import { cpuPool, type MatmulPart, type SharedRef } from './thread-pool.ts';
 
 /** Rows of `b` kept hot in cache while all rows of `a` pass over them. */
 const COL_TILE = 128;
@@ -26,6 +28,11 @@ export function matmulABt(
   accumulate = false,
   alpha = 1,
 ): void {
+  if (tryParallel('ABt', out, a, b, bias, M, K, N, accumulate, alpha)) return;
+  matmulABtSerial(out, a, b, bias, M, K, N, accumulate, alpha);
+}
+
+function matmulABtSerial(out: FloatArray, a: FloatArray, b: WeightArray, bias: FloatArray | null, M: number, K: number, N: number, accumulate: boolean, alpha: number): void {
   if (b instanceof F16Array) {
     matmulABtF16(out, a, b, bias, M, K, N, accumulate, alpha);
     return;
@@ -186,6 +193,11 @@ const AB_BLOCK = 256;
  * the blocks are kept in an f64 accumulator so the result is rounded once.
  */
 export function matmulAB(out: FloatArray, a: FloatArray, b: WeightArray, M: number, N: number, K: number, accumulate = false, alpha = 1): void {
+  if (tryParallel('AB', out, a, b, null, M, K, N, accumulate, alpha)) return;
+  matmulABSerial(out, a, b, M, N, K, accumulate, alpha);
+}
+
+function matmulABSerial(out: FloatArray, a: FloatArray, b: WeightArray, M: number, N: number, K: number, accumulate: boolean, alpha: number): void {
   if (N === 0) {
     if (!accumulate) out.fill(0, 0, M * K);
     return;
@@ -237,4 +249,78 @@ export function matmulAtB(out: FloatArray, a: FloatArray, b: FloatArray, M: numb
   const at = transpose(a, M, N, 0, M);
   const bt = transpose(b, M, K, 0, M);
   matmulABt(out, at, bt, null, N, M, K, accumulate, alpha);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Threads: a product on shared memory is split over the cpu pool (thread-pool.ts) by rows, or for a few rows by
+// columns. Each output element is still one thread's single sum in k order, so the result does not depend on the
+// split.
+
+/** Multiply-adds below which a product stays on one thread (handing parts out costs tens of microseconds). */
+const PARALLEL_MIN_MACS = 1 << 21;
+
+function ref(x: FloatArray | F16Array): SharedRef {
+  if (x instanceof F16Array) return { buf: x.bits.buffer as SharedArrayBuffer, kind: 'f16', offset: x.bits.byteOffset / 2, length: x.bits.length };
+  const kind = x instanceof Float64Array ? 'f64' : 'f32';
+  return { buf: x.buffer as SharedArrayBuffer, kind, offset: x.byteOffset / x.BYTES_PER_ELEMENT, length: x.length };
+}
+
+function view(r: SharedRef): FloatArray | F16Array {
+  if (r.kind === 'f16') return new F16Array(new Uint16Array(r.buf, r.offset * 2, r.length));
+  return r.kind === 'f64' ? new Float64Array(r.buf, r.offset * 8, r.length) : new Float32Array(r.buf, r.offset * 4, r.length);
+}
+
+function floats(x: FloatArray | F16Array, what: string): FloatArray {
+  if (x instanceof F16Array) throw new Error(`cpu pool: ${what} cannot be f16 bits`);
+  return x;
+}
+
+/** One part of a split product (run by the pool's workers, and by the caller for the first part). */
+export function runPart(p: MatmulPart): void {
+  const out = floats(view(p.out), 'out');
+  const a = floats(view(p.a), 'a');
+  const b = view(p.b);
+  const bias = p.bias ? floats(view(p.bias), 'bias') : null;
+  if (p.rows) {
+    const [r0, r1] = p.rows;
+    if (p.op === 'ABt') matmulABtSerial(out.subarray(r0 * p.N, r1 * p.N), a.subarray(r0 * p.K, r1 * p.K), b, bias, r1 - r0, p.K, p.N, p.accumulate, p.alpha);
+    else matmulABSerial(out.subarray(r0 * p.K, r1 * p.K), a.subarray(r0 * p.N, r1 * p.N), b, r1 - r0, p.N, p.K, p.accumulate, p.alpha);
+    return;
+  }
+  if (!p.cols || p.op !== 'ABt') throw new Error('cpu pool: a part needs rows, or columns of an ABt product');
+  const [c0, c1] = p.cols;
+  const nb = c1 - c0;
+  const bPart = b instanceof F16Array ? new F16Array(b.bits.subarray(c0 * p.K, c1 * p.K)) : b.subarray(c0 * p.K, c1 * p.K);
+  // alpha·s + bias in f64, then one rounding store into out: what the unsplit kernel stores.
+  const tmp = new Float64Array(p.M * nb);
+  matmulABtSerial(tmp, a, bPart, bias ? bias.subarray(c0, c1) : null, p.M, p.K, nb, false, p.alpha);
+  for (let i = 0; i < p.M; i++) {
+    const o = i * p.N + c0;
+    const t = i * nb;
+    if (p.accumulate) for (let j = 0; j < nb; j++) out[o + j] += tmp[t + j];
+    else for (let j = 0; j < nb; j++) out[o + j] = tmp[t + j];
+  }
+}
+
+/** Splits [0, n) into `parts` ranges whose bounds are multiples of `align` (the last takes the rest). */
+function ranges(n: number, parts: number, align: number): [number, number][] {
+  const step = Math.ceil(n / parts / align) * align;
+  const out: [number, number][] = [];
+  for (let s = 0; s < n; s += step) out.push([s, Math.min(n, s + step)]);
+  return out;
+}
+
+function tryParallel(op: 'ABt' | 'AB', out: FloatArray, a: FloatArray, b: WeightArray, bias: FloatArray | null, M: number, K: number, N: number, accumulate: boolean, alpha: number): boolean {
+  if (M * K * N < PARALLEL_MIN_MACS) return false;
+  if (!isShared(out) || !isShared(a) || !isShared(b) || (bias !== null && !isShared(bias))) return false;
+  const pool = cpuPool();
+  if (!pool) return false;
+  const T = pool.threads;
+  const base = { op, out: ref(out), a: ref(a), b: ref(b), bias: bias ? ref(bias) : null, M, K, N, accumulate, alpha };
+  let parts: MatmulPart[];
+  if (M >= 4 * T) parts = ranges(M, T, 4).map((rows) => ({ ...base, rows, cols: null }));
+  else if (op === 'ABt' && N >= 64 * T) parts = ranges(N, T, 4).map((cols) => ({ ...base, rows: null, cols }));
+  else return false;
+  pool.run(parts, runPart);
+  return true;
 }

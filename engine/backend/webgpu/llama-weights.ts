@@ -132,7 +132,9 @@ async function uploadWeight(ctx: GpuContext, runner: Runner, t: GpuTensor, w: We
   if (w.length !== t.size) throw new Error(`upload '${t.name}': ${w.length} values for ${t.size} elements`);
   ctx.throwIfLost();
   // writeBuffer needs a multiple of 4 bytes: an odd count of f16 values gets one zero of padding.
-  const bits = w.bits.length % 2 === 0 ? w.bits : Uint16Array.from({ length: w.bits.length + 1 }, (_, i) => (i < w.bits.length ? w.bits[i] : 0));
+  // Dawn crashes on views of shared memory (a model loaded for the cpu thread pool): such bits are copied first.
+  const own = w.bits.buffer instanceof SharedArrayBuffer ? w.bits.slice() : w.bits;
+  const bits = own.length % 2 === 0 ? own : Uint16Array.from({ length: own.length + 1 }, (_, i) => (i < own.length ? own[i] : 0));
   ctx.device.queue.writeBuffer(t.buffer, t.offset, new Uint8Array(bits.buffer, bits.byteOffset, bits.byteLength), 0, bits.byteLength);
 }
 
