@@ -16,6 +16,7 @@ import type {
 import type { QuantReport, ReportMatrix } from '../../../common/quant-report.ts';
 import { errorInfo, type StudioClient } from '../client/transport.ts';
 import { createModelSlice, type ModelSlice } from '../stores/model-slice.ts';
+import { followStudioEvents } from '../stores/follow-events.ts';
 import { useStudio } from '../stores/studio.ts';
 import type { LabMetric } from './lab-metrics.ts';
 
@@ -312,21 +313,10 @@ export const useLab = create<LabState>()((set, get) => {
   };
 });
 
-// The lab follows its job's events whichever page is open, so a job finishing while the user is on the Train page
-// still lands. Bound to whatever client the studio store holds, once it has one.
-let boundClient: StudioClient | null = null;
-let unbind: (() => void) | null = null;
-function bindClient(c: StudioClient | null): void {
-  if (c === boundClient) return;
-  unbind?.();
-  boundClient = c;
-  unbind = c ? c.onEvent((m) => useLab.getState().onEvent(m)) : null;
-}
-bindClient(useStudio.getState().client);
-useStudio.subscribe((s, prev) => {
-  bindClient(s.client);
-  if (s.connection === 'open' && prev.connection !== 'open') {
+followStudioEvents(
+  (m) => useLab.getState().onEvent(m),
+  () => {
     void useLab.getState().refresh();
     void useLab.getState().loadHistory();
-  }
-});
+  },
+);

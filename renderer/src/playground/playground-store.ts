@@ -17,6 +17,7 @@ import type {
 } from '../../../common/protocol.ts';
 import { errorInfo, type StudioClient } from '../client/transport.ts';
 import { createModelSlice, type ModelSlice } from '../stores/model-slice.ts';
+import { followStudioEvents } from '../stores/follow-events.ts';
 import { useStudio } from '../stores/studio.ts';
 import { parseSettings, promptFormatFor, type SettingsKey, type TypedSettings } from './playground-logic.ts';
 
@@ -202,14 +203,4 @@ export const usePlayground = create<PlaygroundState>()((set, get) => ({
   },
 }));
 
-// Bound to whatever client the studio store holds, as the lab's store is.
-let boundClient: StudioClient | null = null;
-let unbind: (() => void) | null = null;
-function bindClient(c: StudioClient | null): void {
-  if (c === boundClient) return;
-  unbind?.();
-  boundClient = c;
-  unbind = c ? c.onEvent((m) => usePlayground.getState().onEvent(m)) : null;
-}
-bindClient(useStudio.getState().client);
-useStudio.subscribe((s) => bindClient(s.client));
+followStudioEvents((m) => usePlayground.getState().onEvent(m));
