@@ -220,6 +220,8 @@ export const StudioSettingsSchema = z.object({
   startupTimeoutMinutes: z.number().min(0),
   /** A run fails when no step finishes for this long (the watchdog; 0: no limit). */
   stepTimeoutMinutes: z.number().min(0),
+  /** Threads of the cpu backend (its big products are split over them); null: the machine's cores, at most 8. */
+  cpuThreads: z.number().int('a whole number of threads').min(1, 'at least 1').max(256, 'at most 256').nullable(),
 });
 export type StudioSettings = z.infer<typeof StudioSettingsSchema>;
 
@@ -232,6 +234,7 @@ export const DEFAULT_STUDIO_SETTINGS: StudioSettings = {
   validationTimeoutSeconds: 300,
   startupTimeoutMinutes: 30,
   stepTimeoutMinutes: 30,
+  cpuThreads: null,
 };
 
 /** Bytes a run will need at its peak, by part ('runs.estimateMemory'; engine/train/memory-estimate.ts). */

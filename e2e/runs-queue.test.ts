@@ -275,13 +275,17 @@ test('the settings dialog reads and writes the studio settings, refusing bad val
   await page.getByTestId('setting-autoResume').setChecked(false);
   await page.getByTestId('setting-prometheusOn').setChecked(true);
   await page.getByTestId('setting-prometheusPort').fill(String(port));
+  assert.equal(await page.getByTestId('setting-cpuThreads').inputValue(), '', 'cpu threads: automatic');
+  await page.getByTestId('setting-cpuThreads').fill('0');
+  assert.match((await page.getByTestId('setting-error-cpuThreads').textContent()) ?? '', /at least 1/);
+  await page.getByTestId('setting-cpuThreads').fill('3');
   await page.screenshot({ path: join(resultsDir, 'settings.png') });
   await page.getByTestId('settings-save').click();
   await page.getByTestId('settings-saved').waitFor({ timeout: 5_000 });
   const after = await studio.api('settings.get', {});
   assert.deepEqual(
-    { s: after.checkpointEverySteps, m: after.checkpointEveryMinutes, a: after.autoResume, c: after.maxConcurrentRunsPerDevice, p: after.prometheusPort },
-    { s: 7, m: 2.5, a: false, c: 2, p: port },
+    { s: after.checkpointEverySteps, m: after.checkpointEveryMinutes, a: after.autoResume, c: after.maxConcurrentRunsPerDevice, p: after.prometheusPort, t: after.cpuThreads },
+    { s: 7, m: 2.5, a: false, c: 2, p: port, t: 3 },
   );
   // The endpoint the dialog switched on really serves the exposition format.
   const res = await fetch(`http://127.0.0.1:${port}/metrics`);

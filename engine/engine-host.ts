@@ -22,8 +22,10 @@ export interface EngineHandle {
  * worker.ts. From dist/ the compiled worker.js is the entry.
  */
 function createWorker(opts: StartEngineOptions): Worker {
-  const limits = opts.resourceLimits ? { resourceLimits: opts.resourceLimits } : {};
-  return startWorkerModule(new URL(import.meta.url.endsWith('.ts') ? './worker.ts' : './worker.js', import.meta.url), limits);
+  const options: WorkerOptions = {};
+  if (opts.resourceLimits) options.resourceLimits = opts.resourceLimits;
+  if (opts.env) options.env = opts.env;
+  return startWorkerModule(new URL(import.meta.url.endsWith('.ts') ? './worker.ts' : './worker.js', import.meta.url), options);
 }
 
 /**
@@ -42,6 +44,8 @@ export function startWorkerModule(entry: URL, options: WorkerOptions = {}): Work
 export interface StartEngineOptions {
   /** Heap limits of the worker (V8 heap only; tensors live in ArrayBuffers outside it). */
   resourceLimits?: ResourceLimits;
+  /** Environment of the worker (default: this process's), e.g. LORA_STUDIO_CPU_THREADS from the studio settings. */
+  env?: NodeJS.ProcessEnv;
 }
 
 export function startEngine(opts: StartEngineOptions = {}): EngineHandle {

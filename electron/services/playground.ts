@@ -28,8 +28,8 @@ export type PlaygroundMethod = Extract<StudioMethod, `generate.${string}`>;
 /** The services' handle on the generation worker. */
 export type GenerateWorkerHandle = WorkerHandle<GenerateCommand, GenerateEvent>;
 
-export function startGenerateWorker(): GenerateWorkerHandle {
-  return startWorkerHandle<GenerateCommand, GenerateEvent>(workerEntry('../../engine/generate/generate-worker.ts', import.meta.url), (e) => ({
+export function startGenerateWorker(env?: NodeJS.ProcessEnv): GenerateWorkerHandle {
+  return startWorkerHandle<GenerateCommand, GenerateEvent>(workerEntry('../../engine/generate/generate-worker.ts', import.meta.url), env, (e) => ({
     type: 'ended',
     jobId: '',
     cancelled: false,
@@ -82,7 +82,9 @@ async function preflight(req: PlaygroundRequest): Promise<void> {
 
 export interface PlaygroundOptions {
   emit: <E extends StudioEventName>(event: E, data: StudioEvents[E]) => void;
-  startWorker?: () => GenerateWorkerHandle;
+  startWorker?: (env?: NodeJS.ProcessEnv) => GenerateWorkerHandle;
+  /** The generation worker's environment when it starts (the cpu thread setting). */
+  env?: () => NodeJS.ProcessEnv;
 }
 
 export interface Playground {
@@ -135,13 +137,25 @@ export function createPlayground(options: PlaygroundOptions): Playground {
     }
   }
 
+  /** The environment the current worker started with; a changed one (the cpu threads setting) starts a new worker. */
+  let workerEnvKey = '';
   function ensureWorker(): GenerateWorkerHandle {
+    const env = options.env?.();
+    const key = JSON.stringify(env?.LORA_STUDIO_CPU_THREADS ?? null);
+    if (worker && key !== workerEnvKey) {
+      // Only between jobs (ensureWorker runs as one starts), so nothing is lost; its exit is ignored below.
+      const old = worker;
+      worker = null;
+      void old.terminate();
+    }
     if (worker) return worker;
-    const w = startWorker();
+    const w = startWorker(env);
     worker = w;
+    workerEnvKey = key;
     w.on(onEvent);
     void w.exited.then((code) => {
-      if (worker === w) worker = null;
+      if (worker !== w) return;
+      worker = null;
       if (running) finish(running, Atomics.load(running.flag, 0) !== 0, closed ? null : { message: `the generation worker exited unexpectedly (exit code ${code})` });
     });
     return w;
@@ -207,6 +221,7 @@ export function createPlayground(options: PlaygroundOptions): Playground {
       const w = worker;
       worker = null;
       if (w) await w.terminate();
+      if (running) finish(running, true, null);
     },
   };
 }

@@ -32,7 +32,7 @@ export type QuantMethod = Extract<StudioMethod, `quant.${string}`>;
 export type QuantWorkerHandle = WorkerHandle<QuantCommand, QuantEvent>;
 
 export function startQuantWorker(): QuantWorkerHandle {
-  return startWorkerHandle<QuantCommand, QuantEvent>(workerEntry('../../engine/quant/quant-worker.ts', import.meta.url), (e) => ({
+  return startWorkerHandle<QuantCommand, QuantEvent>(workerEntry('../../engine/quant/quant-worker.ts', import.meta.url), undefined, (e) => ({
     type: 'error',
     jobId: '',
     cancelled: false,

@@ -23,7 +23,7 @@ import {
 import { startEngine } from '../../engine/engine-host.ts';
 import { readHfConfig } from '../../engine/io/hf-config.ts';
 import { estimateTrainingMemory } from '../../engine/train/memory-estimate.ts';
-import { configuredThreads } from '../../engine/backend/cpu/thread-pool.ts';
+import { configuredThreads, cpuThreadsEnv } from '../../engine/backend/cpu/thread-pool.ts';
 import { exportAdapterGguf, LORA_GGUF_DTYPES } from '../../engine/quant/gguf-lora.ts';
 import { ensureSample } from '../../engine/io/sample.ts';
 import { AdapterStore, safeFileName } from './adapter-store.ts';
@@ -187,7 +187,8 @@ export function createStudioServices(options: StudioServicesOptions): StudioServ
     store: new RunStore(home, db),
     adapters,
     emit,
-    startEngine: options.startEngine ?? (() => startEngine()),
+    // Each run's engine gets the cpu thread count the settings ask for as the run starts.
+    startEngine: options.startEngine ?? (() => startEngine({ env: cpuThreadsEnv(settings.get().cpuThreads) })),
     settings: () => settings.get(),
     exporter,
     recover,
@@ -205,7 +206,7 @@ export function createStudioServices(options: StudioServicesOptions): StudioServ
   const quantArchive = new QuantArchive(join(home.root, 'quant-reports'));
   const quant = createQuantLab({ emit, archive: quantArchive });
   for (const problem of quantArchive.problems) console.warn(`quantization lab: skipped a stored report: ${problem}`);
-  const playground = createPlayground({ emit });
+  const playground = createPlayground({ emit, env: () => cpuThreadsEnv(settings.get().cpuThreads) });
 
   // The Prometheus endpoint follows the setting: off (null) or on 127.0.0.1:<port>.
   let prometheus: PrometheusEndpoint | null = null;
@@ -289,7 +290,8 @@ export function createStudioServices(options: StudioServicesOptions): StudioServ
         throw asStudioError(e, 'modelPath');
       }
       const backend = p.backend ?? 'cpu';
-      const estimate = estimateTrainingMemory(model, { lora: p.lora, train: p.train }, { backend, threads: backend === 'cpu' ? configuredThreads() : 1 });
+      const threads = configuredThreads(cpuThreadsEnv(settings.get().cpuThreads));
+      const estimate = estimateTrainingMemory(model, { lora: p.lora, train: p.train }, { backend, threads: backend === 'cpu' ? threads : 1 });
       return { estimate, systemMemoryBytes: totalmem(), freeMemoryBytes: freemem() };
     },
     'settings.get': async () => settings.get(),

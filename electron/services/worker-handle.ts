@@ -19,8 +19,8 @@ export function workerEntry(sourceRelative: string, from: string): URL {
   return new URL(from.endsWith('.ts') ? sourceRelative : sourceRelative.replace(/\.ts$/, '.js'), from);
 }
 
-export function startWorkerHandle<Command, Event>(entry: URL, errorEvent: (e: Error) => Event): WorkerHandle<Command, Event> {
-  const worker = startWorkerModule(entry);
+export function startWorkerHandle<Command, Event>(entry: URL, env: NodeJS.ProcessEnv | undefined, errorEvent: (e: Error) => Event): WorkerHandle<Command, Event> {
+  const worker = startWorkerModule(entry, env ? { env } : {});
   const handlers = new Set<(e: Event) => void>();
   const emit = (e: Event): void => {
     for (const h of [...handlers]) {

@@ -7,7 +7,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { EngineCommand, EngineEvent } from '../../common/protocol.ts';
 import { prepareDataset } from '../data/prepare.ts';
-import { cpuThreadsWanted } from '../backend/cpu/thread-pool.ts';
+import { configuredThreads, cpuThreadsWanted } from '../backend/cpu/thread-pool.ts';
 import { loadModel } from '../io/hf-model.ts';
 import { saveAdapter } from '../io/peft-adapter.ts';
 import { loadTokenizer } from '../io/tokenizer.ts';
@@ -29,6 +29,10 @@ export async function runTraining(cmd: Extract<EngineCommand, { type: 'train' }>
   const settings = trainerSettings(config);
   mkdirSync(runDir, { recursive: true });
 
+  if (chosen.backend === 'cpu') {
+    const threads = configuredThreads();
+    log('info', `cpu backend on ${threads} thread${threads === 1 ? '' : 's'} (Settings → CPU, or LORA_STUDIO_CPU_THREADS)`);
+  }
   log('info', `loading model ${config.modelPath}`);
   // On cpu, shared memory lets the thread pool split the big products (bit-identical results).
   const model = loadModel(config.modelPath, { dtype: Float32Array, frozenF16: config.train.frozenWeightsF16 === true, shared: chosen.backend === 'cpu' && cpuThreadsWanted() });

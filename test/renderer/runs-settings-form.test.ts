@@ -18,6 +18,7 @@ const settingsArb: fc.Arbitrary<StudioSettings> = fc.record({
   validationTimeoutSeconds: fc.constant(300),
   startupTimeoutMinutes: fc.constant(30),
   stepTimeoutMinutes: fc.constant(30),
+  cpuThreads: fc.option(fc.integer({ min: 1, max: 256 }), { nil: null }),
 });
 
 test('draftOf → checkDraft gives back the settings, as a patch the services accept', () => {
@@ -31,6 +32,7 @@ test('draftOf → checkDraft gives back the settings, as a patch the services ac
         autoResume: s.autoResume,
         maxConcurrentRunsPerDevice: s.maxConcurrentRunsPerDevice,
         prometheusPort: s.prometheusPort,
+        cpuThreads: s.cpuThreads,
       });
       assert.ok(StudioSettingsSchema.partial().strict().safeParse(r.patch).success);
     }),
@@ -58,6 +60,9 @@ test('bad values are refused on their own field, with the words of the schema', 
     [{ maxConcurrentRunsPerDevice: '0' }, 'maxConcurrentRunsPerDevice', /at least 1/],
     [{ maxConcurrentRunsPerDevice: 'two' }, 'maxConcurrentRunsPerDevice', /must be a number/],
     [{ prometheusOn: true, prometheusPort: '70000' }, 'prometheusPort', /ports end at 65535/],
+    [{ cpuThreads: '0' }, 'cpuThreads', /at least 1/],
+    [{ cpuThreads: '1.5' }, 'cpuThreads', /whole number of threads/],
+    [{ cpuThreads: 'all' }, 'cpuThreads', /must be a number/],
     [{ prometheusOn: true, prometheusPort: '0' }, 'prometheusPort', /ports start at 1/],
   ];
   for (const [change, field, why] of cases) {

@@ -237,6 +237,22 @@ describe('settings, Prometheus, memory estimate', () => {
     await assert.rejects(fetch(`http://127.0.0.1:${port}/metrics`));
   });
 
+  test('the cpu threads setting reaches the engine of the next run, and the estimate', async () => {
+    const s = services('threads');
+    const lora = { r: 8, alpha: 16, dropout: 0, targets: ['q_proj', 'v_proj'] as ('q_proj' | 'v_proj')[] };
+    const train = { learningRate: 1e-3, steps: 10, batchSize: 4, maxSeqLen: 256 };
+    const auto = (await s.handle('runs.estimateMemory', { modelPath: SAMPLE_MODEL_DIR, lora, train })).estimate.total;
+    await s.handle('settings.set', { cpuThreads: 3 });
+    const three = (await s.handle('runs.estimateMemory', { modelPath: SAMPLE_MODEL_DIR, lora, train })).estimate.total;
+    assert.equal(three, estimateTrainingMemory(readHfConfig(SAMPLE_MODEL_DIR), { lora, train }, { threads: 3 }).total);
+    assert.equal(auto, estimateTrainingMemory(readHfConfig(SAMPLE_MODEL_DIR), { lora, train }, { threads: configuredThreads() }).total);
+    const run = await s.handle('runs.start', { config: config({ steps: 2 }) });
+    await until(s, run.id, (r) => r.state === 'completed', 'the run');
+    const events = await s.handle('runs.events', { id: run.id });
+    assert.ok(events.some((e) => /cpu backend on 3 threads/.test(e.message)), events.map((e) => e.message).join('\n'));
+    assert.equal((await refusal(() => s.handle('settings.set', { cpuThreads: 0 }))).info.fieldErrors?.[0]?.field, 'cpuThreads');
+  });
+
   test('runs.estimateMemory is the engine estimate for the model folder, plus the machine memory', async () => {
     const s = services('estimate');
     const lora = { r: 8, alpha: 16, dropout: 0, targets: ['q_proj', 'v_proj'] as ('q_proj' | 'v_proj')[] };

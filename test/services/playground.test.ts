@@ -177,3 +177,17 @@ describe('playground services', () => {
     assert.equal((await w.job(next.jobId)).ended.error, null);
   });
 });
+
+describe('playground and the cpu threads setting', () => {
+  const s = services('threads');
+  const w = watch(s);
+  it('a changed setting restarts the idle generation worker, and answers stay the same', async () => {
+    const first = await s.handle('generate.start', base({ maxNewTokens: 6 }));
+    const a = finalOf(await w.job(first.jobId), 'base').text;
+    await s.handle('settings.set', { cpuThreads: 1 });
+    const second = await s.handle('generate.start', base({ maxNewTokens: 6 }));
+    const ev = await w.job(second.jobId);
+    assert.equal(ev.ended.error, null, ev.ended.error?.message);
+    assert.equal(finalOf(ev, 'base').text, a);
+  });
+});

@@ -151,6 +151,11 @@ export function cpuPool(): CpuPool | null {
   return pool;
 }
 
+/** The environment a worker gets for a cpuThreads setting (null: leave it to the machine, or to the variable). */
+export function cpuThreadsEnv(setting: number | null, env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  return setting === null ? { ...env } : { ...env, LORA_STUDIO_CPU_THREADS: String(setting) };
+}
+
 /** Whether a pool would be used (without starting one): the cpu backend then allocates in shared memory. */
 export function cpuThreadsWanted(): boolean {
   if (IN_POOL_WORKER) return false;

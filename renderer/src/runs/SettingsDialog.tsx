@@ -105,6 +105,17 @@ export function SettingsDialog({ onClose }: { onClose(): void }) {
               />
             </fieldset>
             <fieldset>
+              <legend>CPU</legend>
+              <TextSetting
+                id="cpuThreads"
+                label="Threads of the cpu backend"
+                hint="empty: the machine's cores, at most 8 · applies to runs that start next; results are the same for any count"
+                value={draft.cpuThreads}
+                error={errors.cpuThreads}
+                onChange={(v) => edit('cpuThreads', v)}
+              />
+            </fieldset>
+            <fieldset>
               <legend>Prometheus</legend>
               <label className="check">
                 <input type="checkbox" data-testid="setting-prometheusOn" checked={draft.prometheusOn} onChange={(e) => edit('prometheusOn', e.target.checked)} />

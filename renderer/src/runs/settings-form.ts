@@ -15,9 +15,11 @@ export interface SettingsDraft {
   maxConcurrentRunsPerDevice: string;
   prometheusOn: boolean;
   prometheusPort: string;
+  /** '' = automatic. */
+  cpuThreads: string;
 }
 
-export type SettingsPatch = Pick<StudioSettings, 'checkpointEverySteps' | 'checkpointEveryMinutes' | 'autoResume' | 'maxConcurrentRunsPerDevice' | 'prometheusPort'>;
+export type SettingsPatch = Pick<StudioSettings, 'checkpointEverySteps' | 'checkpointEveryMinutes' | 'autoResume' | 'maxConcurrentRunsPerDevice' | 'prometheusPort' | 'cpuThreads'>;
 
 export function draftOf(s: StudioSettings): SettingsDraft {
   return {
@@ -27,6 +29,7 @@ export function draftOf(s: StudioSettings): SettingsDraft {
     maxConcurrentRunsPerDevice: String(s.maxConcurrentRunsPerDevice),
     prometheusOn: s.prometheusPort !== null,
     prometheusPort: String(s.prometheusPort ?? DEFAULT_PROMETHEUS_PORT),
+    cpuThreads: s.cpuThreads === null ? '' : String(s.cpuThreads),
   };
 }
 
@@ -42,6 +45,7 @@ const PatchSchema = StudioSettingsSchema.pick({
   autoResume: true,
   maxConcurrentRunsPerDevice: true,
   prometheusPort: true,
+  cpuThreads: true,
 });
 
 /** The patch to send, or a message per draft field (keys of SettingsDraft). */
@@ -52,6 +56,8 @@ export function checkDraft(d: SettingsDraft): { ok: true; patch: SettingsPatch }
     autoResume: d.autoResume,
     maxConcurrentRunsPerDevice: num(d.maxConcurrentRunsPerDevice),
     prometheusPort: d.prometheusOn ? num(d.prometheusPort) : null,
+    // Empty means automatic here, unlike the other number fields.
+    cpuThreads: d.cpuThreads.trim() === '' ? null : Number(d.cpuThreads.trim()),
   };
   const parsed = PatchSchema.safeParse(input);
   if (parsed.success) return { ok: true, patch: parsed.data };
