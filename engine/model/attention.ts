@@ -8,6 +8,8 @@
  * Query head h reads kv head floor(h / (nHeads / nKvHeads)). Key j is visible to a query at position p when
  * j ≤ p and, with a window W, j > p − W (transformers' sliding_window_overlay).
  */
+import { isShared } from '../backend/cpu/shared-arrays.ts';
+import { cpuPool, PARALLEL_MIN_WORK, sharedRef, splitRanges, viewOf, type AttentionPart } from '../backend/cpu/thread-pool.ts';
 import type { FloatArray } from './types.ts';
 
 export interface AttentionShape {
@@ -34,7 +36,13 @@ function firstKey(pos: number, window: number | null): number {
 /** out = softmax(q·kᵀ·D^−½ + mask)·v; lse[B, nHeads, Tq] = logsumexp of each scaled score row (null: not saved). */
 export function forward(out: FloatArray, lse: FloatArray | null, q: FloatArray, k: FloatArray, v: FloatArray, s: AttentionShape): void {
   check(s);
-  const { batch: B, queryLen: Tq, keyLen: Tk, nHeads: nH, nKvHeads: nKv, headDim: D, window } = s;
+  if (tryParallel('attnF', { out, lse, q, k, v }, s, s.batch * s.nHeads)) return;
+  forwardUnits(out, lse, q, k, v, s, 0, s.batch * s.nHeads);
+}
+
+/** forward for the (sequence, query head) pairs u ∈ [u0, u1), u = b·nHeads + h: each writes only its own rows. */
+export function forwardUnits(out: FloatArray, lse: FloatArray | null, q: FloatArray, k: FloatArray, v: FloatArray, s: AttentionShape, u0: number, u1: number): void {
+  const { queryLen: Tq, keyLen: Tk, nHeads: nH, nKvHeads: nKv, headDim: D, window } = s;
   const group = nH / nKv;
   const scale = 1 / Math.sqrt(D);
   const qStride = nH * D;
@@ -42,8 +50,10 @@ export function forward(out: FloatArray, lse: FloatArray | null, q: FloatArray, 
   const qOff = Tk - Tq;
   const p = new Float64Array(Tk);
   const acc = new Float64Array(D);
-  for (let b = 0; b < B; b++) {
-    for (let h = 0; h < nH; h++) {
+  for (let u = u0; u < u1; u++) {
+    const b = Math.floor(u / nH);
+    {
+      const h = u % nH;
       const kvh = Math.floor(h / group);
       const kBase = b * Tk * kStride + kvh * D;
       for (let t = 0; t < Tq; t++) {
@@ -97,7 +107,25 @@ export function backward(
   s: AttentionShape,
 ): void {
   check(s);
-  const { batch: B, queryLen: Tq, keyLen: Tk, nHeads: nH, nKvHeads: nKv, headDim: D, window } = s;
+  if (tryParallel('attnB', { dq, dk, dv, dOut, lse, q, k, v }, s, s.batch * s.nKvHeads)) return;
+  backwardUnits(dq, dk, dv, dOut, lse, q, k, v, s, 0, s.batch * s.nKvHeads);
+}
+
+/** backward for the (sequence, kv head) pairs u ∈ [u0, u1), u = b·nKvHeads + kvh: each owns its kv head's dk/dv. */
+export function backwardUnits(
+  dq: FloatArray,
+  dk: FloatArray,
+  dv: FloatArray,
+  dOut: FloatArray,
+  lse: FloatArray,
+  q: FloatArray,
+  k: FloatArray,
+  v: FloatArray,
+  s: AttentionShape,
+  u0: number,
+  u1: number,
+): void {
+  const { queryLen: Tq, keyLen: Tk, nHeads: nH, nKvHeads: nKv, headDim: D, window } = s;
   const group = nH / nKv;
   const scale = 1 / Math.sqrt(D);
   const qStride = nH * D;
@@ -108,8 +136,10 @@ export function backward(
   const dqAcc = new Float64Array(D);
   const dkAcc = new Float64Array(Tk * D);
   const dvAcc = new Float64Array(Tk * D);
-  for (let b = 0; b < B; b++) {
-    for (let kvh = 0; kvh < nKv; kvh++) {
+  for (let u = u0; u < u1; u++) {
+    const b = Math.floor(u / nKv);
+    {
+      const kvh = u % nKv;
       const kBase = b * Tk * kStride + kvh * D;
       dkAcc.fill(0);
       dvAcc.fill(0);
@@ -158,4 +188,36 @@ export function backward(
       }
     }
   }
+}
+
+/**
+ * On shared memory, the pairs are split over the cpu thread pool (backend/cpu/thread-pool.ts); each output element is
+ * still computed by one thread in the same order, so results do not change.
+ */
+function tryParallel(op: 'attnF' | 'attnB', arrays: Record<string, FloatArray | null>, s: AttentionShape, units: number): boolean {
+  if (units < 2 || s.batch * s.nHeads * s.queryLen * s.keyLen * s.headDim < PARALLEL_MIN_WORK) return false;
+  for (const a of Object.values(arrays)) if (a !== null && !isShared(a)) return false;
+  const pool = cpuPool();
+  if (!pool) return false;
+  const refs: AttentionPart['arrays'] = {};
+  for (const [name, a] of Object.entries(arrays)) if (a !== null) refs[name] = sharedRef(a);
+  const parts: AttentionPart[] = splitRanges(units, Math.min(pool.threads, units), 1).map((r) => ({ op, arrays: refs, shape: s, units: r }));
+  pool.run(parts, runAttentionPart);
+  return true;
+}
+
+function floatsOf(part: AttentionPart, name: string): FloatArray {
+  const r = part.arrays[name];
+  if (!r) throw new Error(`attention part: array ${name} is missing`);
+  const v = viewOf(r);
+  if (v instanceof Uint16Array) throw new Error(`attention part: array ${name} cannot be f16 bits`);
+  return v;
+}
+
+/** One thread's share of a split attention (run by the pool's workers, and by the caller for the first part). */
+export function runAttentionPart(part: AttentionPart): void {
+  const [u0, u1] = part.units;
+  const a = (name: string): FloatArray => floatsOf(part, name);
+  if (part.op === 'attnF') forwardUnits(a('out'), part.arrays.lse ? a('lse') : null, a('q'), a('k'), a('v'), part.shape, u0, u1);
+  else backwardUnits(a('dq'), a('dk'), a('dv'), a('dOut'), a('lse'), a('q'), a('k'), a('v'), part.shape, u0, u1);
 }

@@ -54,6 +54,8 @@ interface Ctx {
   cfg: ModelConfig;
   lora: LoraWeights | null;
   F: FloatArrayConstructor;
+  /** Float64Array, in shared memory when F is (attention's logsumexp rows). */
+  F64: Float64ArrayConstructor;
   B: number;
   T: number;
   M: number;
@@ -255,13 +257,16 @@ function makeCtx(model: ModelWeights, lora: LoraWeights | null, B: number, T: nu
   const plainF = arrayCtorOf(model);
   // A model loaded into shared memory (for the cpu thread pool) gets its activations there too, so its big products
   // can be split across threads (backend/cpu/thread-pool.ts); results do not depend on it.
-  const F = isShared(model.lmHead) && cpuThreadsWanted() ? sharedCtor(plainF) : plainF;
+  const threaded = isShared(model.lmHead) && cpuThreadsWanted();
+  const F = threaded ? sharedCtor(plainF) : plainF;
+  const F64 = (threaded ? sharedCtor(Float64Array) : Float64Array) as Float64ArrayConstructor;
   const posOffset = cache === null ? 0 : cache.length;
   return {
     model,
     cfg,
     lora,
     F,
+    F64,
     B,
     T,
     M: B * T,
@@ -310,7 +315,7 @@ function allocActs(ctx: Ctx, saveLse: boolean): LayerActs {
     rstdQ: qkNorm ? new F(M * nH) : null,
     rstdK: qkNorm ? new F(M * nKv) : null,
     att: new F(M * qDim),
-    lse: saveLse ? new Float64Array(ctx.B * nH * ctx.T) : null,
+    lse: saveLse ? new ctx.F64(ctx.B * nH * ctx.T) : null,
     h: new F(M * H),
     rstd2: new F(M),
     xn2: new F(M * H),

@@ -14,6 +14,7 @@ import { configuredThreads, cpuPool } from '../../engine/backend/cpu/thread-pool
 import { encodeF16 } from '../../engine/io/f16.ts';
 import { loadModel } from '../../engine/io/hf-model.ts';
 import { ensureSample } from '../../engine/io/sample.ts';
+import * as attention from '../../engine/model/attention.ts';
 import { lossAndGrads } from '../../engine/model/llama.ts';
 import { forEachPair, newLora } from '../../engine/model/lora.ts';
 import { F16Array, type Batch, type FloatArray } from '../../engine/model/types.ts';
@@ -81,6 +82,25 @@ test('AB (dX = dY·W) split by rows, accumulating', () => {
   sameBits(out, want, 'AB rows');
 });
 
+test('attention forward and backward split by heads (GQA, sliding window) equal the single-threaded ones', () => {
+  for (const window of [null, 37]) {
+    const shape = { batch: 2, queryLen: 96, keyLen: 96, nHeads: 6, nKvHeads: 2, headDim: 32, window };
+    const rng = new Rng(window ?? 6);
+    const qn = 2 * 96 * 6 * 32;
+    const kn = 2 * 96 * 2 * 32;
+    const [q, dO] = [randomInto(new SharedF64(qn), rng), randomInto(new SharedF64(qn), rng)];
+    const [k, v] = [randomInto(new SharedF64(kn), rng), randomInto(new SharedF64(kn), rng)];
+    const plain = (x: Float64Array): Float64Array => x.slice();
+    const want = { out: new Float64Array(qn), lse: new Float64Array(2 * 6 * 96), dq: new Float64Array(qn), dk: new Float64Array(kn), dv: new Float64Array(kn) };
+    attention.forward(want.out, want.lse, plain(q as Float64Array), plain(k as Float64Array), plain(v as Float64Array), shape);
+    attention.backward(want.dq, want.dk, want.dv, plain(dO as Float64Array), want.out, want.lse, plain(q as Float64Array), plain(k as Float64Array), plain(v as Float64Array), shape);
+    const got = { out: new SharedF64(qn), lse: new SharedF64(2 * 6 * 96), dq: new SharedF64(qn), dk: new SharedF64(kn), dv: new SharedF64(kn) };
+    attention.forward(got.out, got.lse, q, k, v, shape);
+    attention.backward(got.dq, got.dk, got.dv, dO, got.out, got.lse, q, k, v, shape);
+    for (const name of ['out', 'lse', 'dq', 'dk', 'dv'] as const) sameBits(got[name], want[name], `attention ${name} (window ${window})`);
+  }
+});
+
 test('a training step on the sample model in shared memory equals the single-threaded one bit for bit', async () => {
   const { modelDir } = await ensureSample();
   const plain = loadModel(modelDir);
@@ -89,8 +109,9 @@ test('a training step on the sample model in shared memory equals the single-thr
   const lora = newLora(plain.config, { r: 4, alpha: 8, dropout: 0, targets: ['q_proj', 'v_proj', 'down_proj'], rslora: false }, new Rng(4), Float32Array);
   const rng = new Rng(5);
   for (const layer of lora.layers) for (const p of Object.values(layer)) if (p) for (let i = 0; i < p.B.length; i++) p.B[i] = rng.normal() * 0.1;
+  // Long enough that attention (4 × 4 heads × 128² × 16) is split too.
   const B = 4;
-  const T = 64;
+  const T = 128;
   const inputIds = Int32Array.from({ length: B * T }, () => rng.int(plain.config.vocabSize));
   const batch: Batch = { batchSize: B, seqLen: T, inputIds, labels: inputIds.slice() };
   const ref = lossAndGrads(plain, lora, batch, { training: true });

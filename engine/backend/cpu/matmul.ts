@@ -7,7 +7,7 @@
 import { F16Array, type FloatArray, type WeightArray } from '../../model/types.ts';
 import { decodeF16Rows } from '../../model/weight-array.ts';
 import { isShared } from './shared-arrays.ts';
-import { cpuPool, type MatmulPart, type SharedRef } from './thread-pool.ts';
+import { cpuPool, PARALLEL_MIN_WORK, sharedRef, splitRanges, viewOf, type MatmulPart, type SharedRef } from './thread-pool.ts';
 
 /** Rows of `b` kept hot in cache while all rows of `a` pass over them. */
 const COL_TILE = 128;
@@ -256,18 +256,14 @@ export function matmulAtB(out: FloatArray, a: FloatArray, b: FloatArray, M: numb
 // columns. Each output element is still one thread's single sum in k order, so the result does not depend on the
 // split.
 
-/** Multiply-adds below which a product stays on one thread (handing parts out costs tens of microseconds). */
-const PARALLEL_MIN_MACS = 1 << 21;
 
 function ref(x: FloatArray | F16Array): SharedRef {
-  if (x instanceof F16Array) return { buf: x.bits.buffer as SharedArrayBuffer, kind: 'f16', offset: x.bits.byteOffset / 2, length: x.bits.length };
-  const kind = x instanceof Float64Array ? 'f64' : 'f32';
-  return { buf: x.buffer as SharedArrayBuffer, kind, offset: x.byteOffset / x.BYTES_PER_ELEMENT, length: x.length };
+  return x instanceof F16Array ? sharedRef(x.bits, 'f16') : sharedRef(x);
 }
 
 function view(r: SharedRef): FloatArray | F16Array {
-  if (r.kind === 'f16') return new F16Array(new Uint16Array(r.buf, r.offset * 2, r.length));
-  return r.kind === 'f64' ? new Float64Array(r.buf, r.offset * 8, r.length) : new Float32Array(r.buf, r.offset * 4, r.length);
+  const v = viewOf(r);
+  return v instanceof Uint16Array ? new F16Array(v) : v;
 }
 
 function floats(x: FloatArray | F16Array, what: string): FloatArray {
@@ -276,7 +272,7 @@ function floats(x: FloatArray | F16Array, what: string): FloatArray {
 }
 
 /** One part of a split product (run by the pool's workers, and by the caller for the first part). */
-export function runPart(p: MatmulPart): void {
+export function runMatmulPart(p: MatmulPart): void {
   const out = floats(view(p.out), 'out');
   const a = floats(view(p.a), 'a');
   const b = view(p.b);
@@ -302,25 +298,17 @@ export function runPart(p: MatmulPart): void {
   }
 }
 
-/** Splits [0, n) into `parts` ranges whose bounds are multiples of `align` (the last takes the rest). */
-function ranges(n: number, parts: number, align: number): [number, number][] {
-  const step = Math.ceil(n / parts / align) * align;
-  const out: [number, number][] = [];
-  for (let s = 0; s < n; s += step) out.push([s, Math.min(n, s + step)]);
-  return out;
-}
-
 function tryParallel(op: 'ABt' | 'AB', out: FloatArray, a: FloatArray, b: WeightArray, bias: FloatArray | null, M: number, K: number, N: number, accumulate: boolean, alpha: number): boolean {
-  if (M * K * N < PARALLEL_MIN_MACS) return false;
+  if (M * K * N < PARALLEL_MIN_WORK) return false;
   if (!isShared(out) || !isShared(a) || !isShared(b) || (bias !== null && !isShared(bias))) return false;
   const pool = cpuPool();
   if (!pool) return false;
   const T = pool.threads;
   const base = { op, out: ref(out), a: ref(a), b: ref(b), bias: bias ? ref(bias) : null, M, K, N, accumulate, alpha };
   let parts: MatmulPart[];
-  if (M >= 4 * T) parts = ranges(M, T, 4).map((rows) => ({ ...base, rows, cols: null }));
-  else if (op === 'ABt' && N >= 64 * T) parts = ranges(N, T, 4).map((cols) => ({ ...base, rows: null, cols }));
+  if (M >= 4 * T) parts = splitRanges(M, T, 4).map((rows) => ({ ...base, rows, cols: null }));
+  else if (op === 'ABt' && N >= 64 * T) parts = splitRanges(N, T, 4).map((cols) => ({ ...base, rows: null, cols }));
   else return false;
-  pool.run(parts, runPart);
+  pool.run(parts, runMatmulPart);
   return true;
 }

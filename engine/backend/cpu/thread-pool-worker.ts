@@ -1,9 +1,9 @@
 /**
- * A cpu thread-pool worker: runs its part of a matrix product on shared memory, then counts it done in the control
+ * A cpu thread-pool worker: runs its part of a product or of attention on shared memory, then counts it done in the control
  * block (thread-pool.ts) and wakes the thread waiting for it.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { runPart } from './matmul.ts';
+import { runPoolPart } from './pool-parts.ts';
 import type { PoolTask } from './thread-pool.ts';
 
 const port = parentPort;
@@ -14,7 +14,7 @@ const base = data.slot * 3;
 
 port.on('message', (task: PoolTask) => {
   try {
-    runPart(task.part);
+    runPoolPart(task.part);
   } catch (e) {
     process.stderr.write(`cpu pool worker ${data.slot}: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
     Atomics.store(ctrl, base + 2, 1);

@@ -38,10 +38,43 @@ export interface MatmulPart {
   cols: [number, number] | null;
 }
 
+/** One thread's part of attention: the (sequence, head) pairs [u0, u1) of engine/model/attention.ts. */
+export interface AttentionPart {
+  op: 'attnF' | 'attnB';
+  arrays: Record<string, SharedRef>;
+  shape: { batch: number; queryLen: number; keyLen: number; nHeads: number; nKvHeads: number; headDim: number; window: number | null };
+  units: [number, number];
+}
+
+export type PoolPart = MatmulPart | AttentionPart;
+
 export interface PoolTask {
-  part: MatmulPart;
+  part: PoolPart;
   /** Which worker slot of the control block to signal. */
   slot: number;
+}
+
+/** Multiply-adds below which work stays on one thread (handing parts out costs tens of microseconds). */
+export const PARALLEL_MIN_WORK = 1 << 21;
+
+/** The shared memory behind a float array (or f16 bits), for a part. */
+export function sharedRef(x: Float32Array | Float64Array | Uint16Array, kind?: SharedKind): SharedRef {
+  const k: SharedKind = kind ?? (x instanceof Float64Array ? 'f64' : x instanceof Uint16Array ? 'f16' : 'f32');
+  return { buf: x.buffer as SharedArrayBuffer, kind: k, offset: x.byteOffset / x.BYTES_PER_ELEMENT, length: x.length };
+}
+
+/** The array a part's reference stands for (f16 bits as a Uint16Array). */
+export function viewOf(r: SharedRef): Float32Array | Float64Array | Uint16Array {
+  if (r.kind === 'f16') return new Uint16Array(r.buf, r.offset * 2, r.length);
+  return r.kind === 'f64' ? new Float64Array(r.buf, r.offset * 8, r.length) : new Float32Array(r.buf, r.offset * 4, r.length);
+}
+
+/** Splits [0, n) into at most `parts` ranges whose bounds are multiples of `align` (the last takes the rest). */
+export function splitRanges(n: number, parts: number, align: number): [number, number][] {
+  const step = Math.ceil(n / parts / align) * align;
+  const out: [number, number][] = [];
+  for (let s = 0; s < n; s += step) out.push([s, Math.min(n, s + step)]);
+  return out;
 }
 
 /** Set in the pool's own workers, where products always run single-threaded. */
@@ -106,7 +139,7 @@ export class CpuPool {
    * Runs parts[1..] on the workers and `own` (parts[0]) here, then waits for all. At most `threads` parts.
    * Throws when a worker failed or stalled (the products' results are then undefined).
    */
-  run(parts: MatmulPart[], own: (part: MatmulPart) => void): void {
+  run<P extends PoolPart>(parts: P[], own: (part: P) => void): void {
     if (parts.length > this.threads) throw new Error(`cpu thread pool: ${parts.length} parts for ${this.threads} threads`);
     const expected: number[] = [];
     for (let i = 1; i < parts.length; i++) {
