@@ -417,6 +417,8 @@ export interface PlaygroundRequest {
   chatTemplate?: string;
   /** Chat: a system message before the user turn; Alpaca: replaces the preamble. */
   system?: string;
+  /** Chat: the conversation so far (user and assistant turns, oldest first); the prompt is the next user turn. */
+  history?: PlaygroundTurn[];
   maxNewTokens: number;
   /** 0 = greedy. */
   temperature: number;
@@ -426,6 +428,11 @@ export interface PlaygroundRequest {
 }
 
 export type PlaygroundVariant = 'adapter' | 'base';
+
+export interface PlaygroundTurn {
+  role: 'user' | 'assistant';
+  content: string;
+}
 
 /** A job has started generating: the prompt as the model reads it, and where it runs. */
 export interface PlaygroundStarted {

@@ -121,6 +121,27 @@ test('playground: an adapter from a run answers its own prompt format, side by s
   await page.getByTestId('playground').waitFor({ state: 'visible' });
   assert.equal(await page.getByTestId('pg-adapter').inputValue(), adapter.id);
 
+  // Chat: an answer is kept as a turn and the next prompt continues the conversation.
+  await page.getByTestId('pg-format-chat').click();
+  await page.getByTestId('pg-maxNewTokens').fill('8');
+  await page.getByTestId('pg-prompt-text').fill('Name a color.');
+  await page.getByTestId('pg-generate').click();
+  await page.locator('[data-testid="pg-answer-adapter"][data-done="true"]').waitFor({ timeout: 30_000 });
+  const firstAnswer = (await page.getByTestId('pg-text-adapter').textContent()) ?? '';
+  await page.getByTestId('pg-continue').click();
+  assert.equal(await page.getByTestId('pg-turn').count(), 2);
+  assert.equal(await page.getByTestId('pg-prompt-text').inputValue(), '', 'the prompt box is ready for the next turn');
+  await page.getByTestId('pg-prompt-text').fill('And another one?');
+  await page.getByTestId('pg-generate').click();
+  await page.locator('[data-testid="pg-answer-adapter"][data-done="true"]').waitFor({ timeout: 30_000 });
+  const history = [{ role: 'user' as const, content: 'Name a color.' }, { role: 'assistant' as const, content: firstAnswer }];
+  const second = formatPrompt(tokenizer, model.config, { prompt: 'And another one?', promptFormat: 'chat', history });
+  const secondIds = generate(model, lora, second.ids, { ...opts, maxNewTokens: 8, eosTokenIds: second.stopIds });
+  assert.equal((await page.getByTestId('pg-text-adapter').textContent()) ?? '', tokenizer.decode(secondIds, { skipSpecialTokens: true }), 'the second answer continues the conversation');
+  assert.match(await page.getByTestId('pg-job-line').innerText(), new RegExp(`^${second.ids.length} prompt tokens`));
+  await page.getByTestId('pg-clear-history').click();
+  assert.equal(await page.getByTestId('pg-turn').count(), 0);
+
   // Bad settings are marked at their fields, and nothing starts.
   await page.getByTestId('pg-maxNewTokens').fill('lots');
   await page.getByTestId('pg-topP').fill('0');

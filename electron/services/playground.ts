@@ -48,6 +48,10 @@ export const PLAYGROUND_PARAM_SCHEMAS = {
     promptFormat: z.enum(PROMPT_FORMATS, { message: `prompt format must be one of ${PROMPT_FORMATS.join(', ')}` }),
     chatTemplate: z.string().optional(),
     system: z.string().optional(),
+    history: z
+      .array(z.object({ role: z.enum(['user', 'assistant'], { message: 'a turn is a user or an assistant turn' }), content: z.string({ message: 'a turn needs its text' }) }), { message: 'history must be a list of turns' })
+      .max(200, 'at most 200 turns')
+      .optional(),
     maxNewTokens: num('max new tokens').int('max new tokens must be a whole number').min(1, 'max new tokens must be at least 1').max(4096, 'max new tokens must be at most 4096'),
     temperature: num('temperature').min(0, 'temperature must be 0 (greedy) or more').max(5, 'temperature must be at most 5'),
     topP: num('top-p').gt(0, 'top-p must be greater than 0').max(1, 'top-p must be at most 1'),
@@ -75,6 +79,7 @@ async function preflight(req: PlaygroundRequest): Promise<void> {
   if (req.chatTemplate && req.chatTemplate !== 'model' && !isBuiltinTemplateName(req.chatTemplate)) {
     throw new StudioError({ message: `unknown chat template "${req.chatTemplate}": choose the model's own or one of ${BUILTIN_TEMPLATE_NAMES.join(', ')}`, field: 'chatTemplate' });
   }
+  if (req.history && req.history.length > 0 && req.promptFormat !== 'chat') throw new StudioError({ message: 'a conversation history needs the chat prompt format', field: 'history' });
   if (req.promptFormat === 'chat' && !model.hasChatTemplate && (!req.chatTemplate || req.chatTemplate === 'model')) {
     throw new StudioError({ message: `${model.name} has no chat template; choose a built-in one (${BUILTIN_TEMPLATE_NAMES.join(', ')}) or the raw or Alpaca prompt format`, field: 'promptFormat' });
   }

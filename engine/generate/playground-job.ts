@@ -46,7 +46,8 @@ function withField<T>(field: string, f: () => T): T {
   try {
     return f();
   } catch (e) {
-    if (e instanceof PlaygroundError) throw e;
+    // Errors that already name their field (PromptFormatError: prompt, history.3.role…) keep it.
+    if (e instanceof PlaygroundError || (e instanceof Error && typeof (e as Error & { field?: unknown }).field === 'string')) throw e;
     throw new PlaygroundError(e instanceof Error ? e.message : String(e), field, { cause: e });
   }
 }

@@ -13,6 +13,8 @@ export interface PromptInput {
   promptFormat: PromptFormat;
   system?: string;
   chatTemplate?: string;
+  /** Chat only: earlier user and assistant turns, oldest first. */
+  history?: readonly { role: 'user' | 'assistant'; content: string }[];
 }
 
 export interface FormattedPrompt {
@@ -69,6 +71,12 @@ function eosIds(config: ModelConfig, tokenizer: Tokenizer): Set<number> {
 export function formatPrompt(tokenizer: Tokenizer, config: ModelConfig, input: PromptInput): FormattedPrompt {
   if (input.prompt.trim() === '') throw new PromptFormatError('the prompt is empty; type what the model should answer', 'prompt');
   const stop = eosIds(config, tokenizer);
+  const history = input.history ?? [];
+  if (history.length > 0 && input.promptFormat !== 'chat') throw new PromptFormatError('a conversation history needs the chat prompt format', 'history');
+  history.forEach((t, i) => {
+    if (t.role !== (i % 2 === 0 ? 'user' : 'assistant')) throw new PromptFormatError(`history turn ${i} must be a${i % 2 === 0 ? ' user' : 'n assistant'} turn: turns alternate, starting with the user`, `history.${i}.role`);
+  });
+  if (history.length % 2 !== 0) throw new PromptFormatError('the history must end with an assistant turn (the prompt is the next user turn)', 'history');
   let ids: number[];
   switch (input.promptFormat) {
     case 'raw':
@@ -86,6 +94,7 @@ export function formatPrompt(tokenizer: Tokenizer, config: ModelConfig, input: P
       }
       const messages: ChatMessage[] = [];
       if (input.system) messages.push({ role: 'system', content: input.system });
+      for (const t of history) messages.push({ role: t.role, content: t.content });
       messages.push({ role: 'user', content: input.prompt });
       let text: string;
       try {

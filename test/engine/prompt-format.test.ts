@@ -68,6 +68,26 @@ describe('playground prompt formats match training', () => {
     assert.deepEqual(formatPrompt(tok, config, { prompt: sentences[0], promptFormat: 'chat', system: 'Be brief.' }).ids, untrainedPrefix(sys));
   });
 
+  it('chat with history: the earlier turns and the new user turn are the prefix a multi-turn example trains the last answer after', async () => {
+    for (const tok of [await llama3Tokenizer(), await qwen3Tokenizer()]) {
+      const [u1, a1, u2, a2] = sentences.slice(0, 4);
+      const ex = trainingExample(tok, { messages: [{ role: 'user', content: u1 }, { role: 'assistant', content: a1 }, { role: 'user', content: u2 }, { role: 'assistant', content: a2 }] }, 'messages');
+      // The ids before the last trained run: everything up to where the second answer starts.
+      let lastStart = -1;
+      for (let j = 0; j < ex.labels.length; j++) if (ex.labels[j] !== IGNORE_INDEX && (j === 0 || ex.labels[j - 1] === IGNORE_INDEX)) lastStart = j;
+      const p = formatPrompt(tok, config, { prompt: u2, promptFormat: 'chat', history: [{ role: 'user', content: u1 }, { role: 'assistant', content: a1 }] });
+      assert.deepEqual(p.ids, ex.inputIds.slice(0, lastStart));
+    }
+  });
+
+  it('history is refused outside the chat format, and when turns do not alternate', async () => {
+    const tok = await llama3Tokenizer();
+    const h = [{ role: 'user' as const, content: 'a' }, { role: 'assistant' as const, content: 'b' }];
+    assert.throws(() => formatPrompt(tok, config, { prompt: 'c', promptFormat: 'alpaca', history: h }), (e: unknown) => e instanceof PromptFormatError && e.field === 'history');
+    assert.throws(() => formatPrompt(tok, config, { prompt: 'c', promptFormat: 'chat', history: [h[1], h[0]] }), (e: unknown) => e instanceof PromptFormatError && e.field === 'history.0.role');
+    assert.throws(() => formatPrompt(tok, config, { prompt: 'c', promptFormat: 'chat', history: [h[0]] }), (e: unknown) => e instanceof PromptFormatError && e.field === 'history');
+  });
+
   it('chat stops at the end-of-turn token the template closes assistant turns with', async () => {
     const llama = await llama3Tokenizer();
     const eot = singleId(llama, '<|eot_id|>');

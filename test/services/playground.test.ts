@@ -148,6 +148,19 @@ describe('playground services', () => {
     assert.deepEqual(e.info.fieldErrors?.map((f) => f.field).sort(), ['maxNewTokens', 'prompt', 'temperature']);
     e = await refusal(() => s.handle('generate.start', base({ promptFormat: 'chat', chatTemplate: 'vicuna' })));
     assert.equal(e.info.field, 'chatTemplate');
+    const history = [
+      { role: 'user' as const, content: 'first question' },
+      { role: 'assistant' as const, content: 'first answer' },
+    ];
+    e = await refusal(() => s.handle('generate.start', base({ history })));
+    assert.equal(e.info.field, 'history');
+    // A history the worker finds malformed (turns out of order) ends the job naming the turn.
+    const swapped = await s.handle('generate.start', base({ promptFormat: 'chat', history: [history[1], history[0]] }));
+    assert.equal((await w.job(swapped.jobId)).ended.error?.field, 'history.0.role');
+    const chat = await s.handle('generate.start', base({ promptFormat: 'chat', history, maxNewTokens: 2 }));
+    const ev = await w.job(chat.jobId);
+    assert.equal(ev.ended.error, null, ev.ended.error?.message);
+    assert.ok(ev.started?.promptText.includes('first question') && ev.started.promptText.includes('first answer'), ev.started?.promptText);
 
     // A base model without a chat template cannot take a chat prompt unless a built-in template is chosen.
     const noTemplate = join(tmp, 'no-template-model');

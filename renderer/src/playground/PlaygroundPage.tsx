@@ -175,8 +175,10 @@ function PromptCard() {
   const stopping = usePlayground((s) => s.stopping);
   const startError = usePlayground((s) => s.startError);
   const started = usePlayground((s) => s.started);
-  const { set, generate, stop } = usePlayground.getState();
+  const promptFormat = usePlayground((s) => s.promptFormat);
+  const { set, generate, stop, continueConversation } = usePlayground.getState();
   const running = jobId !== null && ended === null && !starting;
+  const canContinue = promptFormat === 'chat' && ended !== null && ended.error === null && !ended.cancelled;
   const promptError = fieldError('prompt');
   // Field problems are shown at their fields; the rest here.
   const shownAtFields = ['prompt', 'promptFormat', 'chatTemplate', 'maxNewTokens', 'temperature', 'topP', 'seed'];
@@ -184,6 +186,7 @@ function PromptCard() {
   return (
     <section className="card" data-testid="pg-prompt">
       <h2>Prompt</h2>
+      <Conversation />
       <textarea
         className={`pg-prompt${promptError ? ' field-invalid' : ''}`}
         data-testid="pg-prompt-text"
@@ -210,6 +213,11 @@ function PromptCard() {
             {stopping ? 'Stopping…' : 'Stop'}
           </button>
         ) : null}
+        {canContinue ? (
+          <button type="button" data-testid="pg-continue" title="Keep this prompt and answer as turns of the conversation, then ask the next question" onClick={() => continueConversation()}>
+            Continue the conversation
+          </button>
+        ) : null}
         {started ? (
           <span className="muted" data-testid="pg-job-line">
             {started.promptTokens} prompt tokens · {started.backend}
@@ -225,6 +233,30 @@ function PromptCard() {
         </details>
       ) : null}
     </section>
+  );
+}
+
+/** Chat: the turns kept so far, above the next prompt. */
+function Conversation() {
+  const history = usePlayground((s) => s.history);
+  const format = usePlayground((s) => s.promptFormat);
+  const { clearConversation } = usePlayground.getState();
+  if (history.length === 0) return null;
+  return (
+    <div className="pg-conversation" data-testid="pg-conversation">
+      {history.map((t, i) => (
+        <div key={i} className={`pg-turn pg-turn-${t.role}`} data-testid="pg-turn" data-role={t.role}>
+          <span className="pg-turn-role">{t.role === 'user' ? 'You' : 'Model'}</span>
+          <span className="pg-turn-text">{t.content}</span>
+        </div>
+      ))}
+      <div className="row-actions">
+        {format !== 'chat' ? <span className="field-hint">The conversation is used with the chat format only.</span> : null}
+        <button type="button" className="link" data-testid="pg-clear-history" onClick={() => clearConversation()}>
+          New conversation
+        </button>
+      </div>
+    </div>
   );
 }
 

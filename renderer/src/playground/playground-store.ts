@@ -10,6 +10,7 @@ import type {
   PlaygroundOutput,
   PlaygroundRequest,
   PlaygroundStarted,
+  PlaygroundTurn,
   PlaygroundVariant,
   PromptFormat,
   StudioErrorInfo,
@@ -34,6 +35,10 @@ export interface PlaygroundState extends ModelSlice {
   backend: PlaygroundRequest['backend'];
   /** Why the prompt format is what it is, after an adapter was chosen. */
   formatNote: string | null;
+  /** Chat: the conversation so far; the prompt is the next user turn. */
+  history: PlaygroundTurn[];
+  /** The prompt of the job on screen (what "continue" keeps as the user turn). */
+  asked: string;
 
   starting: boolean;
   startError: StudioErrorInfo | null;
@@ -48,6 +53,9 @@ export interface PlaygroundState extends ModelSlice {
   setSetting(key: SettingsKey, text: string): void;
   generate(): Promise<void>;
   stop(): Promise<void>;
+  /** Chat: keeps the last prompt and its answer (the adapter's, when there is one) as turns, for the next prompt. */
+  continueConversation(): void;
+  clearConversation(): void;
   onEvent(message: StudioEventMessage): void;
 }
 
@@ -88,6 +96,8 @@ export const usePlayground = create<PlaygroundState>()((set, get) => ({
   settings: { ...DEFAULT_SETTINGS },
   backend: 'auto',
   formatNote: null,
+  history: [],
+  asked: '',
   starting: false,
   startError: null,
   jobId: null,
@@ -151,8 +161,9 @@ export const usePlayground = create<PlaygroundState>()((set, get) => ({
       ...(adapter ? { adapterPath: adapter.path, compareBase: s.compareBase } : {}),
       ...(s.promptFormat === 'chat' && s.chatTemplate !== 'model' ? { chatTemplate: s.chatTemplate } : {}),
       ...(s.system.trim() !== '' && s.promptFormat !== 'raw' ? { system: s.system } : {}),
+      ...(s.promptFormat === 'chat' && s.history.length > 0 ? { history: s.history } : {}),
     };
-    set({ starting: true, startError: null, started: null, outputs: {}, ended: null, stopping: false });
+    set({ starting: true, startError: null, started: null, outputs: {}, ended: null, stopping: false, asked: s.prompt });
     try {
       const { jobId } = await client().request('generate.start', request);
       // Events travel apart from replies (a WebSocket beside HTTP): a short job may have run to its end already.
@@ -161,6 +172,24 @@ export const usePlayground = create<PlaygroundState>()((set, get) => ({
     } catch (e) {
       set({ starting: false, startError: errorInfo(e) });
     }
+  },
+
+  continueConversation() {
+    const s = get();
+    const answer = s.outputs.adapter ?? s.outputs.base;
+    if (!answer || !s.ended || s.ended.error || s.ended.cancelled || s.promptFormat !== 'chat') return;
+    set({
+      history: [...s.history, { role: 'user', content: s.asked }, { role: 'assistant', content: answer.text }],
+      prompt: '',
+      started: null,
+      outputs: {},
+      ended: null,
+      jobId: null,
+    });
+  },
+
+  clearConversation() {
+    set({ history: [] });
   },
 
   async stop() {
