@@ -9,7 +9,7 @@
  * j ≤ p and, with a window W, j > p − W (transformers' sliding_window_overlay).
  */
 import { isShared } from '../backend/cpu/shared-arrays.ts';
-import { cpuPool, PARALLEL_MIN_WORK, sharedRef, splitRanges, viewOf, type AttentionPart } from '../backend/cpu/thread-pool.ts';
+import { cpuPool, floatViewOf, PARALLEL_MIN_WORK, sharedRef, splitRanges, type AttentionPart } from '../backend/cpu/thread-pool.ts';
 import type { FloatArray } from './types.ts';
 
 export interface AttentionShape {
@@ -52,39 +52,37 @@ export function forwardUnits(out: FloatArray, lse: FloatArray | null, q: FloatAr
   const acc = new Float64Array(D);
   for (let u = u0; u < u1; u++) {
     const b = Math.floor(u / nH);
-    {
-      const h = u % nH;
-      const kvh = Math.floor(h / group);
-      const kBase = b * Tk * kStride + kvh * D;
-      for (let t = 0; t < Tq; t++) {
-        const pos = qOff + t;
-        const lo = firstKey(pos, window);
-        const qo = (b * Tq + t) * qStride + h * D;
-        let max = -Infinity;
-        for (let j = lo; j <= pos; j++) {
-          const ko = kBase + j * kStride;
-          let dot = 0;
-          for (let d = 0; d < D; d++) dot += q[qo + d] * k[ko + d];
-          const sc = dot * scale;
-          p[j] = sc;
-          if (sc > max) max = sc;
-        }
-        let sum = 0;
-        for (let j = lo; j <= pos; j++) {
-          const e = Math.exp(p[j] - max);
-          p[j] = e;
-          sum += e;
-        }
-        acc.fill(0);
-        for (let j = lo; j <= pos; j++) {
-          const w = p[j];
-          const vo = kBase + j * kStride;
-          for (let d = 0; d < D; d++) acc[d] += w * v[vo + d];
-        }
-        const inv = 1 / sum;
-        for (let d = 0; d < D; d++) out[qo + d] = acc[d] * inv;
-        if (lse !== null) lse[(b * nH + h) * Tq + t] = max + Math.log(sum);
+    const h = u % nH;
+    const kvh = Math.floor(h / group);
+    const kBase = b * Tk * kStride + kvh * D;
+    for (let t = 0; t < Tq; t++) {
+      const pos = qOff + t;
+      const lo = firstKey(pos, window);
+      const qo = (b * Tq + t) * qStride + h * D;
+      let max = -Infinity;
+      for (let j = lo; j <= pos; j++) {
+        const ko = kBase + j * kStride;
+        let dot = 0;
+        for (let d = 0; d < D; d++) dot += q[qo + d] * k[ko + d];
+        const sc = dot * scale;
+        p[j] = sc;
+        if (sc > max) max = sc;
       }
+      let sum = 0;
+      for (let j = lo; j <= pos; j++) {
+        const e = Math.exp(p[j] - max);
+        p[j] = e;
+        sum += e;
+      }
+      acc.fill(0);
+      for (let j = lo; j <= pos; j++) {
+        const w = p[j];
+        const vo = kBase + j * kStride;
+        for (let d = 0; d < D; d++) acc[d] += w * v[vo + d];
+      }
+      const inv = 1 / sum;
+      for (let d = 0; d < D; d++) out[qo + d] = acc[d] * inv;
+      if (lse !== null) lse[(b * nH + h) * Tq + t] = max + Math.log(sum);
     }
   }
 }
@@ -138,53 +136,51 @@ export function backwardUnits(
   const dvAcc = new Float64Array(Tk * D);
   for (let u = u0; u < u1; u++) {
     const b = Math.floor(u / nKv);
-    {
-      const kvh = u % nKv;
-      const kBase = b * Tk * kStride + kvh * D;
-      dkAcc.fill(0);
-      dvAcc.fill(0);
-      for (let h = kvh * group; h < (kvh + 1) * group; h++) {
-        for (let t = 0; t < Tq; t++) {
-          const pos = qOff + t;
-          const lo = firstKey(pos, window);
-          const qo = (b * Tq + t) * qStride + h * D;
-          const l = lse[(b * nH + h) * Tq + t];
-          let delta = 0;
-          for (let j = lo; j <= pos; j++) {
-            const ko = kBase + j * kStride;
-            let dot = 0;
-            let dpj = 0;
-            for (let d = 0; d < D; d++) {
-              dot += q[qo + d] * k[ko + d];
-              dpj += dOut[qo + d] * v[ko + d];
-            }
-            const pj = Math.exp(dot * scale - l);
-            p[j] = pj;
-            dp[j] = dpj;
-            delta += pj * dpj;
+    const kvh = u % nKv;
+    const kBase = b * Tk * kStride + kvh * D;
+    dkAcc.fill(0);
+    dvAcc.fill(0);
+    for (let h = kvh * group; h < (kvh + 1) * group; h++) {
+      for (let t = 0; t < Tq; t++) {
+        const pos = qOff + t;
+        const lo = firstKey(pos, window);
+        const qo = (b * Tq + t) * qStride + h * D;
+        const l = lse[(b * nH + h) * Tq + t];
+        let delta = 0;
+        for (let j = lo; j <= pos; j++) {
+          const ko = kBase + j * kStride;
+          let dot = 0;
+          let dpj = 0;
+          for (let d = 0; d < D; d++) {
+            dot += q[qo + d] * k[ko + d];
+            dpj += dOut[qo + d] * v[ko + d];
           }
-          dqAcc.fill(0);
-          for (let j = lo; j <= pos; j++) {
-            const pj = p[j];
-            const ds = pj * (dp[j] - delta) * scale;
-            const ko = kBase + j * kStride;
-            const a = j * D;
-            for (let d = 0; d < D; d++) {
-              dqAcc[d] += ds * k[ko + d];
-              dkAcc[a + d] += ds * q[qo + d];
-              dvAcc[a + d] += pj * dOut[qo + d];
-            }
-          }
-          for (let d = 0; d < D; d++) dq[qo + d] += dqAcc[d];
+          const pj = Math.exp(dot * scale - l);
+          p[j] = pj;
+          dp[j] = dpj;
+          delta += pj * dpj;
         }
+        dqAcc.fill(0);
+        for (let j = lo; j <= pos; j++) {
+          const pj = p[j];
+          const ds = pj * (dp[j] - delta) * scale;
+          const ko = kBase + j * kStride;
+          const a = j * D;
+          for (let d = 0; d < D; d++) {
+            dqAcc[d] += ds * k[ko + d];
+            dkAcc[a + d] += ds * q[qo + d];
+            dvAcc[a + d] += pj * dOut[qo + d];
+          }
+        }
+        for (let d = 0; d < D; d++) dq[qo + d] += dqAcc[d];
       }
-      for (let j = 0; j < Tk; j++) {
-        const ko = kBase + j * kStride;
-        const a = j * D;
-        for (let d = 0; d < D; d++) {
-          dk[ko + d] += dkAcc[a + d];
-          dv[ko + d] += dvAcc[a + d];
-        }
+    }
+    for (let j = 0; j < Tk; j++) {
+      const ko = kBase + j * kStride;
+      const a = j * D;
+      for (let d = 0; d < D; d++) {
+        dk[ko + d] += dkAcc[a + d];
+        dv[ko + d] += dvAcc[a + d];
       }
     }
   }
@@ -209,9 +205,7 @@ function tryParallel(op: 'attnF' | 'attnB', arrays: Record<string, FloatArray | 
 function floatsOf(part: AttentionPart, name: string): FloatArray {
   const r = part.arrays[name];
   if (!r) throw new Error(`attention part: array ${name} is missing`);
-  const v = viewOf(r);
-  if (v instanceof Uint16Array) throw new Error(`attention part: array ${name} cannot be f16 bits`);
-  return v;
+  return floatViewOf(r, `attention ${name}`);
 }
 
 /** One thread's share of a split attention (run by the pool's workers, and by the caller for the first part). */

@@ -212,14 +212,14 @@ export function estimateTrainingMemory(model: ModelConfig, run: MemoryEstimateRu
     // Dead but not yet collected: this step's scratch, and the previous step's buffers (all of `live` is allocated anew).
     return live + Math.min(V8_YOUNG_BACKING_STORE_TRIGGER, logitsChunk + L * garbagePerLayer) + Math.min(V8_EXTERNAL_SOFT_LIMIT, live);
   };
-  const activationsWithoutCheckpointing = peakOf(L, false);
-  const activationsWithCheckpointing = peakOf(1, true);
-  const checkpointing = run.train.gradientCheckpointing === true;
   // Each extra cpu thread: a worker (≈ 10 MiB resident, measured from dist/) and the block of a weight it transposes
   // for a dX product (matmulAB: AB_BLOCK rows × the widest input, f64).
   const extraThreads = backend === 'cpu' ? Math.max(0, (options.threads ?? 1) - 1) : 0;
   const threadsOverhead = extraThreads * (CPU_WORKER_BYTES + 256 * Math.max(H, I, qDim) * F64);
-  const activations = (checkpointing ? activationsWithCheckpointing : activationsWithoutCheckpointing) + threadsOverhead;
+  const activationsWithoutCheckpointing = peakOf(L, false) + threadsOverhead;
+  const activationsWithCheckpointing = peakOf(1, true) + threadsOverhead;
+  const checkpointing = run.train.gradientCheckpointing === true;
+  const activations = checkpointing ? activationsWithCheckpointing : activationsWithoutCheckpointing;
   const persistent = weights + lora + gradients + optimizer + data;
   return {
     backend,
@@ -231,12 +231,12 @@ export function estimateTrainingMemory(model: ModelConfig, run: MemoryEstimateRu
     optimizer,
     data,
     activations,
-    activationsWithoutCheckpointing: activationsWithoutCheckpointing + threadsOverhead,
-    activationsWithCheckpointing: activationsWithCheckpointing + threadsOverhead,
+    activationsWithoutCheckpointing,
+    activationsWithCheckpointing,
     logitsChunk,
     total: persistent + activations,
-    totalWithoutCheckpointing: persistent + activationsWithoutCheckpointing + threadsOverhead,
-    totalWithCheckpointing: persistent + activationsWithCheckpointing + threadsOverhead,
+    totalWithoutCheckpointing: persistent + activationsWithoutCheckpointing,
+    totalWithCheckpointing: persistent + activationsWithCheckpointing,
   };
 }
 

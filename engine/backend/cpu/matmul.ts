@@ -7,7 +7,7 @@
 import { F16Array, type FloatArray, type WeightArray } from '../../model/types.ts';
 import { decodeF16Rows } from '../../model/weight-array.ts';
 import { isShared } from './shared-arrays.ts';
-import { cpuPool, PARALLEL_MIN_WORK, sharedRef, splitRanges, viewOf, type MatmulPart, type SharedRef } from './thread-pool.ts';
+import { cpuPool, floatViewOf, PARALLEL_MIN_WORK, sharedRef, splitRanges, viewOf, type MatmulPart, type SharedRef } from './thread-pool.ts';
 
 /** Rows of `b` kept hot in cache while all rows of `a` pass over them. */
 const COL_TILE = 128;
@@ -256,27 +256,21 @@ export function matmulAtB(out: FloatArray, a: FloatArray, b: FloatArray, M: numb
 // columns. Each output element is still one thread's single sum in k order, so the result does not depend on the
 // split.
 
-
 function ref(x: FloatArray | F16Array): SharedRef {
   return x instanceof F16Array ? sharedRef(x.bits, 'f16') : sharedRef(x);
 }
 
-function view(r: SharedRef): FloatArray | F16Array {
+function weightView(r: SharedRef): WeightArray {
   const v = viewOf(r);
   return v instanceof Uint16Array ? new F16Array(v) : v;
 }
 
-function floats(x: FloatArray | F16Array, what: string): FloatArray {
-  if (x instanceof F16Array) throw new Error(`cpu pool: ${what} cannot be f16 bits`);
-  return x;
-}
-
 /** One part of a split product (run by the pool's workers, and by the caller for the first part). */
 export function runMatmulPart(p: MatmulPart): void {
-  const out = floats(view(p.out), 'out');
-  const a = floats(view(p.a), 'a');
-  const b = view(p.b);
-  const bias = p.bias ? floats(view(p.bias), 'bias') : null;
+  const out = floatViewOf(p.out, 'out');
+  const a = floatViewOf(p.a, 'a');
+  const b = weightView(p.b);
+  const bias = p.bias ? floatViewOf(p.bias, 'bias') : null;
   if (p.rows) {
     const [r0, r1] = p.rows;
     if (p.op === 'ABt') matmulABtSerial(out.subarray(r0 * p.N, r1 * p.N), a.subarray(r0 * p.K, r1 * p.K), b, bias, r1 - r0, p.K, p.N, p.accumulate, p.alpha);

@@ -1,6 +1,6 @@
 /**
- * The cpu backend's thread pool: the big matrix products of a step split across worker_threads that read and write
- * shared memory in place. Every output element is computed by exactly one thread with the same accumulation order as
+ * The cpu backend's thread pool: the big matrix products and attention of a step split across worker_threads that
+ * read and write shared memory in place. Every output element is computed by exactly one thread with the same accumulation order as
  * the single-threaded kernel, so results are bit-identical for any thread count (tests check it).
  *
  * The calling thread blocks in Atomics.wait while the workers run (the engine's loops are synchronous, and the engine
@@ -69,6 +69,13 @@ export function viewOf(r: SharedRef): Float32Array | Float64Array | Uint16Array 
   return r.kind === 'f64' ? new Float64Array(r.buf, r.offset * 8, r.length) : new Float32Array(r.buf, r.offset * 4, r.length);
 }
 
+/** A part's float array (its kernels take no f16 bits there). */
+export function floatViewOf(r: SharedRef, what: string): Float32Array | Float64Array {
+  const v = viewOf(r);
+  if (v instanceof Uint16Array) throw new Error(`cpu pool: ${what} cannot be f16 bits`);
+  return v;
+}
+
 /** Splits [0, n) into at most `parts` ranges whose bounds are multiples of `align` (the last takes the rest). */
 export function splitRanges(n: number, parts: number, align: number): [number, number][] {
   const step = Math.ceil(n / parts / align) * align;
@@ -91,11 +98,11 @@ export function configuredThreads(env: NodeJS.ProcessEnv = process.env): number 
   return Math.max(1, Math.min(8, availableParallelism()));
 }
 
-// Control block per worker: [ready, done count, failed].
-const READY = 0;
-const DONE = 1;
-const FAILED = 2;
-const SLOT = 3;
+// Control block per worker (thread-pool-worker.ts writes it): [ready, done count, failed].
+export const READY = 0;
+export const DONE = 1;
+export const FAILED = 2;
+export const SLOT = 3;
 /** How long a worker may take to start, or to finish one part, before the pool gives up on it. */
 const START_TIMEOUT_MS = 60_000;
 const PART_TIMEOUT_MS = 600_000;
