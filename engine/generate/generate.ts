@@ -20,7 +20,8 @@ export interface GenerateOptions {
   onToken?: (id: number) => boolean | void;
 }
 
-function validate(model: ModelWeights, promptIds: number[], opts: GenerateOptions): void {
+/** The checks both backends' generation make before anything runs. */
+export function validateGenerate(model: ModelWeights, promptIds: number[], opts: GenerateOptions): void {
   if (promptIds.length === 0) throw new Error('generate: the prompt is empty (needs at least one token, e.g. bos)');
   const V = model.config.vocabSize;
   promptIds.forEach((id, i) => {
@@ -89,7 +90,7 @@ export function sampleToken(logits: FloatArray, temperature: number, topP: numbe
 
 /** New token ids (the prompt excluded); stops at maxNewTokens or after an eos id. */
 export function generate(model: ModelWeights, lora: LoraWeights | null, promptIds: number[], opts: GenerateOptions): number[] {
-  validate(model, promptIds, opts);
+  validateGenerate(model, promptIds, opts);
   const out: number[] = [];
   if (opts.maxNewTokens === 0) return out;
   const ArrayCtor = model.embedTokens instanceof Float64Array ? Float64Array : Float32Array;

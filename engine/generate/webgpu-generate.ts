@@ -8,7 +8,7 @@ import type { GpuContext } from '../backend/webgpu/device.ts';
 import { WebgpuLlama } from '../backend/webgpu/llama-step.ts';
 import type { LoraWeights, ModelWeights } from '../model/types.ts';
 import { Rng } from '../util/rng.ts';
-import { sampleToken, type GenerateOptions } from './generate.ts';
+import { sampleToken, validateGenerate, type GenerateOptions } from './generate.ts';
 
 /** Prompt tokens per prefill pass: activations are sized for this many rows, not for the whole prompt. */
 export const PREFILL_CHUNK = 512;
@@ -18,21 +18,9 @@ export interface WebgpuGenerateOptions extends GenerateOptions {
   gpu?: GpuContext;
 }
 
-function validate(model: ModelWeights, promptIds: number[], opts: GenerateOptions): void {
-  const V = model.config.vocabSize;
-  if (promptIds.length === 0) throw new Error('generate: the prompt is empty (needs at least one token, e.g. bos)');
-  promptIds.forEach((id, i) => {
-    if (!(Number.isInteger(id) && id >= 0 && id < V)) throw new Error(`generate: prompt token ${i} = ${id} is outside the vocabulary [0, ${V})`);
-  });
-  if (!(Number.isInteger(opts.maxNewTokens) && opts.maxNewTokens >= 0)) throw new Error(`generate: maxNewTokens must be a non-negative integer, got ${opts.maxNewTokens}`);
-  if (!(opts.temperature >= 0 && Number.isFinite(opts.temperature))) throw new Error(`generate: temperature must be ≥ 0, got ${opts.temperature}`);
-  if (!(opts.topP > 0 && opts.topP <= 1)) throw new Error(`generate: topP must be in (0, 1], got ${opts.topP}`);
-  if (!Number.isFinite(opts.seed)) throw new Error(`generate: seed must be a finite number, got ${opts.seed}`);
-}
-
 /** New token ids (the prompt excluded); stops at maxNewTokens or after an eos id. */
 export async function generateWebgpu(model: ModelWeights, lora: LoraWeights | null, promptIds: number[], opts: WebgpuGenerateOptions): Promise<number[]> {
-  validate(model, promptIds, opts);
+  validateGenerate(model, promptIds, opts);
   const out: number[] = [];
   if (opts.maxNewTokens === 0) return out;
   const session = await WebgpuLlama.create({ kind: 'host', model }, lora, {
