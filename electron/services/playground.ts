@@ -4,7 +4,6 @@
  * time; starting another stops the running one first (pressing Generate again means "answer this instead"). Requests
  * are checked before anything is loaded, so a wrong path or an impossible prompt format is refused with its field.
  */
-import { existsSync, statSync } from 'node:fs';
 import { z } from 'zod';
 import {
   PROMPT_FORMATS,
@@ -21,7 +20,7 @@ import { BUILTIN_TEMPLATE_NAMES, isBuiltinTemplateName } from '../../engine/data
 import { StudioError } from './errors.ts';
 import { newId } from './ids.ts';
 import { startWorkerHandle, workerEntry, type WorkerHandle } from './worker-handle.ts';
-import { checkModel } from './preflight.ts';
+import { checkAdapterFolder, checkModel } from './preflight.ts';
 
 export type PlaygroundMethod = Extract<StudioMethod, `generate.${string}`>;
 
@@ -70,12 +69,7 @@ function parse<M extends PlaygroundMethod>(method: M, params: unknown): z.infer<
 async function preflight(req: PlaygroundRequest): Promise<void> {
   const model = await checkModel(req.modelPath, 'modelPath');
   if (!model.hasTokenizer) throw new StudioError({ message: `${req.modelPath} has no tokenizer.json, so the prompt cannot be tokenized`, field: 'modelPath', file: req.modelPath });
-  if (req.adapterPath) {
-    if (!existsSync(req.adapterPath)) throw new StudioError({ message: `adapter folder ${req.adapterPath} does not exist`, field: 'adapterPath', file: req.adapterPath });
-    if (!statSync(req.adapterPath).isDirectory()) {
-      throw new StudioError({ message: `${req.adapterPath} is a file; choose the adapter folder (adapter_config.json + adapter_model.safetensors)`, field: 'adapterPath', file: req.adapterPath });
-    }
-  }
+  if (req.adapterPath) checkAdapterFolder(req.adapterPath, 'adapterPath');
   if (req.chatTemplate && req.chatTemplate !== 'model' && !isBuiltinTemplateName(req.chatTemplate)) {
     throw new StudioError({ message: `unknown chat template "${req.chatTemplate}": choose the model's own or one of ${BUILTIN_TEMPLATE_NAMES.join(', ')}`, field: 'chatTemplate' });
   }

@@ -20,6 +20,14 @@ export async function checkModel(path: string, field: string): Promise<ModelSumm
   }
 }
 
+/** An adapter folder must exist and be a folder; the message says what was chosen instead. */
+export function checkAdapterFolder(path: string, field: string): void {
+  if (!existsSync(path)) throw new StudioError({ message: `adapter folder ${path} does not exist`, field, file: path });
+  if (!statSync(path).isDirectory()) {
+    throw new StudioError({ message: `${path} is a file; choose the adapter folder (adapter_config.json + adapter_model.safetensors)`, field, file: path });
+  }
+}
+
 export interface DatasetCheck {
   path: string;
   format?: DatasetFormat;

@@ -13,6 +13,11 @@ import { isSafeId } from './ids.ts';
 const JOB = '.job.json';
 const REPORT = '.report.json';
 
+/** Jobs by creation time, newest first (ISO timestamps sort as strings). */
+export function newestFirst(a: QuantJobSummary, b: QuantJobSummary): number {
+  return a.createdAt < b.createdAt ? 1 : a.createdAt > b.createdAt ? -1 : 0;
+}
+
 export class QuantArchive {
   readonly dir: string;
   private readonly keep: number;
@@ -41,7 +46,7 @@ export class QuantArchive {
         this.problems.push(`${file}: ${e instanceof Error ? e.message : String(e)}`);
       }
     }
-    return out.sort((a, b) => (a.createdAt < b.createdAt ? 1 : a.createdAt > b.createdAt ? -1 : 0));
+    return out.sort(newestFirst);
   }
 
   save(summary: QuantJobSummary, report: QuantReport): void {

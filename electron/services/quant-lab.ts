@@ -21,10 +21,10 @@ import type { QuantReport } from '../../common/quant-report.ts';
 import { GGUF_EXPORT_FORMATS } from '../../engine/quant/gguf-llama.ts';
 import { QUANT_FORMATS, QUANT_FORMAT_NAMES } from '../../engine/quant/format.ts';
 import { StudioError } from './errors.ts';
-import type { QuantArchive } from './quant-archive.ts';
+import { newestFirst, type QuantArchive } from './quant-archive.ts';
 import { newId } from './ids.ts';
 import { startWorkerHandle, workerEntry, type WorkerHandle } from './worker-handle.ts';
-import { checkModel } from './preflight.ts';
+import { checkAdapterFolder, checkModel } from './preflight.ts';
 
 export type QuantMethod = Extract<StudioMethod, `quant.${string}`>;
 
@@ -105,12 +105,7 @@ const now = (): string => new Date().toISOString();
 
 async function preflight(req: QuantJobRequest): Promise<void> {
   const model = await checkModel(req.modelPath, 'modelPath');
-  if (req.adapterPath) {
-    if (!existsSync(req.adapterPath)) throw new StudioError({ message: `adapter folder ${req.adapterPath} does not exist`, field: 'adapterPath', file: req.adapterPath });
-    if (!statSync(req.adapterPath).isDirectory()) {
-      throw new StudioError({ message: `${req.adapterPath} is a file; choose the adapter folder (adapter_config.json + adapter_model.safetensors)`, field: 'adapterPath', file: req.adapterPath });
-    }
-  }
+  if (req.adapterPath) checkAdapterFolder(req.adapterPath, 'adapterPath');
   if (req.calibPath && req.useSampleCalib) throw new StudioError({ message: 'choose either a calibration file or the built-in sample, not both', field: 'calibPath' });
   if (req.calibPath) {
     if (!existsSync(req.calibPath)) throw new StudioError({ message: `calibration file ${req.calibPath} does not exist`, field: 'calibPath', file: req.calibPath });
@@ -285,7 +280,7 @@ export function createQuantLab(options: QuantLabOptions): QuantLab {
       }
       return { job: snapshot(job), report: job.report };
     },
-    'quant.list': async () => [...jobs.values()].map(snapshot).sort((a, b) => (a.createdAt < b.createdAt ? 1 : a.createdAt > b.createdAt ? -1 : 0)),
+    'quant.list': async () => [...jobs.values()].map(snapshot).sort(newestFirst),
   };
 
   return {

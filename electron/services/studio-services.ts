@@ -183,12 +183,13 @@ export function createStudioServices(options: StudioServicesOptions): StudioServ
   // Another studio process on this folder owns the runs it left executing; recovering them here would run them twice.
   const recover = presence.others().length === 0;
   presence.start();
+  // Workers started from now on (a run's engine, the playground's) get the cpu thread count the settings ask for.
+  const workerEnv = (): NodeJS.ProcessEnv => cpuThreadsEnv(settings.get().cpuThreads);
   runs = new RunManager({
     store: new RunStore(home, db),
     adapters,
     emit,
-    // Each run's engine gets the cpu thread count the settings ask for as the run starts.
-    startEngine: options.startEngine ?? (() => startEngine({ env: cpuThreadsEnv(settings.get().cpuThreads) })),
+    startEngine: options.startEngine ?? (() => startEngine({ env: workerEnv() })),
     settings: () => settings.get(),
     exporter,
     recover,
@@ -206,7 +207,7 @@ export function createStudioServices(options: StudioServicesOptions): StudioServ
   const quantArchive = new QuantArchive(join(home.root, 'quant-reports'));
   const quant = createQuantLab({ emit, archive: quantArchive });
   for (const problem of quantArchive.problems) console.warn(`quantization lab: skipped a stored report: ${problem}`);
-  const playground = createPlayground({ emit, env: () => cpuThreadsEnv(settings.get().cpuThreads) });
+  const playground = createPlayground({ emit, env: workerEnv });
 
   // The Prometheus endpoint follows the setting: off (null) or on 127.0.0.1:<port>.
   let prometheus: PrometheusEndpoint | null = null;
@@ -290,7 +291,7 @@ export function createStudioServices(options: StudioServicesOptions): StudioServ
         throw asStudioError(e, 'modelPath');
       }
       const backend = p.backend ?? 'cpu';
-      const threads = configuredThreads(cpuThreadsEnv(settings.get().cpuThreads));
+      const threads = configuredThreads(workerEnv());
       const estimate = estimateTrainingMemory(model, { lora: p.lora, train: p.train }, { backend, threads: backend === 'cpu' ? threads : 1 });
       return { estimate, systemMemoryBytes: totalmem(), freeMemoryBytes: freemem() };
     },
