@@ -1,4 +1,4 @@
-import { BUILTIN_CHAT_TEMPLATE_NAMES, PROMPT_FORMATS, type PlaygroundVariant, type PromptFormat } from '../../../common/protocol.ts';
+import { BUILTIN_CHAT_TEMPLATE_NAMES, PROMPT_FORMATS, type PlaygroundVariant, type PromptFormat, type StudioErrorInfo } from '../../../common/protocol.ts';
 import { ErrorNote } from '../components/ErrorNote.tsx';
 import { ModelLine, ModelPathControls } from '../components/ModelPathControls.tsx';
 import { useShallow } from 'zustand/react/shallow';
@@ -73,11 +73,20 @@ function ModelCard() {
   );
 }
 
-function fieldError(key: string): string | undefined {
-  const e = usePlayground.getState().startError;
+/** The problem `e` reports about one request field, if any. */
+function fieldError(e: StudioErrorInfo | null, key: string): string | undefined {
   if (!e) return undefined;
   if (e.field === key && !e.fieldErrors?.length) return e.message;
   return e.fieldErrors?.find((f) => f.field === key)?.message;
+}
+
+/** Request fields the page shows their problems next to. */
+const INLINE_FIELDS = new Set(['prompt', 'promptFormat', 'chatTemplate', 'maxNewTokens', 'temperature', 'topP', 'seed']);
+
+/** Whether `e` still needs a note of its own: it names no field shown inline, or some field that is not. */
+function needsGeneralNote(e: StudioErrorInfo): boolean {
+  if (!e.field || !INLINE_FIELDS.has(e.field)) return true;
+  return e.fieldErrors?.some((f) => !INLINE_FIELDS.has(f.field)) ?? false;
 }
 
 function SettingsCard() {
@@ -88,9 +97,9 @@ function SettingsCard() {
   const settings = usePlayground((s) => s.settings);
   const backend = usePlayground((s) => s.backend);
   const model = usePlayground((s) => s.model);
-  usePlayground((s) => s.startError);
+  const startError = usePlayground((s) => s.startError);
   const { set, setSetting } = usePlayground.getState();
-  const formatError = fieldError('promptFormat') ?? fieldError('chatTemplate');
+  const formatError = fieldError(startError, 'promptFormat') ?? fieldError(startError, 'chatTemplate');
   return (
     <section className="card" data-testid="pg-settings">
       <h2>Prompt format &amp; sampling</h2>
@@ -130,7 +139,7 @@ function SettingsCard() {
       ) : null}
       <div className="grid-2">
         {SETTINGS.map((f) => {
-          const error = fieldError(f.key);
+          const error = fieldError(startError, f.key);
           return (
             <div key={f.key} className={`field${error ? ' field-invalid' : ''}`}>
               <label htmlFor={`pg-${f.key}`}>{f.label}</label>
@@ -179,10 +188,8 @@ function PromptCard() {
   const { set, generate, stop, continueConversation } = usePlayground.getState();
   const running = jobId !== null && ended === null && !starting;
   const canContinue = promptFormat === 'chat' && ended !== null && ended.error === null && !ended.cancelled;
-  const promptError = fieldError('prompt');
-  // Field problems are shown at their fields; the rest here.
-  const shownAtFields = ['prompt', 'promptFormat', 'chatTemplate', 'maxNewTokens', 'temperature', 'topP', 'seed'];
-  const general = startError && !(startError.field && shownAtFields.includes(startError.field) && !startError.fieldErrors?.some((f) => !shownAtFields.includes(f.field))) ? startError : null;
+  const promptError = fieldError(startError, 'prompt');
+  const general = startError && needsGeneralNote(startError) ? startError : null;
   return (
     <section className="card" data-testid="pg-prompt">
       <h2>Prompt</h2>
