@@ -39,6 +39,24 @@ function isObject(x: unknown): x is Record<string, unknown> {
   return typeof x === 'object' && x !== null && !Array.isArray(x);
 }
 
+
+/**
+ * Upper bounds for the size fields, far above any released model (Llama-3.1-405B: 126 layers, hidden 16384, vocab
+ * 128256) but low enough that a damaged or hostile config.json fails here, before a loop or an allocation walks a
+ * billion layers. The tensors actually present are checked against the config afterwards (hf-model.ts).
+ */
+const SIZE_LIMITS: Readonly<Record<string, number>> = {
+  num_hidden_layers: 1024,
+  hidden_size: 1 << 17,
+  intermediate_size: 1 << 20,
+  vocab_size: 1 << 24,
+  num_attention_heads: 1024,
+  num_key_value_heads: 1024,
+  head_dim: 4096,
+  max_position_embeddings: 1 << 24,
+  original_max_position_embeddings: 1 << 24,
+  sliding_window: 1 << 24,
+};
 class Reader {
   constructor(
     readonly file: string,
@@ -64,6 +82,8 @@ class Reader {
     if ((v === undefined || v === null) && fallback !== undefined) return fallback;
     if (v === undefined) this.fail(field, 'is missing (a positive integer is required)');
     if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0) this.fail(field, `must be a positive integer, got ${JSON.stringify(v)}`);
+    const max = SIZE_LIMITS[field];
+    if (max !== undefined && v > max) this.fail(field, `(${v}) is larger than any real model's (at most ${max}); the file looks damaged`);
     return v;
   }
 
@@ -177,8 +197,11 @@ function parseQwenSlidingWindow(r: Reader, numLayers: number): number | null {
     }
     types = v as string[];
   } else {
+    // Layers from max_window_layers on slide: decided from the two numbers, without a per-layer list.
     const maxWindowLayers = r.nonNegativeInt('max_window_layers', 28);
-    types = Array.from({ length: numLayers }, (_, i) => (i >= maxWindowLayers ? 'sliding_attention' : 'full_attention'));
+    if (maxWindowLayers >= numLayers) return null;
+    if (maxWindowLayers === 0) return window;
+    types = ['full_attention', 'sliding_attention'];
   }
   if (types.every((t) => t === 'full_attention')) return null;
   if (types.every((t) => t === 'sliding_attention')) return window;
