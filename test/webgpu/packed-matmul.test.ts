@@ -153,3 +153,25 @@ test('a packed weight read with the wrong shape is refused with both shapes name
   );
   for (const t of [tq, ta, tc]) ctx.allocator.destroy(t.buffer);
 });
+
+test('decoding one row (matvec) on a packed weight equals matvec on its f32 dequantization, for every format', async () => {
+  const { matvec } = await import('../../engine/backend/webgpu/matvec.ts');
+  for (const f of PACKED_FORMATS) {
+    const [N, K] = shape(f);
+    const w = randomPacked(f, N, K, 7);
+    const tq = packedTensor(ctx, `w.${f}`, w);
+    const tf = tensorFrom(ctx, 'w.f32', w.dequantize(), 'f32');
+    const x = tensorFrom(ctx, 'x', randn(new Rng(3), K), 'f32');
+    const yq = createTensor(ctx, 'yq', N, 'f32');
+    const yf = createTensor(ctx, 'yf', N, 'f32');
+    for (const lanes of [1, 8]) {
+      await runner.runOnce((p) => {
+        matvec(p, { y: yq, x, w: tq, N, K, lanes });
+        matvec(p, { y: yf, x, w: tf, N, K, lanes });
+      });
+      const [gq, gf] = await download(ctx, [yq, yf]);
+      assertBitEqual(`${f} matvec lanes ${lanes}`, gq, gf);
+    }
+    for (const t of [tq, tf, x, yq, yf]) ctx.allocator.destroy(t.buffer);
+  }
+});
