@@ -169,12 +169,16 @@ async function uploadWeight(ctx: GpuContext, runner: Runner, t: GpuTensor, w: We
   ctx.device.queue.writeBuffer(t.buffer, t.offset, new Uint8Array(bits.buffer, bits.byteOffset, bits.byteLength), 0, bits.byteLength);
 }
 
-/** Fills `t` with mean + std·N(0,1) from a stateless hash of (seed, index) (Box–Muller). */
+/**
+ * Fills `t` with mean + std·N(0,1) from a stateless hash of (seed, index) (Box–Muller), a binding-sized block at a
+ * time (an embedding table can exceed one binding); the index is the element's in `t`, so blocks do not change values.
+ */
 function randomFill(prog: Program, t: GpuTensor, seed: number, mean: number, std: number): void {
   const spec = kernelModule({
     key: `init.normal:${t.dtype}`,
     params: [
       ['n', 'u32'],
+      ['base', 'u32'],
       ['seed', 'u32'],
       ['mean', 'f32'],
       ['sd', 'f32'],
@@ -187,17 +191,23 @@ fn hash(x: u32) -> u32 {
   return (w >> 22u) ^ w;
 }
 @compute @workgroup_size(${WG}) fn main(${WG_BUILTINS}) {
-  let i = (${FLAT_WG}) * ${WG}u + lid;
-  if (i >= p.n) { return; }
+  let j = (${FLAT_WG}) * ${WG}u + lid;
+  if (j >= p.n) { return; }
+  let i = p.base + j;
   let h1 = hash((i * 2u) ^ hash(p.seed));
   let h2 = hash((i * 2u + 1u) ^ hash(p.seed + 0x9e3779b9u));
   let u1 = (f32(h1 >> 8u) + 0.5) / 16777216.0;
   let u2 = f32(h2 >> 8u) / 16777216.0;
   let z = sqrt(-2.0 * log(u1)) * cos(6.283185307 * u2);
-  o[i] = ${t.dtype}(p.mean + p.sd * z);
+  o[j] = ${t.dtype}(p.mean + p.sd * z);
 }`,
   });
-  prog.dispatch(spec, [t], { n: t.size, seed: seed >>> 0, mean, sd: std }, grid(prog, t.size));
+  // Blocks of a multiple of 1024 elements keep every view's byte offset aligned for binding.
+  const block = Math.max(1024, Math.floor(prog.runner.ctx.limits.maxStorageBufferBindingSize / dtypeBytes(t.dtype) / 1024) * 1024);
+  for (let b = 0; b < t.size; b += block) {
+    const n = Math.min(block, t.size - b);
+    prog.dispatch(spec, [b === 0 && n === t.size ? t : view(t, `${t.name}[${b}:]`, b, n)], { n, base: b, seed: seed >>> 0, mean, sd: std }, grid(prog, n));
+  }
 }
 
 export type WeightSource =
