@@ -10,7 +10,7 @@ import { randomUUID } from 'node:crypto';
 import { closeSync, copyFileSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { RunConfig } from '../../common/protocol.ts';
+import type { BundleIncludeModel, BundleSummary, RunConfig } from '../../common/protocol.ts';
 import { readHfConfig } from '../io/hf-config.ts';
 import { saveAdapter } from '../io/peft-adapter.ts';
 import { loadTokenizer } from '../io/tokenizer.ts';
@@ -29,31 +29,17 @@ export const BUNDLE_VERSION = 1;
 export const AUTO_INCLUDE_MODEL_BYTES = 64 * 1024 * 1024;
 const MODEL_FILE_RE = /^(config\.json|generation_config\.json|tokenizer\.json|tokenizer_config\.json|special_tokens_map\.json|chat_template\.jinja|.*\.safetensors|model\.safetensors\.index\.json)$/;
 
-export type IncludeModel = 'auto' | 'always' | 'never';
+export type { BundleSummary };
 
 export interface ExportBundleOptions {
   /** The studio run the bundle comes from (recorded in bundle.json and in the external run's status). */
   runId?: string | null;
   name?: string;
-  includeModel?: IncludeModel;
+  includeModel?: BundleIncludeModel;
   studioVersion?: string;
   onProgress?: (message: string) => void;
 }
 
-export interface BundleSummary {
-  path: string;
-  bundleId: string;
-  name: string;
-  steps: number;
-  trainExamples: number;
-  validationExamples: number;
-  targetTokens: number;
-  /** Whether the base model was copied into the bundle (model/). */
-  modelIncluded: boolean;
-  files: string[];
-  /** A launch command to start with. */
-  launch: string;
-}
 
 /** Where train.py and the requirements files are: next to this module in the sources, or under dist/. */
 export function bundlePythonDir(): string {
