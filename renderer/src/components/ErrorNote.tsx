@@ -1,7 +1,6 @@
-import { describeFieldError } from '../../../common/field-labels.ts';
 import type { StudioErrorInfo } from '../../../common/protocol.ts';
 
-/** One problem, with where it is (file:line) when the services said so; field problems name the field by its label. */
+/** One problem, with where it is (file:line) when the services said so. */
 export function ErrorNote({ error, testId }: { error: StudioErrorInfo; testId: string }) {
   const where = error.file ? `${error.file}${error.line !== undefined ? `:${error.line}` : ''}` : null;
   return (
@@ -11,7 +10,9 @@ export function ErrorNote({ error, testId }: { error: StudioErrorInfo; testId: s
       {error.fieldErrors && error.fieldErrors.length > 0 ? (
         <ul className="note-list">
           {error.fieldErrors.map((f) => (
-            <li key={`${f.field}:${f.message}`}>{describeFieldError(f)}</li>
+            <li key={f.field}>
+              <code>{f.field}</code>: {f.message}
+            </li>
           ))}
         </ul>
       ) : null}
