@@ -41,12 +41,13 @@ export async function* readParquet(path: string): AsyncGenerator<SourceRecord> {
   let rowStart = 0;
   for (const group of metadata.row_groups) {
     const rows = Number(group.num_rows);
-    const objects: Record<string, unknown>[] = [];
+    // The first column decides the row count; every other column must give as many rows.
+    let objects: Record<string, unknown>[] = [];
     try {
-      for (const column of columns) {
+      for (const [c, column] of columns.entries()) {
         const part = await parquetReadObjects({ file, metadata, columns: [column], rowStart, rowEnd: rowStart + rows });
-        if (objects.length === 0) for (let i = 0; i < part.length; i++) objects.push({});
-        if (part.length !== objects.length) throw new Error(`column ${column} has ${part.length} rows where the others have ${objects.length}`);
+        if (c === 0) objects = part.map(() => ({}));
+        else if (part.length !== objects.length) throw new Error(`column ${column} has ${part.length} rows where the others have ${objects.length}`);
         for (let i = 0; i < part.length; i++) objects[i][column] = part[i][column];
       }
     } catch (err) {

@@ -189,22 +189,24 @@ function parseQwenSlidingWindow(r: Reader, numLayers: number): number | null {
   if (!r.bool('use_sliding_window', false)) return null;
   const window = r.obj.sliding_window === undefined ? 4096 : r.obj.sliding_window === null ? null : r.positiveInt('sliding_window');
   if (window === null) return null;
-  let types: string[];
+  // Which kinds of layer there are decides it; without layer_types, layers from max_window_layers on slide, which
+  // the two numbers tell without a per-layer list.
+  let hasFull: boolean;
+  let hasSliding: boolean;
   if (r.given('layer_types')) {
     const v = r.obj.layer_types;
     if (!Array.isArray(v) || v.length !== numLayers || !v.every((x) => x === 'full_attention' || x === 'sliding_attention')) {
       r.fail('layer_types', `must list "full_attention" or "sliding_attention" for each of the ${numLayers} layers`);
     }
-    types = v as string[];
+    hasFull = v.includes('full_attention');
+    hasSliding = v.includes('sliding_attention');
   } else {
-    // Layers from max_window_layers on slide: decided from the two numbers, without a per-layer list.
     const maxWindowLayers = r.nonNegativeInt('max_window_layers', 28);
-    if (maxWindowLayers >= numLayers) return null;
-    if (maxWindowLayers === 0) return window;
-    types = ['full_attention', 'sliding_attention'];
+    hasFull = maxWindowLayers > 0;
+    hasSliding = maxWindowLayers < numLayers;
   }
-  if (types.every((t) => t === 'full_attention')) return null;
-  if (types.every((t) => t === 'sliding_attention')) return window;
+  if (!hasSliding) return null;
+  if (!hasFull) return window;
   r.fail(
     r.given('layer_types') ? 'layer_types' : 'max_window_layers',
     'mixes sliding-window and full-attention layers, which is not supported (use_sliding_window with max_window_layers between 1 and num_hidden_layers − 1)',
