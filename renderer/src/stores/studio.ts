@@ -37,6 +37,12 @@ export interface LogLine {
 export interface StudioState extends ModelSlice {
   client: StudioClient | null;
   connection: ConnectionState;
+  /** The host answered at least once in this window: a later 'closed' is a lost connection, not a host that is down. */
+  everConnected: boolean;
+  /** The host never answered in this window and an attempt has failed: the page says so instead of showing the UI. */
+  unreachable: boolean;
+  /** Why the host refuses this page's token ('unauthorized'). */
+  authProblem: string | null;
   appInfo: StudioResult<'app.info'> | null;
 
   datasetPath: string;
@@ -278,6 +284,9 @@ export const useStudio = create<StudioState>()((set, get) => {
   return {
     client: null,
     connection: 'closed',
+    everConnected: false,
+    unreachable: false,
+    authProblem: null,
     appInfo: null,
     ...modelSlice,
     datasetPath: '',
@@ -306,7 +315,12 @@ export const useStudio = create<StudioState>()((set, get) => {
       set({ client: c });
       const offEvents = c.onEvent(onEvent);
       const offConnection = c.onConnection((state) => {
-        set({ connection: state });
+        set((s) => ({
+          connection: state,
+          everConnected: s.everConnected || state === 'open',
+          unreachable: !(s.everConnected || state === 'open') && (s.unreachable || state === 'closed'),
+          authProblem: state === 'unauthorized' ? (c.authProblem?.() ?? 'the studio refused this page') : null,
+        }));
         if (state !== 'open') loads.reset();
         if (state === 'open') void resync();
       });
