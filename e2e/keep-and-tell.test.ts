@@ -152,13 +152,25 @@ test('Cancel asks first; "Keep training" keeps the run, "Yes, cancel it" cancels
   await page.screenshot({ path: join(resultsDir, 'keep-and-tell.png'), fullPage: true });
 });
 
-test('page tabs: arrow keys move between pages, each tab controls its panel', async () => {
+test('page tabs: arrow keys move between pages, each tab controls its panel; a run opens from the keyboard', async () => {
+  // Two runs, so the Runs page's own pick (the newest) is not the one the keyboard opens.
+  const [older] = await studio.api('runs.list', {});
+  assert.ok(older);
+  const newer = await studio.api('runs.start', { config: { ...older.config, train: { ...older.config.train, steps: 2 } } });
+  await waitForState(newer.id, ['completed', 'failed'], 60_000);
   await page.getByTestId('tab-train').focus();
   await page.keyboard.press('ArrowRight');
   assert.equal(await page.getByTestId('tab-runs').getAttribute('aria-selected'), 'true');
   assert.equal(await page.evaluate(() => document.activeElement?.getAttribute('data-testid')), 'tab-runs');
   assert.equal(await page.getByTestId('panel-runs').isVisible(), true);
   assert.equal(await page.getByTestId('panel-train').isHidden(), true);
+  const row = page.locator(`[data-testid="runs-row"][data-run-id="${older.id}"]`);
+  await row.waitFor({ timeout: 5_000 });
+  await page.locator(`[data-testid="run-detail"][data-run-id="${newer.id}"]`).waitFor({ timeout: 5_000 });
+  await row.focus();
+  await page.keyboard.press('Enter');
+  await page.locator(`[data-testid="run-detail"][data-run-id="${older.id}"]`).waitFor({ timeout: 5_000 });
+  await page.getByTestId('tab-runs').focus();
   await page.keyboard.press('End');
   assert.equal(await page.getByTestId('tab-quant').getAttribute('aria-selected'), 'true');
   assert.equal(await page.locator('#panel-quant main').count(), 1, 'the lab has its <main>');

@@ -1,6 +1,7 @@
 import { useEffect, useMemo, useState } from 'react';
 import type { RunSummary } from '../../../common/protocol.ts';
 import { formatCount, formatDuration, formatLoss } from '../components/format.ts';
+import { activateOnKey } from '../components/keyboard.ts';
 import { isActive, sortedRuns, useStudio } from '../stores/studio.ts';
 import { RunActions } from './RunActions.tsx';
 import { useRunsPage } from './runs-store.ts';
@@ -51,7 +52,10 @@ export function RunsTable() {
                 data-testid="runs-row"
                 data-run-id={run.id}
                 data-state={run.state}
+                tabIndex={0}
+                aria-label={`open ${run.name}`}
                 onClick={() => select(run.id)}
+                onKeyDown={activateOnKey(() => select(run.id))}
               >
                 <td onClick={(e) => e.stopPropagation()}>
                   <label className="compare-box" style={entry ? { borderColor: COMPARE_COLORS[entry.color] } : undefined}>
