@@ -179,6 +179,24 @@ test('page tabs: arrow keys move between pages, each tab controls its panel; a r
   assert.equal(await page.locator('h1').count(), 1);
 });
 
+test('the Settings dialog takes focus, keeps Tab inside, and gives focus back when it closes', async () => {
+  const opener = page.getByTestId('settings-open');
+  await opener.focus();
+  await page.keyboard.press('Enter');
+  const dialog = page.getByTestId('settings-dialog');
+  await dialog.waitFor({ timeout: 5_000 });
+  const inside = () => page.evaluate(() => !!document.activeElement?.closest('[data-testid="settings-dialog"]'));
+  assert.equal(await inside(), true, 'focus moved into the dialog');
+  await dialog.locator('input, button').first().waitFor({ timeout: 5_000 });
+  for (let i = 0; i < 25; i++) {
+    await page.keyboard.press(i % 5 === 4 ? 'Shift+Tab' : 'Tab');
+    assert.equal(await inside(), true, `focus left the dialog after ${i + 1} presses`);
+  }
+  await page.keyboard.press('Escape');
+  await dialog.waitFor({ state: 'detached', timeout: 5_000 });
+  assert.equal(await page.evaluate(() => document.activeElement?.getAttribute('data-testid')), 'settings-open', 'focus is back on Settings');
+});
+
 test('a page without its token, or with one from an earlier session, says so on a page of its own', async () => {
   for (const url of [studio.origin + '/', `${studio.origin}/?token=not-this-sessions-token`]) {
     const other = await browser.newPage();
