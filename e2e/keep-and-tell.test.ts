@@ -107,12 +107,12 @@ test('a reload keeps the model, the dataset and every setting, the Advanced ones
   assert.equal(await page.getByTestId('train-button').isEnabled(), true, (await blockers(page)).join(' | '));
 
   // A stale stored value (an unknown schedule) falls back alone; the page still opens with the rest kept.
-  await page.evaluate(() => {
+  await page.evaluate(`(() => {
     const key = 'lora-studio.train-form';
-    const kept = JSON.parse(localStorage.getItem(key) ?? '{}') as { advanced: { schedule: string } };
+    const kept = JSON.parse(localStorage.getItem(key) ?? '{}');
     kept.advanced.schedule = 'exponential';
     localStorage.setItem(key, JSON.stringify(kept));
-  });
+  })()`);
   await page.reload();
   await waitConnected(page);
   await page.getByTestId('model-summary').waitFor({ timeout: 30_000 });
@@ -161,7 +161,7 @@ test('page tabs: arrow keys move between pages, each tab controls its panel; a r
   await page.getByTestId('tab-train').focus();
   await page.keyboard.press('ArrowRight');
   assert.equal(await page.getByTestId('tab-runs').getAttribute('aria-selected'), 'true');
-  assert.equal(await page.evaluate(() => document.activeElement?.getAttribute('data-testid')), 'tab-runs');
+  assert.equal(await page.evaluate<string | null>(`document.activeElement?.getAttribute('data-testid') ?? null`), 'tab-runs');
   assert.equal(await page.getByTestId('panel-runs').isVisible(), true);
   assert.equal(await page.getByTestId('panel-train').isHidden(), true);
   const row = page.locator(`[data-testid="runs-row"][data-run-id="${older.id}"]`);
@@ -185,7 +185,7 @@ test('the Settings dialog takes focus, keeps Tab inside, and gives focus back wh
   await page.keyboard.press('Enter');
   const dialog = page.getByTestId('settings-dialog');
   await dialog.waitFor({ timeout: 5_000 });
-  const inside = () => page.evaluate(() => !!document.activeElement?.closest('[data-testid="settings-dialog"]'));
+  const inside = () => page.evaluate<boolean>(`!!document.activeElement?.closest('[data-testid="settings-dialog"]')`);
   assert.equal(await inside(), true, 'focus moved into the dialog');
   await dialog.locator('input, button').first().waitFor({ timeout: 5_000 });
   for (let i = 0; i < 25; i++) {
@@ -194,7 +194,7 @@ test('the Settings dialog takes focus, keeps Tab inside, and gives focus back wh
   }
   await page.keyboard.press('Escape');
   await dialog.waitFor({ state: 'detached', timeout: 5_000 });
-  assert.equal(await page.evaluate(() => document.activeElement?.getAttribute('data-testid')), 'settings-open', 'focus is back on Settings');
+  assert.equal(await page.evaluate<string | null>(`document.activeElement?.getAttribute('data-testid') ?? null`), 'settings-open', 'focus is back on Settings');
 });
 
 test('a page without its token, or with one from an earlier session, says so on a page of its own', async () => {
