@@ -110,8 +110,10 @@ test('two runs queue, the page reloads mid-run, both complete with full charts a
   await waitForState(a.id, ['executing'], 10_000);
   // Another learning rate, so the compared curves differ.
   const b = await train(page, STEPS_B, new Set([a.id]), 0.005);
-  // The Train page follows the new run: it waits behind the first one.
-  await page.locator('[data-testid="run-progress"] [data-testid="run-state"]', { hasText: 'queued (position 1)' }).waitFor({ timeout: 5_000 });
+  // The second waits behind the first, and the Train page keeps the running one's live card and chart.
+  await page.getByTestId('run-history').locator('.badge', { hasText: 'queued (position 1)' }).waitFor({ timeout: 5_000 });
+  await page.locator('[data-testid="run-progress"] [data-testid="run-state"]', { hasText: 'training' }).waitFor({ timeout: 5_000 });
+  assert.equal(await page.getByTestId('run-progress').locator('.run-name').textContent(), a.name, 'the live card still shows the running run');
   assert.equal((await studio.api('runs.get', { id: a.id })).state, 'executing', 'the first run trains while the second waits');
   mkdirSync(resultsDir, { recursive: true });
   await page.screenshot({ path: join(resultsDir, 'runs-queued.png') });
