@@ -234,8 +234,12 @@ test('stop & save now: the run ends completed at the step it reached, with its a
   assert.ok(done.adapterId, 'its adapter was kept');
   assert.ok((await studio.api('adapters.list', {})).some((x) => x.id === done.adapterId), 'the adapter is listed');
   await page.locator('[data-testid="run-progress"][data-state="completed"]').waitFor({ timeout: 5_000 });
+  // Its own outcome, not a plain "completed" at 3/40.
+  assert.equal(await progress.getByTestId('run-state').textContent(), `stopped early at step ${done.step}`);
+  assert.equal(await progress.getByTestId('run-state').getAttribute('data-outcome'), 'stopped-early');
   await page.getByTestId('tab-runs').click();
   await checkRunChart(page, done, done.step);
+  assert.equal(await page.locator(`[data-testid="runs-row"][data-run-id="${run.id}"] [data-testid="runs-state"]`).textContent(), `stopped early at step ${done.step}`);
   await page.locator(`[data-testid="run-detail"][data-run-id="${run.id}"] [data-testid="run-file-adapter"] code.path`).waitFor({ timeout: 5_000 });
   assert.deepEqual(errors, [], 'no errors in the page');
   await page.close();
