@@ -101,7 +101,9 @@ export function describeFieldError(error: FieldError): string {
   if (!error.field) return capitalize(message);
   const label = fieldLabel(error.field);
   const subject = label.replace(/\s*\(.*\)$/, '').toLowerCase();
-  if (message.toLowerCase().startsWith(subject + ' ')) return label + message.slice(subject.length);
+  const lower = message.toLowerCase();
+  if (lower.startsWith(subject + ' ')) return label + message.slice(subject.length);
+  if (lower.startsWith(`the ${subject} `)) return label + message.slice(subject.length + 4);
   return `${label}: ${message}`;
 }
 

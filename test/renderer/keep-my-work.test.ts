@@ -140,6 +140,7 @@ test('field labels: messages name the field as the page does, never by its key',
   assert.equal(describeFieldError({ field: 'thresholds.relErr', message: 'must be greater than 0' }), 'Relative-error threshold: must be greater than 0');
   assert.equal(describeFieldError({ field: 'modelPath', message: 'choose a model folder' }), 'Model: choose a model folder');
   assert.equal(describeFieldError({ field: '', message: 'something broke' }), 'Something broke');
+  assert.equal(describeFieldError({ field: 'thresholds.kl', message: 'the KL threshold must be a number greater than 0' }), 'KL threshold must be a number greater than 0');
   assert.equal(fieldLabel('lora.targets.3'), 'Target modules');
   assert.equal(fieldLabel('someNewField'), 'Some new field');
 });
@@ -194,4 +195,21 @@ test('epochs: one pass is ceil(examples / (batch × accumulation)), the validati
   assert.deepEqual(stepsForEpochs('2.5', 12), { ok: true, steps: 30 });
   assert.equal(stepsForEpochs('0', 12).ok, false);
   assert.equal(stepsForEpochs('1e9', 12).ok, false);
+});
+
+test('lab problems: Run is off with 0 formats, a missing calibration file or a bad threshold, each named', async () => {
+  const { labProblems } = await import('../../renderer/src/lab/lab-store.ts');
+  const ok = { model: null, modelPath: '/m', chosen: ['q8_0'], adapterModes: [], calib: 'sample' as const, calibPath: '', relErrThreshold: '', klThreshold: '' };
+  assert.deepEqual(labProblems(ok, false), []);
+  const bad = labProblems({ ...ok, modelPath: ' ', chosen: [], calib: 'file', klThreshold: '-1' }, true);
+  assert.deepEqual(
+    bad.map((p) => describeFieldError(p)),
+    [
+      'Model: choose a model (or use the sample model)',
+      'Formats: choose at least one format',
+      'Adapter modes: choose how the adapter meets the quantized base',
+      'Calibration text: type the path of a calibration text file, or use the sample',
+      'KL threshold must be a number greater than 0 (or empty for automatic)',
+    ],
+  );
 });

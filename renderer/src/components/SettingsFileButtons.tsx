@@ -36,10 +36,10 @@ export function SettingsFileButtons() {
 
   return (
     <div className="settings-file">
-      <button type="button" className="link" data-testid="settings-save" onClick={save} title="Download these settings as a run.json (lora-studio train reads it too)">
+      <button type="button" className="link" data-testid="run-settings-save" onClick={save} title="Download these settings as a run.json (lora-studio train reads it too)">
         Save settings…
       </button>
-      <button type="button" className="link" data-testid="settings-load" onClick={() => input.current?.click()} title="Fill the form from a saved run.json">
+      <button type="button" className="link" data-testid="run-settings-load" onClick={() => input.current?.click()} title="Fill the form from a saved run.json">
         Load settings…
       </button>
       <input
@@ -47,7 +47,7 @@ export function SettingsFileButtons() {
         type="file"
         accept=".json,application/json"
         hidden
-        data-testid="settings-load-file"
+        data-testid="run-settings-file"
         onChange={(e) => {
           const file = e.target.files?.[0];
           e.target.value = '';
@@ -55,11 +55,11 @@ export function SettingsFileButtons() {
         }}
       />
       {problem ? (
-        <div className="field-error" role="alert" data-testid="settings-load-error">
+        <div className="field-error" role="alert" data-testid="run-settings-error">
           {problem}
         </div>
       ) : loaded ? (
-        <span className="muted" role="status" data-testid="settings-loaded">
+        <span className="muted" role="status" data-testid="run-settings-loaded">
           settings from {loaded}
         </span>
       ) : null}

@@ -37,6 +37,12 @@ export interface LogLine {
 export interface StudioState extends ModelSlice {
   client: StudioClient | null;
   connection: ConnectionState;
+  /** The host answered at least once in this window: a later 'closed' is a lost connection, not a host that is down. */
+  everConnected: boolean;
+  /** The host never answered in this window and an attempt has failed: the page says so instead of showing the UI. */
+  unreachable: boolean;
+  /** Why the host refuses this page's token ('unauthorized'). */
+  authProblem: string | null;
   appInfo: StudioResult<'app.info'> | null;
 
   datasetPath: string;
@@ -120,6 +126,12 @@ export function sortedRuns(runs: Record<string, RunSummary>): RunSummary[] {
 
 const kept = loadKeptForm(browserStorage());
 
+/** The run the Train page's live card shows after a (re)load: the newest training one, else the newest. */
+export function liveCardRun(runs: Record<string, RunSummary>): string | null {
+  const list = sortedRuns(runs);
+  return (list.find((r) => r.state === 'executing') ?? list[0])?.id ?? null;
+}
+
 export const useStudio = create<StudioState>()((set, get) => {
   function client(): StudioClient {
     const c = get().client;
@@ -165,8 +177,12 @@ export const useStudio = create<StudioState>()((set, get) => {
     switch (message.event) {
       case 'run.updated': {
         const run = message.data as RunSummary;
+        const before = get().runs[run.id];
         upsertRun(run);
-        if (get().currentRunId === null) set({ currentRunId: run.id });
+        const current = get().currentRunId;
+        // A queued run that starts training takes the Train page's live card once the shown run is no longer active.
+        const started = run.state === 'executing' && before?.state !== 'executing';
+        if (current === null || (started && current !== run.id && !isActive(get().runs[current]))) set({ currentRunId: run.id });
         break;
       }
       case 'run.metrics': {
@@ -202,7 +218,7 @@ export const useStudio = create<StudioState>()((set, get) => {
       set((s) => {
         const merged = { ...s.runs };
         for (const r of runs) if (replyIsNewer(merged[r.id], r, 'reply')) merged[r.id] = r;
-        const currentRunId = s.currentRunId ?? sortedRuns(merged)[0]?.id ?? null;
+        const currentRunId = s.currentRunId ?? liveCardRun(merged);
         return { runs: merged, currentRunId };
       });
       const current = get().currentRunId;
@@ -278,6 +294,9 @@ export const useStudio = create<StudioState>()((set, get) => {
   return {
     client: null,
     connection: 'closed',
+    everConnected: false,
+    unreachable: false,
+    authProblem: null,
     appInfo: null,
     ...modelSlice,
     datasetPath: '',
@@ -306,7 +325,12 @@ export const useStudio = create<StudioState>()((set, get) => {
       set({ client: c });
       const offEvents = c.onEvent(onEvent);
       const offConnection = c.onConnection((state) => {
-        set({ connection: state });
+        set((s) => ({
+          connection: state,
+          everConnected: s.everConnected || state === 'open',
+          unreachable: !(s.everConnected || state === 'open') && (s.unreachable || state === 'closed'),
+          authProblem: state === 'unauthorized' ? (c.authProblem?.() ?? 'the studio refused this page') : null,
+        }));
         if (state !== 'open') loads.reset();
         if (state === 'open') void resync();
       });
@@ -447,7 +471,10 @@ export const useStudio = create<StudioState>()((set, get) => {
       try {
         const run = await client().request('runs.start', { config: check.config });
         upsertRun(run, true);
-        set({ currentRunId: run.id, starting: false });
+        // A run that queues behind a training one leaves that one's live chart in place (it follows once it starts).
+        const shown = get().currentRunId;
+        const keep = shown !== null && shown !== run.id && get().runs[shown]?.state === 'executing';
+        set({ currentRunId: keep ? shown : run.id, starting: false });
       } catch (e) {
         const info = errorInfo(e);
         // The services may name fields from the request root (`config.lora.r`); the form knows them as `lora.r`.
