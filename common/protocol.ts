@@ -22,7 +22,7 @@ export type DatasetFormat = (typeof DATASET_FORMATS)[number];
 
 export const LoraSettingsSchema = z.object({
   r: z.number({ message: 'rank must be a number' }).int('rank must be a whole number').min(1, 'rank must be at least 1').max(1024, 'rank must be at most 1024'),
-  alpha: z.number({ message: 'alpha must be a number' }).positive('alpha must be greater than 0'),
+  alpha: z.number({ message: 'alpha must be a number' }).positive('alpha must be greater than 0').max(1_000_000, 'alpha must be at most 1,000,000'),
   dropout: z.number({ message: 'dropout must be a number' }).min(0, 'dropout must be between 0 and 1').lt(1, 'dropout must be below 1'),
   targets: z.array(z.enum(LORA_TARGETS)).min(1, 'choose at least one target module'),
   rslora: z.boolean().default(false),
@@ -31,22 +31,22 @@ export type LoraSettings = z.infer<typeof LoraSettingsSchema>;
 
 export const TrainSettingsSchema = z.object({
   learningRate: z.number({ message: 'learning rate must be a number' }).positive('learning rate must be greater than 0').max(1, 'learning rate must be at most 1'),
-  steps: z.number({ message: 'steps must be a number' }).int('steps must be a whole number').min(1, 'steps must be at least 1').max(10_000_000),
-  batchSize: z.number({ message: 'batch size must be a number' }).int('batch size must be a whole number').min(1, 'batch size must be at least 1').max(4096),
-  gradAccumulation: z.number().int().min(1, 'gradient accumulation must be at least 1').default(1),
-  maxSeqLen: z.number({ message: 'max sequence length must be a number' }).int('max sequence length must be a whole number').min(8, 'max sequence length must be at least 8').max(131072),
-  warmupSteps: z.number().int().min(0, 'warmup steps cannot be negative').default(0),
+  steps: z.number({ message: 'steps must be a number' }).int('steps must be a whole number').min(1, 'steps must be at least 1').max(10_000_000, 'steps must be at most 10,000,000'),
+  batchSize: z.number({ message: 'batch size must be a number' }).int('batch size must be a whole number').min(1, 'batch size must be at least 1').max(4096, 'batch size must be at most 4096'),
+  gradAccumulation: z.number({ message: 'gradient accumulation must be a number' }).int('gradient accumulation must be a whole number').min(1, 'gradient accumulation must be at least 1').max(4096, 'gradient accumulation must be at most 4096').default(1),
+  maxSeqLen: z.number({ message: 'max sequence length must be a number' }).int('max sequence length must be a whole number').min(8, 'max sequence length must be at least 8').max(131072, 'max sequence length must be at most 131072'),
+  warmupSteps: z.number({ message: 'warmup steps must be a number' }).int('warmup steps must be a whole number').min(0, 'warmup steps cannot be negative').max(10_000_000, 'warmup steps must be at most 10,000,000').default(0),
   schedule: z.enum(['constant', 'linear', 'cosine']).default('constant'),
-  weightDecay: z.number().min(0, 'weight decay cannot be negative').default(0),
-  maxGradNorm: z.number().min(0, 'max grad norm cannot be negative (0 turns clipping off)').default(1),
-  seed: z.number().int().min(0).default(42),
+  weightDecay: z.number({ message: 'weight decay must be a number' }).min(0, 'weight decay cannot be negative').max(10, 'weight decay must be at most 10').default(0),
+  maxGradNorm: z.number({ message: 'max grad norm must be a number' }).min(0, 'max grad norm cannot be negative (0 turns clipping off)').default(1),
+  seed: z.number({ message: 'seed must be a number' }).int('seed must be a whole number').min(0, 'seed cannot be negative').max(2 ** 32 - 1, 'seed must be below 4294967296').default(42),
   gradientCheckpointing: z.boolean().default(false),
   precision: z.enum(['fp32', 'fp16']).default('fp32'),
   checkpointEverySteps: z.number().int().min(0).default(0),
   /** Also write a checkpoint when this many minutes passed since the last one; 0 or absent: the studio setting. */
   checkpointEveryMinutes: z.number().min(0, 'checkpoint interval cannot be negative').optional(),
-  validationPercent: z.number().min(0).max(50, 'validation split must be at most 50 %').default(0),
-  evalEverySteps: z.number().int().min(0).default(0),
+  validationPercent: z.number({ message: 'validation split must be a number' }).min(0, 'validation split cannot be negative').max(50, 'validation split must be at most 50 %').default(0),
+  evalEverySteps: z.number({ message: 'evaluation interval must be a number' }).int('evaluation interval must be a whole number of steps').min(0, 'evaluation interval cannot be negative').default(0),
   /** cpu backend: keep the frozen base weights as f16 bits in memory (half the memory; values rounded to f16). */
   frozenWeightsF16: z.boolean().default(false),
 });
