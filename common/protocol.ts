@@ -8,6 +8,7 @@
  * Runs anywhere (browser, Node, Electron): imports nothing but zod (and the plain report types next to it).
  */
 import { z } from 'zod';
+import type { BundleDropoutMode, BundleLaunch, BundleLauncher } from './bundle-launch.ts';
 import type { QuantReport } from './quant-report.ts';
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -137,19 +138,26 @@ export type RunState =
   | 'paused';
 
 /** One training step as the engine measured it. */
-export interface MetricPoint {
-  step: number;
-  loss: number;
-  learningRate: number;
+const finiteMetric = z.number().finite();
+/**
+ * One training step's metrics: what the engine reports, the services store and push ('run.metrics'), and what an
+ * exported bundle's train.py writes as one line of metrics.jsonl ('external.metrics' reads it with this schema).
+ * JSON has no NaN: a step without target tokens is written with loss null and reads back as NaN.
+ */
+export const MetricPointSchema = z.object({
+  step: z.number().int().min(1),
+  loss: finiteMetric.nullable().transform((v) => v ?? Number.NaN),
+  learningRate: finiteMetric,
   /** Non-ignored tokens trained on in this step. */
-  tokens: number;
-  tokensPerSecond: number;
-  elapsedMs: number;
-  gradNorm: number;
-  lossScale?: number;
-  skipped?: boolean;
-  validationLoss?: number;
-}
+  tokens: z.number().min(0),
+  tokensPerSecond: finiteMetric.min(0),
+  elapsedMs: finiteMetric.min(0),
+  gradNorm: finiteMetric,
+  lossScale: finiteMetric.optional(),
+  skipped: z.boolean().optional(),
+  validationLoss: finiteMetric.optional(),
+});
+export type MetricPoint = z.output<typeof MetricPointSchema>;
 
 export interface RunSummary {
   id: string;
@@ -354,8 +362,9 @@ export interface BundleSummary {
   modelIncluded: boolean;
   /** Every file, relative to the bundle folder. */
   files: string[];
-  /** A launch command to start with (8 GPUs, DDP); the bundle's README lists the others. */
+  /** The launch command as chosen at export (default 8 GPUs, DDP), from the bundle folder; the README lists the others. */
   launch: string;
+  chosenLaunch: BundleLaunch;
 }
 
 /** waiting: nothing written yet; running; completed (the adapter is there); failed (status.json says why). */
@@ -576,7 +585,10 @@ export interface StudioRequests {
    * prepared data and step plan, the initial adapter, launch configurations). Written into `destination` (a folder
    * on the services' disk) under a new sub-folder, else under the studio home's bundles/.
    */
-  'runs.exportBundle': { params: { id: string; destination?: string; includeModel?: BundleIncludeModel }; result: BundleSummary };
+  'runs.exportBundle': {
+    params: { id: string; destination?: string; includeModel?: BundleIncludeModel; launcher?: BundleLauncher; processes?: number; dropout?: BundleDropoutMode };
+    result: BundleSummary;
+  };
   /** Follows an external run: a bundle's output folder (or the bundle folder itself); its points come as 'external.metrics'. */
   'external.follow': { params: { path: string; autoImport?: boolean }; result: ExternalRunSummary };
   'external.list': { params: Record<string, never>; result: ExternalRunSummary[] };
@@ -782,7 +794,7 @@ export type BundleCommand = {
   jobId: string;
   config: RunConfig;
   outDir: string;
-  options: { runId: string | null; name: string; includeModel: BundleIncludeModel; studioVersion: string };
+  options: { runId: string | null; name: string; includeModel: BundleIncludeModel; studioVersion: string; launch?: BundleLaunch };
 };
 
 export type BundleEvent =

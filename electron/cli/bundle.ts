@@ -7,6 +7,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
+import { BUNDLE_DROPOUT_MODES, BUNDLE_LAUNCHERS, DEFAULT_BUNDLE_LAUNCH, MAX_BUNDLE_PROCESSES, type BundleDropoutMode, type BundleLaunch, type BundleLauncher } from '../../common/bundle-launch.ts';
 import { BUNDLE_INCLUDE_MODEL, type AdapterImportResult, type BundleIncludeModel, type BundleSummary, type RunConfig } from '../../common/protocol.ts';
 import { exportBundle } from '../../engine/export/bundle.ts';
 import { AdapterStore } from '../services/adapter-store.ts';
@@ -24,7 +25,21 @@ export interface ExportBundleFlags {
   out: string;
   home?: string;
   includeModel?: string;
+  launcher?: string;
+  processes?: string;
+  dropout?: string;
   json?: boolean;
+}
+
+/** --launcher, --processes, --dropout → the launch the README and the summary put first. */
+function launchFlags(flags: ExportBundleFlags): BundleLaunch {
+  const launcher = flags.launcher ?? DEFAULT_BUNDLE_LAUNCH.launcher;
+  if (!(BUNDLE_LAUNCHERS as readonly string[]).includes(launcher)) throw new Error(`--launcher must be one of ${BUNDLE_LAUNCHERS.join(', ')}, got ${JSON.stringify(launcher)}`);
+  const dropout = flags.dropout ?? DEFAULT_BUNDLE_LAUNCH.dropout;
+  if (!(BUNDLE_DROPOUT_MODES as readonly string[]).includes(dropout)) throw new Error(`--dropout must be one of ${BUNDLE_DROPOUT_MODES.join(', ')}, got ${JSON.stringify(dropout)}`);
+  const processes = flags.processes === undefined ? DEFAULT_BUNDLE_LAUNCH.processes : Number(flags.processes);
+  if (!Number.isInteger(processes) || processes < 1 || processes > MAX_BUNDLE_PROCESSES) throw new Error(`--processes must be a whole number from 1 to ${MAX_BUNDLE_PROCESSES}, got ${JSON.stringify(flags.processes)}`);
+  return { launcher: launcher as BundleLauncher, processes, dropout: dropout as BundleDropoutMode };
 }
 
 /** RUN is a run.json when it names an existing file, else a run id of the studio data folder. */
@@ -45,6 +60,7 @@ function runSource(run: string, home: string): { config: RunConfig; runId: strin
 
 export async function exportBundleCommand(run: string, flags: ExportBundleFlags, io: Io = process): Promise<BundleSummary> {
   const include = flags.includeModel ?? 'auto';
+  const launch = launchFlags(flags);
   if (!(BUNDLE_INCLUDE_MODEL as readonly string[]).includes(include)) throw new Error(`--include-model must be one of ${BUNDLE_INCLUDE_MODEL.join(', ')}, got ${JSON.stringify(include)}`);
   const home = flags.home ?? defaultHomeDir();
   const src = runSource(run, home);
@@ -52,6 +68,7 @@ export async function exportBundleCommand(run: string, flags: ExportBundleFlags,
     runId: src.runId,
     ...(src.name ? { name: src.name } : {}),
     includeModel: include as BundleIncludeModel,
+    launch,
     onProgress: (m) => io.stderr.write(`${m}\n`),
   });
   if (flags.json) io.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
@@ -61,7 +78,7 @@ export async function exportBundleCommand(run: string, flags: ExportBundleFlags,
         `bundle: ${summary.path}`,
         `  ${summary.steps} steps, ${summary.trainExamples} training / ${summary.validationExamples} validation examples, ${summary.targetTokens} target tokens`,
         `  base model ${summary.modelIncluded ? 'copied into model/' : 'not copied (pass --model to train.py where it lives elsewhere)'}`,
-        'launch (see README.md for one GPU, DeepSpeed ZeRO-2, FSDP, Slurm):',
+        'launch (README.md lists one GPU, DDP, DeepSpeed ZeRO-2, FSDP and Slurm):',
         `  ${summary.launch}`,
         `follow it: Runs → Follow an external run → ${resolve(summary.path, 'output')}`,
         '',
@@ -94,6 +111,9 @@ export function registerBundle(program: Command): void {
     .argument('<RUN|run.json>', 'a run id of the studio data folder, or a run config file')
     .requiredOption('--out <dir>', 'the bundle folder to create (must be new or empty)')
     .option('--include-model <auto|always|never>', 'copy the base model into the bundle (auto: when ≤ 64 MiB)', 'auto')
+    .option('--launcher <name>', `the launch the summary and README put first: ${BUNDLE_LAUNCHERS.join(', ')}`, DEFAULT_BUNDLE_LAUNCH.launcher)
+    .option('--processes <n>', 'processes (GPUs) of that launch', String(DEFAULT_BUNDLE_LAUNCH.processes))
+    .option('--dropout <torch|studio>', "LoRA dropout masks of that launch: PEFT's own (torch) or the studio's (studio)", DEFAULT_BUNDLE_LAUNCH.dropout)
     .option('--home <dir>', 'studio data folder (default: LORA_STUDIO_HOME or the OS app-data folder)')
     .option('--json', 'print the bundle summary as JSON')
     .action(async (run: string, flags: ExportBundleFlags) => {

@@ -6,6 +6,7 @@
 import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import { z } from 'zod';
+import { BUNDLE_DROPOUT_MODES, BUNDLE_LAUNCHERS, DEFAULT_BUNDLE_LAUNCH, MAX_BUNDLE_PROCESSES, type BundleLaunch } from '../../common/bundle-launch.ts';
 import { BUNDLE_INCLUDE_MODEL, type BundleCommand, type BundleEvent, type BundleIncludeModel, type BundleSummary, type RunSummary } from '../../common/protocol.ts';
 import { safeFileName } from './adapter-store.ts';
 import { StudioError, toStudioErrorInfo } from './errors.ts';
@@ -18,6 +19,14 @@ export const EXPORT_BUNDLE_PARAMS = z.object({
   id: z.string({ message: 'id is required' }).min(1, 'id is required'),
   destination: z.string().min(1, 'choose a folder to write the bundle into').optional(),
   includeModel: z.enum(BUNDLE_INCLUDE_MODEL, { message: `includeModel must be one of ${BUNDLE_INCLUDE_MODEL.join(', ')}` }).optional(),
+  launcher: z.enum(BUNDLE_LAUNCHERS, { message: `launcher must be one of ${BUNDLE_LAUNCHERS.join(', ')}` }).optional(),
+  processes: z
+    .number({ message: 'processes must be a number' })
+    .int('processes must be a whole number')
+    .min(1, 'processes must be at least 1')
+    .max(MAX_BUNDLE_PROCESSES, `processes must be at most ${MAX_BUNDLE_PROCESSES}`)
+    .optional(),
+  dropout: z.enum(BUNDLE_DROPOUT_MODES, { message: `dropout must be one of ${BUNDLE_DROPOUT_MODES.join(', ')}` }).optional(),
 });
 
 export function startBundleWorker(): BundleWorkerHandle {
@@ -33,6 +42,7 @@ export interface ExportRunBundle {
   /** A folder on the services' disk; the bundle is a new sub-folder of it. Default: <home>/bundles. */
   destination?: string;
   includeModel?: BundleIncludeModel;
+  launch?: Partial<BundleLaunch>;
   bundlesDir: string;
   studioVersion: string;
   startWorker?: () => BundleWorkerHandle;
@@ -64,7 +74,7 @@ export async function exportRunBundle(o: ExportRunBundle): Promise<BundleSummary
         }
       });
       void worker.exited.then((code) => reject(new StudioError({ message: `the bundle export worker stopped (exit code ${code}) before the bundle was written` })));
-      worker.send({ type: 'bundle.export', jobId, config: o.run.config, outDir, options: { runId: o.run.id, name: o.run.name, includeModel: o.includeModel ?? 'auto', studioVersion: o.studioVersion } });
+      worker.send({ type: 'bundle.export', jobId, config: o.run.config, outDir, options: { runId: o.run.id, name: o.run.name, includeModel: o.includeModel ?? 'auto', studioVersion: o.studioVersion, launch: { ...DEFAULT_BUNDLE_LAUNCH, ...o.launch } } });
     });
   } finally {
     await worker.terminate();

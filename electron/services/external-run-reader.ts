@@ -7,28 +7,13 @@
 import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
-import type { MetricPoint } from '../../common/protocol.ts';
+import { MetricPointSchema, type MetricPoint } from '../../common/protocol.ts';
 import { mergeMetricPoints } from '../../common/run-metrics.ts';
 
 export const METRICS_FILE = 'metrics.jsonl';
 export const STATUS_FILE = 'status.json';
 /** Problems listed per run; past this only the first ones are kept. */
 const MAX_PROBLEMS = 20;
-
-const finite = z.number().finite();
-/** One line of metrics.jsonl: the studio's MetricPoint (JSON has no NaN: a step without tokens has loss null). */
-export const MetricLineSchema = z.object({
-  step: z.number().int().min(1),
-  loss: finite.nullable(),
-  learningRate: finite,
-  tokens: z.number().min(0),
-  tokensPerSecond: finite.min(0),
-  elapsedMs: finite.min(0),
-  gradNorm: finite,
-  lossScale: finite.optional(),
-  skipped: z.boolean().optional(),
-  validationLoss: finite.optional(),
-});
 
 const StatusSchema = z.object({
   format: z.literal('lora-studio-external-run'),
@@ -59,11 +44,6 @@ export interface PollResult {
   /** The series started again: drop what was shown (truncatedAfter 0), then add newPoints. */
   reset: boolean;
   newPoints: MetricPoint[];
-}
-
-function toPoint(line: z.infer<typeof MetricLineSchema>): MetricPoint {
-  const { loss, ...rest } = line;
-  return { ...rest, loss: loss ?? Number.NaN };
 }
 
 export class ExternalRunReader {
@@ -165,12 +145,12 @@ export class ExternalRunReader {
             this.problem(`${METRICS_FILE} line ${this.lineNo}: not valid JSON (${e instanceof Error ? e.message : String(e)})`);
             continue;
           }
-          const r = MetricLineSchema.safeParse(json);
+          const r = MetricPointSchema.safeParse(json);
           if (!r.success) {
             this.problem(`${METRICS_FILE} line ${this.lineNo}: ${r.error.issues.map((i) => `${i.path.join('.') || '(top level)'}: ${i.message}`).join('; ')}`);
             continue;
           }
-          fresh.push(toPoint(r.data));
+          fresh.push(r.data);
         }
         changed = true;
       }

@@ -358,6 +358,7 @@ export function createStudioServices(options: StudioServicesOptions): StudioServ
         studioVersion: version,
         ...(p.destination ? { destination: p.destination } : {}),
         ...(p.includeModel ? { includeModel: p.includeModel } : {}),
+        launch: { ...(p.launcher ? { launcher: p.launcher } : {}), ...(p.processes !== undefined ? { processes: p.processes } : {}), ...(p.dropout ? { dropout: p.dropout } : {}) },
         ...(options.startBundleWorker ? { startWorker: options.startBundleWorker } : {}),
       });
     },

@@ -2,6 +2,7 @@
  * The text files of an exported bundle besides train.py: the Accelerate launch configurations (one GPU, DDP,
  * DeepSpeed ZeRO-2, FSDP), DeepSpeed's own JSON, a Slurm script and the README with the launch commands.
  */
+import { BUNDLE_LAUNCHERS, launchCommand, type BundleLaunch, type BundleLauncher } from '../../common/bundle-launch.ts';
 import type { RunConfig } from '../../common/protocol.ts';
 import type { TrainerSettings } from '../train/run-config.ts';
 
@@ -19,10 +20,28 @@ export interface BundleDescription {
   /** `package==version` lines of requirements.txt. */
   requirements: string[];
   deepspeedRequirement: string;
+  /** The launch chosen at export (README "Launch" starts with it). */
+  launch: BundleLaunch;
 }
 
-/** The launch configurations, by file name under accelerate/. */
-export const ACCELERATE_CONFIGS = ['single-gpu.yaml', 'multi-gpu.yaml', 'deepspeed-zero2.yaml', 'fsdp.yaml'] as const;
+type AccelerateConfigFile = `${BundleLauncher}.yaml`;
+/** The launch configurations, by file name under accelerate/: one per launcher (common/bundle-launch.ts). */
+export const ACCELERATE_CONFIGS: readonly AccelerateConfigFile[] = BUNDLE_LAUNCHERS.map((l): AccelerateConfigFile => `${l}.yaml`);
+
+/** The README's comment after each launcher's command (8 GPUs where it takes several). */
+const LAUNCH_COMMENT: Record<BundleLauncher, string> = {
+  'single-gpu': 'one GPU',
+  'multi-gpu': '8 GPUs, DDP',
+  'deepspeed-zero2': 'DeepSpeed ZeRO-2',
+  fsdp: 'FSDP',
+};
+
+function launchLines(): string {
+  const rows: [string, string][] = BUNDLE_LAUNCHERS.map((l) => [launchCommand({ launcher: l, processes: 8, dropout: 'torch' }), LAUNCH_COMMENT[l]]);
+  rows.push(['accelerate launch --num_processes 2 --cpu train.py', 'no GPU: 2 processes (gloo)'], ['sbatch slurm.sbatch', 'Slurm, several nodes']);
+  const width = Math.max(...rows.map(([c]) => c.length)) + 2;
+  return rows.map(([c, comment]) => `${c.padEnd(width)}# ${comment}`).join('\n');
+}
 export const DEEPSPEED_JSON = 'deepspeed-zero2.json';
 
 function mixedPrecision(s: TrainerSettings): 'fp16' | 'no' {
@@ -52,7 +71,7 @@ const COMMON: [string, string | number | boolean | null][] = [
 ];
 
 /** accelerate/<name>: what `accelerate launch --config_file` reads. num_processes is a default; --num_processes overrides it. */
-export function accelerateConfig(name: (typeof ACCELERATE_CONFIGS)[number], d: BundleDescription): string {
+export function accelerateConfig(name: AccelerateConfigFile, d: BundleDescription): string {
   const mp = mixedPrecision(d.settings);
   const head = `# LoRA Studio bundle "${d.name}": ${describeConfig(name)}\n`;
   switch (name) {
@@ -87,7 +106,7 @@ export function accelerateConfig(name: (typeof ACCELERATE_CONFIGS)[number], d: B
   }
 }
 
-function describeConfig(name: (typeof ACCELERATE_CONFIGS)[number]): string {
+function describeConfig(name: AccelerateConfigFile): string {
   switch (name) {
     case 'single-gpu.yaml':
       return 'one GPU';
@@ -203,13 +222,10 @@ The base model: ${d.modelLine}. Elsewhere pass \`--model <hub id or folder>\`.
 
 ## Launch
 
+As chosen at export: \`${launchCommand(d.launch)}\`. Any of these works:
+
 \`\`\`bash
-accelerate launch --config_file accelerate/single-gpu.yaml train.py                          # one GPU
-accelerate launch --config_file accelerate/multi-gpu.yaml --num_processes 8 train.py         # 8 GPUs, DDP
-accelerate launch --config_file accelerate/deepspeed-zero2.yaml --num_processes 8 train.py   # DeepSpeed ZeRO-2
-accelerate launch --config_file accelerate/fsdp.yaml --num_processes 8 train.py              # FSDP
-accelerate launch --num_processes 2 --cpu train.py                                           # no GPU: 2 processes (gloo)
-sbatch slurm.sbatch                                                                          # Slurm, several nodes
+${launchLines()}
 \`\`\`
 
 Options of \`train.py\`: \`--output DIR\` (default \`output/\`), \`--model ID|DIR\`, \`--mixed_precision bf16\` goes to

@@ -10,6 +10,7 @@ import { randomUUID } from 'node:crypto';
 import { closeSync, copyFileSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { DEFAULT_BUNDLE_LAUNCH, launchCommand, type BundleLaunch } from '../../common/bundle-launch.ts';
 import type { BundleIncludeModel, BundleSummary, RunConfig } from '../../common/protocol.ts';
 import { readHfConfig } from '../io/hf-config.ts';
 import { saveAdapter } from '../io/peft-adapter.ts';
@@ -37,6 +38,8 @@ export interface ExportBundleOptions {
   name?: string;
   includeModel?: BundleIncludeModel;
   studioVersion?: string;
+  /** The launch the README and the summary put first (default: 8 GPUs, DDP, PEFT's dropout). */
+  launch?: BundleLaunch;
   onProgress?: (message: string) => void;
 }
 
@@ -105,6 +108,8 @@ export async function exportBundle(config: RunConfig, outDir: string, opts: Expo
   const padTokenId = runPadTokenId(tokenizer, modelConfig);
 
   const name = opts.name ?? config.name ?? basename(out);
+  const chosen = opts.launch ?? DEFAULT_BUNDLE_LAUNCH;
+  const launch: BundleLaunch = chosen.launcher === 'single-gpu' ? { ...chosen, processes: 1 } : chosen;
   const bundleId = randomUUID();
   mkdirSync(dirname(out), { recursive: true });
   const staging = join(dirname(out), `.${basename(out)}.partial-${process.pid}-${Date.now()}`);
@@ -166,6 +171,7 @@ export async function exportBundle(config: RunConfig, outDir: string, opts: Expo
         chatTemplate: data.chatTemplate ?? null,
       },
       initialAdapter: 'initial_adapter',
+      launch,
     };
     writeFileSync(join(staging, 'bundle.json'), `${JSON.stringify(bundle, null, 2)}\n`);
     writeFileSync(join(staging, 'run.json'), `${JSON.stringify(config, null, 2)}\n`);
@@ -197,6 +203,7 @@ export async function exportBundle(config: RunConfig, outDir: string, opts: Expo
       modelLine,
       requirements,
       deepspeedRequirement,
+      launch,
     };
     mkdirSync(join(staging, 'accelerate'));
     for (const c of ACCELERATE_CONFIGS) writeFileSync(join(staging, 'accelerate', c), accelerateConfig(c, desc));
@@ -218,7 +225,8 @@ export async function exportBundle(config: RunConfig, outDir: string, opts: Expo
       targetTokens,
       modelIncluded: copyModel,
       files: listFiles(out),
-      launch: `cd ${JSON.stringify(out)} && accelerate launch --config_file accelerate/multi-gpu.yaml --num_processes 8 train.py`,
+      launch: `cd ${JSON.stringify(out)} && ${launchCommand(launch)}`,
+      chosenLaunch: launch,
     };
   } catch (e) {
     rmSync(staging, { recursive: true, force: true });
