@@ -6,6 +6,7 @@ import { usePage } from '../stores/page.ts';
 import { useStudio } from '../stores/studio.ts';
 import { ErrorNote } from './ErrorNote.tsx';
 import { formatBytes } from './format.ts';
+import { ImportAdapterButton } from './ImportAdapterDialog.tsx';
 
 /** A name safe for a downloaded file on every OS (and for the ':'-separated DownloadURL format). */
 export function zipFileName(adapter: AdapterSummary): string {
@@ -18,9 +19,12 @@ export function AdaptersList() {
   const error = useStudio((s) => s.adaptersError);
   return (
     <section className="card" data-testid="adapters">
-      <h2>
-        Adapters <span className="muted count">{adapters.length}</span>
-      </h2>
+      <div className="card-title-actions">
+        <h2>
+          Adapters <span className="muted count">{adapters.length}</span>
+        </h2>
+        <ImportAdapterButton />
+      </div>
       {error ? <ErrorNote error={error} testId="adapters-error" /> : null}
       {adapters.length === 0 ? (
         <p className="muted">Finished runs put their adapter here. Drag one out of the window to get its PEFT folder.</p>

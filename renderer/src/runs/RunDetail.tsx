@@ -1,6 +1,7 @@
 import { useEffect, useMemo, useRef } from 'react';
 import type { RunSummary } from '../../../common/protocol.ts';
 import { ErrorNote } from '../components/ErrorNote.tsx';
+import { ExportBundleButton } from '../components/ExportBundleDialog.tsx';
 import { formatBytes, formatCount, formatDuration, formatLoss } from '../components/format.ts';
 import { LossChart } from '../components/LossChart.tsx';
 import { Readout, RunHead } from '../components/run-readouts.tsx';
@@ -38,6 +39,7 @@ export function RunDetail({ runId }: { runId: string }) {
     <section className="card run-detail" data-testid="run-detail" data-run-id={run.id} data-state={run.state}>
       <RunHead run={run} stateTestId="run-detail-state">
         <TrainAgainButton run={run} />
+        <ExportBundleButton run={run} />
       </RunHead>
       <Readouts run={run} />
       {run.error ? <ErrorNote error={{ message: run.error }} testId="run-detail-error" /> : null}

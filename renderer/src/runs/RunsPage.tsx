@@ -1,4 +1,5 @@
 import { useEffect } from 'react';
+import { ExternalRunPanel } from '../components/ExternalRunPanel.tsx';
 import { sortedRuns, useStudio } from '../stores/studio.ts';
 import { CompareChart } from './CompareChart.tsx';
 import { RunDetail } from './RunDetail.tsx';
@@ -37,6 +38,7 @@ export function RunsPage() {
           </section>
         )}
       </div>
+      <ExternalRunPanel />
     </main>
   );
 }
