@@ -20,7 +20,7 @@ export type ExternalMethod = Extract<StudioMethod, `external.${string}`>;
 
 const id = z.string({ message: 'id is required' }).min(1, 'id is required');
 export const EXTERNAL_PARAM_SCHEMAS = {
-  'external.follow': z.object({ path: z.string({ message: "choose the bundle's output folder" }).min(1, "choose the bundle's output folder"), autoImport: z.boolean().optional() }),
+  'external.follow': z.object({ path: z.string({ message: "choose the run's metrics.jsonl or the bundle's output folder" }).min(1, "choose the run's metrics.jsonl or the bundle's output folder"), autoImport: z.boolean().optional() }),
   'external.list': z.object({}).optional(),
   'external.metrics': z.object({ id, afterStep: z.number().optional() }),
   'external.unfollow': z.object({ id }),
@@ -95,10 +95,10 @@ function readBundle(dir: string): BundleInfo | null {
 /** A path the user chose → the output folder to read, and the bundle it belongs to. */
 function locate(path: string): { out: string; bundlePath: string | null } {
   const abs = resolve(path);
-  if (!existsSync(abs)) throw new StudioError({ message: `${abs} does not exist; choose the bundle's output folder (where train.py writes metrics.jsonl)`, field: 'path', file: abs });
+  if (!existsSync(abs)) throw new StudioError({ message: `${abs} does not exist; choose the run's metrics.jsonl or the bundle's output folder (where train.py writes it)`, field: 'path', file: abs });
   if (!statSync(abs).isDirectory()) {
     if (basename(abs) === 'metrics.jsonl' || basename(abs) === 'status.json') return locate(dirname(abs));
-    throw new StudioError({ message: `${abs} is a file; choose the bundle's output folder`, field: 'path', file: abs });
+    throw new StudioError({ message: `${abs} is a file but not metrics.jsonl; choose the run's metrics.jsonl or the bundle's output folder`, field: 'path', file: abs });
   }
   // The bundle folder itself: its run writes into output/ (train.py's default).
   if (readBundle(abs) && !existsSync(join(abs, 'status.json')) && !existsSync(join(abs, 'metrics.jsonl'))) return { out: join(abs, 'output'), bundlePath: abs };
