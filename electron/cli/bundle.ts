@@ -80,7 +80,7 @@ export async function exportBundleCommand(run: string, flags: ExportBundleFlags,
         `  base model ${summary.modelIncluded ? 'copied into model/' : 'not copied (pass --model to train.py where it lives elsewhere)'}`,
         'launch (README.md lists one GPU, DDP, DeepSpeed ZeRO-2, FSDP and Slurm):',
         `  ${summary.launch}`,
-        `follow it: Runs → Follow an external run → ${resolve(summary.path, 'output')}`,
+        `follow it: Runs → External runs → ${resolve(summary.path, 'output', 'metrics.jsonl')} → Follow`,
         '',
       ].join('\n'),
     );

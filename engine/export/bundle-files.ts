@@ -186,7 +186,7 @@ export function bundleReadme(d: BundleDescription): string {
 
 This folder is a LoRA Studio run, ready to train on transformers + PEFT + Accelerate: on one GPU, several GPUs (DDP),
 DeepSpeed ZeRO-2 or FSDP, on a workstation or a cluster. When it finishes, point the studio at \`output/\`
-(Runs → *Follow an external run*) to watch the loss curve live and bring the adapter home.
+(Runs → *External runs* → *Follow*) to watch the loss curve live and bring the adapter home.
 
 ## The run
 
@@ -242,9 +242,9 @@ its own masks, the same distribution).
 - \`output/status.json\`: state (running, completed, failed), step, processes, precision, the error if it failed.
 - \`output/adapter/\`: the trained PEFT adapter (\`adapter_config.json\`, \`adapter_model.safetensors\`).
 
-Follow it from the studio while it runs (Runs → *Follow an external run* → this folder's \`output/\`; a mounted or
-synced folder works), and import the adapter when it completes; or import \`output/adapter\` later with
-*Adapters → Import*.
+Follow it from the studio while it runs (Runs → *External runs* → this folder's \`output/metrics.jsonl\` → *Follow*; a
+mounted or synced folder works): the adapter comes into the Adapters list when the run completes. Or import
+\`output/adapter\` later with *Adapters → Import adapter*.
 
 ## Pinned versions
 
