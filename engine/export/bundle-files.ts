@@ -185,7 +185,7 @@ export function bundleReadme(d: BundleDescription): string {
   return `# ${d.name} — LoRA Studio bundle for Hugging Face Accelerate
 
 This folder is a LoRA Studio run, ready to train on transformers + PEFT + Accelerate: on one GPU, several GPUs (DDP),
-DeepSpeed ZeRO-2 or FSDP, on a workstation or a cluster. When it finishes, point the studio at \`output/\`
+DeepSpeed ZeRO-2 or FSDP, on a workstation or a cluster. While it trains, point the studio at \`output/\`
 (Runs → *External runs* → *Follow*) to watch the loss curve live and bring the adapter home.
 
 ## The run
