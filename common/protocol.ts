@@ -9,6 +9,7 @@
  */
 import { z } from 'zod';
 import type { QuantReport } from './quant-report.ts';
+import type { AdapterDeleteResult, AdaptersDeleteParams, RunDeleteResult, RunsDeleteParams, RunsUpdateParams } from './run-info.ts';
 
 // ---------------------------------------------------------------------------------------------------------------
 // Run configuration (validated with zod so every message names the field)
@@ -153,7 +154,12 @@ export interface MetricPoint {
 
 export interface RunSummary {
   id: string;
+  /** Given at the start (config.name) or generated; renamed with 'runs.update'. */
   name: string;
+  /** What the person wrote about the run ('runs.update'); '' when nothing. */
+  notes?: string;
+  /** Short labels the Runs list filters by ('runs.update'). */
+  tags?: string[];
   state: RunState;
   config: RunConfig;
   createdAt: string;
@@ -563,6 +569,13 @@ export interface StudioRequests {
   /** An executing run stops at the next step and its adapter is kept as it is then (the run completes early). */
   'runs.stopAndSave': { params: { id: string }; result: RunSummary };
   'runs.setPriority': { params: { id: string; priority: number }; result: RunSummary };
+  /** Renames a run, or changes its notes or tags (common/run-info.ts RunsUpdateParamsSchema); any state. */
+  'runs.update': { params: RunsUpdateParams; result: RunSummary };
+  /**
+   * Removes a run that is not going (completed, failed, cancelled, paused): its folder and its database rows; the
+   * others are refused with their state. With dryRun, only says what would be freed. Others see 'run.removed'.
+   */
+  'runs.delete': { params: RunsDeleteParams; result: RunDeleteResult };
   /** The run's event log after event id `afterId` (0: from the start), oldest first. */
   'runs.events': { params: { id: string; afterId?: number }; result: RunEventInfo[] };
   'runs.history': { params: { id: string }; result: RunStateChange[] };
@@ -602,6 +615,8 @@ export interface StudioRequests {
    * that is on this machine): layers, shapes and target modules must fit, else the refusal says what does not.
    */
   'adapters.import': { params: { path: string; modelPath?: string; name?: string }; result: AdapterImportResult };
+  /** Removes an adapter's folder and its database row (dryRun: only measures it); the list comes as 'adapters.changed'. */
+  'adapters.delete': { params: AdaptersDeleteParams; result: AdapterDeleteResult };
   /** Electron only: start a native drag of the adapter folder. */
   'adapters.startDrag': { params: { id: string }; result: { path: string } };
   /** Electron only: native pickers. */
@@ -673,6 +688,9 @@ export const STUDIO_METHODS = [
   'external.metrics',
   'external.unfollow',
   'external.importAdapter',
+  'runs.update',
+  'runs.delete',
+  'adapters.delete',
 ] as const satisfies readonly StudioMethod[];
 
 // Compile-time proof that STUDIO_METHODS lists every method.
@@ -689,6 +707,8 @@ export type StudioReply<M extends StudioMethod> = { ok: true; result: StudioResu
 
 export interface StudioEvents {
   'run.updated': RunSummary;
+  /** A run was deleted ('runs.delete', `lora-studio runs delete`): forget it and its metrics. */
+  'run.removed': { id: string };
   /**
    * New metric points of a run, in step order. A step can come again after the run went back to a checkpoint
    * (resume after a crash or failure): keep the newest point per step. With `truncatedAfter`, drop the points after
