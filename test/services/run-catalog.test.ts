@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import type { RunConfigInput, RunSummary, StudioEventMessage } from '../../common/protocol.ts';
 import { runMatches } from '../../common/run-info.ts';
+import { deleteRunCli, updateRun } from '../../electron/cli/runs.ts';
 import { dbPathOf, MIGRATIONS, openStudioDb, SCHEMA_VERSION } from '../../electron/services/db.ts';
 import { createStudioServices } from '../../electron/services/studio-services.ts';
 import { SAMPLE_DATASET_PATH, SAMPLE_MODEL_DIR } from '../../engine/io/sample.ts';
@@ -191,5 +192,29 @@ describe('delete', () => {
     assert.match((await refusal(() => s.handle('adapters.delete', { id: adapterId }))).info.message, /no adapter with id/);
     // The run stays, its adapter shown as gone.
     assert.equal((await s.handle('runs.get', { id: run.id })).state, 'completed');
+  });
+});
+
+describe('the CLI and a running studio', () => {
+  test('rename and delete from the command line go through the studio, which tells its windows; delete while training is refused', async () => {
+    const s = services('cli-live');
+    const home = s.home.root;
+    const out = { stdout: { write: () => true }, stderr: { write: () => true } };
+    const events: StudioEventMessage[] = [];
+    s.onEvent((m) => events.push(m));
+    const long = await s.handle('runs.start', { config: config(500, 'cli long') });
+    await until('a step', async () => (await s.handle('runs.get', { id: long.id })).step >= 1);
+    const renamed = await updateRun(long.id, { name: 'renamed while training' }, { home }, out);
+    assert.equal(renamed.via, 'studio');
+    assert.equal(renamed.run.name, 'renamed while training');
+    assert.ok(events.some((m) => m.event === 'run.updated' && (m.data as RunSummary).name === 'renamed while training'));
+    await assert.rejects(deleteRunCli(long.id, { home }, out), /run "renamed while training" .* is training \(step \d+ of 500\)/);
+    await s.handle('runs.cancel', { id: long.id });
+    await s.whenIdle();
+    const gone = await deleteRunCli(long.id, { home }, out);
+    assert.equal(gone.via, 'studio');
+    assert.match(gone.message, /deleted: .* freed/);
+    assert.ok(events.some((m) => m.event === 'run.removed' && (m.data as { id: string }).id === long.id));
+    assert.deepEqual(await s.handle('runs.list', {}), []);
   });
 });
