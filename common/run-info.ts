@@ -6,6 +6,7 @@
  * Runs anywhere: imports nothing but zod.
  */
 import { z } from 'zod';
+import type { RunState } from './protocol.ts';
 
 export const RUN_NAME_MAX = 200;
 export const RUN_NOTES_MAX = 10_000;
@@ -81,6 +82,33 @@ export interface AdapterDeleteResult {
   name: string;
   deleted: boolean;
   freedBytes: number;
+}
+
+/** States a run can be deleted in: it has ended, or it is held and nothing of it is in memory. */
+export const DELETABLE_STATES: readonly RunState[] = ['completed', 'failed', 'cancelled', 'paused'];
+
+const GOING: Partial<Record<RunState, string>> = {
+  pending: 'being created',
+  validating: 'being checked',
+  queuing: 'waiting for its turn',
+  executing: 'training',
+  finalizing: 'saving its adapter',
+};
+
+/** What keeps a run from being deleted now ("training (step 3 of 40)") and what to do about it; null when nothing. */
+export function deleteBlocker(run: { state: RunState; step: number; totalSteps: number }): { doing: string; fix: string } | null {
+  if (DELETABLE_STATES.includes(run.state)) return null;
+  const where = run.state === 'executing' ? ` (step ${run.step} of ${run.totalSteps})` : '';
+  return {
+    doing: `${GOING[run.state] ?? run.state}${where}`,
+    fix: run.state === 'finalizing' ? 'wait until it has completed' : 'cancel or pause it first, or wait until it ends',
+  };
+}
+
+/** Why a run cannot be deleted now, in words; null when it can. */
+export function deleteRefusal(run: { id: string; name: string; state: RunState; step: number; totalSteps: number }): string | null {
+  const b = deleteBlocker(run);
+  return b ? `run "${run.name}" (${run.id}) is ${b.doing}; ${b.fix}, then delete it` : null;
 }
 
 /** "a, b ,, c" → ["a", "b", "c"]: tags as typed in one line. */

@@ -5,33 +5,12 @@
  * (which states may go, what is freed) are written once.
  */
 import { rmSync } from 'node:fs';
-import { RunInfoPatchSchema, type AdapterDeleteResult, type RunDeleteResult } from '../../common/run-info.ts';
-import type { RunState } from '../../common/protocol.ts';
+import { deleteRefusal, RunInfoPatchSchema, type AdapterDeleteResult, type RunDeleteResult } from '../../common/run-info.ts';
 import { formatBytes } from '../../engine/train/memory-estimate.ts';
 import { folderSize, type AdapterStore } from './adapter-store.ts';
 import type { RunRecord, StudioDb } from './db.ts';
 import { StudioError } from './errors.ts';
 import type { RunStore } from './run-store.ts';
-
-/** States a run can be deleted in: it has ended, or it is held and nothing of it is in memory. */
-export const DELETABLE_STATES: readonly RunState[] = ['completed', 'failed', 'cancelled', 'paused'];
-
-const GOING: Partial<Record<RunState, string>> = {
-  pending: 'being created',
-  validating: 'being checked',
-  queuing: 'waiting for its turn',
-  executing: 'training',
-  finalizing: 'saving its adapter',
-};
-
-/** Why a run cannot be deleted now, in words; null when it can. */
-export function deleteRefusal(run: Pick<RunRecord, 'id' | 'name' | 'state' | 'step' | 'totalSteps'>): string | null {
-  if (DELETABLE_STATES.includes(run.state)) return null;
-  const doing = GOING[run.state] ?? run.state;
-  const where = run.state === 'executing' ? ` (step ${run.step} of ${run.totalSteps})` : '';
-  const fix = run.state === 'finalizing' ? 'wait until it has completed' : 'cancel or pause it first, or wait until it ends';
-  return `run "${run.name}" (${run.id}) is ${doing}${where}; ${fix}, then delete it`;
-}
 
 /** Checks and applies a name/notes/tags change; the record after it. Refusals name the field by its label. */
 export function updateRunInfo(store: RunStore, id: string, input: unknown): RunRecord {

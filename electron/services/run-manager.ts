@@ -43,9 +43,9 @@ import type { RunMetricsExporter } from './prometheus.ts';
 import { RunQueue, type QueueItem } from './run-queue.ts';
 import { isTerminal, RunWatchdog, type WatchdogPhase } from './run-state.ts';
 import { RunStore } from './run-store.ts';
-import { deletedMessage, deleteRefusal, deleteRun, uniqueRunName, updateRunInfo } from './run-catalog.ts';
+import { deletedMessage, deleteRun, uniqueRunName, updateRunInfo } from './run-catalog.ts';
 import { timeoutsOf } from './settings.ts';
-import type { RunDeleteResult } from '../../common/run-info.ts';
+import { deleteRefusal, type RunDeleteResult } from '../../common/run-info.ts';
 
 /** What the run manager needs from an engine worker (engine/engine-host.ts provides it). */
 export interface EngineHandle {

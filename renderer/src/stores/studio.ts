@@ -195,10 +195,27 @@ export const useStudio = create<StudioState>()((set, get) => {
         set((s) => ({ logs: { ...s.logs, [runId]: [...(s.logs[runId] ?? []), { level, message: text }].slice(-MAX_LOG_LINES) } }));
         break;
       }
+      case 'run.removed':
+        forgetRun((message.data as StudioEventMessage<'run.removed'>['data']).id);
+        break;
       case 'adapters.changed':
         set({ adapters: message.data as AdapterSummary[], adaptersError: null });
         break;
     }
+  }
+
+  /** A deleted run leaves this window: its row, its points, its log, and the live card if it had it. */
+  function forgetRun(id: string): void {
+    set((s) => {
+      if (!(id in s.runs)) return {};
+      const runs = { ...s.runs };
+      delete runs[id];
+      const metrics = { ...s.metrics };
+      delete metrics[id];
+      const logs = { ...s.logs };
+      delete logs[id];
+      return { runs, metrics, logs, currentRunId: s.currentRunId === id ? liveCardRun(runs) : s.currentRunId };
+    });
   }
 
   /** After every (re)connect: fetch whatever events we may have missed. */
@@ -216,9 +233,10 @@ export const useStudio = create<StudioState>()((set, get) => {
     try {
       const runs = await c.request('runs.list', {});
       set((s) => {
-        const merged = { ...s.runs };
-        for (const r of runs) if (replyIsNewer(merged[r.id], r, 'reply')) merged[r.id] = r;
-        const currentRunId = s.currentRunId ?? liveCardRun(merged);
+        // The list is the whole truth: a run missing from it was deleted while this window was not listening.
+        const merged: Record<string, RunSummary> = {};
+        for (const r of runs) merged[r.id] = replyIsNewer(s.runs[r.id], r, 'reply') ? r : s.runs[r.id]!;
+        const currentRunId = s.currentRunId && s.currentRunId in merged ? s.currentRunId : liveCardRun(merged);
         return { runs: merged, currentRunId };
       });
       const current = get().currentRunId;
