@@ -35,6 +35,8 @@ function csvCell(v: MetricPoint[keyof MetricPoint]): string {
   if (Number.isNaN(v)) return 'NaN';
   if (v === Number.POSITIVE_INFINITY) return 'inf';
   if (v === Number.NEGATIVE_INFINITY) return '-inf';
+  // String(-0) is "0": keep the sign, so the file reads back the same value.
+  if (Object.is(v, -0)) return '-0';
   return String(v);
 }
 
