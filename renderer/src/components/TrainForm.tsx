@@ -9,6 +9,7 @@ import { isActive, useStudio } from '../stores/studio.ts';
 import { DataSettings } from './DataSettings.tsx';
 import { ErrorNote } from './ErrorNote.tsx';
 import { NumberField } from './NumberField.tsx';
+import { PresetPicker } from './PresetPicker.tsx';
 import { SettingsFileButtons } from './SettingsFileButtons.tsx';
 
 export function TrainForm() {
@@ -59,6 +60,7 @@ export function TrainForm() {
         <h2 id="train-form-title">Training settings</h2>
         <SettingsFileButtons />
       </div>
+      <PresetPicker />
       <form
         onSubmit={(e) => {
           e.preventDefault();
