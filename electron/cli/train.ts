@@ -40,6 +40,8 @@ export function readRunConfig(file: string): RunConfig {
   } catch (e) {
     throw new Error(`${file}: not valid JSON (${e instanceof Error ? e.message : String(e)})`, { cause: e });
   }
+  // A studio run folder's run.json holds the run (name, state, …) with its config inside: train that config.
+  if (isStudioRunFile(json)) json = json.config;
   const v = validateRunConfig(json);
   const unknown = unknownKeys(RunConfigSchema, json);
   if (!v.ok || unknown.length > 0) {
@@ -48,6 +50,12 @@ export function readRunConfig(file: string): RunConfig {
   }
   const base = dirname(resolve(file));
   return { ...v.config, modelPath: resolve(base, v.config.modelPath), datasetPath: resolve(base, v.config.datasetPath) };
+}
+
+function isStudioRunFile(json: unknown): json is { id: string; state: string; config: unknown } {
+  if (typeof json !== 'object' || json === null) return false;
+  const r = json as Record<string, unknown>;
+  return typeof r.id === 'string' && typeof r.state === 'string' && typeof r.config === 'object' && r.config !== null && !('lora' in r);
 }
 
 /** The value at a dotted path of the file, for the message ("got 0"); undefined when it is not there. */

@@ -5,9 +5,13 @@
  * what the schema accepts; unknown keys are found at any depth.
  */
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { allowedValues, unknownKeys } from '../../common/field-rules.ts';
 import { DEFAULT_RUN_CONFIG, RunConfigSchema, validateRunConfig } from '../../common/protocol.ts';
+import { readRunConfig } from '../../electron/cli/train.ts';
 
 const base = { ...DEFAULT_RUN_CONFIG, modelPath: '/m', datasetPath: '/d.jsonl' };
 
@@ -65,4 +69,17 @@ test('unknown keys are found at every depth, with the keys that exist there', ()
   assert.deepEqual(found.map((u) => u.path), ['lora.rank', 'epochs', 'data.shuffle'], 'in the order they appear in the file');
   assert.ok(found[0]!.known.includes('r'));
   assert.deepEqual(unknownKeys(RunConfigSchema, base), []);
+});
+
+test("a studio run folder's run.json (the run with its config inside) is read as its config", () => {
+  const dir = mkdtempSync(join(tmpdir(), 'lora-config-rules-'));
+  try {
+    const file = join(dir, 'run.json');
+    writeFileSync(file, JSON.stringify({ id: 'run-1', name: 'x', state: 'completed', tags: [], config: base }));
+    assert.equal(readRunConfig(file).lora.r, base.lora.r);
+    writeFileSync(file, JSON.stringify({ id: 'run-1', name: 'x', state: 'completed', config: { ...base, lora: { ...base.lora, r: 2000 } } }));
+    assert.throws(() => readRunConfig(file), /lora\.r: rank must be at most 1024 \(Rank \(r\); got 2000; allowed: a whole number from 1 to 1024\)/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
