@@ -16,7 +16,7 @@ import { readRunConfig } from '../../electron/cli/train.ts';
 const base = { ...DEFAULT_RUN_CONFIG, modelPath: '/m', datasetPath: '/d.jsonl' };
 
 function withValue(path: string, value: unknown): unknown {
-  const copy = structuredClone(base) as Record<string, Record<string, unknown>>;
+  const copy = structuredClone(base) as unknown as Record<string, Record<string, unknown>>;
   const [group, key] = path.split('.') as [string, string];
   copy[group]![key] = value;
   return copy;
