@@ -70,7 +70,7 @@ export const DataSettingsSchema = z.object({
 export type DataSettings = z.infer<typeof DataSettingsSchema>;
 
 export const RunConfigSchema = z.object({
-  name: z.string().max(200).optional(),
+  name: z.string({ message: 'the run name must be text' }).max(200, 'the run name must be at most 200 characters').optional(),
   modelPath: z.string({ message: 'choose a model folder' }).min(1, 'choose a model folder'),
   datasetPath: z.string({ message: 'choose a dataset file' }).min(1, 'choose a dataset file'),
   datasetFormat: z.enum(DATASET_FORMATS).default('auto'),

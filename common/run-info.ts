@@ -111,6 +111,15 @@ export function deleteRefusal(run: { id: string; name: string; state: RunState; 
   return b ? `run "${run.name}" (${run.id}) is ${b.doing}; ${b.fix}, then delete it` : null;
 }
 
+/**
+ * The name a run gets when none is given: "SmolLM2-135M · alpaca.jsonl · r8" (the services add " (2)" … when a run
+ * already has it); the Train form shows it as the name field's placeholder.
+ */
+export function generatedRunName(modelName: string, datasetPath: string, r: number | string): string {
+  const file = datasetPath.split(/[\\/]/).filter(Boolean).pop() ?? datasetPath;
+  return `${modelName} · ${file} · r${r}`;
+}
+
 /** "a, b ,, c" → ["a", "b", "c"]: tags as typed in one line. */
 export function parseTags(text: string): string[] {
   return text

@@ -18,6 +18,8 @@ export const TrainFormSnapshotSchema = z.object({
   version: z.literal(TRAIN_FORM_SNAPSHOT_VERSION),
   modelPath: path.catch(''),
   datasetPath: path.catch(''),
+  /** The run name typed for the next run ('' or absent: generated). */
+  name: z.string().max(200).optional().catch(undefined),
   numbers: z.record(z.string(), typed).catch({}),
   targets: z.array(z.enum(LORA_TARGETS)).min(1).max(LORA_TARGETS.length).optional().catch(undefined),
   data: z

@@ -18,13 +18,12 @@
  * subscribes and then fetches 'runs.metrics' has every point, and merges duplicates by step.
  */
 import { existsSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { join } from 'node:path';
 import {
   validateRunConfig,
   type EngineCommand,
   type EngineEvent,
   type MetricPoint,
-  type ModelSummary,
   type RunConfig,
   type RunEventInfo,
   type RunState,
@@ -45,7 +44,7 @@ import { isTerminal, RunWatchdog, type WatchdogPhase } from './run-state.ts';
 import { RunStore } from './run-store.ts';
 import { deletedMessage, deleteRun, uniqueRunName, updateRunInfo } from './run-catalog.ts';
 import { timeoutsOf } from './settings.ts';
-import { deleteRefusal, type RunDeleteResult } from '../../common/run-info.ts';
+import { deleteRefusal, generatedRunName, type RunDeleteResult } from '../../common/run-info.ts';
 
 /** What the run manager needs from an engine worker (engine/engine-host.ts provides it). */
 export interface EngineHandle {
@@ -140,7 +139,7 @@ export class RunManager {
     const now = new Date().toISOString();
     const record = newRunRecord({
       id: newId('run'),
-      name: config.name?.trim() || uniqueRunName(this.db, defaultRunName(model, config)),
+      name: config.name?.trim() || uniqueRunName(this.db, generatedRunName(model.name, config.datasetPath, config.lora.r)),
       state: 'pending',
       config,
       createdAt: now,
@@ -715,8 +714,4 @@ export function estimateEtaMs(recent: MetricPoint[], totalSteps: number): number
   else if (last.step > 0) msPerStep = last.elapsedMs / last.step;
   else return null;
   return Math.max(0, Math.round(msPerStep * (totalSteps - last.step)));
-}
-
-function defaultRunName(model: ModelSummary, config: RunConfig): string {
-  return `${model.name} · ${basename(config.datasetPath)} · r${config.lora.r}`;
 }

@@ -8,9 +8,10 @@ import { test } from 'node:test';
 import { parse } from 'csv-parse/sync';
 import fc from 'fast-check';
 import { DEFAULT_RUN_CONFIG, type MetricPoint, type RunSummary } from '../../common/protocol.ts';
-import { deleteBlocker, deleteRefusal, DELETABLE_STATES, parseTags, RunInfoPatchSchema, runMatches, type RunDeleteResult } from '../../common/run-info.ts';
+import { deleteBlocker, deleteRefusal, DELETABLE_STATES, generatedRunName, parseTags, RunInfoPatchSchema, runMatches, type RunDeleteResult } from '../../common/run-info.ts';
 import { METRICS_CSV_COLUMNS, metricsCsv } from '../../common/run-metrics.ts';
 import { RUN_STATES } from '../../electron/services/run-state.ts';
+import { checkForm, defaultForm } from '../../renderer/src/stores/form.ts';
 import { checkRunInfo, deleteQuestion, draftOfRun, metricsCsvFileName, tagCounts, toggleTag } from '../../renderer/src/runs/run-manage-view.ts';
 
 function run(over: Partial<RunSummary> = {}): RunSummary {
@@ -140,4 +141,18 @@ test('the metrics CSV reads back, with a real CSV parser, to the same values; mi
 test('the CSV file name is safe on every OS', () => {
   assert.equal(metricsCsvFileName({ id: 'run-1', name: 'SmolLM2 · alpaca.jsonl · r8 / try: 2' }), 'SmolLM2-alpaca.jsonl-r8-try-2.metrics.csv');
   assert.equal(metricsCsvFileName({ id: 'run-1', name: '···' }), 'run-1.metrics.csv');
+});
+
+test('the Train form sends a typed run name trimmed, none when empty; the generated one reads model · dataset · rank', () => {
+  const f = defaultForm();
+  const named = checkForm({ ...f, name: '  lr sweep 1 ' }, '/m', '/d.jsonl');
+  assert.ok(named.ok);
+  assert.equal(named.config.name, 'lr sweep 1');
+  const unnamed = checkForm({ ...f, name: '   ' }, '/m', '/d.jsonl');
+  assert.ok(unnamed.ok);
+  assert.equal(unnamed.config.name, undefined, 'the services generate it');
+  const long = checkForm({ ...f, name: 'x'.repeat(201) }, '/m', '/d.jsonl');
+  assert.equal(long.ok, false);
+  assert.equal(generatedRunName('SmolLM2-135M', 'C:\\data\\alpaca.jsonl', 16), 'SmolLM2-135M · alpaca.jsonl · r16');
+  assert.equal(generatedRunName('m', '/home/me/chat.parquet', 8), 'm · chat.parquet · r8');
 });

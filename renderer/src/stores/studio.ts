@@ -92,6 +92,8 @@ export interface StudioState extends ModelSlice {
   uploadValidationFile(file: File): Promise<void>;
   browseValidationFile(): Promise<void>;
   setNumber(field: NumberField, value: string): void;
+  /** The next run's name ('' = generated). */
+  setRunName(name: string): void;
   /** Backend, precision, gradient checkpointing; clears the server's complaint about that field. */
   setCompute<K extends keyof ComputeChoices>(key: K, value: ComputeChoices[K]): void;
   toggleTarget(target: LoraTarget): void;
@@ -446,6 +448,9 @@ export const useStudio = create<StudioState>()((set, get) => {
       }
     },
 
+    setRunName(name) {
+      set((s) => ({ form: { ...s.form, name }, serverErrors: withoutKey(s.serverErrors, 'name') }));
+    },
     setNumber(field, value) {
       set((s) => ({ form: { ...s.form, numbers: { ...s.form.numbers, [field]: value } }, serverErrors: withoutKey(s.serverErrors, field) }));
     },
@@ -492,7 +497,8 @@ export const useStudio = create<StudioState>()((set, get) => {
         // A run that queues behind a training one leaves that one's live chart in place (it follows once it starts).
         const shown = get().currentRunId;
         const keep = shown !== null && shown !== run.id && get().runs[shown]?.state === 'executing';
-        set({ currentRunId: keep ? shown : run.id, starting: false });
+        // The name was this run's: the next one gets its own (generated unless typed again).
+        set((st) => ({ currentRunId: keep ? shown : run.id, starting: false, form: st.form.name ? { ...st.form, name: '' } : st.form }));
       } catch (e) {
         const info = errorInfo(e);
         // The services may name fields from the request root (`config.lora.r`); the form knows them as `lora.r`.
