@@ -8,6 +8,8 @@ import type { FieldError } from './protocol.ts';
 export const FIELD_LABELS: Readonly<Record<string, string>> = {
   // Run config (Train page)
   name: 'Run name',
+  notes: 'Notes',
+  tags: 'Tags',
   modelPath: 'Model',
   datasetPath: 'Dataset',
   datasetFormat: 'Dataset format',

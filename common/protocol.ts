@@ -10,6 +10,7 @@
 import { z } from 'zod';
 import type { BundleDropoutMode, BundleLaunch, BundleLauncher } from './bundle-launch.ts';
 import type { QuantReport } from './quant-report.ts';
+import type { AdapterDeleteResult, AdaptersDeleteParams, RunDeleteResult, RunsDeleteParams, RunsUpdateParams } from './run-info.ts';
 
 // ---------------------------------------------------------------------------------------------------------------
 // Run configuration (validated with zod so every message names the field)
@@ -70,7 +71,7 @@ export const DataSettingsSchema = z.object({
 export type DataSettings = z.infer<typeof DataSettingsSchema>;
 
 export const RunConfigSchema = z.object({
-  name: z.string().max(200).optional(),
+  name: z.string({ message: 'the run name must be text' }).max(200, 'the run name must be at most 200 characters').optional(),
   modelPath: z.string({ message: 'choose a model folder' }).min(1, 'choose a model folder'),
   datasetPath: z.string({ message: 'choose a dataset file' }).min(1, 'choose a dataset file'),
   datasetFormat: z.enum(DATASET_FORMATS).default('auto'),
@@ -161,7 +162,12 @@ export type MetricPoint = z.output<typeof MetricPointSchema>;
 
 export interface RunSummary {
   id: string;
+  /** Given at the start (config.name) or generated; renamed with 'runs.update'. */
   name: string;
+  /** What the person wrote about the run ('runs.update'); '' when nothing. */
+  notes?: string;
+  /** Short labels the Runs list filters by ('runs.update'). */
+  tags?: string[];
   state: RunState;
   config: RunConfig;
   createdAt: string;
@@ -572,6 +578,13 @@ export interface StudioRequests {
   /** An executing run stops at the next step and its adapter is kept as it is then (the run completes early). */
   'runs.stopAndSave': { params: { id: string }; result: RunSummary };
   'runs.setPriority': { params: { id: string; priority: number }; result: RunSummary };
+  /** Renames a run, or changes its notes or tags (common/run-info.ts RunsUpdateParamsSchema); any state. */
+  'runs.update': { params: RunsUpdateParams; result: RunSummary };
+  /**
+   * Removes a run that is not going (completed, failed, cancelled, paused): its folder and its database rows; the
+   * others are refused with their state. With dryRun, only says what would be freed. Others see 'run.removed'.
+   */
+  'runs.delete': { params: RunsDeleteParams; result: RunDeleteResult };
   /** The run's event log after event id `afterId` (0: from the start), oldest first. */
   'runs.events': { params: { id: string; afterId?: number }; result: RunEventInfo[] };
   'runs.history': { params: { id: string }; result: RunStateChange[] };
@@ -614,6 +627,8 @@ export interface StudioRequests {
    * that is on this machine): layers, shapes and target modules must fit, else the refusal says what does not.
    */
   'adapters.import': { params: { path: string; modelPath?: string; name?: string }; result: AdapterImportResult };
+  /** Removes an adapter's folder and its database row (dryRun: only measures it); the list comes as 'adapters.changed'. */
+  'adapters.delete': { params: AdaptersDeleteParams; result: AdapterDeleteResult };
   /** Electron only: start a native drag of the adapter folder. */
   'adapters.startDrag': { params: { id: string }; result: { path: string } };
   /** Electron only: native pickers. */
@@ -685,6 +700,9 @@ export const STUDIO_METHODS = [
   'external.metrics',
   'external.unfollow',
   'external.importAdapter',
+  'runs.update',
+  'runs.delete',
+  'adapters.delete',
 ] as const satisfies readonly StudioMethod[];
 
 // Compile-time proof that STUDIO_METHODS lists every method.
@@ -701,6 +719,8 @@ export type StudioReply<M extends StudioMethod> = { ok: true; result: StudioResu
 
 export interface StudioEvents {
   'run.updated': RunSummary;
+  /** A run was deleted ('runs.delete', `lora-studio runs delete`): forget it and its metrics. */
+  'run.removed': { id: string };
   /**
    * New metric points of a run, in step order. A step can come again after the run went back to a checkpoint
    * (resume after a crash or failure): keep the newest point per step. With `truncatedAfter`, drop the points after

@@ -18,6 +18,8 @@ export const TrainFormSnapshotSchema = z.object({
   version: z.literal(TRAIN_FORM_SNAPSHOT_VERSION),
   modelPath: path.catch(''),
   datasetPath: path.catch(''),
+  /** The run name typed for the next run ('' or absent: generated). */
+  name: z.string().max(200).optional().catch(undefined),
   numbers: z.record(z.string(), typed).catch({}),
   targets: z.array(z.enum(LORA_TARGETS)).min(1).max(LORA_TARGETS.length).optional().catch(undefined),
   data: z
@@ -54,4 +56,26 @@ export function migrateTrainFormSnapshot(raw: unknown): TrainFormSnapshot | null
   if (typeof raw !== 'object' || raw === null) return null;
   const parsed = TrainFormSnapshotSchema.safeParse(raw);
   return parsed.success ? parsed.data : null;
+}
+
+/** A named preset of the Train form's settings as the user saved it (the model and dataset paths are left empty). */
+export const TrainPresetSchema = z.object({
+  name: z.string().trim().min(1, 'a preset needs a name').max(80, 'a preset name must be at most 80 characters'),
+  savedAt: z.string().max(64).catch(''),
+  snapshot: TrainFormSnapshotSchema,
+});
+export type TrainPreset = z.infer<typeof TrainPresetSchema>;
+
+/**
+ * The user's presets as stored: each entry is checked on its own, so one broken or future-version entry is dropped
+ * and the others stay; names are kept once (the newest entry of a name wins).
+ */
+export function readTrainPresets(raw: unknown): TrainPreset[] {
+  if (!Array.isArray(raw)) return [];
+  const byName = new Map<string, TrainPreset>();
+  for (const entry of raw) {
+    const parsed = TrainPresetSchema.safeParse(entry);
+    if (parsed.success) byName.set(parsed.data.name.toLowerCase(), parsed.data);
+  }
+  return [...byName.values()];
 }

@@ -5,7 +5,7 @@
  * run is paused (checkpoint, stop), resumed from its checkpoint, and completes with its curve whole.
  */
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -242,6 +242,81 @@ test('stop & save now: the run ends completed at the step it reached, with its a
   assert.equal(await page.locator(`[data-testid="runs-row"][data-run-id="${run.id}"] [data-testid="runs-state"]`).textContent(), `stopped early at step ${done.step}`);
   await page.locator(`[data-testid="run-detail"][data-run-id="${run.id}"] [data-testid="run-file-adapter"] code.path`).waitFor({ timeout: 5_000 });
   assert.deepEqual(errors, [], 'no errors in the page');
+  await page.close();
+});
+
+test('rename, tag and find a run, delete is refused while it trains, and a delete leaves every window', { timeout: 90_000 }, async () => {
+  const page = await browser.newPage({ viewport: { width: 1440, height: 1000 } });
+  const other = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  const errors = [...watchErrors(page), ...watchErrors(other)];
+  await openStudio(page);
+  await openStudio(other);
+  await chooseSamples(page);
+  const known = new Set((await studio.api('runs.list', {})).map((r) => r.id));
+  const kept = (await studio.api('runs.list', {})).find((r) => r.state === 'completed' && r.adapterId);
+  assert.ok(kept, 'an earlier test left a completed run with an adapter');
+  const long = await train(page, 2000, known);
+  await waitForState(long.id, ['executing'], 10_000);
+  await page.getByTestId('tab-runs').click();
+  await other.getByTestId('tab-runs').click();
+
+  // While it trains, Delete is off and the page says why.
+  await page.locator(`[data-testid="runs-row"][data-run-id="${long.id}"] .runs-name`).click();
+  const longDetail = page.locator(`[data-testid="run-detail"][data-run-id="${long.id}"]`);
+  await longDetail.waitFor({ timeout: 5_000 });
+  assert.equal(await longDetail.getByTestId('run-delete').isDisabled(), true);
+  assert.match((await longDetail.getByTestId('run-delete-why').textContent()) ?? '', /cannot be deleted while it is training \(step \d+ of 2000\): cancel or pause it first/);
+  await studio.api('runs.cancel', { id: long.id });
+  await waitForState(long.id, ['cancelled'], 20_000);
+
+  // Rename and tag a finished run; the other window shows it without a reload.
+  await page.locator(`[data-testid="runs-row"][data-run-id="${kept.id}"] .runs-name`).click();
+  const detail = page.locator(`[data-testid="run-detail"][data-run-id="${kept.id}"]`);
+  await detail.waitFor({ timeout: 5_000 });
+  await detail.getByTestId('run-info-name').fill('');
+  assert.equal(await detail.getByTestId('run-info-save').isDisabled(), true, 'an empty name is not sent');
+  assert.match((await detail.getByTestId('run-info').locator('.field-error').first().textContent()) ?? '', /Run name cannot be empty/);
+  await detail.getByTestId('run-info-name').fill('e2e keeper');
+  await detail.getByTestId('run-info-tags').fill('e2e, keep');
+  await detail.getByTestId('run-info-notes').fill('renamed by the e2e test');
+  await detail.getByTestId('run-info-save').click();
+  await other.locator(`[data-testid="runs-row"][data-run-id="${kept.id}"] [data-testid="runs-name"]`).filter({ hasText: 'e2e keeper' }).waitFor({ timeout: 5_000 });
+  const renamed = await studio.api('runs.get', { id: kept.id });
+  assert.deepEqual([renamed.name, renamed.tags, renamed.notes], ['e2e keeper', ['e2e', 'keep'], 'renamed by the e2e test']);
+
+  // Search and tag filter.
+  const rows = page.locator('[data-testid="runs-row"]');
+  const total = await rows.count();
+  assert.ok(total >= 3, `runs listed: ${total}`);
+  await page.getByTestId('runs-search').fill('keeper');
+  assert.deepEqual(await rows.evaluateAll((els) => els.map((e) => e.getAttribute('data-run-id'))), [kept.id]);
+  await page.getByTestId('runs-search').fill('no-such-run-anywhere');
+  await page.getByTestId('runs-none-match').waitFor({ timeout: 2_000 });
+  await page.getByTestId('runs-filter-clear').click();
+  assert.equal(await rows.count(), total);
+  await page.locator('[data-testid="runs-tag-filter"][data-tag="keep"]').click();
+  assert.deepEqual(await rows.evaluateAll((els) => els.map((e) => e.getAttribute('data-run-id'))), [kept.id]);
+  await page.getByTestId('runs-filter-clear').click();
+  await page.screenshot({ path: join(resultsDir, 'runs-manage.png') });
+
+  // Delete the cancelled run: the dialog says what it frees; the run leaves both windows and the disk.
+  await page.locator(`[data-testid="runs-row"][data-run-id="${long.id}"] .runs-name`).click();
+  await longDetail.getByTestId('run-delete').click();
+  const dialog = page.getByTestId('run-delete-dialog');
+  await dialog.waitFor();
+  await page.getByTestId('run-delete-question').filter({ hasText: 'this frees' }).waitFor({ timeout: 5_000 });
+  await page.keyboard.press('Escape');
+  await dialog.waitFor({ state: 'detached', timeout: 2_000 });
+  assert.equal((await studio.api('runs.get', { id: long.id })).state, 'cancelled', 'Escape keeps the run');
+  await longDetail.getByTestId('run-delete').click();
+  await page.getByTestId('run-delete-question').filter({ hasText: 'this frees' }).waitFor({ timeout: 5_000 });
+  await page.getByTestId('run-delete-confirm').click();
+  await page.locator(`[data-testid="runs-row"][data-run-id="${long.id}"]`).waitFor({ state: 'detached', timeout: 5_000 });
+  await other.locator(`[data-testid="runs-row"][data-run-id="${long.id}"]`).waitFor({ state: 'detached', timeout: 5_000 });
+  await assert.rejects(studio.api('runs.get', { id: long.id }), /no run with id/);
+  assert.equal(existsSync(join(studio.home, 'runs', long.id)), false, 'its folder is gone');
+  assert.deepEqual(errors, [], 'no errors in the pages');
+  await other.close();
   await page.close();
 });
 

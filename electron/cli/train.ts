@@ -5,7 +5,9 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { validateRunConfig } from '../../common/protocol.ts';
+import { fieldLabel } from '../../common/field-labels.ts';
+import { allowedValues, unknownKeys } from '../../common/field-rules.ts';
+import { RunConfigSchema, validateRunConfig, type FieldError } from '../../common/protocol.ts';
 import type { EngineEvent, RunConfig } from '../../common/protocol.ts';
 import { startEngine } from '../../engine/engine-host.ts';
 
@@ -38,10 +40,54 @@ export function readRunConfig(file: string): RunConfig {
   } catch (e) {
     throw new Error(`${file}: not valid JSON (${e instanceof Error ? e.message : String(e)})`, { cause: e });
   }
+  // A studio run folder's run.json holds the run (name, state, …) with its config inside: train that config.
+  if (isStudioRunFile(json)) json = json.config;
   const v = validateRunConfig(json);
-  if (!v.ok) throw new Error(`${file}: invalid run config\n${v.errors.map((e) => `  ${e.field || '(top level)'}: ${e.message}`).join('\n')}`);
+  const unknown = unknownKeys(RunConfigSchema, json);
+  if (!v.ok || unknown.length > 0) {
+    const lines = [...(v.ok ? [] : v.errors.map((e) => configProblem(e, json))), ...unknown.map(unknownKeyProblem)];
+    throw new Error(`${file}: invalid run config\n${lines.map((l) => `  ${l}`).join('\n')}`);
+  }
   const base = dirname(resolve(file));
   return { ...v.config, modelPath: resolve(base, v.config.modelPath), datasetPath: resolve(base, v.config.datasetPath) };
+}
+
+function isStudioRunFile(json: unknown): json is { id: string; state: string; config: unknown } {
+  if (typeof json !== 'object' || json === null) return false;
+  const r = json as Record<string, unknown>;
+  return typeof r.id === 'string' && typeof r.state === 'string' && typeof r.config === 'object' && r.config !== null && !('lora' in r);
+}
+
+/** The value at a dotted path of the file, for the message ("got 0"); undefined when it is not there. */
+function valueAt(json: unknown, path: string): unknown {
+  let v: unknown = json;
+  for (const k of path.split('.').filter(Boolean)) {
+    if (typeof v !== 'object' || v === null) return undefined;
+    v = (v as Record<string, unknown>)[k];
+  }
+  return v;
+}
+
+/**
+ * "lora.r: rank must be at least 1 (Rank (r); got 0; allowed: a whole number from 1 to 1024)": the key path as
+ * the file spells it, the schema's message, the label the app shows, the value found and the range, read off the
+ * same schema (common/field-rules.ts) so the CLI has no rules of its own.
+ */
+export function configProblem(e: FieldError, json: unknown): string {
+  if (!e.field) return `(top level): ${e.message}`;
+  const got = valueAt(json, e.field);
+  const allowed = allowedValues(RunConfigSchema, e.field);
+  const details = [fieldLabel(e.field), got === undefined ? 'missing' : `got ${JSON.stringify(got)}`, ...(allowed ? [`allowed: ${allowed}`] : [])];
+  return `${e.field}: ${e.message} (${details.join('; ')})`;
+}
+
+/** A key the config has no setting for: a typo would otherwise be ignored and the default used instead. */
+function unknownKeyProblem(u: { path: string; known: string[] }): string {
+  const last = u.path.split('.').pop() ?? u.path;
+  const squash = (k: string) => k.toLowerCase().replace(/[^a-z0-9]/g, '');
+  const near = u.known.find((k) => squash(k) === squash(last));
+  const parent = u.path.includes('.') ? u.path.slice(0, u.path.lastIndexOf('.')) : '(top level)';
+  return `${u.path}: not a setting${near ? ` — did you mean ${near}?` : ''} (${parent} takes ${u.known.join(', ')})`;
 }
 
 function defaultRunDir(config: RunConfig): string {

@@ -3,7 +3,7 @@
  * adapter_model.safetensors), so that folder is what a drag-out or "Save as…" hands over. What only the studio
  * needs (name, run, date) sits next to it in adapters/<id>.json.
  */
-import { closeSync, cpSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync } from 'node:fs';
+import { closeSync, cpSync, existsSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync } from 'node:fs';
 import { basename, isAbsolute, join } from 'node:path';
 import type { AdapterSummary } from '../../common/protocol.ts';
 import { StudioError } from './errors.ts';
@@ -58,10 +58,22 @@ export function checkAdapterFolder(dir: string): void {
   if (size < 8 || Number(head.readBigUInt64LE(0)) + 8 > size) throw new Error(`${weights} is not a safetensors file (header length out of range)`);
 }
 
-function folderSize(dir: string): number {
+/** Bytes of every file under dir (0 when it is not there); symlinks count as themselves, never followed. */
+export function folderSize(dir: string): number {
   let total = 0;
-  for (const name of readdirSync(dir)) {
-    const st = statSync(join(dir, name));
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return 0;
+  }
+  for (const name of names) {
+    let st;
+    try {
+      st = lstatSync(join(dir, name));
+    } catch {
+      continue; // removed while we looked
+    }
     total += st.isDirectory() ? folderSize(join(dir, name)) : st.size;
   }
   return total;
@@ -154,6 +166,31 @@ export class AdapterStore {
       throw new StudioError({ message: `cannot write ${target}: ${e instanceof Error ? e.message : String(e)}`, field: 'destination' });
     }
     return { path: target };
+  }
+
+  /** Removes an adapter's folder and its studio file; returns the bytes freed. */
+  remove(id: string): number {
+    const dir = this.pathOf(id);
+    const bytes = folderSize(dir) + (existsSync(join(this.dir, `${id}.json`)) ? statSync(join(this.dir, `${id}.json`)).size : 0);
+    try {
+      rmSync(dir, { recursive: true, force: true });
+      rmSync(join(this.dir, `${id}.json`), { force: true });
+    } catch (e) {
+      throw new StudioError({ message: `cannot remove the adapter folder ${dir}: ${e instanceof Error ? e.message : String(e)}`, field: 'id' });
+    }
+    return bytes;
+  }
+
+  /** The adapter outlives its run (the run was deleted): it no longer points at it. */
+  forgetRun(id: string): void {
+    const file = join(this.dir, `${id}.json`);
+    if (!existsSync(file)) return;
+    try {
+      const meta = readJsonObject(file);
+      writeFileAtomic(file, `${JSON.stringify({ ...meta, runId: null }, null, 2)}\n`);
+    } catch {
+      // A broken studio file only loses the run link, which is what forgetting does anyway.
+    }
   }
 
   private summarize(id: string): AdapterSummary | null {

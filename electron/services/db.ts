@@ -150,6 +150,12 @@ export const MIGRATIONS: readonly string[] = [
     url TEXT
   );
   `,
+  // 3: what a person writes about a run (notes, tags as a JSON list), and the arguments of a CLI command (rename…).
+  `
+  ALTER TABLE runs ADD COLUMN notes TEXT NOT NULL DEFAULT '';
+  ALTER TABLE runs ADD COLUMN tags TEXT NOT NULL DEFAULT '[]';
+  ALTER TABLE commands ADD COLUMN args TEXT;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
@@ -178,6 +184,8 @@ export function decodeJson(text: string): unknown {
 
 /** A run as the database holds it: what the UI sees plus what the queue and recovery need. */
 export interface RunRecord extends RunSummary {
+  notes: string;
+  tags: string[];
   /** Higher runs first; equal priorities in the order they were queued. */
   priority: number;
   /** The device the run executes on ('cpu', 'webgpu:0' …); concurrency is counted per device. */
@@ -225,11 +233,15 @@ export interface AdapterRecord {
 }
 
 export const COMMAND_ACTIONS = ['cancel', 'pause', 'resume', 'stop-save'] as const;
-export type CommandAction = (typeof COMMAND_ACTIONS)[number];
+/** Commands with arguments (a new name, tags) or that change more than the state; not one CLI verb each in a loop. */
+export const MANAGE_ACTIONS = ['update', 'delete'] as const;
+export type CommandAction = (typeof COMMAND_ACTIONS)[number] | (typeof MANAGE_ACTIONS)[number];
 export interface CommandRecord {
   id: number;
   runId: string;
   action: CommandAction;
+  /** The command's arguments (JSON), checked by whoever carries it out; null when it takes none. */
+  args: unknown;
   source: string;
   createdAt: string;
   takenAt: string | null;
@@ -251,9 +263,10 @@ export interface InstanceRecord {
 
 // Column ↔ field names of runs (everything but config/state, which need decoding).
 // queuePosition is computed from the queue, never stored.
-const RUN_COLUMNS: Record<Exclude<keyof RunRecord, 'config' | 'state' | 'queuePosition'>, string> = {
+const RUN_COLUMNS: Record<Exclude<keyof RunRecord, 'config' | 'state' | 'queuePosition' | 'tags'>, string> = {
   id: 'id',
   name: 'name',
+  notes: 'notes',
   priority: 'priority',
   device: 'device',
   createdAt: 'created_at',
@@ -306,6 +319,8 @@ function rowToRun(r: Row, file: string): RunRecord {
   return {
     id,
     name: str(r.name),
+    notes: r.notes === null || r.notes === undefined ? '' : str(r.notes),
+    tags: decodeTags(r.tags),
     state,
     config,
     priority: num(r.priority),
@@ -329,11 +344,31 @@ function rowToRun(r: Row, file: string): RunRecord {
   };
 }
 
+/** A stored tag list; anything unreadable reads as no tags rather than hiding the run. */
+function decodeTags(v: unknown): string[] {
+  if (typeof v !== 'string') return [];
+  try {
+    const parsed: unknown = JSON.parse(v);
+    return Array.isArray(parsed) ? parsed.filter((t): t is string => typeof t === 'string') : [];
+  } catch {
+    return [];
+  }
+}
+
 function rowToCommand(r: Row): CommandRecord {
+  let args: unknown = null;
+  if (typeof r.args === 'string') {
+    try {
+      args = JSON.parse(r.args);
+    } catch {
+      args = null;
+    }
+  }
   return {
     id: num(r.id),
     runId: str(r.run_id),
     action: str(r.action) as CommandAction,
+    args,
     source: str(r.source),
     createdAt: str(r.created_at),
     takenAt: strOrNull(r.taken_at),
@@ -350,6 +385,8 @@ function rowToInstance(r: Row): InstanceRecord {
 /** A run with these defaults filled in; callers give what they know. */
 export function newRunRecord(base: RunSummary & Partial<RunRecord>): RunRecord {
   return {
+    notes: '',
+    tags: [],
     priority: 0,
     device: 'cpu',
     queueSeq: null,
@@ -428,8 +465,8 @@ export class StudioDb {
   /** Adds a run in its first state (recorded in the history as coming from nothing). */
   insertRun(run: RunRecord, reason: string | null = null): void {
     if (!isRunState(run.state)) throw new Error(`insertRun: unknown state ${JSON.stringify(run.state)} for run ${run.id}`);
-    const cols = ['config', 'state', ...Object.values(RUN_COLUMNS)];
-    const values: unknown[] = [encodeJson(run.config), run.state, ...Object.keys(RUN_COLUMNS).map((k) => bindable(run[k as keyof typeof RUN_COLUMNS]))];
+    const cols = ['config', 'state', 'tags', ...Object.values(RUN_COLUMNS)];
+    const values: unknown[] = [encodeJson(run.config), run.state, JSON.stringify(run.tags ?? []), ...Object.keys(RUN_COLUMNS).map((k) => bindable(run[k as keyof typeof RUN_COLUMNS]))];
     this.tx(() => {
       try {
         this.stmt(`INSERT INTO runs (${cols.join(', ')}) VALUES (${cols.map(() => '?').join(', ')})`).run(...values);
@@ -482,9 +519,9 @@ export class StudioDb {
     const values: unknown[] = [];
     for (const [key, value] of Object.entries(patch)) {
       if (value === undefined) continue;
-      if (key === 'config') {
-        sets.push('config = ?');
-        values.push(encodeJson(value));
+      if (key === 'config' || key === 'tags') {
+        sets.push(`${key} = ?`);
+        values.push(key === 'config' ? encodeJson(value) : JSON.stringify(value));
         continue;
       }
       const col = RUN_COLUMNS[key as keyof typeof RUN_COLUMNS];
@@ -634,8 +671,8 @@ export class StudioDb {
 
   // --- commands (CLI → running studio) ---------------------------------------------------------------------------
 
-  enqueueCommand(runId: string, action: CommandAction, source: string): CommandRecord {
-    const r = this.stmt('INSERT INTO commands (run_id, action, source, created_at) VALUES (?, ?, ?, ?)').run(runId, action, source, new Date().toISOString());
+  enqueueCommand(runId: string, action: CommandAction, source: string, args: unknown = null): CommandRecord {
+    const r = this.stmt('INSERT INTO commands (run_id, action, source, created_at, args) VALUES (?, ?, ?, ?, ?)').run(runId, action, source, new Date().toISOString(), args === null ? null : JSON.stringify(args));
     return this.getCommand(num(r.lastInsertRowid)) as CommandRecord;
   }
 

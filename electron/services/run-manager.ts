@@ -18,13 +18,12 @@
  * subscribes and then fetches 'runs.metrics' has every point, and merges duplicates by step.
  */
 import { existsSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { join } from 'node:path';
 import {
   validateRunConfig,
   type EngineCommand,
   type EngineEvent,
   type MetricPoint,
-  type ModelSummary,
   type RunConfig,
   type RunEventInfo,
   type RunState,
@@ -43,7 +42,9 @@ import type { RunMetricsExporter } from './prometheus.ts';
 import { RunQueue, type QueueItem } from './run-queue.ts';
 import { isTerminal, RunWatchdog, type WatchdogPhase } from './run-state.ts';
 import { RunStore } from './run-store.ts';
+import { deletedMessage, deleteRun, uniqueRunName, updateRunInfo } from './run-catalog.ts';
 import { timeoutsOf } from './settings.ts';
+import { deleteRefusal, generatedRunName, type RunDeleteResult } from '../../common/run-info.ts';
 
 /** What the run manager needs from an engine worker (engine/engine-host.ts provides it). */
 export interface EngineHandle {
@@ -138,7 +139,7 @@ export class RunManager {
     const now = new Date().toISOString();
     const record = newRunRecord({
       id: newId('run'),
-      name: config.name?.trim() || defaultRunName(model, config),
+      name: config.name?.trim() || uniqueRunName(this.db, generatedRunName(model.name, config.datasetPath, config.lora.r)),
       state: 'pending',
       config,
       createdAt: now,
@@ -156,6 +157,7 @@ export class RunManager {
     });
     this.opts.store.ensureRunDir(record.id);
     this.db.insertRun(record, 'created');
+    this.opts.store.writeRunJson(record);
     this.event(record.id, 'info', `run created: ${config.train.steps} steps, LoRA r=${config.lora.r} on ${config.lora.targets.join(', ')}`);
     this.announce(record);
     void this.validate(record.id);
@@ -246,9 +248,43 @@ export class RunManager {
     return this.get(id);
   }
 
+  /** Renames a run, or changes its notes or tags (any state; common/run-info.ts says what is allowed). */
+  update(id: string, patch: unknown): RunSummary {
+    const run = updateRunInfo(this.opts.store, id, patch);
+    const active = this.active.get(id);
+    if (active) active.name = run.name;
+    this.announce(run);
+    return this.summary(run);
+  }
+
+  /**
+   * Deletes a run that is not going (run-catalog.ts deleteRun; the refusal names its state); every window is told
+   * ('run.removed'), and the adapters list changes (the adapter is gone, or no longer linked to the run).
+   */
+  delete(id: string, opts: { deleteAdapter?: boolean; dryRun?: boolean } = {}): RunDeleteResult {
+    if (this.active.has(id) || this.validating.has(id) || this.queue.isWaiting(id)) {
+      const run = this.require(id);
+      throw new StudioError({ message: deleteRefusal(run) ?? `run ${id} is still in use; try again when it has stopped`, field: 'id' });
+    }
+    const result = deleteRun(this.opts.store, this.opts.adapters, id, opts);
+    if (!result.deleted) return result;
+    this.opts.exporter?.forget(id);
+    this.opts.emit('run.removed', { id });
+    if (result.adapterId) this.opts.emit('adapters.changed', this.opts.adapters.list());
+    return result;
+  }
+
   /** A command from the CLI (db commands table); returns what to report back. */
-  command(action: CommandAction, id: string): string {
+  command(action: CommandAction, id: string, args: unknown = null): string {
     switch (action) {
+      case 'update': {
+        const run = this.update(id, args);
+        return `run ${id}: now "${run.name}"${run.tags?.length ? `, tags ${run.tags.join(', ')}` : ''}`;
+      }
+      case 'delete': {
+        const deleteAdapter = typeof args === 'object' && args !== null && (args as { deleteAdapter?: unknown }).deleteAdapter === true;
+        return deletedMessage(this.delete(id, { deleteAdapter }));
+      }
       case 'cancel':
         return `run ${id}: ${this.cancel(id).state === 'cancelled' ? 'cancelled' : 'cancelling at the next step'}`;
       case 'pause':
@@ -639,6 +675,7 @@ export class RunManager {
   /** Moves a run through the state machine (refusing illegal moves), stores why, and tells every window. */
   private move(id: string, to: RunState, reason: string | null, patch: RunPatch, from?: RunState): RunRecord {
     const run = this.db.transition(id, to, { reason, patch, ...(from ? { from } : {}) });
+    this.opts.store.writeRunJson(run);
     this.opts.exporter?.setState({ id: run.id, name: run.name }, to);
     this.announce(run);
     return run;
@@ -677,8 +714,4 @@ export function estimateEtaMs(recent: MetricPoint[], totalSteps: number): number
   else if (last.step > 0) msPerStep = last.elapsedMs / last.step;
   else return null;
   return Math.max(0, Math.round(msPerStep * (totalSteps - last.step)));
-}
-
-function defaultRunName(model: ModelSummary, config: RunConfig): string {
-  return `${model.name} · ${basename(config.datasetPath)} · r${config.lora.r}`;
 }

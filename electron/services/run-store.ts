@@ -46,6 +46,21 @@ export class RunStore {
     return dir;
   }
 
+  /**
+   * runs/<id>/run.json: the run as the UI sees it (name, notes, tags, config, state), next to its checkpoints, so
+   * the folder describes itself (and a studio that lost its database imports it again). Written on every state
+   * change and every rename; a folder that is gone (the run was deleted) is not made again.
+   */
+  writeRunJson(run: RunRecord): void {
+    const dir = this.runDir(run.id);
+    if (!existsSync(dir)) return;
+    try {
+      writeFileAtomic(join(dir, 'run.json'), `${JSON.stringify(RunStore.summary(run), null, 2)}\n`);
+    } catch {
+      // The database is the record; a full disk here must not fail the run (disk-full.test.ts).
+    }
+  }
+
   get(id: string): RunRecord | null {
     return isSafeId(id) ? this.db.getRun(id) : null;
   }
@@ -55,6 +70,8 @@ export class RunStore {
     return {
       id: run.id,
       name: run.name,
+      notes: run.notes,
+      tags: [...run.tags],
       state: run.state,
       config: run.config,
       createdAt: run.createdAt,

@@ -20,6 +20,7 @@ import {
   type StudioMethod,
   type StudioResult,
 } from '../../common/protocol.ts';
+import { AdaptersDeleteParamsSchema, RunsDeleteParamsSchema, RunsUpdateParamsSchema } from '../../common/run-info.ts';
 import { startEngine } from '../../engine/engine-host.ts';
 import { readHfConfig } from '../../engine/io/hf-config.ts';
 import { estimateTrainingMemory } from '../../engine/train/memory-estimate.ts';
@@ -35,6 +36,7 @@ import { asStudioError, StudioError } from './errors.ts';
 import { openHome, type StudioHome } from './home.ts';
 import { checkDataset, checkModel } from './preflight.ts';
 import { openStudioDb } from './db.ts';
+import { deleteAdapter } from './run-catalog.ts';
 import { StudioPresence } from './presence.ts';
 import { RunMetricsExporter, servePrometheus, type PrometheusEndpoint } from './prometheus.ts';
 import { RunManager, type EngineHandle } from './run-manager.ts';
@@ -110,6 +112,9 @@ const schemas = {
   'runs.resume': z.object({ id }),
   'runs.stopAndSave': z.object({ id }),
   'runs.setPriority': z.object({ id, priority: z.number({ message: 'priority must be a number' }).int('priority must be a whole number') }),
+  'runs.update': RunsUpdateParamsSchema,
+  'runs.delete': RunsDeleteParamsSchema,
+  'adapters.delete': AdaptersDeleteParamsSchema,
   'runs.events': z.object({ id, afterId: z.number().int().min(0).optional() }),
   'runs.history': z.object({ id }),
   'runs.estimateMemory': z.object({
@@ -190,7 +195,7 @@ export function createStudioServices(options: StudioServicesOptions): StudioServ
     kind: options.host,
     onCommand: (c) => {
       if (!runs) throw new Error('the studio is still starting; try again');
-      return runs.command(c.action, c.runId);
+      return runs.command(c.action, c.runId, c.args);
     },
   });
   // Another studio process on this folder owns the runs it left executing; recovering them here would run them twice.
@@ -296,6 +301,20 @@ export function createStudioServices(options: StudioServicesOptions): StudioServ
     'runs.setPriority': async (raw) => {
       const p = parseParams('runs.setPriority', raw);
       return manager.setPriority(p.id, p.priority);
+    },
+    'runs.update': async (raw) => {
+      const { id: runId, ...patch } = parseParams('runs.update', raw);
+      return manager.update(runId, patch);
+    },
+    'runs.delete': async (raw) => {
+      const p = parseParams('runs.delete', raw);
+      return manager.delete(p.id, { ...(p.deleteAdapter !== undefined ? { deleteAdapter: p.deleteAdapter } : {}), ...(p.dryRun !== undefined ? { dryRun: p.dryRun } : {}) });
+    },
+    'adapters.delete': async (raw) => {
+      const p = parseParams('adapters.delete', raw);
+      const result = deleteAdapter(db, adapters, p.id, p.dryRun ? { dryRun: true } : {});
+      if (result.deleted) emit('adapters.changed', adapters.list());
+      return result;
     },
     'runs.events': async (raw) => {
       const p = parseParams('runs.events', raw);

@@ -6,6 +6,7 @@ import { LossChart } from './components/LossChart.tsx';
 import { ModelPicker } from './components/ModelPicker.tsx';
 import { RunHistory } from './components/RunHistory.tsx';
 import { RunProgress } from './components/RunProgress.tsx';
+import { ThemeToggle } from './components/ThemeToggle.tsx';
 import { TrainForm } from './components/TrainForm.tsx';
 import { PageTabs, panelId, tabId, type StudioPage } from './lab/PageTabs.tsx';
 import type { ReactNode } from 'react';
@@ -93,6 +94,7 @@ function Header() {
             {info.host === 'web' ? 'web' : 'desktop'} · backends {info.backends.join(', ') || '—'}
           </span>
         ) : null}
+        <ThemeToggle />
         <SettingsButton />
         <span className={`conn conn-${connection}`} data-testid="connection" data-state={connection}>
           {connection === 'open' ? 'connected' : connection === 'connecting' ? 'connecting…' : connection === 'unauthorized' ? 'refused' : 'disconnected'}

@@ -4,6 +4,10 @@ import { App } from './App.tsx';
 import { createClient } from './client/create-client.ts';
 import { useStudio } from './stores/studio.ts';
 import './styles.css';
+import './theme-light.css';
+import './narrow.css';
+// Before the first paint: the page opens in its theme, not dark first.
+import './stores/theme.ts';
 
 const root = document.getElementById('root');
 if (!root) throw new Error('index.html has no #root element');

@@ -20,6 +20,7 @@ function memoryStorage(initial: Record<string, string> = {}): KeyValueStorage & 
 function edited(): FormValues {
   const f = defaultForm();
   return {
+    name: 'my sweep, try 2',
     numbers: { ...f.numbers, 'lora.r': '32', 'train.learningRate': '1e-', 'train.warmupSteps': '10', 'train.gradAccumulation': '4' },
     targets: ['q_proj', 'k_proj', 'down_proj'],
     data: { ...f.data, format: 'alpaca', packing: true, badRecords: 'skip' },
@@ -83,7 +84,10 @@ test('formFromConfig rebuilds the form that makes the same config (Train again w
   assert.ok(first.ok, JSON.stringify(first.errors));
   const again = checkForm(formFromConfig(first.config), first.config.modelPath, first.config.datasetPath);
   assert.ok(again.ok);
-  assert.deepEqual(again.config, first.config);
+  // Everything but the name, which was that run's: the new run gets its own.
+  const { name, ...settings } = first.config;
+  assert.equal(name, 'my sweep, try 2');
+  assert.deepEqual(again.config, settings);
   assert.equal(first.config.train.schedule, 'cosine');
   assert.equal(first.config.lora.rslora, true);
   assert.equal(first.config.train.gradAccumulation, 4);

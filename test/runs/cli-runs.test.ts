@@ -5,14 +5,14 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { after, describe, test } from 'node:test';
 import { DEFAULT_RUN_CONFIG, type RunState } from '../../common/protocol.ts';
-import { listRuns, runAction, showRun, type ActionOutcome } from '../../electron/cli/runs.ts';
+import { deleteRunCli, listRuns, nextTags, runAction, runMetrics, showRun, updateRun, type ActionOutcome } from '../../electron/cli/runs.ts';
 import { newRunRecord, openStudioDb, type RunRecord } from '../../electron/services/db.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'lora-cli-runs-'));
@@ -150,4 +150,82 @@ test('the lora-studio binary has the runs command', async () => {
   );
   assert.equal(failed?.code, 1);
   assert.match(failed?.stderr ?? '', /lora-studio: no run with id "missing"/);
+});
+
+describe('rename, notes, tags, delete and metrics with no studio running', () => {
+  const home = seed('manage', { one: 'completed', two: 'queuing', three: 'cancelled' });
+  const quiet = () => capture().io;
+
+  test('rename, notes and tags change the database; list --search / --tag find them; show prints them', async () => {
+    const c = capture();
+    const r = await updateRun('one', { name: 'first baseline' }, { home }, c.io);
+    assert.equal(r.via, 'database');
+    assert.equal(r.run.name, 'first baseline');
+    assert.match(c.out(), /run one: now "first baseline" \(no studio was running; the database was changed\)/);
+    await updateRun('one', { notes: 'lr too high?' }, { home }, quiet());
+    await updateRun('one', { tags: nextTags([], { set: 'baseline, smoke' }) }, { home }, quiet());
+    await updateRun('two', { tags: nextTags(['x'], { add: 'sweep,Smoke', remove: 'X' }) }, { home }, quiet());
+    assert.deepEqual(listRuns({ home, tag: 'smoke' }, quiet()).map((x) => x.id), ['two', 'one']);
+    assert.deepEqual(listRuns({ home, tag: 'smoke,baseline' }, quiet()).map((x) => x.id), ['one']);
+    assert.deepEqual(listRuns({ home, search: 'baseline lr' }, quiet()).map((x) => x.id), ['one']);
+    assert.deepEqual(listRuns({ home, search: 'nothing-like-this' }, quiet()).map((x) => x.id), []);
+    const table = capture();
+    listRuns({ home }, table.io);
+    assert.match(table.out(), /^ID\s+STATE\s+STEP\s+LOSS\s+ETA\s+PRIO\s+TAGS\s+NAME/);
+    assert.match(table.out(), /one\s+completed.*baseline,smoke\s+first baseline/);
+    const shown = capture();
+    showRun('one', { home }, shown.io);
+    assert.match(shown.out(), /tags {8}baseline, smoke/);
+    assert.match(shown.out(), /notes {7}lr too high\?/);
+    await assert.rejects(updateRun('one', { name: '' }, { home }, quiet()), /Run name cannot be empty/);
+    await assert.rejects(updateRun('one', { tags: ['x'.repeat(41)] }, { home }, quiet()), /a tag must be at most 40 characters/);
+    await assert.rejects(updateRun('nope', { name: 'x' }, { home }, quiet()), /no run with id "nope"/);
+  });
+
+  test('delete refuses a waiting run (naming why), measures with --dry-run, then removes the run', async () => {
+    await assert.rejects(deleteRunCli('two', { home }, quiet()), /is waiting for its turn; cancel or pause it first/);
+    const folder = join(home, 'runs', 'three', 'checkpoints');
+    mkdirSync(folder, { recursive: true });
+    writeFileSync(join(folder, 'state.bin'), Buffer.alloc(3000));
+    const dry = await deleteRunCli('three', { home, dryRun: true }, quiet());
+    assert.equal(dry.result?.runBytes, 3000);
+    assert.equal(dry.result?.deleted, false);
+    assert.ok(existsSync(folder));
+    const c = capture();
+    const done = await deleteRunCli('three', { home }, c.io);
+    assert.equal(done.via, 'database');
+    assert.equal(done.result?.freedBytes, 3000);
+    assert.match(c.out(), /run three \("name of three"\) deleted: 2\.93 KiB freed/);
+    assert.equal(existsSync(join(home, 'runs', 'three')), false);
+    assert.deepEqual(listRuns({ home }, quiet()).map((x) => x.id), ['two', 'one']);
+    await assert.rejects(deleteRunCli('three', { home }, quiet()), /no run with id "three"/);
+  });
+
+  test('metrics --csv: a header and one row per step, values as stored', () => {
+    const c = capture();
+    const n = runMetrics('one', { home, csv: true }, c.io);
+    assert.equal(n, 1);
+    const [header, row, ...rest] = c.out().trimEnd().split('\n');
+    assert.equal(header, 'step,loss,validationLoss,learningRate,gradNorm,lossScale,skipped,tokens,tokensPerSecond,elapsedMs');
+    assert.equal(row, '1,2.5,,0.001,1,,,10,5,1');
+    assert.deepEqual(rest, []);
+    const out = join(tmp, 'one.csv');
+    runMetrics('one', { home, csv: true, out }, quiet());
+    assert.equal(readFileSync(out, 'utf8'), c.out());
+    const lines = capture();
+    runMetrics('one', { home }, lines.io);
+    assert.equal((JSON.parse(lines.out()) as { loss: number }).loss, 2.5);
+    assert.throws(() => runMetrics('zzz', { home, csv: true }, quiet()), /no run with id "zzz"/);
+  });
+});
+
+test('the lora-studio binary has runs rename, tag, delete and metrics', async () => {
+  const home = seed('bin-manage', { solo: 'completed' });
+  const env = { ...process.env, LORA_STUDIO_HOME: home, LORA_STUDIO_FROM_SOURCE: '1' };
+  const run = (...args: string[]) => promisify(execFile)(process.execPath, [bin, 'runs', ...args], { env });
+  assert.match((await run('rename', 'solo', 'my best run')).stdout, /now "my best run"/);
+  assert.match((await run('tag', 'solo', '--add', 'keep')).stdout, /tags keep/);
+  assert.match((await run('metrics', 'solo', '--csv')).stdout, /^step,loss,/);
+  assert.match((await run('delete', 'solo')).stdout, /run solo \("my best run"\) deleted/);
+  assert.equal((await run('list')).stdout, `no runs in ${home}\n`);
 });

@@ -71,6 +71,24 @@ test('train: an invalid run config names the file and every bad field; exit code
   assert.match(r.stderr, /bad-run\.json: invalid run config/);
   assert.match(r.stderr, /lora\.r: rank must be at least 1/);
   assert.match(r.stderr, /train\.learningRate: learning rate must be greater than 0/);
+  // Each line: the key path, the schema's message, the app's label, the value found and the allowed range.
+  assert.ok(r.stderr.includes('  lora.r: rank must be at least 1 (Rank (r); got 0; allowed: a whole number from 1 to 1024)'), r.stderr);
+  assert.ok(r.stderr.includes('  train.learningRate: learning rate must be greater than 0 (Learning rate; got -1; allowed: a number, above 0 and at most 1)'), r.stderr);
+  const { learningRate: _lr, ...trainWithoutLr } = DEFAULT_RUN_CONFIG.train;
+  void _lr;
+  writeFileSync(
+    bad,
+    JSON.stringify({ ...DEFAULT_RUN_CONFIG, modelPath: 'm', datasetPath: 'd', lora: { ...DEFAULT_RUN_CONFIG.lora, dropout: 1 }, train: { ...trainWithoutLr, learning_rate: 1e-4, steps: 1e9, schedule: 'fast' } }),
+  );
+  const r3 = cli(['train', bad]);
+  assert.equal(r3.status, 1);
+  const lines = r3.stderr.split('\n');
+  const line = (key: string) => lines.find((l) => l.startsWith(`  ${key}:`)) ?? `(no line for ${key} in:\n${r3.stderr})`;
+  assert.equal(line('lora.dropout'), '  lora.dropout: dropout must be below 1 (Dropout; got 1; allowed: a number, at least 0 and below 1)');
+  assert.equal(line('train.steps'), '  train.steps: steps must be at most 10,000,000 (Steps; got 1000000000; allowed: a whole number from 1 to 10,000,000)');
+  assert.match(line('train.schedule'), /^ {2}train\.schedule: .* \(Learning-rate schedule; got "fast"; allowed: one of constant, linear, cosine\)$/);
+  assert.match(line('train.learningRate'), /^ {2}train\.learningRate: .*\(Learning rate; missing; allowed: a number, above 0 and at most 1\)$/);
+  assert.match(line('train.learning_rate'), /^ {2}train\.learning_rate: not a setting — did you mean learningRate\? \(train takes learningRate, steps, /);
   writeFileSync(bad, '{"modelPath": ');
   const r2 = cli(['train', bad]);
   assert.equal(r2.status, 1);

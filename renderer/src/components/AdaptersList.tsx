@@ -4,6 +4,7 @@ import { errorInfo } from '../client/transport.ts';
 import { usePlayground } from '../playground/playground-store.ts';
 import { usePage } from '../stores/page.ts';
 import { useStudio } from '../stores/studio.ts';
+import { DeleteAdapterButton } from './DeleteAdapterButton.tsx';
 import { ErrorNote } from './ErrorNote.tsx';
 import { formatBytes } from './format.ts';
 import { ImportAdapterButton } from './ImportAdapterDialog.tsx';
@@ -122,6 +123,7 @@ function AdapterItem({ adapter }: { adapter: AdapterSummary }) {
             Save as…
           </a>
         ) : null}
+        <DeleteAdapterButton adapter={adapter} />
       </div>
     </li>
   );

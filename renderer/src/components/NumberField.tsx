@@ -1,3 +1,4 @@
+import { usePresets } from '../stores/preset-store.ts';
 import { useStudio } from '../stores/studio.ts';
 import type { NumberField as NumberFieldKey } from '../stores/form.ts';
 
@@ -14,8 +15,10 @@ export function NumberField({ field, label, hint, error, disabled }: Props) {
   const value = useStudio((s) => s.form.numbers[field]);
   const setNumber = useStudio((s) => s.setNumber);
   const id = `field-${field}`;
+  // Set by the preset just applied (and not edited since): marked, with what it was.
+  const change = usePresets((s) => s.applied?.changes.find((c) => c.field === field && s.applied?.after.numbers[field] === value));
   return (
-    <div className={`field${error ? ' field-invalid' : ''}`}>
+    <div className={`field${error ? ' field-invalid' : ''}${change ? ' field-changed' : ''}`} title={change ? `was ${change.from} before the preset` : undefined}>
       <label htmlFor={id}>{label}</label>
       <input
         id={id}

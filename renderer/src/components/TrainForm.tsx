@@ -1,5 +1,6 @@
 import { useMemo } from 'react';
 import { LORA_TARGETS } from '../../../common/protocol.ts';
+import { generatedRunName } from '../../../common/run-info.ts';
 import { checkForm } from '../stores/form.ts';
 import { trainBlockers } from '../stores/train-blockers.ts';
 import { MemoryEstimate } from '../runs/MemoryEstimate.tsx';
@@ -9,6 +10,7 @@ import { isActive, useStudio } from '../stores/studio.ts';
 import { DataSettings } from './DataSettings.tsx';
 import { ErrorNote } from './ErrorNote.tsx';
 import { NumberField } from './NumberField.tsx';
+import { PresetPicker } from './PresetPicker.tsx';
 import { SettingsFileButtons } from './SettingsFileButtons.tsx';
 
 export function TrainForm() {
@@ -28,7 +30,7 @@ export function TrainForm() {
   const validationError = useStudio((s) => s.validationError);
   // Runs that hold or wait for a device: a new run joins the queue behind them.
   const busyRuns = useStudio((s) => Object.values(s.runs).filter((r) => isActive(r) && r.state !== 'paused').length);
-  const { toggleTarget, startRun } = useStudio.getState();
+  const { toggleTarget, startRun, setRunName } = useStudio.getState();
 
   // The validator the services run, on every keystroke: messages appear next to their field as the user types.
   const check = useMemo(() => checkForm(form, modelPath.trim(), datasetPath.trim()), [form, modelPath, datasetPath]);
@@ -59,12 +61,19 @@ export function TrainForm() {
         <h2 id="train-form-title">Training settings</h2>
         <SettingsFileButtons />
       </div>
+      <PresetPicker />
       <form
         onSubmit={(e) => {
           e.preventDefault();
           if (canTrain) void startRun();
         }}
       >
+        <RunNameField
+          value={form.name}
+          placeholder={model && datasetPath.trim() ? generatedRunName(model.name, datasetPath.trim(), form.numbers['lora.r'].trim() || '?') : 'generated from the model, the dataset and the rank'}
+          error={errorOf('name')}
+          onChange={setRunName}
+        />
         <fieldset>
           <legend>LoRA</legend>
           <div className="grid-3">
@@ -132,5 +141,22 @@ export function TrainForm() {
         {startError ? <ErrorNote error={startError} testId="start-error" /> : null}
       </form>
     </section>
+  );
+}
+
+/** The next run's name; empty: the services generate one (the placeholder shows which). Renamed later on the Runs page. */
+function RunNameField({ value, placeholder, error, onChange }: { value: string; placeholder: string; error?: string; onChange(v: string): void }) {
+  return (
+    <div className={`field run-name-field${error ? ' field-invalid' : ''}`}>
+      <label htmlFor="field-name">Run name</label>
+      <input id="field-name" data-testid="field-name" type="text" maxLength={200} autoComplete="off" placeholder={placeholder} value={value} onChange={(e) => onChange(e.target.value)} />
+      {error ? (
+        <div className="field-error" data-testid="error-name" role="alert">
+          {error}
+        </div>
+      ) : (
+        <div className="field-hint">optional; tags and notes go on the run, on the Runs page</div>
+      )}
+    </div>
   );
 }

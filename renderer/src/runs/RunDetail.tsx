@@ -9,6 +9,9 @@ import { usePlayground } from '../playground/playground-store.ts';
 import { usePage } from '../stores/page.ts';
 import { isActive, useStudio } from '../stores/studio.ts';
 import { useRunsPage } from './runs-store.ts';
+import { DeleteRunButton } from './DeleteRunButton.tsx';
+import { MetricsCsvButton } from './MetricsCsvButton.tsx';
+import { RunInfoEditor } from './RunInfoEditor.tsx';
 import { TrainAgainButton } from './TrainAgainButton.tsx';
 import { STATE_LABEL, configEntries, formatTime } from './runs-view.ts';
 
@@ -39,11 +42,13 @@ export function RunDetail({ runId }: { runId: string }) {
     <section className="card run-detail" data-testid="run-detail" data-run-id={run.id} data-state={run.state}>
       <RunHead run={run} stateTestId="run-detail-state">
         <TrainAgainButton run={run} />
+        <MetricsCsvButton run={run} />
         <ExportBundleButton run={run} />
       </RunHead>
       <Readouts run={run} />
       {run.error ? <ErrorNote error={{ message: run.error }} testId="run-detail-error" /> : null}
       <LossChart runId={run.id} />
+      <RunInfoEditor run={run} />
       <div className="run-detail-grid">
         <ConfigTable run={run} />
         <div className="run-detail-side">
@@ -53,6 +58,9 @@ export function RunDetail({ runId }: { runId: string }) {
       </div>
       <EventLog runId={run.id} />
       {details?.error ? <ErrorNote error={details.error} testId="run-detail-fetch-error" /> : null}
+      <div className="run-detail-danger">
+        <DeleteRunButton run={run} />
+      </div>
     </section>
   );
 }
@@ -124,7 +132,9 @@ function FilesList({ run }: { run: RunSummary }) {
               </button>
             </span>
           ) : run.adapterId ? (
-            <code>{run.adapterId}</code>
+            <span className="muted" data-testid="run-adapter-deleted">
+              deleted (<code>{run.adapterId}</code>)
+            </span>
           ) : (
             <span className="muted">{run.state === 'completed' ? 'none' : 'written when the run completes'}</span>
           )}

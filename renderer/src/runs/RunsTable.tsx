@@ -1,9 +1,11 @@
 import { useEffect, useMemo, useState } from 'react';
 import type { RunSummary } from '../../../common/protocol.ts';
+import { runMatches } from '../../../common/run-info.ts';
 import { formatCount, formatDuration, formatLoss } from '../components/format.ts';
 import { activateOnKey } from '../components/keyboard.ts';
 import { isActive, sortedRuns, useStudio } from '../stores/studio.ts';
 import { RunActions } from './RunActions.tsx';
+import { RunsFilter } from './RunsFilter.tsx';
 import { useRunsPage } from './runs-store.ts';
 import { COMPARE_COLORS, MAX_COMPARED, formatTime, parsePriority, priorityEditable, progressFraction, liveStateLabel } from './runs-view.ts';
 
@@ -11,13 +13,16 @@ import { COMPARE_COLORS, MAX_COMPARED, formatTime, parsePriority, priorityEditab
 export function RunsTable() {
   const runs = useStudio((s) => s.runs);
   const connected = useStudio((s) => s.connection === 'open');
-  const list = useMemo(() => sortedRuns(runs), [runs]);
+  const all = useMemo(() => sortedRuns(runs), [runs]);
+  const query = useRunsPage((s) => s.query);
+  const tagFilter = useRunsPage((s) => s.tagFilter);
+  const list = useMemo(() => all.filter((r) => runMatches(r, { text: query, tags: tagFilter })), [all, query, tagFilter]);
   const selectedRunId = useRunsPage((s) => s.selectedRunId);
   const compared = useRunsPage((s) => s.compared);
   const { select, toggleCompare } = useRunsPage.getState();
   const full = compared.length >= MAX_COMPARED;
 
-  if (list.length === 0) {
+  if (all.length === 0) {
     return (
       <div className="runs-empty muted" data-testid="runs-empty">
         No runs yet. Start one on the Train page; runs started while another trains wait here for their turn.
@@ -27,7 +32,13 @@ export function RunsTable() {
 
   return (
     <div className="runs-table-wrap">
-      <table className="runs-table" data-testid="runs-table">
+      <RunsFilter runs={all} shown={list.length} />
+      {list.length === 0 ? (
+        <div className="runs-empty muted" data-testid="runs-none-match">
+          No run matches the search or the tags.
+        </div>
+      ) : null}
+      <table className="runs-table" data-testid="runs-table" hidden={list.length === 0}>
         <thead>
           <tr>
             <th title={`Compare up to ${MAX_COMPARED} runs on one chart`}>Compare</th>
@@ -71,8 +82,17 @@ export function RunsTable() {
                     {entry ? <span className="swatch" style={{ background: COMPARE_COLORS[entry.color] }} /> : null}
                   </label>
                 </td>
-                <td className="runs-name" title={run.id}>
-                  {run.name}
+                <td className="runs-name" title={run.notes ? `${run.id}\n${run.notes}` : run.id}>
+                  <span data-testid="runs-name">{run.name}</span>
+                  {run.tags && run.tags.length > 0 ? (
+                    <span className="run-tags" data-testid="runs-tags">
+                      {run.tags.map((t) => (
+                        <span key={t} className="tag">
+                          {t}
+                        </span>
+                      ))}
+                    </span>
+                  ) : null}
                 </td>
                 <td>
                   <span className={`badge badge-${run.state}`} data-testid="runs-state">

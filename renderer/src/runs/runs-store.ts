@@ -6,7 +6,9 @@
 import { create } from 'zustand';
 import type { RunEventInfo, RunStateChange, RunSummary, StudioErrorInfo } from '../../../common/protocol.ts';
 import { errorInfo } from '../client/transport.ts';
-import { useStudio } from '../stores/studio.ts';
+import { liveCardRun, useStudio } from '../stores/studio.ts';
+import type { RunDeleteResult, RunInfoPatch } from '../../../common/run-info.ts';
+import { toggleTag } from './run-manage-view.ts';
 import { appendEvents, replyIsNewer, toggleCompared, type ComparedRun, type RunAction } from './runs-view.ts';
 
 export interface RunDetails {
@@ -23,6 +25,17 @@ export interface RunsPageState {
   busy: Record<string, RunAction | 'priority'>;
   /** The last refusal of a priority change, by run id. */
   priorityErrors: Record<string, string>;
+
+  /** The list's search words and tag filter (common/run-info.ts runMatches). */
+  query: string;
+  tagFilter: string[];
+  setQuery(text: string): void;
+  toggleTagFilter(tag: string): void;
+  clearFilter(): void;
+  /** Rename, notes, tags: the updated run, or a refusal thrown for the editor to show. */
+  updateInfo(id: string, patch: RunInfoPatch): Promise<RunSummary>;
+  /** What deleting would free (a dry run), or does: the services' answer; refusals are thrown. */
+  deleteRun(id: string, opts: { deleteAdapter: boolean; dryRun: boolean }): Promise<RunDeleteResult>;
 
   select(id: string | null): void;
   toggleCompare(id: string): void;
@@ -59,12 +72,57 @@ export const useRunsPage = create<RunsPageState>()((set, get) => {
     });
   }
 
+  /** A deleted run leaves the selection, the compared runs and the details held. */
+  function forget(id: string): void {
+    set((s) => {
+      const details = { ...s.details };
+      delete details[id];
+      return { details, compared: s.compared.filter((c) => c.id !== id), selectedRunId: s.selectedRunId === id ? null : s.selectedRunId };
+    });
+    useStudio.setState((s) => {
+      if (!(id in s.runs)) return {};
+      const runs = { ...s.runs };
+      delete runs[id];
+      return { runs, currentRunId: s.currentRunId === id ? liveCardRun(runs) : s.currentRunId };
+    });
+  }
+  // Deleted in another window, or by the CLI: the studio store drops it, this page follows.
+  useStudio.subscribe((s, prev) => {
+    if (s.runs === prev.runs) return;
+    for (const id of Object.keys(prev.runs)) if (!(id in s.runs)) forget(id);
+  });
+
   return {
     selectedRunId: null,
     compared: [],
     details: {},
     busy: {},
     priorityErrors: {},
+    query: '',
+    tagFilter: [],
+
+    setQuery(text) {
+      set({ query: text });
+    },
+    toggleTagFilter(tag) {
+      set((s) => ({ tagFilter: toggleTag(s.tagFilter, tag) }));
+    },
+    clearFilter() {
+      set({ query: '', tagFilter: [] });
+    },
+
+    async updateInfo(id, patch) {
+      const run = await studioClient().request('runs.update', { id, ...patch });
+      upsert(run);
+      return run;
+    },
+
+    async deleteRun(id, opts) {
+      const result = await studioClient().request('runs.delete', { id, deleteAdapter: opts.deleteAdapter, dryRun: opts.dryRun });
+      // 'run.removed' tells every window; this one need not wait for it.
+      if (result.deleted) forget(id);
+      return result;
+    },
 
     select(id) {
       set({ selectedRunId: id });

@@ -26,6 +26,7 @@ export function snapshotOf(kept: KeptForm): TrainFormSnapshot {
     version: TRAIN_FORM_SNAPSHOT_VERSION,
     modelPath: kept.modelPath,
     datasetPath: kept.datasetPath,
+    name: form.name,
     numbers: { ...form.numbers },
     targets: [...form.targets],
     data: { ...form.data },
@@ -47,6 +48,7 @@ export function keptFromSnapshot(snapshot: TrainFormSnapshot): KeptForm {
     modelPath: snapshot.modelPath,
     datasetPath: snapshot.datasetPath,
     form: {
+      name: snapshot.name ?? '',
       numbers,
       targets: snapshot.targets ? [...new Set(snapshot.targets)] : base.targets,
       data: { ...base.data, ...defined(snapshot.data) },

@@ -55,6 +55,8 @@ export interface AdvancedChoices {
 }
 
 export interface FormValues {
+  /** RunConfig.name; '' = the services generate one (model · dataset · rank). */
+  name: string;
   numbers: Record<NumberField, string>;
   targets: LoraTarget[];
   data: DataChoices;
@@ -65,6 +67,7 @@ export interface FormValues {
 export function defaultForm(): FormValues {
   const { lora, train } = DEFAULT_RUN_CONFIG;
   return {
+    name: '',
     numbers: {
       'lora.r': String(lora.r),
       'lora.alpha': String(lora.alpha),
@@ -97,6 +100,8 @@ export function formFromConfig(config: RunConfig): FormValues {
   const { lora, train, data } = config;
   const base = defaultForm();
   return {
+    // A new run gets a name of its own: the old run's name is not carried.
+    name: '',
     numbers: {
       'lora.r': String(lora.r),
       'lora.alpha': String(lora.alpha),
@@ -138,6 +143,7 @@ export function buildDraft(form: FormValues, modelPath: string, datasetPath: str
   const validationPath = form.data.validationPath.trim();
   return {
     ...DEFAULT_RUN_CONFIG,
+    ...(form.name.trim() ? { name: form.name.trim() } : {}),
     modelPath,
     datasetPath,
     datasetFormat: form.data.format,

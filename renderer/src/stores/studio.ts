@@ -92,6 +92,8 @@ export interface StudioState extends ModelSlice {
   uploadValidationFile(file: File): Promise<void>;
   browseValidationFile(): Promise<void>;
   setNumber(field: NumberField, value: string): void;
+  /** The next run's name ('' = generated). */
+  setRunName(name: string): void;
   /** Backend, precision, gradient checkpointing; clears the server's complaint about that field. */
   setCompute<K extends keyof ComputeChoices>(key: K, value: ComputeChoices[K]): void;
   toggleTarget(target: LoraTarget): void;
@@ -195,10 +197,27 @@ export const useStudio = create<StudioState>()((set, get) => {
         set((s) => ({ logs: { ...s.logs, [runId]: [...(s.logs[runId] ?? []), { level, message: text }].slice(-MAX_LOG_LINES) } }));
         break;
       }
+      case 'run.removed':
+        forgetRun((message.data as StudioEventMessage<'run.removed'>['data']).id);
+        break;
       case 'adapters.changed':
         set({ adapters: message.data as AdapterSummary[], adaptersError: null });
         break;
     }
+  }
+
+  /** A deleted run leaves this window: its row, its points, its log, and the live card if it had it. */
+  function forgetRun(id: string): void {
+    set((s) => {
+      if (!(id in s.runs)) return {};
+      const runs = { ...s.runs };
+      delete runs[id];
+      const metrics = { ...s.metrics };
+      delete metrics[id];
+      const logs = { ...s.logs };
+      delete logs[id];
+      return { runs, metrics, logs, currentRunId: s.currentRunId === id ? liveCardRun(runs) : s.currentRunId };
+    });
   }
 
   /** After every (re)connect: fetch whatever events we may have missed. */
@@ -216,9 +235,10 @@ export const useStudio = create<StudioState>()((set, get) => {
     try {
       const runs = await c.request('runs.list', {});
       set((s) => {
-        const merged = { ...s.runs };
-        for (const r of runs) if (replyIsNewer(merged[r.id], r, 'reply')) merged[r.id] = r;
-        const currentRunId = s.currentRunId ?? liveCardRun(merged);
+        // The list is the whole truth: a run missing from it was deleted while this window was not listening.
+        const merged: Record<string, RunSummary> = {};
+        for (const r of runs) merged[r.id] = replyIsNewer(s.runs[r.id], r, 'reply') ? r : s.runs[r.id]!;
+        const currentRunId = s.currentRunId && s.currentRunId in merged ? s.currentRunId : liveCardRun(merged);
         return { runs: merged, currentRunId };
       });
       const current = get().currentRunId;
@@ -428,6 +448,9 @@ export const useStudio = create<StudioState>()((set, get) => {
       }
     },
 
+    setRunName(name) {
+      set((s) => ({ form: { ...s.form, name }, serverErrors: withoutKey(s.serverErrors, 'name') }));
+    },
     setNumber(field, value) {
       set((s) => ({ form: { ...s.form, numbers: { ...s.form.numbers, [field]: value } }, serverErrors: withoutKey(s.serverErrors, field) }));
     },
@@ -474,7 +497,8 @@ export const useStudio = create<StudioState>()((set, get) => {
         // A run that queues behind a training one leaves that one's live chart in place (it follows once it starts).
         const shown = get().currentRunId;
         const keep = shown !== null && shown !== run.id && get().runs[shown]?.state === 'executing';
-        set({ currentRunId: keep ? shown : run.id, starting: false });
+        // The name was this run's: the next one gets its own (generated unless typed again).
+        set((st) => ({ currentRunId: keep ? shown : run.id, starting: false, form: st.form.name ? { ...st.form, name: '' } : st.form }));
       } catch (e) {
         const info = errorInfo(e);
         // The services may name fields from the request root (`config.lora.r`); the form knows them as `lora.r`.
