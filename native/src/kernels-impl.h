@@ -43,7 +43,12 @@ constexpr int NN_NS = 16 * NN_NV;
 static inline void decode_rows(float* dst, size_t ldd, Weight w, size_t r0, size_t nr, size_t k0, size_t kc) {
   if (w.type == WType::F32) {
     const float* src = static_cast<const float*>(w.data);
-    for (size_t r = 0; r < nr; r++) std::memcpy(dst + r * ldd, src + (r0 + r) * w.ld + k0, kc * sizeof(float));
+    for (size_t r = 0; r < nr; r++) {
+      // Rows a weight-row stride apart defeat the hardware prefetchers: ask for the rows 16 ahead.
+      LS_PREFETCH(src + (r0 + r + 16) * w.ld + k0);
+      LS_PREFETCH(src + (r0 + r + 16) * w.ld + k0 + kc - 1);
+      std::memcpy(dst + r * ldd, src + (r0 + r) * w.ld + k0, kc * sizeof(float));
+    }
     return;
   }
   const uint16_t* src = static_cast<const uint16_t*>(w.data);
@@ -178,8 +183,20 @@ static void gemm_abt(float* out, size_t ldo, const float* a, size_t lda, Weight 
 // gemm_nn: outer products. Output (i, n) = Σ over k-blocks of GEMM_KC (in order) of a fused-multiply-add chain over
 // the block from zero. b is packed a panel (GEMM_KC × NN_NS) at a time through decode_rows.
 
+/** Where a k-block's sums go: the task's scratch (more blocks follow), or — for the last block — the output. */
+struct NnOut {
+  float* c;       // scratch tile [MR][NN_NS] of the sums of the blocks so far
+  bool first;     // this is the first k-block (the scratch holds nothing yet)
+  bool last;      // this is the last k-block: write alpha·sum (+ out) to out
+  float* out;     // out row of the tile's first row, at the strip's first column
+  size_t ldo;
+  int cols;       // valid columns of the strip (≤ NN_NS)
+  float alpha;
+  bool accumulate;
+};
+
 template <int MR>
-static LS_INLINE void nn_tile(const float* a, size_t rsa, size_t csa, const float* panel, size_t ldp, size_t kc, float* c, bool first) {
+static LS_INLINE void nn_tile(const float* a, size_t rsa, size_t csa, const float* panel, size_t ldp, size_t kc, const NnOut& o) {
   V16 acc[MR][NN_NV];
   for (int i = 0; i < MR; i++)
     for (int v = 0; v < NN_NV; v++) acc[i][v] = vzero();
@@ -194,16 +211,28 @@ static LS_INLINE void nn_tile(const float* a, size_t rsa, size_t csa, const floa
   }
   for (int i = 0; i < MR; i++)
     for (int v = 0; v < NN_NV; v++) {
-      float* ci = c + i * NN_NS + 16 * v;
-      vstore(ci, first ? acc[i][v] : vadd(vload(ci), acc[i][v]));
+      float* ci = o.c + i * NN_NS + 16 * v;
+      const V16 sum = o.first ? acc[i][v] : vadd(vload(ci), acc[i][v]);
+      if (!o.last) {
+        vstore(ci, sum);
+        continue;
+      }
+      const int w = o.cols - 16 * v;
+      if (w <= 0) continue;
+      float* oi = o.out + i * o.ldo + 16 * v;
+      const int n = w < 16 ? w : 16;
+      V16 r = vmul(sum, vset1(o.alpha));
+      if (o.accumulate) r = vadd(vload_n(oi, n), r);
+      if (n == 16) vstore(oi, r);
+      else vstore_part(oi, r, n);
     }
 }
 
 template <int MR>
-static inline void nn_tile_m(int m, const float* a, size_t rsa, size_t csa, const float* panel, size_t ldp, size_t kc, float* c, bool first) {
+static inline void nn_tile_m(int m, const float* a, size_t rsa, size_t csa, const float* panel, size_t ldp, size_t kc, const NnOut& o) {
   if constexpr (MR > 1)
-    if (m < MR) return nn_tile_m<MR - 1>(m, a, rsa, csa, panel, ldp, kc, c, first);
-  nn_tile<MR>(a, rsa, csa, panel, ldp, kc, c, first);
+    if (m < MR) return nn_tile_m<MR - 1>(m, a, rsa, csa, panel, ldp, kc, o);
+  nn_tile<MR>(a, rsa, csa, panel, ldp, kc, o);
 }
 
 /** Rows per gemm_nn task, and strips (NN_NS columns each) per task: a task packs its strips' panels for one k-block
@@ -217,61 +246,76 @@ struct NnScratch {
 };
 static thread_local NnScratch nn_scratch;
 
-/** Rows [i0, i1) × columns [n0, n1) (n1 − n0 ≤ NN_SG·NN_NS) of gemm_nn, on this thread. */
+/** Rows [i0, i1) × columns [n0, n1) of gemm_nn, on this thread (k-blocks outermost: the panel serves every row). */
 static void nn_block(float* out, size_t ldo, const float* a, size_t rsa, size_t csa, Weight b, size_t i0, size_t i1, size_t K, size_t n0, size_t n1, float alpha, bool accumulate) {
   const size_t rows = i1 - i0;
   const size_t nw = n1 - n0;
   const size_t strips = (nw + NN_NS - 1) / NN_NS;
   const size_t ldp = strips * NN_NS;
   NnScratch& s = nn_scratch;
-  if (s.panel.size() < GEMM_KC * ldp) s.panel.resize(GEMM_KC * ldp);
-  if (s.c.size() < rows * ldp) s.c.resize(rows * ldp);
-  float* panel = s.panel.data();
-  float* c = s.c.data();
+  if (K == 0) {
+    for (size_t i = 0; i < rows; i++)
+      if (!accumulate) std::fill(out + (i0 + i) * ldo + n0, out + (i0 + i) * ldo + n1, 0.f);
+    return;
+  }
+  // A few rows (decoding) read f32 weights with whole strips in place (row stride = the weight's); otherwise each
+  // k-block is packed through decode_rows into a contiguous panel of whole strips (zero-padded) that every row tile
+  // then reads from L1/L2. Packing changes no value, so either way gives the same bits.
+  const bool direct = b.type == WType::F32 && nw == ldp && rows <= (size_t)(2 * NN_MR);
+  if (!direct && s.panel.size() < GEMM_KC * ldp) s.panel.resize(GEMM_KC * ldp);
+  if (K > GEMM_KC && s.c.size() < rows * ldp) s.c.resize(rows * ldp);
+  float* c = K > GEMM_KC ? s.c.data() : nullptr;
   for (size_t k0 = 0; k0 < K; k0 += GEMM_KC) {
     const size_t kc = std::min(GEMM_KC, K - k0);
-    // Panel row k = b[k0 + k][n0 .. n1), zero-padded to whole strips: rows of the weight, as decode_rows gives them.
-    decode_rows(panel, ldp, b, k0, kc, n0, nw);
-    if (nw < ldp)
-      for (size_t k = 0; k < kc; k++) std::memset(panel + k * ldp + nw, 0, (ldp - nw) * sizeof(float));
+    const float* panel;
+    size_t pld;
+    if (direct) {
+      panel = static_cast<const float*>(b.data) + k0 * b.ld + n0;
+      pld = b.ld;
+    } else {
+      // Panel row k = b[k0 + k][n0 .. n1), zero-padded to whole strips: rows of the weight, as decode_rows gives them.
+      decode_rows(s.panel.data(), ldp, b, k0, kc, n0, nw);
+      if (nw < ldp)
+        for (size_t k = 0; k < kc; k++) std::memset(s.panel.data() + k * ldp + nw, 0, (ldp - nw) * sizeof(float));
+      panel = s.panel.data();
+      pld = ldp;
+    }
     const float* ak = a + k0 * csa;
+    const bool first = k0 == 0, last = k0 + kc >= K;
+    alignas(64) float single[NN_MR * NN_NS];
     for (size_t st = 0; st < strips; st++)
       for (size_t i = 0; i < rows; i += NN_MR) {
         const int m = (int)std::min<size_t>(NN_MR, rows - i);
-        nn_tile_m<NN_MR>(m, ak + (i0 + i) * rsa, rsa, csa, panel + st * NN_NS, ldp, kc, c + (st * rows + i) * NN_NS, k0 == 0);
+        const NnOut o{c ? c + (st * rows + i) * NN_NS : single, first, last, out + (i0 + i) * ldo + n0 + st * NN_NS, ldo, (int)std::min<size_t>(NN_NS, nw - st * NN_NS), alpha, accumulate};
+        nn_tile_m<NN_MR>(m, ak + (i0 + i) * rsa, rsa, csa, panel + st * NN_NS, pld, kc, o);
       }
-  }
-  if (K == 0) std::fill(c, c + rows * ldp, 0.f);
-  for (size_t st = 0; st < strips; st++) {
-    const size_t w = std::min<size_t>(NN_NS, nw - st * NN_NS);
-    for (size_t i = 0; i < rows; i++) {
-      float* o = out + (i0 + i) * ldo + n0 + st * NN_NS;
-      const float* ci = c + (st * rows + i) * NN_NS;
-      for (size_t j = 0; j < w; j++) {
-        const float v = ci[j] * alpha;
-        o[j] = accumulate ? o[j] + v : v;
-      }
-    }
   }
 }
 
 static void gemm_nn(float* out, size_t ldo, const float* a, size_t rsa, size_t csa, Weight b, size_t M, size_t K, size_t N, float alpha, bool accumulate) {
   if (M == 0 || N == 0) return;
-  const size_t cols = NN_SG * NN_NS;
-  const size_t colTasks = (N + cols - 1) / cols, rowTasks = (M + NN_MB - 1) / NN_MB;
   const double work = (double)M * (double)N * (double)K;
-  const size_t tasks = work < 262144.0 ? 1 : colTasks * rowTasks;
-  auto run = [&](size_t t) {
-    if (tasks == 1) {
-      for (size_t n0 = 0; n0 < N; n0 += cols)
-        for (size_t i0 = 0; i0 < M; i0 += NN_MB) nn_block(out, ldo, a, rsa, csa, b, i0, std::min(M, i0 + NN_MB), K, n0, std::min(N, n0 + cols), alpha, accumulate);
-      return;
-    }
+  if (work < 262144.0) {
+    const size_t cols = NN_SG * NN_NS;
+    for (size_t n0 = 0; n0 < N; n0 += cols)
+      for (size_t i0 = 0; i0 < M; i0 += NN_MB) nn_block(out, ldo, a, rsa, csa, b, i0, std::min(M, i0 + NN_MB), K, n0, std::min(N, n0 + cols), alpha, accumulate);
+    return;
+  }
+  size_t mb = NN_MB, cols = NN_SG * NN_NS;
+  if (K > 8 * GEMM_KC && M <= 32 * (size_t)NN_MR) {
+    // A long inner dimension (cross-entropy's vocabulary: both operands bigger than the caches): one task per thread,
+    // each with all rows and its share of the columns, so a and b are each streamed from memory about once. Which task
+    // computes an output never changes how it is computed, so this split may follow the thread count.
+    mb = M;
+    const size_t t = (size_t)std::max(1, ls::threads());
+    cols = std::max<size_t>(NN_NS, ((N + t - 1) / t + NN_NS - 1) / NN_NS * NN_NS);
+  }
+  const size_t colTasks = (N + cols - 1) / cols, rowTasks = (M + mb - 1) / mb;
+  ls::parallel(colTasks * rowTasks, [&](size_t t) {
     const size_t rb = t % rowTasks, cb = t / rowTasks;
-    const size_t i0 = rb * NN_MB, n0 = cb * cols;
-    nn_block(out, ldo, a, rsa, csa, b, i0, std::min(M, i0 + NN_MB), K, n0, std::min(N, n0 + cols), alpha, accumulate);
-  };
-  ls::parallel(tasks, run);
+    const size_t i0 = rb * mb, n0 = cb * cols;
+    nn_block(out, ldo, a, rsa, csa, b, i0, std::min(M, i0 + mb), K, n0, std::min(N, n0 + cols), alpha, accumulate);
+  });
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -520,43 +564,62 @@ static void attention_forward(float* out, float* lse, const float* q, const floa
   });
 }
 
+/** Keys [j0, j0 + n) of kv head kvh of sequence b, transposed: out[d][j] with row stride ld (columns ≥ n zero). */
+static void att_transpose(float* out, size_t ld, const float* k, const AttnShape& s, size_t b, size_t kvh, size_t j0, size_t n) {
+  const size_t D = s.head_dim, kStride = s.kv_heads * D;
+  for (size_t d = 0; d < D; d++) std::fill(out + d * ld + n, out + (d + 1) * ld, 0.f);
+  for (size_t j = 0; j < n; j++) {
+    const float* kr = k + (b * s.k_len + j0 + j) * kStride + kvh * D;
+    for (size_t d = 0; d < D; d++) out[d * ld + j] = kr[d];
+  }
+}
+
 /**
- * P (recomputed from lse) and dS = P·(dP − Δ)·scale for rows t0..t1 of head h against keys [j0, j1), with
- * dP = dO·vᵀ and Δ_t = dO_t·O_t (= Σ_j P·dP over all the row's keys, whichever tile this is); P is left in P, dS in dS.
+ * For rows t0..t1 of head h against keys [j0, j0 + jn) given transposed (kt, vt: [D][ld]): P = exp(S·scale − lse)
+ * (0 where a key is not visible) into P, and dS = P·(dP − Δ)·scale into dS, with S = q·kᵀ and dP = dO·vᵀ (outer
+ * products: backward has no decoding to agree with) and Δ_t = dO_t·O_t (the row's Σ P·dP over all its keys, whichever
+ * tile this is).
  */
-static void att_backward_tile(float* P, float* dS, size_t ld, const float* dout, const float* lse, const float* delta, const float* q, const float* k, const float* v, const AttnShape& s, size_t b, size_t h, size_t t0, size_t t1, size_t j0, size_t j1, float scale) {
-  const size_t D = s.head_dim, qStride = s.heads * D, kStride = s.kv_heads * D;
-  const size_t kvh = h / (s.heads / s.kv_heads), qOff = s.k_len - s.q_len, jn = j1 - j0;
-  att_scores(P, ld, q, k, s, b, h, t0, t1, j0, j1);
-  AbtArgs p{dS, ld, dout + (b * s.q_len + t0) * qStride + h * D, qStride, v + (b * s.k_len + j0) * kStride + kvh * D, kStride, nullptr, t1 - t0, D, jn, 1.f, false};
-  abt_range<float>(p, 0, t1 - t0, 0, jn);
+static void att_backward_tile(float* P, float* dS, size_t ld, const float* kt, const float* vt, const float* dout, const float* lse, const float* delta, const float* q, const AttnShape& s, size_t b, size_t h, size_t t0, size_t t1, size_t j0, size_t jn, float scale) {
+  const size_t D = s.head_dim, qStride = s.heads * D, qOff = s.k_len - s.q_len, rows = t1 - t0;
+  nn_serial(P, ld, q + (b * s.q_len + t0) * qStride + h * D, qStride, 1, kt, ld, rows, D, ld, false);
+  nn_serial(dS, ld, dout + (b * s.q_len + t0) * qStride + h * D, qStride, 1, vt, ld, rows, D, ld, false);
+  const V16 sv = vset1(scale);
   for (size_t t = t0; t < t1; t++) {
     const size_t pos = qOff + t, lo = first_key(pos, s.window);
     float* Pr = P + (t - t0) * ld;
     float* dSr = dS + (t - t0) * ld;
-    const float l = lse[(b * s.heads + h) * s.q_len + t];
+    const size_t row = (b * s.heads + h) * s.q_len + t;
+    const V16 l = vset1(lse[row]), dl = vset1(delta[row]);
     for (size_t j = 0; j < jn; j += 16) {
       const int m = (int)std::min<size_t>(16, jn - j);
-      V16 e = vexp16(vsub(vmul(vload_n(Pr + j, m), vset1(scale)), vset1(l)));
-      alignas(64) float t16[16];
-      vstore(t16, e);
-      for (int x = 0; x < 16; x++) {
-        const size_t jj = j0 + j + x;
-        if (x >= m || jj < lo || jj > pos) t16[x] = 0.f;
+      V16 e = vexp16(vsub(vmul(vload_n(Pr + j, m), sv), l));
+      const size_t jj0 = j0 + j;
+      if (jj0 < lo || jj0 + 16 > pos + 1 || m < 16) {
+        alignas(64) float t16[16];
+        vstore(t16, e);
+        for (int x = 0; x < 16; x++) {
+          const size_t jj = jj0 + x;
+          if (x >= m || jj < lo || jj > pos) t16[x] = 0.f;
+        }
+        e = vload(t16);
       }
-      e = vload(t16);
-      if (m == 16) vstore(Pr + j, e);
-      else vstore_part(Pr + j, e, m);
-    }
-    const V16 dl = vset1(delta[(b * s.heads + h) * s.q_len + t]), sv = vset1(scale);
-    for (size_t j = 0; j < jn; j += 16) {
-      const int m = (int)std::min<size_t>(16, jn - j);
-      const V16 ds = vmul(vmul(vload_n(Pr + j, m), vsub(vload_n(dSr + j, m), dl)), sv);
-      if (m == 16) vstore(dSr + j, ds);
-      else vstore_part(dSr + j, ds, m);
+      const V16 ds = vmul(vmul(e, vsub(vload_n(dSr + j, m), dl)), sv);
+      if (m == 16) {
+        vstore(Pr + j, e);
+        vstore(dSr + j, ds);
+      } else {
+        vstore_part(Pr + j, e, m);
+        vstore_part(dSr + j, ds, m);
+      }
     }
   }
 }
+
+struct AttBwdScratch {
+  std::vector<float> p, ds, kt, vt, acc_k, acc_v;
+};
+static thread_local AttBwdScratch att_bwd;
 
 /**
  * Backward in two passes so that every task owns what it writes: (b, h, query block) tasks add dQ, then (b, kv head,
@@ -575,51 +638,61 @@ static void attention_backward(float* dq, float* dk, float* dv, const float* dou
       delta[((bt / s.q_len) * s.heads + h) * s.q_len + bt % s.q_len] = dot16(dout + o, out + o, D);
     }
   });
+  auto room = [](std::vector<float>& x, size_t n) {
+    if (x.size() < n) x.resize(n);
+    return x.data();
+  };
   ls::parallel(s.batch * s.heads * qBlocks, [&](size_t task) {
     const size_t blk = task % qBlocks, h = (task / qBlocks) % s.heads, b = task / (qBlocks * s.heads);
     const size_t kvh = h / group;
     const size_t t0 = blk * ATT_BQ, t1 = std::min(s.q_len, t0 + ATT_BQ);
-    const size_t j0 = first_key(qOff + t0, s.window) / GEMM_KC * GEMM_KC, j1 = qOff + t1, jn = j1 - j0;
-    AttScratch& sc = att_scratch;
-    if (sc.s.size() < ATT_BQ * jn) sc.s.resize(ATT_BQ * jn);
-    if (sc.dp.size() < ATT_BQ * jn) sc.dp.resize(ATT_BQ * jn);
-    att_backward_tile(sc.s.data(), sc.dp.data(), jn, dout, lse, delta, q, k, v, s, b, h, t0, t1, j0, j1, scale);
+    const size_t j0 = first_key(qOff + t0, s.window), j1 = qOff + t1, jn = j1 - j0;
+    const size_t ld = (jn + NN_NS - 1) / NN_NS * NN_NS;
+    AttBwdScratch& sc = att_bwd;
+    float* kt = room(sc.kt, D * ld);
+    float* vt = room(sc.vt, D * ld);
+    float* P = room(sc.p, ATT_BQ * ld);
+    float* dS = room(sc.ds, ATT_BQ * ld);
+    att_transpose(kt, ld, k, s, b, kvh, j0, jn);
+    att_transpose(vt, ld, v, s, b, kvh, j0, jn);
+    att_backward_tile(P, dS, ld, kt, vt, dout, lse, delta, q, s, b, h, t0, t1, j0, jn, scale);
     // dQ rows += dS·K
-    nn_serial(dq + (b * s.q_len + t0) * qStride + h * D, qStride, sc.dp.data(), jn, 1, k + (b * s.k_len + j0) * kStride + kvh * D, kStride, t1 - t0, jn, D, true);
+    nn_serial(dq + (b * s.q_len + t0) * qStride + h * D, qStride, dS, ld, 1, k + (b * s.k_len + j0) * kStride + kvh * D, kStride, t1 - t0, jn, D, true);
   });
   const size_t kBlocks = (s.k_len + ATT_BQ - 1) / ATT_BQ;
   ls::parallel(s.batch * s.kv_heads * kBlocks, [&](size_t task) {
     const size_t kb = task % kBlocks, kvh = (task / kBlocks) % s.kv_heads, b = task / (kBlocks * s.kv_heads);
     const size_t j0 = kb * ATT_BQ, j1 = std::min(s.k_len, j0 + ATT_BQ), jn = j1 - j0;
-    AttScratch& sc = att_scratch;
-    if (sc.acc_k.size() < ATT_BQ * D) {
-      sc.acc_k.resize(ATT_BQ * D);
-      sc.acc_v.resize(ATT_BQ * D);
-    }
-    std::fill(sc.acc_k.begin(), sc.acc_k.begin() + jn * D, 0.f);
-    std::fill(sc.acc_v.begin(), sc.acc_v.begin() + jn * D, 0.f);
-    if (sc.s.size() < ATT_BQ * jn) sc.s.resize(ATT_BQ * jn);
-    if (sc.dp.size() < ATT_BQ * jn) sc.dp.resize(ATT_BQ * jn);
+    const size_t ld = (jn + NN_NS - 1) / NN_NS * NN_NS;
+    AttBwdScratch& sc = att_bwd;
+    float* kt = room(sc.kt, D * ld);
+    float* vt = room(sc.vt, D * ld);
+    float* P = room(sc.p, ATT_BQ * ld);
+    float* dS = room(sc.ds, ATT_BQ * ld);
+    float* accK = room(sc.acc_k, ATT_BQ * D);
+    float* accV = room(sc.acc_v, ATT_BQ * D);
+    std::fill(accK, accK + jn * D, 0.f);
+    std::fill(accV, accV + jn * D, 0.f);
+    att_transpose(kt, ld, k, s, b, kvh, j0, jn);
+    att_transpose(vt, ld, v, s, b, kvh, j0, jn);
     // Query rows that see keys [j0, j1): positions pos ≥ j0 and (with a window) pos < j1 − 1 + window.
     const size_t pFirst = std::max(j0, qOff);
     const size_t pLast = s.window == 0 ? qOff + s.q_len : std::min(qOff + s.q_len, j1 - 1 + s.window);
-    if (pFirst < pLast) {
-      for (size_t h = kvh * group; h < (kvh + 1) * group; h++) {
-        for (size_t t0 = pFirst - qOff; t0 < pLast - qOff; t0 += ATT_BQ) {
-          const size_t t1 = std::min(pLast - qOff, t0 + ATT_BQ);
-          att_backward_tile(sc.s.data(), sc.dp.data(), jn, dout, lse, delta, q, k, v, s, b, h, t0, t1, j0, j1, scale);
-          // dK rows += dSᵀ·Q, dV rows += Pᵀ·dO (over this block's query rows)
-          nn_serial(sc.acc_k.data(), D, sc.dp.data(), 1, jn, q + (b * s.q_len + t0) * qStride + h * D, qStride, jn, t1 - t0, D, true);
-          nn_serial(sc.acc_v.data(), D, sc.s.data(), 1, jn, dout + (b * s.q_len + t0) * qStride + h * D, qStride, jn, t1 - t0, D, true);
-        }
+    for (size_t h = kvh * group; pFirst < pLast && h < (kvh + 1) * group; h++) {
+      for (size_t t0 = pFirst - qOff; t0 < pLast - qOff; t0 += ATT_BQ) {
+        const size_t t1 = std::min(pLast - qOff, t0 + ATT_BQ);
+        att_backward_tile(P, dS, ld, kt, vt, dout, lse, delta, q, s, b, h, t0, t1, j0, jn, scale);
+        // dK rows += dSᵀ·Q, dV rows += Pᵀ·dO (over this block's query rows)
+        nn_serial(accK, D, dS, 1, ld, q + (b * s.q_len + t0) * qStride + h * D, qStride, jn, t1 - t0, D, true);
+        nn_serial(accV, D, P, 1, ld, dout + (b * s.q_len + t0) * qStride + h * D, qStride, jn, t1 - t0, D, true);
       }
     }
     for (size_t j = 0; j < jn; j++) {
       float* dkr = dk + (b * s.k_len + j0 + j) * kStride + kvh * D;
       float* dvr = dv + (b * s.k_len + j0 + j) * kStride + kvh * D;
       for (size_t d = 0; d < D; d++) {
-        dkr[d] += sc.acc_k[j * D + d];
-        dvr[d] += sc.acc_v[j * D + d];
+        dkr[d] += accK[j * D + d];
+        dvr[d] += accV[j * D + d];
       }
     }
   });

@@ -24,6 +24,16 @@
 #define LS_INLINE inline __attribute__((always_inline))
 #endif
 
+// A hint only (reading past an array's end through a prefetch is harmless).
+#if defined(_MSC_VER) && (defined(_M_X64) || defined(_M_IX86))
+#include <xmmintrin.h>
+#define LS_PREFETCH(p) _mm_prefetch((const char*)(p), _MM_HINT_T0)
+#elif defined(__GNUC__) || defined(__clang__)
+#define LS_PREFETCH(p) __builtin_prefetch((const void*)(p), 0, 3)
+#else
+#define LS_PREFETCH(p) ((void)0)
+#endif
+
 namespace LS_NS {
 
 static LS_INLINE float f16_to_f32_scalar(uint16_t h) {
