@@ -6,8 +6,8 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { EngineCommand, EngineEvent } from '../../common/protocol.ts';
-import { prepareDataset } from '../data/prepare.ts';
 import { cpuSharedMemoryWanted } from '../backend/cpu/cpu-ops.ts';
+import { configuredThreads } from '../backend/cpu/thread-pool.ts';
 import { loadModel } from '../io/hf-model.ts';
 import { saveAdapter } from '../io/peft-adapter.ts';
 import { loadTokenizer } from '../io/tokenizer.ts';
@@ -15,6 +15,7 @@ import { countParameters } from '../model/llama.ts';
 import type { Tokenizer } from '../model/types.ts';
 import { attachBackend, chooseBackend, explainDeviceLoss, releaseBackend } from './run-backend.ts';
 import { trainerSettings } from './run-config.ts';
+import { prepareRunDataset, runPadTokenId } from './run-data.ts';
 import { Trainer } from './trainer.ts';
 
 export interface RunHooks {
@@ -29,6 +30,10 @@ export async function runTraining(cmd: Extract<EngineCommand, { type: 'train' }>
   const settings = trainerSettings(config);
   mkdirSync(runDir, { recursive: true });
 
+  if (chosen.backend === 'cpu') {
+    const threads = configuredThreads();
+    log('info', `cpu backend on ${threads} thread${threads === 1 ? '' : 's'} (Settings → CPU, or LORA_STUDIO_CPU_THREADS)`);
+  }
   log('info', `loading model ${config.modelPath}`);
   // On the portable cpu path, shared memory lets its worker threads split the big products (bit-identical results).
   const model = loadModel(config.modelPath, { dtype: Float32Array, frozenF16: config.train.frozenWeightsF16 === true, shared: chosen.backend === 'cpu' && cpuSharedMemoryWanted() });
@@ -36,20 +41,7 @@ export async function runTraining(cmd: Extract<EngineCommand, { type: 'train' }>
   if (!tokenizer && config.datasetFormat !== 'tokenized') log('warn', `${config.modelPath} has no tokenizer.json; only pre-tokenized data can be used`);
 
   log('info', `preparing dataset ${config.datasetPath}`);
-  const data = await prepareDataset({
-    path: config.datasetPath,
-    format: config.datasetFormat,
-    tokenizer,
-    maxSeqLen: settings.maxSeqLen,
-    validationPercent: config.train.validationPercent,
-    seed: settings.seed,
-    // The app checks datasets before a run starts (refusing bad records unless the user chose to skip them); a
-    // headless run without data settings keeps going past bad records and says so.
-    badRecords: config.data?.badRecords ?? 'skip',
-    trainOn: config.data?.trainOn ?? 'auto',
-    packing: config.data?.packing ?? false,
-    ...(config.data?.validationPath ? { validationPath: config.data.validationPath } : {}),
-  });
+  const data = await prepareRunDataset(config, tokenizer);
   const bad = data.badRecordCount ?? data.badRecords.length;
   if (bad > 0) {
     const first = data.badRecords.slice(0, 3).map((b) => `line ${b.line}: ${b.message}`).join('; ');
@@ -59,7 +51,7 @@ export async function runTraining(cmd: Extract<EngineCommand, { type: 'train' }>
   if (data.train.length === 0) throw Object.assign(new Error(`${config.datasetPath}: no usable training examples`), { file: config.datasetPath });
   log('info', `${data.train.length} training and ${data.validation.length} validation examples (${data.format})`);
 
-  const padTokenId = tokenizer?.padTokenId ?? model.config.padTokenId ?? tokenizer?.eosTokenId ?? 0;
+  const padTokenId = runPadTokenId(tokenizer, model.config);
   const trainer = new Trainer(
     {
       model,
