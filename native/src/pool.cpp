@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <condition_variable>
 #include <mutex>
 #include <thread>
@@ -36,7 +37,11 @@ class Pool {
     stop_workers();
     threads_ = n;
     stop_ = false;
-    for (int i = 0; i < n - 1; i++) workers_.emplace_back([this] { loop(); });
+    // The generation is read here, not in the new thread: a job published before a worker first runs must still count
+    // as new to it, or the caller would wait forever for that worker's acknowledgement. (No job can be published
+    // meanwhile: run() takes submit_, which this holds.)
+    const uint64_t start = gen_.load(std::memory_order_acquire);
+    for (int i = 0; i < n - 1; i++) workers_.emplace_back([this, start] { loop(start); });
   }
 
   int threads() const { return threads_; }
@@ -80,8 +85,7 @@ class Pool {
     }
   }
 
-  void loop() {
-    uint64_t seen = gen_.load(std::memory_order_acquire);
+  void loop(uint64_t seen) {
     for (;;) {
       // Spin about 0.2 ms for the next job, then sleep.
       uint64_t g = gen_.load(std::memory_order_acquire);
