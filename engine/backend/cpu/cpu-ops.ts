@@ -7,7 +7,7 @@ import type { ModelOps } from '../../model/ops.ts';
 import type { ModelWeights } from '../../model/types.ts';
 import { nativeOps } from './native-ops.ts';
 import { nativeStatus } from './native.ts';
-import { portableOps } from './portable-ops.ts';
+import { PORTABLE_NAME, portableOps } from './portable-ops.ts';
 import { isShared } from './shared-arrays.ts';
 import { configuredThreads, cpuThreadsWanted } from './thread-pool.ts';
 
@@ -52,10 +52,15 @@ export interface CpuBackendInfo {
   reason: string | null;
 }
 
+/** "cpu (…)" around an op set's name: the run's backend as the Runs page and the Playground show it. */
+export function cpuLabel(opsName: string): string {
+  return `cpu (${opsName})`;
+}
+
 export function cpuBackendInfo(): CpuBackendInfo {
   const st = nativeStatus();
-  const threads = configuredThreads();
-  if (st.native === null) return { native: false, isa: null, threads, label: 'cpu (portable, slow)', reason: st.reason };
-  const { isa } = st.native.info();
-  return { native: true, isa, threads, label: `cpu (native ${isa}, ${threads} thread${threads === 1 ? '' : 's'})`, reason: null };
+  const ops = nativeModelOps();
+  if (st.native === null || ops === null) return { native: false, isa: null, threads: configuredThreads(), label: cpuLabel(PORTABLE_NAME), reason: st.reason };
+  const { isa, threads } = st.native.info();
+  return { native: true, isa, threads, label: cpuLabel(ops.name), reason: null };
 }

@@ -9,17 +9,19 @@ import { referenceOps, type ModelOps } from '../../model/ops.ts';
 import * as attention from './attention-split.ts';
 import { poolMatmuls } from './matmul.ts';
 import { sharedCtor } from './shared-arrays.ts';
-import { configuredThreads } from './thread-pool.ts';
 
 const SharedF64 = sharedCtor(Float64Array);
 
+export const PORTABLE_NAME = 'portable, slow';
+
 /** `shared`: allocate activations in shared memory so the pool can split the products (the model is there too). */
 export function portableOps(shared: boolean): ModelOps {
-  if (!shared) return { ...referenceOps, name: 'portable, 1 thread' };
-  const threads = configuredThreads();
+  // The name is what the UI shows after "cpu": it says the run is slow and why to build the addon (the thread count is
+  // in the run log).
+  if (!shared) return { ...referenceOps, name: PORTABLE_NAME };
   return {
     ...referenceOps,
-    name: `portable, ${threads} thread${threads === 1 ? '' : 's'}`,
+    name: PORTABLE_NAME,
     floats: (F, n) => new (sharedCtor(F))(n),
     lse: (n) => new SharedF64(n) as Float64Array,
     linearForward: (y, u, xd, x, lin, lora, scaling, mask, M) => linear.forward(y, u, xd, x, lin, lora, scaling, mask, M, poolMatmuls),
