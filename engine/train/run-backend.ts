@@ -17,6 +17,7 @@ type Log = (level: 'info' | 'warn' | 'error', message: string) => void;
 export async function chooseBackend(config: RunConfig, log: Log): Promise<ResolvedBackend> {
   const chosen = await selectBackend(config.backend);
   log('info', chosen.reason);
+  // The thread count and which kernels run (main's separate thread line folded in here: one line, not two).
   if (chosen.backend === 'cpu') {
     const cpu = cpuBackendInfo();
     const on = `cpu backend on ${cpu.threads} thread${cpu.threads === 1 ? '' : 's'} (Settings → CPU, or LORA_STUDIO_CPU_THREADS)`;
