@@ -1,6 +1,6 @@
 /**
  * `npm run bench -- [--backend cpu|webgpu] [--shape tiny|smollm-135m|llama-1b|llama-7b] [--seq N] [--batch N]
- *                   [--steps N] [--precision fp32|fp16] [--checkpointing] [--only train|tokenize|quant]
+ *                   [--steps N] [--precision fp32|fp16] [--checkpointing] [--only train|tokenize|quant|decode]
  *                   [--peak-tflops X | --peak-gflops X]`
  * `npm run bench -- --backend cpu --vs-peft [--pairs N] [--threads N] [--shape S] [--seq N] [--batch N] [--steps N]`:
  *   the studio against transformers + PEFT, alternately (bench/vs-peft.ts).
@@ -34,6 +34,8 @@ const { values } = parseArgs({
     'vs-peft': { type: 'boolean', default: false },
     pairs: { type: 'string', default: '5' },
     threads: { type: 'string' },
+    prompt: { type: 'string' },
+    'new-tokens': { type: 'string' },
   },
   allowPositionals: false,
 });
@@ -82,6 +84,11 @@ if (values['vs-peft']) {
 }
 if (!values['vs-peft'] && (!only || only === 'tokenize')) rows.push(runNodeBench('tokenize.ts', []));
 if (!values['vs-peft'] && (!only || only === 'quant')) rows.push(runNodeBench('quant-report.ts', []));
+// Generation on cpu: asked for by name only (it takes a minute on SmolLM-135M).
+if (!values['vs-peft'] && only === 'decode' && backend === 'cpu') {
+  const args = [...(values.shape ? ['--shape', values.shape] : []), ...(values.prompt ? ['--prompt', values.prompt] : []), ...(values['new-tokens'] ? ['--new-tokens', values['new-tokens']] : [])];
+  rows.push(runNodeBench('decode.ts', args));
+}
 
 if (!values['vs-peft']) {
   const keys = [...new Set(rows.flatMap((r) => Object.keys(r)))];
