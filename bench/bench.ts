@@ -1,18 +1,20 @@
 /**
  * `npm run bench -- [--backend cpu|webgpu] [--shape tiny|smollm-135m|llama-1b|llama-7b] [--seq N] [--batch N]
- *                   [--steps N] [--precision fp32|fp16] [--checkpointing] [--only train|tokenize|quant]
+ *                   [--steps N] [--precision fp32|fp16] [--checkpointing] [--only train|tokenize|quant|decode]
  *                   [--peak-tflops X | --peak-gflops X]`
+ * `npm run bench -- --backend cpu --vs-peft [--pairs N] [--threads N] [--shape S] [--seq N] [--batch N] [--steps N]`:
+ *   the studio against transformers + PEFT, alternately (bench/vs-peft.ts).
  *
  * MFU needs the device's peak: --peak-tflops/--peak-gflops, else the table in bench/flops.ts for known GPUs (the cpu
  * backend has none, so its mfu is null unless a peak is given). bench/README.md tells how to compare with PEFT.
  * Prints a table and writes bench/results/bench-<time>.json. Each training case runs in its own child process so
  * its peak RSS is its own.
  */
-import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { runNodeBench, type Row } from './run-child.ts';
 import { SHAPES, type ShapeName } from './shapes.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -29,38 +31,47 @@ const { values } = parseArgs({
     only: { type: 'string' },
     'peak-tflops': { type: 'string' },
     'peak-gflops': { type: 'string' },
+    'vs-peft': { type: 'boolean', default: false },
+    pairs: { type: 'string', default: '5' },
+    threads: { type: 'string' },
+    prompt: { type: 'string' },
+    'new-tokens': { type: 'string' },
   },
   allowPositionals: false,
 });
-
-interface Row {
-  bench: string;
-  [k: string]: string | number | boolean | null;
-}
-
-function runChild(script: string, args: string[]): Row {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', '--expose-gc', join(root, 'bench', script), ...args], {
-    cwd: root,
-    encoding: 'utf8',
-    maxBuffer: 64 * 1024 * 1024,
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const last = r.stdout.trim().split('\n').pop() ?? '';
-  if (r.status !== 0 || !last.startsWith('{')) {
-    return { bench: script, error: `exit ${r.status}: ${last.slice(0, 200)}` };
-  }
-  return JSON.parse(last) as Row;
-}
 
 const rows: Row[] = [];
 const only = values.only;
 const backend = values.backend ?? 'cpu';
 if (backend !== 'cpu' && backend !== 'webgpu') throw new Error(`--backend must be cpu or webgpu, not ${backend}`);
 
-if (!only || only === 'train') {
+function positive(flag: string, v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!(Number.isInteger(n) && n > 0)) throw new Error(`--${flag} must be a positive integer, not ${v}`);
+  return n;
+}
+
+if (values.shape !== undefined && !(values.shape in SHAPES)) throw new Error(`--shape must be one of ${Object.keys(SHAPES).join(', ')}`);
+if (values['vs-peft']) {
+  if (backend !== 'cpu') throw new Error('--vs-peft compares the cpu backend with PEFT on cpu: use --backend cpu (bench/device.sh compares webgpu with PEFT on cuda)');
+  const { printVsPeftSummary, runVsPeft } = await import('./vs-peft.ts');
+  const { configuredThreads } = await import('../engine/backend/cpu/thread-pool.ts');
+  const peakGflops = values['peak-gflops'] === undefined ? undefined : Number(values['peak-gflops']);
+  const vs = runVsPeft({
+    pairs: positive('pairs', values.pairs) ?? 5,
+    threads: positive('threads', values.threads) ?? configuredThreads(),
+    shape: values.shape as ShapeName | undefined,
+    seq: positive('seq', values.seq),
+    batch: positive('batch', values.batch),
+    steps: positive('steps', values.steps),
+    peakGflops,
+  });
+  rows.push(...vs);
+  printVsPeftSummary(vs);
+} else if (!only || only === 'train') {
   const shapes: ShapeName[] = values.shape ? [values.shape as ShapeName] : backend === 'cpu' ? ['tiny', 'smollm-135m'] : ['tiny'];
   for (const shape of shapes) {
-    if (!(shape in SHAPES)) throw new Error(`--shape must be one of ${Object.keys(SHAPES).join(', ')}`);
     const seq = values.seq ?? String(SHAPES[shape].defaultSeq);
     const batch = values.batch ?? String(SHAPES[shape].defaultBatch);
     const steps = values.steps ?? String(SHAPES[shape].defaultSteps);
@@ -68,18 +79,25 @@ if (!only || only === 'train') {
     if (values.checkpointing) args.push('--checkpointing');
     if (values['peak-tflops'] !== undefined) args.push('--peak-tflops', values['peak-tflops']);
     if (values['peak-gflops'] !== undefined) args.push('--peak-gflops', values['peak-gflops']);
-    rows.push(runChild('train-step.ts', args));
+    rows.push(runNodeBench('train-step.ts', args));
   }
 }
-if (!only || only === 'tokenize') rows.push(runChild('tokenize.ts', []));
-if (!only || only === 'quant') rows.push(runChild('quant-report.ts', []));
+if (!values['vs-peft'] && (!only || only === 'tokenize')) rows.push(runNodeBench('tokenize.ts', []));
+if (!values['vs-peft'] && (!only || only === 'quant')) rows.push(runNodeBench('quant-report.ts', []));
+// Generation on cpu: asked for by name only (it takes a minute on SmolLM-135M).
+if (!values['vs-peft'] && only === 'decode' && backend === 'cpu') {
+  const args = [...(values.shape ? ['--shape', values.shape] : []), ...(values.prompt ? ['--prompt', values.prompt] : []), ...(values['new-tokens'] ? ['--new-tokens', values['new-tokens']] : [])];
+  rows.push(runNodeBench('decode.ts', args));
+}
 
-const keys = [...new Set(rows.flatMap((r) => Object.keys(r)))];
-const fmt = (v: unknown): string => (typeof v === 'number' ? (Number.isInteger(v) ? String(v) : v.toPrecision(4)) : String(v ?? ''));
-const widths = keys.map((k) => Math.max(k.length, ...rows.map((r) => fmt(r[k]).length)));
-console.log(keys.map((k, i) => k.padEnd(widths[i])).join('  '));
-console.log(widths.map((w) => '-'.repeat(w)).join('  '));
-for (const r of rows) console.log(keys.map((k, i) => fmt(r[k]).padEnd(widths[i])).join('  '));
+if (!values['vs-peft']) {
+  const keys = [...new Set(rows.flatMap((r) => Object.keys(r)))];
+  const fmt = (v: unknown): string => (typeof v === 'number' ? (Number.isInteger(v) ? String(v) : v.toPrecision(4)) : String(v ?? ''));
+  const widths = keys.map((k) => Math.max(k.length, ...rows.map((r) => fmt(r[k]).length)));
+  console.log(keys.map((k, i) => k.padEnd(widths[i])).join('  '));
+  console.log(widths.map((w) => '-'.repeat(w)).join('  '));
+  for (const r of rows) console.log(keys.map((k, i) => fmt(r[k]).padEnd(widths[i])).join('  '));
+}
 
 const outDir = join(root, 'bench', 'results');
 mkdirSync(outDir, { recursive: true });

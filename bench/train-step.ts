@@ -10,12 +10,15 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { cpuThreadsWanted } from '../engine/backend/cpu/thread-pool.ts';
+import { cpuBackendInfo, cpuSharedMemoryWanted } from '../engine/backend/cpu/cpu-ops.ts';
 import { loadModel } from '../engine/io/hf-model.ts';
 import { newLora, forEachPair } from '../engine/model/lora.ts';
-import { lossAndGrads, countParameters } from '../engine/model/llama.ts';
+import { countParameters } from '../engine/model/llama.ts';
 import type { Batch, FloatArray, LoraConfig } from '../engine/model/types.ts';
 import { AdamW } from '../engine/train/adamw.ts';
+import { CpuStepBackend } from '../engine/train/cpu-trainer-backend.ts';
+import { trainerSettings } from '../engine/train/run-config.ts';
+import { RunConfigSchema } from '../common/protocol.ts';
 import { Rng } from '../engine/util/rng.ts';
 import { ALL_TARGETS, flopShapeFromHf, mfu, peakTflopsFor, trainingFlops } from './flops.ts';
 import { SHAPES, type ShapeName } from './shapes.ts';
@@ -120,29 +123,39 @@ if (!existsSync(join(dir, 'config.json')) || !existsSync(join(dir, 'model.safete
   if (r.status !== 0) throw new Error(`could not make the ${shape} model in ${dir}`);
 }
 
-const model = loadModel(dir, { dtype: Float32Array, shared: cpuThreadsWanted() });
+const model = loadModel(dir, { dtype: Float32Array, shared: cpuSharedMemoryWanted() });
 const cfg = model.config;
 const lora = newLora(cfg, LORA, new Rng(1), Float32Array);
 const params: FloatArray[] = [];
 forEachPair(lora, (_t, _l, p) => params.push(p.A, p.B));
 const opt = new AdamW(params, {});
+// The training run's own step: CpuStepBackend (the kernels, unscale, clip at 1.0, AdamW), as the Trainer calls it.
+const settings = trainerSettings(
+  RunConfigSchema.parse({
+    modelPath: dir,
+    datasetPath: 'bench',
+    lora: { r: LORA.r, alpha: LORA.alpha, dropout: 0, targets: LORA.targets },
+    train: { learningRate: 1e-4, steps, maxGradNorm: 1, gradientCheckpointing: values.checkpointing ?? false, batchSize: B, maxSeqLen: Math.max(8, T) },
+  }),
+);
+const backend = new CpuStepBackend(model, lora, opt, settings);
 
 const rng = new Rng(2);
 const inputIds = new Int32Array(B * T).map(() => rng.int(cfg.vocabSize));
 const batch: Batch = { batchSize: B, seqLen: T, inputIds, labels: inputIds.slice() };
+const plan = { micro: [batch], normalizer: B * (T - 1), lr: 1e-4, lossScale: 1 };
 
 const times: number[] = [];
 let loss = 0;
+const dropoutRng = new Rng(3);
 for (let s = 0; s < steps; s++) {
   const t0 = performance.now();
-  const r = lossAndGrads(model, lora, batch, { training: true, checkpointing: values.checkpointing });
-  const grads: FloatArray[] = [];
-  if (r.grads) forEachPair(r.grads, (_t, _l, p) => grads.push(p.A, p.B));
-  opt.step(grads, 1e-4);
-  loss = r.loss;
+  const r = await backend.step(plan, dropoutRng);
+  loss = r.lossSum / plan.normalizer;
   if (s > 0) times.push(performance.now() - t0);
 }
 const stepMs = times.reduce((a, b) => a + b, 0) / times.length;
+const cpu = cpuBackendInfo();
 console.log(
   JSON.stringify({
     bench: 'train',
@@ -156,6 +169,8 @@ console.log(
     checkpointing: values.checkpointing ?? false,
     ...common(stepMs, peakOverride),
     loss,
+    kernels: cpu.native ? `native ${cpu.isa}` : 'portable',
+    threads: cpu.threads,
     peakRssMiB: process.resourceUsage().maxRSS / 1024,
   }),
 );

@@ -43,6 +43,9 @@ const node = process.execPath;
 if (only !== 'unit') {
   run('python reference environment (.venv)', node, ['scripts/ensure-python.mjs']);
 }
+// The cpu tests run on the native kernels when they can be built; under CI=true a build that fails stops here,
+// so CI never passes on the portable fallback by accident (test/engine/native-loaded.test.ts checks it is loaded).
+run('native cpu kernels (native/)', node, ['scripts/build-native.mjs', '--if-stale', ...(process.env.CI === 'true' ? ['--strict'] : [])]);
 run('sample model and dataset', node, ['--import', 'tsx', 'scripts/make-sample.ts']);
 if (only !== 'unit') run('renderer build', node, ['node_modules/vite/bin/vite.js', 'build', '--config', 'renderer/vite.config.ts', '--logLevel', 'warn']);
 if (filters.length === 0) {

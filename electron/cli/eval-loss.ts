@@ -11,7 +11,7 @@ import { loadModel } from '../../engine/io/hf-model.ts';
 import { loadAdapter } from '../../engine/io/peft-adapter.ts';
 import { writeSafetensors } from '../../engine/io/safetensors.ts';
 import { loadTokenizer } from '../../engine/io/tokenizer.ts';
-import { cpuThreadsWanted } from '../../engine/backend/cpu/thread-pool.ts';
+import { cpuOps, cpuSharedMemoryWanted } from '../../engine/backend/cpu/cpu-ops.ts';
 import { WebgpuLlama } from '../../engine/backend/webgpu/llama-step.ts';
 import { evalLoss, lossAndGrads } from '../../engine/model/llama.ts';
 import { newLora } from '../../engine/model/lora.ts';
@@ -152,7 +152,7 @@ async function webgpuLoss(model: ModelWeights, lora: LoraWeights | null, batch: 
 export async function evalLossCommand(o: EvalLossOptions): Promise<{ loss: number; tokens: number }> {
   if (o.backend !== 'cpu' && o.backend !== 'webgpu') throw new Error(`--backend must be cpu or webgpu, got ${JSON.stringify(o.backend)}`);
   if (o.dtype !== 'fp32' && o.dtype !== 'fp16') throw new Error(`--dtype must be fp32 or fp16, got ${JSON.stringify(o.dtype)}`);
-  const model = loadModel(o.model, { dtype: Float32Array, frozenF16: o.frozenF16 === true, shared: o.backend === 'cpu' && cpuThreadsWanted() });
+  const model = loadModel(o.model, { dtype: Float32Array, frozenF16: o.frozenF16 === true, shared: o.backend === 'cpu' && cpuSharedMemoryWanted() });
   // The cpu backend computes in fp32; fp16 here means base weights rounded to fp16, as they would be stored.
   if (o.dtype === 'fp16' && o.backend === 'cpu') roundModelToF16(model);
   let tok: Promise<Tokenizer | null> | null = null;
@@ -176,12 +176,12 @@ export async function evalLossCommand(o: EvalLossOptions): Promise<{ loss: numbe
     if (o.grads && r.grads) writeSafetensors(o.grads, loraTensors(r.grads).map((t) => ({ name: t.key, dtype: 'F32' as const, shape: t.shape, data: t.data })));
   } else if (o.grads) {
     if (!lora) throw new Error('--grads needs LoRA weights');
-    const r = lossAndGrads(model, lora, batch, { training: false });
+    const r = lossAndGrads(model, lora, batch, { training: false, ops: cpuOps(model) });
     if (!r.grads) throw new Error('internal: no gradients returned');
     result = { loss: r.loss, tokens: r.tokens };
     if (r.tokens > 0) writeSafetensors(o.grads, loraTensors(r.grads).map((t) => ({ name: t.key, dtype: 'F32' as const, shape: t.shape, data: t.data })));
   } else {
-    const r = evalLoss(model, lora, batch);
+    const r = evalLoss(model, lora, batch, { ops: cpuOps(model) });
     result = { loss: r.loss, tokens: r.tokens };
   }
   if (result.tokens === 0) throw new Error(`${o.data}: no position has a next-token label (every label is -100 or every record is one token long)`);

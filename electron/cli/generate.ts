@@ -4,7 +4,7 @@
  * generated continuation (the prompt excluded) on stdout.
  */
 import type { Command } from 'commander';
-import { cpuThreadsWanted } from '../../engine/backend/cpu/thread-pool.ts';
+import { cpuSharedMemoryWanted } from '../../engine/backend/cpu/cpu-ops.ts';
 import { generate } from '../../engine/generate/generate.ts';
 import { generateWebgpu } from '../../engine/generate/webgpu-generate.ts';
 import { loadModel } from '../../engine/io/hf-model.ts';
@@ -42,7 +42,7 @@ export async function generateCommand(o: GenerateCliOptions): Promise<string> {
   const seed = num(o.seed, '--seed', Number.isInteger, 'a whole number');
   if (o.backend !== 'cpu' && o.backend !== 'webgpu') throw new Error(`--backend must be cpu or webgpu, got ${JSON.stringify(o.backend)}`);
   if (!(PROMPT_FORMATS as readonly string[]).includes(o.promptFormat)) throw new Error(`--prompt-format must be one of ${PROMPT_FORMATS.join(', ')}, got ${JSON.stringify(o.promptFormat)}`);
-  const model = loadModel(o.model, { dtype: Float32Array, frozenF16: o.frozenF16 === true, shared: o.backend === 'cpu' && cpuThreadsWanted() });
+  const model = loadModel(o.model, { dtype: Float32Array, frozenF16: o.frozenF16 === true, shared: o.backend === 'cpu' && cpuSharedMemoryWanted() });
   const tokenizer = await loadTokenizer(o.model);
   if (!tokenizer) throw new Error(`${o.model}: no tokenizer.json, so the prompt cannot be tokenized`);
   const lora = o.adapter ? loadAdapter(o.adapter, model.config) : null;

@@ -464,7 +464,10 @@ export class RunManager {
 
   private onStarted(active: ActiveRun, e: Extract<EngineEvent, { type: 'started' }>): void {
     const k = e.resumedFromStep;
-    const patch: RunPatch = { backend: e.backend, totalSteps: e.totalSteps, step: k };
+    // The backend as the Runs page shows it, with the device: "cpu (native avx512, 2 threads)", "cpu (portable, slow)"
+    // where the native kernels are not built, "webgpu (<adapter>)".
+    const backend = e.adapterName ? `${e.backend} (${e.adapterName})` : e.backend;
+    const patch: RunPatch = { backend, totalSteps: e.totalSteps, step: k };
     active.totalSteps = e.totalSteps;
     active.lastStep = k;
     // Points after the checkpoint belong to a past that is being trained again; drop them everywhere.
@@ -478,8 +481,7 @@ export class RunManager {
     if (last) patch.lastLoss = Number.isFinite(last.loss) ? last.loss : null;
     this.announce(this.db.updateRun(active.id, patch));
     this.opts.exporter?.restore({ id: active.id, name: active.name }, this.db.metrics(active.id), e.totalSteps);
-    const device = e.adapterName ? ` (${e.adapterName})` : '';
-    this.event(active.id, 'info', `training on ${e.backend}${device}: ${e.parameters.trainable.toLocaleString('en-US')} trainable of ${e.parameters.total.toLocaleString('en-US')} parameters`, k);
+    this.event(active.id, 'info', `training on ${backend}: ${e.parameters.trainable.toLocaleString('en-US')} trainable of ${e.parameters.total.toLocaleString('en-US')} parameters`, k);
   }
 
   private onMetric(active: ActiveRun, point: MetricPoint): void {

@@ -24,6 +24,7 @@ import { AdaptersDeleteParamsSchema, RunsDeleteParamsSchema, RunsUpdateParamsSch
 import { startEngine } from '../../engine/engine-host.ts';
 import { readHfConfig } from '../../engine/io/hf-config.ts';
 import { estimateTrainingMemory } from '../../engine/train/memory-estimate.ts';
+import { nativeStatus } from '../../engine/backend/cpu/native.ts';
 import { configuredThreads, cpuThreadsEnv } from '../../engine/backend/cpu/thread-pool.ts';
 import { exportAdapterGguf, LORA_GGUF_DTYPES } from '../../engine/quant/gguf-lora.ts';
 import { ensureSample } from '../../engine/io/sample.ts';
@@ -331,7 +332,9 @@ export function createStudioServices(options: StudioServicesOptions): StudioServ
       }
       const backend = p.backend ?? 'cpu';
       const threads = configuredThreads(workerEnv());
-      const estimate = estimateTrainingMemory(model, { lora: p.lora, train: p.train }, { backend, threads: backend === 'cpu' ? threads : 1 });
+      // Which cpu kernels the engine worker will run (its environment decides: LORA_STUDIO_CPU_NATIVE, a built addon).
+      const kernels = backend === 'cpu' && nativeStatus(workerEnv()).native !== null ? 'native' : 'portable';
+      const estimate = estimateTrainingMemory(model, { lora: p.lora, train: p.train }, { backend, threads: backend === 'cpu' ? threads : 1, kernels });
       return { estimate, systemMemoryBytes: totalmem(), freeMemoryBytes: freemem() };
     },
     'settings.get': async () => settings.get(),

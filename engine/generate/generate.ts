@@ -1,8 +1,12 @@
 /**
- * Text generation with a KV cache: the prompt is run once (prefill), then one token per step; greedy at temperature
- * 0, otherwise temperature + nucleus (top-p) sampling from a seeded Rng. LoRA is applied unmerged, as in training.
+ * Text generation with a KV cache: the prompt is run once (prefill: one matrix product per weight over all its
+ * tokens), then one token per step (a matrix-vector product per weight, reading it from memory once); greedy at
+ * temperature 0, otherwise temperature + nucleus (top-p) sampling from a seeded Rng. LoRA is applied unmerged, as in
+ * training. On the cpu backend's kernels (native when built) unless `ops` says otherwise.
  */
-import { forwardLogits } from '../model/llama.ts';
+import { cpuOps } from '../backend/cpu/cpu-ops.ts';
+import { forwardLogits, Workspace } from '../model/llama.ts';
+import type { ModelOps } from '../model/ops.ts';
 import type { FloatArray, LoraWeights, ModelWeights } from '../model/types.ts';
 import { Rng } from '../util/rng.ts';
 import { KvCache } from './kv-cache.ts';
@@ -18,6 +22,8 @@ export interface GenerateOptions {
   eosTokenIds: number[];
   /** Called with each new token; return false to stop early. */
   onToken?: (id: number) => boolean | void;
+  /** The kernels (default: the cpu backend's for this model). */
+  ops?: ModelOps;
 }
 
 /** The checks both backends' generation make before anything runs. */
@@ -97,12 +103,14 @@ export function generate(model: ModelWeights, lora: LoraWeights | null, promptId
   const cache = new KvCache(model.config, promptIds.length + opts.maxNewTokens, ArrayCtor);
   const rng = new Rng(opts.seed);
   const eos = new Set(opts.eosTokenIds);
-  let logits = forwardLogits(model, lora, Int32Array.from(promptIds), 1, promptIds.length, { cache, lastOnly: true });
+  // One workspace for the prompt and every decoded token: the activations are allocated once.
+  const run = { ops: opts.ops ?? cpuOps(model), workspace: new Workspace(), cache, lastOnly: true };
+  let logits = forwardLogits(model, lora, Int32Array.from(promptIds), 1, promptIds.length, run);
   for (;;) {
     const id = sampleToken(logits, opts.temperature, opts.topP, rng);
     out.push(id);
     const goOn = opts.onToken?.(id);
     if (goOn === false || eos.has(id) || out.length >= opts.maxNewTokens) return out;
-    logits = forwardLogits(model, lora, Int32Array.of(id), 1, 1, { cache, lastOnly: true });
+    logits = forwardLogits(model, lora, Int32Array.of(id), 1, 1, run);
   }
 }

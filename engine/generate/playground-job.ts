@@ -7,7 +7,7 @@ import { readdirSync, statSync } from 'node:fs';
 import { totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { PlaygroundOutput, PlaygroundRequest, PlaygroundStarted, PlaygroundVariant } from '../../common/protocol.ts';
-import { cpuThreadsWanted } from '../backend/cpu/thread-pool.ts';
+import { cpuBackendInfo, cpuSharedMemoryWanted } from '../backend/cpu/cpu-ops.ts';
 import { loadModel } from '../io/hf-model.ts';
 import { loadAdapter } from '../io/peft-adapter.ts';
 import { loadTokenizer } from '../io/tokenizer.ts';
@@ -88,12 +88,12 @@ export class PlaygroundEngine {
   /** Resolves when the job has ended; `cancelled` says whether it was stopped. Throws PlaygroundError / load errors. */
   async run(req: PlaygroundRequest, hooks: PlaygroundHooks): Promise<{ cancelled: boolean }> {
     const chosen = await selectBackend(req.backend);
-    const { model, tokenizer } = await this.load(req.modelPath, chosen.backend === 'cpu' && cpuThreadsWanted());
+    const { model, tokenizer } = await this.load(req.modelPath, chosen.backend === 'cpu' && cpuSharedMemoryWanted());
     const lora: LoraWeights | null = req.adapterPath ? withField('adapterPath', () => loadAdapter(req.adapterPath as string, model.config)) : null;
     const prompt = withField('prompt', () => formatPrompt(tokenizer, model.config, req));
     const variants: PlaygroundVariant[] = lora ? (req.compareBase ? ['adapter', 'base'] : ['adapter']) : ['base'];
     hooks.started({
-      backend: chosen.backend === 'webgpu' ? `webgpu (${chosen.adapterName ?? 'adapter'})` : 'cpu',
+      backend: chosen.backend === 'webgpu' ? `webgpu (${chosen.adapterName ?? 'adapter'})` : cpuBackendInfo().label,
       promptText: prompt.text,
       promptTokens: prompt.ids.length,
       variants,

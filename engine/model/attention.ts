@@ -3,13 +3,13 @@
  * (a T-long score row in f64, never a T×T matrix). Forward saves each row's logsumexp; backward recomputes the
  * probabilities from it, as FlashAttention does.
  *
+ * The (sequence, head) pairs are independent, so engine/backend/cpu/attention-split.ts can split them over threads.
+ *
  * Layout: q/out [B, Tq, nHeads·D], k/v [B, Tk, nKvHeads·D]. Query t sits at absolute position Tk − Tq + t, so the
  * same code serves training (Tq = Tk) and incremental decoding against a KV cache (Tq new tokens after Tk − Tq cached).
  * Query head h reads kv head floor(h / (nHeads / nKvHeads)). Key j is visible to a query at position p when
  * j ≤ p and, with a window W, j > p − W (transformers' sliding_window_overlay).
  */
-import { isShared } from '../backend/cpu/shared-arrays.ts';
-import { cpuPool, floatViewOf, PARALLEL_MIN_WORK, sharedRef, splitRanges, type AttentionPart } from '../backend/cpu/thread-pool.ts';
 import type { FloatArray } from './types.ts';
 
 export interface AttentionShape {
@@ -23,7 +23,8 @@ export interface AttentionShape {
   window: number | null;
 }
 
-function check(s: AttentionShape): void {
+/** Throws naming the config field when the shape cannot be computed. */
+export function check(s: AttentionShape): void {
   if (s.nKvHeads <= 0 || s.nHeads % s.nKvHeads !== 0) throw new Error(`attention: num_attention_heads ${s.nHeads} is not a multiple of num_key_value_heads ${s.nKvHeads}`);
   if (s.queryLen > s.keyLen) throw new Error(`attention: ${s.queryLen} queries but only ${s.keyLen} keys`);
   if (s.window !== null && !(Number.isInteger(s.window) && s.window > 0)) throw new Error(`attention: sliding_window must be a positive integer, got ${s.window}`);
@@ -36,7 +37,6 @@ function firstKey(pos: number, window: number | null): number {
 /** out = softmax(q·kᵀ·D^−½ + mask)·v; lse[B, nHeads, Tq] = logsumexp of each scaled score row (null: not saved). */
 export function forward(out: FloatArray, lse: FloatArray | null, q: FloatArray, k: FloatArray, v: FloatArray, s: AttentionShape): void {
   check(s);
-  if (tryParallel('attnF', { out, lse, q, k, v }, s, s.batch * s.nHeads)) return;
   forwardUnits(out, lse, q, k, v, s, 0, s.batch * s.nHeads);
 }
 
@@ -105,7 +105,6 @@ export function backward(
   s: AttentionShape,
 ): void {
   check(s);
-  if (tryParallel('attnB', { dq, dk, dv, dOut, lse, q, k, v }, s, s.batch * s.nKvHeads)) return;
   backwardUnits(dq, dk, dv, dOut, lse, q, k, v, s, 0, s.batch * s.nKvHeads);
 }
 
@@ -184,34 +183,4 @@ export function backwardUnits(
       }
     }
   }
-}
-
-/**
- * On shared memory, the pairs are split over the cpu thread pool (backend/cpu/thread-pool.ts); each output element is
- * still computed by one thread in the same order, so results do not change.
- */
-function tryParallel(op: 'attnF' | 'attnB', arrays: Record<string, FloatArray | null>, s: AttentionShape, units: number): boolean {
-  if (units < 2 || s.batch * s.nHeads * s.queryLen * s.keyLen * s.headDim < PARALLEL_MIN_WORK) return false;
-  for (const a of Object.values(arrays)) if (a !== null && !isShared(a)) return false;
-  const pool = cpuPool();
-  if (!pool) return false;
-  const refs: AttentionPart['arrays'] = {};
-  for (const [name, a] of Object.entries(arrays)) if (a !== null) refs[name] = sharedRef(a);
-  const parts: AttentionPart[] = splitRanges(units, Math.min(pool.threads, units), 1).map((r) => ({ op, arrays: refs, shape: s, units: r }));
-  pool.run(parts, runAttentionPart);
-  return true;
-}
-
-function floatsOf(part: AttentionPart, name: string): FloatArray {
-  const r = part.arrays[name];
-  if (!r) throw new Error(`attention part: array ${name} is missing`);
-  return floatViewOf(r, `attention ${name}`);
-}
-
-/** One thread's share of a split attention (run by the pool's workers, and by the caller for the first part). */
-export function runAttentionPart(part: AttentionPart): void {
-  const [u0, u1] = part.units;
-  const a = (name: string): FloatArray => floatsOf(part, name);
-  if (part.op === 'attnF') forwardUnits(a('out'), part.arrays.lse ? a('lse') : null, a('q'), a('k'), a('v'), part.shape, u0, u1);
-  else backwardUnits(a('dq'), a('dk'), a('dv'), a('dOut'), a('lse'), a('q'), a('k'), a('v'), part.shape, u0, u1);
 }

@@ -6,8 +6,7 @@
  *
  * `targets[n]` is the token row n must predict (already shifted: the caller maps labels[t+1] to row t).
  */
-import { matmulAB, matmulABt } from '../backend/cpu/matmul.ts';
-import { isShared, sharedCtor } from '../backend/cpu/shared-arrays.ts';
+import { serialMatmuls, type Matmuls } from './matmul.ts';
 import { IGNORE_INDEX, type FloatArray, type WeightArray } from './types.ts';
 
 export interface CrossEntropyShape {
@@ -31,13 +30,13 @@ export interface CrossEntropyResult {
 }
 
 /** Loss only (evaluation). losses[n] (optional) receives each row's loss, 0 for ignored rows. */
-export function forward(losses: Float64Array | null, hidden: FloatArray, lmHead: WeightArray, targets: Int32Array, s: CrossEntropyShape): CrossEntropyResult {
-  return run(null, losses, hidden, lmHead, targets, s, 0);
+export function forward(losses: Float64Array | null, hidden: FloatArray, lmHead: WeightArray, targets: Int32Array, s: CrossEntropyShape, mm: Matmuls = serialMatmuls): CrossEntropyResult {
+  return run(null, losses, hidden, lmHead, targets, s, 0, mm);
 }
 
 /** dHidden += gradScale · ∂(Σ row losses)/∂hidden, recomputing the logits. */
-export function backward(dHidden: FloatArray, hidden: FloatArray, lmHead: WeightArray, targets: Int32Array, s: CrossEntropyShape, gradScale: number): void {
-  run(dHidden, null, hidden, lmHead, targets, s, gradScale);
+export function backward(dHidden: FloatArray, hidden: FloatArray, lmHead: WeightArray, targets: Int32Array, s: CrossEntropyShape, gradScale: number, mm: Matmuls = serialMatmuls): void {
+  run(dHidden, null, hidden, lmHead, targets, s, gradScale, mm);
 }
 
 /** forward and backward in one pass over the logits (training). */
@@ -49,8 +48,9 @@ export function forwardBackward(
   targets: Int32Array,
   s: CrossEntropyShape,
   gradScale: number,
+  mm: Matmuls = serialMatmuls,
 ): CrossEntropyResult {
-  return run(dHidden, losses, hidden, lmHead, targets, s, gradScale);
+  return run(dHidden, losses, hidden, lmHead, targets, s, gradScale, mm);
 }
 
 function run(
@@ -61,6 +61,7 @@ function run(
   targets: Int32Array,
   s: CrossEntropyShape,
   gradScale: number,
+  mm: Matmuls,
 ): CrossEntropyResult {
   const { rows, hidden: C, vocab: V } = s;
   if (!(Number.isInteger(s.chunkRows) && s.chunkRows > 0)) throw new Error(`cross-entropy: chunkRows must be a positive integer, got ${s.chunkRows}`);
@@ -74,11 +75,10 @@ function run(
   }
   if (losses !== null) losses.fill(0, 0, rows);
   const chunk = Math.min(s.chunkRows, Math.max(1, active.length));
-  // With lm_head in shared memory the chunk's products can run on the cpu thread pool.
-  const F64 = isShared(lmHead) ? sharedCtor(Float64Array) : Float64Array;
-  const h = new F64(chunk * C);
-  const logits = new F64(chunk * V);
-  const dh = dHidden === null ? null : new F64(chunk * C);
+  // mm.f64: memory the products may split over threads (the portable backend's pool).
+  const h = mm.f64(chunk * C);
+  const logits = mm.f64(chunk * V);
+  const dh = dHidden === null ? null : mm.f64(chunk * C);
   let sumLoss = 0;
   for (let c0 = 0; c0 < active.length; c0 += chunk) {
     const cr = Math.min(chunk, active.length - c0);
@@ -86,7 +86,7 @@ function run(
       const src = active[c0 + i] * C;
       for (let c = 0; c < C; c++) h[i * C + c] = hidden[src + c];
     }
-    matmulABt(logits, h, lmHead, null, cr, C, V);
+    mm.matmulABt(logits, h, lmHead, null, cr, C, V);
     for (let i = 0; i < cr; i++) {
       const row = active[c0 + i];
       const o = i * V;
@@ -111,7 +111,7 @@ function run(
       }
     }
     if (dh !== null && dHidden !== null) {
-      matmulAB(dh, logits, lmHead, cr, V, C);
+      mm.matmulAB(dh, logits, lmHead, cr, V, C);
       for (let i = 0; i < cr; i++) {
         const dst = active[c0 + i] * C;
         for (let c = 0; c < C; c++) dHidden[dst + c] += dh[i * C + c];

@@ -3,9 +3,10 @@
  *   y = x·Wᵀ + b + scaling · (dropout(x)·Aᵀ)·Bᵀ,   W [out,in], A [r,in], B [out,r].
  * Backward with u = dropout(x)·Aᵀ and g = dY·B:
  *   dB += scaling·dYᵀ·u,  dA += scaling·gᵀ·dropout(x),  dx += dY·W + scaling·dropout'(g·A).
- * Every LoRA product runs through the rank r; B·A is never formed.
+ * Every LoRA product runs through the rank r; B·A is never formed. The products are `mm`'s (default: the serial
+ * reference products of matmul.ts).
  */
-import { matmulAB, matmulABt, matmulAtB } from '../backend/cpu/matmul.ts';
+import { serialMatmuls, type Matmuls } from './matmul.ts';
 import type { FloatArray, Linear, LoraPair } from './types.ts';
 
 /** A dropout mask over the LoRA branch input [M, in]: kept entries are multiplied by `scale` = 1/(1−p). */
@@ -28,9 +29,10 @@ export function forward(
   scaling: number,
   mask: DropoutMask | null,
   M: number,
+  mm: Matmuls = serialMatmuls,
 ): void {
   const { inFeatures: K, outFeatures: N } = lin;
-  matmulABt(y, x, lin.weight, lin.bias, M, K, N);
+  mm.matmulABt(y, x, lin.weight, lin.bias, M, K, N);
   if (lora === null) return;
   if (u === null) throw new Error('linear.forward: LoRA needs a u buffer');
   const r = lora.A.length / K;
@@ -40,8 +42,8 @@ export function forward(
     applyMask(xd, x, mask, M * K);
     src = xd;
   }
-  matmulABt(u, src, lora.A, null, M, K, r);
-  matmulABt(y, u, lora.B, null, M, r, N, true, scaling);
+  mm.matmulABt(u, src, lora.A, null, M, K, r);
+  mm.matmulABt(y, u, lora.B, null, M, r, N, true, scaling);
 }
 
 function applyMask(xd: FloatArray, x: FloatArray, mask: DropoutMask, n: number): void {
@@ -65,26 +67,27 @@ export function backward(
   scaling: number,
   mask: DropoutMask | null,
   M: number,
+  mm: Matmuls = serialMatmuls,
 ): void {
   const { inFeatures: K, outFeatures: N } = lin;
-  if (dx !== null) matmulAB(dx, dY, lin.weight, M, N, K, true);
+  if (dx !== null) mm.matmulAB(dx, dY, lin.weight, M, N, K, true);
   if (lora === null) return;
   if (u === null) throw new Error('linear.backward: LoRA needs the u saved by forward');
   const r = lora.A.length / K;
-  if (dB !== null) matmulAtB(dB, dY, u, M, N, r, true, scaling);
+  if (dB !== null) mm.matmulAtB(dB, dY, u, M, N, r, true, scaling);
   if (dA === null && dx === null) return;
-  const g = new Float64Array(M * r);
-  matmulAB(g, dY, lora.B, M, N, r);
+  const g = mm.f64(M * r);
+  mm.matmulAB(g, dY, lora.B, M, N, r);
   const src = mask === null ? x : xd;
   if (src === null) throw new Error('linear.backward: dropout needs the xd saved by forward');
-  if (dA !== null) matmulAtB(dA, g, src, M, r, K, true, scaling);
+  if (dA !== null) mm.matmulAtB(dA, g, src, M, r, K, true, scaling);
   if (dx === null) return;
   if (mask === null) {
-    matmulAB(dx, g, lora.A, M, r, K, true, scaling);
+    mm.matmulAB(dx, g, lora.A, M, r, K, true, scaling);
     return;
   }
-  const t = new Float64Array(M * K);
-  matmulAB(t, g, lora.A, M, r, K, false, scaling);
+  const t = mm.f64(M * K);
+  mm.matmulAB(t, g, lora.A, M, r, K, false, scaling);
   const { keep, scale } = mask;
   for (let i = 0; i < M * K; i++) if (keep[i] !== 0) dx[i] += t[i] * scale;
 }

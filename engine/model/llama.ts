@@ -6,23 +6,20 @@
  *                               y = h + down(silu(gate(n₂(h))) · up(n₂(h)));
  *   logits = lm_head(norm(x_L)); loss = mean CE of row t against labels[t+1] over labels ≠ −100.
  *
- * Every array (activations, frozen weights) has the model's FloatArray type; sums run in f64 inside the ops.
+ * Every array (activations, frozen weights) has the model's FloatArray type. The ops are a ModelOps set (ops.ts):
+ * by default the reference ops of this folder (sums in f64); the cpu backend passes its own kernels
+ * (engine/backend/cpu/cpu-ops.ts). A Workspace keeps the activations between calls (training steps, decoded tokens).
  */
-import * as attention from './attention.ts';
-import * as crossEntropy from './cross-entropy.ts';
-import * as embedding from './embedding.ts';
-import * as linear from './linear.ts';
+import type { AttentionShape } from './attention.ts';
+import type { CrossEntropyShape } from './cross-entropy.ts';
 import type { DropoutMask } from './linear.ts';
-import { isShared, sharedCtor } from '../backend/cpu/shared-arrays.ts';
-import { cpuThreadsWanted } from '../backend/cpu/thread-pool.ts';
-import { LORA_TARGET_ORDER, targetShape, validateLoraForModel, zerosLike, type FloatArrayConstructor } from './lora.ts';
-import * as rmsnorm from './rmsnorm.ts';
+import { LORA_TARGET_ORDER, targetShape, validateLoraForModel, zerosLike } from './lora.ts';
+import { referenceOps, type ModelOps } from './ops.ts';
 import * as rope from './rope.ts';
 import type { RopeTables } from './rope.ts';
-import * as swiglu from './swiglu.ts';
-import { IGNORE_INDEX, type Batch, type FloatArray, type Linear, type LoraPair, type LoraTargetName, type LoraWeights, type ModelConfig, type ModelWeights, type WeightArray, F16Array } from './types.ts';
+import { IGNORE_INDEX, type Batch, type FloatArray, type FloatArrayConstructor, type Linear, type LoraPair, type LoraTargetName, type LoraWeights, type ModelConfig, type ModelWeights, type WeightArray, F16Array } from './types.ts';
 import type { KvCache } from '../generate/kv-cache.ts';
-import { Rng } from '../util/rng.ts';
+import type { Rng } from '../util/rng.ts';
 
 export interface StepOptions {
   /** Dropout is active only when training and lora.config.dropout > 0. */
@@ -37,8 +34,52 @@ export interface StepOptions {
   normalizer?: number;
   /** Accumulate (+=) LoRA gradients into these arrays instead of allocating. */
   gradsInto?: LoraWeights;
-  /** Rows of logits per cross-entropy chunk; default keeps a chunk near 16 MiB. */
+  /** Rows of logits per cross-entropy chunk; default: the ops' choice (a chunk of 16–32 MiB). */
   ceChunkRows?: number;
+  /** The kernels; default the reference ops. */
+  ops?: ModelOps;
+  /** Reuse the activation arrays of earlier calls (they are overwritten). */
+  workspace?: Workspace;
+}
+
+/**
+ * Activation arrays kept between calls, one per named slot, grown to the largest size asked for; a call gets views of
+ * the sizes it needs. Nothing returned to a caller (logits, gradients) lives here.
+ */
+export class Workspace {
+  private readonly floats = new Map<string, FloatArray>();
+  private readonly bytes = new Map<string, Uint8Array>();
+
+  /** n values for `slot` (zeroed when asked; otherwise what the last user left). */
+  take(ops: ModelOps, F: FloatArrayConstructor, slot: string, n: number, zero: boolean): FloatArray {
+    const key = `${F.name}:${slot}`;
+    let a = this.floats.get(key);
+    if (a === undefined || a.length < n) {
+      a = ops.floats(F, n);
+      this.floats.set(key, a);
+      return a.length === n ? a : a.subarray(0, n);
+    }
+    const v = a.length === n ? a : a.subarray(0, n);
+    if (zero) v.fill(0);
+    return v;
+  }
+
+  mask(slot: string, n: number): Uint8Array {
+    let a = this.bytes.get(slot);
+    if (a === undefined || a.length < n) {
+      a = new Uint8Array(n);
+      this.bytes.set(slot, a);
+    }
+    return a.length === n ? a : a.subarray(0, n);
+  }
+
+  /** Bytes held (for memory reports). */
+  size(): number {
+    let n = 0;
+    for (const a of this.floats.values()) n += a.byteLength;
+    for (const a of this.bytes.values()) n += a.byteLength;
+    return n;
+  }
 }
 
 export interface StepResult {
@@ -54,8 +95,8 @@ interface Ctx {
   cfg: ModelConfig;
   lora: LoraWeights | null;
   F: FloatArrayConstructor;
-  /** Float64Array, in shared memory when F is (attention's logsumexp rows). */
-  F64: Float64ArrayConstructor;
+  ops: ModelOps;
+  ws: Workspace | null;
   B: number;
   T: number;
   M: number;
@@ -93,7 +134,7 @@ interface LayerActs {
   rstdQ: FloatArray | null;
   rstdK: FloatArray | null;
   att: FloatArray;
-  lse: Float64Array | null;
+  lse: FloatArray | null;
   h: FloatArray;
   rstd2: FloatArray;
   xn2: FloatArray;
@@ -250,23 +291,19 @@ function ropeFor(cfg: ModelConfig, positions: number, fp32: boolean): RopeTables
   return tables;
 }
 
-function makeCtx(model: ModelWeights, lora: LoraWeights | null, B: number, T: number, cache: KvCache | null): Ctx {
+function makeCtx(model: ModelWeights, lora: LoraWeights | null, B: number, T: number, cache: KvCache | null, ops: ModelOps, ws: Workspace | null): Ctx {
   validateModel(model);
   if (lora !== null) validateLoraForModel(model, lora);
   const cfg = model.config;
-  const plainF = arrayCtorOf(model);
-  // A model loaded into shared memory (for the cpu thread pool) gets its activations there too, so its big products
-  // can be split across threads (backend/cpu/thread-pool.ts); results do not depend on it.
-  const threaded = isShared(model.lmHead) && cpuThreadsWanted();
-  const F = threaded ? sharedCtor(plainF) : plainF;
-  const F64 = (threaded ? sharedCtor(Float64Array) : Float64Array) as Float64ArrayConstructor;
+  const F = arrayCtorOf(model);
   const posOffset = cache === null ? 0 : cache.length;
   return {
     model,
     cfg,
     lora,
     F,
-    F64,
+    ops,
+    ws,
     B,
     T,
     M: B * T,
@@ -279,7 +316,7 @@ function makeCtx(model: ModelWeights, lora: LoraWeights | null, B: number, T: nu
     qDim: cfg.numHeads * cfg.headDim,
     kvDim: cfg.numKvHeads * cfg.headDim,
     eps: cfg.rmsNormEps,
-    rope: ropeFor(cfg, posOffset + T, plainF === Float32Array),
+    rope: ropeFor(cfg, posOffset + T, F === Float32Array),
     posOffset,
     cache,
     dropoutP: 0,
@@ -287,65 +324,74 @@ function makeCtx(model: ModelWeights, lora: LoraWeights | null, B: number, T: nu
   };
 }
 
-function allocActs(ctx: Ctx, saveLse: boolean): LayerActs {
-  const { F, M, H, I, nH, nKv, qDim, kvDim } = ctx;
+/** An activation array: from the workspace when there is one (contents undefined unless zero), else a new one. */
+function take(ctx: Ctx, slot: string, n: number, zero = false): FloatArray {
+  return ctx.ws === null ? ctx.ops.floats(ctx.F, n) : ctx.ws.take(ctx.ops, ctx.F, slot, n, zero);
+}
+
+function allocActs(ctx: Ctx, saveLse: boolean, slot: string): LayerActs {
+  const { M, H, I, nH, nKv, qDim, kvDim } = ctx;
+  const t = (name: string, n: number): FloatArray => take(ctx, `${slot}.${name}`, n);
   const qkNorm = ctx.cfg.qkNorm;
-  const q = new F(M * qDim);
-  const k = new F(M * kvDim);
+  const q = t('q', M * qDim);
+  const k = t('k', M * kvDim);
   const lora: Partial<Record<LoraTargetName, TargetActs>> = {};
   if (ctx.lora !== null) {
     for (const target of ctx.lora.config.targets) {
       const { inFeatures } = targetShape(ctx.cfg, target);
       const dropout = ctx.dropoutP > 0;
+      const maskSlot = `${slot}.${target}.keep`;
       lora[target] = {
-        u: new F(M * ctx.lora.config.r),
-        xd: dropout ? new F(M * inFeatures) : null,
-        mask: dropout ? { keep: new Uint8Array(M * inFeatures), scale: 1 / (1 - ctx.dropoutP) } : null,
+        u: t(`${target}.u`, M * ctx.lora.config.r),
+        xd: dropout ? t(`${target}.xd`, M * inFeatures) : null,
+        mask: dropout ? { keep: ctx.ws === null ? new Uint8Array(M * inFeatures) : ctx.ws.mask(maskSlot, M * inFeatures), scale: 1 / (1 - ctx.dropoutP) } : null,
       };
     }
   }
+  const lseLen = ctx.B * nH * ctx.T;
   return {
-    rstd1: new F(M),
-    xn1: new F(M * H),
+    rstd1: t('rstd1', M),
+    xn1: t('xn1', M * H),
     q,
     k,
-    v: new F(M * kvDim),
-    qr: qkNorm ? new F(M * qDim) : q,
-    kr: qkNorm ? new F(M * kvDim) : k,
-    rstdQ: qkNorm ? new F(M * nH) : null,
-    rstdK: qkNorm ? new F(M * nKv) : null,
-    att: new F(M * qDim),
-    lse: saveLse ? new ctx.F64(ctx.B * nH * ctx.T) : null,
-    h: new F(M * H),
-    rstd2: new F(M),
-    xn2: new F(M * H),
-    g: new F(M * I),
-    up: new F(M * I),
-    a: new F(M * I),
-    tmp: new F(M * H),
+    v: t('v', M * kvDim),
+    qr: qkNorm ? t('qr', M * qDim) : q,
+    kr: qkNorm ? t('kr', M * kvDim) : k,
+    rstdQ: qkNorm ? t('rstdQ', M * nH) : null,
+    rstdK: qkNorm ? t('rstdK', M * nKv) : null,
+    att: t('att', M * qDim),
+    lse: saveLse ? (ctx.ws === null ? ctx.ops.lse(lseLen) : ctx.ws.take(ctx.ops, ctx.ops.lse(0).constructor as FloatArrayConstructor, `${slot}.lse`, lseLen, false)) : null,
+    h: t('h', M * H),
+    rstd2: t('rstd2', M),
+    xn2: t('xn2', M * H),
+    g: t('g', M * I),
+    up: t('up', M * I),
+    a: t('a', M * I),
+    tmp: t('tmp', M * H),
     lora,
   };
 }
 
 function allocScratch(ctx: Ctx): BackwardScratch {
-  const { F, M, H, I, qDim, kvDim } = ctx;
+  const { M, H, I, qDim, kvDim } = ctx;
+  const t = (name: string, n: number): FloatArray => take(ctx, `bwd.${name}`, n);
   return {
-    da: new F(M * I),
-    dg: new F(M * I),
-    dup: new F(M * I),
-    dxn: new F(M * H),
-    datt: new F(M * qDim),
-    dqr: new F(M * qDim),
-    dq: new F(M * qDim),
-    dkr: new F(M * kvDim),
-    dk: new F(M * kvDim),
-    dv: new F(M * kvDim),
-    dqn: ctx.cfg.qkNorm ? new F(M * qDim) : null,
-    dkn: ctx.cfg.qkNorm ? new F(M * kvDim) : null,
+    da: t('da', M * I),
+    dg: t('dg', M * I),
+    dup: t('dup', M * I),
+    dxn: t('dxn', M * H),
+    datt: t('datt', M * qDim),
+    dqr: t('dqr', M * qDim),
+    dq: t('dq', M * qDim),
+    dkr: t('dkr', M * kvDim),
+    dk: t('dk', M * kvDim),
+    dv: t('dv', M * kvDim),
+    dqn: ctx.cfg.qkNorm ? t('dqn', M * qDim) : null,
+    dkn: ctx.cfg.qkNorm ? t('dkn', M * kvDim) : null,
   };
 }
 
-function attentionShape(ctx: Ctx): attention.AttentionShape {
+function attentionShape(ctx: Ctx): AttentionShape {
   const cached = ctx.cache !== null;
   return {
     batch: ctx.B,
@@ -373,59 +419,58 @@ function pairOf(ctx: Ctx, l: number, target: LoraTargetName): LoraPair | null {
 /** Dropout masks of layer l, drawn from the layer's own seed so a recompute (checkpointing) draws the same ones. */
 function drawMasks(ctx: Ctx, l: number, acts: LayerActs): void {
   if (ctx.layerSeeds === null || ctx.lora === null) return;
-  const rng = new Rng(ctx.layerSeeds[l]);
-  const p = ctx.dropoutP;
+  const masks: Uint8Array[] = [];
   for (const target of LORA_TARGET_ORDER) {
     const ta = acts.lora[target];
     if (ta === undefined || ta.mask === null || pairOf(ctx, l, target) === null) continue;
-    const keep = ta.mask.keep;
-    for (let i = 0; i < keep.length; i++) keep[i] = rng.uniform() < p ? 0 : 1;
+    masks.push(ta.mask.keep);
   }
+  ctx.ops.dropoutMasks(ctx.layerSeeds[l], ctx.dropoutP, masks);
 }
 
 function project(ctx: Ctx, l: number, target: LoraTargetName, lin: Linear, x: FloatArray, y: FloatArray, acts: LayerActs): void {
   const pair = pairOf(ctx, l, target);
   const ta = pair === null ? undefined : acts.lora[target];
   const scaling = ctx.lora === null ? 0 : ctx.lora.scaling;
-  linear.forward(y, ta?.u ?? null, ta?.xd ?? null, x, lin, pair, scaling, ta?.mask ?? null, ctx.M);
+  ctx.ops.linearForward(y, ta?.u ?? null, ta?.xd ?? null, x, lin, pair, scaling, ta?.mask ?? null, ctx.M);
 }
 
 /** y = layer l applied to x; fills acts. With a KV cache, this layer's keys/values are appended at ctx.posOffset. */
 function layerForward(ctx: Ctx, l: number, x: FloatArray, acts: LayerActs, y: FloatArray): void {
   const L = ctx.model.layers[l];
   const lin = linearsOf(ctx, l);
-  const { M, H, I, nH, nKv, D, eps } = ctx;
+  const { M, H, I, nH, nKv, D, eps, ops } = ctx;
   drawMasks(ctx, l, acts);
-  rmsnorm.forward(acts.xn1, acts.rstd1, x, L.inputNorm, M, H, eps);
+  ops.rmsnormForward(acts.xn1, acts.rstd1, x, L.inputNorm, M, H, eps);
   project(ctx, l, 'q_proj', lin.q_proj, acts.xn1, acts.q, acts);
   project(ctx, l, 'k_proj', lin.k_proj, acts.xn1, acts.k, acts);
   project(ctx, l, 'v_proj', lin.v_proj, acts.xn1, acts.v, acts);
   if (ctx.cfg.qkNorm) {
-    rmsnorm.forward(acts.qr, acts.rstdQ as FloatArray, acts.q, L.qNorm as FloatArray, M * nH, D, eps);
-    rmsnorm.forward(acts.kr, acts.rstdK as FloatArray, acts.k, L.kNorm as FloatArray, M * nKv, D, eps);
+    ops.rmsnormForward(acts.qr, acts.rstdQ as FloatArray, acts.q, L.qNorm as FloatArray, M * nH, D, eps);
+    ops.rmsnormForward(acts.kr, acts.rstdK as FloatArray, acts.k, L.kNorm as FloatArray, M * nKv, D, eps);
   }
-  rope.forward(acts.qr, acts.qr, ctx.rope, ctx.B, ctx.T, nH, D, ctx.posOffset);
-  rope.forward(acts.kr, acts.kr, ctx.rope, ctx.B, ctx.T, nKv, D, ctx.posOffset);
+  ops.ropeForward(acts.qr, acts.qr, ctx.rope, ctx.B, ctx.T, nH, D, ctx.posOffset);
+  ops.ropeForward(acts.kr, acts.kr, ctx.rope, ctx.B, ctx.T, nKv, D, ctx.posOffset);
   const shape = attentionShape(ctx);
   if (ctx.cache !== null) {
     const ck = ctx.cache.k[l];
     const cv = ctx.cache.v[l];
     ck.set(acts.kr.subarray(0, M * ctx.kvDim), ctx.posOffset * ctx.kvDim);
     cv.set(acts.v.subarray(0, M * ctx.kvDim), ctx.posOffset * ctx.kvDim);
-    attention.forward(acts.att, acts.lse, acts.qr, ck, cv, shape);
+    ops.attentionForward(acts.att, acts.lse, acts.qr, ck, cv, shape);
   } else {
-    attention.forward(acts.att, acts.lse, acts.qr, acts.kr, acts.v, shape);
+    ops.attentionForward(acts.att, acts.lse, acts.qr, acts.kr, acts.v, shape);
   }
   project(ctx, l, 'o_proj', lin.o_proj, acts.att, acts.tmp, acts);
   const h = acts.h;
   const tmp = acts.tmp;
-  for (let i = 0; i < M * H; i++) h[i] = x[i] + tmp[i];
-  rmsnorm.forward(acts.xn2, acts.rstd2, h, L.postAttentionNorm, M, H, eps);
+  ops.add(h, x, tmp, M * H);
+  ops.rmsnormForward(acts.xn2, acts.rstd2, h, L.postAttentionNorm, M, H, eps);
   project(ctx, l, 'gate_proj', lin.gate_proj, acts.xn2, acts.g, acts);
   project(ctx, l, 'up_proj', lin.up_proj, acts.xn2, acts.up, acts);
-  swiglu.forward(acts.a, acts.g, acts.up, M * I);
+  ops.swigluForward(acts.a, acts.g, acts.up, M * I);
   project(ctx, l, 'down_proj', lin.down_proj, acts.a, tmp, acts);
-  for (let i = 0; i < M * H; i++) y[i] = h[i] + tmp[i];
+  ops.add(y, h, tmp, M * H);
 }
 
 function projectBack(
@@ -441,13 +486,13 @@ function projectBack(
 ): void {
   const pair = pairOf(ctx, l, target);
   if (pair === null) {
-    if (dx !== null) linear.backward(dx, null, null, dY, null, null, x, lin, null, 0, null, ctx.M);
+    if (dx !== null) ctx.ops.linearBackward(dx, null, null, dY, null, null, x, lin, null, 0, null, ctx.M);
     return;
   }
   const ta = acts.lora[target] as TargetActs;
   const g = grads === null ? undefined : grads.layers[l][target];
   const scaling = (ctx.lora as LoraWeights).scaling;
-  linear.backward(dx, g?.A ?? null, g?.B ?? null, dY, ta.u, ta.xd, x, lin, pair, scaling, ta.mask, ctx.M);
+  ctx.ops.linearBackward(dx, g?.A ?? null, g?.B ?? null, dY, ta.u, ta.xd, x, lin, pair, scaling, ta.mask, ctx.M);
 }
 
 /**
@@ -456,22 +501,22 @@ function projectBack(
 function layerBackward(ctx: Ctx, l: number, x: FloatArray, acts: LayerActs, dres: FloatArray, s: BackwardScratch, grads: LoraWeights | null, needDx: boolean): void {
   const L = ctx.model.layers[l];
   const lin = linearsOf(ctx, l);
-  const { M, H, I, nH, nKv, D } = ctx;
+  const { M, H, I, nH, nKv, D, ops } = ctx;
   s.da.fill(0);
   projectBack(ctx, l, 'down_proj', lin.down_proj, s.da, dres, acts.a, acts, grads);
   s.dg.fill(0);
   s.dup.fill(0);
-  swiglu.backward(s.dg, s.dup, s.da, acts.g, acts.up, M * I);
+  ops.swigluBackward(s.dg, s.dup, s.da, acts.g, acts.up, M * I);
   s.dxn.fill(0);
   projectBack(ctx, l, 'gate_proj', lin.gate_proj, s.dxn, s.dg, acts.xn2, acts, grads);
   projectBack(ctx, l, 'up_proj', lin.up_proj, s.dxn, s.dup, acts.xn2, acts, grads);
-  rmsnorm.backward(dres, null, s.dxn, acts.h, L.postAttentionNorm, acts.rstd2, M, H);
+  ops.rmsnormBackward(dres, s.dxn, acts.h, L.postAttentionNorm, acts.rstd2, M, H);
   s.datt.fill(0);
   projectBack(ctx, l, 'o_proj', lin.o_proj, s.datt, dres, acts.att, acts, grads);
   s.dqr.fill(0);
   s.dkr.fill(0);
   s.dv.fill(0);
-  attention.backward(s.dqr, s.dkr, s.dv, s.datt, acts.att, acts.lse as Float64Array, acts.qr, acts.kr, acts.v, attentionShape(ctx));
+  ops.attentionBackward(s.dqr, s.dkr, s.dv, s.datt, acts.att, acts.lse as FloatArray, acts.qr, acts.kr, acts.v, attentionShape(ctx));
   s.dq.fill(0);
   s.dk.fill(0);
   if (ctx.cfg.qkNorm) {
@@ -480,20 +525,20 @@ function layerBackward(ctx: Ctx, l: number, x: FloatArray, acts: LayerActs, dres
     const dkn = s.dkn as FloatArray;
     dqn.fill(0);
     dkn.fill(0);
-    rope.backward(dqn, s.dqr, ctx.rope, ctx.B, ctx.T, nH, D, ctx.posOffset);
-    rmsnorm.backward(s.dq, null, dqn, acts.q, L.qNorm as FloatArray, acts.rstdQ as FloatArray, M * nH, D);
-    rope.backward(dkn, s.dkr, ctx.rope, ctx.B, ctx.T, nKv, D, ctx.posOffset);
-    rmsnorm.backward(s.dk, null, dkn, acts.k, L.kNorm as FloatArray, acts.rstdK as FloatArray, M * nKv, D);
+    ops.ropeBackward(dqn, s.dqr, ctx.rope, ctx.B, ctx.T, nH, D, ctx.posOffset);
+    ops.rmsnormBackward(s.dq, dqn, acts.q, L.qNorm as FloatArray, acts.rstdQ as FloatArray, M * nH, D);
+    ops.ropeBackward(dkn, s.dkr, ctx.rope, ctx.B, ctx.T, nKv, D, ctx.posOffset);
+    ops.rmsnormBackward(s.dk, dkn, acts.k, L.kNorm as FloatArray, acts.rstdK as FloatArray, M * nKv, D);
   } else {
-    rope.backward(s.dq, s.dqr, ctx.rope, ctx.B, ctx.T, nH, D, ctx.posOffset);
-    rope.backward(s.dk, s.dkr, ctx.rope, ctx.B, ctx.T, nKv, D, ctx.posOffset);
+    ops.ropeBackward(s.dq, s.dqr, ctx.rope, ctx.B, ctx.T, nH, D, ctx.posOffset);
+    ops.ropeBackward(s.dk, s.dkr, ctx.rope, ctx.B, ctx.T, nKv, D, ctx.posOffset);
   }
   const dxn1 = needDx ? s.dxn : null;
   if (dxn1 !== null) dxn1.fill(0);
   projectBack(ctx, l, 'q_proj', lin.q_proj, dxn1, s.dq, acts.xn1, acts, grads);
   projectBack(ctx, l, 'k_proj', lin.k_proj, dxn1, s.dk, acts.xn1, acts, grads);
   projectBack(ctx, l, 'v_proj', lin.v_proj, dxn1, s.dv, acts.xn1, acts, grads);
-  if (dxn1 !== null) rmsnorm.backward(dres, null, dxn1, x, L.inputNorm, acts.rstd1, M, H);
+  if (dxn1 !== null) ops.rmsnormBackward(dres, dxn1, x, L.inputNorm, acts.rstd1, M, H);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -506,8 +551,8 @@ function layerBackward(ctx: Ctx, l: number, x: FloatArray, acts: LayerActs, dres
 export function lossAndGrads(model: ModelWeights, lora: LoraWeights | null, batch: Batch, opts: StepOptions): StepResult {
   validateModel(model);
   validateBatch(model, batch);
-  const ctx = makeCtx(model, lora, batch.batchSize, batch.seqLen, null);
-  const { F, M, H, V } = ctx;
+  const ctx = makeCtx(model, lora, batch.batchSize, batch.seqLen, null, opts.ops ?? referenceOps, opts.workspace ?? null);
+  const { M, H, V, ops } = ctx;
   const nLayers = ctx.cfg.numLayers;
   const lossScale = opts.lossScale ?? 1;
   if (!Number.isFinite(lossScale)) throw new Error(`lossAndGrads: lossScale must be finite, got ${lossScale}`);
@@ -532,28 +577,28 @@ export function lossAndGrads(model: ModelWeights, lora: LoraWeights | null, batc
   const wantGrads = lora !== null;
 
   const res: FloatArray[] = [];
-  for (let l = 0; l <= nLayers; l++) res.push(new F(M * H));
-  embedding.forward(res[0], batch.inputIds, model.embedTokens, M, H);
+  for (let l = 0; l <= nLayers; l++) res.push(take(ctx, `res${l}`, M * H));
+  ops.embedding(res[0], batch.inputIds, model.embedTokens, M, H);
   const acts: LayerActs[] = [];
-  if (checkpointing || !wantGrads) acts.push(allocActs(ctx, wantGrads));
-  else for (let l = 0; l < nLayers; l++) acts.push(allocActs(ctx, true));
+  if (checkpointing || !wantGrads) acts.push(allocActs(ctx, wantGrads, 'layer'));
+  else for (let l = 0; l < nLayers; l++) acts.push(allocActs(ctx, true, `layer${l}`));
   const actsFor = (l: number): LayerActs => (acts.length === 1 ? acts[0] : acts[l]);
   for (let l = 0; l < nLayers; l++) layerForward(ctx, l, res[l], actsFor(l), res[l + 1]);
-  const rstdF = new F(M);
-  const hn = new F(M * H);
-  rmsnorm.forward(hn, rstdF, res[nLayers], model.norm, M, H, ctx.eps);
-  const ceShape: crossEntropy.CrossEntropyShape = { rows: M, hidden: H, vocab: V, chunkRows: opts.ceChunkRows ?? crossEntropy.defaultChunkRows(V) };
+  const rstdF = take(ctx, 'rstdF', M);
+  const hn = take(ctx, 'hn', M * H);
+  ops.rmsnormForward(hn, rstdF, res[nLayers], model.norm, M, H, ctx.eps);
+  const ceShape: CrossEntropyShape = { rows: M, hidden: H, vocab: V, chunkRows: opts.ceChunkRows ?? ops.ceChunkRows(V) };
   if (!wantGrads) {
-    const r = crossEntropy.forward(null, hn, model.lmHead, targets, ceShape);
+    const r = ops.crossEntropy(null, hn, model.lmHead, targets, ceShape, 0);
     return { loss: r.count > 0 ? r.sumLoss / r.count : 0, tokens: r.count, grads: null };
   }
-  const dhn = new F(M * H);
-  const ce = crossEntropy.forwardBackward(dhn, null, hn, model.lmHead, targets, ceShape, gradScale);
+  const dhn = take(ctx, 'dhn', M * H, true);
+  const ce = ops.crossEntropy(dhn, hn, model.lmHead, targets, ceShape, gradScale);
   const grads = opts.gradsInto ?? zerosLike(lora);
-  const dres = new F(M * H);
-  rmsnorm.backward(dres, null, dhn, res[nLayers], model.norm, rstdF, M, H);
+  const dres = take(ctx, 'dres', M * H, true);
+  ops.rmsnormBackward(dres, dhn, res[nLayers], model.norm, rstdF, M, H);
   const scratch = allocScratch(ctx);
-  const recomputed = checkpointing ? new F(M * H) : null;
+  const recomputed = checkpointing ? take(ctx, 'recomputed', M * H) : null;
   for (let l = nLayers - 1; l >= 0; l--) {
     const a = actsFor(l);
     if (recomputed !== null) layerForward(ctx, l, res[l], a, recomputed);
@@ -562,43 +607,49 @@ export function lossAndGrads(model: ModelWeights, lora: LoraWeights | null, batc
   return { loss: ce.count > 0 ? ce.sumLoss / ce.count : 0, tokens: ce.count, grads };
 }
 
+/** What evalLoss and forwardLogits take besides the model: the kernels and a workspace (see StepOptions). */
+export interface ForwardOptions {
+  ops?: ModelOps;
+  workspace?: Workspace;
+}
+
 /** Forward only: mean and summed CE over non-ignored targets (no dropout). */
-export function evalLoss(model: ModelWeights, lora: LoraWeights | null, batch: Batch): { loss: number; tokens: number; sumLoss: number } {
+export function evalLoss(model: ModelWeights, lora: LoraWeights | null, batch: Batch, opts: ForwardOptions = {}): { loss: number; tokens: number; sumLoss: number } {
   validateModel(model);
   validateBatch(model, batch);
-  const ctx = makeCtx(model, lora, batch.batchSize, batch.seqLen, null);
+  const ctx = makeCtx(model, lora, batch.batchSize, batch.seqLen, null, opts.ops ?? referenceOps, opts.workspace ?? null);
   const hn = forwardHidden(ctx, batch.inputIds);
   const targets = shiftLabels(batch);
-  const r = crossEntropy.forward(null, hn, model.lmHead, targets, { rows: ctx.M, hidden: ctx.H, vocab: ctx.V, chunkRows: crossEntropy.defaultChunkRows(ctx.V) });
+  const r = ctx.ops.crossEntropy(null, hn, model.lmHead, targets, { rows: ctx.M, hidden: ctx.H, vocab: ctx.V, chunkRows: ctx.ops.ceChunkRows(ctx.V) }, 0);
   return { loss: r.count > 0 ? r.sumLoss / r.count : 0, tokens: r.count, sumLoss: r.sumLoss };
 }
 
 /** Final-norm hidden states [M, H] without keeping activations (eval, generation). */
 function forwardHidden(ctx: Ctx, inputIds: Int32Array): FloatArray {
-  const { F, M, H } = ctx;
-  let x = new F(M * H);
-  let y = new F(M * H);
-  embedding.forward(x, inputIds, ctx.model.embedTokens, M, H);
-  const acts = allocActs(ctx, false);
+  const { M, H, ops } = ctx;
+  let x = take(ctx, 'fwd.x', M * H);
+  let y = take(ctx, 'fwd.y', M * H);
+  ops.embedding(x, inputIds, ctx.model.embedTokens, M, H);
+  const acts = allocActs(ctx, false, 'layer');
   for (let l = 0; l < ctx.cfg.numLayers; l++) {
     layerForward(ctx, l, x, acts, y);
     const t = x;
     x = y;
     y = t;
   }
-  const hn = new F(M * H);
-  rmsnorm.forward(hn, new F(M), x, ctx.model.norm, M, H, ctx.eps);
+  const hn = take(ctx, 'fwd.hn', M * H);
+  ops.rmsnormForward(hn, take(ctx, 'fwd.rstd', M), x, ctx.model.norm, M, H, ctx.eps);
   return hn;
 }
 
-export interface LogitsOptions {
+export interface LogitsOptions extends ForwardOptions {
   /** Decode through this cache (batch 1): the ids continue the cached tokens, and are appended to it. */
   cache?: KvCache;
   /** Only the logits of each sequence's last position ([B, V] instead of [B·T, V]). */
   lastOnly?: boolean;
 }
 
-/** Logits [B·T, V] (or [B, V] with lastOnly) in the model's array type, no dropout. */
+/** Logits [B·T, V] (or [B, V] with lastOnly) in the model's array type, no dropout; a new array (not the workspace's). */
 export function forwardLogits(model: ModelWeights, lora: LoraWeights | null, inputIds: Int32Array, B: number, T: number, opts: LogitsOptions = {}): FloatArray {
   validateModel(model);
   if (inputIds.length !== B * T) throw new Error(`forwardLogits: ${inputIds.length} ids, expected batch ${B} × length ${T}`);
@@ -608,24 +659,24 @@ export function forwardLogits(model: ModelWeights, lora: LoraWeights | null, inp
     if (cache.k.length !== model.config.numLayers || cache.kvDim !== model.config.numKvHeads * model.config.headDim) throw new Error('forwardLogits: the KV cache was made for another model config');
     cache.ensureRoom(T);
   }
-  const ctx = makeCtx(model, lora, B, T, cache);
+  const ctx = makeCtx(model, lora, B, T, cache, opts.ops ?? referenceOps, opts.workspace ?? null);
   const hn = forwardHidden(ctx, inputIds);
   if (cache !== null) cache.length += T;
   const { F, H, V } = ctx;
   if (opts.lastOnly === true) {
-    const last = new F(B * H);
+    const last = take(ctx, 'fwd.last', B * H);
     for (let b = 0; b < B; b++) last.set(hn.subarray((b * T + T - 1) * H, (b * T + T) * H), b * H);
-    const out = new F(B * V);
-    lmHeadLogits(out, last, model.lmHead, B, H, V);
+    const out = ctx.ops.floats(F, B * V);
+    lmHeadLogits(ctx, out, last, model.lmHead, B, H, V);
     return out;
   }
-  const out = new F(B * T * V);
-  lmHeadLogits(out, hn, model.lmHead, B * T, H, V);
+  const out = ctx.ops.floats(F, B * T * V);
+  lmHeadLogits(ctx, out, hn, model.lmHead, B * T, H, V);
   return out;
 }
 
-function lmHeadLogits(out: FloatArray, hn: FloatArray, lmHead: WeightArray, rows: number, H: number, V: number): void {
-  linear.forward(out, null, null, hn, { weight: lmHead, bias: null, outFeatures: V, inFeatures: H }, null, 0, null, rows);
+function lmHeadLogits(ctx: Ctx, out: FloatArray, hn: FloatArray, lmHead: WeightArray, rows: number, H: number, V: number): void {
+  ctx.ops.linearForward(out, null, null, hn, { weight: lmHead, bias: null, outFeatures: V, inFeatures: H }, null, 0, null, rows);
 }
 
 /** Frozen parameters of the base model (a tied lm_head counted once). */

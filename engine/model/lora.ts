@@ -2,15 +2,16 @@
  * LoRA state: creation with PEFT's initialisation, zero copies (gradients, optimizer moments), shapes, and merging
  * into the base weights.
  */
-import { matmulAB } from '../backend/cpu/matmul.ts';
+import { matmulAB } from './matmul.ts';
 import type { Rng } from '../util/rng.ts';
 import { decodeF16 } from '../io/f16.ts';
-import { F16Array, loraScaling, type FloatArray, type LayerWeights, type Linear, type LoraConfig, type LoraPair, type LoraTargetName, type LoraWeights, type ModelConfig, type ModelWeights } from './types.ts';
+import { F16Array, loraScaling, type FloatArray, type FloatArrayConstructor, type LayerWeights, type Linear, type LoraConfig, type LoraPair, type LoraTargetName, type LoraWeights, type ModelConfig, type ModelWeights } from './types.ts';
 
 /** Targets in module order inside a decoder layer (self_attn q, k, v, o; mlp gate, up, down). */
 export const LORA_TARGET_ORDER: readonly LoraTargetName[] = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'];
 
-export type FloatArrayConstructor = Float32ArrayConstructor | Float64ArrayConstructor;
+/** Re-exported from types.ts, where it lives. */
+export type { FloatArrayConstructor };
 
 /** [out, in] of the Linear a target adapts. */
 export function targetShape(config: ModelConfig, target: LoraTargetName): { outFeatures: number; inFeatures: number } {

@@ -9,6 +9,7 @@
  */
 
 export type FloatArray = Float32Array | Float64Array;
+export type FloatArrayConstructor = Float32ArrayConstructor | Float64ArrayConstructor;
 
 /**
  * A frozen weight kept as IEEE f16 bit patterns (half the memory of f32). A class, not a bare Uint16Array, so every

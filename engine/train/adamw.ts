@@ -20,6 +20,24 @@ export interface AdamWState {
   v: Float32Array[];
 }
 
+/**
+ * The update of one tensor, element-wise in f64 (engine/backend/cpu's native kernel does exactly these operations);
+ * the scalars are the step's, computed once by AdamW.step.
+ */
+export type AdamWKernel = (p: FloatArray, g: FloatArray, m: Float32Array, v: Float32Array, beta1: number, beta2: number, eps: number, weightDecay: number, decay: number, stepSize: number, bc2Sqrt: number) => void;
+
+/** The TypeScript update (the reference of the native one). */
+export const adamwUpdate: AdamWKernel = (p, g, m, v, beta1, beta2, eps, weightDecay, decay, stepSize, bc2Sqrt) => {
+  for (let j = 0; j < p.length; j++) {
+    let pj = p[j];
+    if (weightDecay !== 0) pj *= decay;
+    const gj = g[j];
+    const mj = (m[j] = m[j] + (1 - beta1) * (gj - m[j]));
+    const vj = (v[j] = beta2 * v[j] + (1 - beta2) * gj * gj);
+    p[j] = pj - (stepSize * mj) / (Math.sqrt(vj) / bc2Sqrt + eps);
+  }
+};
+
 export class AdamW {
   readonly params: FloatArray[];
   readonly options: AdamWOptions;
@@ -31,8 +49,8 @@ export class AdamW {
     this.state = { t: 0, m: params.map((p) => new Float32Array(p.length)), v: params.map((p) => new Float32Array(p.length)) };
   }
 
-  /** One update with learning rate `lr`; `grads[i]` has the shape of `params[i]`. */
-  step(grads: FloatArray[], lr: number): void {
+  /** One update with learning rate `lr`; `grads[i]` has the shape of `params[i]`. `kernel`: who updates a tensor. */
+  step(grads: FloatArray[], lr: number, kernel: AdamWKernel = adamwUpdate): void {
     if (grads.length !== this.params.length) throw new Error(`AdamW: got ${grads.length} gradients for ${this.params.length} parameters`);
     const { beta1, beta2, eps, weightDecay } = this.options;
     const t = ++this.state.t;
@@ -47,14 +65,7 @@ export class AdamW {
       const m = this.state.m[i];
       const v = this.state.v[i];
       if (g.length !== p.length) throw new Error(`AdamW: gradient ${i} has ${g.length} values, its parameter ${p.length}`);
-      for (let j = 0; j < p.length; j++) {
-        let pj = p[j];
-        if (weightDecay !== 0) pj *= decay;
-        const gj = g[j];
-        const mj = (m[j] = m[j] + (1 - beta1) * (gj - m[j]));
-        const vj = (v[j] = beta2 * v[j] + (1 - beta2) * gj * gj);
-        p[j] = pj - (stepSize * mj) / (Math.sqrt(vj) / bc2Sqrt + eps);
-      }
+      kernel(p, g, m, v, beta1, beta2, eps, weightDecay, decay, stepSize, bc2Sqrt);
     }
   }
 

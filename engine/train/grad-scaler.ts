@@ -19,6 +19,23 @@ export interface GradScalerState {
   growthTracker: number;
 }
 
+/**
+ * Multiplies every gradient by 1/lossScale in place (the reciprocal taken in float64 and rounded to fp32, as torch)
+ * and reports whether any value is inf or NaN. A loss scale of 1 only checks.
+ */
+export function unscaleGrads(grads: FloatArray[], lossScale: number): boolean {
+  const inv = Math.fround(1 / lossScale);
+  let foundInf = false;
+  for (const g of grads) {
+    for (let i = 0; i < g.length; i++) {
+      const x = g[i] * inv;
+      if (!Number.isFinite(x)) foundInf = true;
+      g[i] = x;
+    }
+  }
+  return foundInf;
+}
+
 export class GradScaler {
   readonly options: GradScalerOptions;
   scale: number;
@@ -43,16 +60,7 @@ export class GradScaler {
    * reports whether any value is inf or NaN; with the scaler disabled it only checks.
    */
   unscale(grads: FloatArray[]): boolean {
-    const inv = this.options.enabled ? Math.fround(1 / this.scale) : 1;
-    let foundInf = false;
-    for (const g of grads) {
-      for (let i = 0; i < g.length; i++) {
-        const x = g[i] * inv;
-        if (!Number.isFinite(x)) foundInf = true;
-        g[i] = x;
-      }
-    }
-    return foundInf;
+    return unscaleGrads(grads, this.lossScale());
   }
 
   /** After a step: an overflow halves the scale and restarts the count; growthInterval clean steps double it. */

@@ -32,6 +32,12 @@ export interface MemoryEstimateOptions {
   /** cpu: threads of the cpu backend's pool (backend/cpu/thread-pool.ts configuredThreads); default 1. */
   threads?: number;
   backend?: 'cpu' | 'webgpu';
+  /**
+   * cpu: which kernels run (cpu-ops.ts cpuBackendInfo().native). 'native' keeps the activations in one Workspace
+   * reused from step to step, its lse in f32 and its temporaries in C++ (freed at once, no f64 scratch); 'portable'
+   * (default) allocates every step afresh with f64 scratch, and V8 frees it lazily.
+   */
+  kernels?: 'native' | 'portable';
   /** Tokens per sequence of a micro-batch; default maxSeqLen (batches are padded to their longest example). */
   seqLen?: number;
   /** Tokens in the tokenized training set, when known (kept in memory as JS arrays of ids and labels). */
@@ -44,6 +50,11 @@ export interface MemoryEstimateOptions {
  * run's setting, the other two totals are for comparison in the Train form.
  */
 export type MemoryEstimate = MemoryEstimateInfo;
+
+/** Rows of f32 logits per chunk of the native cross-entropy (native-ops.ts nativeChunkRows). */
+function nativeChunkRows(vocab: number): number {
+  return Math.max(1, Math.floor((1 << 24) / Math.max(1, vocab)));
+}
 
 /** Rows of logits per cross-entropy chunk (cross-entropy.ts defaultChunkRows). */
 function chunkRows(vocab: number): number {
@@ -164,6 +175,7 @@ export function estimateTrainingMemory(model: ModelConfig, run: MemoryEstimateRu
   const r = run.lora.r;
   const dropout = run.lora.dropout > 0;
   const fp16 = backend === 'webgpu' && run.train.precision === 'fp16';
+  const native = backend === 'cpu' && options.kernels === 'native';
   // Bytes of a frozen weight and of an activation element.
   const wB = backend === 'webgpu' ? 2 : F32;
   const aB = fp16 ? 2 : F32;
@@ -183,7 +195,7 @@ export function estimateTrainingMemory(model: ModelConfig, run: MemoryEstimateRu
   const data = (options.datasetTokens ?? 0) * 2 * 8;
 
   // One layer's saved activations (allocActs with saveLse).
-  let layer = (M + M * H + M * qDim + 2 * M * kvDim + M * qDim + M * H + M + M * H + 3 * M * I + M * H) * aB + B * nH * T * F64;
+  let layer = (M + M * H + M * qDim + 2 * M * kvDim + M * qDim + M * H + M + M * H + 3 * M * I + M * H) * aB + B * nH * T * (native ? F32 : F64);
   if (model.qkNorm) layer += (M * qDim + M * kvDim + M * nH + M * nKv) * aB;
   for (const t of run.lora.targets) {
     const d = targetDims(model, t);
@@ -199,22 +211,25 @@ export function estimateTrainingMemory(model: ModelConfig, run: MemoryEstimateRu
   let garbagePerLayer = 0;
   for (const t of ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] as const) {
     const adapted = run.lora.targets.includes(t);
-    const s = linearBackwardScratch(M, targetDims(model, t), adapted ? r : null, dropout && adapted);
+    const d = targetDims(model, t);
+    // Native: g = dY·B [M, r] and, with dropout, the masked dx term [M, in], both f32 (native/src/ops.cpp).
+    const s = native ? { peak: adapted ? M * r * F32 + (dropout ? M * d.in * F32 : 0) : 0, allocated: 0 } : linearBackwardScratch(M, d, adapted ? r : null, dropout && adapted);
     opScratch = Math.max(opScratch, s.peak);
     garbagePerLayer += s.allocated;
   }
-  const rows = Math.min(chunkRows(V), M);
-  // h and dh rows plus the logits, all f64; dhn is already allocated when the chunk is.
-  const logitsChunk = (rows * H * 2 + rows * V) * F64;
+  // Portable: h and dh rows plus the logits, all f64; dhn is already allocated when the chunk is. Native: the f32
+  // logits of a chunk only (native-ops.ts nativeChunkRows), read from and written into the rows in place.
+  const logitsChunk = native ? Math.min(nativeChunkRows(V), M) * V * F32 : (Math.min(chunkRows(V), M) * H * 2 + Math.min(chunkRows(V), M) * V) * F64;
   const peakOf = (layersKept: number, recompute: boolean): number => {
     const live = always + layersKept * layer + Math.max(logitsChunk + M * H * aB, scratch + (recompute ? M * H * aB : 0) + opScratch);
-    if (backend !== 'cpu') return live; // GPU buffers are destroyed explicitly
+    if (backend !== 'cpu' || native) return live; // GPU buffers are destroyed explicitly; the native path reuses its Workspace
     // Dead but not yet collected: this step's scratch, and the previous step's buffers (all of `live` is allocated anew).
     return live + Math.min(V8_YOUNG_BACKING_STORE_TRIGGER, logitsChunk + L * garbagePerLayer) + Math.min(V8_EXTERNAL_SOFT_LIMIT, live);
   };
   // Each extra cpu thread: a worker (≈ 10 MiB resident, measured from dist/) and the block of a weight it transposes
   // for a dX product (matmulAB: AB_BLOCK rows × the widest input, f64).
-  const extraThreads = backend === 'cpu' ? Math.max(0, (options.threads ?? 1) - 1) : 0;
+  // (The native kernels' threads are C++ threads with no buffers of their own.)
+  const extraThreads = backend === 'cpu' && !native ? Math.max(0, (options.threads ?? 1) - 1) : 0;
   const threadsOverhead = extraThreads * (CPU_WORKER_BYTES + 256 * Math.max(H, I, qDim) * F64);
   const activationsWithoutCheckpointing = peakOf(L, false) + threadsOverhead;
   const activationsWithCheckpointing = peakOf(1, true) + threadsOverhead;

@@ -1,9 +1,11 @@
 /**
- * The backend part of a training run (run-training.ts): resolve RunConfig.backend before anything is loaded, move
- * the Trainer onto the GPU when webgpu was chosen (the session is sized for the data and refuses to start when it
- * cannot fit), and report and release the device at the end, whatever the outcome.
+ * The backend part of a training run (run-training.ts): resolve RunConfig.backend before anything is loaded, say
+ * which cpu kernels run (native, or "cpu (portable, slow)" where the addon is not built), move the Trainer onto the
+ * GPU when webgpu was chosen (the session is sized for the data and refuses to start when it cannot fit), and report
+ * and release the device at the end, whatever the outcome.
  */
 import type { RunConfig } from '../../common/protocol.ts';
+import { cpuBackendInfo } from '../backend/cpu/cpu-ops.ts';
 import { formatGiB, GpuDeviceLostError } from '../backend/webgpu/device.ts';
 import type { ModelWeights, TrainingExample } from '../model/types.ts';
 import { selectBackend, type ResolvedBackend } from './backend-select.ts';
@@ -15,6 +17,13 @@ type Log = (level: 'info' | 'warn' | 'error', message: string) => void;
 export async function chooseBackend(config: RunConfig, log: Log): Promise<ResolvedBackend> {
   const chosen = await selectBackend(config.backend);
   log('info', chosen.reason);
+  // The thread count and which kernels run (main's separate thread line folded in here: one line, not two).
+  if (chosen.backend === 'cpu') {
+    const cpu = cpuBackendInfo();
+    const on = `cpu backend on ${cpu.threads} thread${cpu.threads === 1 ? '' : 's'} (Settings → CPU, or LORA_STUDIO_CPU_THREADS)`;
+    if (cpu.native) log('info', `${on}: native ${cpu.isa} kernels`);
+    else log('warn', `${on}: ${cpu.label}, because ${cpu.reason}`);
+  }
   if (chosen.backend === 'webgpu' && config.train.precision === 'fp16') log('info', 'fp16 mixed precision: dynamic loss scaling (scale and skipped steps are reported per step)');
   return chosen;
 }
@@ -34,10 +43,13 @@ export async function attachBackend(
   if (dev) log('info', `webgpu session on ${dev.deviceName}: ${formatGiB(dev.memory().liveBytes)} allocated`);
 }
 
-/** Logs the peak device memory, releases the device; returns the peak for the 'done' event. */
+/** Logs the peak device memory, releases the device; returns the peak for the 'done' event (GPU only). */
 export function releaseBackend(trainer: Trainer, log: Log): { peakGpuBytes?: number } {
   const dev = trainer.backend;
-  if (!dev) return {};
+  if (dev.id !== 'webgpu') {
+    dev.destroy();
+    return {};
+  }
   const { peakBytes, describe } = dev.memory();
   log('info', `GPU memory: ${describe}`);
   dev.destroy();

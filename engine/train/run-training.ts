@@ -6,7 +6,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { EngineCommand, EngineEvent } from '../../common/protocol.ts';
-import { configuredThreads, cpuThreadsWanted } from '../backend/cpu/thread-pool.ts';
+import { cpuSharedMemoryWanted } from '../backend/cpu/cpu-ops.ts';
 import { loadModel } from '../io/hf-model.ts';
 import { saveAdapter } from '../io/peft-adapter.ts';
 import { loadTokenizer } from '../io/tokenizer.ts';
@@ -29,13 +29,9 @@ export async function runTraining(cmd: Extract<EngineCommand, { type: 'train' }>
   const settings = trainerSettings(config);
   mkdirSync(runDir, { recursive: true });
 
-  if (chosen.backend === 'cpu') {
-    const threads = configuredThreads();
-    log('info', `cpu backend on ${threads} thread${threads === 1 ? '' : 's'} (Settings → CPU, or LORA_STUDIO_CPU_THREADS)`);
-  }
   log('info', `loading model ${config.modelPath}`);
-  // On cpu, shared memory lets the thread pool split the big products (bit-identical results).
-  const model = loadModel(config.modelPath, { dtype: Float32Array, frozenF16: config.train.frozenWeightsF16 === true, shared: chosen.backend === 'cpu' && cpuThreadsWanted() });
+  // On the portable cpu path, shared memory lets its worker threads split the big products (bit-identical results).
+  const model = loadModel(config.modelPath, { dtype: Float32Array, frozenF16: config.train.frozenWeightsF16 === true, shared: chosen.backend === 'cpu' && cpuSharedMemoryWanted() });
   const tokenizer: Tokenizer | null = await loadTokenizer(config.modelPath);
   if (!tokenizer && config.datasetFormat !== 'tokenized') log('warn', `${config.modelPath} has no tokenizer.json; only pre-tokenized data can be used`);
 
@@ -69,7 +65,8 @@ export async function runTraining(cmd: Extract<EngineCommand, { type: 'train' }>
     countParameters(model),
   );
   await attachBackend(trainer, chosen, model, padTokenId, data, log);
-  const device = chosen.adapterName !== null ? { adapterName: chosen.adapterName } : {};
+  // The 'started' line names the device: the WebGPU adapter, or which cpu kernels ("native avx512, 2 threads").
+  const device = chosen.adapterName !== null ? { adapterName: chosen.adapterName } : { adapterName: trainer.backend.deviceName };
   hooks.post({ type: 'started', runId, backend: chosen.backend, ...device, totalSteps: settings.steps, resumedFromStep: trainer.resumedFromStep, parameters: trainer.parameters });
 
   let peak: { peakGpuBytes?: number };

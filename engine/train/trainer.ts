@@ -2,17 +2,18 @@
  * The training loop: micro-batches → gradients (accumulated, normalised by the step's target tokens) → unscale →
  * clip → AdamW at the scheduled rate → metrics, validation and checkpoints. Everything a step depends on (LoRA,
  * optimizer, scaler, dropout and data RNGs, data position) is in the checkpoint, so a resumed run is bit-identical
- * to one that never stopped.
+ * to one that never stopped. The steps themselves run on a StepBackend: the host CPU (cpu-trainer-backend.ts) unless
+ * attachBackend moves them to a GPU (webgpu-trainer-backend.ts); both go through the same loop below.
  */
 import { join } from 'node:path';
 import type { MetricPoint } from '../../common/protocol.ts';
-import type { FloatArray, LoraWeights, ModelWeights, TrainingExample } from '../model/types.ts';
-import { evalLoss, lossAndGrads } from '../model/llama.ts';
-import { loraParameterCount, newLora, zerosLike } from '../model/lora.ts';
+import type { ModelOps } from '../model/ops.ts';
+import type { LoraWeights, ModelWeights, TrainingExample } from '../model/types.ts';
+import { loraParameterCount, newLora } from '../model/lora.ts';
 import { Rng } from '../util/rng.ts';
 import { AdamW } from './adamw.ts';
 import { BatchIterator, countTargetTokens, sequentialBatches } from './batching.ts';
-import { clipGradNorm } from './clip.ts';
+import { CpuStepBackend } from './cpu-trainer-backend.ts';
 import { GradScaler } from './grad-scaler.ts';
 import { checkpointsDir, listCheckpoints, loadLatestCheckpoint, saveCheckpoint } from './checkpoint.ts';
 import type { TrainerState } from './checkpoint.ts';
@@ -40,6 +41,8 @@ export interface TrainerOptions {
   onLog?: (level: 'info' | 'warn' | 'error', message: string) => void;
   /** Asked between steps; a non-null answer stops the run (with save: after writing a checkpoint). */
   shouldStop?: () => { save: boolean } | null;
+  /** The cpu kernels (default: the cpu backend's choice, native when built). */
+  cpuOps?: ModelOps;
 }
 
 export interface TrainResult {
@@ -57,8 +60,6 @@ export class Trainer {
   readonly resumedFromStep: number;
   readonly parameters: { trainable: number; total: number };
   private readonly opts: TrainerOptions;
-  private readonly grads: LoraWeights;
-  private readonly gradArrays: FloatArray[];
   private readonly optimizer: AdamW;
   private readonly scaler: GradScaler;
   private dropoutRng: Rng;
@@ -68,9 +69,9 @@ export class Trainer {
   private readonly metrics: MetricPoint[];
   /** performance.now() of the last checkpoint (or of the start), for checkpoints every M minutes. */
   private lastCheckpointAt = performance.now();
-  /** Where the steps run when not on the host CPU (webgpu); see attachBackend. */
-  private device: StepBackend | null = null;
-  /** The device has stepped since the last pullFromDevice: this.lora and the optimizer are behind it. */
+  /** Where the steps run: the host CPU unless attachBackend moved them (webgpu). */
+  private device: StepBackend;
+  /** The device has stepped since the last pullFromDevice: this.lora and the optimizer may be behind it. */
   private hostStale = false;
 
   constructor(opts: TrainerOptions, totalModelParameters: number) {
@@ -81,8 +82,6 @@ export class Trainer {
     this.lora = resumed ? resumed.lora : newLora(opts.model.config, s.lora, new Rng(s.seed + INIT_STREAM), Float32Array);
     // dropout is not part of the tensors' shape: a resumed run uses what it is asked for now
     if (resumed) this.lora.config = { ...this.lora.config, dropout: s.lora.dropout };
-    this.grads = zerosLike(this.lora);
-    this.gradArrays = loraTensors(this.grads).map((t) => t.data);
     this.optimizer = new AdamW(
       loraTensors(this.lora).map((t) => t.data),
       { beta1: s.beta1, beta2: s.beta2, eps: s.eps, weightDecay: s.weightDecay },
@@ -105,23 +104,11 @@ export class Trainer {
     this.resumedFromStep = this.step;
     const trainable = loraParameterCount(this.lora);
     this.parameters = { trainable, total: totalModelParameters + trainable };
+    this.device = new CpuStepBackend(opts.model, this.lora, this.optimizer, s, opts.cpuOps);
   }
 
-  /** Mean loss over every target token of the validation split, or null without one. */
-  validationLoss(): number | null {
-    if (this.validationBatches.length === 0) return null;
-    let sum = 0;
-    let tokens = 0;
-    for (const b of this.validationBatches) {
-      const r = evalLoss(this.opts.model, this.lora, b);
-      sum += r.sumLoss;
-      tokens += r.tokens;
-    }
-    return tokens > 0 ? sum / tokens : null;
-  }
-
-  /** The backend the steps run on: 'cpu' unless attachBackend moved them. */
-  get backend(): StepBackend | null {
+  /** The backend the steps run on: the cpu unless attachBackend moved them. */
+  get backend(): StepBackend {
     return this.device;
   }
 
@@ -130,19 +117,22 @@ export class Trainer {
    * resumed); the trainer keeps data order, dropout RNG, schedule, scaler, metrics and checkpoints.
    */
   async attachBackend(create: (init: StepBackendInit) => Promise<StepBackend>): Promise<void> {
-    if (this.device) throw new Error('Trainer: a backend is already attached');
+    if (this.device.id !== 'cpu') throw new Error('Trainer: a backend is already attached');
+    if (this.step > this.resumedFromStep) throw new Error('Trainer: attach the backend before the first step');
+    const cpu = this.device;
     this.device = await create({ lora: this.lora, optimizer: this.optimizer.state, settings: this.opts.settings });
+    cpu.destroy();
   }
 
   /** Copies the device's LoRA and AdamW state back into this.lora / the optimizer (before checkpoints and the end). */
   async pullFromDevice(): Promise<void> {
-    if (this.device && this.hostStale) await this.device.pull({ lora: this.lora, optimizer: this.optimizer });
+    if (this.hostStale) await this.device.pull({ lora: this.lora, optimizer: this.optimizer });
     this.hostStale = false;
   }
 
-  private async validationLossAsync(): Promise<number | null> {
+  /** Mean loss over every target token of the validation split, or null without one. */
+  async validationLoss(): Promise<number | null> {
     const dev = this.device;
-    if (!dev) return this.validationLoss();
     if (this.validationBatches.length === 0) return null;
     let sum = 0;
     let tokens = 0;
@@ -187,28 +177,13 @@ export class Trainer {
     return path;
   }
 
-  /** One optimizer step on the host CPU; returns its metric point. */
-  trainStep(): MetricPoint {
-    if (this.device) throw new Error(`Trainer.trainStep runs on the cpu; this trainer is on ${this.device.id}, use trainStepAsync`);
-    const plan = this.planStep();
-    const point = this.finishStep(plan, this.cpuStep(plan));
-    if (this.wantsValidation()) {
-      const v = this.validationLoss();
-      if (v !== null) point.validationLoss = v;
-    }
-    this.metrics.push(point);
-    return point;
-  }
-
-  /** One optimizer step on whichever backend the trainer uses. */
-  async trainStepAsync(): Promise<MetricPoint> {
-    const dev = this.device;
-    if (!dev) return this.trainStep();
+  /** One optimizer step on the trainer's backend; returns its metric point. */
+  async trainStep(): Promise<MetricPoint> {
     const plan = this.planStep();
     this.hostStale = true;
-    const point = this.finishStep(plan, await dev.step(plan, this.dropoutRng));
+    const point = this.finishStep(plan, await this.device.step(plan, this.dropoutRng));
     if (this.wantsValidation()) {
-      const v = await this.validationLossAsync();
+      const v = await this.validationLoss();
       if (v !== null) point.validationLoss = v;
     }
     this.metrics.push(point);
@@ -222,35 +197,6 @@ export class Trainer {
     const normalizer = micro.reduce((n, b) => n + countTargetTokens(b), 0);
     const lr = learningRateAt({ kind: s.schedule, baseLr: s.learningRate, warmupSteps: s.warmupSteps, totalSteps: s.steps }, this.step);
     return { started, micro, normalizer, lr, lossScale: this.scaler.lossScale() };
-  }
-
-  private cpuStep(plan: StepPlan): StepOutcome {
-    const s = this.opts.settings;
-    const { micro, normalizer, lossScale } = plan;
-    for (const g of this.gradArrays) g.fill(0);
-    let lossSum = 0;
-    if (normalizer > 0) {
-      for (const batch of micro) {
-        const r = lossAndGrads(this.opts.model, this.lora, batch, {
-          training: true,
-          dropoutRng: this.dropoutRng,
-          checkpointing: s.gradientCheckpointing,
-          lossScale,
-          normalizer,
-          gradsInto: this.grads,
-        });
-        lossSum += r.loss * r.tokens;
-      }
-    }
-    const foundInf = this.scaler.unscale(this.gradArrays);
-    let gradNorm = Number.NaN;
-    let skipped = foundInf || normalizer === 0;
-    if (!skipped) {
-      gradNorm = clipGradNorm(this.gradArrays, s.maxGradNorm);
-      skipped = !Number.isFinite(gradNorm);
-    }
-    if (!skipped) this.optimizer.step(this.gradArrays, plan.lr);
-    return { lossSum, foundInf, gradNorm, skipped };
   }
 
   /** Scaler update, step count and the metric point (validation is added by the caller). */
@@ -293,7 +239,7 @@ export class Trainer {
         const checkpoint = stop.save && this.step > 0 ? this.checkpoint() : null;
         return this.result('stopped', checkpoint);
       }
-      const point = await this.trainStepAsync();
+      const point = await this.trainStep();
       this.opts.onMetric?.(point);
       const byMinutes = s.checkpointEveryMinutes > 0 && performance.now() - this.lastCheckpointAt >= s.checkpointEveryMinutes * 60_000;
       if (((s.checkpointEverySteps > 0 && this.step % s.checkpointEverySteps === 0) || byMinutes) && this.step < s.steps) {

@@ -13,6 +13,7 @@ import { RunConfigSchema } from '../../common/protocol.ts';
 import { countParameters } from '../../engine/model/llama.ts';
 import { loraParameterCount, newLora } from '../../engine/model/lora.ts';
 import { trainerSettings } from '../../engine/train/run-config.ts';
+import { cpuBackendInfo } from '../../engine/backend/cpu/cpu-ops.ts';
 import { baseParameterCount, estimateTrainingMemory, formatBytes, loraParameterCountFor } from '../../engine/train/memory-estimate.ts';
 import { Rng } from '../../engine/util/rng.ts';
 import { tinyConfig, tinyWeights } from '../helpers/tiny-weights.ts';
@@ -28,7 +29,8 @@ async function measure(shape: ProbeShape): Promise<ProbeResult> {
 
 function estimateFor(shape: ProbeShape) {
   const config = RunConfigSchema.parse({ modelPath: 'model', datasetPath: 'data', ...shape.run });
-  return estimateTrainingMemory(tinyConfig({ family: 'llama', ...shape.model }), config, { datasetTokens: shape.examples * config.train.maxSeqLen });
+  // The probe trains on the kernels this process would use (same environment): the estimate is asked for those.
+  return estimateTrainingMemory(tinyConfig({ family: 'llama', ...shape.model }), config, { datasetTokens: shape.examples * config.train.maxSeqLen, kernels: cpuBackendInfo().native ? 'native' : 'portable' });
 }
 
 describe('parameter counts match the engine', () => {

@@ -49,6 +49,6 @@ for (let e = 0; e < shape.examples; e++) {
 }
 const trainer = new Trainer({ model, settings, train, validation: [], padTokenId: 0 }, countParameters(model));
 const losses: number[] = [];
-for (let s = 0; s < shape.steps; s++) losses.push(trainer.trainStep().loss);
+for (let s = 0; s < shape.steps; s++) losses.push((await trainer.trainStep()).loss);
 const result: ProbeResult = { added: process.resourceUsage().maxRSS * 1024 - base, weights, losses };
 process.stdout.write(`${JSON.stringify(result)}\n`);

@@ -12,6 +12,7 @@ import { describe, test } from 'node:test';
 import type { RunConfigInput, RunState, RunSummary, StudioEventMessage } from '../../common/protocol.ts';
 import { readHfConfig } from '../../engine/io/hf-config.ts';
 import { SAMPLE_DATASET_PATH, SAMPLE_MODEL_DIR } from '../../engine/io/sample.ts';
+import { nativeStatus } from '../../engine/backend/cpu/native.ts';
 import { configuredThreads } from '../../engine/backend/cpu/thread-pool.ts';
 import { estimateTrainingMemory } from '../../engine/train/memory-estimate.ts';
 import { runAction } from '../../electron/cli/runs.ts';
@@ -20,6 +21,8 @@ import { assertPeftAdapter, readFolder } from '../helpers/peft-folder.ts';
 import { refusal, tempStudios } from '../helpers/temp-studio.ts';
 
 const { tmp, services } = tempStudios('lora-runs-');
+// The estimate follows the kernels the engine will run (the native ones when built).
+const kernels = nativeStatus().native !== null ? 'native' : 'portable';
 
 function config(train: Partial<RunConfigInput['train']> = {}, name?: string): RunConfigInput {
   return {
@@ -244,8 +247,8 @@ describe('settings, Prometheus, memory estimate', () => {
     const auto = (await s.handle('runs.estimateMemory', { modelPath: SAMPLE_MODEL_DIR, lora, train })).estimate.total;
     await s.handle('settings.set', { cpuThreads: 3 });
     const three = (await s.handle('runs.estimateMemory', { modelPath: SAMPLE_MODEL_DIR, lora, train })).estimate.total;
-    assert.equal(three, estimateTrainingMemory(readHfConfig(SAMPLE_MODEL_DIR), { lora, train }, { threads: 3 }).total);
-    assert.equal(auto, estimateTrainingMemory(readHfConfig(SAMPLE_MODEL_DIR), { lora, train }, { threads: configuredThreads() }).total);
+    assert.equal(three, estimateTrainingMemory(readHfConfig(SAMPLE_MODEL_DIR), { lora, train }, { threads: 3, kernels }).total);
+    assert.equal(auto, estimateTrainingMemory(readHfConfig(SAMPLE_MODEL_DIR), { lora, train }, { threads: configuredThreads(), kernels }).total);
     const run = await s.handle('runs.start', { config: config({ steps: 2 }) });
     await until(s, run.id, (r) => r.state === 'completed', 'the run');
     const events = await s.handle('runs.events', { id: run.id });
@@ -259,7 +262,7 @@ describe('settings, Prometheus, memory estimate', () => {
     const train = { learningRate: 1e-3, steps: 10, batchSize: 4, maxSeqLen: 256, gradientCheckpointing: true };
     const r = await s.handle('runs.estimateMemory', { modelPath: SAMPLE_MODEL_DIR, lora, train });
     // The cpu estimate counts the cpu thread pool's workers as the engine will start them.
-    assert.deepEqual(r.estimate, estimateTrainingMemory(readHfConfig(SAMPLE_MODEL_DIR), { lora, train }, { threads: configuredThreads() }));
+    assert.deepEqual(r.estimate, estimateTrainingMemory(readHfConfig(SAMPLE_MODEL_DIR), { lora, train }, { threads: configuredThreads(), kernels }));
     assert.ok(r.systemMemoryBytes > 0 && r.freeMemoryBytes > 0);
     const bad = await refusal(() => s.handle('runs.estimateMemory', { modelPath: join(tmp, 'nothing'), lora, train }));
     assert.equal(bad.info.field, 'modelPath');

@@ -145,11 +145,11 @@ test('resume refuses a checkpoint made with other LoRA settings, naming it', () 
   assert.throws(() => trainer(settings({}, { r: 2 }), { runDir, resume: true }), /checkpoints[/\\]step-8: checkpoint was trained with LoRA r=4/);
 });
 
-test('gradient accumulation normalises by all target tokens of the step: 2 × 3 examples ≡ 1 × 6 examples', () => {
+test('gradient accumulation normalises by all target tokens of the step: 2 × 3 examples ≡ 1 × 6 examples', async () => {
   const accumulated = trainer(settings({ batchSize: 3, gradAccumulation: 2, steps: 1 }, { dropout: 0 }));
   const whole = trainer(settings({ batchSize: 6, gradAccumulation: 1, steps: 1 }, { dropout: 0 }));
-  const a = accumulated.trainStep();
-  const b = whole.trainStep();
+  const a = await accumulated.trainStep();
+  const b = await whole.trainStep();
   assert.equal(a.tokens, b.tokens);
   assert.ok(Math.abs(a.loss - b.loss) <= 1e-6 * b.loss, `loss ${a.loss} vs ${b.loss}`);
   assert.ok(Math.abs(a.gradNorm - b.gradNorm) <= 1e-5 * b.gradNorm, `grad norm ${a.gradNorm} vs ${b.gradNorm}`);

@@ -1,262 +1,41 @@
 /**
- * Row-major matrix products for the cpu backend. All sums run in JS numbers (f64) and are rounded once when stored,
- * so Float32Array results are as close to exact as fp32 storage allows and Float64Array results serve finite-difference
- * checks. These loops are the speed of the cpu backend: register-blocked (4 rows × 4 columns), dot products over
- * contiguous rows, column-tiled so the right operand stays in cache.
+ * The portable cpu backend's products (used where the native kernels are not built): engine/model/matmul.ts's
+ * reference products, with products on shared memory split over the thread pool (thread-pool.ts) by rows, or for a
+ * few rows by columns. Each output element is still one thread's single sum in k order, so the result does not depend
+ * on the split.
  */
+import * as ref from '../../model/matmul.ts';
+import type { Matmuls } from '../../model/matmul.ts';
 import { F16Array, type FloatArray, type WeightArray } from '../../model/types.ts';
-import { decodeF16Rows } from '../../model/weight-array.ts';
-import { isShared } from './shared-arrays.ts';
+import { isShared, sharedCtor } from './shared-arrays.ts';
 import { cpuPool, floatViewOf, PARALLEL_MIN_WORK, sharedRef, splitRanges, viewOf, type MatmulPart, type SharedRef } from './thread-pool.ts';
 
-/** Rows of `b` kept hot in cache while all rows of `a` pass over them. */
-const COL_TILE = 128;
-
-/**
- * out[M,N] (=|+=) alpha · a[M,K]·b[N,K]ᵀ (+ bias[N]).
- * The dot-product form: both operands are read along contiguous rows.
- * aOff/outOff let callers point into the middle of a buffer (no subarray allocation).
- */
-export function matmulABt(
-  out: FloatArray,
-  a: FloatArray,
-  b: WeightArray,
-  bias: FloatArray | null,
-  M: number,
-  K: number,
-  N: number,
-  accumulate = false,
-  alpha = 1,
-): void {
+/** out[M,N] (=|+=) alpha · a[M,K]·b[N,K]ᵀ (+ bias[N]), on the pool when the operands are shared. */
+export function matmulABt(out: FloatArray, a: FloatArray, b: WeightArray, bias: FloatArray | null, M: number, K: number, N: number, accumulate = false, alpha = 1): void {
   if (tryParallel('ABt', out, a, b, bias, M, K, N, accumulate, alpha)) return;
-  matmulABtSerial(out, a, b, bias, M, K, N, accumulate, alpha);
+  ref.matmulABt(out, a, b, bias, M, K, N, accumulate, alpha);
 }
 
-function matmulABtSerial(out: FloatArray, a: FloatArray, b: WeightArray, bias: FloatArray | null, M: number, K: number, N: number, accumulate: boolean, alpha: number): void {
-  if (b instanceof F16Array) {
-    matmulABtF16(out, a, b, bias, M, K, N, accumulate, alpha);
-    return;
-  }
-  // Every entry is one accumulator summed in k order, whichever block it falls in, so a row's result does not depend
-  // on M (incremental decoding gives the same numbers as a full forward).
-  for (let j0 = 0; j0 < N; j0 += COL_TILE) {
-    const j1 = Math.min(N, j0 + COL_TILE);
-    let i = 0;
-    for (; i + 4 <= M; i += 4) {
-      const a0 = i * K;
-      const a1 = a0 + K;
-      const a2 = a1 + K;
-      const a3 = a2 + K;
-      let j = j0;
-      for (; j + 4 <= j1; j += 4) {
-        const b0 = j * K;
-        const b1 = b0 + K;
-        const b2 = b1 + K;
-        const b3 = b2 + K;
-        let s00 = 0, s01 = 0, s02 = 0, s03 = 0, s10 = 0, s11 = 0, s12 = 0, s13 = 0;
-        let s20 = 0, s21 = 0, s22 = 0, s23 = 0, s30 = 0, s31 = 0, s32 = 0, s33 = 0;
-        for (let k = 0; k < K; k++) {
-          const w0 = b[b0 + k];
-          const w1 = b[b1 + k];
-          const w2 = b[b2 + k];
-          const w3 = b[b3 + k];
-          let x = a[a0 + k];
-          s00 += x * w0;
-          s01 += x * w1;
-          s02 += x * w2;
-          s03 += x * w3;
-          x = a[a1 + k];
-          s10 += x * w0;
-          s11 += x * w1;
-          s12 += x * w2;
-          s13 += x * w3;
-          x = a[a2 + k];
-          s20 += x * w0;
-          s21 += x * w1;
-          s22 += x * w2;
-          s23 += x * w3;
-          x = a[a3 + k];
-          s30 += x * w0;
-          s31 += x * w1;
-          s32 += x * w2;
-          s33 += x * w3;
-        }
-        store4(out, i * N + j, s00, s01, s02, s03, bias, j, accumulate, alpha);
-        store4(out, (i + 1) * N + j, s10, s11, s12, s13, bias, j, accumulate, alpha);
-        store4(out, (i + 2) * N + j, s20, s21, s22, s23, bias, j, accumulate, alpha);
-        store4(out, (i + 3) * N + j, s30, s31, s32, s33, bias, j, accumulate, alpha);
-      }
-      for (; j < j1; j++) {
-        const b0 = j * K;
-        let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-        for (let k = 0; k < K; k++) {
-          const w0 = b[b0 + k];
-          s0 += a[a0 + k] * w0;
-          s1 += a[a1 + k] * w0;
-          s2 += a[a2 + k] * w0;
-          s3 += a[a3 + k] * w0;
-        }
-        const c = bias === null ? 0 : bias[j];
-        storeOne(out, i * N + j, s0, c, accumulate, alpha);
-        storeOne(out, (i + 1) * N + j, s1, c, accumulate, alpha);
-        storeOne(out, (i + 2) * N + j, s2, c, accumulate, alpha);
-        storeOne(out, (i + 3) * N + j, s3, c, accumulate, alpha);
-      }
-    }
-    for (; i < M; i++) {
-      const a0 = i * K;
-      let j = j0;
-      for (; j + 4 <= j1; j += 4) {
-        const b0 = j * K;
-        const b1 = b0 + K;
-        const b2 = b1 + K;
-        const b3 = b2 + K;
-        let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-        for (let k = 0; k < K; k++) {
-          const x = a[a0 + k];
-          s0 += x * b[b0 + k];
-          s1 += x * b[b1 + k];
-          s2 += x * b[b2 + k];
-          s3 += x * b[b3 + k];
-        }
-        store4(out, i * N + j, s0, s1, s2, s3, bias, j, accumulate, alpha);
-      }
-      for (; j < j1; j++) {
-        const b0 = j * K;
-        let s0 = 0;
-        for (let k = 0; k < K; k++) s0 += a[a0 + k] * b[b0 + k];
-        storeOne(out, i * N + j, s0, bias === null ? 0 : bias[j], accumulate, alpha);
-      }
-    }
-  }
-}
-
-/** Rows of an f16 `b` decoded per pass: a multiple of COL_TILE, small enough to stay in cache with its f64 results. */
-const F16_ROWS = COL_TILE;
-let f16Scratch = new Float32Array(0);
-
-/**
- * matmulABt with f16 bits as `b`: each block of rows is decoded into a reused f32 scratch and run through the fast
- * kernel into an f64 block, then scattered into out. Each entry is still one f64 sum in k order, and alpha·s + bias is
- * formed in f64 before the single rounding store, so results equal those of the kernel on the decoded f32 weight.
- */
-function matmulABtF16(out: FloatArray, a: FloatArray, b: F16Array, bias: FloatArray | null, M: number, K: number, N: number, accumulate: boolean, alpha: number): void {
-  if (f16Scratch.length < F16_ROWS * K) f16Scratch = new Float32Array(F16_ROWS * K);
-  const w = f16Scratch;
-  const blk = new Float64Array(M * Math.min(F16_ROWS, N));
-  for (let j0 = 0; j0 < N; j0 += F16_ROWS) {
-    const nb = Math.min(F16_ROWS, N - j0);
-    decodeF16Rows(w, b, j0, nb, K);
-    const bb = bias === null ? null : bias.subarray(j0, j0 + nb);
-    matmulABt(blk, a, w, bb, M, K, nb, false, alpha);
-    for (let i = 0; i < M; i++) {
-      const o = i * N + j0;
-      const s = i * nb;
-      if (accumulate) for (let j = 0; j < nb; j++) out[o + j] += blk[s + j];
-      else for (let j = 0; j < nb; j++) out[o + j] = blk[s + j];
-    }
-  }
-}
-
-function storeOne(out: FloatArray, idx: number, s: number, bias: number, accumulate: boolean, alpha: number): void {
-  const v = alpha * s + bias;
-  out[idx] = accumulate ? out[idx] + v : v;
-}
-
-function store4(out: FloatArray, o: number, s0: number, s1: number, s2: number, s3: number, bias: FloatArray | null, j: number, accumulate: boolean, alpha: number): void {
-  let c0 = 0, c1 = 0, c2 = 0, c3 = 0;
-  if (bias !== null) {
-    c0 = bias[j];
-    c1 = bias[j + 1];
-    c2 = bias[j + 2];
-    c3 = bias[j + 3];
-  }
-  if (accumulate) {
-    out[o] += alpha * s0 + c0;
-    out[o + 1] += alpha * s1 + c1;
-    out[o + 2] += alpha * s2 + c2;
-    out[o + 3] += alpha * s3 + c3;
-  } else {
-    out[o] = alpha * s0 + c0;
-    out[o + 1] = alpha * s1 + c1;
-    out[o + 2] = alpha * s2 + c2;
-    out[o + 3] = alpha * s3 + c3;
-  }
-}
-
-/** Columns of the transposed right operand handled per pass in matmulAB, so the transposed block stays small. */
-const AB_BLOCK = 256;
-
-/**
- * out[M,K] (=|+=) alpha · a[M,N]·b[N,K]  (e.g. dX = dY·W for a Linear W[N,K]).
- * b is transposed a block of rows at a time into an f64 scratch, then the dot-product kernel runs; partial sums of
- * the blocks are kept in an f64 accumulator so the result is rounded once.
- */
+/** out[M,K] (=|+=) alpha · a[M,N]·b[N,K], on the pool when the operands are shared. */
 export function matmulAB(out: FloatArray, a: FloatArray, b: WeightArray, M: number, N: number, K: number, accumulate = false, alpha = 1): void {
   if (tryParallel('AB', out, a, b, null, M, K, N, accumulate, alpha)) return;
-  matmulABSerial(out, a, b, M, N, K, accumulate, alpha);
+  ref.matmulAB(out, a, b, M, N, K, accumulate, alpha);
 }
 
-function matmulABSerial(out: FloatArray, a: FloatArray, b: WeightArray, M: number, N: number, K: number, accumulate: boolean, alpha: number): void {
-  if (N === 0) {
-    if (!accumulate) out.fill(0, 0, M * K);
-    return;
-  }
-  if (N <= AB_BLOCK) {
-    matmulABt(out, a, transpose(b, N, K, 0, N), null, M, N, K, accumulate, alpha);
-    return;
-  }
-  const acc = new Float64Array(M * K);
-  const aBlock = new Float64Array(M * AB_BLOCK);
-  for (let n0 = 0; n0 < N; n0 += AB_BLOCK) {
-    const nb = Math.min(AB_BLOCK, N - n0);
-    const bt = transpose(b, N, K, n0, nb);
-    for (let i = 0; i < M; i++) {
-      const src = i * N + n0;
-      const dst = i * nb;
-      for (let n = 0; n < nb; n++) aBlock[dst + n] = a[src + n];
-    }
-    matmulABt(acc, aBlock, bt, null, M, nb, K, true, 1);
-  }
-  const total = M * K;
-  if (accumulate) for (let i = 0; i < total; i++) out[i] += alpha * acc[i];
-  else for (let i = 0; i < total; i++) out[i] = alpha * acc[i];
-}
+/** out[N,K] (=|+=) alpha · a[M,N]ᵀ·b[M,K] (the reference: its operands are transposed into new scratch). */
+export const matmulAtB = ref.matmulAtB;
 
-/** Rows [n0, n0+nb) of b[N,K], transposed into a new f64 [K, nb] (f16 bits decoded on the way). */
-function transpose(b: WeightArray, _N: number, K: number, n0: number, nb: number): Float64Array {
-  const t = new Float64Array(K * nb);
-  if (b instanceof F16Array) {
-    const row = new Float32Array(K);
-    for (let n = 0; n < nb; n++) {
-      decodeF16Rows(row, b, n0 + n, 1, K);
-      for (let k = 0; k < K; k++) t[k * nb + n] = row[k];
-    }
-    return t;
-  }
-  for (let n = 0; n < nb; n++) {
-    const src = (n0 + n) * K;
-    for (let k = 0; k < K; k++) t[k * nb + n] = b[src + k];
-  }
-  return t;
-}
+const SharedF64 = sharedCtor(Float64Array);
 
-/**
- * out[N,K] (=|+=) alpha · a[M,N]ᵀ·b[M,K]  (e.g. dW = dYᵀ·X). Both operands are transposed into f64 scratch so the
- * dot-product kernel runs over the M (token) dimension.
- */
-export function matmulAtB(out: FloatArray, a: FloatArray, b: FloatArray, M: number, N: number, K: number, accumulate = false, alpha = 1): void {
-  const at = transpose(a, M, N, 0, M);
-  const bt = transpose(b, M, K, 0, M);
-  matmulABt(out, at, bt, null, N, M, K, accumulate, alpha);
-}
+/** The products of the portable backend, for the ops that take a Matmuls set. */
+export const poolMatmuls: Matmuls = {
+  matmulABt,
+  matmulAB,
+  matmulAtB,
+  f64: (n) => new SharedF64(n) as Float64Array,
+};
 
-// ---------------------------------------------------------------------------------------------------------------
-// Threads: a product on shared memory is split over the cpu pool (thread-pool.ts) by rows, or for a few rows by
-// columns. Each output element is still one thread's single sum in k order, so the result does not depend on the
-// split.
-
-function ref(x: FloatArray | F16Array): SharedRef {
+function refOf(x: FloatArray | F16Array): SharedRef {
   return x instanceof F16Array ? sharedRef(x.bits, 'f16') : sharedRef(x);
 }
 
@@ -273,8 +52,8 @@ export function runMatmulPart(p: MatmulPart): void {
   const bias = p.bias ? floatViewOf(p.bias, 'bias') : null;
   if (p.rows) {
     const [r0, r1] = p.rows;
-    if (p.op === 'ABt') matmulABtSerial(out.subarray(r0 * p.N, r1 * p.N), a.subarray(r0 * p.K, r1 * p.K), b, bias, r1 - r0, p.K, p.N, p.accumulate, p.alpha);
-    else matmulABSerial(out.subarray(r0 * p.K, r1 * p.K), a.subarray(r0 * p.N, r1 * p.N), b, r1 - r0, p.N, p.K, p.accumulate, p.alpha);
+    if (p.op === 'ABt') ref.matmulABt(out.subarray(r0 * p.N, r1 * p.N), a.subarray(r0 * p.K, r1 * p.K), b, bias, r1 - r0, p.K, p.N, p.accumulate, p.alpha);
+    else ref.matmulAB(out.subarray(r0 * p.K, r1 * p.K), a.subarray(r0 * p.N, r1 * p.N), b, r1 - r0, p.N, p.K, p.accumulate, p.alpha);
     return;
   }
   if (!p.cols || p.op !== 'ABt') throw new Error('cpu pool: a part needs rows, or columns of an ABt product');
@@ -283,7 +62,7 @@ export function runMatmulPart(p: MatmulPart): void {
   const bPart = b instanceof F16Array ? new F16Array(b.bits.subarray(c0 * p.K, c1 * p.K)) : b.subarray(c0 * p.K, c1 * p.K);
   // alpha·s + bias in f64, then one rounding store into out: what the unsplit kernel stores.
   const tmp = new Float64Array(p.M * nb);
-  matmulABtSerial(tmp, a, bPart, bias ? bias.subarray(c0, c1) : null, p.M, p.K, nb, false, p.alpha);
+  ref.matmulABt(tmp, a, bPart, bias ? bias.subarray(c0, c1) : null, p.M, p.K, nb, false, p.alpha);
   for (let i = 0; i < p.M; i++) {
     const o = i * p.N + c0;
     const t = i * nb;
@@ -298,7 +77,7 @@ function tryParallel(op: 'ABt' | 'AB', out: FloatArray, a: FloatArray, b: Weight
   const pool = cpuPool();
   if (!pool) return false;
   const T = pool.threads;
-  const base = { op, out: ref(out), a: ref(a), b: ref(b), bias: bias ? ref(bias) : null, M, K, N, accumulate, alpha };
+  const base = { op, out: refOf(out), a: refOf(a), b: refOf(b), bias: bias ? refOf(bias) : null, M, K, N, accumulate, alpha };
   let parts: MatmulPart[];
   if (M >= 4 * T) parts = splitRanges(M, T, 4).map((rows) => ({ ...base, rows, cols: null }));
   else if (op === 'ABt' && N >= 64 * T) parts = splitRanges(N, T, 4).map((cols) => ({ ...base, rows: null, cols }));

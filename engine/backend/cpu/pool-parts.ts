@@ -1,5 +1,5 @@
 /** Runs any kind of thread-pool part (the pool workers' dispatcher): matrix products and attention. */
-import { runAttentionPart } from '../../model/attention.ts';
+import { runAttentionPart } from './attention-split.ts';
 import { runMatmulPart } from './matmul.ts';
 import type { PoolPart } from './thread-pool.ts';
 

@@ -6,9 +6,7 @@
  * Never hand one to WebGPU: Dawn's writeBuffer crashes the process on SharedArrayBuffer-backed views (seen with
  * webgpu 0.6), which is why only the cpu backend allocates them.
  */
-import type { FloatArrayConstructor } from '../../model/lora.ts';
-import type { FloatArray, WeightArray } from '../../model/types.ts';
-import { F16Array } from '../../model/types.ts';
+import { F16Array, type FloatArray, type FloatArrayConstructor, type WeightArray } from '../../model/types.ts';
 
 /** A `new`-able stand-in for Float32Array / Float64Array that allocates in shared memory. */
 export function sharedCtor(F: FloatArrayConstructor): FloatArrayConstructor {
