@@ -296,6 +296,10 @@ export interface ModelSummary {
   dtype: string;
   hasTokenizer: boolean;
   hasChatTemplate: boolean;
+  /** 'gguf' for a GGUF file (llama.cpp, Ollama, LM Studio), 'hf' (or absent) for a Hugging Face folder. */
+  format?: 'hf' | 'gguf';
+  /** Bytes on disk (the GGUF file, or the folder's weights). */
+  sizeBytes?: number;
 }
 
 export interface DatasetSummary {

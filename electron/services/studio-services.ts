@@ -21,7 +21,7 @@ import {
   type StudioResult,
 } from '../../common/protocol.ts';
 import { startEngine } from '../../engine/engine-host.ts';
-import { readHfConfig } from '../../engine/io/hf-config.ts';
+import { readModelConfig } from '../../engine/io/model-source.ts';
 import { estimateTrainingMemory } from '../../engine/train/memory-estimate.ts';
 import { configuredThreads, cpuThreadsEnv } from '../../engine/backend/cpu/thread-pool.ts';
 import { exportAdapterGguf, LORA_GGUF_DTYPES } from '../../engine/quant/gguf-lora.ts';
@@ -286,7 +286,7 @@ export function createStudioServices(options: StudioServicesOptions): StudioServ
       const p = parseParams('runs.estimateMemory', raw);
       let model;
       try {
-        model = readHfConfig(p.modelPath);
+        model = readModelConfig(p.modelPath);
       } catch (e) {
         throw asStudioError(e, 'modelPath');
       }

@@ -1,7 +1,8 @@
 """Reference loss, LoRA gradients and logits from Hugging Face transformers + PEFT, for the studio's parity tests.
 
 argv[1]: JSON spec {"cases": [case, ...]}; each case:
-  model_dir        a Hugging Face model folder (float32 weights)
+  model_dir        a Hugging Face model folder (float32 weights), or the folder of a GGUF file given as
+  gguf_file        (optional) a GGUF file in model_dir, loaded (dequantized) with from_pretrained(gguf_file=…)
   data             JSONL, one {"input_ids": [...], "labels": [...]} per line (labels optional, -100 = ignored);
                    the whole file is one batch, right-padded with pad id 0, label -100 and attention_mask 0
   adapter_dir      load this adapter with PeftModel.from_pretrained (a studio-written one), or
@@ -44,7 +45,8 @@ def peft_key(name):
 
 
 def run_case(case):
-    model = AutoModelForCausalLM.from_pretrained(case["model_dir"], dtype=torch.float32, attn_implementation="eager")
+    extra = {"gguf_file": case["gguf_file"]} if case.get("gguf_file") else {}
+    model = AutoModelForCausalLM.from_pretrained(case["model_dir"], dtype=torch.float32, attn_implementation="eager", **extra)
     if "make_adapter" in case:
         m = case["make_adapter"]
         torch.manual_seed(m["seed"])
