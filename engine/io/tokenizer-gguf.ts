@@ -251,7 +251,8 @@ export function ggufTokenizerFiles(file: GgufFile): GgufTokenizerFiles {
       };
   const chat = scalar(file, 'tokenizer.chat_template');
   const chatTemplate = typeof chat === 'string' && chat.length > 0 ? chat : null;
-  const tokenizerConfig: Json = { add_bos_token: useBos, add_eos_token: useEos };
+  // transformers' GGUF tokenizer keeps the spaces before punctuation on decode (no clean-up), as llama.cpp does.
+  const tokenizerConfig: Json = { add_bos_token: useBos, add_eos_token: useEos, clean_up_tokenization_spaces: false };
   for (const [key, id] of Object.entries(special)) if (id !== null) tokenizerConfig[key] = tokens[id];
   if (chatTemplate) tokenizerConfig.chat_template = chatTemplate;
   return { tokenizerJson, tokenizerConfig, chatTemplate };
