@@ -13,6 +13,7 @@ import { newLora } from '../engine/model/lora.ts';
 import type { Batch, LoraConfig, ModelConfig } from '../engine/model/types.ts';
 import { ADAMW_DEFAULTS } from '../engine/train/adamw.ts';
 import { GradScaler } from '../engine/train/grad-scaler.ts';
+import type { PackedFormat } from '../engine/quant/packed-weight.ts';
 import { Rng } from '../engine/util/rng.ts';
 import { mfu, peakTflopsFor, trainingFlops } from './flops.ts';
 import { SHAPES, type ShapeName } from './shapes.ts';
@@ -29,6 +30,10 @@ export interface WebgpuBenchOptions {
   /** Dense peak of the adapter in TFLOPS for the chosen precision (overrides the table). */
   peakTflops?: number;
   gpu?: GpuContext;
+  /** QLoRA: the seven linear weights stay packed in this format on the device (embedding, norms, lm_head in 16/32 bits). */
+  base?: PackedFormat;
+  /** Only create the session and report its memory (no steps): a 7B shape's footprint on an adapter too slow to train it. */
+  allocOnly?: boolean;
 }
 
 export interface WebgpuBenchResult {
@@ -50,6 +55,8 @@ export interface WebgpuBenchResult {
   mfu: number | null;
   loss: number;
   skippedSteps: number;
+  /** Packed format of the linear weights, or the activation dtype when unpacked. */
+  base: string;
 }
 
 function parameterCount(cfg: ModelConfig): number {
@@ -70,11 +77,20 @@ export async function benchWebgpu(o: WebgpuBenchOptions): Promise<WebgpuBenchRes
   const loraCfg: LoraConfig = { r: 8, alpha: 16, dropout: 0, targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'], rslora: false };
   const lora = newLora(cfg, loraCfg, new Rng(1), Float32Array);
   const gpu = o.gpu ?? (await acquireGpu());
-  const shape = { precision: o.precision, checkpointing: o.checkpointing, training: true, batch: B, seq: T, ceChunkBytes: 64 * 1024 * 1024 };
+  const packing = o.base ? (): PackedFormat => o.base as PackedFormat : null;
+  const shape = { precision: o.precision, checkpointing: o.checkpointing, training: true, batch: B, seq: T, ceChunkBytes: 64 * 1024 * 1024, packing };
+  const base = o.base ?? (o.precision === 'fp16' ? 'f16' : 'f32');
   try {
     gpu.allocator.resetPeak();
-    const session = await WebgpuLlama.create({ kind: 'random', config: cfg, seed: 1 }, lora, { ...shape, maxBatchSize: B, maxSeqLen: T, gpu });
+    const session = await WebgpuLlama.create({ kind: 'random', config: cfg, seed: 1, packing }, lora, { ...shape, maxBatchSize: B, maxSeqLen: T, gpu });
     try {
+      const flops = trainingFlops(cfg, loraCfg, B, T).total;
+      const estimatedGpuBytes = estimateMemory(cfg, loraCfg, shape).total;
+      if (o.allocOnly) {
+        const peakGpuBytes = session.memory().peakBytes;
+        const nan = Number.NaN;
+        return { adapter: gpu.adapterName, params: parameterCount(cfg), batch: B, seq: T, precision: o.precision, checkpointing: o.checkpointing, steps: 0, stepMs: nan, tokensPerSecond: nan, peakGpuBytes, peakGpuGiB: peakGpuBytes / 1024 ** 3, estimatedGpuBytes, flopsPerStep: flops, peakTflops: null, mfu: null, loss: nan, skippedSteps: 0, base };
+      }
       const rng = new Rng(2);
       const inputIds = new Int32Array(B * T).map(() => rng.int(cfg.vocabSize));
       const batch: Batch = { batchSize: B, seqLen: T, inputIds, labels: inputIds.slice() };
@@ -95,7 +111,6 @@ export async function benchWebgpu(o: WebgpuBenchOptions): Promise<WebgpuBenchRes
       for (let i = 0; i < steps; i++) await step();
       const stepMs = (performance.now() - t0) / steps;
       const tokensPerSecond = (B * T * 1000) / stepMs;
-      const flops = trainingFlops(cfg, loraCfg, B, T).total;
       const env = Number(process.env.LORA_STUDIO_PEAK_TFLOPS);
       const peak = o.peakTflops ?? (Number.isFinite(env) && env > 0 ? env : peakTflopsFor(gpu.adapterName, o.precision));
       const peakGpuBytes = session.memory().peakBytes;
@@ -111,12 +126,13 @@ export async function benchWebgpu(o: WebgpuBenchOptions): Promise<WebgpuBenchRes
         tokensPerSecond,
         peakGpuBytes,
         peakGpuGiB: peakGpuBytes / 1024 ** 3,
-        estimatedGpuBytes: estimateMemory(cfg, loraCfg, shape).total,
+        estimatedGpuBytes,
         flopsPerStep: flops,
         peakTflops: peak,
         mfu: mfu(flops, stepMs, peak === null ? null : peak * 1e12),
         loss,
         skippedSteps: skipped,
+        base,
       };
     } finally {
       session.destroy();

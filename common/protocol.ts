@@ -22,7 +22,7 @@ export type DatasetFormat = (typeof DATASET_FORMATS)[number];
 
 export const LoraSettingsSchema = z.object({
   r: z.number({ message: 'rank must be a number' }).int('rank must be a whole number').min(1, 'rank must be at least 1').max(1024, 'rank must be at most 1024'),
-  alpha: z.number({ message: 'alpha must be a number' }).positive('alpha must be greater than 0'),
+  alpha: z.number({ message: 'alpha must be a number' }).positive('alpha must be greater than 0').max(1_000_000, 'alpha must be at most 1,000,000'),
   dropout: z.number({ message: 'dropout must be a number' }).min(0, 'dropout must be between 0 and 1').lt(1, 'dropout must be below 1'),
   targets: z.array(z.enum(LORA_TARGETS)).min(1, 'choose at least one target module'),
   rslora: z.boolean().default(false),
@@ -31,22 +31,22 @@ export type LoraSettings = z.infer<typeof LoraSettingsSchema>;
 
 export const TrainSettingsSchema = z.object({
   learningRate: z.number({ message: 'learning rate must be a number' }).positive('learning rate must be greater than 0').max(1, 'learning rate must be at most 1'),
-  steps: z.number({ message: 'steps must be a number' }).int('steps must be a whole number').min(1, 'steps must be at least 1').max(10_000_000),
-  batchSize: z.number({ message: 'batch size must be a number' }).int('batch size must be a whole number').min(1, 'batch size must be at least 1').max(4096),
-  gradAccumulation: z.number().int().min(1, 'gradient accumulation must be at least 1').default(1),
-  maxSeqLen: z.number({ message: 'max sequence length must be a number' }).int('max sequence length must be a whole number').min(8, 'max sequence length must be at least 8').max(131072),
-  warmupSteps: z.number().int().min(0, 'warmup steps cannot be negative').default(0),
+  steps: z.number({ message: 'steps must be a number' }).int('steps must be a whole number').min(1, 'steps must be at least 1').max(10_000_000, 'steps must be at most 10,000,000'),
+  batchSize: z.number({ message: 'batch size must be a number' }).int('batch size must be a whole number').min(1, 'batch size must be at least 1').max(4096, 'batch size must be at most 4096'),
+  gradAccumulation: z.number({ message: 'gradient accumulation must be a number' }).int('gradient accumulation must be a whole number').min(1, 'gradient accumulation must be at least 1').max(4096, 'gradient accumulation must be at most 4096').default(1),
+  maxSeqLen: z.number({ message: 'max sequence length must be a number' }).int('max sequence length must be a whole number').min(8, 'max sequence length must be at least 8').max(131072, 'max sequence length must be at most 131072'),
+  warmupSteps: z.number({ message: 'warmup steps must be a number' }).int('warmup steps must be a whole number').min(0, 'warmup steps cannot be negative').max(10_000_000, 'warmup steps must be at most 10,000,000').default(0),
   schedule: z.enum(['constant', 'linear', 'cosine']).default('constant'),
-  weightDecay: z.number().min(0, 'weight decay cannot be negative').default(0),
-  maxGradNorm: z.number().min(0, 'max grad norm cannot be negative (0 turns clipping off)').default(1),
-  seed: z.number().int().min(0).default(42),
+  weightDecay: z.number({ message: 'weight decay must be a number' }).min(0, 'weight decay cannot be negative').max(10, 'weight decay must be at most 10').default(0),
+  maxGradNorm: z.number({ message: 'max grad norm must be a number' }).min(0, 'max grad norm cannot be negative (0 turns clipping off)').default(1),
+  seed: z.number({ message: 'seed must be a number' }).int('seed must be a whole number').min(0, 'seed cannot be negative').max(2 ** 32 - 1, 'seed must be below 4294967296').default(42),
   gradientCheckpointing: z.boolean().default(false),
   precision: z.enum(['fp32', 'fp16']).default('fp32'),
   checkpointEverySteps: z.number().int().min(0).default(0),
   /** Also write a checkpoint when this many minutes passed since the last one; 0 or absent: the studio setting. */
   checkpointEveryMinutes: z.number().min(0, 'checkpoint interval cannot be negative').optional(),
-  validationPercent: z.number().min(0).max(50, 'validation split must be at most 50 %').default(0),
-  evalEverySteps: z.number().int().min(0).default(0),
+  validationPercent: z.number({ message: 'validation split must be a number' }).min(0, 'validation split cannot be negative').max(50, 'validation split must be at most 50 %').default(0),
+  evalEverySteps: z.number({ message: 'evaluation interval must be a number' }).int('evaluation interval must be a whole number of steps').min(0, 'evaluation interval cannot be negative').default(0),
   /** cpu backend: keep the frozen base weights as f16 bits in memory (half the memory; values rounded to f16). */
   frozenWeightsF16: z.boolean().default(false),
 });
@@ -280,6 +280,8 @@ export interface AdapterSummary {
   /** Folder on the services' disk holding adapter_config.json + adapter_model.safetensors. */
   path: string;
   sizeBytes: number;
+  /** Imported adapters ('adapters.import', an external run): where the folder came from. */
+  importedFrom?: string;
 }
 
 export interface ModelSummary {
@@ -332,6 +334,80 @@ export interface StudioErrorInfo {
   file?: string;
   line?: number;
   fieldErrors?: FieldError[];
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Export for a cluster (an Accelerate + PEFT bundle), external runs, imported adapters
+// ---------------------------------------------------------------------------------------------------------------
+
+export const BUNDLE_INCLUDE_MODEL = ['auto', 'always', 'never'] as const;
+/** Copy the base model into the bundle: 'auto' when it is small (≤ 64 MiB), or always, or never. */
+export type BundleIncludeModel = (typeof BUNDLE_INCLUDE_MODEL)[number];
+
+/** A bundle written by 'runs.exportBundle' (engine/export/bundle.ts). */
+export interface BundleSummary {
+  /** The bundle folder on the services' disk. */
+  path: string;
+  bundleId: string;
+  name: string;
+  steps: number;
+  trainExamples: number;
+  validationExamples: number;
+  targetTokens: number;
+  /** Whether the base model was copied into the bundle (model/). */
+  modelIncluded: boolean;
+  /** Every file, relative to the bundle folder. */
+  files: string[];
+  /** A launch command to start with (8 GPUs, DDP); the bundle's README lists the others. */
+  launch: string;
+}
+
+/** waiting: nothing written yet; running; completed (the adapter is there); failed (status.json says why). */
+export type ExternalRunState = 'waiting' | 'running' | 'completed' | 'failed';
+
+/** A run outside the studio (an exported bundle's output folder) that the studio follows. */
+export interface ExternalRunSummary {
+  id: string;
+  name: string;
+  /** The followed output folder (metrics.jsonl, status.json, adapter/). */
+  path: string;
+  /** The bundle the folder belongs to, when its bundle.json is next to it. */
+  bundlePath: string | null;
+  /** The studio run the bundle was exported from. */
+  sourceRunId: string | null;
+  state: ExternalRunState;
+  step: number;
+  totalSteps: number | null;
+  lastLoss: number | null;
+  validationLoss: number | null;
+  tokensPerSecond: number | null;
+  /** Processes, how accelerate ran them (MULTI_GPU, DEEPSPEED, FSDP, MULTI_CPU, NO), precision, dropout masks. */
+  worldSize: number | null;
+  distributedType: string | null;
+  mixedPrecision: string | null;
+  dropoutMasks: string | null;
+  zeroStage: number | null;
+  error: string | null;
+  startedAt: string | null;
+  /** The run's last sign of life (status.json or metrics.jsonl). */
+  updatedAt: string | null;
+  followedAt: string;
+  /** The run completed and output/adapter is a PEFT adapter folder. */
+  adapterReady: boolean;
+  /** The Adapters entry it was imported as. */
+  adapterId: string | null;
+  /** Import the adapter by itself when the run completes. */
+  autoImport: boolean;
+  importError: StudioErrorInfo | null;
+  /** Lines of metrics.jsonl that could not be read (first few). */
+  problems: string[];
+}
+
+/** An adapter folder brought into the Adapters list ('adapters.import', 'external.importAdapter'). */
+export interface AdapterImportResult {
+  adapter: AdapterSummary;
+  /** Things the user should know that did not stop the import (e.g. the base model is not on this machine). */
+  warnings: string[];
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -499,6 +575,20 @@ export interface StudioRequests {
     params: { modelPath: string; lora: z.input<typeof LoraSettingsSchema>; train: z.input<typeof TrainSettingsSchema>; backend?: 'cpu' | 'webgpu' };
     result: { estimate: MemoryEstimateInfo; systemMemoryBytes: number; freeMemoryBytes: number };
   };
+  /**
+   * "Export for a cluster": the run as a folder Accelerate + PEFT train exactly as the studio would (train.py, the
+   * prepared data and step plan, the initial adapter, launch configurations). Written into `destination` (a folder
+   * on the services' disk) under a new sub-folder, else under the studio home's bundles/.
+   */
+  'runs.exportBundle': { params: { id: string; destination?: string; includeModel?: BundleIncludeModel }; result: BundleSummary };
+  /** Follows an external run: a bundle's output folder (or the bundle folder itself); its points come as 'external.metrics'. */
+  'external.follow': { params: { path: string; autoImport?: boolean }; result: ExternalRunSummary };
+  'external.list': { params: Record<string, never>; result: ExternalRunSummary[] };
+  'external.metrics': { params: { id: string; afterStep?: number }; result: MetricPoint[] };
+  /** Stops following (nothing on disk is touched). */
+  'external.unfollow': { params: { id: string }; result: { id: string } };
+  /** Imports a completed external run's adapter into the Adapters list, checked against the bundle's base model. */
+  'external.importAdapter': { params: { id: string; name?: string }; result: AdapterImportResult };
   'settings.get': { params: Record<string, never>; result: StudioSettings };
   /** Changes some settings; the answer is all of them. */
   'settings.set': { params: Partial<StudioSettings>; result: StudioSettings };
@@ -510,6 +600,12 @@ export interface StudioRequests {
    * the folder carries it; the base model's folder must still be where the adapter says.
    */
   'adapters.exportGguf': { params: { id: string; dtype?: 'f32' | 'f16' }; result: { path: string; bytes: number } };
+  /**
+   * Brings a PEFT LoRA adapter folder (a path, a Hugging Face hub cache folder, or a hub id found in the local cache)
+   * into the Adapters list. It is checked against its base model (modelPath, else its base_model_name_or_path when
+   * that is on this machine): layers, shapes and target modules must fit, else the refusal says what does not.
+   */
+  'adapters.import': { params: { path: string; modelPath?: string; name?: string }; result: AdapterImportResult };
   /** Electron only: start a native drag of the adapter folder. */
   'adapters.startDrag': { params: { id: string }; result: { path: string } };
   /** Electron only: native pickers. */
@@ -574,6 +670,13 @@ export const STUDIO_METHODS = [
   'settings.set',
   'generate.start',
   'generate.cancel',
+  'adapters.import',
+  'runs.exportBundle',
+  'external.follow',
+  'external.list',
+  'external.metrics',
+  'external.unfollow',
+  'external.importAdapter',
 ] as const satisfies readonly StudioMethod[];
 
 // Compile-time proof that STUDIO_METHODS lists every method.
@@ -608,6 +711,10 @@ export interface StudioEvents {
   'generate.started': PlaygroundStarted;
   'generate.output': PlaygroundOutput;
   'generate.ended': PlaygroundEnded;
+  'external.updated': ExternalRunSummary;
+  /** New points of an external run, in step order; with `truncatedAfter`, drop the points after that step first (a relaunch starts again at 0). */
+  'external.metrics': { id: string; points: MetricPoint[]; truncatedAfter?: number };
+  'external.removed': { id: string };
 }
 export type StudioEventName = keyof StudioEvents;
 export interface StudioEventMessage<E extends StudioEventName = StudioEventName> {
@@ -669,3 +776,20 @@ export type GenerateEvent =
   | ({ type: 'started' } & PlaygroundStarted)
   | ({ type: 'output' } & PlaygroundOutput)
   | { type: 'ended'; jobId: string; cancelled: boolean; error: { message: string; file?: string; line?: number; field?: string } | null };
+
+// ---------------------------------------------------------------------------------------------------------------
+// Services ↔ bundle-export worker (engine/export/bundle-worker.ts, one worker_thread per export)
+// ---------------------------------------------------------------------------------------------------------------
+
+export type BundleCommand = {
+  type: 'bundle.export';
+  jobId: string;
+  config: RunConfig;
+  outDir: string;
+  options: { runId: string | null; name: string; includeModel: BundleIncludeModel; studioVersion: string };
+};
+
+export type BundleEvent =
+  | { type: 'progress'; jobId: string; message: string }
+  | { type: 'done'; jobId: string; summary: BundleSummary }
+  | { type: 'error'; jobId: string; message: string; file?: string; line?: number; field?: string };

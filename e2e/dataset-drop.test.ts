@@ -210,12 +210,10 @@ test('a dropped file with a broken line: file and line shown; "refuse" blocks th
   assert.equal(await page.getByTestId('dataset-records').textContent(), '5', 'the good records are counted');
   assert.equal(await page.getByTestId('bad-records-fail').isChecked(), true, 'refusing is the default policy');
 
-  await page.getByTestId('train-button').click();
-  const startError = page.getByTestId('start-error');
-  await startError.waitFor({ timeout: 15_000 });
-  const message = (await startError.textContent()) ?? '';
-  assert.match(message, /broken-chat\.jsonl/, `the refusal names the file: "${message}"`);
-  assert.match(message, /line 3\b|:3\b/, `the refusal names line 3: "${message}"`);
+  // With "refuse", the services would refuse the run: Train is off before the click and says why.
+  assert.equal(await page.getByTestId('train-button').isDisabled(), true, 'Train is off while broken records are refused');
+  const reasons = (await page.getByTestId('train-blockers').locator('li').allTextContents()).join(' | ');
+  assert.match(reasons, /Dataset: 1 broken record; fix the file or choose to skip them/, reasons);
 
   // Skipping bad records: the services accept the same file and the run trains on the five good records.
   const before = (await studio.api('runs.list', {})).length;

@@ -142,12 +142,16 @@ test('playground: an adapter from a run answers its own prompt format, side by s
   await page.getByTestId('pg-clear-history').click();
   assert.equal(await page.getByTestId('pg-turn').count(), 0);
 
-  // Bad settings are marked at their fields, and nothing starts.
+  // Bad settings are marked at their fields as they are typed, and Generate is off with the reasons by label.
   await page.getByTestId('pg-maxNewTokens').fill('lots');
   await page.getByTestId('pg-topP').fill('0');
-  await page.getByTestId('pg-generate').click();
   assert.match(await page.getByTestId('pg-error-maxNewTokens').innerText(), /whole number/);
   assert.match(await page.getByTestId('pg-error-topP').innerText(), /more than 0/);
+  assert.equal(await page.getByTestId('pg-generate').isDisabled(), true);
+  assert.deepEqual(await page.getByTestId('pg-blockers').locator('li').allTextContents(), [
+    'Max new tokens: must be a whole number from 1 to 4096',
+    'Top-p: must be more than 0, at most 1',
+  ]);
   await page.getByTestId('pg-maxNewTokens').fill('8');
   await page.getByTestId('pg-topP').fill('1');
   await page.getByTestId('pg-prompt-text').fill('   ');

@@ -110,8 +110,10 @@ test('two runs queue, the page reloads mid-run, both complete with full charts a
   await waitForState(a.id, ['executing'], 10_000);
   // Another learning rate, so the compared curves differ.
   const b = await train(page, STEPS_B, new Set([a.id]), 0.005);
-  // The Train page follows the new run: it waits behind the first one.
-  await page.locator('[data-testid="run-progress"] [data-testid="run-state"]', { hasText: 'queued (position 1)' }).waitFor({ timeout: 5_000 });
+  // The second waits behind the first, and the Train page keeps the running one's live card and chart.
+  await page.getByTestId('run-history').locator('.badge', { hasText: 'queued (position 1)' }).waitFor({ timeout: 5_000 });
+  await page.locator('[data-testid="run-progress"] [data-testid="run-state"]', { hasText: 'training' }).waitFor({ timeout: 5_000 });
+  assert.equal(await page.getByTestId('run-progress').locator('.run-name').textContent(), a.name, 'the live card still shows the running run');
   assert.equal((await studio.api('runs.get', { id: a.id })).state, 'executing', 'the first run trains while the second waits');
   mkdirSync(resultsDir, { recursive: true });
   await page.screenshot({ path: join(resultsDir, 'runs-queued.png') });
@@ -232,8 +234,12 @@ test('stop & save now: the run ends completed at the step it reached, with its a
   assert.ok(done.adapterId, 'its adapter was kept');
   assert.ok((await studio.api('adapters.list', {})).some((x) => x.id === done.adapterId), 'the adapter is listed');
   await page.locator('[data-testid="run-progress"][data-state="completed"]').waitFor({ timeout: 5_000 });
+  // Its own outcome, not a plain "completed" at 3/40.
+  assert.equal(await progress.getByTestId('run-state').textContent(), `stopped early at step ${done.step}`);
+  assert.equal(await progress.getByTestId('run-state').getAttribute('data-outcome'), 'stopped-early');
   await page.getByTestId('tab-runs').click();
   await checkRunChart(page, done, done.step);
+  assert.equal(await page.locator(`[data-testid="runs-row"][data-run-id="${run.id}"] [data-testid="runs-state"]`).textContent(), `stopped early at step ${done.step}`);
   await page.locator(`[data-testid="run-detail"][data-run-id="${run.id}"] [data-testid="run-file-adapter"] code.path`).waitFor({ timeout: 5_000 });
   assert.deepEqual(errors, [], 'no errors in the page');
   await page.close();

@@ -10,6 +10,7 @@ import { registerGenerate } from './cli/generate.ts';
 import { registerDataset } from './cli/dataset.ts';
 import { registerQuant } from './cli/quant.ts';
 import { registerRuns } from './cli/runs.ts';
+import { registerBundle } from './cli/bundle.ts';
 
 export async function runCli(argv: string[]): Promise<void> {
   const program = new Command();
@@ -21,5 +22,6 @@ export async function runCli(argv: string[]): Promise<void> {
   registerDataset(program);
   registerQuant(program);
   registerRuns(program);
+  registerBundle(program);
   await program.parseAsync(argv);
 }

@@ -18,6 +18,8 @@ interface AdapterMeta {
   name: string;
   runId: string | null;
   createdAt: string;
+  /** Where an imported adapter came from (a folder, a hub cache snapshot, an external run's output). */
+  importedFrom?: string;
 }
 
 export interface RegisterAdapter {
@@ -26,6 +28,9 @@ export interface RegisterAdapter {
   runId: string | null;
   /** Folder holding adapter_config.json + adapter_model.safetensors (e.g. runs/<id>/adapter). */
   sourceDir: string;
+  /** Imported adapters: the base model folder on this machine, written into the copy's adapter_config.json. */
+  baseModelNameOrPath?: string;
+  importedFrom?: string;
 }
 
 function readJsonObject(file: string): Record<string, unknown> {
@@ -115,15 +120,20 @@ export class AdapterStore {
     const staging = `${target}.partial`;
     rmSync(staging, { recursive: true, force: true });
     mkdirSync(staging, { recursive: true });
-    for (const f of ADAPTER_FILES) cpSync(join(input.sourceDir, f), join(staging, f));
+    // dereference: a Hugging Face cache snapshot holds symlinks into its blobs/ folder
+    for (const f of ADAPTER_FILES) cpSync(join(input.sourceDir, f), join(staging, f), { dereference: true });
     for (const extra of ['README.md', 'tokenizer_config.json']) {
-      if (existsSync(join(input.sourceDir, extra))) cpSync(join(input.sourceDir, extra), join(staging, extra));
+      if (existsSync(join(input.sourceDir, extra))) cpSync(join(input.sourceDir, extra), join(staging, extra), { dereference: true });
+    }
+    if (input.baseModelNameOrPath !== undefined) {
+      const file = join(staging, 'adapter_config.json');
+      writeFileAtomic(file, `${JSON.stringify({ ...readJsonObject(file), base_model_name_or_path: input.baseModelNameOrPath }, null, 2)}\n`);
     }
     checkAdapterFolder(staging);
     rmSync(target, { recursive: true, force: true });
     cpSync(staging, target, { recursive: true });
     rmSync(staging, { recursive: true, force: true });
-    const meta: AdapterMeta = { id: input.id, name: input.name, runId: input.runId, createdAt: new Date().toISOString() };
+    const meta: AdapterMeta = { id: input.id, name: input.name, runId: input.runId, createdAt: new Date().toISOString(), ...(input.importedFrom ? { importedFrom: input.importedFrom } : {}) };
     writeFileAtomic(join(this.dir, `${input.id}.json`), `${JSON.stringify(meta, null, 2)}\n`);
     return this.get(input.id);
   }
@@ -174,6 +184,7 @@ export class AdapterStore {
       targets,
       path,
       sizeBytes: folderSize(path),
+      ...(typeof meta.importedFrom === 'string' ? { importedFrom: meta.importedFrom } : {}),
     };
   }
 }

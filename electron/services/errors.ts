@@ -2,6 +2,7 @@
  * StudioError: a refusal the UI shows next to the thing it is about. Anything else thrown inside the services is
  * turned into one by toStudioErrorInfo, keeping field/file/line when the thrower had them (DatasetError does).
  */
+import { describeFieldError } from '../../common/field-labels.ts';
 import type { FieldError, StudioErrorInfo } from '../../common/protocol.ts';
 
 export class StudioError extends Error {
@@ -15,7 +16,8 @@ export class StudioError extends Error {
   static fields(errors: FieldError[], prefix = ''): StudioError {
     const full = errors.map((e) => ({ field: prefix && e.field ? `${prefix}.${e.field}` : prefix || e.field, message: e.message }));
     const first = full[0];
-    const summary = full.map((e) => (e.field ? `${e.field}: ${e.message}` : e.message)).join('; ');
+    // Fields by the labels the pages show ("Max new tokens: …"), never by their keys; the keys stay in fieldErrors.
+    const summary = full.map(describeFieldError).join('; ');
     return new StudioError({ message: `invalid settings — ${summary}`, field: first?.field || undefined, fieldErrors: full });
   }
 }

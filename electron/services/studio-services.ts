@@ -27,6 +27,9 @@ import { configuredThreads, cpuThreadsEnv } from '../../engine/backend/cpu/threa
 import { exportAdapterGguf, LORA_GGUF_DTYPES } from '../../engine/quant/gguf-lora.ts';
 import { ensureSample } from '../../engine/io/sample.ts';
 import { AdapterStore, safeFileName } from './adapter-store.ts';
+import { importAdapter } from './adapter-import.ts';
+import { EXPORT_BUNDLE_PARAMS, exportRunBundle, type BundleWorkerHandle } from './bundle-export.ts';
+import { createExternalRuns, EXTERNAL_PARAM_SCHEMAS } from './external-runs.ts';
 import { BackendProbe } from './backend-probe.ts';
 import { asStudioError, StudioError } from './errors.ts';
 import { openHome, type StudioHome } from './home.ts';
@@ -60,6 +63,9 @@ export interface StudioServicesOptions {
   startDrag?: (path: string) => void;
   /** Engine worker factory; the real worker_thread engine unless a host runs engines elsewhere. */
   startEngine?: () => EngineHandle | Promise<EngineHandle>;
+  /** How often followed external runs are read (ms; default 1000). */
+  externalPollMs?: number;
+  startBundleWorker?: () => BundleWorkerHandle;
 }
 
 export interface StudioServices {
@@ -119,6 +125,13 @@ const schemas = {
   'adapters.saveAs': z.object({ id, destination: z.string({ message: 'choose a folder to save into' }).min(1, 'choose a folder to save into') }),
   'adapters.startDrag': z.object({ id }),
   'adapters.exportGguf': z.object({ id, dtype: z.enum(LORA_GGUF_DTYPES, { message: `dtype must be one of ${LORA_GGUF_DTYPES.join(', ')}` }).optional() }),
+  'adapters.import': z.object({
+    path: z.string({ message: 'choose an adapter folder' }).min(1, 'choose an adapter folder'),
+    modelPath: z.string().min(1).optional(),
+    name: z.string().max(200).optional(),
+  }),
+  'runs.exportBundle': EXPORT_BUNDLE_PARAMS,
+  ...EXTERNAL_PARAM_SCHEMAS,
   'dialog.pickFolder': z.object({ title: z.string().optional() }).optional(),
   'dialog.pickFile': z.object({ title: z.string().optional(), extensions: z.array(z.string()).optional() }).optional(),
   ...QUANT_PARAM_SCHEMAS,
@@ -208,6 +221,13 @@ export function createStudioServices(options: StudioServicesOptions): StudioServ
   const quant = createQuantLab({ emit, archive: quantArchive });
   for (const problem of quantArchive.problems) console.warn(`quantization lab: skipped a stored report: ${problem}`);
   const playground = createPlayground({ emit, env: workerEnv });
+  const external = createExternalRuns({
+    file: join(home.root, 'external-runs.json'),
+    adapters,
+    emit,
+    ...(options.externalPollMs !== undefined ? { pollMs: options.externalPollMs } : {}),
+    onAdapterImported: () => emit('adapters.changed', adapters.list()),
+  });
 
   // The Prometheus endpoint follows the setting: off (null) or on 127.0.0.1:<port>.
   let prometheus: PrometheusEndpoint | null = null;
@@ -323,6 +343,25 @@ export function createStudioServices(options: StudioServicesOptions): StudioServ
       emit('adapters.changed', adapters.list());
       return { path: out, bytes: written.bytes };
     },
+    'adapters.import': async (raw) => {
+      const p = parseParams('adapters.import', raw);
+      const result = importAdapter(adapters, { path: p.path, ...(p.modelPath ? { modelPath: p.modelPath } : {}), ...(p.name ? { name: p.name } : {}) });
+      emit('adapters.changed', adapters.list());
+      return result;
+    },
+    'runs.exportBundle': async (raw) => {
+      const p = parseParams('runs.exportBundle', raw);
+      const run = manager.get(p.id);
+      return exportRunBundle({
+        run,
+        bundlesDir: join(home.root, 'bundles'),
+        studioVersion: version,
+        ...(p.destination ? { destination: p.destination } : {}),
+        ...(p.includeModel ? { includeModel: p.includeModel } : {}),
+        ...(options.startBundleWorker ? { startWorker: options.startBundleWorker } : {}),
+      });
+    },
+    ...external.handlers,
     'dialog.pickFolder': async (raw) => {
       const p = parseParams('dialog.pickFolder', raw) ?? {};
       if (!options.dialogs) throw desktopOnly('The folder picker');
@@ -357,6 +396,7 @@ export function createStudioServices(options: StudioServicesOptions): StudioServ
       if (closed) return closed;
       closed = (async () => {
         // Executing runs write a checkpoint and stay queued for the next start (run-manager.ts close).
+        external.close();
         await Promise.all([manager.close(), quant.close(), playground.close()]);
         presence.stop();
         applyPrometheus(null);

@@ -1,4 +1,4 @@
-import { asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects } from 'hyparquet';
+import { asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects, parquetSchema } from 'hyparquet';
 import { DatasetError } from './errors.ts';
 import type { SourceRecord } from './record.ts';
 
@@ -19,6 +19,10 @@ function plain(value: unknown): unknown {
  * Parquet through hyparquet (pure JS), one row group at a time, so memory follows the row-group size and not the
  * file size. `line` is the 1-based row number. Nested columns (lists of structs, as hub chat datasets have) come
  * back as arrays of objects.
+ *
+ * One top-level column per read: hyparquet 1.33 starts every column of a group at once and, when a corrupt page
+ * makes one of them fail, a sibling's rejection can escape unhandled (an `unhandledRejection` that took the host
+ * down). A read of a single column has no sibling, so every failure comes back here as a DatasetError.
  */
 export async function* readParquet(path: string): AsyncGenerator<SourceRecord> {
   const file = await asyncBufferFromFile(path);
@@ -28,12 +32,24 @@ export async function* readParquet(path: string): AsyncGenerator<SourceRecord> {
   } catch (err) {
     throw new DatasetError(path, `not a readable Parquet file (${err instanceof Error ? err.message : String(err)})`);
   }
+  let columns: string[];
+  try {
+    columns = parquetSchema(metadata).children.map((c) => c.element.name);
+  } catch (err) {
+    throw new DatasetError(path, `not a readable Parquet file (${err instanceof Error ? err.message : String(err)})`);
+  }
   let rowStart = 0;
   for (const group of metadata.row_groups) {
     const rows = Number(group.num_rows);
-    let objects: Record<string, unknown>[];
+    // The first column decides the row count; every other column must give as many rows.
+    let objects: Record<string, unknown>[] = [];
     try {
-      objects = await parquetReadObjects({ file, metadata, rowStart, rowEnd: rowStart + rows });
+      for (const [c, column] of columns.entries()) {
+        const part = await parquetReadObjects({ file, metadata, columns: [column], rowStart, rowEnd: rowStart + rows });
+        if (c === 0) objects = part.map(() => ({}));
+        else if (part.length !== objects.length) throw new Error(`column ${column} has ${part.length} rows where the others have ${objects.length}`);
+        for (let i = 0; i < part.length; i++) objects[i][column] = part[i][column];
+      }
     } catch (err) {
       throw new DatasetError(path, `cannot read rows ${rowStart + 1}–${rowStart + rows} (${err instanceof Error ? err.message : String(err)})`, { line: rowStart + 1, unit: 'row' });
     }

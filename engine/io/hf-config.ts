@@ -39,6 +39,24 @@ function isObject(x: unknown): x is Record<string, unknown> {
   return typeof x === 'object' && x !== null && !Array.isArray(x);
 }
 
+
+/**
+ * Upper bounds for the size fields, far above any released model (Llama-3.1-405B: 126 layers, hidden 16384, vocab
+ * 128256) but low enough that a damaged or hostile config.json fails here, before a loop or an allocation walks a
+ * billion layers. The tensors actually present are checked against the config afterwards (hf-model.ts).
+ */
+const SIZE_LIMITS: Readonly<Record<string, number>> = {
+  num_hidden_layers: 1024,
+  hidden_size: 1 << 17,
+  intermediate_size: 1 << 20,
+  vocab_size: 1 << 24,
+  num_attention_heads: 1024,
+  num_key_value_heads: 1024,
+  head_dim: 4096,
+  max_position_embeddings: 1 << 24,
+  original_max_position_embeddings: 1 << 24,
+  sliding_window: 1 << 24,
+};
 class Reader {
   constructor(
     readonly file: string,
@@ -64,6 +82,8 @@ class Reader {
     if ((v === undefined || v === null) && fallback !== undefined) return fallback;
     if (v === undefined) this.fail(field, 'is missing (a positive integer is required)');
     if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0) this.fail(field, `must be a positive integer, got ${JSON.stringify(v)}`);
+    const max = SIZE_LIMITS[field];
+    if (max !== undefined && v > max) this.fail(field, `(${v}) is larger than any real model's (at most ${max}); the file looks damaged`);
     return v;
   }
 
@@ -169,19 +189,24 @@ function parseQwenSlidingWindow(r: Reader, numLayers: number): number | null {
   if (!r.bool('use_sliding_window', false)) return null;
   const window = r.obj.sliding_window === undefined ? 4096 : r.obj.sliding_window === null ? null : r.positiveInt('sliding_window');
   if (window === null) return null;
-  let types: string[];
+  // Which kinds of layer there are decides it; without layer_types, layers from max_window_layers on slide, which
+  // the two numbers tell without a per-layer list.
+  let hasFull: boolean;
+  let hasSliding: boolean;
   if (r.given('layer_types')) {
     const v = r.obj.layer_types;
     if (!Array.isArray(v) || v.length !== numLayers || !v.every((x) => x === 'full_attention' || x === 'sliding_attention')) {
       r.fail('layer_types', `must list "full_attention" or "sliding_attention" for each of the ${numLayers} layers`);
     }
-    types = v as string[];
+    hasFull = v.includes('full_attention');
+    hasSliding = v.includes('sliding_attention');
   } else {
     const maxWindowLayers = r.nonNegativeInt('max_window_layers', 28);
-    types = Array.from({ length: numLayers }, (_, i) => (i >= maxWindowLayers ? 'sliding_attention' : 'full_attention'));
+    hasFull = maxWindowLayers > 0;
+    hasSliding = maxWindowLayers < numLayers;
   }
-  if (types.every((t) => t === 'full_attention')) return null;
-  if (types.every((t) => t === 'sliding_attention')) return window;
+  if (!hasSliding) return null;
+  if (!hasFull) return window;
   r.fail(
     r.given('layer_types') ? 'layer_types' : 'max_window_layers',
     'mixes sliding-window and full-attention layers, which is not supported (use_sliding_window with max_window_layers between 1 and num_hidden_layers − 1)',

@@ -144,6 +144,18 @@ function sameShape(a: number[], b: number[]): boolean {
 
 /** Checks that every tensor the config needs is present with the right shape; returns the located weights. */
 export function checkWeights(dir: string, config: ModelConfig, weights: WeightFiles): void {
+  // The layer count first, from the names present: a config claiming more layers than the weights hold fails here,
+  // before the expected-tensor list (nine or more entries a layer) is built.
+  let layersPresent = 0;
+  for (const name of weights.infos.keys()) {
+    const m = /^model\.layers\.(\d+)\./.exec(name);
+    if (m) layersPresent = Math.max(layersPresent, Number(m[1]) + 1);
+  }
+  if (config.numLayers > layersPresent) {
+    throw new ModelLoadError(
+      `${dir}: config.json has num_hidden_layers ${config.numLayers}, but the weights hold ${layersPresent === 0 ? 'no layers' : `layers 0–${layersPresent - 1}`} (tensor 'model.layers.${layersPresent}.…' is missing)`,
+    );
+  }
   for (const t of expectedTensors(config)) {
     const info = weights.infos.get(t.name);
     if (!info) {

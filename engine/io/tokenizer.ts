@@ -49,8 +49,34 @@ function chatTemplateOf(dir: string, cfg: Record<string, unknown>): string | nul
   return null;
 }
 
+/**
+ * Token ids must be dense: a vocab of N entries plus its added tokens uses ids below N + added. One id of 1e9 in a
+ * damaged tokenizer.json made the tokenizer library build a billion-slot table (70 s and gigabytes, on the services'
+ * thread), so every id is checked against that bound first.
+ */
+function checkTokenIds(json: Record<string, unknown>, label: string): void {
+  const model = json.model;
+  const added = Array.isArray(json.added_tokens) ? json.added_tokens : [];
+  const vocab = isObject(model) ? model.vocab : undefined;
+  // Unigram vocabs are [piece, score] lists: their ids are the positions, dense by construction.
+  const entries = isObject(vocab) ? Object.entries(vocab) : [];
+  const bound = entries.length + added.length;
+  for (const [piece, id] of entries) {
+    if (typeof id !== 'number' || !Number.isInteger(id) || id < 0 || id >= bound) {
+      throw new TokenizerLoadError(`${label}: model.vocab[${JSON.stringify(piece.slice(0, 40))}] must be a token id from 0 to ${bound - 1}, got ${JSON.stringify(id)}`);
+    }
+  }
+  added.forEach((t: unknown, i) => {
+    const id = isObject(t) ? t.id : undefined;
+    if (typeof id !== 'number' || !Number.isInteger(id) || id < 0 || id >= Math.max(bound, 1)) {
+      throw new TokenizerLoadError(`${label}: added_tokens[${i}].id must be a token id from 0 to ${bound - 1}, got ${JSON.stringify(id)}`);
+    }
+  });
+}
+
 /** The engine's Tokenizer over tokenizer.json / tokenizer_config.json contents already parsed. */
 export function makeTokenizer(tokenizerJson: Record<string, unknown>, tokenizerConfig: Record<string, unknown>, chatTemplate: string | null, label = 'tokenizer.json'): Tokenizer {
+  checkTokenIds(tokenizerJson, label);
   let tok: HfTokenizer;
   try {
     tok = new HfTokenizer(tokenizerJson, tokenizerConfig);

@@ -6,7 +6,6 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { EngineCommand, EngineEvent } from '../../common/protocol.ts';
-import { prepareDataset } from '../data/prepare.ts';
 import { configuredThreads, cpuThreadsWanted } from '../backend/cpu/thread-pool.ts';
 import { loadModel, loadTokenizer } from '../io/model-source.ts';
 import { saveAdapter } from '../io/peft-adapter.ts';
@@ -14,6 +13,7 @@ import { countParameters } from '../model/llama.ts';
 import type { Tokenizer } from '../model/types.ts';
 import { attachBackend, chooseBackend, explainDeviceLoss, releaseBackend } from './run-backend.ts';
 import { trainerSettings } from './run-config.ts';
+import { prepareRunDataset, runPadTokenId } from './run-data.ts';
 import { Trainer } from './trainer.ts';
 
 export interface RunHooks {
@@ -39,20 +39,7 @@ export async function runTraining(cmd: Extract<EngineCommand, { type: 'train' }>
   if (!tokenizer && config.datasetFormat !== 'tokenized') log('warn', `${config.modelPath} has no tokenizer; only pre-tokenized data can be used`);
 
   log('info', `preparing dataset ${config.datasetPath}`);
-  const data = await prepareDataset({
-    path: config.datasetPath,
-    format: config.datasetFormat,
-    tokenizer,
-    maxSeqLen: settings.maxSeqLen,
-    validationPercent: config.train.validationPercent,
-    seed: settings.seed,
-    // The app checks datasets before a run starts (refusing bad records unless the user chose to skip them); a
-    // headless run without data settings keeps going past bad records and says so.
-    badRecords: config.data?.badRecords ?? 'skip',
-    trainOn: config.data?.trainOn ?? 'auto',
-    packing: config.data?.packing ?? false,
-    ...(config.data?.validationPath ? { validationPath: config.data.validationPath } : {}),
-  });
+  const data = await prepareRunDataset(config, tokenizer);
   const bad = data.badRecordCount ?? data.badRecords.length;
   if (bad > 0) {
     const first = data.badRecords.slice(0, 3).map((b) => `line ${b.line}: ${b.message}`).join('; ');
@@ -62,7 +49,7 @@ export async function runTraining(cmd: Extract<EngineCommand, { type: 'train' }>
   if (data.train.length === 0) throw Object.assign(new Error(`${config.datasetPath}: no usable training examples`), { file: config.datasetPath });
   log('info', `${data.train.length} training and ${data.validation.length} validation examples (${data.format})`);
 
-  const padTokenId = tokenizer?.padTokenId ?? model.config.padTokenId ?? tokenizer?.eosTokenId ?? 0;
+  const padTokenId = runPadTokenId(tokenizer, model.config);
   const trainer = new Trainer(
     {
       model,

@@ -19,12 +19,9 @@ import type { TrainerState } from './checkpoint.ts';
 import { loraTensors } from './lora-params.ts';
 import type { TrainerSettings } from './run-config.ts';
 import { learningRateAt } from './schedule.ts';
+import { DATA_STREAM, DROPOUT_STREAM, INIT_STREAM } from './seed-streams.ts';
 import type { StepBackend, StepBackendInit, StepOutcome, StepPlan } from './step-backend.ts';
 
-// Independent streams from one seed: splitmix inside Rng decorrelates neighbouring seeds.
-const INIT_STREAM = 0;
-const DATA_STREAM = 0x5eed01;
-const DROPOUT_STREAM = 0x5eed02;
 
 export interface TrainerOptions {
   model: ModelWeights;

@@ -7,7 +7,9 @@ import { ModelPicker } from './components/ModelPicker.tsx';
 import { RunHistory } from './components/RunHistory.tsx';
 import { RunProgress } from './components/RunProgress.tsx';
 import { TrainForm } from './components/TrainForm.tsx';
-import { PageTabs } from './lab/PageTabs.tsx';
+import { PageTabs, panelId, tabId, type StudioPage } from './lab/PageTabs.tsx';
+import type { ReactNode } from 'react';
+import { ConnectionLost, NoConnectionPage, TokenPage } from './components/ConnectionStates.tsx';
 import { QuantLab } from './lab/QuantLab.tsx';
 import { PlaygroundPage } from './playground/PlaygroundPage.tsx';
 import { RunsPage } from './runs/RunsPage.tsx';
@@ -19,36 +21,58 @@ export function App() {
   const currentRunId = useStudio((s) => s.currentRunId);
   const page = usePage((s) => s.page);
   const setPage = usePage((s) => s.show);
+  const connection = useStudio((s) => s.connection);
+  const unreachable = useStudio((s) => s.unreachable);
+  // Nothing on the pages can work without the host: a refused token or a host that never answered gets a page of
+  // its own that says what to do, instead of a whole UI whose only clue is a hint somewhere.
+  if (connection === 'unauthorized') return <TokenPage />;
+  if (unreachable) return <NoConnectionPage />;
   return (
     <div className="app">
       <Header />
       <PageTabs page={page} onChange={setPage} />
+      <ConnectionLost />
       <Notice />
       <DropZone />
-      {page === 'quant' ? <QuantLab /> : null}
-      {page === 'runs' ? <RunsPage /> : null}
+      <TabPanel page="quant" current={page}>
+        {page === 'quant' ? <QuantLab /> : null}
+      </TabPanel>
+      <TabPanel page="runs" current={page}>
+        {page === 'runs' ? <RunsPage /> : null}
+      </TabPanel>
       {/* Hidden, not unmounted, like the training page: a streaming answer keeps its text while the user looks elsewhere. */}
-      <div style={page === 'playground' ? undefined : { display: 'none' }}>
+      <TabPanel page="playground" current={page}>
         <PlaygroundPage />
-      </div>
+      </TabPanel>
       {/* Hidden, not unmounted: the training page keeps its local state while the lab is open. */}
-      <main className="columns" style={page === 'train' ? undefined : { display: 'none' }}>
-        <div className="column column-setup">
-          <ModelPicker />
-          <DatasetPicker />
-          <TrainForm />
-        </div>
-        <div className="column column-live">
-          <DatasetPanel />
-          <section className="card" data-testid="training">
-            <h2>Training</h2>
-            <RunProgress runId={currentRunId} />
-            <LossChart runId={currentRunId} />
-          </section>
-          <AdaptersList />
-          <RunHistory />
-        </div>
-      </main>
+      <TabPanel page="train" current={page}>
+        <main className="columns">
+          <div className="column column-setup">
+            <ModelPicker />
+            <DatasetPicker />
+            <TrainForm />
+          </div>
+          <div className="column column-live">
+            <DatasetPanel />
+            <section className="card" data-testid="training">
+              <h2>Training</h2>
+              <RunProgress runId={currentRunId} />
+              <LossChart runId={currentRunId} />
+            </section>
+            <AdaptersList />
+            <RunHistory />
+          </div>
+        </main>
+      </TabPanel>
+    </div>
+  );
+}
+
+/** A page's panel: tied to its tab, and `hidden` (out of sight and of the accessibility tree) when another is shown. */
+function TabPanel({ page, current, children }: { page: StudioPage; current: StudioPage; children: ReactNode }) {
+  return (
+    <div role="tabpanel" id={panelId(page)} aria-labelledby={tabId(page)} hidden={page !== current} data-testid={`panel-${page}`}>
+      {children}
     </div>
   );
 }
@@ -60,7 +84,7 @@ function Header() {
     <header className="topbar">
       <div className="brand">
         <span className="logo" aria-hidden="true" />
-        <span className="brand-name">LoRA Studio</span>
+        <h1 className="brand-name">LoRA Studio</h1>
         {info ? <span className="muted">v{info.version}</span> : null}
       </div>
       <div className="topbar-right">
@@ -71,7 +95,7 @@ function Header() {
         ) : null}
         <SettingsButton />
         <span className={`conn conn-${connection}`} data-testid="connection" data-state={connection}>
-          {connection === 'open' ? 'connected' : connection === 'connecting' ? 'connecting…' : 'disconnected'}
+          {connection === 'open' ? 'connected' : connection === 'connecting' ? 'connecting…' : connection === 'unauthorized' ? 'refused' : 'disconnected'}
         </span>
       </div>
     </header>

@@ -9,7 +9,7 @@ import { chunkRowsFor } from './cross-entropy.ts';
 import { GIB } from './device.ts';
 import { NORM_PARTIALS } from './grad-norm.ts';
 import { kvCacheSpecs } from './kv-cache.ts';
-import { weightBytes } from './llama-weights.ts';
+import { weightBytes, type LinearPacking } from './llama-weights.ts';
 import { ADAMW_HP_SIZE } from './adamw.ts';
 import { alignUp, dtypeBytes, type GpuDtype } from './tensor.ts';
 
@@ -29,6 +29,8 @@ export interface SessionShape {
    * activation dtype, and RoPE tables covering them. Absent or 0: no cache.
    */
   kvCacheLen?: number;
+  /** Linear weights kept packed on the device (QLoRA); absent or null: all in the activation dtype. */
+  packing?: LinearPacking | null;
 }
 
 export interface BufferSpec {
@@ -181,7 +183,7 @@ export interface MemoryEstimate {
  * parameters. LoRA: parameters, plus gradients and both AdamW moments when training.
  */
 export function estimateMemory(cfg: ModelConfig, lora: LoraConfig | null, s: SessionShape): MemoryEstimate {
-  const weights = weightBytes(cfg, actDtype(s.precision));
+  const weights = weightBytes(cfg, actDtype(s.precision), s.packing ?? null);
   const lora1 = lora === null ? 0 : allocBytes(loraFlatBytes(cfg, lora));
   const loraTotal = lora1 * (s.training ? 4 : 1);
   const activations = activationSpecs(cfg, lora, s).reduce((a, b) => a + allocBytes(b.size * dtypeBytes(b.dtype)), 0);

@@ -38,7 +38,7 @@ import { gradNormSquared } from './grad-norm.ts';
 import { copyAt, GpuKvCache } from './kv-cache.ts';
 import { linearRow, matvec } from './matvec.ts';
 import { activationSets, activationSpecs, adaptedTargets, ceChunkRows, describeEstimate, estimateMemory, loraSlotSpecs, type Precision, type SessionShape } from './llama-memory.ts';
-import { createWeights, weightSpecs, type GpuLayerWeights, type GpuModelWeights, type WeightSource } from './llama-weights.ts';
+import { createWeights, sourcePacking, specBytes, weightSpecs, type GpuLayerWeights, type GpuModelWeights, type WeightSource } from './llama-weights.ts';
 import { linearBackward, linearForward, type GpuLoraBranch } from './lora.ts';
 import { rmsnormBackward, rmsnormForward } from './rmsnorm.ts';
 import { rope, ropeAt } from './rope.ts';
@@ -205,6 +205,7 @@ export class WebgpuLlama {
       seq: opts.maxSeqLen,
       ceChunkBytes: opts.ceChunkBytes ?? 64 * 1024 * 1024,
       ...(opts.kvCacheLen !== undefined ? { kvCacheLen: opts.kvCacheLen } : {}),
+      packing: sourcePacking(src),
     };
     const ctx = opts.gpu ?? (await acquireGpu(opts.acquire));
     const owns = opts.gpu === undefined;
@@ -223,8 +224,8 @@ export class WebgpuLlama {
           throw new Error(`webgpu: activation '${b.name}' needs ${formatGiB(b.size * dtypeBytes(b.dtype))} in one binding, ${ctx.adapterName} binds at most ${formatGiB(ctx.limits.maxStorageBufferBindingSize)}; lower the batch size or sequence length`);
         }
       }
-      for (const w of weightSpecs(cfg)) {
-        if (w.name.includes('layers.') && w.size * (shape.precision === 'fp16' ? 2 : 4) > ctx.limits.maxStorageBufferBindingSize) {
+      for (const w of weightSpecs(cfg, shape.packing ?? null)) {
+        if (w.name.includes('layers.') && specBytes(w, shape.precision === 'fp16' ? 'f16' : 'f32') > ctx.limits.maxStorageBufferBindingSize) {
           throw new Error(`webgpu: weight ${w.name} exceeds ${ctx.adapterName}'s storage-binding limit of ${formatGiB(ctx.limits.maxStorageBufferBindingSize)}`);
         }
       }

@@ -5,13 +5,15 @@
  */
 import { F16Array, type FloatArray, type LoraTargetName, type ModelConfig, type ModelWeights, type WeightArray } from '../../model/types.ts';
 import { floatWeight } from '../../model/weight-array.ts';
-import { targetShape } from '../../model/lora.ts';
+import { linearOf, targetShape } from '../../model/lora.ts';
+import { PackedWeight, packedSizeBytes, type PackedFormat } from '../../quant/packed-weight.ts';
+import { Rng } from '../../util/rng.ts';
 import type { GpuContext } from './device.ts';
 import { copy, grid, WG } from './elementwise.ts';
 import { lmHeadParts, type LmHeadParts } from './cross-entropy.ts';
 import type { GpuLinear } from './lora.ts';
 import type { Program, Runner } from './runner.ts';
-import { createTensor, dtypeBytes, upload, view, type GpuDtype, type GpuTensor } from './tensor.ts';
+import { createTensor, dtypeBytes, packedTensor, upload, view, type GpuDtype, type GpuTensor } from './tensor.ts';
 import { FLAT_WG, kernelModule, WG_BUILTINS } from './wgsl.ts';
 
 export const LINEARS: readonly LoraTargetName[] = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'];
@@ -38,6 +40,32 @@ export interface WeightSpec {
   name: string;
   size: number;
   kind: 'norm' | 'weight' | 'bias';
+  /** A linear weight kept in its quantized bytes on the device (QLoRA). */
+  packed?: { format: PackedFormat; rows: number; cols: number };
+}
+
+/**
+ * Which linear weights stay packed on the device and in which format (QLoRA); null for a weight in the activation
+ * dtype. Embedding, norms and lm_head always are (as QLoRA keeps them in 16 bits).
+ */
+export type LinearPacking = (layer: number, target: LoraTargetName) => PackedFormat | null;
+
+/** The packing of a host model: the linears whose weights are PackedWeight; null when none is. */
+export function packingOf(model: ModelWeights): LinearPacking | null {
+  const formats = new Map<string, PackedFormat>();
+  model.layers.forEach((L, l) => {
+    for (const t of LINEARS) {
+      const w: unknown = linearOf(L, t).weight;
+      if (w instanceof PackedWeight) formats.set(`${l}.${t}`, w.format);
+    }
+  });
+  return formats.size === 0 ? null : (l, t) => formats.get(`${l}.${t}`) ?? null;
+}
+
+/** Device bytes of a weight spec in the activation dtype `dtype` (packed: its bytes, in whole u32 words). */
+export function specBytes(s: WeightSpec, dtype: GpuDtype): number {
+  if (s.packed) return Math.max(4, Math.ceil(packedSizeBytes(s.packed.format, s.packed.rows, s.packed.cols) / 4) * 4);
+  return s.size * dtypeBytes(dtype);
 }
 
 function hasBias(cfg: ModelConfig, t: LoraTargetName): boolean {
@@ -47,7 +75,7 @@ function hasBias(cfg: ModelConfig, t: LoraTargetName): boolean {
 }
 
 /** Every frozen tensor (HF names), in upload order; a tied lm_head is not listed twice. */
-export function weightSpecs(cfg: ModelConfig): WeightSpec[] {
+export function weightSpecs(cfg: ModelConfig, packing: LinearPacking | null = null): WeightSpec[] {
   const H = cfg.hiddenSize;
   const out: WeightSpec[] = [{ name: 'model.embed_tokens.weight', size: cfg.vocabSize * H, kind: 'weight' }];
   for (let l = 0; l < cfg.numLayers; l++) {
@@ -61,7 +89,10 @@ export function weightSpecs(cfg: ModelConfig): WeightSpec[] {
     for (const t of LINEARS) {
       const { outFeatures, inFeatures } = targetShape(cfg, t);
       const mod = t === 'gate_proj' || t === 'up_proj' || t === 'down_proj' ? `mlp.${t}` : `self_attn.${t}`;
-      out.push({ name: `${p}.${mod}.weight`, size: outFeatures * inFeatures, kind: 'weight' });
+      const format = packing?.(l, t) ?? null;
+      const spec: WeightSpec = { name: `${p}.${mod}.weight`, size: outFeatures * inFeatures, kind: 'weight' };
+      if (format) spec.packed = { format, rows: outFeatures, cols: inFeatures };
+      out.push(spec);
       if (hasBias(cfg, t)) out.push({ name: `${p}.${mod}.bias`, size: outFeatures, kind: 'bias' });
     }
   }
@@ -70,7 +101,7 @@ export function weightSpecs(cfg: ModelConfig): WeightSpec[] {
   return out;
 }
 
-function hostTensor(model: ModelWeights, name: string): WeightArray {
+function hostTensor(model: ModelWeights, name: string): WeightArray | PackedWeight {
   if (name === 'model.embed_tokens.weight') return model.embedTokens;
   if (name === 'model.norm.weight') return model.norm;
   if (name === 'lm_head.weight') return model.lmHead;
@@ -78,7 +109,7 @@ function hostTensor(model: ModelWeights, name: string): WeightArray {
   if (!m) throw new Error(`webgpu: no host tensor for ${name}`);
   const L = model.layers[Number(m[1])];
   const rest = m[2];
-  const lin = (t: LoraTargetName): { weight: WeightArray; bias: FloatArray | null } =>
+  const lin = (t: LoraTargetName): { weight: WeightArray | PackedWeight; bias: FloatArray | null } =>
     ({ q_proj: L.q, k_proj: L.k, v_proj: L.v, o_proj: L.o, gate_proj: L.gate, up_proj: L.up, down_proj: L.down })[t];
   if (rest === 'input_layernorm.weight') return L.inputNorm;
   if (rest === 'post_attention_layernorm.weight') return L.postAttentionNorm;
@@ -138,12 +169,16 @@ async function uploadWeight(ctx: GpuContext, runner: Runner, t: GpuTensor, w: We
   ctx.device.queue.writeBuffer(t.buffer, t.offset, new Uint8Array(bits.buffer, bits.byteOffset, bits.byteLength), 0, bits.byteLength);
 }
 
-/** Fills `t` with mean + std·N(0,1) from a stateless hash of (seed, index) (Box–Muller). */
+/**
+ * Fills `t` with mean + std·N(0,1) from a stateless hash of (seed, index) (Box–Muller), a binding-sized block at a
+ * time (an embedding table can exceed one binding); the index is the element's in `t`, so blocks do not change values.
+ */
 function randomFill(prog: Program, t: GpuTensor, seed: number, mean: number, std: number): void {
   const spec = kernelModule({
     key: `init.normal:${t.dtype}`,
     params: [
       ['n', 'u32'],
+      ['base', 'u32'],
       ['seed', 'u32'],
       ['mean', 'f32'],
       ['sd', 'f32'],
@@ -156,39 +191,77 @@ fn hash(x: u32) -> u32 {
   return (w >> 22u) ^ w;
 }
 @compute @workgroup_size(${WG}) fn main(${WG_BUILTINS}) {
-  let i = (${FLAT_WG}) * ${WG}u + lid;
-  if (i >= p.n) { return; }
+  let j = (${FLAT_WG}) * ${WG}u + lid;
+  if (j >= p.n) { return; }
+  let i = p.base + j;
   let h1 = hash((i * 2u) ^ hash(p.seed));
   let h2 = hash((i * 2u + 1u) ^ hash(p.seed + 0x9e3779b9u));
   let u1 = (f32(h1 >> 8u) + 0.5) / 16777216.0;
   let u2 = f32(h2 >> 8u) / 16777216.0;
   let z = sqrt(-2.0 * log(u1)) * cos(6.283185307 * u2);
-  o[i] = ${t.dtype}(p.mean + p.sd * z);
+  o[j] = ${t.dtype}(p.mean + p.sd * z);
 }`,
   });
-  prog.dispatch(spec, [t], { n: t.size, seed: seed >>> 0, mean, sd: std }, grid(prog, t.size));
+  // Blocks of a multiple of 1024 elements keep every view's byte offset aligned for binding.
+  const block = Math.max(1024, Math.floor(prog.runner.ctx.limits.maxStorageBufferBindingSize / dtypeBytes(t.dtype) / 1024) * 1024);
+  for (let b = 0; b < t.size; b += block) {
+    const n = Math.min(block, t.size - b);
+    prog.dispatch(spec, [b === 0 && n === t.size ? t : view(t, `${t.name}[${b}:]`, b, n)], { n, base: b, seed: seed >>> 0, mean, sd: std }, grid(prog, n));
+  }
 }
 
-export type WeightSource = { kind: 'host'; model: ModelWeights } | { kind: 'random'; config: ModelConfig; seed: number; std?: number };
+export type WeightSource =
+  | { kind: 'host'; model: ModelWeights }
+  /** Device-generated weights for benchmarks; with `packing`, each packed shape is one host-quantized random matrix reused by every layer. */
+  | { kind: 'random'; config: ModelConfig; seed: number; std?: number; packing?: LinearPacking | null };
+
+export function sourcePacking(src: WeightSource): LinearPacking | null {
+  return src.kind === 'host' ? packingOf(src.model) : (src.packing ?? null);
+}
 
 /** Allocates and fills every frozen tensor. `maxBindingBytes` decides how embed/lm_head are bound. */
 export async function createWeights(ctx: GpuContext, runner: Runner, src: WeightSource, dtype: 'f32' | 'f16', maxBindingBytes: number): Promise<GpuModelWeights> {
   const cfg = src.kind === 'host' ? src.model.config : src.config;
-  const specs = weightSpecs(cfg);
+  const specs = weightSpecs(cfg, sourcePacking(src));
   const tensors = new Map<string, GpuTensor>();
   for (const s of specs) {
-    if (s.size * dtypeBytes(dtype) > ctx.limits.maxBufferSize) {
+    if (specBytes(s, dtype) > ctx.limits.maxBufferSize) {
       throw new Error(`webgpu: tensor ${s.name} (${s.size} values) is larger than the adapter's maxBufferSize ${ctx.limits.maxBufferSize}`);
     }
-    tensors.set(s.name, createTensor(ctx, s.name, s.size, dtype));
   }
   if (src.kind === 'host') {
-    for (const s of specs) await uploadWeight(ctx, runner, tensors.get(s.name) as GpuTensor, hostTensor(src.model, s.name));
+    for (const s of specs) {
+      const w = hostTensor(src.model, s.name);
+      if (s.packed) {
+        if (!(w instanceof PackedWeight)) throw new Error(`webgpu: ${s.name} was planned packed but the model holds it unpacked`);
+        tensors.set(s.name, packedTensor(ctx, s.name, w));
+        continue;
+      }
+      if (w instanceof PackedWeight) throw new Error(`webgpu: ${s.name} is packed (${w.format}); only linear weights can stay packed`);
+      const t = createTensor(ctx, s.name, s.size, dtype);
+      tensors.set(s.name, t);
+      await uploadWeight(ctx, runner, t, w);
+    }
   } else {
     const std = src.std ?? 0.02;
+    const floats = specs.filter((s) => !s.packed);
+    for (const s of floats) tensors.set(s.name, createTensor(ctx, s.name, s.size, dtype));
     await runner.runOnce((p) => {
-      specs.forEach((s, i) => randomFill(p, tensors.get(s.name) as GpuTensor, src.seed * 7919 + i, s.kind === 'norm' ? 1 : 0, s.kind === 'norm' ? 0 : std));
+      floats.forEach((s, i) => randomFill(p, tensors.get(s.name) as GpuTensor, src.seed * 7919 + i, s.kind === 'norm' ? 1 : 0, s.kind === 'norm' ? 0 : std));
     }, 'init');
+    const made = new Map<string, PackedWeight>();
+    for (const s of specs) {
+      if (!s.packed) continue;
+      const { format, rows, cols } = s.packed;
+      const key = `${format}:${rows}x${cols}`;
+      let w = made.get(key);
+      if (!w) {
+        const rng = new Rng(src.seed + made.size);
+        w = PackedWeight.quantize(format, Float32Array.from({ length: rows * cols }, () => rng.normal() * std), rows, cols);
+        made.set(key, w);
+      }
+      tensors.set(s.name, packedTensor(ctx, s.name, w));
+    }
   }
   const get = (n: string): GpuTensor => {
     const t = tensors.get(n);
@@ -226,6 +299,6 @@ export async function createWeights(ctx: GpuContext, runner: Runner, src: Weight
 }
 
 /** Bytes the frozen weights take on the device (as the allocator rounds them). */
-export function weightBytes(cfg: ModelConfig, dtype: GpuDtype): number {
-  return weightSpecs(cfg).reduce((s, w) => s + Math.max(16, Math.ceil((w.size * dtypeBytes(dtype)) / 16) * 16), 0);
+export function weightBytes(cfg: ModelConfig, dtype: GpuDtype, packing: LinearPacking | null = null): number {
+  return weightSpecs(cfg, packing).reduce((s, w) => s + Math.max(16, Math.ceil(specBytes(w, dtype) / 16) * 16), 0);
 }

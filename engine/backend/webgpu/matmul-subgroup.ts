@@ -11,7 +11,7 @@
  * from 4 to 256, provided subgroups are full — which holds when the workgroup (256) is a multiple of the size.
  */
 import type { GpuContext } from './device.ts';
-import { checkF16, loadA, loadB, MATMUL_PARAMS, matmulBindings, storeC, variantKey, type MatmulVariant } from './matmul-wgsl.ts';
+import { checkF16, loadA, loadB, MATMUL_PARAMS, matmulBindings, matmulPrelude, storeC, variantKey, type MatmulVariant } from './matmul-wgsl.ts';
 import { DROPOUT_FN, kernelModule, loopBound, type KernelSpec } from './wgsl.ts';
 
 const BM = 64;
@@ -36,6 +36,7 @@ export function matmulSubgroupKernel(v: MatmulVariant, ctx: GpuContext): KernelS
   const L4 = loopBound(4, ctx.software);
   const body = `
 ${DROPOUT_FN}
+${matmulPrelude(v)}
 var<workgroup> Bs: array<f32, ${BK * BN}>;
 var<workgroup> sg_count: atomic<u32>;
 

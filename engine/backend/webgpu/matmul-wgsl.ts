@@ -3,7 +3,9 @@
  * parameters, the bindings and the store epilogue. Keeping them in one place means the variants differ only in how
  * they stage and multiply tiles, so parity between them is a statement about that part alone.
  */
+import { isPackedFormat, type PackedFormat } from '../../quant/packed-weight.ts';
 import type { GpuContext } from './device.ts';
+import { packedDecoder } from './quant-wgsl.ts';
 import type { GpuDtype } from './tensor.ts';
 import type { BindingDecl, ParamType } from './wgsl.ts';
 
@@ -15,7 +17,8 @@ export interface MatmulVariant {
   layoutA: LayoutA;
   layoutB: LayoutB;
   ta: FloatDtype;
-  tb: FloatDtype;
+  /** A packed format: B is a frozen weight in its quantized bytes (QLoRA), decoded element by element as it is staged. */
+  tb: FloatDtype | PackedFormat;
   tc: FloatDtype;
   bias: FloatDtype | null;
 }
@@ -52,7 +55,7 @@ export function variantKey(v: MatmulVariant): string {
 export function matmulBindings(v: MatmulVariant): BindingDecl[] {
   const bindings: BindingDecl[] = [
     { name: 'a', type: v.ta, access: 'read' },
-    { name: 'b', type: v.tb, access: 'read' },
+    { name: 'b', type: isPackedFormat(v.tb) ? 'u32' : v.tb, access: 'read' },
     { name: 'c', type: v.tc, access: 'read_write' },
   ];
   if (v.bias) bindings.push({ name: 'bias', type: v.bias, access: 'read' });
@@ -73,8 +76,19 @@ export function loadA(v: MatmulVariant): string {
         if (m < p.M && k < p.K) { let idx = ${aIndexExpr(v.layoutA)}; val = f32(a[idx]); if (p.drop == 1u) { val = val * dropout_mul(p.seed, idx, p.threshold, p.inv_keep); } }`;
 }
 export function loadB(v: MatmulVariant): string {
+  if (isPackedFormat(v.tb)) {
+    // B(k, n) is W[n][k] for x·Wᵀ ('nk', W is [N, K]) and W[k][n] for dY·W ('kn', W is [K, N]).
+    const call = v.layoutB === 'nk' ? 'wq(n, k, p.N, p.K)' : 'wq(k, n, p.K, p.N)';
+    return `var val = 0.0;
+        if (n < p.N && k < p.K) { val = ${call}; }`;
+  }
   return `var val = 0.0;
         if (n < p.N && k < p.K) { let idx = ${bIndexExpr(v.layoutB)}; val = f32(b[idx]); if (p.drop == 2u) { val = val * dropout_mul(p.seed, idx, p.threshold, p.inv_keep); } }`;
+}
+
+/** Module-level WGSL a variant's loads call: the packed weight's decoder `wq` (nothing for float operands). */
+export function matmulPrelude(v: MatmulVariant): string {
+  return isPackedFormat(v.tb) ? packedDecoder(v.tb, 'b', 'wq') : '';
 }
 
 /** WGSL statements storing the f32 product `prod` at (m, n), which the caller has bounds-checked. */

@@ -19,7 +19,7 @@
 import type { GpuContext } from './device.ts';
 import { matmulSubgroupKernel, subgroupMatmulUsable } from './matmul-subgroup.ts';
 import { matmulSubgroupMatrixKernel, pickSubgroupMatrixConfig, type SubgroupMatrixTiling } from './matmul-subgroup-matrix.ts';
-import { checkF16, loadA as loadAExpr, loadB as loadBExpr, MATMUL_PARAMS, matmulBindings, storeC, variantKey, type FloatDtype, type LayoutA, type LayoutB, type MatmulVariant } from './matmul-wgsl.ts';
+import { checkF16, loadA as loadAExpr, loadB as loadBExpr, MATMUL_PARAMS, matmulBindings, matmulPrelude, storeC, variantKey, type FloatDtype, type LayoutA, type LayoutB, type MatmulVariant } from './matmul-wgsl.ts';
 import type { ParamValue, Program } from './runner.ts';
 import type { GpuTensor } from './tensor.ts';
 import { DROPOUT_FN, dropoutThreshold, kernelModule, loopBound, type KernelSpec } from './wgsl.ts';
@@ -47,6 +47,7 @@ export function matmulKernel(v: MatmulVariant, ctx: GpuContext): KernelSpec {
   const L4 = loopBound(4, ctx.software);
   const body = `
 ${DROPOUT_FN}
+${matmulPrelude(v)}
 var<workgroup> As: array<f32, ${BK * BM}>;
 var<workgroup> Bs: array<f32, ${BK * BN}>;
 
@@ -155,7 +156,16 @@ export function matmul(prog: Program, x: MatmulArgs): void {
   const ldb = x.ldb ?? (x.layoutB === 'nk' ? K : N);
   const ldc = x.ldc ?? N;
   need(x.a, x.layoutA === 'mk' ? (M - 1) * lda + K : (K - 1) * lda + M, 'A');
-  need(x.b, x.layoutB === 'nk' ? (N - 1) * ldb + K : (K - 1) * ldb + N, 'B');
+  const packed = x.b.packed;
+  if (packed) {
+    // A packed weight is always a whole [rows, cols] matrix: its blocks run along cols, so no strided views.
+    const [rows, cols] = x.layoutB === 'nk' ? [N, K] : [K, N];
+    if (packed.rows !== rows || packed.cols !== cols) throw new Error(`matmul: packed B '${x.b.name}' is [${packed.rows}, ${packed.cols}], the product needs [${rows}, ${cols}] (layout ${x.layoutB})`);
+    if (x.ldb !== undefined && x.ldb !== cols) throw new Error(`matmul: packed B '${x.b.name}' cannot be read with a row stride`);
+    if (x.dropout?.operand === 'b') throw new Error(`matmul: dropout cannot apply to the packed weight '${x.b.name}'`);
+  } else {
+    need(x.b, x.layoutB === 'nk' ? (N - 1) * ldb + K : (K - 1) * ldb + N, 'B');
+  }
   need(x.out, (M - 1) * ldc + N, 'out');
   if (x.bias) need(x.bias, N, 'bias');
   const drop = x.dropout && x.dropout.p > 0 ? x.dropout : null;
@@ -163,7 +173,7 @@ export function matmul(prog: Program, x: MatmulArgs): void {
     layoutA: x.layoutA,
     layoutB: x.layoutB,
     ta: floatDtype(x.a, 'A'),
-    tb: floatDtype(x.b, 'B'),
+    tb: packed ? packed.format : floatDtype(x.b, 'B'),
     tc: floatDtype(x.out, 'out'),
     bias: x.bias ? floatDtype(x.bias, 'bias') : null,
   };

@@ -4,6 +4,7 @@
  */
 import { grid1D, type Program } from './runner.ts';
 import type { GpuLinear, GpuLoraBranch } from './lora.ts';
+import { packedDecoder } from './quant-wgsl.ts';
 import type { GpuTensor } from './tensor.ts';
 import { FLAT_WG, kernelModule, loopBound, WG_BUILTINS } from './wgsl.ts';
 
@@ -36,7 +37,9 @@ const MATVEC_WG = 256;
 export function matvec(prog: Program, a: MatvecArgs): void {
   const { y, x, w, N, K } = a;
   if (x.size < K) throw new Error(`matvec: x '${x.name}' has ${x.size} elements, needs ${K}`);
-  if (w.size < N * K) throw new Error(`matvec: w '${w.name}' has ${w.size} elements, needs ${N}×${K}`);
+  const packed = w.packed ?? null;
+  if (packed && (packed.rows !== N || packed.cols !== K)) throw new Error(`matvec: packed w '${w.name}' is [${packed.rows}, ${packed.cols}], needs [${N}, ${K}]`);
+  if (!packed && w.size < N * K) throw new Error(`matvec: w '${w.name}' has ${w.size} elements, needs ${N}×${K}`);
   if (y.size < N) throw new Error(`matvec: y '${y.name}' has ${y.size} elements, needs ${N}`);
   if (a.bias && a.bias.size < N) throw new Error(`matvec: bias '${a.bias.name}' has ${a.bias.size} elements, needs ${N}`);
   // A software adapter pays per invocation (one thread per row is fastest there); a GPU wants coalesced reads.
@@ -51,7 +54,7 @@ export function matvec(prog: Program, a: MatvecArgs): void {
   ];
   if (bias) bindings.push({ name: 'bias', type: bias.dtype, access: 'read' as const });
   const spec = kernelModule({
-    key: `matvec:${x.dtype}${w.dtype}${y.dtype}:bias=${bias?.dtype ?? 'none'}:lanes=${lanes}`,
+    key: `matvec:${x.dtype}${packed ? packed.format : w.dtype}${y.dtype}:bias=${bias?.dtype ?? 'none'}:lanes=${lanes}`,
     params: [
       ['N', 'u32'],
       ['K', 'u32'],
@@ -60,6 +63,7 @@ export function matvec(prog: Program, a: MatvecArgs): void {
     ],
     bindings,
     body: `
+${packed ? packedDecoder(packed.format, 'w', 'wq') : ''}
 var<workgroup> part: array<f32, ${MATVEC_WG}>;
 @compute @workgroup_size(${MATVEC_WG}) fn main(${WG_BUILTINS}) {
   let lane = lid % ${lanes}u;
@@ -68,7 +72,7 @@ var<workgroup> part: array<f32, ${MATVEC_WG}>;
   var s = 0.0;
   if (valid) {
     let base = n * p.K;
-    for (var k = lane; k < p.K; k = k + ${lanes}u) { s = fma(f32(x[k]), f32(w[base + k]), s); }
+    for (var k = lane; k < p.K; k = k + ${lanes}u) { s = fma(f32(x[k]), ${packed ? 'wq(n, k, p.N, p.K)' : 'f32(w[base + k])'}, s); }
   }
   part[lid] = s;
   workgroupBarrier();

@@ -4,6 +4,7 @@
  * optimizer kernels can run over all adapters in one dispatch.
  */
 import { GpuContext } from './device.ts';
+import type { PackedFormat } from '../../quant/packed-weight.ts';
 
 export type GpuDtype = 'f32' | 'f16' | 'i32' | 'u32';
 
@@ -15,6 +16,11 @@ export interface GpuTensor {
   /** Elements. */
   size: number;
   dtype: GpuDtype;
+  /**
+   * A frozen weight in its quantized bytes (QLoRA): dtype 'u32', `size` words holding the format's bytes of a
+   * [rows, cols] matrix, read by the matmul kernels through the format's decoder.
+   */
+  packed?: { format: PackedFormat; rows: number; cols: number };
 }
 
 export function dtypeBytes(d: GpuDtype): number {
@@ -162,4 +168,22 @@ export async function download(ctx: GpuContext, tensors: GpuTensor[]): Promise<F
 export function view(t: GpuTensor, name: string, elementOffset: number, size: number): GpuTensor {
   if (elementOffset + size > t.size) throw new Error(`view '${name}' [${elementOffset}, ${elementOffset + size}) is outside '${t.name}' (${t.size} elements)`);
   return { name, buffer: t.buffer, offset: t.offset + elementOffset * dtypeBytes(t.dtype), size, dtype: t.dtype };
+}
+
+/**
+ * A packed frozen weight on the device (QLoRA): its quantized bytes as they are, in a u32 tensor (the last word
+ * zero-padded), described by `packed` for the matmul kernels. Shared-memory bytes are copied first (Dawn crashes on
+ * writeBuffer from a SharedArrayBuffer view).
+ */
+export function packedTensor(ctx: GpuContext, name: string, w: { format: PackedFormat; rows: number; cols: number; bytes: Uint8Array }): GpuTensor {
+  ctx.throwIfLost();
+  const words = Math.max(1, Math.ceil(w.bytes.length / 4));
+  const t: GpuTensor = { ...createTensor(ctx, name, words, 'u32'), packed: { format: w.format, rows: w.rows, cols: w.cols } };
+  const padded = w.bytes.length % 4 === 0 && !(w.bytes.buffer instanceof SharedArrayBuffer) ? w.bytes : (() => {
+    const b = new Uint8Array(words * 4);
+    b.set(w.bytes);
+    return b;
+  })();
+  ctx.device.queue.writeBuffer(t.buffer, t.offset, padded, 0, words * 4);
+  return t;
 }

@@ -23,7 +23,8 @@ export class RequestError extends Error {
   }
 }
 
-export type ConnectionState = 'connecting' | 'open' | 'closed';
+/** 'unauthorized': the host answers but refuses this page's token (missing, or from an earlier session). */
+export type ConnectionState = 'connecting' | 'open' | 'closed' | 'unauthorized';
 
 export interface StudioClient {
   readonly host: 'electron' | 'web';
@@ -33,6 +34,8 @@ export interface StudioClient {
   onEvent(listener: (message: StudioEventMessage) => void): () => void;
   /** Event-channel state; 'open' after every (re)connect so the store can fetch what it missed. */
   onConnection(listener: (state: ConnectionState) => void): () => void;
+  /** Web: why the host refused the token, once the state is 'unauthorized'. */
+  authProblem?(): string | null;
   /** Electron: hand the drag to the OS with the adapter folder. */
   startDrag?(adapterId: string): void;
   /** Electron: where a dropped or picked File lies on disk ('' when it has no path). */

@@ -39,6 +39,7 @@ export class WebClient implements StudioClient {
   private state: ConnectionState = 'closed';
   private retryMs = 500;
   private retryTimer: ReturnType<typeof setTimeout> | null = null;
+  private refused: string | null = null;
 
   constructor(origin: string, token: string) {
     this.origin = origin;
@@ -80,6 +81,10 @@ export class WebClient implements StudioClient {
     return () => this.connectionListeners.delete(listener);
   }
 
+  authProblem(): string | null {
+    return this.refused;
+  }
+
   adapterZipUrl(adapterId: string): string {
     return `${this.origin}/download/adapter/${encodeURIComponent(adapterId)}.zip?token=${encodeURIComponent(this.token)}`;
   }
@@ -89,13 +94,37 @@ export class WebClient implements StudioClient {
     for (const l of this.connectionListeners) l(state);
   }
 
+  /**
+   * A socket that closes before it opened is either a host that is down or one that refuses the token; only a
+   * request tells them apart (a browser hides the upgrade's status). Returns the refusal, or null.
+   */
+  private async tokenRefusal(): Promise<string | null> {
+    if (!this.token) return 'this address has no token: open the URL that `lora-studio serve` printed (it ends in ?token=…)';
+    try {
+      const response = await fetch(`${this.origin}/api/app.info`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-studio-token': this.token }, body: '{}' });
+      if (response.status !== 401 && response.status !== 403) return null;
+      const body = (await response.json().catch(() => null)) as { error?: { message?: unknown } } | null;
+      const message = typeof body?.error?.message === 'string' ? body.error.message : `the studio refused this page (HTTP ${response.status})`;
+      return message;
+    } catch {
+      return null; // not reachable: a lost connection, not a token problem
+    }
+  }
+
   private connect(): void {
-    if (this.socket || this.retryTimer) return;
+    if (this.socket || this.retryTimer || this.refused) return;
+    if (!this.token) {
+      this.refused = 'this address has no token: open the URL that `lora-studio serve` printed (it ends in ?token=…)';
+      this.setState('unauthorized');
+      return;
+    }
+    let opened = false;
     const wsOrigin = this.origin.replace(/^http/, 'ws');
     const socket = new WebSocket(`${wsOrigin}/events?token=${encodeURIComponent(this.token)}`);
     this.socket = socket;
     this.setState('connecting');
     socket.onopen = () => {
+      opened = true;
       this.retryMs = 500;
       this.setState('open');
     };
@@ -119,6 +148,15 @@ export class WebClient implements StudioClient {
         this.connect();
       }, this.retryMs);
       this.retryMs = Math.min(this.retryMs * 2, 5000);
+      if (opened) return;
+      void this.tokenRefusal().then((refusal) => {
+        if (!refusal) return;
+        // A token never becomes right by waiting: stop retrying and say what to do.
+        if (this.retryTimer) clearTimeout(this.retryTimer);
+        this.retryTimer = null;
+        this.refused = refusal;
+        this.setState('unauthorized');
+      });
     };
   }
 }

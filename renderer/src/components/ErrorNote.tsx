@@ -1,6 +1,7 @@
+import { describeFieldError } from '../../../common/field-labels.ts';
 import type { StudioErrorInfo } from '../../../common/protocol.ts';
 
-/** One problem, with where it is (file:line) when the services said so. */
+/** One problem, with where it is (file:line) when the services said so; field problems name the field by its label. */
 export function ErrorNote({ error, testId }: { error: StudioErrorInfo; testId: string }) {
   const where = error.file ? `${error.file}${error.line !== undefined ? `:${error.line}` : ''}` : null;
   return (
@@ -10,9 +11,7 @@ export function ErrorNote({ error, testId }: { error: StudioErrorInfo; testId: s
       {error.fieldErrors && error.fieldErrors.length > 0 ? (
         <ul className="note-list">
           {error.fieldErrors.map((f) => (
-            <li key={f.field}>
-              <code>{f.field}</code>: {f.message}
-            </li>
+            <li key={`${f.field}:${f.message}`}>{describeFieldError(f)}</li>
           ))}
         </ul>
       ) : null}

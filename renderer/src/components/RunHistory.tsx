@@ -1,5 +1,5 @@
 import { useMemo } from 'react';
-import { stateLabel } from '../runs/runs-view.ts';
+import { liveStateLabel } from '../runs/runs-view.ts';
 import { sortedRuns, useStudio } from '../stores/studio.ts';
 import { formatLoss } from './format.ts';
 
@@ -8,6 +8,7 @@ export function RunHistory() {
   const runs = useStudio((s) => s.runs);
   const currentRunId = useStudio((s) => s.currentRunId);
   const selectRun = useStudio((s) => s.selectRun);
+  const connected = useStudio((s) => s.connection === 'open');
   const list = useMemo(() => sortedRuns(runs), [runs]);
   if (list.length < 2) return null;
   return (
@@ -18,7 +19,7 @@ export function RunHistory() {
           <li key={r.id}>
             <button type="button" className={`run-row${r.id === currentRunId ? ' selected' : ''}`} onClick={() => void selectRun(r.id)}>
               <span className="run-row-name">{r.name}</span>
-              <span className={`badge badge-${r.state}`}>{stateLabel(r)}</span>
+              <span className={`badge badge-${r.state}`}>{liveStateLabel(r, connected)}</span>
               <span className="muted">
                 {r.step}/{r.totalSteps} · loss {formatLoss(r.lastLoss)}
               </span>

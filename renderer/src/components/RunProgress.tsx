@@ -10,6 +10,7 @@ export function RunProgress({ runId }: { runId: string | null }) {
     const lines = runId ? s.logs[runId] : undefined;
     return lines && lines.length ? lines[lines.length - 1] : null;
   });
+  const connected = useStudio((s) => s.connection === 'open');
   const skippedSteps = useMemo(() => points.reduce((n, p) => n + (p.skipped ? 1 : 0), 0), [points]);
 
   if (!run) {
@@ -51,7 +52,7 @@ export function RunProgress({ runId }: { runId: string | null }) {
       </div>
       <div className="readouts">
         <Readout label="Step" testId="run-step" value={`${run.step} / ${run.totalSteps}`} />
-        <Readout label="ETA" testId="run-eta" value={active ? formatDuration(run.etaMs) : '—'} />
+        <Readout label="ETA" testId="run-eta" value={active && connected ? formatDuration(run.etaMs) : '—'} />
         <Readout label="Tokens/s" testId="run-tokens-per-second" value={tokensPerSecond !== null ? formatCount(tokensPerSecond) : '—'} />
         <Readout label="First loss" testId="run-first-loss" value={formatLoss(first?.loss)} />
         <Readout label="Loss" testId="run-last-loss" value={formatLoss(run.lastLoss ?? last?.loss)} />

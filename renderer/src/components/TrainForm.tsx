@@ -1,12 +1,15 @@
 import { useMemo } from 'react';
 import { LORA_TARGETS } from '../../../common/protocol.ts';
 import { checkForm } from '../stores/form.ts';
+import { trainBlockers } from '../stores/train-blockers.ts';
 import { MemoryEstimate } from '../runs/MemoryEstimate.tsx';
+import { AdvancedSettings } from './AdvancedSettings.tsx';
 import { ComputeSettings } from './ComputeSettings.tsx';
 import { isActive, useStudio } from '../stores/studio.ts';
 import { DataSettings } from './DataSettings.tsx';
 import { ErrorNote } from './ErrorNote.tsx';
 import { NumberField } from './NumberField.tsx';
+import { SettingsFileButtons } from './SettingsFileButtons.tsx';
 
 export function TrainForm() {
   const form = useStudio((s) => s.form);
@@ -15,6 +18,14 @@ export function TrainForm() {
   const serverErrors = useStudio((s) => s.serverErrors);
   const starting = useStudio((s) => s.starting);
   const startError = useStudio((s) => s.startError);
+  const connection = useStudio((s) => s.connection);
+  const model = useStudio((s) => s.model);
+  const modelError = useStudio((s) => s.modelError);
+  const modelBusy = useStudio((s) => s.modelBusy);
+  const dataset = useStudio((s) => s.dataset);
+  const datasetError = useStudio((s) => s.datasetError);
+  const datasetBusy = useStudio((s) => s.datasetBusy);
+  const validationError = useStudio((s) => s.validationError);
   // Runs that hold or wait for a device: a new run joins the queue behind them.
   const busyRuns = useStudio((s) => Object.values(s.runs).filter((r) => isActive(r) && r.state !== 'paused').length);
   const { toggleTarget, startRun } = useStudio.getState();
@@ -23,14 +34,31 @@ export function TrainForm() {
   const check = useMemo(() => checkForm(form, modelPath.trim(), datasetPath.trim()), [form, modelPath, datasetPath]);
   const errorOf = (field: string): string | undefined => check.errors[field] ?? serverErrors[field];
 
-  const formFieldErrors = Object.keys(check.errors).filter((f) => f !== 'modelPath' && f !== 'datasetPath');
-  const missing = [check.errors.modelPath ? 'a model' : null, check.errors.datasetPath ? 'a dataset' : null].filter(Boolean);
-  const canTrain = check.ok && !starting;
+  // Everything that would make the services refuse the run, known before the click: Train stays off and says why.
+  const blockers = trainBlockers({
+    connection,
+    check,
+    modelPath,
+    model,
+    modelError,
+    modelBusy,
+    datasetPath,
+    dataset,
+    datasetError,
+    datasetBusy,
+    badRecords: form.data.badRecords,
+    validationPath: form.data.validationPath,
+    validationError,
+  });
+  const canTrain = blockers.length === 0 && !starting;
   const targetsError = errorOf('lora.targets');
 
   return (
-    <section className="card" data-testid="train-form">
-      <h2>Training settings</h2>
+    <section className="card" data-testid="train-form" aria-labelledby="train-form-title">
+      <div className="card-title-row">
+        <h2 id="train-form-title">Training settings</h2>
+        <SettingsFileButtons />
+      </div>
       <form
         onSubmit={(e) => {
           e.preventDefault();
@@ -70,22 +98,36 @@ export function TrainForm() {
             <NumberField field="train.maxSeqLen" label="Max sequence length" hint="tokens" error={errorOf('train.maxSeqLen')} />
           </div>
         </fieldset>
+        <AdvancedSettings errorOf={errorOf} />
         <DataSettings errorOf={errorOf} />
         <ComputeSettings errorOf={errorOf} />
         <MemoryEstimate />
         <div className="train-actions">
-          <button type="submit" className="primary" data-testid="train-button" disabled={!canTrain}>
+          <button
+            type="submit"
+            className="primary"
+            data-testid="train-button"
+            disabled={!canTrain}
+            aria-describedby={blockers.length > 0 ? 'train-blockers' : undefined}
+          >
             {starting ? 'Starting…' : busyRuns > 0 ? 'Train (queue)' : 'Train'}
           </button>
-          <span className="muted" data-testid="train-blocked">
-            {missing.length > 0
-              ? `Choose ${missing.join(' and ')} first.`
-              : formFieldErrors.length > 0
-                ? `Fix ${formFieldErrors.length} field${formFieldErrors.length === 1 ? '' : 's'} first.`
-                : busyRuns > 0
-                  ? `${busyRuns} run${busyRuns === 1 ? ' is' : 's are'} training or waiting: this one waits its turn and starts by itself.`
-                  : ''}
-          </span>
+          {blockers.length > 0 ? (
+            <div className="train-blockers" id="train-blockers" data-testid="train-blocked">
+              <span className="muted">Train starts once these are fixed:</span>
+              <ul data-testid="train-blockers">
+                {blockers.map((b) => (
+                  <li key={`${b.field}:${b.message}`} data-field={b.field}>
+                    {b.message}
+                  </li>
+                ))}
+              </ul>
+            </div>
+          ) : (
+            <span className="muted" data-testid="train-blocked">
+              {busyRuns > 0 ? `${busyRuns} run${busyRuns === 1 ? ' is' : 's are'} training or waiting: this one waits its turn and starts by itself.` : ''}
+            </span>
+          )}
         </div>
         {startError ? <ErrorNote error={startError} testId="start-error" /> : null}
       </form>

@@ -6,18 +6,20 @@
 import type { ReactNode } from 'react';
 import type { RunSummary } from '../../../common/protocol.ts';
 import { RunActions } from '../runs/RunActions.tsx';
-import { stateLabel } from '../runs/runs-view.ts';
+import { useStudio } from '../stores/studio.ts';
+import { liveStateLabel, stoppedEarly } from '../runs/runs-view.ts';
 
 /** `children` follow the state badge on the title line. */
 export function RunHead({ run, stateTestId, children }: { run: RunSummary; stateTestId: string; children?: ReactNode }) {
+  const connected = useStudio((s) => s.connection === 'open');
   return (
     <div className="run-head">
       <div className="run-title">
         <span className="run-name" title={run.id}>
           {run.name}
         </span>
-        <span className={`badge badge-${run.state}`} data-testid={stateTestId}>
-          {stateLabel(run)}
+        <span className={`badge badge-${run.state}${stoppedEarly(run) ? ' badge-stopped-early' : ''}`} data-testid={stateTestId} data-outcome={stoppedEarly(run) ? 'stopped-early' : run.state}>
+          {liveStateLabel(run, connected)}
         </span>
         {children}
       </div>

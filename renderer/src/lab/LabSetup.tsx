@@ -1,3 +1,4 @@
+import { describeFieldError } from '../../../common/field-labels.ts';
 import type { QuantAdapterMode, QuantJobSummary } from '../../../common/protocol.ts';
 import { ErrorNote } from '../components/ErrorNote.tsx';
 import { ModelLine, ModelPathControls } from '../components/ModelPathControls.tsx';
@@ -5,7 +6,7 @@ import { PathField } from '../components/PathField.tsx';
 import { useShallow } from 'zustand/react/shallow';
 import { pickModelSlice } from '../stores/model-slice.ts';
 import { useStudio } from '../stores/studio.ts';
-import { useLab, type CalibChoice } from './lab-store.ts';
+import { labProblems, useLab, type CalibChoice } from './lab-store.ts';
 
 const ADAPTER_MODES: { id: QuantAdapterMode; label: string; hint: string }[] = [
   { id: 'on-quantized', label: 'Adapter on a quantized base', hint: 'Q(W) + s·BA: the base is quantized, the adapter stays fp32 (QLoRA-style serving)' },
@@ -107,6 +108,10 @@ function RunCard() {
   const progress = useLab((s) => s.progress);
   const cancelling = useLab((s) => s.cancelling);
   const { setCalib, setCalibPath, browseCalib, setThreshold, start, cancel } = useLab.getState();
+  const adapterId = useLab((s) => s.adapterId);
+  const hasAdapter = useStudio((s) => adapterId !== '' && s.adapters.some((a) => a.id === adapterId));
+  // The same checks as the click, as the user changes things: Run is off and says why (as Train does).
+  const problems = useLab(useShallow((s) => labProblems(s, hasAdapter).map((p) => describeFieldError(p))));
   const active = job !== null && (job.state === 'queued' || job.state === 'running');
   const fraction = job?.state === 'done' ? 1 : (progress?.fraction ?? 0);
   const state = job?.state ?? 'idle';
@@ -164,9 +169,16 @@ function RunCard() {
       </div>
 
       <div className="train-actions lab-actions">
-        <button type="button" className="primary" data-testid="lab-run-button" disabled={starting || active} onClick={() => void start()}>
+        <button type="button" className="primary" data-testid="lab-run-button" disabled={starting || active || problems.length > 0} onClick={() => void start()}>
           {starting ? 'Starting…' : active ? 'Running…' : 'Run'}
         </button>
+        {problems.length > 0 && !active ? (
+          <ul className="lab-blockers" data-testid="lab-blockers">
+            {problems.map((p) => (
+              <li key={p}>{p}</li>
+            ))}
+          </ul>
+        ) : null}
         {active ? (
           <button type="button" className="danger" data-testid="lab-cancel" disabled={cancelling} onClick={() => void cancel()}>
             {cancelling ? 'Cancelling…' : 'Cancel'}

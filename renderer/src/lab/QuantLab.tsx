@@ -29,14 +29,14 @@ export function QuantLab() {
   }, [trainModel]);
 
   return (
-    <div className="lab" data-testid="quant-lab">
+    <main className="lab" data-testid="quant-lab">
       <aside className="lab-side">
         <LabSetup />
       </aside>
       <div className="lab-main">
         <Results />
       </div>
-    </div>
+    </main>
   );
 }
 

@@ -1,4 +1,5 @@
 import { useState } from 'react';
+import { activateOnKey } from '../components/keyboard.ts';
 import type { FormatReport, ReportThreshold } from '../../../common/quant-report.ts';
 import { formatMetric, MATRIX_LABELS } from './lab-metrics.ts';
 import type { SelectedCell } from './lab-store.ts';
@@ -72,7 +73,9 @@ export function WorstTable({ format, choices, onFocus, selected, onSelect }: Pro
                   data-testid="worst-row"
                   data-status={r.status}
                   className={`clickable${isSel ? ' selected' : ''}`}
+                  tabIndex={0}
                   onClick={() => onSelect({ layer: r.layer, matrix: r.matrix })}
+                  onKeyDown={activateOnKey(() => onSelect({ layer: r.layer, matrix: r.matrix }))}
                 >
                   <td className="num muted">{i + 1}</td>
                   <td>{r.layer}</td>

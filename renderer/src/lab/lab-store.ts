@@ -105,6 +105,26 @@ export function parseThreshold(text: string, what: string): { value?: number; er
 
 const isFinished = (state: QuantJobSummary['state'] | undefined): boolean => state === 'done' || state === 'failed' || state === 'cancelled';
 
+/**
+ * What keeps a lab job from starting, known before the click (the Run button is off and lists them, as Train does):
+ * no model, no format, an adapter with no way to meet the base, a calibration file not typed, a bad threshold.
+ */
+export function labProblems(
+  s: Pick<LabState, 'model' | 'modelPath' | 'chosen' | 'adapterModes' | 'calib' | 'calibPath' | 'relErrThreshold' | 'klThreshold'>,
+  hasAdapter: boolean,
+): { field: string; message: string }[] {
+  const problems: { field: string; message: string }[] = [];
+  if (!(s.model?.path ?? s.modelPath).trim()) problems.push({ field: 'modelPath', message: 'choose a model (or use the sample model)' });
+  if (s.chosen.length === 0) problems.push({ field: 'formats', message: 'choose at least one format' });
+  if (hasAdapter && s.adapterModes.length === 0) problems.push({ field: 'adapterModes', message: 'choose how the adapter meets the quantized base' });
+  if (s.calib === 'file' && !s.calibPath.trim()) problems.push({ field: 'calibPath', message: 'type the path of a calibration text file, or use the sample' });
+  const rel = parseThreshold(s.relErrThreshold, 'the relative-error threshold');
+  const kl = parseThreshold(s.klThreshold, 'the KL threshold');
+  if (rel.error) problems.push({ field: 'thresholds.relErr', message: rel.error });
+  if (kl.error) problems.push({ field: 'thresholds.kl', message: kl.error });
+  return problems;
+}
+
 export const useLab = create<LabState>()((set, get) => {
   async function fetchReport(jobId: string): Promise<void> {
     try {
@@ -192,16 +212,10 @@ export const useLab = create<LabState>()((set, get) => {
       const s = get();
       if (s.starting || (s.job && !isFinished(s.job.state))) return;
       const modelPath = (s.model?.path ?? s.modelPath).trim();
-      const problems: { field: string; message: string }[] = [];
-      if (!modelPath) problems.push({ field: 'modelPath', message: 'choose a model (or use the sample model)' });
-      if (s.chosen.length === 0) problems.push({ field: 'formats', message: 'choose at least one format' });
       const adapter = s.adapterId ? useStudio.getState().adapters.find((a) => a.id === s.adapterId) : undefined;
-      if (adapter && s.adapterModes.length === 0) problems.push({ field: 'adapterModes', message: 'choose how the adapter meets the quantized base' });
-      if (s.calib === 'file' && !s.calibPath.trim()) problems.push({ field: 'calibPath', message: 'type the path of a calibration text file, or use the sample' });
+      const problems = labProblems(s, adapter !== undefined);
       const rel = parseThreshold(s.relErrThreshold, 'the relative-error threshold');
       const kl = parseThreshold(s.klThreshold, 'the KL threshold');
-      if (rel.error) problems.push({ field: 'thresholds.relErr', message: rel.error });
-      if (kl.error) problems.push({ field: 'thresholds.kl', message: kl.error });
       if (problems.length > 0) {
         set({ startError: { message: problems.map((p) => p.message).join('; '), field: problems[0].field, fieldErrors: problems } });
         return;

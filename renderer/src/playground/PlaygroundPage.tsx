@@ -1,10 +1,12 @@
+import { useMemo } from 'react';
+import { describeFieldError } from '../../../common/field-labels.ts';
 import { BUILTIN_CHAT_TEMPLATE_NAMES, PROMPT_FORMATS, type PlaygroundVariant, type PromptFormat, type StudioErrorInfo } from '../../../common/protocol.ts';
 import { ErrorNote } from '../components/ErrorNote.tsx';
 import { ModelLine, ModelPathControls } from '../components/ModelPathControls.tsx';
 import { useShallow } from 'zustand/react/shallow';
 import { pickModelSlice } from '../stores/model-slice.ts';
 import { useStudio } from '../stores/studio.ts';
-import { describeOutput, type SettingsKey } from './playground-logic.ts';
+import { describeOutput, parseSettings, type SettingsKey } from './playground-logic.ts';
 import { usePlayground } from './playground-store.ts';
 import './playground.css';
 
@@ -95,6 +97,7 @@ function SettingsCard() {
   const chatTemplate = usePlayground((s) => s.chatTemplate);
   const system = usePlayground((s) => s.system);
   const settings = usePlayground((s) => s.settings);
+  const typedErrors = useMemo(() => parseSettings(settings).errors, [settings]);
   const backend = usePlayground((s) => s.backend);
   const model = usePlayground((s) => s.model);
   const startError = usePlayground((s) => s.startError);
@@ -139,7 +142,8 @@ function SettingsCard() {
       ) : null}
       <div className="grid-2">
         {SETTINGS.map((f) => {
-          const error = fieldError(startError, f.key);
+          // As typed, like the Train form; the services' own refusal after a click otherwise.
+          const error = typedErrors[f.key] ?? fieldError(startError, f.key);
           return (
             <div key={f.key} className={`field${error ? ' field-invalid' : ''}`}>
               <label htmlFor={`pg-${f.key}`}>{f.label}</label>
@@ -189,6 +193,11 @@ function PromptCard() {
   const running = jobId !== null && ended === null && !starting;
   const canContinue = promptFormat === 'chat' && ended !== null && ended.error === null && !ended.cancelled;
   const promptError = fieldError(startError, 'prompt');
+  const settings = usePlayground((s) => s.settings);
+  const blockers = useMemo(
+    () => Object.entries(parseSettings(settings).errors).map(([field, message]) => describeFieldError({ field, message: `must be ${message ?? 'valid'}` })),
+    [settings],
+  );
   const general = startError && needsGeneralNote(startError) ? startError : null;
   return (
     <section className="card" data-testid="pg-prompt">
@@ -212,9 +221,24 @@ function PromptCard() {
         </div>
       ) : null}
       <div className="train-actions">
-        <button type="button" className="primary" data-testid="pg-generate" disabled={starting} onClick={() => void generate()} title="Ctrl+Enter">
+        <button
+          type="button"
+          className="primary"
+          data-testid="pg-generate"
+          disabled={starting || blockers.length > 0}
+          aria-describedby={blockers.length > 0 ? 'pg-blockers' : undefined}
+          onClick={() => void generate()}
+          title="Ctrl+Enter"
+        >
           {starting ? 'Starting…' : running ? 'Generate again' : 'Generate'}
         </button>
+        {blockers.length > 0 ? (
+          <ul className="lab-blockers" id="pg-blockers" data-testid="pg-blockers">
+            {blockers.map((b) => (
+              <li key={b}>{b}</li>
+            ))}
+          </ul>
+        ) : null}
         {running ? (
           <button type="button" className="danger" data-testid="pg-stop" disabled={stopping} onClick={() => void stop()}>
             {stopping ? 'Stopping…' : 'Stop'}

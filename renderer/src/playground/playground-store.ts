@@ -148,7 +148,7 @@ export const usePlayground = create<PlaygroundState>()((set, get) => ({
     const parsed = parseSettings(s.settings);
     if (!parsed.values) {
       const fieldErrors = Object.entries(parsed.errors).map(([field, message]) => ({ field, message: message ?? '' }));
-      set({ startError: { message: 'check the generation settings', fieldErrors } });
+      set({ startError: { message: 'Check the generation settings:', fieldErrors } });
       return;
     }
     const adapter = useStudio.getState().adapters.find((a) => a.id === s.adapterId);

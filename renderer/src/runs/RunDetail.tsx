@@ -8,6 +8,7 @@ import { usePlayground } from '../playground/playground-store.ts';
 import { usePage } from '../stores/page.ts';
 import { isActive, useStudio } from '../stores/studio.ts';
 import { useRunsPage } from './runs-store.ts';
+import { TrainAgainButton } from './TrainAgainButton.tsx';
 import { STATE_LABEL, configEntries, formatTime } from './runs-view.ts';
 
 /** While a run changes, its history and log are fetched again at most this often. */
@@ -35,7 +36,9 @@ export function RunDetail({ runId }: { runId: string }) {
   if (!run) return null;
   return (
     <section className="card run-detail" data-testid="run-detail" data-run-id={run.id} data-state={run.state}>
-      <RunHead run={run} stateTestId="run-detail-state" />
+      <RunHead run={run} stateTestId="run-detail-state">
+        <TrainAgainButton run={run} />
+      </RunHead>
       <Readouts run={run} />
       {run.error ? <ErrorNote error={{ message: run.error }} testId="run-detail-error" /> : null}
       <LossChart runId={run.id} />

@@ -1,14 +1,16 @@
 import { useEffect, useMemo, useState } from 'react';
 import type { RunSummary } from '../../../common/protocol.ts';
 import { formatCount, formatDuration, formatLoss } from '../components/format.ts';
+import { activateOnKey } from '../components/keyboard.ts';
 import { isActive, sortedRuns, useStudio } from '../stores/studio.ts';
 import { RunActions } from './RunActions.tsx';
 import { useRunsPage } from './runs-store.ts';
-import { COMPARE_COLORS, MAX_COMPARED, formatTime, parsePriority, priorityEditable, progressFraction, stateLabel } from './runs-view.ts';
+import { COMPARE_COLORS, MAX_COMPARED, formatTime, parsePriority, priorityEditable, progressFraction, liveStateLabel } from './runs-view.ts';
 
 /** Every run the studio knows, newest first: state, progress, ETA, speed, priority, actions. */
 export function RunsTable() {
   const runs = useStudio((s) => s.runs);
+  const connected = useStudio((s) => s.connection === 'open');
   const list = useMemo(() => sortedRuns(runs), [runs]);
   const selectedRunId = useRunsPage((s) => s.selectedRunId);
   const compared = useRunsPage((s) => s.compared);
@@ -50,7 +52,10 @@ export function RunsTable() {
                 data-testid="runs-row"
                 data-run-id={run.id}
                 data-state={run.state}
+                tabIndex={0}
+                aria-label={`open ${run.name}`}
                 onClick={() => select(run.id)}
+                onKeyDown={activateOnKey(() => select(run.id))}
               >
                 <td onClick={(e) => e.stopPropagation()}>
                   <label className="compare-box" style={entry ? { borderColor: COMPARE_COLORS[entry.color] } : undefined}>
@@ -71,7 +76,7 @@ export function RunsTable() {
                 </td>
                 <td>
                   <span className={`badge badge-${run.state}`} data-testid="runs-state">
-                    {stateLabel(run)}
+                    {liveStateLabel(run, connected)}
                   </span>
                   {run.resumeCount ? <span className="muted runs-resumed" title="times it continued from a checkpoint"> ↻{run.resumeCount}</span> : null}
                 </td>

@@ -1,7 +1,8 @@
-import { useEffect, useState } from 'react';
+import { useEffect, useRef, useState } from 'react';
 import type { StudioErrorInfo } from '../../../common/protocol.ts';
 import { errorInfo } from '../client/transport.ts';
 import { ErrorNote } from '../components/ErrorNote.tsx';
+import { useDialogFocus } from '../components/use-dialog-focus.ts';
 import { useStudio } from '../stores/studio.ts';
 import './runs.css';
 import { checkDraft, draftOf, type SettingsDraft } from './settings-form.ts';
@@ -26,6 +27,8 @@ export function SettingsDialog({ onClose }: { onClose(): void }) {
   const [saveError, setSaveError] = useState<StudioErrorInfo | null>(null);
   const [saving, setSaving] = useState(false);
   const [saved, setSaved] = useState(false);
+  const dialog = useRef<HTMLDivElement>(null);
+  useDialogFocus(dialog);
 
   useEffect(() => {
     if (!client) return;
@@ -70,7 +73,7 @@ export function SettingsDialog({ onClose }: { onClose(): void }) {
 
   return (
     <div className="modal-backdrop" onClick={onClose}>
-      <div className="modal card" role="dialog" aria-modal="true" aria-labelledby="settings-title" data-testid="settings-dialog" onClick={(e) => e.stopPropagation()}>
+      <div ref={dialog} tabIndex={-1} className="modal card" role="dialog" aria-modal="true" aria-labelledby="settings-title" data-testid="settings-dialog" onClick={(e) => e.stopPropagation()}>
         <h2 id="settings-title">Studio settings</h2>
         {loadError ? <ErrorNote error={loadError} testId="settings-load-error" /> : null}
         {!draft ? (

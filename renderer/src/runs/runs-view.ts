@@ -16,10 +16,25 @@ export const STATE_LABEL: Readonly<Record<RunState, string>> = {
   paused: 'paused',
 };
 
-/** "queued (position 2)" while a run waits for its device, else the state's label. */
-export function stateLabel(run: Pick<RunSummary, 'state' | 'queuePosition'>): string {
+/**
+ * A run that completed before its last step was stopped by the user (Stop & save) and kept its adapter as it was
+ * then: its own outcome, not a plain "completed" at 52/300.
+ */
+export function stoppedEarly(run: Pick<RunSummary, 'state'> & Partial<Pick<RunSummary, 'step' | 'totalSteps'>>): boolean {
+  return run.state === 'completed' && typeof run.step === 'number' && typeof run.totalSteps === 'number' && run.step < run.totalSteps;
+}
+
+/** "queued (position 2)" while a run waits for its device, "stopped early at step N", else the state's label. */
+export function stateLabel(run: Pick<RunSummary, 'state' | 'queuePosition'> & Partial<Pick<RunSummary, 'step' | 'totalSteps'>>): string {
   if (run.state === 'queuing' && typeof run.queuePosition === 'number' && run.queuePosition > 0) return `queued (position ${run.queuePosition})`;
+  if (stoppedEarly(run)) return `stopped early at step ${run.step}`;
   return STATE_LABEL[run.state];
+}
+
+/** While the host does not answer, what an unfinished run is doing is not known: say so instead of "training". */
+export function liveStateLabel(run: Parameters<typeof stateLabel>[0], connected: boolean): string {
+  if (!connected && run.state !== 'completed' && run.state !== 'failed' && run.state !== 'cancelled') return 'unknown — reconnecting';
+  return stateLabel(run);
 }
 
 export type RunAction = 'pause' | 'resume' | 'stopAndSave' | 'cancel';

@@ -23,6 +23,10 @@ export const NUMBER_FIELDS = [
   'train.validationPercent',
   'train.evalEverySteps',
   'train.seed',
+  'train.gradAccumulation',
+  'train.warmupSteps',
+  'train.weightDecay',
+  'train.maxGradNorm',
 ] as const;
 export type NumberField = (typeof NUMBER_FIELDS)[number];
 
@@ -44,11 +48,18 @@ export interface ComputeChoices {
   frozenWeightsF16: boolean;
 }
 
+/** The Advanced group's choices that are not numbers: train.schedule and lora.rslora. */
+export interface AdvancedChoices {
+  schedule: RunConfig['train']['schedule'];
+  rslora: boolean;
+}
+
 export interface FormValues {
   numbers: Record<NumberField, string>;
   targets: LoraTarget[];
   data: DataChoices;
   compute: ComputeChoices;
+  advanced: AdvancedChoices;
 }
 
 export function defaultForm(): FormValues {
@@ -65,11 +76,53 @@ export function defaultForm(): FormValues {
       'train.validationPercent': String(train.validationPercent),
       'train.evalEverySteps': String(train.evalEverySteps),
       'train.seed': String(train.seed),
+      'train.gradAccumulation': String(train.gradAccumulation),
+      'train.warmupSteps': String(train.warmupSteps),
+      'train.weightDecay': String(train.weightDecay),
+      'train.maxGradNorm': String(train.maxGradNorm),
     },
     targets: [...lora.targets],
     data: { format: DEFAULT_RUN_CONFIG.datasetFormat, trainOn: 'auto', badRecords: 'fail', packing: false, validationPath: '' },
     // The app picks the GPU when there is a real one (headless run.json files default to cpu).
     compute: { backend: 'auto', precision: train.precision, gradientCheckpointing: train.gradientCheckpointing, frozenWeightsF16: train.frozenWeightsF16 },
+    advanced: { schedule: train.schedule, rslora: lora.rslora },
+  };
+}
+
+/**
+ * The form that would build `config` (a stored run's, a loaded settings file's): "Train again with these settings".
+ * Settings the form has no input for (checkpoint intervals) are not carried; the run's own defaults apply again.
+ */
+export function formFromConfig(config: RunConfig): FormValues {
+  const { lora, train, data } = config;
+  const base = defaultForm();
+  return {
+    numbers: {
+      'lora.r': String(lora.r),
+      'lora.alpha': String(lora.alpha),
+      'lora.dropout': String(lora.dropout),
+      'train.learningRate': String(train.learningRate),
+      'train.steps': String(train.steps),
+      'train.batchSize': String(train.batchSize),
+      'train.maxSeqLen': String(train.maxSeqLen),
+      'train.validationPercent': String(train.validationPercent),
+      'train.evalEverySteps': String(train.evalEverySteps),
+      'train.seed': String(train.seed),
+      'train.gradAccumulation': String(train.gradAccumulation),
+      'train.warmupSteps': String(train.warmupSteps),
+      'train.weightDecay': String(train.weightDecay),
+      'train.maxGradNorm': String(train.maxGradNorm),
+    },
+    targets: [...lora.targets],
+    data: {
+      format: config.datasetFormat,
+      trainOn: data?.trainOn ?? base.data.trainOn,
+      badRecords: data?.badRecords ?? base.data.badRecords,
+      packing: data?.packing ?? base.data.packing,
+      validationPath: data?.validationPath ?? '',
+    },
+    compute: { backend: config.backend, precision: train.precision, gradientCheckpointing: train.gradientCheckpointing, frozenWeightsF16: train.frozenWeightsF16 },
+    advanced: { schedule: train.schedule, rslora: lora.rslora },
   };
 }
 
@@ -89,7 +142,7 @@ export function buildDraft(form: FormValues, modelPath: string, datasetPath: str
     datasetPath,
     datasetFormat: form.data.format,
     backend: form.compute.backend,
-    lora: { ...DEFAULT_RUN_CONFIG.lora, r: num(n['lora.r']), alpha: num(n['lora.alpha']), dropout: num(n['lora.dropout']), targets: form.targets },
+    lora: { ...DEFAULT_RUN_CONFIG.lora, r: num(n['lora.r']), alpha: num(n['lora.alpha']), dropout: num(n['lora.dropout']), targets: form.targets, rslora: form.advanced.rslora },
     train: {
       ...DEFAULT_RUN_CONFIG.train,
       learningRate: num(n['train.learningRate']),
@@ -100,6 +153,11 @@ export function buildDraft(form: FormValues, modelPath: string, datasetPath: str
       validationPercent: validationPath ? 0 : num(n['train.validationPercent']),
       evalEverySteps: num(n['train.evalEverySteps']),
       seed: num(n['train.seed']),
+      gradAccumulation: num(n['train.gradAccumulation']),
+      warmupSteps: num(n['train.warmupSteps']),
+      weightDecay: num(n['train.weightDecay']),
+      maxGradNorm: num(n['train.maxGradNorm']),
+      schedule: form.advanced.schedule,
       precision: form.compute.precision,
       gradientCheckpointing: form.compute.gradientCheckpointing,
       frozenWeightsF16: form.compute.frozenWeightsF16,

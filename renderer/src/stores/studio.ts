@@ -8,6 +8,7 @@ import type {
   DatasetSummary,
   LoraTarget,
   MetricPoint,
+  RunConfig,
   RunSummary,
   StudioErrorInfo,
   StudioEventMessage,
@@ -15,7 +16,8 @@ import type {
 } from '../../../common/protocol.ts';
 import { errorInfo, RequestError, type ConnectionState, type StudioClient } from '../client/transport.ts';
 import { inspectKey, inspectParams, type InspectParams } from './dataset-request.ts';
-import { checkForm, defaultForm, firstPerField, type ComputeChoices, type DataChoices, type FormValues, type NumberField } from './form.ts';
+import { checkForm, defaultForm, firstPerField, formFromConfig, type AdvancedChoices, type ComputeChoices, type DataChoices, type FormValues, type NumberField } from './form.ts';
+import { browserStorage, loadKeptForm, saveKeptForm } from './form-storage.ts';
 import { createModelSlice, type ModelSlice } from './model-slice.ts';
 import { applyUpdate, MetricsLoads, type MetricsUpdate } from '../runs/metrics-sync.ts';
 import { replyIsNewer } from '../runs/runs-view.ts';
@@ -35,6 +37,12 @@ export interface LogLine {
 export interface StudioState extends ModelSlice {
   client: StudioClient | null;
   connection: ConnectionState;
+  /** The host answered at least once in this window: a later 'closed' is a lost connection, not a host that is down. */
+  everConnected: boolean;
+  /** The host never answered in this window and an attempt has failed: the page says so instead of showing the UI. */
+  unreachable: boolean;
+  /** Why the host refuses this page's token ('unauthorized'). */
+  authProblem: string | null;
   appInfo: StudioResult<'app.info'> | null;
 
   datasetPath: string;
@@ -87,6 +95,15 @@ export interface StudioState extends ModelSlice {
   /** Backend, precision, gradient checkpointing; clears the server's complaint about that field. */
   setCompute<K extends keyof ComputeChoices>(key: K, value: ComputeChoices[K]): void;
   toggleTarget(target: LoraTarget): void;
+  /** Schedule and rsLoRA (the Advanced group's choices that are not numbers). */
+  setAdvanced<K extends keyof AdvancedChoices>(key: K, value: AdvancedChoices[K]): void;
+  /**
+   * Fills the whole form, model and dataset from a config (a stored run's, a settings file's) and loads the model
+   * and dataset it names, as if the user had chosen them: "Train again with these settings".
+   */
+  applyConfig(config: RunConfig): Promise<void>;
+  /** Loads the kept model and dataset once the services answer (after a reload or a restart). */
+  restoreChoices(): Promise<void>;
   startRun(): Promise<void>;
   cancelRun(id: string): Promise<void>;
   selectRun(id: string): Promise<void>;
@@ -105,6 +122,14 @@ function withoutKey(record: Record<string, string>, key: string): Record<string,
 /** Newest first, by creation time. */
 export function sortedRuns(runs: Record<string, RunSummary>): RunSummary[] {
   return Object.values(runs).sort((a, b) => (a.createdAt < b.createdAt ? 1 : a.createdAt > b.createdAt ? -1 : 0));
+}
+
+const kept = loadKeptForm(browserStorage());
+
+/** The run the Train page's live card shows after a (re)load: the newest training one, else the newest. */
+export function liveCardRun(runs: Record<string, RunSummary>): string | null {
+  const list = sortedRuns(runs);
+  return (list.find((r) => r.state === 'executing') ?? list[0])?.id ?? null;
 }
 
 export const useStudio = create<StudioState>()((set, get) => {
@@ -152,8 +177,12 @@ export const useStudio = create<StudioState>()((set, get) => {
     switch (message.event) {
       case 'run.updated': {
         const run = message.data as RunSummary;
+        const before = get().runs[run.id];
         upsertRun(run);
-        if (get().currentRunId === null) set({ currentRunId: run.id });
+        const current = get().currentRunId;
+        // A queued run that starts training takes the Train page's live card once the shown run is no longer active.
+        const started = run.state === 'executing' && before?.state !== 'executing';
+        if (current === null || (started && current !== run.id && !isActive(get().runs[current]))) set({ currentRunId: run.id });
         break;
       }
       case 'run.metrics': {
@@ -175,6 +204,10 @@ export const useStudio = create<StudioState>()((set, get) => {
   /** After every (re)connect: fetch whatever events we may have missed. */
   async function resync(): Promise<void> {
     const c = client();
+    if (!restored) {
+      restored = true;
+      void get().restoreChoices();
+    }
     try {
       if (!get().appInfo) set({ appInfo: await c.request('app.info', {}) });
     } catch {
@@ -185,7 +218,7 @@ export const useStudio = create<StudioState>()((set, get) => {
       set((s) => {
         const merged = { ...s.runs };
         for (const r of runs) if (replyIsNewer(merged[r.id], r, 'reply')) merged[r.id] = r;
-        const currentRunId = s.currentRunId ?? sortedRuns(merged)[0]?.id ?? null;
+        const currentRunId = s.currentRunId ?? liveCardRun(merged);
         return { runs: merged, currentRunId };
       });
       const current = get().currentRunId;
@@ -211,6 +244,9 @@ export const useStudio = create<StudioState>()((set, get) => {
     onPathChange: clearModelComplaint,
     onLoaded: clearModelComplaint,
   });
+
+  /** The kept model and dataset are loaded on the first connect only; later reconnects keep what the user did. */
+  let restored = false;
 
   /** Bumped by every dataset request, so a slow reply to an older one never replaces a newer summary. */
   let datasetSeq = 0;
@@ -258,6 +294,9 @@ export const useStudio = create<StudioState>()((set, get) => {
   return {
     client: null,
     connection: 'closed',
+    everConnected: false,
+    unreachable: false,
+    authProblem: null,
     appInfo: null,
     ...modelSlice,
     datasetPath: '',
@@ -268,7 +307,8 @@ export const useStudio = create<StudioState>()((set, get) => {
     validationSummary: null,
     validationError: null,
     validationBusy: false,
-    form: defaultForm(),
+    // What the user had chosen before the reload or restart (form-storage.ts); loaded once connected.
+    ...(kept ? { form: kept.form, modelPath: kept.modelPath, datasetPath: kept.datasetPath } : { form: defaultForm() }),
     serverErrors: {},
     startError: null,
     starting: false,
@@ -285,7 +325,12 @@ export const useStudio = create<StudioState>()((set, get) => {
       set({ client: c });
       const offEvents = c.onEvent(onEvent);
       const offConnection = c.onConnection((state) => {
-        set({ connection: state });
+        set((s) => ({
+          connection: state,
+          everConnected: s.everConnected || state === 'open',
+          unreachable: !(s.everConnected || state === 'open') && (s.unreachable || state === 'closed'),
+          authProblem: state === 'unauthorized' ? (c.authProblem?.() ?? 'the studio refused this page') : null,
+        }));
         if (state !== 'open') loads.reset();
         if (state === 'open') void resync();
       });
@@ -398,19 +443,38 @@ export const useStudio = create<StudioState>()((set, get) => {
       });
     },
 
+    setAdvanced(key, value) {
+      const field = key === 'rslora' ? 'lora.rslora' : `train.${key}`;
+      set((s) => ({ form: { ...s.form, advanced: { ...s.form.advanced, [key]: value } }, serverErrors: withoutKey(s.serverErrors, field) }));
+    },
+    async applyConfig(config) {
+      get().setModelPath(config.modelPath);
+      get().setDatasetPath(config.datasetPath);
+      set({ form: formFromConfig(config), startError: null, serverErrors: {}, validationSummary: null, validationError: null });
+      await get().restoreChoices();
+    },
+    async restoreChoices() {
+      const s = get();
+      // The model first: the dataset's token counts are measured with its tokenizer.
+      if (s.modelPath.trim() && !s.model && !s.modelBusy) await get().inspectModel();
+      const now = get();
+      if (now.datasetPath.trim() && !now.dataset && !now.datasetBusy) await get().inspectDataset();
+    },
+
     async startRun() {
       const s = get();
       if (s.starting) return;
       const check = checkForm(s.form, s.modelPath.trim(), s.datasetPath.trim());
-      if (!check.ok) {
-        set({ startError: { message: 'fix the fields marked in red first', fieldErrors: Object.entries(check.errors).map(([field, message]) => ({ field, message })) } });
-        return;
-      }
+      // The button is off with its reasons listed (train-blockers.ts); nothing to repeat here.
+      if (!check.ok) return;
       set({ starting: true, startError: null, serverErrors: {} });
       try {
         const run = await client().request('runs.start', { config: check.config });
         upsertRun(run, true);
-        set({ currentRunId: run.id, starting: false });
+        // A run that queues behind a training one leaves that one's live chart in place (it follows once it starts).
+        const shown = get().currentRunId;
+        const keep = shown !== null && shown !== run.id && get().runs[shown]?.state === 'executing';
+        set({ currentRunId: keep ? shown : run.id, starting: false });
       } catch (e) {
         const info = errorInfo(e);
         // The services may name fields from the request root (`config.lora.r`); the form knows them as `lora.r`.
@@ -457,6 +521,12 @@ export const useStudio = create<StudioState>()((set, get) => {
       }
     },
   };
+});
+
+// Every change of the form, model path or dataset path is kept at once: a reload or a crash loses nothing.
+useStudio.subscribe((s, prev) => {
+  if (s.form === prev.form && s.modelPath === prev.modelPath && s.datasetPath === prev.datasetPath) return;
+  saveKeptForm(browserStorage(), { form: s.form, modelPath: s.modelPath, datasetPath: s.datasetPath });
 });
 
 export function useRunMetrics(runId: string | null): readonly MetricPoint[] {

@@ -1,0 +1,57 @@
+/**
+ * The Train form as the renderer keeps it across reloads and restarts (localStorage), and as a saved-settings file
+ * is read back. Stored data outlives the code that wrote it: every part is checked on load and a part that no longer
+ * fits (a removed target module, a renamed choice, a hand-edited value) falls back to its default on its own, so a
+ * stale value can never break the page or throw away the rest of the form.
+ */
+import { z } from 'zod';
+import { DATASET_FORMATS, LORA_TARGETS, TRAIN_ON } from './protocol.ts';
+
+/** Bump when the shape changes; migrateTrainFormSnapshot turns older versions into this one. */
+export const TRAIN_FORM_SNAPSHOT_VERSION = 1;
+
+const path = z.string().max(4096);
+/** Number fields are kept as typed (strings, so "1e-" survives); the form validates them as usual. */
+const typed = z.string().max(64);
+
+export const TrainFormSnapshotSchema = z.object({
+  version: z.literal(TRAIN_FORM_SNAPSHOT_VERSION),
+  modelPath: path.catch(''),
+  datasetPath: path.catch(''),
+  numbers: z.record(z.string(), typed).catch({}),
+  targets: z.array(z.enum(LORA_TARGETS)).min(1).max(LORA_TARGETS.length).optional().catch(undefined),
+  data: z
+    .object({
+      format: z.enum(DATASET_FORMATS).optional().catch(undefined),
+      trainOn: z.enum(TRAIN_ON).optional().catch(undefined),
+      badRecords: z.enum(['fail', 'skip']).optional().catch(undefined),
+      packing: z.boolean().optional().catch(undefined),
+      validationPath: path.optional().catch(undefined),
+    })
+    .catch({}),
+  compute: z
+    .object({
+      backend: z.enum(['auto', 'cpu', 'webgpu']).optional().catch(undefined),
+      precision: z.enum(['fp32', 'fp16']).optional().catch(undefined),
+      gradientCheckpointing: z.boolean().optional().catch(undefined),
+      frozenWeightsF16: z.boolean().optional().catch(undefined),
+    })
+    .catch({}),
+  advanced: z
+    .object({
+      schedule: z.enum(['constant', 'linear', 'cosine']).optional().catch(undefined),
+      rslora: z.boolean().optional().catch(undefined),
+    })
+    .catch({}),
+});
+export type TrainFormSnapshot = z.infer<typeof TrainFormSnapshotSchema>;
+
+/**
+ * Any stored value → a snapshot of this version, or null when nothing usable is there (not an object, an unknown
+ * or future version). Older versions are migrated here, one step per version, as they come to exist.
+ */
+export function migrateTrainFormSnapshot(raw: unknown): TrainFormSnapshot | null {
+  if (typeof raw !== 'object' || raw === null) return null;
+  const parsed = TrainFormSnapshotSchema.safeParse(raw);
+  return parsed.success ? parsed.data : null;
+}

@@ -1,0 +1,72 @@
+/**
+ * 'runs.exportBundle': a run's settings → an Accelerate + PEFT bundle folder (engine/export/bundle.ts), written in
+ * a worker_thread so tokenizing a large dataset never stalls the services. The bundle goes into a new sub-folder of
+ * the destination (named after the run, never over an existing folder), else under <home>/bundles/.
+ */
+import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { isAbsolute, join } from 'node:path';
+import { z } from 'zod';
+import { BUNDLE_INCLUDE_MODEL, type BundleCommand, type BundleEvent, type BundleIncludeModel, type BundleSummary, type RunSummary } from '../../common/protocol.ts';
+import { safeFileName } from './adapter-store.ts';
+import { StudioError, toStudioErrorInfo } from './errors.ts';
+import { newId } from './ids.ts';
+import { startWorkerHandle, workerEntry, type WorkerHandle } from './worker-handle.ts';
+
+export type BundleWorkerHandle = WorkerHandle<BundleCommand, BundleEvent>;
+
+export const EXPORT_BUNDLE_PARAMS = z.object({
+  id: z.string({ message: 'id is required' }).min(1, 'id is required'),
+  destination: z.string().min(1, 'choose a folder to write the bundle into').optional(),
+  includeModel: z.enum(BUNDLE_INCLUDE_MODEL, { message: `includeModel must be one of ${BUNDLE_INCLUDE_MODEL.join(', ')}` }).optional(),
+});
+
+export function startBundleWorker(): BundleWorkerHandle {
+  return startWorkerHandle<BundleCommand, BundleEvent>(workerEntry('../../engine/export/bundle-worker.ts', import.meta.url), undefined, (e) => ({
+    type: 'error',
+    jobId: '',
+    message: `bundle export worker failed: ${e.message}`,
+  }));
+}
+
+export interface ExportRunBundle {
+  run: RunSummary;
+  /** A folder on the services' disk; the bundle is a new sub-folder of it. Default: <home>/bundles. */
+  destination?: string;
+  includeModel?: BundleIncludeModel;
+  bundlesDir: string;
+  studioVersion: string;
+  startWorker?: () => BundleWorkerHandle;
+}
+
+/** A new folder name under `parent`: "<run name>-bundle", then "… (2)", "… (3)". */
+function freshFolder(parent: string, base: string): string {
+  let target = join(parent, base);
+  for (let n = 2; existsSync(target); n++) target = join(parent, `${base} (${n})`);
+  return target;
+}
+
+export async function exportRunBundle(o: ExportRunBundle): Promise<BundleSummary> {
+  const parent = o.destination ?? o.bundlesDir;
+  if (o.destination !== undefined) {
+    if (!isAbsolute(o.destination)) throw new StudioError({ message: `choose a folder to write the bundle into (got the relative path ${JSON.stringify(o.destination)})`, field: 'destination' });
+    if (!existsSync(o.destination) || !statSync(o.destination).isDirectory()) throw new StudioError({ message: `${o.destination} is not an existing folder`, field: 'destination' });
+  } else mkdirSync(parent, { recursive: true });
+  const outDir = freshFolder(parent, `${safeFileName(o.run.name, o.run.id)}-bundle`);
+  const worker = (o.startWorker ?? startBundleWorker)();
+  const jobId = newId('bundle');
+  try {
+    return await new Promise<BundleSummary>((resolvePromise, reject) => {
+      worker.on((e) => {
+        if (e.type === 'done') resolvePromise(e.summary);
+        else if (e.type === 'error') {
+          const info = toStudioErrorInfo(Object.assign(new Error(e.message), e.file ? { file: e.file } : {}, e.line !== undefined ? { line: e.line } : {}));
+          reject(new StudioError({ ...info, message: `cannot export the run ${o.run.name}: ${e.message}` }));
+        }
+      });
+      void worker.exited.then((code) => reject(new StudioError({ message: `the bundle export worker stopped (exit code ${code}) before the bundle was written` })));
+      worker.send({ type: 'bundle.export', jobId, config: o.run.config, outDir, options: { runId: o.run.id, name: o.run.name, includeModel: o.includeModel ?? 'auto', studioVersion: o.studioVersion } });
+    });
+  } finally {
+    await worker.terminate();
+  }
+}
