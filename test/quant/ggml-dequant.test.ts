@@ -66,7 +66,7 @@ for (const finite of [true, false]) {
       const rng = new Rng(finite ? 1234 : 987);
       const inputs = new Map<string, { type: number; bytes: Uint8Array }>();
       for (const l of Object.values(GGML_BLOCK_LAYOUTS)) {
-        // 8 blocks per reference row; 48 rows of the scalar types make them as long as the block types.
+        // 64 elements per block for the scalar types make them as long as the block types.
         const nBlocks = 8 * (l.blockSize === 1 ? 64 : 6);
         const bytes = randomBlocks(l.name, l.blockBytes, nBlocks, rng, finite);
         inputs.set(l.name, { type: l.type, bytes });
