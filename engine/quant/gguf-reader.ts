@@ -49,6 +49,9 @@ export interface GgufFile {
 
 class NeedMore extends Error {}
 
+// One decoder for every string of the header (a vocabulary is 150 000 of them).
+const utf8 = new TextDecoder('utf-8', { fatal: false });
+
 /** Fewest bytes one array item of each type takes (a string is at least its u64 length). */
 const MIN_ITEM_BYTES: Record<GgufScalarType, number> = { uint8: 1, int8: 1, bool: 1, uint16: 2, int16: 2, uint32: 4, int32: 4, float32: 4, uint64: 8, int64: 8, float64: 8, string: 8 };
 /** Fewest bytes of one key/value (key length, value type, a one-byte value) and one tensor info (name length,
@@ -105,41 +108,42 @@ class Cursor {
     const n = this.u64(`length of ${what}`);
     if (n > this.remaining()) this.fail(`${what} claims ${n} bytes, but only ${this.remaining()} bytes follow in the file`);
     this.need(n, what);
-    const s = new TextDecoder('utf-8', { fatal: false }).decode(this.buf.subarray(this.pos, this.pos + n));
+    const s = utf8.decode(this.buf.subarray(this.pos, this.pos + n));
     this.pos += n;
     return s;
   }
+  take(n: number, what: string): number {
+    this.need(n, what);
+    const at = this.pos;
+    this.pos += n;
+    return at;
+  }
   scalar(type: GgufScalarType, what: string): GgufScalar {
     const v = this.view;
-    const take = (n: number): number => {
-      this.need(n, what);
-      const at = this.pos;
-      this.pos += n;
-      return at;
-    };
+    // No closure per call: this runs once per vocabulary item.
     switch (type) {
       case 'uint8':
-        return v.getUint8(take(1));
+        return v.getUint8(this.take(1, what));
       case 'int8':
-        return v.getInt8(take(1));
+        return v.getInt8(this.take(1, what));
       case 'uint16':
-        return v.getUint16(take(2), true);
+        return v.getUint16(this.take(2, what), true);
       case 'int16':
-        return v.getInt16(take(2), true);
+        return v.getInt16(this.take(2, what), true);
       case 'uint32':
-        return v.getUint32(take(4), true);
+        return v.getUint32(this.take(4, what), true);
       case 'int32':
-        return v.getInt32(take(4), true);
+        return v.getInt32(this.take(4, what), true);
       case 'float32':
-        return v.getFloat32(take(4), true);
+        return v.getFloat32(this.take(4, what), true);
       case 'float64':
-        return v.getFloat64(take(8), true);
+        return v.getFloat64(this.take(8, what), true);
       case 'uint64':
-        return v.getBigUint64(take(8), true);
+        return v.getBigUint64(this.take(8, what), true);
       case 'int64':
-        return v.getBigInt64(take(8), true);
+        return v.getBigInt64(this.take(8, what), true);
       case 'bool': {
-        const b = v.getUint8(take(1));
+        const b = v.getUint8(this.take(1, what));
         if (b > 1) this.fail(`${what}: bool byte is ${b}`);
         return b === 1;
       }
@@ -163,7 +167,9 @@ function readValue(c: Cursor, key: string): GgufValue {
     const n = c.u64(`array length of key '${key}'`);
     if (n * MIN_ITEM_BYTES[itemType] > c.remaining()) c.fail(`key '${key}': array claims ${n} ${itemType} items, more than the ${c.remaining()} bytes left in the file can hold`);
     const values: GgufScalar[] = new Array<GgufScalar>(n);
-    for (let i = 0; i < n; i++) values[i] = c.scalar(itemType, `key '${key}' item ${i}`);
+    // One label for all items (the message gives the byte): building one per item costs more than reading it.
+    const itemWhat = `an item of key '${key}'`;
+    for (let i = 0; i < n; i++) values[i] = c.scalar(itemType, itemWhat);
     return { type: 'array', itemType, values };
   }
   const value = c.scalar(type, `value of key '${key}'`);
