@@ -21,6 +21,7 @@ import {
   type StudioResult,
 } from '../../common/protocol.ts';
 import { startEngine } from '../../engine/engine-host.ts';
+import { discoverModels } from '../../engine/io/model-discovery.ts';
 import { readModelConfig } from '../../engine/io/model-source.ts';
 import { estimateTrainingMemory } from '../../engine/train/memory-estimate.ts';
 import { configuredThreads, cpuThreadsEnv } from '../../engine/backend/cpu/thread-pool.ts';
@@ -89,6 +90,7 @@ const schemas = {
   'app.info': empty,
   'models.sample': empty,
   'models.inspect': z.object({ path: z.string({ message: 'choose a model folder' }).min(1, 'choose a model folder') }),
+  'models.discover': empty,
   'datasets.sample': empty,
   'datasets.inspect': z.object({
     path: z.string({ message: 'choose a dataset file' }).min(1, 'choose a dataset file'),
@@ -261,6 +263,10 @@ export function createStudioServices(options: StudioServicesOptions): StudioServ
       return checkModel(sample.modelDir, 'modelPath');
     },
     'models.inspect': async (raw) => checkModel(parseParams('models.inspect', raw).path, 'path'),
+    'models.discover': async (raw) => {
+      parseParams('models.discover', raw);
+      return discoverModels();
+    },
     'datasets.sample': async () => {
       const sample = await ensureSample();
       return checkDataset({ path: sample.datasetPath, modelPath: sample.modelDir, field: 'datasetPath' });
