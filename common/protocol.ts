@@ -312,6 +312,39 @@ export interface ModelSummary {
   dtype: string;
   hasTokenizer: boolean;
   hasChatTemplate: boolean;
+  /** 'gguf' for a GGUF file (llama.cpp, Ollama, LM Studio), 'hf' (or absent) for a Hugging Face folder. */
+  format?: 'hf' | 'gguf';
+  /** Bytes on disk (the GGUF file, or the folder's weights). */
+  sizeBytes?: number;
+}
+
+/** Where models already on the machine are kept (engine/io/model-discovery.ts). */
+export type ModelStoreKind = 'hf-cache' | 'ollama' | 'lmstudio';
+
+/** A model found in a store: `path` is what the model field takes (a snapshot folder, a GGUF file or Ollama blob). */
+export interface LocalModel {
+  store: ModelStoreKind;
+  /** As the store names it: "org/name" (HF cache), "llama3.2:latest" (Ollama), "publisher/repo/file.gguf" (LM Studio). */
+  name: string;
+  path: string;
+  format: 'hf' | 'gguf';
+  /** Bytes on disk (the GGUF file, or every file of the snapshot). */
+  sizeBytes: number;
+  /** Hugging Face class name (LlamaForCausalLM…) when the model could be read, else null. */
+  architecture: string | null;
+  /** GGUF: the type most bytes are stored in (Q4_K, Q8_0…); HF: the stored dtype (bfloat16…). */
+  quantization: string | null;
+  parameters: number | null;
+  /** Why the studio cannot train it (naming the file and what is wrong); absent when it can. */
+  problem?: string;
+  /** HF cache: the snapshot's commit. */
+  revision?: string;
+}
+
+export interface LocalModelsInfo {
+  models: LocalModel[];
+  /** Every folder that was looked in, and whether it exists. */
+  searched: { store: ModelStoreKind; dir: string; exists: boolean }[];
 }
 
 export interface DatasetSummary {
@@ -562,6 +595,8 @@ export interface StudioRequests {
   'app.info': { params: Record<string, never>; result: { version: string; home: string; host: 'electron' | 'web'; backends: string[] } };
   'models.sample': { params: Record<string, never>; result: ModelSummary };
   'models.inspect': { params: { path: string }; result: ModelSummary };
+  /** Models already on this machine: the Hugging Face cache, Ollama's store, LM Studio's models folder. */
+  'models.discover': { params: Record<string, never>; result: LocalModelsInfo };
   'datasets.sample': { params: Record<string, never>; result: DatasetSummary };
   'datasets.inspect': { params: { path: string; modelPath?: string; format?: DatasetFormat; maxSeqLen?: number; trainOn?: TrainOn }; result: DatasetSummary };
   /** Browser only: the file's content travels in the request and is stored under the studio home. */
@@ -662,6 +697,7 @@ export const STUDIO_METHODS = [
   'app.info',
   'models.sample',
   'models.inspect',
+  'models.discover',
   'datasets.sample',
   'datasets.inspect',
   'datasets.upload',

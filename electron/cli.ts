@@ -11,6 +11,7 @@ import { registerDataset } from './cli/dataset.ts';
 import { registerQuant } from './cli/quant.ts';
 import { registerRuns } from './cli/runs.ts';
 import { registerBundle } from './cli/bundle.ts';
+import { registerModels } from './cli/models.ts';
 
 export async function runCli(argv: string[]): Promise<void> {
   const program = new Command();
@@ -23,5 +24,6 @@ export async function runCli(argv: string[]): Promise<void> {
   registerQuant(program);
   registerRuns(program);
   registerBundle(program);
+  registerModels(program);
   await program.parseAsync(argv);
 }

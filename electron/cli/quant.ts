@@ -6,10 +6,9 @@
 import { basename, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { writeFileAtomic } from '../../engine/io/atomic.ts';
-import { loadModel } from '../../engine/io/hf-model.ts';
+import { loadModel, loadTokenizer } from '../../engine/io/model-source.ts';
 import { loadAdapter } from '../../engine/io/peft-adapter.ts';
 import { ensureSample } from '../../engine/io/sample.ts';
-import { loadTokenizer } from '../../engine/io/tokenizer.ts';
 import { mergeLora } from '../../engine/model/lora.ts';
 import type { LoraWeights, ModelWeights } from '../../engine/model/types.ts';
 import { calibrationTokens } from '../../engine/quant/calib-text.ts';

@@ -6,13 +6,14 @@ import { existsSync, statSync } from 'node:fs';
 import type { DatasetFormat, DatasetSummary, ModelSummary, RunConfig, TrainOn } from '../../common/protocol.ts';
 import { inspectDataset } from '../../engine/data/inspect.ts';
 import { prepareDataset } from '../../engine/data/prepare.ts';
-import { inspectModel } from '../../engine/io/hf-model.ts';
-import { loadTokenizer } from '../../engine/io/tokenizer.ts';
+import { inspectModel, isGgufFile, loadTokenizer } from '../../engine/io/model-source.ts';
 import { asStudioError, StudioError } from './errors.ts';
 
 export async function checkModel(path: string, field: string): Promise<ModelSummary> {
-  if (!existsSync(path)) throw new StudioError({ message: `model folder ${path} does not exist`, field, file: path });
-  if (!statSync(path).isDirectory()) throw new StudioError({ message: `${path} is a file; choose the folder that holds config.json and the weights`, field, file: path });
+  if (!existsSync(path)) throw new StudioError({ message: `model ${path} does not exist`, field, file: path });
+  if (!statSync(path).isDirectory() && !isGgufFile(path)) {
+    throw new StudioError({ message: `${path} is a file but not a GGUF model; choose a GGUF file or the folder that holds config.json and the weights`, field, file: path });
+  }
   try {
     return await inspectModel(path);
   } catch (e) {

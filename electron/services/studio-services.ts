@@ -22,7 +22,8 @@ import {
 } from '../../common/protocol.ts';
 import { AdaptersDeleteParamsSchema, RunsDeleteParamsSchema, RunsUpdateParamsSchema } from '../../common/run-info.ts';
 import { startEngine } from '../../engine/engine-host.ts';
-import { readHfConfig } from '../../engine/io/hf-config.ts';
+import { discoverModels } from '../../engine/io/model-discovery.ts';
+import { readModelConfig } from '../../engine/io/model-source.ts';
 import { estimateTrainingMemory } from '../../engine/train/memory-estimate.ts';
 import { nativeStatus } from '../../engine/backend/cpu/native.ts';
 import { configuredThreads, cpuThreadsEnv } from '../../engine/backend/cpu/thread-pool.ts';
@@ -92,6 +93,7 @@ const schemas = {
   'app.info': empty,
   'models.sample': empty,
   'models.inspect': z.object({ path: z.string({ message: 'choose a model folder' }).min(1, 'choose a model folder') }),
+  'models.discover': empty,
   'datasets.sample': empty,
   'datasets.inspect': z.object({
     path: z.string({ message: 'choose a dataset file' }).min(1, 'choose a dataset file'),
@@ -267,6 +269,10 @@ export function createStudioServices(options: StudioServicesOptions): StudioServ
       return checkModel(sample.modelDir, 'modelPath');
     },
     'models.inspect': async (raw) => checkModel(parseParams('models.inspect', raw).path, 'path'),
+    'models.discover': async (raw) => {
+      parseParams('models.discover', raw);
+      return discoverModels();
+    },
     'datasets.sample': async () => {
       const sample = await ensureSample();
       return checkDataset({ path: sample.datasetPath, modelPath: sample.modelDir, field: 'datasetPath' });
@@ -326,7 +332,7 @@ export function createStudioServices(options: StudioServicesOptions): StudioServ
       const p = parseParams('runs.estimateMemory', raw);
       let model;
       try {
-        model = readHfConfig(p.modelPath);
+        model = readModelConfig(p.modelPath);
       } catch (e) {
         throw asStudioError(e, 'modelPath');
       }

@@ -1,16 +1,14 @@
 /**
  * One playground job: load (or reuse) the model, format the prompt as the adapter was trained, then generate with the
  * adapter and, when asked, with the base model alone, streaming the text. The loaded model is kept between jobs so
- * the next prompt starts at once; a different folder, or a changed config.json, loads again.
+ * the next prompt starts at once; a different folder or GGUF, or a changed config.json or GGUF file, loads again.
  */
-import { readdirSync, statSync } from 'node:fs';
 import { totalmem } from 'node:os';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import type { PlaygroundOutput, PlaygroundRequest, PlaygroundStarted, PlaygroundVariant } from '../../common/protocol.ts';
 import { cpuBackendInfo, cpuSharedMemoryWanted } from '../backend/cpu/cpu-ops.ts';
-import { loadModel } from '../io/hf-model.ts';
+import { loadModel, loadTokenizer, modelStamp, weightBytesF32 } from '../io/model-source.ts';
 import { loadAdapter } from '../io/peft-adapter.ts';
-import { loadTokenizer } from '../io/tokenizer.ts';
 import type { LoraWeights, ModelWeights, Tokenizer } from '../model/types.ts';
 import { selectBackend } from '../train/backend-select.ts';
 import { generate, type GenerateOptions } from './generate.ts';
@@ -54,14 +52,8 @@ function withField<T>(field: string, f: () => T): T {
 
 /** f32 weights unless they would take over 40 % of the machine's memory; then frozen weights stay f16. */
 function wantsF16(dir: string): boolean {
-  let bytes = 0;
-  try {
-    for (const f of readdirSync(dir)) if (f.endsWith('.safetensors')) bytes += statSync(join(dir, f)).size;
-  } catch {
-    return false;
-  }
-  // Stored f16/bf16 weights double in f32 (f32 files are overcounted, which only errs toward f16).
-  return bytes * 2 > 0.4 * totalmem();
+  const bytes = weightBytesF32(dir);
+  return bytes !== null && bytes > 0.4 * totalmem();
 }
 
 export class PlaygroundEngine {
@@ -70,7 +62,7 @@ export class PlaygroundEngine {
   /** `shared`: in shared memory for the cpu thread pool (never for webgpu, which cannot upload from it). */
   private async load(modelPath: string, shared: boolean): Promise<Loaded> {
     const dir = resolve(modelPath);
-    const key = withField('modelPath', () => `${dir}:${statSync(join(dir, 'config.json')).mtimeMs}:${shared}`);
+    const key = withField('modelPath', () => `${modelStamp(dir)}:${shared}`);
     if (this.loaded?.key === key) return this.loaded;
     this.loaded = null;
     const model = withField('modelPath', () => loadModel(dir, { dtype: Float32Array, frozenF16: wantsF16(dir), shared }));
@@ -80,7 +72,7 @@ export class PlaygroundEngine {
     } catch (e) {
       throw new PlaygroundError(e instanceof Error ? e.message : String(e), 'modelPath', { cause: e });
     }
-    if (!tokenizer) throw new PlaygroundError(`${dir} has no tokenizer.json, so the prompt cannot be tokenized`, 'modelPath');
+    if (!tokenizer) throw new PlaygroundError(`${dir} has no tokenizer (tokenizer.json), so the prompt cannot be tokenized`, 'modelPath');
     this.loaded = { key, model, tokenizer };
     return this.loaded;
   }

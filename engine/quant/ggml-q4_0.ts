@@ -9,7 +9,8 @@ import { checkBlockCols, checkBytes, type QuantFormat } from './format-common.ts
 import { readF16, writeF16 } from './half.ts';
 
 export const QK4_0 = 32;
-const BLOCK_BYTES = 2 + QK4_0 / 2;
+export const Q4_0_BLOCK_BYTES = 2 + QK4_0 / 2;
+const BLOCK_BYTES = Q4_0_BLOCK_BYTES;
 const fr = Math.fround;
 
 export function quantizeRowQ4_0(x: ArrayLike<number>, out: Uint8Array, xOff: number, outOff: number, nBlocks: number): void {
@@ -36,6 +37,20 @@ export function quantizeRowQ4_0(x: ArrayLike<number>, out: Uint8Array, xOff: num
   }
 }
 
+/** x = (q − 8)·d for `nBlocks` blocks at src[srcOff] into dst[dstOff]. */
+export function dequantizeBlocksQ4_0(src: Uint8Array, srcOff: number, dst: Float32Array, dstOff: number, nBlocks: number): void {
+  for (let b = 0; b < nBlocks; b++) {
+    const y = srcOff + b * BLOCK_BYTES;
+    const d = readF16(src, y);
+    const o = dstOff + b * QK4_0;
+    for (let j = 0; j < QK4_0 / 2; j++) {
+      const q = src[y + 2 + j];
+      dst[o + j] = ((q & 15) - 8) * d;
+      dst[o + j + QK4_0 / 2] = ((q >> 4) - 8) * d;
+    }
+  }
+}
+
 export const q4_0Format: QuantFormat = {
   name: 'q4_0',
   label: 'GGML Q4_0',
@@ -58,16 +73,7 @@ export const q4_0Format: QuantFormat = {
     const nb = (rows * cols) / QK4_0;
     checkBytes('q4_0', bytes, nb * BLOCK_BYTES, rows, cols);
     const out = new Float32Array(rows * cols);
-    for (let b = 0; b < nb; b++) {
-      const y = b * BLOCK_BYTES;
-      const d = readF16(bytes, y);
-      const o = b * QK4_0;
-      for (let j = 0; j < QK4_0 / 2; j++) {
-        const q = bytes[y + 2 + j];
-        out[o + j] = ((q & 15) - 8) * d;
-        out[o + j + QK4_0 / 2] = ((q >> 4) - 8) * d;
-      }
-    }
+    dequantizeBlocksQ4_0(bytes, 0, out, 0, nb);
     return out;
   },
   levels(bytes, _rows, _cols, index) {

@@ -8,7 +8,8 @@ import { checkBlockCols, checkBytes, type QuantFormat } from './format-common.ts
 import { readF16, writeF16 } from './half.ts';
 
 export const QK4_1 = 32;
-const BLOCK_BYTES = 4 + QK4_1 / 2;
+export const Q4_1_BLOCK_BYTES = 4 + QK4_1 / 2;
+const BLOCK_BYTES = Q4_1_BLOCK_BYTES;
 const fr = Math.fround;
 const FLT_MAX = 3.4028234663852886e38;
 
@@ -35,6 +36,21 @@ export function quantizeRowQ4_1(x: ArrayLike<number>, out: Uint8Array, xOff: num
   }
 }
 
+/** x = q·d + m (each step in fp32) for `nBlocks` blocks at src[srcOff] into dst[dstOff]. */
+export function dequantizeBlocksQ4_1(src: Uint8Array, srcOff: number, dst: Float32Array, dstOff: number, nBlocks: number): void {
+  for (let b = 0; b < nBlocks; b++) {
+    const y = srcOff + b * BLOCK_BYTES;
+    const d = readF16(src, y);
+    const m = readF16(src, y + 2);
+    const o = dstOff + b * QK4_1;
+    for (let j = 0; j < QK4_1 / 2; j++) {
+      const q = src[y + 4 + j];
+      dst[o + j] = fr((q & 15) * d) + m;
+      dst[o + j + QK4_1 / 2] = fr((q >> 4) * d) + m;
+    }
+  }
+}
+
 export const q4_1Format: QuantFormat = {
   name: 'q4_1',
   label: 'GGML Q4_1',
@@ -57,17 +73,7 @@ export const q4_1Format: QuantFormat = {
     const nb = (rows * cols) / QK4_1;
     checkBytes('q4_1', bytes, nb * BLOCK_BYTES, rows, cols);
     const out = new Float32Array(rows * cols);
-    for (let b = 0; b < nb; b++) {
-      const y = b * BLOCK_BYTES;
-      const d = readF16(bytes, y);
-      const m = readF16(bytes, y + 2);
-      const o = b * QK4_1;
-      for (let j = 0; j < QK4_1 / 2; j++) {
-        const q = bytes[y + 4 + j];
-        out[o + j] = fr((q & 15) * d) + m;
-        out[o + j + QK4_1 / 2] = fr((q >> 4) * d) + m;
-      }
-    }
+    dequantizeBlocksQ4_1(bytes, 0, out, 0, nb);
     return out;
   },
   levels(bytes, _rows, _cols, index) {

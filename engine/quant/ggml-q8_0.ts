@@ -8,7 +8,8 @@ import { checkBlockCols, checkBytes, roundHalfAway, type QuantFormat } from './f
 import { readF16, writeF16 } from './half.ts';
 
 export const QK8_0 = 32;
-const BLOCK_BYTES = 2 + QK8_0;
+export const Q8_0_BLOCK_BYTES = 2 + QK8_0;
+const BLOCK_BYTES = Q8_0_BLOCK_BYTES;
 const fr = Math.fround;
 
 export function quantizeRowQ8_0(x: ArrayLike<number>, out: Uint8Array, xOff: number, outOff: number, nBlocks: number): void {
@@ -24,6 +25,16 @@ export function quantizeRowQ8_0(x: ArrayLike<number>, out: Uint8Array, xOff: num
     const id = d !== 0 ? fr(1 / d) : 0;
     writeF16(out, y, d);
     for (let j = 0; j < QK8_0; j++) out[y + 2 + j] = roundHalfAway(fr(x[o + j] * id)) & 0xff;
+  }
+}
+
+/** x = q·d for `nBlocks` blocks at src[srcOff] into dst[dstOff]. */
+export function dequantizeBlocksQ8_0(src: Uint8Array, srcOff: number, dst: Float32Array, dstOff: number, nBlocks: number): void {
+  for (let b = 0; b < nBlocks; b++) {
+    const y = srcOff + b * BLOCK_BYTES;
+    const d = readF16(src, y);
+    const o = dstOff + b * QK8_0;
+    for (let j = 0; j < QK8_0; j++) dst[o + j] = ((src[y + 2 + j] << 24) >> 24) * d;
   }
 }
 
@@ -49,11 +60,7 @@ export const q8_0Format: QuantFormat = {
     const nb = (rows * cols) / QK8_0;
     checkBytes('q8_0', bytes, nb * BLOCK_BYTES, rows, cols);
     const out = new Float32Array(rows * cols);
-    for (let b = 0; b < nb; b++) {
-      const y = b * BLOCK_BYTES;
-      const d = readF16(bytes, y);
-      for (let j = 0; j < QK8_0; j++) out[b * QK8_0 + j] = ((bytes[y + 2 + j] << 24) >> 24) * d;
-    }
+    dequantizeBlocksQ8_0(bytes, 0, out, 0, nb);
     return out;
   },
   levels(bytes, _rows, _cols, index) {

@@ -7,6 +7,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { readGguf } from './gguf-reader.ts';
 import type { GgufKv } from './gguf-writer.ts';
 
 type Json = Record<string, unknown>;
@@ -39,7 +40,37 @@ export interface GgufTokenizerResult {
   note: string | null;
 }
 
-export function ggufTokenizerKv(modelDir: string, vocabSize: number): GgufTokenizerResult {
+/** general.* keys of a source GGUF that say where the model came from; the exporter writes its own name, type, file type. */
+const PROVENANCE_KEYS = ['general.basename', 'general.finetune', 'general.organization', 'general.size_label', 'general.license', 'general.languages', 'general.tags', 'general.version', 'general.author', 'general.url', 'general.repo_url', 'general.description'];
+
+/** tokenizer.* and provenance general.* keys copied unchanged from the GGUF the model was loaded from. */
+function kvFromSourceGguf(path: string): GgufTokenizerResult {
+  const file = readGguf(path);
+  const kvs: GgufKv[] = [];
+  for (const [key, value] of file.kv) if (key.startsWith('tokenizer.') || PROVENANCE_KEYS.includes(key)) kvs.push({ key, value });
+  return { kvs, note: file.kv.has('tokenizer.ggml.model') ? null : `${path} has no tokenizer.ggml.model: the GGUF has no tokenizer and llama.cpp will refuse to load it` };
+}
+
+/** Whether tokenizer.json's post-processor puts `token` around a single sequence, at the start or the end. */
+function postProcessorAdds(tj: Json, token: unknown, where: 'start' | 'end'): boolean | null {
+  const pp = tj.post_processor;
+  if (typeof token !== 'string' || !isObj(pp)) return null;
+  const procs = pp.type === 'Sequence' && Array.isArray(pp.processors) ? pp.processors : [pp];
+  const tpl = procs.find((x): x is Json => isObj(x) && x.type === 'TemplateProcessing');
+  if (!tpl || !Array.isArray(tpl.single)) return procs.some((x) => isObj(x) && x.type === 'ByteLevel') ? false : null;
+  const item = where === 'start' ? tpl.single[0] : tpl.single.at(-1);
+  return isObj(item) && isObj(item.SpecialToken) && item.SpecialToken.id === token;
+}
+
+const tokenText = (v: unknown): string | null => (typeof v === 'string' ? v : isObj(v) && typeof v.content === 'string' ? v.content : null);
+
+/**
+ * The tokenizer (and, from a GGUF source, provenance) metadata for a model GGUF exported from `source`: a GGUF file
+ * (its keys copied) or a Hugging Face folder (built from tokenizer.json, tokenizer_config.json, chat_template.jinja).
+ */
+export function ggufTokenizerKv(source: string, vocabSize: number): GgufTokenizerResult {
+  if (source.toLowerCase().endsWith('.gguf')) return kvFromSourceGguf(source);
+  const modelDir = source;
   const tjPath = join(modelDir, 'tokenizer.json');
   if (!existsSync(tjPath)) return { kvs: [], note: 'no tokenizer.json in the model folder: the GGUF has no tokenizer and llama.cpp will refuse to load it' };
   const tj = readJson(tjPath);
@@ -96,7 +127,25 @@ export function ggufTokenizerKv(modelDir: string, vocabSize: number): GgufTokeni
     const id = idOf(v);
     if (id !== null) kvs.push({ key: `tokenizer.ggml.${k}`, value: { type: 'uint32', value: id } });
   }
-  if (typeof tc.add_bos_token === 'boolean') kvs.push({ key: 'tokenizer.ggml.add_bos_token', value: { type: 'bool', value: tc.add_bos_token } });
-  if (typeof tc.chat_template === 'string') kvs.push({ key: 'tokenizer.chat_template', value: { type: 'string', value: tc.chat_template } });
+  const unk = tokenText(tc.unk_token) ?? (typeof model.unk_token === 'string' ? model.unk_token : null);
+  const unkId = unk === null ? -1 : names.indexOf(unk);
+  if (unkId >= 0) kvs.push({ key: 'tokenizer.ggml.unknown_token_id', value: { type: 'uint32', value: unkId } });
+  if (idOf(cfg.pad_token_id) === null) {
+    const padId = tokenText(tc.pad_token) === null ? -1 : names.indexOf(tokenText(tc.pad_token) as string);
+    if (padId >= 0) kvs.push({ key: 'tokenizer.ggml.padding_token_id', value: { type: 'uint32', value: padId } });
+  }
+  // transformers 5 drops add_bos_token from tokenizer_config.json: then what tokenizer.json's post-processor adds decides.
+  const bos = tokenText(tc.bos_token) ?? (idOf(cfg.bos_token_id) === null ? null : names[idOf(cfg.bos_token_id) as number]);
+  const eos = tokenText(tc.eos_token) ?? (idOf(cfg.eos_token_id) === null ? null : names[idOf(cfg.eos_token_id) as number]);
+  const addBos = typeof tc.add_bos_token === 'boolean' ? tc.add_bos_token : postProcessorAdds(tj, bos, 'start');
+  const addEos = typeof tc.add_eos_token === 'boolean' ? tc.add_eos_token : postProcessorAdds(tj, eos, 'end');
+  if (addBos !== null) kvs.push({ key: 'tokenizer.ggml.add_bos_token', value: { type: 'bool', value: addBos } });
+  if (addEos !== null) kvs.push({ key: 'tokenizer.ggml.add_eos_token', value: { type: 'bool', value: addEos } });
+  // Byte-level BPE encodes the leading space itself; llama.cpp must not prepend one.
+  kvs.push({ key: 'tokenizer.ggml.add_space_prefix', value: { type: 'bool', value: false } });
+  // transformers 5 writes the template only to chat_template.jinja.
+  const jinjaPath = join(modelDir, 'chat_template.jinja');
+  const template = typeof tc.chat_template === 'string' ? tc.chat_template : existsSync(jinjaPath) ? readFileSync(jinjaPath, 'utf8') : null;
+  if (template !== null) kvs.push({ key: 'tokenizer.chat_template', value: { type: 'string', value: template } });
   return { kvs, note: null };
 }

@@ -37,7 +37,7 @@ export type GgufValueTypeName = keyof typeof GGUF_VALUE_TYPE;
 /** Value type names indexed by their id. */
 export const VALUE_TYPE_NAMES: readonly GgufValueTypeName[] = Object.keys(GGUF_VALUE_TYPE) as GgufValueTypeName[];
 
-/** ggml tensor types: block size (elements) and bytes per block. */
+/** ggml tensor types (ggml.h, gguf-py GGML_QUANT_SIZES): block size (elements) and bytes per block. */
 export const GGML_TYPES: Readonly<Record<number, { name: string; blockSize: number; blockBytes: number }>> = {
   0: { name: 'F32', blockSize: 1, blockBytes: 4 },
   1: { name: 'F16', blockSize: 1, blockBytes: 2 },
@@ -53,10 +53,27 @@ export const GGML_TYPES: Readonly<Record<number, { name: string; blockSize: numb
   13: { name: 'Q5_K', blockSize: 256, blockBytes: 176 },
   14: { name: 'Q6_K', blockSize: 256, blockBytes: 210 },
   15: { name: 'Q8_K', blockSize: 256, blockBytes: 292 },
+  16: { name: 'IQ2_XXS', blockSize: 256, blockBytes: 66 },
+  17: { name: 'IQ2_XS', blockSize: 256, blockBytes: 74 },
+  18: { name: 'IQ3_XXS', blockSize: 256, blockBytes: 98 },
+  19: { name: 'IQ1_S', blockSize: 256, blockBytes: 50 },
+  20: { name: 'IQ4_NL', blockSize: 32, blockBytes: 18 },
+  21: { name: 'IQ3_S', blockSize: 256, blockBytes: 110 },
+  22: { name: 'IQ2_S', blockSize: 256, blockBytes: 82 },
+  23: { name: 'IQ4_XS', blockSize: 256, blockBytes: 136 },
+  24: { name: 'I8', blockSize: 1, blockBytes: 1 },
+  25: { name: 'I16', blockSize: 1, blockBytes: 2 },
+  26: { name: 'I32', blockSize: 1, blockBytes: 4 },
+  27: { name: 'I64', blockSize: 1, blockBytes: 8 },
+  28: { name: 'F64', blockSize: 1, blockBytes: 8 },
+  29: { name: 'IQ1_M', blockSize: 256, blockBytes: 56 },
   30: { name: 'BF16', blockSize: 1, blockBytes: 2 },
+  34: { name: 'TQ1_0', blockSize: 256, blockBytes: 54 },
+  35: { name: 'TQ2_0', blockSize: 256, blockBytes: 66 },
+  39: { name: 'MXFP4', blockSize: 32, blockBytes: 17 },
 };
 
-export const GGML_TYPE = { F32: 0, F16: 1, Q4_0: 2, Q4_1: 3, Q8_0: 8, BF16: 30 } as const;
+export const GGML_TYPE = { F32: 0, F16: 1, Q4_0: 2, Q4_1: 3, Q5_0: 6, Q5_1: 7, Q8_0: 8, Q2_K: 10, Q3_K: 11, Q4_K: 12, Q5_K: 13, Q6_K: 14, BF16: 30 } as const;
 
 /** Bytes of a tensor of `type` with dims (innermost first); throws when the innermost dim does not fit the blocks. */
 export function ggmlTensorBytes(type: number, dims: readonly number[], what: string): number {

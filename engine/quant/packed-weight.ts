@@ -1,11 +1,14 @@
 /**
  * A frozen weight kept in its quantized bytes (QLoRA): the [rows, cols] matrix ([out, in] for a Linear) is never held
  * in f32 or f16; the products that read it decode elements where they are used (webgpu: quant-wgsl.ts). The byte
- * layouts are the formats' own (engine/quant/<format>.ts and ggml-kquants.ts): what the quantization lab writes and
+ * layouts are the formats' own (engine/quant/<format>.ts; the K-quants' in ggml-q4_k.ts/ggml-q6_k.ts through ggml-blocks.ts): what the quantization lab writes and
  * the GGUF loader reads, one definition each.
  */
 import { QUANT_FORMATS } from './format.ts';
-import { dequantizeQ4_K, dequantizeQ6_K, Q4_K_BLOCK_BYTES, Q6_K_BLOCK_BYTES, QK_K } from './ggml-kquants.ts';
+import { dequantizeGgml } from './ggml-blocks.ts';
+import { QK_K } from './ggml-q2_k.ts';
+import { Q4_K_BLOCK_BYTES } from './ggml-q4_k.ts';
+import { Q6_K_BLOCK_BYTES } from './ggml-q6_k.ts';
 
 export const PACKED_FORMATS = ['q8_0', 'q4_0', 'q4_1', 'q4_k', 'q6_k', 'nf4', 'int4-g128'] as const;
 export type PackedFormat = (typeof PACKED_FORMATS)[number];
@@ -69,8 +72,8 @@ export class PackedWeight {
 
   /** The whole matrix in f32 (references and tests; training never calls it). */
   dequantize(): Float32Array {
-    if (this.format === 'q4_k') return dequantizeQ4_K(this.bytes, this.rows, this.cols);
-    if (this.format === 'q6_k') return dequantizeQ6_K(this.bytes, this.rows, this.cols);
+    const ggmlType = PACKED_GGML_TYPES[this.format];
+    if (this.format === 'q4_k' || this.format === 'q6_k') return dequantizeGgml(ggmlType as number, this.bytes, `${this.format} [${this.rows}, ${this.cols}]`);
     return QUANT_FORMATS[this.format].dequantize(this.bytes, this.rows, this.cols);
   }
 }

@@ -6,10 +6,9 @@
 import { basename, resolve } from 'node:path';
 import type { QuantJobRequest, QuantProgress } from '../../common/protocol.ts';
 import type { QuantReport } from '../../common/quant-report.ts';
-import { loadModel } from '../io/hf-model.ts';
+import { loadModel, loadTokenizer } from '../io/model-source.ts';
 import { loadAdapter } from '../io/peft-adapter.ts';
 import { ensureSample } from '../io/sample.ts';
-import { loadTokenizer } from '../io/tokenizer.ts';
 import type { LoraWeights, ModelWeights } from '../model/types.ts';
 import type { ThresholdOverride } from './activation-metrics.ts';
 import { calibrationTokens } from './calib-text.ts';

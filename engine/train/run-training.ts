@@ -7,9 +7,8 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { EngineCommand, EngineEvent } from '../../common/protocol.ts';
 import { cpuSharedMemoryWanted } from '../backend/cpu/cpu-ops.ts';
-import { loadModel } from '../io/hf-model.ts';
+import { loadModel, loadTokenizer } from '../io/model-source.ts';
 import { saveAdapter } from '../io/peft-adapter.ts';
-import { loadTokenizer } from '../io/tokenizer.ts';
 import { countParameters } from '../model/llama.ts';
 import type { Tokenizer } from '../model/types.ts';
 import { attachBackend, chooseBackend, explainDeviceLoss, releaseBackend } from './run-backend.ts';
@@ -33,7 +32,7 @@ export async function runTraining(cmd: Extract<EngineCommand, { type: 'train' }>
   // On the portable cpu path, shared memory lets its worker threads split the big products (bit-identical results).
   const model = loadModel(config.modelPath, { dtype: Float32Array, frozenF16: config.train.frozenWeightsF16 === true, shared: chosen.backend === 'cpu' && cpuSharedMemoryWanted() });
   const tokenizer: Tokenizer | null = await loadTokenizer(config.modelPath);
-  if (!tokenizer && config.datasetFormat !== 'tokenized') log('warn', `${config.modelPath} has no tokenizer.json; only pre-tokenized data can be used`);
+  if (!tokenizer && config.datasetFormat !== 'tokenized') log('warn', `${config.modelPath} has no tokenizer; only pre-tokenized data can be used`);
 
   log('info', `preparing dataset ${config.datasetPath}`);
   const data = await prepareRunDataset(config, tokenizer);

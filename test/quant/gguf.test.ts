@@ -204,11 +204,11 @@ test('reader errors name the file and what is wrong', () => {
     assert.equal(readTensorBytes(readGguf(path), 'x').length, 68);
     const bad = join(dir, 'bad.gguf');
     writeFileSync(bad, good.subarray(0, good.length - 40));
-    assert.throws(() => readGguf(bad), /tensor 'x' \(68 bytes at \d+\) runs past the end of the file/);
+    assert.throws(() => readGguf(bad), /tensor 'x' \(Q8_0 \[32, 2\], 68 bytes at \d+\) runs past the end of the file/);
     writeFileSync(bad, Buffer.concat([Buffer.from('GGUX'), good.subarray(4)]));
     assert.throws(() => readGguf(bad), /bad\.gguf: not a GGUF file/);
     writeFileSync(bad, good.subarray(0, 30));
-    assert.throws(() => readGguf(bad), /file ends inside/);
+    assert.throws(() => readGguf(bad), /the header claims 1 keys and 1 tensors, more than the 6 bytes left in the file can hold/);
     assert.throws(() => readTensorF32(readGguf(path), 'y'), /no tensor named 'y'/);
     assert.throws(
       () => writeGguf(join(dir, 'z.gguf'), [], [{ name: 'x', dims: [32], type: 8, data: () => new Uint8Array(3) }]),

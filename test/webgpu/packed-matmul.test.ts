@@ -106,15 +106,19 @@ for (const f of PACKED_FORMATS) {
 test('the host dequantizers of the GGML types equal the PyPI gguf package bit for bit', () => {
   const dir = mkdtempSync(join(tmpdir(), 'packed-'));
   try {
+    const weights = new Map<string, PackedWeight>();
     for (const f of PACKED_FORMATS) {
       const name = GGML_NAME[f];
       if (!name) continue;
       const [rows, cols] = shape(f);
       const w = randomPacked(f, rows, cols, 23);
-      writeFileSync(join(dir, `${f}.bin`), w.bytes);
-      runPython('gguf_dequant.py', [name, String(rows), String(cols), join(dir, `${f}.bin`), join(dir, `${f}.f32`)]);
-      const buf = readFileSync(join(dir, `${f}.f32`));
-      assertBitEqual(`${f} vs gguf`, w.dequantize(), new Float32Array(buf.buffer, buf.byteOffset, buf.length / 4));
+      weights.set(name, w);
+      writeFileSync(join(dir, `${name}.bin`), w.bytes);
+    }
+    runPython('ggml_dequant.py', ['blocks', dir]);
+    for (const [name, w] of weights) {
+      const buf = readFileSync(join(dir, `${name}.f32`));
+      assertBitEqual(`${w.format} vs gguf`, w.dequantize(), new Float32Array(buf.buffer, buf.byteOffset, buf.length / 4));
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });

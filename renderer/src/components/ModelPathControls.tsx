@@ -1,6 +1,7 @@
 import type { ModelSlice } from '../stores/model-slice.ts';
 import { ErrorNote } from './ErrorNote.tsx';
 import { formatCount } from './format.ts';
+import { LocalModels } from './LocalModels.tsx';
 import { PathField } from './PathField.tsx';
 
 interface Props {
@@ -13,7 +14,7 @@ interface Props {
   serverError?: string;
 }
 
-/** The model folder field with Load / Browse…, "Use the sample model", and the problem with it, if any. */
+/** The model folder field with Load / Browse…, "Use the sample model", the models on this machine, and the problem with the chosen one, if any. */
 export function ModelPathControls({ slice, idPrefix, placeholder, serverError }: Props) {
   const { modelPath, modelBusy: busy, modelError: error } = slice;
   return (
@@ -36,6 +37,14 @@ export function ModelPathControls({ slice, idPrefix, placeholder, serverError }:
         </button>
         {busy ? <span className="muted">reading…</span> : null}
       </div>
+      <LocalModels
+        idPrefix={idPrefix}
+        busy={busy}
+        onChoose={(path) => {
+          slice.setModelPath(path);
+          void slice.inspectModel();
+        }}
+      />
       {error ? <ErrorNote error={error} testId={`${idPrefix}model-error`} /> : serverError ? <ErrorNote error={{ message: serverError }} testId={`${idPrefix}model-error`} /> : null}
     </>
   );
