@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import type { BrowserWindowConstructorOptions, Item, OpenDialogOptions, OpenDialogReturnValue, WindowOpenHandlerResponse } from 'electron';
 import { IPC_EVENT_CHANNEL, IPC_REQUEST_PREFIX, IPC_START_DRAG_CHANNEL } from '../common/bridge.ts';
 import { STUDIO_METHODS, type StudioEventMessage, type StudioReply, type StudioMethod } from '../common/protocol.ts';
+import { installProcessGuard, withRequest } from './process-guard.ts';
 import { toStudioErrorInfo } from './services/errors.ts';
 import { defaultHomeDir } from './services/home.ts';
 import { createStudioServices, type StudioServices } from './services/studio-services.ts';
@@ -84,6 +85,9 @@ export async function startMain(electron: ElectronShell, options: MainOptions = 
     return null;
   }
 
+  // A stray rejection in the services must not close the windows and stop the training (process-guard.ts).
+  installProcessGuard();
+
   const appRoot = app.getAppPath();
   const paths = {
     appRoot,
@@ -115,7 +119,7 @@ export async function startMain(electron: ElectronShell, options: MainOptions = 
   for (const method of STUDIO_METHODS) {
     ipcMain.handle(`${IPC_REQUEST_PREFIX}${method}`, async (event, params): Promise<StudioReply<StudioMethod>> => {
       try {
-        const result = await services.handle(method, params, { startDrag: dragTo(event.sender) });
+        const result = await withRequest(`ipc ${method}`, () => services.handle(method, params, { startDrag: dragTo(event.sender) }));
         return { ok: true, result };
       } catch (e) {
         return { ok: false, error: toStudioErrorInfo(e) };

@@ -23,6 +23,7 @@ import { safeFileName } from './services/adapter-store.ts';
 import { StudioError, toStudioErrorInfo } from './services/errors.ts';
 import type { StudioHome } from './services/home.ts';
 import { createStudioServices, type StudioServices } from './services/studio-services.ts';
+import { withRequest } from './process-guard.ts';
 
 export interface WebHostOptions {
   home: string | StudioHome;
@@ -271,7 +272,8 @@ export async function startWebHost(options: WebHostOptions): Promise<WebHost> {
 
   const server = createServer((req, res) => {
     try {
-      route(req, res);
+      // A stray error this request leaves behind is reported with it (process-guard.ts).
+      withRequest(`${req.method ?? '?'} ${(req.url ?? '/').split('?')[0]}`, () => route(req, res));
     } catch (e) {
       // A malformed URL or a vanished file answers this request with an error; the host stays up.
       if (!res.headersSent) refuse(res, e instanceof URIError || e instanceof TypeError ? 400 : 500, toStudioErrorInfo(e).message);

@@ -6,6 +6,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { defaultHomeDir } from '../services/home.ts';
+import { installProcessGuard } from '../process-guard.ts';
 import { defaultRendererDir, startWebHost, type WebHost } from '../web-host.ts';
 
 export const DEFAULT_PORT = 7420;
@@ -60,6 +61,8 @@ export function registerServe(program: Command): void {
     .option('--host <address>', 'address to listen on', '127.0.0.1')
     .option('--renderer-dir <dir>', 'built UI to serve (default: dist/renderer)')
     .action(async (raw: { port: number; host: string; rendererDir?: string }, cmd: Command) => {
+      // The host outlives any one request: a stray rejection is logged with its request, never the end of the process.
+      installProcessGuard();
       const host = await serveCommand({ port: raw.port, host: raw.host, rendererDir: raw.rendererDir, portChosen: cmd.getOptionValueSource('port') !== 'default' });
       await new Promise<void>((resolve) => {
         const stop = (): void => {
