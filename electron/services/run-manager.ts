@@ -126,6 +126,8 @@ export class RunManager {
   private readonly idleWaiters: (() => void)[] = [];
   /** Outcomes the database could not store yet (disk full); retried on every later change and by a timer. */
   private readonly unstored = new Map<string, UnstoredOutcome>();
+  /** Metric points the database refused, per run, written with the outcomes (so a resumed curve has no hole). */
+  private readonly unstoredPoints = new Map<string, MetricPoint[]>();
   private unstoredTimer: NodeJS.Timeout | null = null;
   private closed = false;
 
@@ -505,7 +507,15 @@ export class RunManager {
   }
 
   private onMetric(active: ActiveRun, point: MetricPoint): void {
-    this.db.appendMetrics(active.id, [point]);
+    try {
+      this.db.appendMetrics(active.id, [point]);
+    } catch (e) {
+      const held = this.unstoredPoints.get(active.id) ?? [];
+      held.push(point);
+      this.unstoredPoints.set(active.id, held);
+      this.retryUnstoredLater();
+      throw e;
+    }
     active.lastStep = point.step;
     active.watchdog.kick(point.step);
     this.opts.exporter?.observe({ id: active.id, name: active.name }, point, active.totalSteps);
@@ -662,15 +672,26 @@ export class RunManager {
       this.unstored.set(id, { to, reason, patch, from: current.state });
       console.error(`lora-studio: run ${id} is ${to} (${reason}), but ${this.db.path} cannot store that yet: ${errorText(e)}; it is written once the disk has room`);
       this.announce(current);
-      if (!this.unstoredTimer) {
-        this.unstoredTimer = setInterval(() => this.storeUnstored(), 2000);
-        this.unstoredTimer.unref();
-      }
+      this.retryUnstoredLater();
     }
+  }
+
+  private retryUnstoredLater(): void {
+    if (this.unstoredTimer) return;
+    this.unstoredTimer = setInterval(() => this.storeUnstored(), 2000);
+    this.unstoredTimer.unref();
   }
 
   /** Writes the outcomes a full disk held back; those that still do not fit wait for the next try. */
   private storeUnstored(): void {
+    for (const [id, points] of [...this.unstoredPoints]) {
+      try {
+        this.db.appendMetrics(id, points);
+        this.unstoredPoints.delete(id);
+      } catch {
+        return; // still full
+      }
+    }
     for (const [id, o] of [...this.unstored]) {
       try {
         const run = this.db.getRun(id);
@@ -681,7 +702,7 @@ export class RunManager {
         return; // still full
       }
     }
-    if (this.unstored.size === 0 && this.unstoredTimer) {
+    if (this.unstored.size === 0 && this.unstoredPoints.size === 0 && this.unstoredTimer) {
       clearInterval(this.unstoredTimer);
       this.unstoredTimer = null;
     }
