@@ -44,6 +44,7 @@ export async function serveCommand(opts: ServeOptions, out: NodeJS.WritableStrea
     }
   }
   const lines = [`LoRA Studio is running at ${host.url}`, `  data folder: ${host.services.home.root}`];
+  for (const notice of host.services.notices) lines.push(`  note: ${notice}`);
   if (!existsSync(join(rendererDir, 'index.html'))) lines.push(`  warning: the UI is not built (${rendererDir}); run 'npm run build:renderer' (npm run serve does it for you)`);
   if (opts.host !== '127.0.0.1' && opts.host !== 'localhost' && opts.host !== '::1') {
     lines.push(`  warning: listening on ${opts.host}: anyone who can reach this port and has the token can use the studio`);

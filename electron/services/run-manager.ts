@@ -178,6 +178,7 @@ export class RunManager {
     });
     this.opts.store.ensureRunDir(record.id);
     this.db.insertRun(record, 'created');
+    this.opts.store.writeRunFile(record);
     this.event(record.id, 'info', `run created: ${config.train.steps} steps, LoRA r=${config.lora.r} on ${config.lora.targets.join(', ')}`);
     this.announce(record);
     void this.validate(record.id);
@@ -781,6 +782,7 @@ export class RunManager {
   /** Moves a run through the state machine (refusing illegal moves), stores why, and tells every window. */
   private move(id: string, to: RunState, reason: string | null, patch: RunPatch, from?: RunState): RunRecord {
     const run = this.db.transition(id, to, { reason, patch, ...(from ? { from } : {}) });
+    this.opts.store.writeRunFile(run);
     this.opts.exporter?.setState({ id: run.id, name: run.name }, to);
     this.announce(run);
     return run;

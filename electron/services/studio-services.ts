@@ -34,7 +34,7 @@ import { BackendProbe } from './backend-probe.ts';
 import { asStudioError, StudioError } from './errors.ts';
 import { openHome, type StudioHome } from './home.ts';
 import { checkDataset, checkModel } from './preflight.ts';
-import { openStudioDb } from './db.ts';
+import { openStudioDbRecovering } from './db.ts';
 import { StudioPresence } from './presence.ts';
 import { RunMetricsExporter, servePrometheus, type PrometheusEndpoint } from './prometheus.ts';
 import { RunManager, type EngineHandle } from './run-manager.ts';
@@ -74,6 +74,8 @@ export interface StudioServices {
   handle<M extends StudioMethod>(method: M, params: unknown, context?: RequestContext): Promise<StudioResult<M>>;
   /** Returns a function that removes the listener. */
   onEvent(listener: (message: StudioEventMessage) => void): () => void;
+  /** What the studio had to do to start (a damaged database kept aside, unreadable rows), for the transport to show. */
+  readonly notices: readonly string[];
   hasActiveRuns(): boolean;
   whenIdle(): Promise<void>;
   close(): Promise<void>;
@@ -181,7 +183,8 @@ export function createStudioServices(options: StudioServicesOptions): StudioServ
     }
   };
   const adapters = new AdapterStore(home);
-  const db = openStudioDb(home.root);
+  const notices: string[] = [];
+  const { db, recovered } = openStudioDbRecovering(home.root);
   const settings = new SettingsStore(db);
   const exporter = new RunMetricsExporter();
   const backendProbe = new BackendProbe();
@@ -198,8 +201,15 @@ export function createStudioServices(options: StudioServicesOptions): StudioServ
   presence.start();
   // Workers started from now on (a run's engine, the playground's) get the cpu thread count the settings ask for.
   const workerEnv = (): NodeJS.ProcessEnv => cpuThreadsEnv(settings.get().cpuThreads);
+  const runStore = new RunStore(home, db, recovered ? `the studio database was damaged and rebuilt from ${home.runs}` : undefined);
+  if (recovered) {
+    notices.push(
+      `the studio database ${db.path} could not be used (${recovered.reason}); it was kept as ${recovered.keptAs} and a new one was made. ` +
+        `${runStore.imported} run${runStore.imported === 1 ? ' was' : 's were'} rebuilt from their folders in ${home.runs} (their step-by-step metrics and logs stay in the kept file).`,
+    );
+  }
   runs = new RunManager({
-    store: new RunStore(home, db),
+    store: runStore,
     adapters,
     emit,
     startEngine: options.startEngine ?? (() => startEngine({ env: workerEnv() })),
@@ -216,6 +226,9 @@ export function createStudioServices(options: StudioServicesOptions): StudioServ
     exporter.setState(r, r.state);
     if (!isTerminal(r.state)) exporter.restore(r, db.metrics(r.id), r.totalSteps);
   }
+  for (const n of notices) console.warn(`lora-studio: ${n}`);
+  // Unreadable rows were named on stderr as they were met (db.ts readableRuns).
+  notices.push(...db.problems);
   const version = appVersion();
   const quantArchive = new QuantArchive(join(home.root, 'quant-reports'));
   const quant = createQuantLab({ emit, archive: quantArchive });
@@ -379,6 +392,7 @@ export function createStudioServices(options: StudioServicesOptions): StudioServ
   return {
     home,
     host: options.host,
+    notices,
     async handle<M extends StudioMethod>(method: M, params: unknown, context: RequestContext = {}): Promise<StudioResult<M>> {
       if (!(STUDIO_METHODS as readonly string[]).includes(method)) {
         throw new StudioError({ message: `unknown request ${JSON.stringify(method)}; known: ${STUDIO_METHODS.join(', ')}` });
