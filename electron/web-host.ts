@@ -36,6 +36,8 @@ export interface WebHostOptions {
   token?: string;
   /** Use these services instead of creating them (they are not closed with the host then). */
   services?: StudioServices;
+  /** Folders requests may name besides the studio's own (`serve --allow DIR`); see services/allowed-roots.ts. */
+  allow?: readonly string[];
 }
 
 export interface WebHost {
@@ -163,7 +165,7 @@ export function resolveInside(root: string, urlPath: string): string | null {
 export async function startWebHost(options: WebHostOptions): Promise<WebHost> {
   const bindHost = options.host ?? '127.0.0.1';
   const token = options.token ?? randomBytes(32).toString('base64url');
-  const services = options.services ?? createStudioServices({ home: options.home, host: 'web' });
+  const services = options.services ?? createStudioServices({ home: options.home, host: 'web', allowedDirs: options.allow ?? [] });
   const ownServices = !options.services;
   const rendererDir = resolve(options.rendererDir ?? defaultRendererDir());
 

@@ -27,6 +27,7 @@ import { configuredThreads, cpuThreadsEnv } from '../../engine/backend/cpu/threa
 import { exportAdapterGguf, LORA_GGUF_DTYPES } from '../../engine/quant/gguf-lora.ts';
 import { ensureSample } from '../../engine/io/sample.ts';
 import { AdapterStore, safeFileName } from './adapter-store.ts';
+import { checkAllowedPaths, webAllowedRoots } from './allowed-roots.ts';
 import { importAdapter } from './adapter-import.ts';
 import { EXPORT_BUNDLE_PARAMS, exportRunBundle, type BundleWorkerHandle } from './bundle-export.ts';
 import { createExternalRuns, EXTERNAL_PARAM_SCHEMAS } from './external-runs.ts';
@@ -66,6 +67,8 @@ export interface StudioServicesOptions {
   /** How often followed external runs are read (ms; default 1000). */
   externalPollMs?: number;
   startBundleWorker?: () => BundleWorkerHandle;
+  /** Web host only: folders besides the studio's own that requests may name (`serve --allow`); see allowed-roots.ts. */
+  allowedDirs?: readonly string[];
 }
 
 export interface StudioServices {
@@ -229,6 +232,8 @@ export function createStudioServices(options: StudioServicesOptions): StudioServ
   for (const n of notices) console.warn(`lora-studio: ${n}`);
   // Unreadable rows were named on stderr as they were met (db.ts readableRuns).
   notices.push(...db.problems);
+  // A studio served to a browser touches only files under its roots; the desktop app keeps the user's own access.
+  const allowedRoots = options.host === 'web' ? webAllowedRoots(home.root, options.allowedDirs ?? []) : null;
   const version = appVersion();
   const quantArchive = new QuantArchive(join(home.root, 'quant-reports'));
   const quant = createQuantLab({ emit, archive: quantArchive });
@@ -397,6 +402,7 @@ export function createStudioServices(options: StudioServicesOptions): StudioServ
       if (!(STUDIO_METHODS as readonly string[]).includes(method)) {
         throw new StudioError({ message: `unknown request ${JSON.stringify(method)}; known: ${STUDIO_METHODS.join(', ')}` });
       }
+      if (allowedRoots) checkAllowedPaths(method, params, allowedRoots);
       const handler = handlers[method] as (params: unknown, ctx: RequestContext) => Promise<StudioResult<M>>;
       return handler(params, context);
     },

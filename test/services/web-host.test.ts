@@ -54,7 +54,8 @@ before(async () => {
   writeFileSync(join(rendererDir, 'assets', 'app.css'), 'body{}');
   writeFileSync(join(tmp, 'secret.txt'), 'outside the served folder');
   symlinkSync(join(tmp, 'secret.txt'), join(rendererDir, 'assets', 'link.txt'));
-  host = await startWebHost({ home: home.root, port: 0, rendererDir });
+  // The test's own files (a folder that is not a model, adapters to import) lie in its temp folder, allowed as --allow would.
+  host = await startWebHost({ home: home.root, port: 0, rendererDir, allow: [tmp] });
   api = (method, params, headers = { 'x-studio-token': host.token }) =>
     send(host.port, 'POST', `/api/${method}`, { 'content-type': 'application/json', ...headers }, JSON.stringify(params));
 });
