@@ -334,7 +334,11 @@ export function createStudioServices(options: StudioServicesOptions): StudioServ
       return { estimate, systemMemoryBytes: totalmem(), freeMemoryBytes: freemem() };
     },
     'settings.get': async () => settings.get(),
-    'settings.set': async (raw) => settings.set(parseParams('settings.set', raw)),
+    'settings.set': async (raw) => {
+      parseParams('settings.set', raw);
+      // The store checks the keys as sent: the parsed record has lost any "__proto__" key, which must be refused too.
+      return settings.set(raw);
+    },
     'adapters.list': async () => adapters.list(),
     'adapters.saveAs': async (raw) => {
       const p = parseParams('adapters.saveAs', raw);
