@@ -5,7 +5,8 @@
 import { existsSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { defaultHomeDir } from '../services/home.ts';
+import { acquireHomeLock } from '../services/home-lock.ts';
+import { assertWritableHome, defaultHomeDir, openHome } from '../services/home.ts';
 import { installProcessGuard } from '../process-guard.ts';
 import { defaultRendererDir, startWebHost, type WebHost } from '../web-host.ts';
 
@@ -19,6 +20,8 @@ export interface ServeOptions {
   rendererDir?: string;
   /** Folders the browser may name besides the studio's own (--allow, repeatable). */
   allow?: string[];
+  /** Called once it listens, before the URL is printed (the lock records the address then). */
+  onListening?: (host: WebHost) => void;
 }
 
 /** --allow DIR, repeatable: each must be an existing folder. */
@@ -52,6 +55,7 @@ export async function serveCommand(opts: ServeOptions, out: NodeJS.WritableStrea
       throw e;
     }
   }
+  opts.onListening?.(host);
   const lines = [`LoRA Studio is running at ${host.url}`, `  data folder: ${host.services.home.root}`];
   for (const notice of host.services.notices) lines.push(`  note: ${notice}`);
   lines.push(`  files: only under the data folder, the Hugging Face cache and the Ollama store${opts.allow?.length ? `, and ${opts.allow.join(', ')}` : ''} (add folders with --allow DIR)`);
@@ -75,13 +79,23 @@ export function registerServe(program: Command): void {
     .action(async (raw: { port: number; host: string; rendererDir?: string; allow: string[] }, cmd: Command) => {
       // The host outlives any one request: a stray rejection is logged with its request, never the end of the process.
       installProcessGuard();
-      const host = await serveCommand({ port: raw.port, host: raw.host, rendererDir: raw.rendererDir, allow: raw.allow, portChosen: cmd.getOptionValueSource('port') !== 'default' });
+      // One studio per data folder: a second `serve` (or the desktop app) on it is refused, naming the first.
+      const studioHome = openHome(defaultHomeDir());
+      assertWritableHome(studioHome);
+      const lock = acquireHomeLock(studioHome.root, 'web');
+      let host: WebHost;
+      try {
+        host = await serveCommand({ port: raw.port, host: raw.host, rendererDir: raw.rendererDir, allow: raw.allow, portChosen: cmd.getOptionValueSource('port') !== 'default', onListening: (h) => lock.setUrl(h.origin) });
+      } catch (e) {
+        lock.release();
+        throw e;
+      }
       await new Promise<void>((resolve) => {
         const stop = (): void => {
           process.off('SIGINT', stop);
           process.off('SIGTERM', stop);
           process.stdout.write('stopping the studio…\n');
-          void host.close().then(resolve, resolve);
+          void host.close().finally(() => lock.release()).then(resolve, resolve);
         };
         process.on('SIGINT', stop);
         process.on('SIGTERM', stop);

@@ -33,7 +33,7 @@ import { EXPORT_BUNDLE_PARAMS, exportRunBundle, type BundleWorkerHandle } from '
 import { createExternalRuns, EXTERNAL_PARAM_SCHEMAS } from './external-runs.ts';
 import { BackendProbe } from './backend-probe.ts';
 import { asStudioError, StudioError } from './errors.ts';
-import { openHome, type StudioHome } from './home.ts';
+import { assertWritableHome, openHome, type StudioHome } from './home.ts';
 import { checkDataset, checkModel } from './preflight.ts';
 import { openStudioDbRecovering } from './db.ts';
 import { StudioPresence } from './presence.ts';
@@ -185,6 +185,7 @@ export function createStudioServices(options: StudioServicesOptions): StudioServ
       }
     }
   };
+  assertWritableHome(home);
   const adapters = new AdapterStore(home);
   const notices: string[] = [];
   const { db, recovered } = openStudioDbRecovering(home.root);
