@@ -101,6 +101,8 @@ interface ActiveRun {
   intent: StopIntent | null;
   /** Why the studio database could not store this run's progress, once it could not. */
   storageError: string | null;
+  /** runs/<id>/run.json as written when the run started executing; null when it could not be written. */
+  runFile: string | null;
   finished: boolean;
   lastStep: number;
   done: Promise<void>;
@@ -389,12 +391,16 @@ export class RunManager {
       watchdog: new RunWatchdog(timeoutsOf(this.opts.settings()), (phase, message) => this.onTimeout(active, phase, message)),
       intent: null,
       storageError: null,
+      runFile: null,
       finished: false,
       lastStep: run.step,
       done,
       resolveDone,
     };
     this.active.set(run.id, active);
+    // move() wrote run.json; it marks the folder as this run's (the engine would make a deleted folder again).
+    const runFile = join(this.opts.store.runDir(run.id), 'run.json');
+    active.runFile = existsSync(runFile) ? runFile : null;
     active.watchdog.arm('startup');
     this.announceQueue();
     void this.startEngine(active, run).catch((e: unknown) => this.finishFailed(active, `the engine could not start: ${errorText(e)}`));
@@ -508,6 +514,13 @@ export class RunManager {
   }
 
   private onMetric(active: ActiveRun, point: MetricPoint): void {
+    if (active.runFile !== null && !existsSync(active.runFile)) {
+      // The run folder was deleted under the run: its checkpoints are gone, and carrying on would only make the
+      // folder again behind the user's back.
+      const dir = this.opts.store.runDir(active.id);
+      this.finishFailed(active, `the run folder ${dir} was deleted while the run was training (at step ${point.step}); its checkpoints went with it, so it cannot continue. Start the run again to train it from the start`);
+      return;
+    }
     try {
       this.db.appendMetrics(active.id, [point]);
     } catch (e) {

@@ -39,13 +39,15 @@ export class RunStore {
    * Writes the run's record to runs/<id>/run.json (atomically). Best effort: a full disk or a vanished folder must
    * not stop the state change it follows; the database stays the truth.
    */
-  writeRunFile(run: RunRecord): void {
+  writeRunFile(run: RunRecord): boolean {
     const file = join(this.runDir(run.id), 'run.json');
     try {
-      if (!existsSync(this.runDir(run.id))) return;
+      if (!existsSync(this.runDir(run.id))) return false;
       writeFileAtomic(file, `${encodeJson(run)}\n`);
+      return true;
     } catch (e) {
       console.warn(`lora-studio: cannot write ${file}: ${e instanceof Error ? e.message : String(e)}`);
+      return false;
     }
   }
 
