@@ -26,7 +26,8 @@ test('deleting the run folder under a running run fails it saying so; the next r
     assert.notEqual(r.state, 'failed', r.error ?? '');
     await new Promise((res) => setTimeout(res, 20));
   }
-  rmSync(dir, { recursive: true, force: true });
+  // The engine may be writing a checkpoint into it at this moment: retry as rm -rf would have to.
+  rmSync(dir, { recursive: true, force: true, maxRetries: 20, retryDelay: 5 });
   await s.whenIdle();
   const failed = await s.handle('runs.get', { id: run.id });
   assert.equal(failed.state, 'failed');
