@@ -87,9 +87,9 @@ function words(key: string): string {
 /** The label of a dotted field path; list items (`lora.targets.2`) take their list's label. */
 export function fieldLabel(field: string): string {
   const path = localPath(field);
-  if (path in FIELD_LABELS) return FIELD_LABELS[path]!;
+  if (Object.hasOwn(FIELD_LABELS, path)) return FIELD_LABELS[path]!;
   const withoutIndex = path.replace(/(\.\d+)+$/, '');
-  if (withoutIndex in FIELD_LABELS) return FIELD_LABELS[withoutIndex]!;
+  if (Object.hasOwn(FIELD_LABELS, withoutIndex)) return FIELD_LABELS[withoutIndex]!;
   const last = withoutIndex.split('.').pop() ?? withoutIndex;
   return words(last);
 }

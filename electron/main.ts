@@ -12,8 +12,10 @@ import { fileURLToPath } from 'node:url';
 import type { BrowserWindowConstructorOptions, Item, OpenDialogOptions, OpenDialogReturnValue, WindowOpenHandlerResponse } from 'electron';
 import { IPC_EVENT_CHANNEL, IPC_REQUEST_PREFIX, IPC_START_DRAG_CHANNEL } from '../common/bridge.ts';
 import { STUDIO_METHODS, type StudioEventMessage, type StudioReply, type StudioMethod } from '../common/protocol.ts';
+import { installProcessGuard, withRequest } from './process-guard.ts';
 import { toStudioErrorInfo } from './services/errors.ts';
-import { defaultHomeDir } from './services/home.ts';
+import { acquireHomeLock } from './services/home-lock.ts';
+import { assertWritableHome, defaultHomeDir, openHome } from './services/home.ts';
 import { createStudioServices, type StudioServices } from './services/studio-services.ts';
 
 /** The renderer side of an IPC message, as far as main uses it. */
@@ -57,6 +59,7 @@ export interface ElectronShell {
   };
   dialog: {
     showOpenDialog(options: OpenDialogOptions): Promise<OpenDialogReturnValue>;
+    showErrorBox(title: string, content: string): void;
   };
 }
 
@@ -83,6 +86,24 @@ export async function startMain(electron: ElectronShell, options: MainOptions = 
     app.quit();
     return null;
   }
+
+  // A stray rejection in the services must not close the windows and stop the training (process-guard.ts).
+  installProcessGuard();
+
+  // One studio per data folder: a web host (or another desktop build) already on it keeps it (home-lock.ts).
+  let lock;
+  try {
+    const studioHome = openHome(options.home ?? defaultHomeDir());
+    assertWritableHome(studioHome);
+    lock = acquireHomeLock(studioHome.root, 'electron');
+  } catch (e) {
+    const message = e instanceof Error ? e.message : String(e);
+    console.error(`lora-studio: ${message}`);
+    dialog.showErrorBox('LoRA Studio cannot start', message);
+    app.quit();
+    return null;
+  }
+  const homeLock = lock;
 
   const appRoot = app.getAppPath();
   const paths = {
@@ -115,7 +136,7 @@ export async function startMain(electron: ElectronShell, options: MainOptions = 
   for (const method of STUDIO_METHODS) {
     ipcMain.handle(`${IPC_REQUEST_PREFIX}${method}`, async (event, params): Promise<StudioReply<StudioMethod>> => {
       try {
-        const result = await services.handle(method, params, { startDrag: dragTo(event.sender) });
+        const result = await withRequest(`ipc ${method}`, () => services.handle(method, params, { startDrag: dragTo(event.sender) }));
         return { ok: true, result };
       } catch (e) {
         return { ok: false, error: toStudioErrorInfo(e) };
@@ -191,6 +212,7 @@ export async function startMain(electron: ElectronShell, options: MainOptions = 
     if (closed) return;
     event.preventDefault();
     void services.close().finally(() => {
+      homeLock.release();
       closed = true;
       app.quit();
     });

@@ -23,6 +23,7 @@ import { safeFileName } from './services/adapter-store.ts';
 import { StudioError, toStudioErrorInfo } from './services/errors.ts';
 import type { StudioHome } from './services/home.ts';
 import { createStudioServices, type StudioServices } from './services/studio-services.ts';
+import { withRequest } from './process-guard.ts';
 
 export interface WebHostOptions {
   home: string | StudioHome;
@@ -35,6 +36,8 @@ export interface WebHostOptions {
   token?: string;
   /** Use these services instead of creating them (they are not closed with the host then). */
   services?: StudioServices;
+  /** Folders requests may name besides the studio's own (`serve --allow DIR`); see services/allowed-roots.ts. */
+  allow?: readonly string[];
 }
 
 export interface WebHost {
@@ -109,15 +112,33 @@ function refuse(res: ServerResponse, status: number, message: string): void {
   sendJson(res, status, { ok: false, error });
 }
 
+class BodyTooLarge extends StudioError {}
+
+/** How long, and how much more, an over-size body is read and thrown away so its sender gets the 413 reply. */
+const DRAIN_AFTER_LIMIT_MS = 10_000;
+const DRAIN_AFTER_LIMIT_BYTES = 64 * 1024 * 1024;
+
+/**
+ * The body, up to MAX_BODY_BYTES. Past that the request is refused with BodyTooLarge, and the rest of the body is
+ * read and dropped (up to a bound) instead of the socket being destroyed at once: a client still sending would
+ * otherwise see a connection reset instead of the 413 and its message.
+ */
 function readBody(req: IncomingMessage): Promise<Buffer> {
   return new Promise((resolveBody, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
+    let over = false;
     req.on('data', (c: Buffer) => {
       size += c.length;
+      if (over) {
+        if (size > MAX_BODY_BYTES + DRAIN_AFTER_LIMIT_BYTES) req.destroy();
+        return;
+      }
       if (size > MAX_BODY_BYTES) {
-        reject(new StudioError({ message: `request body is over ${MAX_BODY_BYTES / 1024 / 1024} MiB` }));
-        req.destroy();
+        over = true;
+        chunks.length = 0;
+        reject(new BodyTooLarge({ message: `request body is over ${MAX_BODY_BYTES / 1024 / 1024} MiB; datasets that large go next to the server (a path under the data folder or an --allow folder), not through the browser` }));
+        setTimeout(() => req.destroy(), DRAIN_AFTER_LIMIT_MS).unref();
         return;
       }
       chunks.push(c);
@@ -162,7 +183,7 @@ export function resolveInside(root: string, urlPath: string): string | null {
 export async function startWebHost(options: WebHostOptions): Promise<WebHost> {
   const bindHost = options.host ?? '127.0.0.1';
   const token = options.token ?? randomBytes(32).toString('base64url');
-  const services = options.services ?? createStudioServices({ home: options.home, host: 'web' });
+  const services = options.services ?? createStudioServices({ home: options.home, host: 'web', allowedDirs: options.allow ?? [] });
   const ownServices = !options.services;
   const rendererDir = resolve(options.rendererDir ?? defaultRendererDir());
 
@@ -186,7 +207,13 @@ export async function startWebHost(options: WebHostOptions): Promise<WebHost> {
     if (req.method !== 'POST') return refuse(res, 405, `use POST for /api/${method}`);
     if (!(STUDIO_METHODS as readonly string[]).includes(method)) return refuse(res, 404, `unknown request ${JSON.stringify(method)}`);
     let params: unknown = {};
-    const body = await readBody(req);
+    let body: Buffer;
+    try {
+      body = await readBody(req);
+    } catch (e) {
+      if (!(e instanceof BodyTooLarge)) throw e;
+      return sendJson(res, 413, { ok: false, error: toStudioErrorInfo(e) }, { connection: 'close' });
+    }
     if (body.length > 0) {
       try {
         params = JSON.parse(body.toString('utf8'));
@@ -271,7 +298,8 @@ export async function startWebHost(options: WebHostOptions): Promise<WebHost> {
 
   const server = createServer((req, res) => {
     try {
-      route(req, res);
+      // A stray error this request leaves behind is reported with it (process-guard.ts).
+      withRequest(`${req.method ?? '?'} ${(req.url ?? '/').split('?')[0]}`, () => route(req, res));
     } catch (e) {
       // A malformed URL or a vanished file answers this request with an error; the host stays up.
       if (!res.headersSent) refuse(res, e instanceof URIError || e instanceof TypeError ? 400 : 500, toStudioErrorInfo(e).message);

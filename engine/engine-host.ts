@@ -59,8 +59,9 @@ export function startEngine(opts: StartEngineOptions = {}): EngineHandle {
     for (const h of [...handlers]) {
       try {
         h(event);
-      } catch {
-        // A failing listener must not take the others (or the engine) down.
+      } catch (e) {
+        // A failing listener must not take the others (or the engine) down, nor vanish unseen.
+        console.error(`lora-studio: a listener of run ${runId || '(none)'}'s ${event.type} event failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
       }
     }
   };

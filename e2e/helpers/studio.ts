@@ -41,7 +41,8 @@ export async function startStudio(): Promise<TestStudio> {
     throw new Error(`${rendererDir}/index.html is missing: build the renderer first (npx vite build --config renderer/vite.config.ts; npm test does it)`);
   }
   const home = mkdtempSync(join(tmpdir(), 'lora-studio-e2e-'));
-  const host = await startWebHost({ home, port: 0, host: '127.0.0.1', rendererDir });
+  // The tests' scratch files live in the temp folder, allowed as `serve --allow` would.
+  const host = await startWebHost({ home, port: 0, host: '127.0.0.1', rendererDir, allow: [tmpdir()] });
   const origin = `http://127.0.0.1:${host.port}`;
   const token = host.token;
   return {

@@ -38,7 +38,8 @@ export function hubCacheDir(env: NodeJS.ProcessEnv = process.env): string {
   return join(env.XDG_CACHE_HOME ? resolve(env.XDG_CACHE_HOME) : join(homedir(), '.cache'), 'huggingface', 'hub');
 }
 
-const HUB_ID = /^[A-Za-z0-9][\w.-]*\/[\w.-]+$/;
+/** A Hugging Face hub id (org/name), as adapters.import accepts instead of a path. */
+export const HUB_ID = /^[A-Za-z0-9][\w.-]*\/[\w.-]+$/;
 
 /** The snapshot a cached repo folder (models--org--name) points at: refs/main, else the newest snapshot. */
 function snapshotOf(repoDir: string): string | null {

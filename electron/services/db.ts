@@ -11,7 +11,7 @@
  * The schema is versioned with PRAGMA user_version; `MIGRATIONS[i]` takes a database from version i to i + 1, each in
  * its own transaction. A database written by a newer studio (higher version) is refused, never rewritten.
  */
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -171,8 +171,8 @@ export function dbPathOf(homeRoot: string): string {
 const NON_FINITE: Record<string, number> = { NaN: Number.NaN, Infinity: Number.POSITIVE_INFINITY, '-Infinity': Number.NEGATIVE_INFINITY };
 const NON_FINITE_TAG = '\u0000num:';
 
-export function encodeJson(value: unknown): string {
-  return JSON.stringify(value, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? `${NON_FINITE_TAG}${String(v)}` : v));
+export function encodeJson(value: unknown, indent?: number): string {
+  return JSON.stringify(value, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? `${NON_FINITE_TAG}${String(v)}` : v), indent);
 }
 
 export function decodeJson(text: string): unknown {
@@ -411,6 +411,8 @@ export interface OpenDbOptions {
 export class StudioDb {
   readonly path: string;
   readonly db: SqliteDatabase;
+  /** Rows that could not be read (named once each); the runs list goes on without them. */
+  readonly problems: string[] = [];
   private readonly stmts = new Map<string, SqliteStatement>();
 
   constructor(path: string, options: OpenDbOptions = {}) {
@@ -483,6 +485,11 @@ export class StudioDb {
     return r === undefined ? null : rowToRun(asRow(r), this.path);
   }
 
+  /** Whether a row for this run exists (readable or not). */
+  hasRun(id: string): boolean {
+    return this.stmt('SELECT 1 FROM runs WHERE id = ?').get(id) !== undefined;
+  }
+
   /** A run that must exist; the error names the id and the database. */
   requireRun(id: string): RunRecord {
     const run = this.getRun(id);
@@ -496,14 +503,29 @@ export class StudioDb {
       filter.states && filter.states.length > 0
         ? this.db.prepare(`SELECT * FROM runs WHERE state IN (${filter.states.map(() => '?').join(', ')}) ORDER BY created_at DESC, id DESC`).all(...filter.states)
         : this.stmt('SELECT * FROM runs ORDER BY created_at DESC, id DESC').all();
-    return rows.map((r) => rowToRun(asRow(r), this.path));
+    return this.readableRuns(rows);
   }
 
   /** Waiting runs in the order they should start: priority, then first queued first. */
   queuedRuns(): RunRecord[] {
-    return this.stmt("SELECT * FROM runs WHERE state = 'queuing' ORDER BY priority DESC, queue_seq ASC, created_at ASC, id ASC")
-      .all()
-      .map((r) => rowToRun(asRow(r), this.path));
+    return this.readableRuns(this.stmt("SELECT * FROM runs WHERE state = 'queuing' ORDER BY priority DESC, queue_seq ASC, created_at ASC, id ASC").all());
+  }
+
+  /** Rows as runs, leaving out (and naming once, in `problems`) any that cannot be read: one bad row must not hide the rest. */
+  private readableRuns(rows: unknown[]): RunRecord[] {
+    const out: RunRecord[] = [];
+    for (const r of rows) {
+      try {
+        out.push(rowToRun(asRow(r), this.path));
+      } catch (e) {
+        const problem = `${errorMessage(e)}; the run is left out of the list (its folder is untouched)`;
+        if (!this.problems.includes(problem)) {
+          this.problems.push(problem);
+          console.warn(`lora-studio: ${problem}`);
+        }
+      }
+    }
+    return out;
   }
 
   /** Changes fields other than the state; updatedAt is set unless given. */
@@ -772,4 +794,68 @@ function migrate(db: SqliteDatabase, file: string, readonly: boolean): void {
 /** Opens (creating and upgrading as needed) the database of a studio home folder. */
 export function openStudioDb(homeRoot: string, options: OpenDbOptions = {}): StudioDb {
   return new StudioDb(dbPathOf(homeRoot), options);
+}
+
+function errorMessage(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+/** The SQLite result code of an error, or of the error it wraps. */
+function sqliteCode(e: unknown): string | null {
+  for (let cur: unknown = e, depth = 0; cur && depth < 5; depth++) {
+    const code = (cur as { code?: unknown }).code;
+    if (typeof code === 'string' && code.startsWith('SQLITE_')) return code;
+    cur = (cur as { cause?: unknown }).cause;
+  }
+  return null;
+}
+
+/** A damaged file, as opposed to one that is locked, read-only, or from a newer studio (those are never moved). */
+function isDamaged(e: unknown): boolean {
+  const code = sqliteCode(e);
+  return code === 'SQLITE_NOTADB' || code === 'SQLITE_CORRUPT' || (code !== null && code.startsWith('SQLITE_CORRUPT_'));
+}
+
+export interface RecoveredDb {
+  /** What was wrong with the file. */
+  reason: string;
+  /** Where the damaged file was kept (its -wal/-shm beside it with the same suffix). */
+  keptAs: string;
+}
+
+/**
+ * Opens the studio database for a studio process, and gets it going again when the file is damaged (not a database,
+ * malformed, failing SQLite's quick_check, or empty — a zero-length file would otherwise start as a silently empty
+ * studio): the file is kept aside as studio.db.broken-<time>, a new one is made, and `recovered` says what happened
+ * and where (the caller rebuilds the runs from their folders). A locked, read-only or newer database is never moved:
+ * those errors go to the caller as they are.
+ */
+export function openStudioDbRecovering(homeRoot: string, now: Date = new Date()): { db: StudioDb; recovered: RecoveredDb | null } {
+  const path = dbPathOf(homeRoot);
+  let reason: string;
+  const size = existsSync(path) ? statSync(path).size : -1;
+  const walSize = existsSync(`${path}-wal`) ? statSync(`${path}-wal`).size : 0;
+  if (size === 0 && walSize === 0) {
+    reason = 'the file is empty (0 bytes)';
+  } else {
+    let db: StudioDb | null = null;
+    try {
+      db = new StudioDb(path);
+      const check = db.db.pragma('quick_check', { simple: true });
+      if (check !== 'ok') throw Object.assign(new Error(`SQLite's integrity check fails: ${String(check)}`), { code: 'SQLITE_CORRUPT' });
+      return { db, recovered: null };
+    } catch (e) {
+      db?.close();
+      if (!isDamaged(e)) throw e;
+      reason = errorMessage(e).replace(`cannot open the studio database ${path}: `, '');
+    }
+  }
+  const keptAs = `${path}.broken-${now.toISOString().replace(/[:.]/g, '-')}`;
+  try {
+    renameSync(path, keptAs);
+    for (const suffix of ['-wal', '-shm']) if (existsSync(path + suffix)) renameSync(path + suffix, keptAs + suffix);
+  } catch (e) {
+    throw new Error(`the studio database ${path} is damaged (${reason}) and could not be moved aside: ${errorMessage(e)}; move or delete it by hand, then start again`, { cause: e });
+  }
+  return { db: new StudioDb(path), recovered: { reason, keptAs } };
 }

@@ -22,7 +22,7 @@ export function updateRunInfo(store: RunStore, id: string, input: unknown): RunR
   }
   requireRun(store, id);
   const run = store.db.updateRun(id, patch);
-  store.writeRunJson(run);
+  store.writeRunFile(run);
   return run;
 }
 

@@ -77,7 +77,17 @@ export interface RunManagerOptions {
 
 const ETA_WINDOW = 20;
 
-type StopIntent = 'cancel' | 'pause' | 'stop-save' | 'shutdown';
+/** `storage`: the studio database refused a write (disk full): checkpoint, stop, fail with why. */
+type StopIntent = 'cancel' | 'pause' | 'stop-save' | 'shutdown' | 'storage';
+
+/** A run's outcome the database could not take (disk full); kept here and written as soon as it can be. */
+interface UnstoredOutcome {
+  to: RunState;
+  reason: string;
+  patch: RunPatch;
+  /** The state the database still has, which the outcome moves from. */
+  from: RunState;
+}
 
 interface ActiveRun {
   id: string;
@@ -90,6 +100,10 @@ interface ActiveRun {
   graceTimer: NodeJS.Timeout | null;
   watchdog: RunWatchdog;
   intent: StopIntent | null;
+  /** Why the studio database could not store this run's progress, once it could not. */
+  storageError: string | null;
+  /** runs/<id>/run.json as written when the run started executing; null when it could not be written. */
+  runFile: string | null;
   finished: boolean;
   lastStep: number;
   done: Promise<void>;
@@ -100,6 +114,11 @@ function errorText(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
+/** SQLite's code for a database that cannot grow (the disk, or the file's size limit, is full). */
+function isDiskFull(e: unknown): boolean {
+  return (e as { code?: unknown } | null)?.code === 'SQLITE_FULL' || /SQLITE_FULL|disk is full|ENOSPC/.test(errorText(e));
+}
+
 export class RunManager {
   private readonly opts: Required<Omit<RunManagerOptions, 'exporter' | 'resolveDevice'>> & Pick<RunManagerOptions, 'exporter' | 'resolveDevice'>;
   private readonly db: StudioDb;
@@ -108,6 +127,11 @@ export class RunManager {
   /** Runs between pending and queuing (checks in progress), with their watchdogs. */
   private readonly validating = new Map<string, RunWatchdog>();
   private readonly idleWaiters: (() => void)[] = [];
+  /** Outcomes the database could not store yet (disk full); retried on every later change and by a timer. */
+  private readonly unstored = new Map<string, UnstoredOutcome>();
+  /** Metric points the database refused, per run, written with the outcomes (so a resumed curve has no hole). */
+  private readonly unstoredPoints = new Map<string, MetricPoint[]>();
+  private unstoredTimer: NodeJS.Timeout | null = null;
   private closed = false;
 
   constructor(options: RunManagerOptions) {
@@ -157,7 +181,7 @@ export class RunManager {
     });
     this.opts.store.ensureRunDir(record.id);
     this.db.insertRun(record, 'created');
-    this.opts.store.writeRunJson(record);
+    this.opts.store.writeRunFile(record);
     this.event(record.id, 'info', `run created: ${config.train.steps} steps, LoRA r=${config.lora.r} on ${config.lora.targets.join(', ')}`);
     this.announce(record);
     void this.validate(record.id);
@@ -225,6 +249,9 @@ export class RunManager {
     if (this.closed) throw new StudioError({ message: 'the studio is shutting down; resume the run after it restarts' });
     const run = this.require(id);
     if (run.state !== 'paused' && run.state !== 'failed') throw new StudioError({ message: `run ${id} is ${run.state}; only a paused or failed run can be resumed`, field: 'id' });
+    // An outcome a full disk held back is superseded by the resume (which needs the database to take it anyway).
+    this.storeUnstored();
+    this.unstored.delete(id);
     const next = this.move(id, 'queuing', `resumed by the user from ${run.state}`, { error: null, etaMs: null });
     this.enqueue(next);
     return this.get(id);
@@ -322,6 +349,9 @@ export class RunManager {
     if (this.closed) return;
     this.closed = true;
     this.queue.hold();
+    this.storeUnstored();
+    if (this.unstoredTimer) clearInterval(this.unstoredTimer);
+    this.unstoredTimer = null;
     for (const w of this.validating.values()) w.disarm();
     const runs = [...this.active.values()];
     for (const a of runs) this.requestStop(a, 'shutdown');
@@ -380,6 +410,7 @@ export class RunManager {
   /** The queue gave a run its slot: executing, then the engine (asynchronously). */
   private launch(item: QueueItem): void {
     if (this.closed) throw new Error('the studio is closing');
+    this.storeUnstored();
     const run = this.move(item.id, 'executing', null, { startedAt: new Date().toISOString(), etaMs: null, error: null }, 'queuing');
     let resolveDone: () => void = () => undefined;
     const done = new Promise<void>((r) => (resolveDone = r));
@@ -394,12 +425,17 @@ export class RunManager {
       graceTimer: null,
       watchdog: new RunWatchdog(timeoutsOf(this.opts.settings()), (phase, message) => this.onTimeout(active, phase, message)),
       intent: null,
+      storageError: null,
+      runFile: null,
       finished: false,
       lastStep: run.step,
       done,
       resolveDone,
     };
     this.active.set(run.id, active);
+    // move() wrote run.json; it marks the folder as this run's (the engine would make a deleted folder again).
+    const runFile = join(this.opts.store.runDir(run.id), 'run.json');
+    active.runFile = existsSync(runFile) ? runFile : null;
     active.watchdog.arm('startup');
     this.announceQueue();
     void this.startEngine(active, run).catch((e: unknown) => this.finishFailed(active, `the engine could not start: ${errorText(e)}`));
@@ -434,6 +470,35 @@ export class RunManager {
 
   private onEngineEvent(active: ActiveRun, e: EngineEvent): void {
     if (active.finished || (e.runId !== active.id && e.runId !== '')) return;
+    try {
+      this.handleEngineEvent(active, e);
+    } catch (err) {
+      // Storing what the engine said failed (disk full, a broken database): the run must not stay executing with
+      // nobody noticing. It checkpoints, stops and fails, saying why; its slot goes to the next run.
+      this.storageFailed(active, err, e.type);
+    }
+  }
+
+  private storageFailed(active: ActiveRun, err: unknown, during: string): void {
+    if (active.finished) return;
+    const why = `the studio database ${this.db.path} could not store this run's ${during === 'metric' ? 'metrics' : `${during} event`}: ${errorText(err)}${isDiskFull(err) ? ' — free disk space, then resume the run (it continues from its last checkpoint)' : ''}`;
+    console.error(`lora-studio: run ${active.id}: ${why}`);
+    if (active.storageError !== null || !active.engine) {
+      // Second failure (or no engine to stop): fail now.
+      active.storageError ??= why;
+      this.finishFailed(active, active.storageError);
+      return;
+    }
+    active.storageError = why;
+    if (active.intent === 'shutdown' || active.intent === 'cancel') return; // already stopping for a reason of its own
+    active.intent = 'storage';
+    active.engine.send({ type: 'stop', save: true });
+    if (active.graceTimer) clearTimeout(active.graceTimer);
+    active.graceTimer = setTimeout(() => this.finishFailed(active, why), this.opts.cancelGraceMs);
+    active.graceTimer.unref();
+  }
+
+  private handleEngineEvent(active: ActiveRun, e: EngineEvent): void {
     switch (e.type) {
       case 'started':
         this.onStarted(active, e);
@@ -456,7 +521,8 @@ export class RunManager {
         break;
       case 'error': {
         const where = e.file && !e.message.includes(e.file) ? ` (${e.file}${e.line !== undefined ? ` line ${e.line}` : ''})` : '';
-        this.finishFailed(active, `${e.message}${where}`);
+        // The engine's own words come first (e.g. the checkpoint that hit a full disk); the database's, if any, after.
+        this.finishFailed(active, `${e.message}${where}${active.storageError ? `; also, ${active.storageError}` : ''}`);
         break;
       }
     }
@@ -485,7 +551,22 @@ export class RunManager {
   }
 
   private onMetric(active: ActiveRun, point: MetricPoint): void {
-    this.db.appendMetrics(active.id, [point]);
+    if (active.runFile !== null && !existsSync(active.runFile)) {
+      // The run folder was deleted under the run: its checkpoints are gone, and carrying on would only make the
+      // folder again behind the user's back.
+      const dir = this.opts.store.runDir(active.id);
+      this.finishFailed(active, `the run folder ${dir} was deleted while the run was training (at step ${point.step}); its checkpoints went with it, so it cannot continue. Start the run again to train it from the start`);
+      return;
+    }
+    try {
+      this.db.appendMetrics(active.id, [point]);
+    } catch (e) {
+      const held = this.unstoredPoints.get(active.id) ?? [];
+      held.push(point);
+      this.unstoredPoints.set(active.id, held);
+      this.retryUnstoredLater();
+      throw e;
+    }
     active.lastStep = point.step;
     active.watchdog.kick(point.step);
     this.opts.exporter?.observe({ id: active.id, name: active.name }, point, active.totalSteps);
@@ -540,6 +621,9 @@ export class RunManager {
       case 'shutdown':
         this.finishInterrupted(active, `the studio closed at step ${step}${checkpoint ? ' after writing a checkpoint' : ''}; it continues when the studio starts again`);
         break;
+      case 'storage':
+        this.finishFailed(active, `${active.storageError ?? 'the studio database could not store this run'}; stopped at step ${step}${checkpoint ? ` after writing the checkpoint ${checkpoint}` : ''}`);
+        break;
       default:
         this.finish(active, 'cancelled', 'cancelled by the user', { etaMs: null, finishedAt: new Date().toISOString() });
     }
@@ -551,7 +635,7 @@ export class RunManager {
     // studio leaves a run that is pausing, saving or cancelling to finish that).
     if (active.intent && !(intent === 'cancel' && active.intent !== 'cancel')) return;
     active.intent = intent;
-    const what = { cancel: 'cancelling', pause: 'pausing (checkpoint, then stop)', 'stop-save': 'stopping and saving the adapter', shutdown: 'the studio is closing: checkpoint, then stop' }[intent];
+    const what = { cancel: 'cancelling', pause: 'pausing (checkpoint, then stop)', 'stop-save': 'stopping and saving the adapter', shutdown: 'the studio is closing: checkpoint, then stop', storage: 'the studio database cannot store the run: checkpoint, then stop' }[intent];
     this.event(active.id, 'info', `${what} at the next step`, active.lastStep);
     active.engine?.send({ type: 'stop', save: intent !== 'cancel' });
     if (intent === 'cancel') {
@@ -588,7 +672,12 @@ export class RunManager {
 
   private finish(active: ActiveRun, to: RunState, reason: string, patch: RunPatch): void {
     if (active.finished) return;
-    this.flush(active);
+    try {
+      this.flush(active);
+    } catch (e) {
+      // The points stay unstored (disk full); the outcome below still frees the slot.
+      console.error(`lora-studio: run ${active.id}: cannot store its last metrics in ${this.db.path}: ${errorText(e)}`);
+    }
     active.finished = true;
     active.watchdog.disarm();
     if (active.graceTimer) clearTimeout(active.graceTimer);
@@ -601,17 +690,73 @@ export class RunManager {
         // A worker that is already gone needs no terminating.
       }
     }
-    const current = this.db.getRun(active.id);
-    if (current && current.state !== to) {
+    try {
       const p: RunPatch = isTerminal(to) ? { finishedAt: new Date().toISOString(), ...patch } : patch;
-      this.move(active.id, to, reason, p);
+      this.settle(active.id, to, reason, p);
+      if (to === 'failed' || to === 'cancelled') this.event(active.id, to === 'failed' ? 'error' : 'info', to === 'failed' ? `failed: ${patch.error ?? reason}` : reason, active.lastStep);
+    } catch (e) {
+      console.error(`lora-studio: run ${active.id}: cannot store its event log in ${this.db.path}: ${errorText(e)}`);
+    } finally {
+      // Whatever the database took, the slot is free and the next run starts.
+      this.active.delete(active.id);
+      this.queue.release(active.id);
+      active.resolveDone();
+      try {
+        this.announceQueue();
+      } finally {
+        this.checkIdle();
+      }
     }
-    if (to === 'failed' || to === 'cancelled') this.event(active.id, to === 'failed' ? 'error' : 'info', to === 'failed' ? `failed: ${patch.error ?? reason}` : reason, active.lastStep);
-    this.active.delete(active.id);
-    this.queue.release(active.id);
-    active.resolveDone();
-    this.announceQueue();
-    this.checkIdle();
+  }
+
+  /**
+   * Moves a run to an outcome; when the database cannot take it (disk full) the outcome is kept in memory, shown as
+   * the run's state, and written by storeUnstored as soon as a write succeeds again.
+   */
+  private settle(id: string, to: RunState, reason: string, patch: RunPatch): void {
+    const current = this.db.getRun(id);
+    if (!current || current.state === to) return;
+    try {
+      this.move(id, to, reason, patch);
+    } catch (e) {
+      if (!isDiskFull(e)) throw e;
+      this.unstored.set(id, { to, reason, patch, from: current.state });
+      console.error(`lora-studio: run ${id} is ${to} (${reason}), but ${this.db.path} cannot store that yet: ${errorText(e)}; it is written once the disk has room`);
+      this.announce(current);
+      this.retryUnstoredLater();
+    }
+  }
+
+  private retryUnstoredLater(): void {
+    if (this.unstoredTimer) return;
+    this.unstoredTimer = setInterval(() => this.storeUnstored(), 2000);
+    this.unstoredTimer.unref();
+  }
+
+  /** Writes the outcomes a full disk held back; those that still do not fit wait for the next try. */
+  private storeUnstored(): void {
+    for (const [id, points] of [...this.unstoredPoints]) {
+      try {
+        this.db.appendMetrics(id, points);
+        this.unstoredPoints.delete(id);
+      } catch {
+        return; // still full
+      }
+    }
+    for (const [id, o] of [...this.unstored]) {
+      try {
+        const run = this.db.getRun(id);
+        if (run && run.state === o.from) this.move(id, o.to, o.reason, o.patch, o.from);
+        this.unstored.delete(id);
+        if (o.to === 'failed') this.event(id, 'error', `failed: ${o.patch.error ?? o.reason}`, run?.step ?? null);
+      } catch {
+        return; // still full
+      }
+    }
+    if (this.unstored.size === 0 && this.unstoredPoints.size === 0 && this.unstoredTimer) {
+      clearInterval(this.unstoredTimer);
+      this.unstoredTimer = null;
+    }
   }
 
   /** A run that is not executing fails (validation error, watchdog, a start that could not happen). */
@@ -619,11 +764,14 @@ export class RunManager {
     this.validating.get(id)?.disarm();
     this.validating.delete(id);
     this.queue.remove(id);
-    const run = this.db.getRun(id);
-    if (!run || isTerminal(run.state)) return;
-    this.move(id, 'failed', 'the run failed', { etaMs: null, error: message, finishedAt: new Date().toISOString() });
-    this.event(id, 'error', `failed: ${message}`, run.step);
-    this.checkIdle();
+    try {
+      const run = this.db.getRun(id);
+      if (!run || isTerminal(run.state)) return;
+      this.settle(id, 'failed', 'the run failed', { etaMs: null, error: message, finishedAt: new Date().toISOString() });
+      if (!this.unstored.has(id)) this.event(id, 'error', `failed: ${message}`, run.step);
+    } finally {
+      this.checkIdle();
+    }
   }
 
   // --- recovery ----------------------------------------------------------------------------------------------------
@@ -667,17 +815,24 @@ export class RunManager {
   private require(id: string): RunRecord {
     const run = this.opts.store.get(id);
     if (!run) throw new StudioError({ message: `no run with id ${JSON.stringify(id)}`, field: 'id' });
-    return run;
+    return this.withUnstored(run);
   }
 
-  private summary(run: RunRecord): RunSummary {
+  /** The run as it really is: an outcome the database could not store yet wins over the stored state. */
+  private withUnstored(run: RunRecord): RunRecord {
+    const o = this.unstored.get(run.id);
+    return o ? { ...run, ...o.patch, state: o.to } : run;
+  }
+
+  private summary(stored: RunRecord): RunSummary {
+    const run = this.withUnstored(stored);
     return RunStore.summary(run, run.state === 'queuing' ? this.queue.position(run.id) : null);
   }
 
   /** Moves a run through the state machine (refusing illegal moves), stores why, and tells every window. */
   private move(id: string, to: RunState, reason: string | null, patch: RunPatch, from?: RunState): RunRecord {
     const run = this.db.transition(id, to, { reason, patch, ...(from ? { from } : {}) });
-    this.opts.store.writeRunJson(run);
+    this.opts.store.writeRunFile(run);
     this.opts.exporter?.setState({ id: run.id, name: run.name }, to);
     this.announce(run);
     return run;

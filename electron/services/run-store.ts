@@ -1,14 +1,16 @@
 /**
  * Where runs live: their records, state history, metrics and events in the studio database (db.ts), and one folder
- * per run (runs/<id>/) that the engine writes checkpoints/ and adapter/ into.
+ * per run (runs/<id>/) that the engine writes checkpoints/ and adapter/ into, with run.json: the run's record as of
+ * its last state change, so the runs list can be rebuilt from the folders when the database is lost or damaged.
  *
- * Runs made before the database existed (runs/<id>/run.json + metrics.jsonl) are imported once, when the store
- * opens; one that was still going then is marked failed (it can be resumed from its checkpoints).
+ * Run folders the database does not know (runs/<id>/run.json, + metrics.jsonl from before the database existed)
+ * are imported when the store opens; one that was still going then is marked failed (it can be resumed from its
+ * checkpoints).
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { MetricPoint, RunState, RunSummary } from '../../common/protocol.ts';
-import { newRunRecord, type RunRecord, type StudioDb } from './db.ts';
+import { decodeJson, encodeJson, newRunRecord, type RunRecord, type StudioDb } from './db.ts';
 import type { StudioHome } from './home.ts';
 import { isSafeId } from './ids.ts';
 import { isRunState, isTerminal } from './run-state.ts';
@@ -24,10 +26,31 @@ export class RunStore {
   readonly db: StudioDb;
   private readonly runsDir: string;
 
-  constructor(home: StudioHome, db: StudioDb) {
+  /** How many run folders were imported when the store opened. */
+  readonly imported: number;
+
+  constructor(home: StudioHome, db: StudioDb, importReason = 'interrupted before the studio database existed') {
     this.db = db;
     this.runsDir = home.runs;
-    this.importLegacy();
+    this.imported = this.importRunFolders(importReason);
+  }
+
+  /**
+   * Writes the run's record to runs/<id>/run.json (atomically), on every state change and every rename: the folder
+   * describes itself (name, notes, tags, config, state) and a studio that lost its database rebuilds its runs list
+   * from these. Best effort: a full disk or a vanished folder (a deleted run) must not stop the state change it
+   * follows, and a deleted run's folder is not made again; the database stays the truth.
+   */
+  writeRunFile(run: RunRecord): boolean {
+    const file = join(this.runDir(run.id), 'run.json');
+    try {
+      if (!existsSync(this.runDir(run.id))) return false;
+      writeFileAtomic(file, `${encodeJson(run, 2)}\n`);
+      return true;
+    } catch (e) {
+      console.warn(`lora-studio: cannot write ${file}: ${e instanceof Error ? e.message : String(e)}`);
+      return false;
+    }
   }
 
   /** Folder of a run: the engine writes checkpoints/ and adapter/ under it. */
@@ -44,21 +67,6 @@ export class RunStore {
       throw new Error(`cannot create the run folder ${dir}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
     }
     return dir;
-  }
-
-  /**
-   * runs/<id>/run.json: the run as the UI sees it (name, notes, tags, config, state), next to its checkpoints, so
-   * the folder describes itself (and a studio that lost its database imports it again). Written on every state
-   * change and every rename; a folder that is gone (the run was deleted) is not made again.
-   */
-  writeRunJson(run: RunRecord): void {
-    const dir = this.runDir(run.id);
-    if (!existsSync(dir)) return;
-    try {
-      writeFileAtomic(join(dir, 'run.json'), `${JSON.stringify(RunStore.summary(run), null, 2)}\n`);
-    } catch {
-      // The database is the record; a full disk here must not fail the run (disk-full.test.ts).
-    }
   }
 
   get(id: string): RunRecord | null {
@@ -95,36 +103,52 @@ export class RunStore {
     };
   }
 
-  private importLegacy(): void {
+  private importRunFolders(reason: string): number {
     let names: string[];
+    let count = 0;
     try {
       names = readdirSync(this.runsDir);
     } catch {
-      return;
+      return 0;
     }
     for (const name of names) {
       const file = join(this.runsDir, name, 'run.json');
-      if (!isSafeId(name) || !existsSync(file) || this.db.getRun(name)) continue;
+      if (!isSafeId(name) || !existsSync(file) || this.db.hasRun(name)) continue;
       let run: RunSummary;
       try {
-        run = JSON.parse(readFileSync(file, 'utf8')) as RunSummary;
-      } catch {
-        continue; // an unreadable run.json hides that run rather than taking the studio down
+        run = decodeJson(readFileSync(file, 'utf8')) as RunSummary;
+        if (!isRunFile(run, name)) throw new Error(`not the record of run ${name}`);
+      } catch (e) {
+        // An unreadable run.json hides that run rather than taking the studio down.
+        console.warn(`lora-studio: ${file} is not readable (${e instanceof Error ? e.message : String(e)}); that run is left out of the list`);
+        continue;
       }
-      if (!run || run.id !== name || !isRunState(run.state)) continue;
       const state: RunState = run.state;
-      this.db.tx(() => {
-        this.db.insertRun(newRunRecord({ ...run, state }), `imported from ${file}`);
-        this.db.appendMetrics(name, readJsonl(join(this.runsDir, name, 'metrics.jsonl')));
-        if (!isTerminal(state) && state !== 'paused') {
-          this.db.transition(name, 'failed', {
-            reason: 'interrupted before the studio database existed',
-            patch: { etaMs: null, error: `the studio stopped while this run was ${state}; resume it to continue from its last checkpoint` },
-          });
-        }
-      });
+      try {
+        this.db.tx(() => {
+          this.db.insertRun(newRunRecord({ ...run, state, queuePosition: null }), `imported from ${file}`);
+          this.db.appendMetrics(name, readJsonl(join(this.runsDir, name, 'metrics.jsonl')));
+          if (!isTerminal(state) && state !== 'paused') {
+            this.db.transition(name, 'failed', {
+              reason,
+              patch: { etaMs: null, error: `the studio stopped while this run was ${state}; resume it to continue from its last checkpoint` },
+            });
+          }
+        });
+        count++;
+      } catch (e) {
+        console.warn(`lora-studio: cannot import ${file}: ${e instanceof Error ? e.message : String(e)}`);
+      }
     }
+    return count;
   }
+}
+
+/** Enough of a run record to list and resume it: its id (the folder's name), a known state, a config, a name. */
+function isRunFile(v: unknown, id: string): v is RunSummary {
+  if (typeof v !== 'object' || v === null) return false;
+  const r = v as Record<string, unknown>;
+  return r.id === id && isRunState(r.state) && typeof r.name === 'string' && typeof r.config === 'object' && r.config !== null && typeof r.createdAt === 'string' && typeof r.updatedAt === 'string' && Number.isInteger(r.totalSteps) && Number.isInteger(r.step);
 }
 
 function readJsonl(file: string): MetricPoint[] {

@@ -35,6 +35,11 @@ export class SettingsStore {
 
   /** Validates and stores some settings; a bad value is refused naming the setting. Returns all settings. */
   set(patch: unknown): StudioSettings {
+    // A key zod's record drops on the way (JSON's "__proto__" is an own key of the parsed object) is as unknown as any.
+    if (typeof patch === 'object' && patch !== null) {
+      const unknown = Object.keys(patch).filter((k) => !(KEYS as readonly string[]).includes(k));
+      if (unknown.length > 0) throw StudioError.fields(unknown.map((k) => ({ field: k, message: `unknown setting: ${JSON.stringify(k)}` })));
+    }
     const parsed = StudioSettingsSchema.partial().strict().safeParse(patch ?? {});
     if (!parsed.success) throw StudioError.fields(parsed.error.issues.map((i) => ({ field: i.path.join('.') || 'settings', message: i.code === 'unrecognized_keys' ? `unknown setting: ${i.message}` : i.message })));
     this.db.tx(() => {

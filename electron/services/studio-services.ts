@@ -30,14 +30,15 @@ import { configuredThreads, cpuThreadsEnv } from '../../engine/backend/cpu/threa
 import { exportAdapterGguf, LORA_GGUF_DTYPES } from '../../engine/quant/gguf-lora.ts';
 import { ensureSample } from '../../engine/io/sample.ts';
 import { AdapterStore, safeFileName } from './adapter-store.ts';
+import { checkAllowedPaths, webAllowedRoots } from './allowed-roots.ts';
 import { importAdapter } from './adapter-import.ts';
 import { EXPORT_BUNDLE_PARAMS, exportRunBundle, type BundleWorkerHandle } from './bundle-export.ts';
 import { createExternalRuns, EXTERNAL_PARAM_SCHEMAS } from './external-runs.ts';
 import { BackendProbe } from './backend-probe.ts';
 import { asStudioError, StudioError } from './errors.ts';
-import { openHome, type StudioHome } from './home.ts';
+import { assertWritableHome, openHome, type StudioHome } from './home.ts';
 import { checkDataset, checkModel } from './preflight.ts';
-import { openStudioDb } from './db.ts';
+import { openStudioDbRecovering } from './db.ts';
 import { deleteAdapter } from './run-catalog.ts';
 import { StudioPresence } from './presence.ts';
 import { RunMetricsExporter, servePrometheus, type PrometheusEndpoint } from './prometheus.ts';
@@ -70,6 +71,8 @@ export interface StudioServicesOptions {
   /** How often followed external runs are read (ms; default 1000). */
   externalPollMs?: number;
   startBundleWorker?: () => BundleWorkerHandle;
+  /** Web host only: folders besides the studio's own that requests may name (`serve --allow`); see allowed-roots.ts. */
+  allowedDirs?: readonly string[];
 }
 
 export interface StudioServices {
@@ -78,6 +81,8 @@ export interface StudioServices {
   handle<M extends StudioMethod>(method: M, params: unknown, context?: RequestContext): Promise<StudioResult<M>>;
   /** Returns a function that removes the listener. */
   onEvent(listener: (message: StudioEventMessage) => void): () => void;
+  /** What the studio had to do to start (a damaged database kept aside, unreadable rows), for the transport to show. */
+  readonly notices: readonly string[];
   hasActiveRuns(): boolean;
   whenIdle(): Promise<void>;
   close(): Promise<void>;
@@ -188,8 +193,10 @@ export function createStudioServices(options: StudioServicesOptions): StudioServ
       }
     }
   };
+  assertWritableHome(home);
   const adapters = new AdapterStore(home);
-  const db = openStudioDb(home.root);
+  const notices: string[] = [];
+  const { db, recovered } = openStudioDbRecovering(home.root);
   const settings = new SettingsStore(db);
   const exporter = new RunMetricsExporter();
   const backendProbe = new BackendProbe();
@@ -206,8 +213,15 @@ export function createStudioServices(options: StudioServicesOptions): StudioServ
   presence.start();
   // Workers started from now on (a run's engine, the playground's) get the cpu thread count the settings ask for.
   const workerEnv = (): NodeJS.ProcessEnv => cpuThreadsEnv(settings.get().cpuThreads);
+  const runStore = new RunStore(home, db, recovered ? `the studio database was damaged and rebuilt from ${home.runs}` : undefined);
+  if (recovered) {
+    notices.push(
+      `the studio database ${db.path} could not be used (${recovered.reason}); it was kept as ${recovered.keptAs} and a new one was made. ` +
+        `${runStore.imported} run${runStore.imported === 1 ? ' was' : 's were'} rebuilt from their folders in ${home.runs} (their step-by-step metrics and logs stay in the kept file).`,
+    );
+  }
   runs = new RunManager({
-    store: new RunStore(home, db),
+    store: runStore,
     adapters,
     emit,
     startEngine: options.startEngine ?? (() => startEngine({ env: workerEnv() })),
@@ -224,6 +238,11 @@ export function createStudioServices(options: StudioServicesOptions): StudioServ
     exporter.setState(r, r.state);
     if (!isTerminal(r.state)) exporter.restore(r, db.metrics(r.id), r.totalSteps);
   }
+  for (const n of notices) console.warn(`lora-studio: ${n}`);
+  // Unreadable rows were named on stderr as they were met (db.ts readableRuns).
+  notices.push(...db.problems);
+  // A studio served to a browser touches only files under its roots; the desktop app keeps the user's own access.
+  const allowedRoots = options.host === 'web' ? webAllowedRoots(home.root, options.allowedDirs ?? []) : null;
   const version = appVersion();
   const quantArchive = new QuantArchive(join(home.root, 'quant-reports'));
   const quant = createQuantLab({ emit, archive: quantArchive });
@@ -344,7 +363,11 @@ export function createStudioServices(options: StudioServicesOptions): StudioServ
       return { estimate, systemMemoryBytes: totalmem(), freeMemoryBytes: freemem() };
     },
     'settings.get': async () => settings.get(),
-    'settings.set': async (raw) => settings.set(parseParams('settings.set', raw)),
+    'settings.set': async (raw) => {
+      parseParams('settings.set', raw);
+      // The store checks the keys as sent: the parsed record has lost any "__proto__" key, which must be refused too.
+      return settings.set(raw);
+    },
     'adapters.list': async () => adapters.list(),
     'adapters.saveAs': async (raw) => {
       const p = parseParams('adapters.saveAs', raw);
@@ -408,10 +431,12 @@ export function createStudioServices(options: StudioServicesOptions): StudioServ
   return {
     home,
     host: options.host,
+    notices,
     async handle<M extends StudioMethod>(method: M, params: unknown, context: RequestContext = {}): Promise<StudioResult<M>> {
       if (!(STUDIO_METHODS as readonly string[]).includes(method)) {
         throw new StudioError({ message: `unknown request ${JSON.stringify(method)}; known: ${STUDIO_METHODS.join(', ')}` });
       }
+      if (allowedRoots) checkAllowedPaths(method, params, allowedRoots);
       const handler = handlers[method] as (params: unknown, ctx: RequestContext) => Promise<StudioResult<M>>;
       return handler(params, context);
     },

@@ -4,7 +4,9 @@
  * the window, and dragging an adapter hands Electron a real PEFT folder.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -87,6 +89,7 @@ const listeners = new Map<string, (event: IpcEventLike, ...args: unknown[]) => v
 const appListeners = new Map<string, (event: { preventDefault(): void }) => void>();
 const noEvent = { preventDefault: (): void => undefined };
 const dialogCalls: unknown[] = [];
+const errorBoxes: { title: string; content: string }[] = [];
 let quits = 0;
 
 const electron: ElectronShell = {
@@ -116,6 +119,9 @@ const electron: ElectronShell = {
     async showOpenDialog(options) {
       dialogCalls.push(options);
       return { canceled: false, filePaths: ['/picked/by/user'] };
+    },
+    showErrorBox(title, content) {
+      errorBoxes.push({ title, content });
     },
   },
 };
@@ -339,5 +345,26 @@ describe('electron main', () => {
     assert.equal(quits, quitsBefore + 1, 'the app quits once the services have closed');
     appListeners.get('before-quit')?.({ preventDefault: () => void prevented++ });
     assert.equal(prevented, 1, 'the second quit goes through');
+  });
+
+  test('a data folder another live studio holds: the app says who (pid, address) and quits instead of starting', async () => {
+    const other = join(tmp, 'held-home');
+    mkdirSync(other, { recursive: true });
+    // A live process that is not this one holds the lock.
+    const holder = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)'], { stdio: 'ignore' });
+    try {
+      writeFileSync(join(other, 'studio.lock'), JSON.stringify({ pid: holder.pid, host: hostname(), kind: 'web', startedAt: '2026-12-03T07:00:00.000Z', url: 'http://127.0.0.1:7420' }));
+      const quitsBefore = quits;
+      const windowsBefore = StandInWindow.all.length;
+      assert.equal(await startMain(electron, { platform: 'linux', home: other }), null);
+      assert.equal(quits, quitsBefore + 1);
+      assert.equal(StandInWindow.all.length, windowsBefore, 'no window opened');
+      const box = errorBoxes.at(-1);
+      assert.ok(box, 'an error box was shown');
+      assert.ok(box.content.includes(`another LoRA Studio (web host, pid ${holder.pid} at http://127.0.0.1:7420`), box.content);
+      assert.ok(box.content.includes(other), box.content);
+    } finally {
+      holder.kill('SIGKILL');
+    }
   });
 });

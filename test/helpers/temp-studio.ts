@@ -16,7 +16,8 @@ export function tempStudios(prefix: string): { tmp: string; services: (name: str
     rmSync(tmp, { recursive: true, force: true });
   });
   const services = (name: string): StudioServices => {
-    const s = createStudioServices({ home: join(tmp, name), host: 'web' });
+    // The tests' own files live in the temp folder: allowed as `serve --allow` would (allowed-roots.ts).
+    const s = createStudioServices({ home: join(tmp, name), host: 'web', allowedDirs: [tmpdir()] });
     opened.push(s);
     return s;
   };

@@ -22,7 +22,7 @@ const events: StudioEventMessage[] = [];
 
 before(async () => {
   home = mkdtempSync(join(tmpdir(), 'quant-lab-'));
-  services = createStudioServices({ home, host: 'web' });
+  services = createStudioServices({ home, host: 'web', allowedDirs: [tmpdir()] });
   services.onEvent((m) => events.push(m));
   sampleModel = (await ensureSample()).modelDir;
   // Big enough that the weight pass takes a good fraction of a second, so a cancel lands in the middle of it.
@@ -197,7 +197,7 @@ test('finished reports outlive the studio: listed and identical after a restart;
 
   // A stray, half-written summary must not keep the studio from starting.
   writeFileSync(join(home, 'quant-reports', 'quant-broken.job.json'), '{"id": "quant-broken", "sta');
-  const other = createStudioServices({ home, host: 'web' });
+  const other = createStudioServices({ home, host: 'web', allowedDirs: [tmpdir()] });
   try {
     const afterRestart = await other.handle('quant.list', {});
     assert.ok(afterRestart.every((j) => j.state === 'done'), 'only finished reports are stored');

@@ -54,7 +54,8 @@ before(async () => {
   writeFileSync(join(rendererDir, 'assets', 'app.css'), 'body{}');
   writeFileSync(join(tmp, 'secret.txt'), 'outside the served folder');
   symlinkSync(join(tmp, 'secret.txt'), join(rendererDir, 'assets', 'link.txt'));
-  host = await startWebHost({ home: home.root, port: 0, rendererDir });
+  // The test's own files (a folder that is not a model, adapters to import) lie in its temp folder, allowed as --allow would.
+  host = await startWebHost({ home: home.root, port: 0, rendererDir, allow: [tmp] });
   api = (method, params, headers = { 'x-studio-token': host.token }) =>
     send(host.port, 'POST', `/api/${method}`, { 'content-type': 'application/json', ...headers }, JSON.stringify(params));
 });
@@ -121,6 +122,48 @@ describe('web host', () => {
     assert.match(bad.json().error?.message ?? '', /not JSON/);
     const desktop = await api('dialog.pickFolder', {});
     assert.match(desktop.json().error?.message ?? '', /only in the desktop app/);
+  });
+
+  test('settings.set with a "__proto__" key is refused like any unknown setting, and changes nothing', async () => {
+    const before = (await api('settings.get', {})).json().result;
+    for (const body of ['{"__proto__": {"checkpointEverySteps": 3}}', '{"checkpointEverySteps": 5, "__proto__": 1}', '{"constructor": {"prototype": {}}}']) {
+      const r = await send(host.port, 'POST', '/api/settings.set', { 'x-studio-token': host.token, 'content-type': 'application/json' }, body);
+      assert.equal(r.status, 400, body);
+      assert.match(r.json().error?.message ?? '', /unknown setting/, body);
+    }
+    assert.equal((await send(host.port, 'POST', '/api/settings.set', { 'x-studio-token': host.token }, '{"colour": "blue"}')).status, 400);
+    assert.deepEqual((await api('settings.get', {})).json().result, before);
+    assert.equal(({} as Record<string, unknown>).checkpointEverySteps, undefined, 'no prototype was touched');
+  });
+
+  test('a body over 300 MiB gets the 413 and its message before the connection closes', async () => {
+    const reply = await new Promise<{ status: number; text: string }>((resolve, reject) => {
+      const req = request({ host: '127.0.0.1', port: host.port, method: 'POST', path: '/api/datasets.upload', headers: { host: `127.0.0.1:${host.port}`, 'x-studio-token': host.token, 'content-type': 'application/json' } }, (res) => {
+        let text = '';
+        res.on('data', (c: Buffer) => (text += c.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+        res.on('error', reject);
+      });
+      req.on('error', reject);
+      // 301 MiB in 1 MiB pieces, as a browser uploading a big file would send it.
+      const chunk = Buffer.alloc(1024 * 1024, 0x61);
+      let sent = 0;
+      const pump = (): void => {
+        while (sent < 301) {
+          sent++;
+          if (!req.write(chunk)) {
+            req.once('drain', pump);
+            return;
+          }
+        }
+        req.end();
+      };
+      pump();
+    });
+    assert.equal(reply.status, 413);
+    assert.match((JSON.parse(reply.text) as { error: { message: string } }).error.message, /request body is over 300 MiB/);
+    // And the host still answers.
+    assert.equal((await api('app.info', {})).status, 200);
   });
 
   test('serves the built UI with the right MIME types', async () => {

@@ -1,0 +1,133 @@
+/**
+ * The web host's allowed roots (electron/services/allowed-roots.ts), over real HTTP: a path outside the studio's
+ * folders is refused with a message naming it and how to allow it — reading (/etc/passwd through datasets.inspect,
+ * any model path) and writing (adapters.saveAs into a folder elsewhere, also through a link inside the home) — and
+ * `--allow DIR` admits exactly that folder. The desktop services keep the user's own file access.
+ */
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { SAMPLE_DATASET_PATH, SAMPLE_MODEL_DIR } from '../../engine/io/sample.ts';
+import { AdapterStore } from '../../electron/services/adapter-store.ts';
+import { openHome, type StudioHome } from '../../electron/services/home.ts';
+import { createStudioServices } from '../../electron/services/studio-services.ts';
+import { startWebHost, type WebHost } from '../../electron/web-host.ts';
+import { writeTestAdapter } from '../helpers/peft-folder.ts';
+
+// Outside every root: not the temp folder other tests allow, not the home, not a cache.
+const outside = mkdtempSync('/var/tmp/lora-outside-');
+const homeParent = mkdtempSync('/var/tmp/lora-roots-home-');
+const hosts: WebHost[] = [];
+after(async () => {
+  for (const h of hosts) await h.close();
+  rmSync(outside, { recursive: true, force: true });
+  rmSync(homeParent, { recursive: true, force: true });
+});
+
+let home: StudioHome;
+const adapterId = 'adapter-roots-test';
+before(() => {
+  home = openHome(join(homeParent, 'home'));
+  const source = join(homeParent, 'source-adapter');
+  writeTestAdapter(source, SAMPLE_MODEL_DIR);
+  new AdapterStore(home).register({ id: adapterId, name: 'roots test', runId: null, sourceDir: source });
+  mkdirSync(join(outside, 'data'));
+  writeFileSync(join(outside, 'data', 'chat.jsonl'), `${JSON.stringify({ text: 'hello there, this is a line of text' })}\n`);
+  mkdirSync(join(outside, 'save-here'));
+});
+
+async function startHost(allow: string[] = []): Promise<{ call: (method: string, params: unknown) => Promise<{ status: number; ok: boolean; message: string; field?: string; result?: unknown }> }> {
+  const host = await startWebHost({ home: home.root, port: 0, allow });
+  hosts.push(host);
+  return {
+    async call(method, params) {
+      const r = await fetch(`http://127.0.0.1:${host.port}/api/${method}`, { method: 'POST', headers: { 'x-studio-token': host.token, 'content-type': 'application/json' }, body: JSON.stringify(params) });
+      const body = (await r.json()) as { ok: boolean; result?: unknown; error?: { message: string; field?: string } };
+      return { status: r.status, ok: body.ok, message: body.error?.message ?? '', field: body.error?.field, result: body.result };
+    },
+  };
+}
+
+test('outside the roots: /etc/passwd, a model path and saveAs are refused, naming the path and --allow', async () => {
+  const { call } = await startHost();
+  const passwd = await call('datasets.inspect', { path: '/etc/passwd' });
+  assert.equal(passwd.status, 400);
+  assert.equal(passwd.field, 'path');
+  assert.ok(passwd.message.startsWith('/etc/passwd is outside the folders this web studio may use ('), passwd.message);
+  assert.ok(passwd.message.includes(home.root), passwd.message);
+  assert.ok(passwd.message.endsWith('start the studio with: lora-studio serve --allow /etc'), passwd.message);
+  assert.ok(!JSON.stringify(passwd).includes('root:x:0'), 'nothing of the file comes back');
+
+  const data = await call('datasets.inspect', { path: join(outside, 'data', 'chat.jsonl'), modelPath: SAMPLE_MODEL_DIR });
+  assert.equal(data.status, 400);
+  assert.ok(data.message.endsWith(`--allow ${join(outside, 'data')}`), data.message);
+  const model = await call('models.inspect', { path: '/usr/share' });
+  assert.equal(model.status, 400);
+  assert.match(model.message, /^\/usr\/share is outside/);
+  const nested = await call('runs.start', { config: { modelPath: SAMPLE_MODEL_DIR, datasetPath: SAMPLE_DATASET_PATH, data: { validationPath: '/etc/hostname' }, lora: { r: 2, alpha: 4, dropout: 0, targets: ['q_proj'] }, train: { learningRate: 1e-3, steps: 1, batchSize: 1, maxSeqLen: 32 } } });
+  assert.equal(nested.status, 400);
+  assert.equal(nested.field, 'config.data.validationPath');
+
+  const save = await call('adapters.saveAs', { id: adapterId, destination: join(outside, 'save-here') });
+  assert.equal(save.status, 400);
+  assert.equal(save.field, 'destination');
+  assert.ok(save.message.endsWith(`--allow ${join(outside, 'save-here')}`), save.message);
+  assert.deepEqual(readdirSync(join(outside, 'save-here')), [], 'nothing was written');
+
+  // A link inside the home leads out of it: refused too.
+  symlinkSync(join(outside, 'save-here'), join(home.root, 'escape'));
+  const viaLink = await call('adapters.saveAs', { id: adapterId, destination: join(home.root, 'escape') });
+  assert.equal(viaLink.status, 400, viaLink.message);
+  assert.deepEqual(readdirSync(join(outside, 'save-here')), []);
+  rmSync(join(home.root, 'escape'));
+});
+
+test('inside the roots, and with --allow DIR: the same requests work', async () => {
+  const plain = await startHost();
+  assert.equal((await plain.call('models.inspect', { path: SAMPLE_MODEL_DIR })).status, 200, 'the sample is allowed');
+  const inHome = await plain.call('adapters.saveAs', { id: adapterId, destination: home.datasets });
+  assert.equal(inHome.status, 200, inHome.message);
+
+  const { call } = await startHost([join(outside, 'data'), join(outside, 'save-here')]);
+  const data = await call('datasets.inspect', { path: join(outside, 'data', 'chat.jsonl'), modelPath: SAMPLE_MODEL_DIR });
+  assert.equal(data.status, 200, data.message);
+  const save = await call('adapters.saveAs', { id: adapterId, destination: join(outside, 'save-here') });
+  assert.equal(save.status, 200, save.message);
+  assert.ok(existsSync(join((save.result as { path: string }).path, 'adapter_model.safetensors')));
+  // Only what was allowed: a sibling folder is still refused.
+  assert.equal((await call('datasets.inspect', { path: '/etc/passwd' })).status, 400);
+});
+
+test('the desktop services keep the user’s own file access', async () => {
+  const desktop = createStudioServices({ home: join(homeParent, 'desktop-home'), host: 'electron' });
+  try {
+    const summary = await desktop.handle('datasets.inspect', { path: join(outside, 'data', 'chat.jsonl'), modelPath: SAMPLE_MODEL_DIR });
+    assert.ok(summary.records >= 1);
+  } finally {
+    await desktop.close();
+  }
+});
+
+test('lora-studio serve --allow: repeatable, each an existing folder, and named at start', async () => {
+  const { spawn } = await import('node:child_process');
+  const bin = join(import.meta.dirname, '..', '..', 'bin', 'lora-studio.mjs');
+  const env = { ...process.env, LORA_STUDIO_HOME: join(homeParent, 'cli-home'), LORA_STUDIO_FROM_SOURCE: '1' };
+  const run = (args: string[], until: RegExp | null): Promise<{ code: number | null; out: string }> =>
+    new Promise((resolve) => {
+      const p = spawn(process.execPath, [bin, 'serve', '--port', '0', ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      const onData = (c: Buffer): void => {
+        out += c.toString();
+        if (until && until.test(out)) p.kill('SIGTERM');
+      };
+      p.stdout.on('data', onData);
+      p.stderr.on('data', onData);
+      p.on('exit', (code) => resolve({ code, out }));
+    });
+  const missing = await run(['--allow', '/no/such/folder'], null);
+  assert.equal(missing.code, 1);
+  assert.match(missing.out, /--allow \/no\/such\/folder: no such folder/);
+  const ok = await run(['--allow', join(outside, 'data'), '--allow', join(outside, 'save-here')], /press Ctrl\+C/);
+  assert.ok(ok.out.includes(`and ${join(outside, 'data')}, ${join(outside, 'save-here')} (add folders with --allow DIR)`), ok.out);
+});
