@@ -19,12 +19,12 @@ import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
 import type { ModelSummary } from '../../common/protocol.ts';
 import { sharedCtor, toShared } from '../backend/cpu/shared-arrays.ts';
-import { F16Array, type FloatArray, type LayerWeights, type Linear, type ModelConfig, type ModelFamily, type ModelWeights, type WeightArray } from '../model/types.ts';
+import { F16Array, type FloatArray, type ModelConfig, type ModelFamily, type ModelWeights, type WeightArray } from '../model/types.ts';
 import { ggmlLayout } from '../quant/ggml-blocks.ts';
 import { GgufError, readGguf, readTensorBytes, readTensorF32, type GgufFile, type GgufTensorInfo } from '../quant/gguf-reader.ts';
 import type { GgufValue } from '../quant/gguf-types.ts';
 import { encodeF16 } from './f16.ts';
-import { expectedTensors, type LoadModelOptions } from './hf-model.ts';
+import { assembleWeights, expectedTensors, type LoadModelOptions } from './hf-model.ts';
 
 /** A GGUF that is not a model the studio can train (other architecture, an adapter, a vision projector…). */
 export class GgufModelError extends GgufError {
@@ -382,37 +382,7 @@ export function loadGgufModel(path: string, opts: LoadModelOptions = {}): ModelW
     opts.onTensor?.(name, count++, total);
     return new F16Array(opts.shared === true ? toShared(bits) : bits);
   };
-  const linear = (prefix: string, bias: boolean, outFeatures: number, inFeatures: number): Linear => ({
-    weight: readFrozen(`${prefix}.weight`),
-    bias: bias ? read(`${prefix}.bias`) : null,
-    outFeatures,
-    inFeatures,
-  });
-  const c = config;
-  const H = c.hiddenSize;
-  const qOut = c.numHeads * c.headDim;
-  const kvOut = c.numKvHeads * c.headDim;
-  const embedTokens = readFrozen('model.embed_tokens.weight');
-  const layers: LayerWeights[] = [];
-  for (let i = 0; i < c.numLayers; i++) {
-    const p = `model.layers.${i}`;
-    layers.push({
-      inputNorm: read(`${p}.input_layernorm.weight`),
-      postAttentionNorm: read(`${p}.post_attention_layernorm.weight`),
-      q: linear(`${p}.self_attn.q_proj`, c.qkvBias, qOut, H),
-      k: linear(`${p}.self_attn.k_proj`, c.qkvBias, kvOut, H),
-      v: linear(`${p}.self_attn.v_proj`, c.qkvBias, kvOut, H),
-      o: linear(`${p}.self_attn.o_proj`, c.oBias, H, qOut),
-      qNorm: c.qkNorm ? read(`${p}.self_attn.q_norm.weight`) : null,
-      kNorm: c.qkNorm ? read(`${p}.self_attn.k_norm.weight`) : null,
-      gate: linear(`${p}.mlp.gate_proj`, c.mlpBias, c.intermediateSize, H),
-      up: linear(`${p}.mlp.up_proj`, c.mlpBias, c.intermediateSize, H),
-      down: linear(`${p}.mlp.down_proj`, c.mlpBias, H, c.intermediateSize),
-    });
-  }
-  const norm = read('model.norm.weight');
-  const lmHead = c.tieWordEmbeddings ? embedTokens : readFrozen('lm_head.weight');
-  return { config, embedTokens, layers, norm, lmHead };
+  return assembleWeights(config, read, readFrozen);
 }
 
 /** The ggml type holding most of the bytes (the file's quantization, as a person names it: Q4_K, Q8_0…). */

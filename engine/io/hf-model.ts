@@ -190,6 +190,44 @@ export interface LoadModelOptions {
   shared?: boolean;
 }
 
+/**
+ * The model from its tensors by their Hugging Face names, whatever file holds them (safetensors here, GGUF in
+ * gguf-model.ts): `read` gives a tensor as f32, `readFrozen` a frozen matrix (f32, or f16 when asked).
+ */
+export function assembleWeights(config: ModelConfig, read: (name: string) => FloatArray, readFrozen: (name: string) => WeightArray): ModelWeights {
+  const linear = (prefix: string, bias: boolean, outFeatures: number, inFeatures: number): Linear => ({
+    weight: readFrozen(`${prefix}.weight`),
+    bias: bias ? read(`${prefix}.bias`) : null,
+    outFeatures,
+    inFeatures,
+  });
+  const c = config;
+  const H = c.hiddenSize;
+  const qOut = c.numHeads * c.headDim;
+  const kvOut = c.numKvHeads * c.headDim;
+  const embedTokens = readFrozen('model.embed_tokens.weight');
+  const layers: LayerWeights[] = [];
+  for (let i = 0; i < c.numLayers; i++) {
+    const p = `model.layers.${i}`;
+    layers.push({
+      inputNorm: read(`${p}.input_layernorm.weight`),
+      postAttentionNorm: read(`${p}.post_attention_layernorm.weight`),
+      q: linear(`${p}.self_attn.q_proj`, c.qkvBias, qOut, H),
+      k: linear(`${p}.self_attn.k_proj`, c.qkvBias, kvOut, H),
+      v: linear(`${p}.self_attn.v_proj`, c.qkvBias, kvOut, H),
+      o: linear(`${p}.self_attn.o_proj`, c.oBias, H, qOut),
+      qNorm: c.qkNorm ? read(`${p}.self_attn.q_norm.weight`) : null,
+      kNorm: c.qkNorm ? read(`${p}.self_attn.k_norm.weight`) : null,
+      gate: linear(`${p}.mlp.gate_proj`, c.mlpBias, c.intermediateSize, H),
+      up: linear(`${p}.mlp.up_proj`, c.mlpBias, c.intermediateSize, H),
+      down: linear(`${p}.mlp.down_proj`, c.mlpBias, H, c.intermediateSize),
+    });
+  }
+  const norm = read('model.norm.weight');
+  const lmHead = c.tieWordEmbeddings ? embedTokens : readFrozen('lm_head.weight');
+  return { config, embedTokens, layers, norm, lmHead };
+}
+
 /** Reads a model folder into memory (synchronously; call it from the engine worker). */
 export function loadModel(dir: string, opts: LoadModelOptions = {}): ModelWeights {
   const root = resolve(dir);
@@ -228,37 +266,7 @@ export function loadModel(dir: string, opts: LoadModelOptions = {}): ModelWeight
     return new F16Array(opts.shared === true ? toShared(bits) : bits);
   };
   try {
-    const linear = (prefix: string, bias: boolean, outFeatures: number, inFeatures: number): Linear => ({
-      weight: readFrozen(`${prefix}.weight`),
-      bias: bias ? read(`${prefix}.bias`) : null,
-      outFeatures,
-      inFeatures,
-    });
-    const c = config;
-    const H = c.hiddenSize;
-    const qOut = c.numHeads * c.headDim;
-    const kvOut = c.numKvHeads * c.headDim;
-    const embedTokens = readFrozen('model.embed_tokens.weight');
-    const layers: LayerWeights[] = [];
-    for (let i = 0; i < c.numLayers; i++) {
-      const p = `model.layers.${i}`;
-      layers.push({
-        inputNorm: read(`${p}.input_layernorm.weight`),
-        postAttentionNorm: read(`${p}.post_attention_layernorm.weight`),
-        q: linear(`${p}.self_attn.q_proj`, c.qkvBias, qOut, H),
-        k: linear(`${p}.self_attn.k_proj`, c.qkvBias, kvOut, H),
-        v: linear(`${p}.self_attn.v_proj`, c.qkvBias, kvOut, H),
-        o: linear(`${p}.self_attn.o_proj`, c.oBias, H, qOut),
-        qNorm: c.qkNorm ? read(`${p}.self_attn.q_norm.weight`) : null,
-        kNorm: c.qkNorm ? read(`${p}.self_attn.k_norm.weight`) : null,
-        gate: linear(`${p}.mlp.gate_proj`, c.mlpBias, c.intermediateSize, H),
-        up: linear(`${p}.mlp.up_proj`, c.mlpBias, c.intermediateSize, H),
-        down: linear(`${p}.mlp.down_proj`, c.mlpBias, H, c.intermediateSize),
-      });
-    }
-    const norm = read('model.norm.weight');
-    const lmHead = c.tieWordEmbeddings ? embedTokens : readFrozen('lm_head.weight');
-    return { config, embedTokens, layers, norm, lmHead };
+    return assembleWeights(config, read, readFrozen);
   } finally {
     for (const f of open.values()) f.close();
   }

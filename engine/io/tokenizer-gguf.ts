@@ -14,6 +14,7 @@
 import type { Tokenizer } from '../model/types.ts';
 import { GgufError, readGguf, type GgufFile } from '../quant/gguf-reader.ts';
 import type { GgufScalar } from '../quant/gguf-types.ts';
+import { byteLevelAlphabet } from './sample-tokenizer.ts';
 import { makeTokenizer } from './tokenizer.ts';
 
 type Json = Record<string, unknown>;
@@ -35,25 +36,7 @@ export const GGUF_PRE_TOKENIZER_SPLITS: Readonly<Record<string, string>> = {
   megrez: QWEN2_SPLIT,
 };
 
-/** GPT-2's byte ↔ printable-character table (bytes_to_unicode). */
-function byteAlphabet(): string[] {
-  const bs: number[] = [];
-  for (let b = 0x21; b <= 0x7e; b++) bs.push(b);
-  for (let b = 0xa1; b <= 0xac; b++) bs.push(b);
-  for (let b = 0xae; b <= 0xff; b++) bs.push(b);
-  const cs = [...bs];
-  let n = 0;
-  for (let b = 0; b < 256; b++) {
-    if (!bs.includes(b)) {
-      bs.push(b);
-      cs.push(256 + n++);
-    }
-  }
-  const out = new Array<string>(256);
-  bs.forEach((b, i) => (out[b] = String.fromCodePoint(cs[i])));
-  return out;
-}
-const BYTE_CHARS = byteAlphabet();
+const BYTE_CHARS = byteLevelAlphabet();
 const BYTE_SET = new Set(BYTE_CHARS);
 
 function inByteAlphabet(token: string): boolean {
