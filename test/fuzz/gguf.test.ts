@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { SAMPLE_MODEL_DIR } from '../../engine/io/sample.ts';
 import { exportAdapterGguf } from '../../engine/quant/gguf-lora.ts';
-import { readGguf, readTensorF32 } from '../../engine/quant/gguf-reader.ts';
+import { GgufError, readGguf, readTensorF32 } from '../../engine/quant/gguf-reader.ts';
 import { describeFaults, fuzz, fuzzCases } from '../helpers/fuzz.ts';
 import { writeTestAdapter } from '../helpers/peft-folder.ts';
 
@@ -32,7 +32,7 @@ test('GGUF LoRA: every mutation reads or names the file', async () => {
         const g = readGguf(file);
         for (const t of g.tensors) readTensorF32(g, t);
       },
-      typed: (e) => e instanceof Error && Object.getPrototypeOf(e) === Error.prototype && e.message.startsWith(file),
+      typed: (e) => (e instanceof GgufError || (e instanceof Error && Object.getPrototypeOf(e) === Error.prototype)) && e.message.startsWith(file),
     },
     fuzzCases(400),
     13,
