@@ -81,7 +81,7 @@ test('Export for a cluster from the run detail: fields refused where they are, t
   await dialog.getByTestId('bundle-export').click();
   const destError = dialog.getByTestId('bundle-error-destination');
   await destError.waitFor({ timeout: 10_000 });
-  assert.equal(await destError.textContent(), 'choose a folder to write the bundle into (got the relative path "relative/bundles")');
+  assert.equal(await destError.textContent(), 'choose a full path (got the relative path "relative/bundles", which the web studio would take relative to its own folder, not yours)');
 
   const out = join(studio.home, 'cluster-exports');
   mkdirSync(out);

@@ -91,6 +91,11 @@ export function checkAllowedPaths(method: string, params: unknown, roots: readon
   for (const { field, value } of found) {
     if (value === '') continue; // "not chosen": the request's own checks say so
     if (method === 'adapters.import' && field === 'path' && HUB_ID.test(value) && !existsSync(value)) continue;
+    // A relative path would be taken against the server's working folder, which a browser user neither sees nor
+    // chose (and which differs between machines): refuse it before resolving, the same on every host.
+    if (!isAbsolute(value)) {
+      throw new StudioError({ message: `choose a full path (got the relative path ${JSON.stringify(value)}, which the web studio would take relative to its own folder, not yours)`, field });
+    }
     const real = realPathOf(value);
     if (realRoots.some((r) => inside(real, r.real))) continue;
     const listed = realRoots.map((r) => `${r.path} (${r.what})`).join(', ');

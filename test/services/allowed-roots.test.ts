@@ -83,6 +83,24 @@ test('outside the roots: /etc/passwd, a model path and saveAs are refused, namin
   rmSync(join(home.root, 'escape'));
 });
 
+test('a relative path is refused as relative, even where the server’s own folder is allowed', async () => {
+  const { call } = await startHost([]);
+  const before = process.cwd();
+  process.chdir(home.root); // resolved against the server's folder it would land inside the home
+  try {
+    const save = await call('adapters.saveAs', { id: adapterId, destination: 'relative/out' });
+    assert.equal(save.status, 400);
+    assert.equal(save.field, 'destination');
+    assert.equal(save.message, 'choose a full path (got the relative path "relative/out", which the web studio would take relative to its own folder, not yours)');
+    assert.equal(existsSync(join(home.root, 'relative')), false, 'nothing was written');
+    // A hub id for adapters.import is not a path and still goes to the hub-cache lookup.
+    const hub = await call('adapters.import', { path: 'some-org/some-adapter' });
+    assert.ok(!hub.message.startsWith('choose a full path'), hub.message);
+  } finally {
+    process.chdir(before);
+  }
+});
+
 test('inside the roots, and with --allow DIR: the same requests work', async () => {
   const plain = await startHost();
   assert.equal((await plain.call('models.inspect', { path: SAMPLE_MODEL_DIR })).status, 200, 'the sample is allowed');

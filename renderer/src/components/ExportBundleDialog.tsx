@@ -3,7 +3,7 @@
  * DDP, DeepSpeed ZeRO-2, FSDP; processes; dropout masks) and whether the base model travels with it. The answer
  * shows the folder and the launch commands; a refusal shows under the field it is about.
  */
-import { useEffect, useRef, useState } from 'react';
+import { useRef, useState } from 'react';
 import {
   BUNDLE_DROPOUT_MODES,
   BUNDLE_LAUNCHERS,
@@ -20,7 +20,7 @@ import { useExternalRuns } from '../stores/external-runs.ts';
 import { useStudio } from '../stores/studio.ts';
 import { ErrorNote } from './ErrorNote.tsx';
 import { PathField } from './PathField.tsx';
-import { useDialogFocus } from './use-dialog-focus.ts';
+import { useDialogFocus, useEscapeCloses } from './use-dialog-focus.ts';
 import '../runs/runs.css';
 import './cluster.css';
 
@@ -79,14 +79,7 @@ export function ExportBundleDialog({ run, onClose }: { run: RunSummary; onClose(
   const [followed, setFollowed] = useState<string | null>(null);
   const dialog = useRef<HTMLDivElement>(null);
   useDialogFocus(dialog);
-
-  useEffect(() => {
-    const onKey = (e: KeyboardEvent) => {
-      if (e.key === 'Escape' && !busy) onClose();
-    };
-    window.addEventListener('keydown', onKey);
-    return () => window.removeEventListener('keydown', onKey);
-  }, [onClose, busy]);
+  useEscapeCloses(onClose, !busy);
 
   const edited = (field: Field) => setFieldErrors((f) => (field in f ? { ...f, [field]: undefined } : f));
 

@@ -4,13 +4,13 @@
  * a target module the studio cannot apply, a shape that does not fit the base model, a missing file — is shown as
  * they word it, so the user reads exactly what does not match and where.
  */
-import { useEffect, useRef, useState } from 'react';
+import { useRef, useState } from 'react';
 import type { AdapterImportResult, StudioErrorInfo } from '../../../common/protocol.ts';
 import { errorInfo } from '../client/transport.ts';
 import { useStudio } from '../stores/studio.ts';
 import { ErrorNote } from './ErrorNote.tsx';
 import { PathField } from './PathField.tsx';
-import { useDialogFocus } from './use-dialog-focus.ts';
+import { useDialogFocus, useEscapeCloses } from './use-dialog-focus.ts';
 import '../runs/runs.css';
 import './cluster.css';
 
@@ -40,14 +40,7 @@ export function ImportAdapterDialog({ onClose }: { onClose(): void }) {
   const [result, setResult] = useState<AdapterImportResult | null>(null);
   const dialog = useRef<HTMLDivElement>(null);
   useDialogFocus(dialog);
-
-  useEffect(() => {
-    const onKey = (e: KeyboardEvent) => {
-      if (e.key === 'Escape' && !busy) onClose();
-    };
-    window.addEventListener('keydown', onKey);
-    return () => window.removeEventListener('keydown', onKey);
-  }, [onClose, busy]);
+  useEscapeCloses(onClose, !busy);
 
   async function pick(field: Field): Promise<void> {
     if (!client) return;

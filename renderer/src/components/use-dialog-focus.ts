@@ -1,6 +1,7 @@
 /**
  * Focus as a modal dialog must handle it (WAI-ARIA dialog pattern): it takes focus when it opens, Tab and Shift+Tab
- * stay inside it, and when it closes focus goes back to what had it before (the button that opened it).
+ * stay inside it, and when it closes focus goes back to what had it before (the button that opened it); Escape
+ * closes it (useEscapeCloses).
  */
 import { useEffect, type RefObject } from 'react';
 
@@ -43,4 +44,15 @@ export function useDialogFocus(dialog: RefObject<HTMLElement | null>): void {
       if (before && before.isConnected) before.focus();
     };
   }, [dialog]);
+}
+
+/** Escape closes the dialog, unless `enabled` is false (a dialog busy with a request stays until it answers). */
+export function useEscapeCloses(onClose: () => void, enabled = true): void {
+  useEffect(() => {
+    const onKey = (e: KeyboardEvent) => {
+      if (e.key === 'Escape' && enabled) onClose();
+    };
+    window.addEventListener('keydown', onKey);
+    return () => window.removeEventListener('keydown', onKey);
+  }, [onClose, enabled]);
 }

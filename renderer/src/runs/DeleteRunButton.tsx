@@ -3,7 +3,7 @@ import type { RunSummary, StudioErrorInfo } from '../../../common/protocol.ts';
 import { deleteBlocker, type RunDeleteResult } from '../../../common/run-info.ts';
 import { errorInfo } from '../client/transport.ts';
 import { ErrorNote } from '../components/ErrorNote.tsx';
-import { useDialogFocus } from '../components/use-dialog-focus.ts';
+import { useDialogFocus, useEscapeCloses } from '../components/use-dialog-focus.ts';
 import { useStudio } from '../stores/studio.ts';
 import { useRunsPage } from './runs-store.ts';
 import { deleteQuestion } from './run-manage-view.ts';
@@ -61,14 +61,7 @@ function DeleteRunDialog({ run, onClose }: { run: RunSummary; onClose(): void })
       live = false;
     };
   }, [run.id, deleteRun]);
-
-  useEffect(() => {
-    const onKey = (e: KeyboardEvent) => {
-      if (e.key === 'Escape') onClose();
-    };
-    window.addEventListener('keydown', onKey);
-    return () => window.removeEventListener('keydown', onKey);
-  }, [onClose]);
+  useEscapeCloses(onClose);
 
   const confirm = async () => {
     setBusy(true);

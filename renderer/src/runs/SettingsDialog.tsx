@@ -2,7 +2,7 @@ import { useEffect, useRef, useState } from 'react';
 import type { StudioErrorInfo } from '../../../common/protocol.ts';
 import { errorInfo } from '../client/transport.ts';
 import { ErrorNote } from '../components/ErrorNote.tsx';
-import { useDialogFocus } from '../components/use-dialog-focus.ts';
+import { useDialogFocus, useEscapeCloses } from '../components/use-dialog-focus.ts';
 import { useStudio } from '../stores/studio.ts';
 import './runs.css';
 import { checkDraft, draftOf, type SettingsDraft } from './settings-form.ts';
@@ -41,14 +41,7 @@ export function SettingsDialog({ onClose }: { onClose(): void }) {
       live = false;
     };
   }, [client]);
-
-  useEffect(() => {
-    const onKey = (e: KeyboardEvent) => {
-      if (e.key === 'Escape') onClose();
-    };
-    window.addEventListener('keydown', onKey);
-    return () => window.removeEventListener('keydown', onKey);
-  }, [onClose]);
+  useEscapeCloses(onClose);
 
   const check = draft ? checkDraft(draft) : null;
   const errors = check && !check.ok ? check.errors : {};
