@@ -13,13 +13,20 @@ export default tseslint.config(
     },
   },
   {
-    files: ['electron/main.ts', 'electron/preload.ts'],
+    files: ['electron/main.ts', 'electron/preload.cts'],
     rules: { 'no-restricted-imports': 'off' },
   },
   {
     files: ['engine/**/*.ts'],
     rules: {
       'no-restricted-imports': ['error', { patterns: [{ group: ['**/renderer/**', '**/electron/**', 'electron', 'react', 'react-dom'], message: 'the engine imports nothing from the UI or Electron' }] }],
+    },
+  },
+  {
+    // The contract both sides share: plain data and its zod schemas, so neither side's code can leak into the other.
+    files: ['common/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: [{ group: ['**/engine/**', '**/electron/**', '**/renderer/**', 'node:*', 'electron', 'react', 'react-dom'], message: 'common/ holds the shared contract: zod and plain TypeScript only' }] }],
     },
   },
   {

@@ -5,7 +5,7 @@
  * .cts extension (tsc emits preload.cjs) and the channel names written out here; electron/main.ts registers the
  * same ones from common/bridge.ts, and test/electron/main.test.ts runs this file against main to prove they match.
  */
-/* eslint-disable no-restricted-imports, @typescript-eslint/no-require-imports -- the one CommonJS file; see above */
+/* eslint-disable @typescript-eslint/no-require-imports -- the one CommonJS file; see above */
 import type { StudioBridge } from '../common/bridge.ts';
 import type { StudioEventMessage } from '../common/protocol.ts';
 import electron = require('electron');
