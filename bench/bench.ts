@@ -4,6 +4,8 @@
  *                   [--peak-tflops X | --peak-gflops X]`
  * `npm run bench -- --backend cpu --vs-peft [--pairs N] [--threads N] [--shape S] [--seq N] [--batch N] [--steps N]`:
  *   the studio against transformers + PEFT, alternately (bench/vs-peft.ts).
+ * `npm run bench -- --backend cpu --only decode --vs-llama-cpp DIR [--gguf FILE] [--pairs N] [--threads N]`:
+ *   generation against llama.cpp (node-llama-cpp installed in DIR), alternately (bench/vs-llama-cpp.ts).
  *
  * MFU needs the device's peak: --peak-tflops/--peak-gflops, else the table in bench/flops.ts for known GPUs (the cpu
  * backend has none, so its mfu is null unless a peak is given). bench/README.md tells how to compare with PEFT.
@@ -36,6 +38,8 @@ const { values } = parseArgs({
     threads: { type: 'string' },
     prompt: { type: 'string' },
     'new-tokens': { type: 'string' },
+    'vs-llama-cpp': { type: 'string' },
+    gguf: { type: 'string' },
   },
   allowPositionals: false,
 });
@@ -85,8 +89,21 @@ if (values['vs-peft']) {
 if (!values['vs-peft'] && (!only || only === 'tokenize')) rows.push(runNodeBench('tokenize.ts', []));
 if (!values['vs-peft'] && (!only || only === 'quant')) rows.push(runNodeBench('quant-report.ts', []));
 // Generation on cpu: asked for by name only (it takes a minute on SmolLM-135M).
-if (!values['vs-peft'] && only === 'decode' && backend === 'cpu') {
-  const args = [...(values.shape ? ['--shape', values.shape] : []), ...(values.prompt ? ['--prompt', values.prompt] : []), ...(values['new-tokens'] ? ['--new-tokens', values['new-tokens']] : [])];
+if (values['vs-llama-cpp'] !== undefined) {
+  if (backend !== 'cpu' || only !== 'decode') throw new Error('--vs-llama-cpp compares generation on cpu: use --backend cpu --only decode');
+  const { printVsLlamaCppSummary, runVsLlamaCpp } = await import('./vs-llama-cpp.ts');
+  const vs = runVsLlamaCpp({
+    llamaCppDir: values['vs-llama-cpp'],
+    gguf: values.gguf,
+    pairs: positive('pairs', values.pairs) ?? 5,
+    threads: positive('threads', values.threads) ?? (await import('../engine/backend/cpu/thread-pool.ts')).configuredThreads(),
+    prompt: positive('prompt', values.prompt) ?? 256,
+    newTokens: positive('new-tokens', values['new-tokens']) ?? 128,
+  });
+  rows.push(...vs);
+  printVsLlamaCppSummary(vs);
+} else if (!values['vs-peft'] && only === 'decode' && backend === 'cpu') {
+  const args = [...(values.gguf ? ['--gguf', values.gguf] : []), ...(values.shape ? ['--shape', values.shape] : []), ...(values.prompt ? ['--prompt', values.prompt] : []), ...(values['new-tokens'] ? ['--new-tokens', values['new-tokens']] : [])];
   rows.push(runNodeBench('decode.ts', args));
 }
 

@@ -4,7 +4,8 @@
  * --new-tokens tokens decoded greedily one at a time (matrix-vector products against the KV cache). Prints one JSON
  * row: prefill tokens/s, decode tokens/s, peak RSS. The first of --runs runs is a warm-up and is not counted.
  *
- * The llama.cpp side (node-llama-cpp on the same model file at f16) is not part of it yet: see bench/README.md.
+ * With --gguf FILE it loads that file instead (a real model, e.g. the SmolLM2 GGUF `npm test` fetches), its weights
+ * dequantized to f16 as the Playground does: bench/vs-llama-cpp.ts runs it alternately with llama.cpp on the same file.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -13,7 +14,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { cpuBackendInfo, cpuSharedMemoryWanted } from '../engine/backend/cpu/cpu-ops.ts';
 import { generate } from '../engine/generate/generate.ts';
-import { loadModel } from '../engine/io/hf-model.ts';
+import { loadModel } from '../engine/io/model-source.ts';
 import { Rng } from '../engine/util/rng.ts';
 import { SHAPES, type ShapeName } from './shapes.ts';
 
@@ -23,6 +24,7 @@ const { values } = parseArgs({
     prompt: { type: 'string', default: '256' },
     'new-tokens': { type: 'string', default: '128' },
     runs: { type: 'string', default: '3' },
+    gguf: { type: 'string' },
   },
 });
 const shape = values.shape as ShapeName;
@@ -36,9 +38,11 @@ const promptLen = positiveInt('prompt');
 const newTokens = positiveInt('new-tokens');
 const runs = Math.max(2, positiveInt('runs'));
 
-// The same random model train-step.ts makes (and caches) for this shape.
-const dir = join(tmpdir(), 'lora-studio-bench', shape);
-if (!existsSync(join(dir, 'model.safetensors'))) {
+// The same random model train-step.ts makes (and caches) for this shape, or the GGUF file asked for.
+const gguf = values.gguf;
+if (gguf !== undefined && !existsSync(gguf)) throw new Error(`--gguf ${gguf}: no such file`);
+const dir = gguf ?? join(tmpdir(), 'lora-studio-bench', shape);
+if (!gguf && !existsSync(join(dir, 'model.safetensors'))) {
   const r = spawnSync(process.execPath, [...process.execArgv, join(import.meta.dirname, 'train-step.ts'), '--shape', shape, '--make-only'], { stdio: 'inherit' });
   if (r.status !== 0) throw new Error(`could not make the ${shape} model in ${dir}`);
 }
@@ -74,7 +78,8 @@ console.log(
   JSON.stringify({
     bench: 'decode',
     backend: 'cpu',
-    shape,
+    shape: gguf ? null : shape,
+    model: gguf ?? null,
     weights: 'f16',
     promptTokens: promptLen,
     newTokens,
