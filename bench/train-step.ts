@@ -156,7 +156,7 @@ function loadPacked(f: PackedFormat, shared: boolean): ModelWeights {
     try {
       p = w instanceof PackedWeight ? w : PackedWeight.quantize(f, f32(w), rows, cols);
     } catch (e) {
-      throw new Error(`--base ${f}: ${shape} ${name} [${rows}, ${cols}] cannot be stored as ${f} (${e instanceof Error ? e.message : String(e)}); nf4 and int4-g128 take any shape`);
+      throw new Error(`--base ${f}: ${shape} ${name} [${rows}, ${cols}] cannot be stored as ${f} (${e instanceof Error ? e.message : String(e)}); nf4 and int4-g128 take any shape`, { cause: e });
     }
     return shared ? toSharedPacked(p) : p;
   };
