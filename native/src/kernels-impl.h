@@ -340,6 +340,13 @@ static void gemm_nn(float* out, size_t ldo, const float* a, size_t rsa, size_t c
     return;
   }
   size_t mb = NN_MB, cols = NN_SG * NN_NS;
+  if (ls::packed::is_packed(b.type)) {
+    // A packed weight is decoded into each task's panels: 256 columns (whole blocks of every format, K-quants' 256
+    // included, so none is decoded for a few of its values) and more rows per task (each panel decoded fewer times).
+    // Which task computes an output never changes how it is computed.
+    mb = 4 * NN_MB;
+    cols = 256;
+  }
   if (K > 8 * GEMM_KC && M <= 32 * (size_t)NN_MR) {
     // A long inner dimension (cross-entropy's vocabulary: both operands bigger than the caches): one task per thread,
     // each with all rows and its share of the columns, so a and b are each streamed from memory about once. Which task

@@ -173,10 +173,16 @@ static inline void decode_row(float* dst, const Weight& w, size_t r, size_t k0, 
   if (w.type == WType::NF4) {
     const size_t n = w.rows * cols, absAt = (n + 1) / 2;
     size_t i = r * cols + k0;
-    for (size_t t = 0; t < kc; t++, i++) {
-      const float amax = rd32(bytes + absAt + 4 * (i / NF4_BLOCK));
-      const uint8_t b = bytes[i >> 1];
-      dst[t] = NF4_CODE[(i & 1) ? (b & 15) : (b >> 4)] * amax;
+    const size_t i1 = i + kc;
+    float* d = dst;
+    while (i < i1) {
+      // One absmax per block of 64 (flat over the matrix, so blocks may straddle rows).
+      const size_t bi = i / NF4_BLOCK, be = std::min(i1, (bi + 1) * NF4_BLOCK);
+      const float amax = rd32(bytes + absAt + 4 * bi);
+      for (; i < be; i++) {
+        const uint8_t b = bytes[i >> 1];
+        *d++ = NF4_CODE[(i & 1) ? (b & 15) : (b >> 4)] * amax;
+      }
     }
     return;
   }
