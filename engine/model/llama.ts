@@ -180,6 +180,8 @@ function expectLen(name: string, a: LinearWeight | null | undefined, n: number):
 function checkLinear(name: string, lin: Linear, out: number, inF: number, bias: boolean): void {
   if (lin.outFeatures !== out || lin.inFeatures !== inF) throw new Error(`model: ${name} is [${lin.outFeatures}, ${lin.inFeatures}], expected [${out}, ${inF}]`);
   expectLen(`${name}.weight`, lin.weight, out * inF);
+  // A packed weight's blocks run along its rows: [rows, cols] must be [out, in], not just the same element count.
+  if (lin.weight instanceof PackedWeight && (lin.weight.rows !== out || lin.weight.cols !== inF)) throw new Error(`model: ${name}.weight is a ${lin.weight.format} [${lin.weight.rows}, ${lin.weight.cols}] matrix, expected [${out}, ${inF}]`);
   if (bias) expectLen(`${name}.bias`, lin.bias, out);
   else if (lin.bias !== null) throw new Error(`model: ${name}.bias is present but the config has no bias there`);
 }

@@ -182,3 +182,13 @@ test('greedy generation on the cpu with a packed base (and a LoRA) gives the tok
     }
   }
 });
+
+test('a packed Linear of the wrong shape is refused before anything runs, naming the tensor', () => {
+  const { packed } = modelsOf('q8_0');
+  const L = packed.layers[1];
+  const w = L.q.weight as PackedWeight;
+  // Same element count, rows and columns swapped differently: [128, 512] instead of [256, 256].
+  const bad = new PackedWeight('q8_0', w.rows / 2, w.cols * 2, w.bytes);
+  const model: ModelWeights = { ...packed, layers: [packed.layers[0], { ...L, q: { ...L.q, weight: bad } }] };
+  assert.throws(() => lossAndGrads(model, null, batch(1, 1, 5), { training: false }), /model\.layers\.1\.self_attn\.q_proj\.weight is a q8_0 \[128, 512\] matrix, expected \[256, 256\]/);
+});
