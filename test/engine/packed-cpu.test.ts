@@ -9,6 +9,9 @@
 process.env.LORA_STUDIO_CPU_THREADS = '3';
 
 import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { matmulAB as poolAB, matmulABt as poolABt, runMatmulPart } from '../../engine/backend/cpu/matmul.ts';
 import { nativeOps } from '../../engine/backend/cpu/native-ops.ts';
@@ -22,6 +25,7 @@ import type { Linear, LoraPair } from '../../engine/model/types.ts';
 import { PACKED_FORMATS, PackedWeight, type PackedFormat } from '../../engine/quant/packed-weight.ts';
 import { Rng } from '../../engine/util/rng.ts';
 import { packedShape, randomPacked } from '../helpers/packed-weights.ts';
+import { runPython } from '../helpers/python.ts';
 
 const status = nativeStatus();
 assert.ok(status.native, `the native cpu kernels are not loaded: ${status.reason} (build them with npm run build:native)`);
@@ -60,6 +64,49 @@ test('decoded rows of every packed format are the values of dequantize(), for an
       decodePackedRows(dst, w, r0, nr);
       sameBits(dst, full.subarray(r0 * w.cols, (r0 + nr) * w.cols), `${f} rows [${r0}, ${r0 + nr})`);
     }
+  }
+});
+
+/**
+ * W [rows, cols] as the native kernels decode it: I·Wᵀ has one non-zero term per sum (exact), so it is Wᵀ — up to the
+ * sign of zeros (+0 + −0 = +0), which `sameValues` ignores.
+ */
+function nativeDecoded(w: PackedWeight): Float32Array {
+  const { rows: N, cols: K } = w;
+  const eye = new Float32Array(K * K);
+  for (let i = 0; i < K; i++) eye[i * K + i] = 1;
+  const wt = new Float32Array(K * N);
+  native.gemmAbt(wt, eye, w.bytes, null, K, K, N, 1, false, PACKED_WTYPE[w.format]);
+  const out = new Float32Array(N * K);
+  for (let k = 0; k < K; k++) for (let n = 0; n < N; n++) out[n * K + k] = wt[k * N + n];
+  return out;
+}
+
+function sameValues(got: ArrayLike<number>, want: ArrayLike<number>, what: string): void {
+  assert.equal(got.length, want.length, `${what}: length`);
+  for (let i = 0; i < want.length; i++) if (got[i] !== want[i]) assert.fail(`${what}: element ${i} is ${got[i]}, expected ${want[i]}`);
+}
+
+const GGML_NAME: Partial<Record<PackedFormat, string>> = { q8_0: 'Q8_0', q4_0: 'Q4_0', q4_1: 'Q4_1', q4_k: 'Q4_K', q6_k: 'Q6_K' };
+
+test('the native decoders give the values of the PyPI gguf package (GGML types) and of dequantize() (every format)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'packed-cpu-'));
+  try {
+    for (const f of PACKED_FORMATS) {
+      const w = weightOf(f);
+      sameValues(nativeDecoded(w), w.dequantize(), `${f} native decode vs dequantize()`);
+      const name = GGML_NAME[f];
+      if (name) writeFileSync(join(dir, `${name}.bin`), w.bytes);
+    }
+    runPython('ggml_dequant.py', ['blocks', dir]);
+    for (const f of PACKED_FORMATS) {
+      const name = GGML_NAME[f];
+      if (!name) continue;
+      const buf = readFileSync(join(dir, `${name}.f32`));
+      sameValues(nativeDecoded(weightOf(f)), new Float32Array(buf.buffer, buf.byteOffset, buf.length / 4), `${f} native decode vs gguf`);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });
 
