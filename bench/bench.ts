@@ -1,7 +1,8 @@
 /**
  * `npm run bench -- [--backend cpu|webgpu] [--shape tiny|smollm-135m|llama-1b|llama-7b] [--seq N] [--batch N]
  *                   [--steps N] [--precision fp32|fp16] [--checkpointing] [--only train|tokenize|quant|decode]
- *                   [--peak-tflops X | --peak-gflops X]`
+ *                   [--peak-tflops X | --peak-gflops X] [--base q8_0|q4_0|q4_1|nf4|int4-g128]`
+ *   --base (cpu): each training case runs twice, on the f32 base and on the base quantized to that format (QLoRA).
  * `npm run bench -- --backend cpu --vs-peft [--pairs N] [--threads N] [--shape S] [--seq N] [--batch N] [--steps N]`:
  *   the studio against transformers + PEFT, alternately (bench/vs-peft.ts).
  * `npm run bench -- --backend cpu --only decode --vs-llama-cpp DIR [--gguf FILE] [--pairs N] [--threads N]`:
@@ -40,6 +41,7 @@ const { values } = parseArgs({
     'new-tokens': { type: 'string' },
     'vs-llama-cpp': { type: 'string' },
     gguf: { type: 'string' },
+    base: { type: 'string' },
   },
   allowPositionals: false,
 });
@@ -56,6 +58,7 @@ function positive(flag: string, v: string | undefined): number | undefined {
   return n;
 }
 
+if (values.base !== undefined && backend !== 'cpu') throw new Error('--base (a packed frozen base) is a cpu bench option; the webgpu bench has its own packed path');
 if (values.shape !== undefined && !(values.shape in SHAPES)) throw new Error(`--shape must be one of ${Object.keys(SHAPES).join(', ')}`);
 if (values['vs-peft']) {
   if (backend !== 'cpu') throw new Error('--vs-peft compares the cpu backend with PEFT on cpu: use --backend cpu (bench/device.sh compares webgpu with PEFT on cuda)');
@@ -74,7 +77,8 @@ if (values['vs-peft']) {
   rows.push(...vs);
   printVsPeftSummary(vs);
 } else if (!only || only === 'train') {
-  const shapes: ShapeName[] = values.shape ? [values.shape as ShapeName] : backend === 'cpu' ? ['tiny', 'smollm-135m'] : ['tiny'];
+  // With --base, SmolLM-135M only by default: tiny's intermediate size (176) is not a whole number of 32-blocks.
+  const shapes: ShapeName[] = values.shape ? [values.shape as ShapeName] : values.base !== undefined ? ['smollm-135m'] : backend === 'cpu' ? ['tiny', 'smollm-135m'] : ['tiny'];
   for (const shape of shapes) {
     const seq = values.seq ?? String(SHAPES[shape].defaultSeq);
     const batch = values.batch ?? String(SHAPES[shape].defaultBatch);
@@ -84,6 +88,8 @@ if (values['vs-peft']) {
     if (values['peak-tflops'] !== undefined) args.push('--peak-tflops', values['peak-tflops']);
     if (values['peak-gflops'] !== undefined) args.push('--peak-gflops', values['peak-gflops']);
     rows.push(runNodeBench('train-step.ts', args));
+    // QLoRA: the same case on a packed base, in its own process, next to the f32 row.
+    if (values.base !== undefined && values.base !== 'f32') rows.push(runNodeBench('train-step.ts', [...args, '--base', values.base]));
   }
 }
 if (!values['vs-peft'] && (!only || only === 'tokenize')) rows.push(runNodeBench('tokenize.ts', []));

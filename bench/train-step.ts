@@ -4,6 +4,12 @@
  * memory (peakRssMiB on cpu, peakGpuMiB on webgpu) and MFU (bench/flops.ts; needs a peak: --peak-tflops or
  * --peak-gflops, or a GPU that the peak table knows). The first step is a warm-up and is not timed.
  * bench/peft_reference.py prints the same keys for PyTorch + PEFT.
+ *
+ * `--base <format>` (cpu): QLoRA — the seven Linears of every layer are quantized at load to a packed format (q8_0,
+ * q4_0, q4_1, nf4, int4-g128: the ones the studio can quantize random weights to) and trained on as PackedWeights;
+ * embeddings, norms and lm_head stay f32 as with `--base f32` (the default). The row adds `weightsMiB` (the frozen
+ * weights' own bytes) and `trainRssMiB` (the largest RSS seen after a step, once loading is over: the f16 file is
+ * read before quantizing, so the lifetime peakRssMiB includes that transient).
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
@@ -11,7 +17,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { cpuBackendInfo, cpuSharedMemoryWanted } from '../engine/backend/cpu/cpu-ops.ts';
+import { toShared, toSharedPacked } from '../engine/backend/cpu/shared-arrays.ts';
+import { decodeF16 } from '../engine/io/f16.ts';
 import { loadModel } from '../engine/io/hf-model.ts';
+import { F16Array, type LinearWeight, type ModelWeights, type WeightArray } from '../engine/model/types.ts';
+import { weightBytes } from '../engine/model/weight-array.ts';
+import { isPackedFormat, PackedWeight, type PackedFormat } from '../engine/quant/packed-weight.ts';
 import { newLora, forEachPair } from '../engine/model/lora.ts';
 import { countParameters } from '../engine/model/llama.ts';
 import type { Batch, FloatArray, LoraConfig } from '../engine/model/types.ts';
@@ -35,8 +46,14 @@ const { values } = parseArgs({
     'peak-tflops': { type: 'string' },
     'peak-gflops': { type: 'string' },
     'make-only': { type: 'boolean', default: false },
+    base: { type: 'string', default: 'f32' },
   },
 });
+const baseFormat = values.base ?? 'f32';
+const QUANTIZABLE: PackedFormat[] = ['q8_0', 'q4_0', 'q4_1', 'nf4', 'int4-g128'];
+if (baseFormat !== 'f32' && !(isPackedFormat(baseFormat) && QUANTIZABLE.includes(baseFormat))) {
+  throw new Error(`--base must be f32 or one of ${QUANTIZABLE.join(', ')} (random weights are quantized at load; q4_k and q6_k bases come from a GGUF stored that way), not ${baseFormat}`);
+}
 const shape = values.shape as ShapeName;
 if (!(shape in SHAPES)) throw new Error(`--shape must be one of ${Object.keys(SHAPES).join(', ')}, not ${shape}`);
 const spec = SHAPES[shape];
@@ -123,8 +140,43 @@ if (!existsSync(join(dir, 'config.json')) || !existsSync(join(dir, 'model.safete
   if (r.status !== 0) throw new Error(`could not make the ${shape} model in ${dir}`);
 }
 
-const model = loadModel(dir, { dtype: Float32Array, shared: cpuSharedMemoryWanted() });
+/**
+ * The model with a packed base: read with f16 frozen weights (half the transient memory of f32), then every Linear of
+ * every layer quantized to `f` one at a time (the f16 bits dropped as it goes) and embeddings / lm_head widened to
+ * f32, as the f32 base has them.
+ */
+function loadPacked(f: PackedFormat, shared: boolean): ModelWeights {
+  const m = loadModel(dir, { dtype: Float32Array, frozenF16: true, shared });
+  const f32 = (w: WeightArray): Float32Array => {
+    const a = w instanceof F16Array ? decodeF16(w.bits) : Float32Array.from(w);
+    return shared ? toShared(a) : a;
+  };
+  const pack = (w: LinearWeight, rows: number, cols: number, name: string): PackedWeight => {
+    let p: PackedWeight;
+    try {
+      p = w instanceof PackedWeight ? w : PackedWeight.quantize(f, f32(w), rows, cols);
+    } catch (e) {
+      throw new Error(`--base ${f}: ${shape} ${name} [${rows}, ${cols}] cannot be stored as ${f} (${e instanceof Error ? e.message : String(e)}); nf4 and int4-g128 take any shape`, { cause: e });
+    }
+    return shared ? toSharedPacked(p) : p;
+  };
+  const embedTokens = f32(m.embedTokens);
+  const lmHead = m.lmHead === m.embedTokens ? embedTokens : f32(m.lmHead);
+  m.layers.forEach((L, l) => {
+    for (const [name, lin] of Object.entries({ q_proj: L.q, k_proj: L.k, v_proj: L.v, o_proj: L.o, gate_proj: L.gate, up_proj: L.up, down_proj: L.down })) lin.weight = pack(lin.weight, lin.outFeatures, lin.inFeatures, `layer ${l} ${name}`);
+  });
+  return { ...m, embedTokens, lmHead };
+}
+
+const model = baseFormat === 'f32' ? loadModel(dir, { dtype: Float32Array, shared: cpuSharedMemoryWanted() }) : loadPacked(baseFormat as PackedFormat, cpuSharedMemoryWanted());
 const cfg = model.config;
+const weightsMiB = (() => {
+  const seen = new Set<LinearWeight>([model.embedTokens, model.lmHead, model.norm]);
+  for (const L of model.layers) for (const a of [L.inputNorm, L.postAttentionNorm, L.qNorm, L.kNorm, ...[L.q, L.k, L.v, L.o, L.gate, L.up, L.down].flatMap((l) => [l.weight, l.bias])]) if (a) seen.add(a);
+  let n = 0;
+  for (const a of seen) n += weightBytes(a);
+  return n / 2 ** 20;
+})();
 const lora = newLora(cfg, LORA, new Rng(1), Float32Array);
 const params: FloatArray[] = [];
 forEachPair(lora, (_t, _l, p) => params.push(p.A, p.B));
@@ -147,12 +199,14 @@ const plan = { micro: [batch], normalizer: B * (T - 1), lr: 1e-4, lossScale: 1 }
 
 const times: number[] = [];
 let loss = 0;
+let trainRss = 0;
 const dropoutRng = new Rng(3);
 for (let s = 0; s < steps; s++) {
   const t0 = performance.now();
   const r = await backend.step(plan, dropoutRng);
   loss = r.lossSum / plan.normalizer;
   if (s > 0) times.push(performance.now() - t0);
+  trainRss = Math.max(trainRss, process.memoryUsage.rss());
 }
 const stepMs = times.reduce((a, b) => a + b, 0) / times.length;
 const cpu = cpuBackendInfo();
@@ -161,6 +215,7 @@ console.log(
     bench: 'train',
     backend: 'cpu',
     shape,
+    base: baseFormat,
     params: countParameters(model),
     batch: B,
     seq: T,
@@ -172,5 +227,7 @@ console.log(
     kernels: cpu.native ? `native ${cpu.isa}` : 'portable',
     threads: cpu.threads,
     peakRssMiB: process.resourceUsage().maxRSS / 1024,
+    trainRssMiB: trainRss / 2 ** 20,
+    weightsMiB,
   }),
 );

@@ -15,7 +15,8 @@ import { WebgpuLlama } from '../../engine/backend/webgpu/llama-step.ts';
 import { evalLoss, lossAndGrads } from '../../engine/model/llama.ts';
 import { newLora } from '../../engine/model/lora.ts';
 import { F16Array, IGNORE_INDEX } from '../../engine/model/types.ts';
-import type { Batch, LoraTargetName, LoraWeights, ModelWeights, Tokenizer, TrainingExample, WeightArray } from '../../engine/model/types.ts';
+import { PackedWeight } from '../../engine/quant/packed-weight.ts';
+import type { Batch, LoraTargetName, LoraWeights, ModelWeights, Tokenizer, TrainingExample, LinearWeight } from '../../engine/model/types.ts';
 import { padBatch } from '../../engine/train/batching.ts';
 import { loraTensors } from '../../engine/train/lora-params.ts';
 import { Rng } from '../../engine/util/rng.ts';
@@ -102,9 +103,9 @@ function parseTargets(v: string): LoraTargetName[] {
 
 function roundModelToF16(model: ModelWeights): void {
   const seen = new Set<unknown>();
-  const round = (a: WeightArray | null): void => {
-    // F16Array weights already hold f16 values.
-    if (a && !(a instanceof F16Array) && !seen.has(a)) {
+  const round = (a: LinearWeight | null): void => {
+    // F16Array weights already hold f16 values; packed (quantized) ones are left as stored.
+    if (a && !(a instanceof F16Array) && !(a instanceof PackedWeight) && !seen.has(a)) {
       seen.add(a);
       roundToF16InPlace(a);
     }

@@ -17,7 +17,8 @@ import { LORA_TARGET_ORDER, targetShape, validateLoraForModel, zerosLike } from 
 import { referenceOps, type ModelOps } from './ops.ts';
 import * as rope from './rope.ts';
 import type { RopeTables } from './rope.ts';
-import { IGNORE_INDEX, type Batch, type FloatArray, type FloatArrayConstructor, type Linear, type LoraPair, type LoraTargetName, type LoraWeights, type ModelConfig, type ModelWeights, type WeightArray, F16Array } from './types.ts';
+import { IGNORE_INDEX, type Batch, type FloatArray, type FloatArrayConstructor, type Linear, type LoraPair, type LoraTargetName, type LoraWeights, type ModelConfig, type ModelWeights, type WeightArray, type LinearWeight, F16Array } from './types.ts';
+import { PackedWeight } from '../quant/packed-weight.ts';
 import type { KvCache } from '../generate/kv-cache.ts';
 import type { Rng } from '../util/rng.ts';
 
@@ -171,7 +172,7 @@ function arrayCtorOf(model: ModelWeights): FloatArrayConstructor {
   throw new Error('model: model.norm must be a Float32Array or Float64Array');
 }
 
-function expectLen(name: string, a: WeightArray | null | undefined, n: number): void {
+function expectLen(name: string, a: LinearWeight | null | undefined, n: number): void {
   if (a === null || a === undefined) throw new Error(`model: tensor ${name} is missing`);
   if (a.length !== n) throw new Error(`model: tensor ${name} has ${a.length} values, expected ${n}`);
 }
@@ -179,6 +180,8 @@ function expectLen(name: string, a: WeightArray | null | undefined, n: number): 
 function checkLinear(name: string, lin: Linear, out: number, inF: number, bias: boolean): void {
   if (lin.outFeatures !== out || lin.inFeatures !== inF) throw new Error(`model: ${name} is [${lin.outFeatures}, ${lin.inFeatures}], expected [${out}, ${inF}]`);
   expectLen(`${name}.weight`, lin.weight, out * inF);
+  // A packed weight's blocks run along its rows: [rows, cols] must be [out, in], not just the same element count.
+  if (lin.weight instanceof PackedWeight && (lin.weight.rows !== out || lin.weight.cols !== inF)) throw new Error(`model: ${name}.weight is a ${lin.weight.format} [${lin.weight.rows}, ${lin.weight.cols}] matrix, expected [${out}, ${inF}]`);
   if (bias) expectLen(`${name}.bias`, lin.bias, out);
   else if (lin.bias !== null) throw new Error(`model: ${name}.bias is present but the config has no bias there`);
 }
@@ -227,7 +230,7 @@ export function validateModel(model: ModelWeights): void {
       expectLen(`${p}.self_attn.k_norm.weight`, L.kNorm, c.headDim);
     }
     for (const [name, a] of [['q_proj', L.q.weight], ['o_proj', L.o.weight], ['down_proj', L.down.weight]] as const) {
-      if (!(a instanceof F || a instanceof F16Array)) throw new Error(`model: ${p}.${name}.weight is a ${a.constructor.name}, the model uses ${F.name}`);
+      if (!(a instanceof F || a instanceof F16Array || a instanceof PackedWeight)) throw new Error(`model: ${p}.${name}.weight is a ${a.constructor.name}, the model uses ${F.name}`);
     }
   });
   validated.add(model);
@@ -681,8 +684,8 @@ function lmHeadLogits(ctx: Ctx, out: FloatArray, hn: FloatArray, lmHead: WeightA
 
 /** Frozen parameters of the base model (a tied lm_head counted once). */
 export function countParameters(model: ModelWeights): number {
-  const seen = new Set<WeightArray>();
-  const add = (a: WeightArray | null): void => {
+  const seen = new Set<LinearWeight>();
+  const add = (a: LinearWeight | null): void => {
     if (a !== null) seen.add(a);
   };
   add(model.embedTokens);

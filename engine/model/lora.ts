@@ -5,6 +5,7 @@
 import { matmulAB } from './matmul.ts';
 import type { Rng } from '../util/rng.ts';
 import { decodeF16 } from '../io/f16.ts';
+import { PackedWeight } from '../quant/packed-weight.ts';
 import { F16Array, loraScaling, type FloatArray, type FloatArrayConstructor, type LayerWeights, type Linear, type LoraConfig, type LoraPair, type LoraTargetName, type LoraWeights, type ModelConfig, type ModelWeights } from './types.ts';
 
 /** Targets in module order inside a decoder layer (self_attn q, k, v, o; mlp gate, up, down). */
@@ -171,8 +172,8 @@ export function mergeLora(model: ModelWeights, lora: LoraWeights): ModelWeights 
       const p = lora.layers[l][target];
       if (p === undefined) continue;
       const lin = linearOf(layer, target);
-      // An f16 frozen weight merges into f32: adding the LoRA delta needs more precision than f16 keeps.
-      const weight = lin.weight instanceof F16Array ? decodeF16(lin.weight.bits) : lin.weight instanceof Float32Array ? new Float32Array(lin.weight) : new Float64Array(lin.weight);
+      // An f16 or packed frozen weight merges into f32: adding the LoRA delta needs more precision than they keep.
+      const weight = lin.weight instanceof F16Array ? decodeF16(lin.weight.bits) : lin.weight instanceof PackedWeight ? lin.weight.dequantize() : lin.weight instanceof Float32Array ? new Float32Array(lin.weight) : new Float64Array(lin.weight);
       matmulAB(weight, p.B, p.A, lin.outFeatures, r, lin.inFeatures, true, lora.scaling);
       const next: Linear = { ...lin, weight };
       switch (target) {

@@ -7,15 +7,16 @@
  * The ops that multiply (linear, cross-entropy, merging) take a `Matmuls` set, by default these serial products;
  * engine/backend/cpu/matmul.ts gives one that splits big products over the cpu thread pool.
  */
-import { F16Array, type FloatArray, type WeightArray } from './types.ts';
+import { decodePackedRows, PackedWeight } from './packed-rows.ts';
+import { F16Array, type FloatArray, type LinearWeight } from './types.ts';
 import { decodeF16Rows } from './weight-array.ts';
 
 /** The three products the ops use, and the f64 scratch they may hand back to them. */
 export interface Matmuls {
   /** out[M,N] (=|+=) alpha · a[M,K]·b[N,K]ᵀ (+ bias[N]). */
-  matmulABt(out: FloatArray, a: FloatArray, b: WeightArray, bias: FloatArray | null, M: number, K: number, N: number, accumulate?: boolean, alpha?: number): void;
+  matmulABt(out: FloatArray, a: FloatArray, b: LinearWeight, bias: FloatArray | null, M: number, K: number, N: number, accumulate?: boolean, alpha?: number): void;
   /** out[M,K] (=|+=) alpha · a[M,N]·b[N,K]. */
-  matmulAB(out: FloatArray, a: FloatArray, b: WeightArray, M: number, N: number, K: number, accumulate?: boolean, alpha?: number): void;
+  matmulAB(out: FloatArray, a: FloatArray, b: LinearWeight, M: number, N: number, K: number, accumulate?: boolean, alpha?: number): void;
   /** out[N,K] (=|+=) alpha · a[M,N]ᵀ·b[M,K]. */
   matmulAtB(out: FloatArray, a: FloatArray, b: FloatArray, M: number, N: number, K: number, accumulate?: boolean, alpha?: number): void;
   /** A Float64Array the products can work on (shared memory for the thread pool). */
@@ -33,7 +34,7 @@ const COL_TILE = 128;
 export function matmulABt(
   out: FloatArray,
   a: FloatArray,
-  b: WeightArray,
+  b: LinearWeight,
   bias: FloatArray | null,
   M: number,
   K: number,
@@ -41,8 +42,8 @@ export function matmulABt(
   accumulate = false,
   alpha = 1,
 ): void {
-  if (b instanceof F16Array) {
-    matmulABtF16(out, a, b, bias, M, K, N, accumulate, alpha);
+  if (b instanceof F16Array || b instanceof PackedWeight) {
+    matmulABtDecoded(out, a, b, bias, M, K, N, accumulate, alpha, 0, N);
     return;
   }
   // Every entry is one accumulator summed in k order, whichever block it falls in, so a row's result does not depend
@@ -139,22 +140,29 @@ export function matmulABt(
   }
 }
 
-/** Rows of an f16 `b` decoded per pass: a multiple of COL_TILE, small enough to stay in cache with its f64 results. */
-const F16_ROWS = COL_TILE;
-let f16Scratch = new Float32Array(0);
+/** Rows of an f16 or packed `b` decoded per pass: a multiple of COL_TILE, small enough to stay in cache with its f64 results. */
+const DECODE_ROWS = COL_TILE;
+let decodeScratch = new Float32Array(0);
+
+/** Rows [r0, r0+nr) of an f16 or packed [*, K] weight as f32 into dst (the values its full decoding gives). */
+export function decodeWeightRows(dst: Float32Array, b: F16Array | PackedWeight, r0: number, nr: number, K: number): void {
+  if (b instanceof F16Array) decodeF16Rows(dst, b, r0, nr, K);
+  else decodePackedRows(dst, b, r0, nr);
+}
 
 /**
- * matmulABt with f16 bits as `b`: each block of rows is decoded into a reused f32 scratch and run through the fast
- * kernel into an f64 block, then scattered into out. Each entry is still one f64 sum in k order, and alpha·s + bias is
- * formed in f64 before the single rounding store, so results equal those of the kernel on the decoded f32 weight.
+ * matmulABt with f16 bits or packed bytes as `b`, over its rows (out columns) [c0, c1) only (out keeps its row stride
+ * N): each block of rows is decoded into a reused f32 scratch and run through the fast kernel into an f64 block, then
+ * scattered into out. Each entry is still one f64 sum in k order, and alpha·s + bias is formed in f64 before the
+ * single rounding store, so results equal those of the kernel on the decoded f32 weight.
  */
-function matmulABtF16(out: FloatArray, a: FloatArray, b: F16Array, bias: FloatArray | null, M: number, K: number, N: number, accumulate: boolean, alpha: number): void {
-  if (f16Scratch.length < F16_ROWS * K) f16Scratch = new Float32Array(F16_ROWS * K);
-  const w = f16Scratch;
-  const blk = new Float64Array(M * Math.min(F16_ROWS, N));
-  for (let j0 = 0; j0 < N; j0 += F16_ROWS) {
-    const nb = Math.min(F16_ROWS, N - j0);
-    decodeF16Rows(w, b, j0, nb, K);
+export function matmulABtDecoded(out: FloatArray, a: FloatArray, b: F16Array | PackedWeight, bias: FloatArray | null, M: number, K: number, N: number, accumulate: boolean, alpha: number, c0: number, c1: number): void {
+  if (decodeScratch.length < DECODE_ROWS * K) decodeScratch = new Float32Array(DECODE_ROWS * K);
+  const w = decodeScratch;
+  const blk = new Float64Array(M * Math.min(DECODE_ROWS, c1 - c0));
+  for (let j0 = c0; j0 < c1; j0 += DECODE_ROWS) {
+    const nb = Math.min(DECODE_ROWS, c1 - j0);
+    decodeWeightRows(w, b, j0, nb, K);
     const bb = bias === null ? null : bias.subarray(j0, j0 + nb);
     matmulABt(blk, a, w, bb, M, K, nb, false, alpha);
     for (let i = 0; i < M; i++) {
@@ -200,7 +208,7 @@ const AB_BLOCK = 256;
  * b is transposed a block of rows at a time into an f64 scratch, then the dot-product kernel runs; partial sums of
  * the blocks are kept in an f64 accumulator so the result is rounded once.
  */
-export function matmulAB(out: FloatArray, a: FloatArray, b: WeightArray, M: number, N: number, K: number, accumulate = false, alpha = 1): void {
+export function matmulAB(out: FloatArray, a: FloatArray, b: LinearWeight, M: number, N: number, K: number, accumulate = false, alpha = 1): void {
   if (N === 0) {
     if (!accumulate) out.fill(0, 0, M * K);
     return;
@@ -226,13 +234,13 @@ export function matmulAB(out: FloatArray, a: FloatArray, b: WeightArray, M: numb
   else for (let i = 0; i < total; i++) out[i] = alpha * acc[i];
 }
 
-/** Rows [n0, n0+nb) of b[N,K], transposed into a new f64 [K, nb] (f16 bits decoded on the way). */
-function transpose(b: WeightArray, _N: number, K: number, n0: number, nb: number): Float64Array {
+/** Rows [n0, n0+nb) of b[N,K], transposed into a new f64 [K, nb] (f16 bits and packed bytes decoded on the way). */
+function transpose(b: LinearWeight, _N: number, K: number, n0: number, nb: number): Float64Array {
   const t = new Float64Array(K * nb);
-  if (b instanceof F16Array) {
+  if (b instanceof F16Array || b instanceof PackedWeight) {
     const row = new Float32Array(K);
     for (let n = 0; n < nb; n++) {
-      decodeF16Rows(row, b, n0 + n, 1, K);
+      decodeWeightRows(row, b, n0 + n, 1, K);
       for (let k = 0; k < K; k++) t[k * nb + n] = row[k];
     }
     return t;

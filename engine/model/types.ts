@@ -8,6 +8,8 @@
  *   every op is written once over FloatArray and accumulates in JS numbers (f64).
  */
 
+import type { PackedWeight } from '../quant/packed-weight.ts';
+
 export type FloatArray = Float32Array | Float64Array;
 export type FloatArrayConstructor = Float32ArrayConstructor | Float64ArrayConstructor;
 
@@ -24,6 +26,13 @@ export class F16Array {
 
 /** A frozen base weight: floats, or f16 bits when loaded with `frozenF16`. */
 export type WeightArray = FloatArray | F16Array;
+
+/**
+ * What a Linear's frozen weight may be: floats or f16 bits, or (QLoRA) the quantized bytes of a PackedWeight, which the
+ * products decode a panel at a time (engine/model/packed-rows.ts, native/src/packed-decode.h). Embeddings, norms and
+ * lm_head stay WeightArray.
+ */
+export type LinearWeight = WeightArray | PackedWeight;
 
 export type ModelFamily = 'llama' | 'mistral' | 'qwen2' | 'qwen3';
 
@@ -66,8 +75,8 @@ export interface ModelConfig {
 }
 
 export interface Linear {
-  /** [out, in]; F16Array when the model was loaded with frozenF16. */
-  weight: WeightArray;
+  /** [out, in]; F16Array when the model was loaded with frozenF16, PackedWeight for a quantized (QLoRA) base. */
+  weight: LinearWeight;
   /** [out] or null */
   bias: FloatArray | null;
   outFeatures: number;

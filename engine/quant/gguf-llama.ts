@@ -4,7 +4,7 @@
  * and the output head in F16. Q and K rows are permuted from Hugging Face's half-split RoPE layout to ggml's
  * interleaved one, as the converter does.
  */
-import type { FloatArray, Linear, ModelWeights, WeightArray } from '../model/types.ts';
+import type { FloatArray, Linear, ModelWeights, WeightArray, LinearWeight } from '../model/types.ts';
 import { floatWeight } from '../model/weight-array.ts';
 import { QUANT_FORMATS } from './format.ts';
 import { GGML_TYPE, type GgufValue } from './gguf-types.ts';
@@ -94,7 +94,7 @@ export function llama3RopeFactors(model: ModelWeights): Float32Array | null {
   return out;
 }
 
-function f32(w: WeightArray): Float32Array {
+function f32(w: LinearWeight): Float32Array {
   const a = floatWeight(w);
   return a instanceof Float32Array ? a : Float32Array.from(a);
 }

@@ -10,6 +10,7 @@
 
 #include "cpu-features.h"
 #include "kernels.h"
+#include "packed-decode.h"
 #include "ops.h"
 #include "pool.h"
 
@@ -32,8 +33,9 @@ struct Call {
   std::vector<napi_value> argv;
   bool failed = false;
 
-  Call(napi_env e, napi_callback_info info, size_t want) : env(e), argv(want) {
-    size_t argc = want;
+  /** `want` arguments are required, `optional` more may follow (undefined when not given). */
+  Call(napi_env e, napi_callback_info info, size_t want, size_t optional = 0) : env(e), argv(want + optional) {
+    size_t argc = want + optional;
     napi_get_cb_info(env, info, &argc, argv.data(), nullptr, nullptr);
     if (argc < want) fail(std::string("expected ") + std::to_string(want) + " arguments, got " + std::to_string(argc));
   }
@@ -92,6 +94,27 @@ struct Call {
     return Weight{a.data, a.type == napi_uint16_array ? WType::F16 : WType::F32, cols};
   }
 
+  /**
+   * A Linear's frozen weight: as weight(), or — when argv[fmt] is a packed format id (2..8, kernels.h WType) — the
+   * Uint8Array of a PackedWeight's bytes for a [rows][cols] matrix in that format, its byte length checked.
+   */
+  Weight linear_weight(size_t i, const char* name, size_t rows, size_t cols, size_t fmt) {
+    if (failed) return Weight{nullptr, WType::F32, cols};
+    if (fmt >= argv.size() || is_null(fmt)) return weight(i, name, rows, cols);
+    const size_t id = size(fmt, "weight format");
+    if (failed) return Weight{nullptr, WType::F32, cols};
+    if (id < 2 || id > 8) {
+      fail(std::string(name) + ": unknown packed weight format id " + std::to_string(id));
+      return Weight{nullptr, WType::F32, cols};
+    }
+    const WType t = (WType)id;
+    Arr a = arr(i, name, false, {napi_uint8_array});
+    const size_t want = ls::packed::size_bytes(t, rows, cols);
+    if (!failed && want == 0) fail(std::string(name) + ": a [" + std::to_string(rows) + ", " + std::to_string(cols) + "] matrix does not fit packed format id " + std::to_string(id));
+    if (!failed && a.length != want) fail(std::string(name) + " has " + std::to_string(a.length) + " bytes, a packed [" + std::to_string(rows) + ", " + std::to_string(cols) + "] matrix needs " + std::to_string(want));
+    return Weight{a.data, t, cols, rows};
+  }
+
   size_t size(size_t i, const char* name) {
     if (failed) return 0;
     double d = -1;
@@ -127,12 +150,12 @@ napi_value undefined(napi_env env) {
   return u;
 }
 
-// gemmAbt(out, a, b, bias, M, K, N, alpha, accumulate)
+// gemmAbt(out, a, b, bias, M, K, N, alpha, accumulate, format?)
 napi_value GemmAbt(napi_env env, napi_callback_info info) {
-  Call c(env, info, 9);
+  Call c(env, info, 9, 1);
   const size_t M = c.size(4, "M"), K = c.size(5, "K"), N = c.size(6, "N");
   Arr out = c.f32(0, "out", M * N), a = c.f32(1, "a", M * K);
-  Weight b = c.weight(2, "b", N, K);
+  Weight b = c.linear_weight(2, "b", N, K, 9);
   Arr bias = c.f32(3, "bias", N, true);
   const double alpha = c.num(7, "alpha");
   const bool acc = c.flag(8);
@@ -141,13 +164,13 @@ napi_value GemmAbt(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
-// gemmNn(out, a, b, M, K, N, transA, alpha, accumulate): out[M,N] = a[M,K]·b[K,N] (transA: a is [K,M])
+// gemmNn(out, a, b, M, K, N, transA, alpha, accumulate, format?): out[M,N] = a[M,K]·b[K,N] (transA: a is [K,M])
 napi_value GemmNn(napi_env env, napi_callback_info info) {
-  Call c(env, info, 9);
+  Call c(env, info, 9, 1);
   const size_t M = c.size(3, "M"), K = c.size(4, "K"), N = c.size(5, "N");
   const bool transA = c.flag(6);
   Arr out = c.f32(0, "out", M * N), a = c.f32(1, "a", M * K);
-  Weight b = c.weight(2, "b", K, N);
+  Weight b = c.linear_weight(2, "b", K, N, 9);
   const double alpha = c.num(7, "alpha");
   const bool acc = c.flag(8);
   if (c.failed) return nullptr;
@@ -169,13 +192,13 @@ ls::LoraArgs lora_args(Call& c, size_t i, size_t M, size_t K, size_t N) {
   return l;
 }
 
-// linearForward(y, u, xd, x, w, bias, A, B, r, scaling, keep, keepScale, M, K, N)
+// linearForward(y, u, xd, x, w, bias, A, B, r, scaling, keep, keepScale, M, K, N, format?)
 napi_value LinearForward(napi_env env, napi_callback_info info) {
-  Call c(env, info, 15);
+  Call c(env, info, 15, 1);
   const size_t M = c.size(12, "M"), K = c.size(13, "K"), N = c.size(14, "N");
   ls::LoraArgs l = lora_args(c, 6, M, K, N);
   Arr y = c.f32(0, "y", M * N), u = c.f32(1, "u", M * l.r, l.r == 0), xd = c.f32(2, "xd", M * K, l.keep == nullptr), x = c.f32(3, "x", M * K);
-  Weight w = c.weight(4, "weight", N, K);
+  Weight w = c.linear_weight(4, "weight", N, K, 15);
   Arr bias = c.f32(5, "bias", N, true);
   if (!c.failed && l.keep && !xd.present) c.fail("dropout needs an xd buffer");
   if (!c.failed && l.r && !u.present) c.fail("LoRA needs a u buffer");
@@ -184,15 +207,15 @@ napi_value LinearForward(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
-// linearBackward(dx, dA, dB, dY, u, xd, x, w, A, B, r, scaling, keep, keepScale, M, K, N)
+// linearBackward(dx, dA, dB, dY, u, xd, x, w, A, B, r, scaling, keep, keepScale, M, K, N, format?)
 napi_value LinearBackward(napi_env env, napi_callback_info info) {
-  Call c(env, info, 17);
+  Call c(env, info, 17, 1);
   const size_t M = c.size(14, "M"), K = c.size(15, "K"), N = c.size(16, "N");
   ls::LoraArgs l = lora_args(c, 8, M, K, N);
   const size_t r = l.r;
   Arr dx = c.f32(0, "dx", M * K, true), dA = c.f32(1, "dA", r * K, true), dB = c.f32(2, "dB", N * r, true), dY = c.f32(3, "dY", M * N);
   Arr u = c.f32(4, "u", M * r, r == 0), xd = c.f32(5, "xd", M * K, l.keep == nullptr), x = c.f32(6, "x", M * K);
-  Weight w = c.weight(7, "weight", N, K);
+  Weight w = c.linear_weight(7, "weight", N, K, 17);
   if (!c.failed && r && !u.present) c.fail("LoRA backward needs the u saved by forward");
   if (!c.failed && l.keep && !xd.present) c.fail("dropout needs the xd saved by forward");
   if (c.failed) return nullptr;

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "kernels.h"
+#include "packed-decode.h"
 #include "pool.h"
 #include "simd.h"
 
@@ -41,6 +42,10 @@ constexpr int NN_NS = 16 * NN_NV;
 // panels through it; gemm_abt reads f32 in place and loads other formats lane by lane through vload).
 
 static inline void decode_rows(float* dst, size_t ldd, Weight w, size_t r0, size_t nr, size_t k0, size_t kc) {
+  if (ls::packed::is_packed(w.type)) {
+    for (size_t r = 0; r < nr; r++) ls::packed::decode_row(dst + r * ldd, w, r0 + r, k0, kc);
+    return;
+  }
   if (w.type == WType::F32) {
     const float* src = static_cast<const float*>(w.data);
     for (size_t r = 0; r < nr; r++) {
@@ -156,8 +161,41 @@ static inline size_t abt_cols_per_task(size_t K, size_t elt) {
   return nb;
 }
 
+static thread_local std::vector<float> abt_panel;
+
+/**
+ * gemm_abt over a packed weight: each task decodes its block of weight rows (columns j0..j1 of out: about 192 KiB of
+ * f32, per thread) into a panel and runs the f32 kernel on it. An output's sum does not depend on its tile, and the
+ * panel holds exactly the dequantized values, so the result is the f32 product on the dequantized weight, bit for bit.
+ */
+static void gemm_abt_packed(float* out, size_t ldo, const float* a, size_t lda, Weight b, const float* bias, size_t M, size_t K, size_t N, float alpha, bool accumulate) {
+  const size_t nb = abt_cols_per_task(K, 4);
+  // More rows per task than f32's 64: each task decodes its panel once, so fewer row blocks decode less often.
+  const size_t mb = 256;
+  const size_t colTasks = (N + nb - 1) / nb, rowTasks = (M + mb - 1) / mb;
+  const double work = (double)M * (double)N * (double)K;
+  const size_t tasks = work < 262144.0 ? 1 : colTasks * rowTasks;
+  auto run = [&](size_t t) {
+    size_t i0 = 0, i1 = M, c0 = 0, c1 = N;
+    if (tasks > 1) {
+      const size_t rb = t % rowTasks, cb = t / rowTasks;
+      i0 = rb * mb, i1 = std::min(M, i0 + mb), c0 = cb * nb, c1 = std::min(N, c0 + nb);
+    }
+    std::vector<float>& panel = abt_panel;
+    if (panel.size() < nb * K) panel.resize(nb * K);
+    for (size_t j0 = c0; j0 < c1; j0 += nb) {
+      const size_t n = std::min(nb, c1 - j0);
+      decode_rows(panel.data(), K, b, j0, n, 0, K);
+      const AbtArgs q{out + j0, ldo, a, lda, panel.data(), K, bias ? bias + j0 : nullptr, M, K, n, alpha, accumulate};
+      abt_range<float>(q, i0, i1, 0, n);
+    }
+  };
+  ls::parallel(tasks, run);
+}
+
 static void gemm_abt(float* out, size_t ldo, const float* a, size_t lda, Weight b, const float* bias, size_t M, size_t K, size_t N, float alpha, bool accumulate) {
   if (M == 0 || N == 0) return;
+  if (ls::packed::is_packed(b.type)) return gemm_abt_packed(out, ldo, a, lda, b, bias, M, K, N, alpha, accumulate);
   const AbtArgs p{out, ldo, a, lda, b.data, b.ld, bias, M, K, N, alpha, accumulate};
   const bool f16 = b.type == WType::F16;
   const size_t nb = abt_cols_per_task(K, f16 ? 2 : 4);
@@ -302,6 +340,13 @@ static void gemm_nn(float* out, size_t ldo, const float* a, size_t rsa, size_t c
     return;
   }
   size_t mb = NN_MB, cols = NN_SG * NN_NS;
+  if (ls::packed::is_packed(b.type)) {
+    // A packed weight is decoded into each task's panels: 256 columns (whole blocks of every format, K-quants' 256
+    // included, so none is decoded for a few of its values) and more rows per task (each panel decoded fewer times).
+    // Which task computes an output never changes how it is computed.
+    mb = 4 * NN_MB;
+    cols = 256;
+  }
   if (K > 8 * GEMM_KC && M <= 32 * (size_t)NN_MR) {
     // A long inner dimension (cross-entropy's vocabulary: both operands bigger than the caches): one task per thread,
     // each with all rows and its share of the columns, so a and b are each streamed from memory about once. Which task

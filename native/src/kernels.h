@@ -11,12 +11,26 @@ namespace ls {
  * weight: f32 rows are read in place, other formats are decoded a tile at a time (decode_rows, the one function a new
  * format needs: kernels-impl.h) or, in the matrix-vector products of decoding, lane by lane as they are loaded.
  */
-enum class WType : int { F32 = 0, F16 = 1 };
+enum class WType : int {
+  F32 = 0,
+  F16 = 1,
+  // Packed (quantized) formats, the ids of engine/model/packed-rows.ts PACKED_WTYPE: data is the PackedWeight's bytes,
+  // ld its cols, rows its rows (the layouts are whole-matrix: packed-decode.h).
+  Q8_0 = 2,
+  Q4_0 = 3,
+  Q4_1 = 4,
+  Q4_K = 5,
+  Q6_K = 6,
+  NF4 = 7,
+  INT4_G128 = 8,
+};
 
 struct Weight {
   const void* data;
   WType type;
   size_t ld;
+  /** Rows of the whole weight: needed only by the packed layouts whose scales follow all the codes (nf4, int4-g128). */
+  size_t rows = 0;
 };
 
 /** What linear_forward/backward need of one LoRA adapted Linear (A [r, in], B [out, r]); r = 0 means none. */

@@ -15,7 +15,7 @@ import { loadModel } from '../../engine/io/hf-model.ts';
 import { tinyHfConfig, writeRandomModel } from '../../engine/io/make-model.ts';
 import { evalLoss, forwardLogits, lossAndGrads } from '../../engine/model/llama.ts';
 import { forEachPair, newLora } from '../../engine/model/lora.ts';
-import { F16Array, type Batch, type FloatArray, type LoraWeights, type ModelWeights } from '../../engine/model/types.ts';
+import { F16Array, type Batch, type FloatArray, type LinearWeight, type LoraWeights, type ModelWeights } from '../../engine/model/types.ts';
 import { floatWeight } from '../../engine/model/weight-array.ts';
 import { padBatch } from '../../engine/train/batching.ts';
 import { estimateTrainingMemory } from '../../engine/train/memory-estimate.ts';
@@ -26,8 +26,8 @@ const root = mkdtempSync(join(tmpdir(), 'frozen-f16-'));
 after(() => rmSync(root, { recursive: true, force: true }));
 
 /** Every frozen matrix of a model (tied lm_head once). */
-function frozenMatrices(m: ModelWeights): { name: string; w: ModelWeights['embedTokens'] }[] {
-  const out = [{ name: 'embed_tokens', w: m.embedTokens }];
+function frozenMatrices(m: ModelWeights): { name: string; w: LinearWeight }[] {
+  const out: { name: string; w: LinearWeight }[] = [{ name: 'embed_tokens', w: m.embedTokens }];
   if (m.lmHead !== m.embedTokens) out.push({ name: 'lm_head', w: m.lmHead });
   m.layers.forEach((L, i) => {
     for (const [k, lin] of Object.entries({ q: L.q, k: L.k, v: L.v, o: L.o, gate: L.gate, up: L.up, down: L.down })) out.push({ name: `${i}.${k}`, w: lin.weight });

@@ -6,18 +6,19 @@
  */
 import * as ref from '../../model/matmul.ts';
 import type { Matmuls } from '../../model/matmul.ts';
-import { F16Array, type FloatArray, type WeightArray } from '../../model/types.ts';
+import { PackedWeight } from '../../model/packed-rows.ts';
+import { F16Array, type FloatArray, type LinearWeight } from '../../model/types.ts';
 import { isShared, sharedCtor } from './shared-arrays.ts';
 import { cpuPool, floatViewOf, PARALLEL_MIN_WORK, sharedRef, splitRanges, viewOf, type MatmulPart, type SharedRef } from './thread-pool.ts';
 
 /** out[M,N] (=|+=) alpha · a[M,K]·b[N,K]ᵀ (+ bias[N]), on the pool when the operands are shared. */
-export function matmulABt(out: FloatArray, a: FloatArray, b: WeightArray, bias: FloatArray | null, M: number, K: number, N: number, accumulate = false, alpha = 1): void {
+export function matmulABt(out: FloatArray, a: FloatArray, b: LinearWeight, bias: FloatArray | null, M: number, K: number, N: number, accumulate = false, alpha = 1): void {
   if (tryParallel('ABt', out, a, b, bias, M, K, N, accumulate, alpha)) return;
   ref.matmulABt(out, a, b, bias, M, K, N, accumulate, alpha);
 }
 
 /** out[M,K] (=|+=) alpha · a[M,N]·b[N,K], on the pool when the operands are shared. */
-export function matmulAB(out: FloatArray, a: FloatArray, b: WeightArray, M: number, N: number, K: number, accumulate = false, alpha = 1): void {
+export function matmulAB(out: FloatArray, a: FloatArray, b: LinearWeight, M: number, N: number, K: number, accumulate = false, alpha = 1): void {
   if (tryParallel('AB', out, a, b, null, M, K, N, accumulate, alpha)) return;
   ref.matmulAB(out, a, b, M, N, K, accumulate, alpha);
 }
@@ -35,12 +36,17 @@ export const poolMatmuls: Matmuls = {
   f64: (n) => new SharedF64(n) as Float64Array,
 };
 
-function refOf(x: FloatArray | F16Array): SharedRef {
+function refOf(x: FloatArray | F16Array | PackedWeight): SharedRef {
+  if (x instanceof PackedWeight) return { ...sharedRef(x.bytes, 'u8'), packed: { format: x.format, rows: x.rows, cols: x.cols } };
   return x instanceof F16Array ? sharedRef(x.bits, 'f16') : sharedRef(x);
 }
 
-function weightView(r: SharedRef): WeightArray {
+function weightView(r: SharedRef): LinearWeight {
   const v = viewOf(r);
+  if (v instanceof Uint8Array) {
+    if (!r.packed) throw new Error('cpu pool: bytes without their packed format');
+    return new PackedWeight(r.packed.format, r.packed.rows, r.packed.cols, v);
+  }
   return v instanceof Uint16Array ? new F16Array(v) : v;
 }
 
@@ -58,6 +64,11 @@ export function runMatmulPart(p: MatmulPart): void {
   }
   if (!p.cols || p.op !== 'ABt') throw new Error('cpu pool: a part needs rows, or columns of an ABt product');
   const [c0, c1] = p.cols;
+  if (b instanceof PackedWeight) {
+    // Packed rows are decoded a panel at a time over this part's columns only (the same values and sums as unsplit).
+    ref.matmulABtDecoded(out, a, b, bias, p.M, p.K, p.N, p.accumulate, p.alpha, c0, c1);
+    return;
+  }
   const nb = c1 - c0;
   const bPart = b instanceof F16Array ? new F16Array(b.bits.subarray(c0 * p.K, c1 * p.K)) : b.subarray(c0 * p.K, c1 * p.K);
   // alpha·s + bias in f64, then one rounding store into out: what the unsplit kernel stores.
@@ -71,7 +82,7 @@ export function runMatmulPart(p: MatmulPart): void {
   }
 }
 
-function tryParallel(op: 'ABt' | 'AB', out: FloatArray, a: FloatArray, b: WeightArray, bias: FloatArray | null, M: number, K: number, N: number, accumulate: boolean, alpha: number): boolean {
+function tryParallel(op: 'ABt' | 'AB', out: FloatArray, a: FloatArray, b: LinearWeight, bias: FloatArray | null, M: number, K: number, N: number, accumulate: boolean, alpha: number): boolean {
   if (M * K * N < PARALLEL_MIN_WORK) return false;
   if (!isShared(out) || !isShared(a) || !isShared(b) || (bias !== null && !isShared(bias))) return false;
   const pool = cpuPool();

@@ -9,7 +9,8 @@ import type { CrossEntropyResult, CrossEntropyShape } from '../../model/cross-en
 import type { DropoutMask } from '../../model/linear.ts';
 import type { ModelOps } from '../../model/ops.ts';
 import type { RopeTables } from '../../model/rope.ts';
-import { F16Array, IGNORE_INDEX, type FloatArray, type Linear, type LoraPair, type WeightArray } from '../../model/types.ts';
+import { PACKED_WTYPE, PackedWeight } from '../../model/packed-rows.ts';
+import { F16Array, IGNORE_INDEX, type FloatArray, type Linear, type LinearWeight, type LoraPair, type WeightArray } from '../../model/types.ts';
 import type { NativeCpu } from './native.ts';
 
 function f32(a: FloatArray, what: string): Float32Array {
@@ -19,6 +20,12 @@ function f32(a: FloatArray, what: string): Float32Array {
 
 function weight(w: WeightArray, what: string): Float32Array | Uint16Array {
   return w instanceof F16Array ? w.bits : f32(w, what);
+}
+
+/** A Linear's weight for the addon: its data, and the packed format id (null for f32 / f16). */
+function linearWeight(w: LinearWeight, what: string): [Float32Array | Uint16Array | Uint8Array, number | null] {
+  if (w instanceof PackedWeight) return [w.bytes, PACKED_WTYPE[w.format]];
+  return [weight(w, what), null];
 }
 
 function exact(a: Float32Array, n: number): Float32Array {
@@ -54,12 +61,13 @@ export function nativeOps(n: NativeCpu): ModelOps {
     linearForward(y: FloatArray, u: FloatArray | null, xd: FloatArray | null, x: FloatArray, lin: Linear, lora: LoraPair | null, scaling: number, mask: DropoutMask | null, M: number) {
       const { inFeatures: K, outFeatures: N } = lin;
       const r = lora === null ? 0 : lora.A.length / K;
+      const [w, format] = linearWeight(lin.weight, 'weight');
       n.linearForward(
         f32(y, 'y'),
         u === null ? null : f32(u, 'u'),
         xd === null ? null : f32(xd, 'xd'),
         f32(x, 'x'),
-        weight(lin.weight, 'weight'),
+        w,
         lin.bias === null ? null : f32(lin.bias, 'bias'),
         lora === null ? null : f32(lora.A, 'lora_A'),
         lora === null ? null : f32(lora.B, 'lora_B'),
@@ -70,11 +78,13 @@ export function nativeOps(n: NativeCpu): ModelOps {
         M,
         K,
         N,
+        format,
       );
     },
     linearBackward(dx, dA, dB, dY, u, xd, x, lin, lora, scaling, mask, M) {
       const { inFeatures: K, outFeatures: N } = lin;
       const r = lora === null ? 0 : lora.A.length / K;
+      const [w, format] = linearWeight(lin.weight, 'weight');
       n.linearBackward(
         dx === null ? null : f32(dx, 'dx'),
         dA === null ? null : f32(dA, 'dA'),
@@ -83,7 +93,7 @@ export function nativeOps(n: NativeCpu): ModelOps {
         u === null ? null : f32(u, 'u'),
         xd === null ? null : f32(xd, 'xd'),
         f32(x, 'x'),
-        weight(lin.weight, 'weight'),
+        w,
         lora === null ? null : f32(lora.A, 'lora_A'),
         lora === null ? null : f32(lora.B, 'lora_B'),
         r,
@@ -93,6 +103,7 @@ export function nativeOps(n: NativeCpu): ModelOps {
         M,
         K,
         N,
+        format,
       );
     },
     ropeForward(out, x, tables, B, T, nHeads, headDim, posOffset) {

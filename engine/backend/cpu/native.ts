@@ -13,6 +13,8 @@ import { configuredThreads } from './thread-pool.ts';
 
 type F32 = Float32Array;
 type Weight = Float32Array | Uint16Array;
+/** A Linear's weight: as Weight, or a PackedWeight's bytes when `format` (engine/model/packed-rows.ts PACKED_WTYPE) is given. */
+type LinearWeightData = Weight | Uint8Array;
 
 /** The addon's functions (native/src/addon.cpp). Sizes are element counts; every length is checked natively. */
 export interface NativeCpu {
@@ -20,10 +22,10 @@ export interface NativeCpu {
   setThreads(n: number): void;
   /** false when this CPU cannot run that instruction set. */
   setIsa(isa: string): boolean;
-  gemmAbt(out: F32, a: F32, b: Weight, bias: F32 | null, M: number, K: number, N: number, alpha: number, accumulate: boolean): void;
-  gemmNn(out: F32, a: F32, b: Weight, M: number, K: number, N: number, transA: boolean, alpha: number, accumulate: boolean): void;
-  linearForward(y: F32, u: F32 | null, xd: F32 | null, x: F32, w: Weight, bias: F32 | null, A: F32 | null, B: F32 | null, r: number, scaling: number, keep: Uint8Array | null, keepScale: number, M: number, K: number, N: number): void;
-  linearBackward(dx: F32 | null, dA: F32 | null, dB: F32 | null, dY: F32, u: F32 | null, xd: F32 | null, x: F32, w: Weight, A: F32 | null, B: F32 | null, r: number, scaling: number, keep: Uint8Array | null, keepScale: number, M: number, K: number, N: number): void;
+  gemmAbt(out: F32, a: F32, b: LinearWeightData, bias: F32 | null, M: number, K: number, N: number, alpha: number, accumulate: boolean, format?: number | null): void;
+  gemmNn(out: F32, a: F32, b: LinearWeightData, M: number, K: number, N: number, transA: boolean, alpha: number, accumulate: boolean, format?: number | null): void;
+  linearForward(y: F32, u: F32 | null, xd: F32 | null, x: F32, w: LinearWeightData, bias: F32 | null, A: F32 | null, B: F32 | null, r: number, scaling: number, keep: Uint8Array | null, keepScale: number, M: number, K: number, N: number, format?: number | null): void;
+  linearBackward(dx: F32 | null, dA: F32 | null, dB: F32 | null, dY: F32, u: F32 | null, xd: F32 | null, x: F32, w: LinearWeightData, A: F32 | null, B: F32 | null, r: number, scaling: number, keep: Uint8Array | null, keepScale: number, M: number, K: number, N: number, format?: number | null): void;
   attentionForward(out: F32, lse: F32 | null, q: F32, k: F32, v: F32, batch: number, qLen: number, kLen: number, heads: number, kvHeads: number, headDim: number, window: number): void;
   attentionBackward(dq: F32, dk: F32, dv: F32, dOut: F32, out: F32, lse: F32, q: F32, k: F32, v: F32, batch: number, qLen: number, kLen: number, heads: number, kvHeads: number, headDim: number, window: number): void;
   rmsnormForward(out: F32, rstd: F32, x: F32, w: F32, N: number, C: number, eps: number): void;

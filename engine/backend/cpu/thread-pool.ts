@@ -11,8 +11,16 @@
 import { availableParallelism } from 'node:os';
 import { isMainThread, workerData, type Worker } from 'node:worker_threads';
 import { startWorkerModule } from '../../engine-host.ts';
+import type { PackedFormat } from '../../quant/packed-weight.ts';
 
-export type SharedKind = 'f32' | 'f64' | 'f16';
+export type SharedKind = 'f32' | 'f64' | 'f16' | 'u8';
+
+/** What a 'u8' reference holds: the bytes of a PackedWeight of this format and shape. */
+export interface PackedMeta {
+  format: PackedFormat;
+  rows: number;
+  cols: number;
+}
 
 /** A view of a shared array: its buffer, element type, first element and length. */
 export interface SharedRef {
@@ -20,6 +28,8 @@ export interface SharedRef {
   kind: SharedKind;
   offset: number;
   length: number;
+  /** Set for the bytes of a packed weight. */
+  packed?: PackedMeta;
 }
 
 /** One thread's part of a product: out rows [r0, r1), or all rows and out columns [c0, c1) (ABt only). */
@@ -58,13 +68,14 @@ export interface PoolTask {
 export const PARALLEL_MIN_WORK = 1 << 21;
 
 /** The shared memory behind a float array (or f16 bits), for a part. */
-export function sharedRef(x: Float32Array | Float64Array | Uint16Array, kind?: SharedKind): SharedRef {
-  const k: SharedKind = kind ?? (x instanceof Float64Array ? 'f64' : x instanceof Uint16Array ? 'f16' : 'f32');
+export function sharedRef(x: Float32Array | Float64Array | Uint16Array | Uint8Array, kind?: SharedKind): SharedRef {
+  const k: SharedKind = kind ?? (x instanceof Float64Array ? 'f64' : x instanceof Uint16Array ? 'f16' : x instanceof Uint8Array ? 'u8' : 'f32');
   return { buf: x.buffer as SharedArrayBuffer, kind: k, offset: x.byteOffset / x.BYTES_PER_ELEMENT, length: x.length };
 }
 
 /** The array a part's reference stands for (f16 bits as a Uint16Array). */
-export function viewOf(r: SharedRef): Float32Array | Float64Array | Uint16Array {
+export function viewOf(r: SharedRef): Float32Array | Float64Array | Uint16Array | Uint8Array {
+  if (r.kind === 'u8') return new Uint8Array(r.buf, r.offset, r.length);
   if (r.kind === 'f16') return new Uint16Array(r.buf, r.offset * 2, r.length);
   return r.kind === 'f64' ? new Float64Array(r.buf, r.offset * 8, r.length) : new Float32Array(r.buf, r.offset * 4, r.length);
 }
@@ -72,7 +83,7 @@ export function viewOf(r: SharedRef): Float32Array | Float64Array | Uint16Array 
 /** A part's float array (its kernels take no f16 bits there). */
 export function floatViewOf(r: SharedRef, what: string): Float32Array | Float64Array {
   const v = viewOf(r);
-  if (v instanceof Uint16Array) throw new Error(`cpu pool: ${what} cannot be f16 bits`);
+  if (v instanceof Uint16Array || v instanceof Uint8Array) throw new Error(`cpu pool: ${what} cannot be f16 bits or packed bytes`);
   return v;
 }
 
