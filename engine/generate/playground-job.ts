@@ -3,9 +3,10 @@
  * adapter and, when asked, with the base model alone, streaming the text. The loaded model is kept between jobs so
  * the next prompt starts at once; a different folder or GGUF, or a changed config.json or GGUF file, loads again.
  */
+import { existsSync, readFileSync } from 'node:fs';
 import { totalmem } from 'node:os';
-import { resolve } from 'node:path';
-import type { PlaygroundOutput, PlaygroundRequest, PlaygroundStarted, PlaygroundVariant } from '../../common/protocol.ts';
+import { dirname, join, resolve } from 'node:path';
+import { baseWeightsOf, TrainSettingsSchema, type BaseWeights, type PlaygroundOutput, type PlaygroundRequest, type PlaygroundStarted, type PlaygroundVariant } from '../../common/protocol.ts';
 import { cpuBackendInfo, cpuSharedMemoryWanted } from '../backend/cpu/cpu-ops.ts';
 import { loadModel, loadTokenizer, modelStamp, weightBytesF32 } from '../io/model-source.ts';
 import { loadAdapter } from '../io/peft-adapter.ts';
@@ -56,16 +57,52 @@ function wantsF16(dir: string): boolean {
   return bytes !== null && bytes > 0.4 * totalmem();
 }
 
+function readJson(path: string): Record<string, unknown> | null {
+  try {
+    const v: unknown = JSON.parse(readFileSync(path, 'utf8'));
+    return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The base weights the adapter was trained on, from its run's run.json (config.train): an adapter trained on a
+ * quantized base is tried on that same base, not on a float one it never saw. The run's own adapter folder sits in
+ * runs/<id>/adapter; a studio adapter in adapters/<id> names its run in adapters/<id>.json (runs/ is its sibling).
+ * Null when no run.json is found or it was trained on another model.
+ */
+export function trainingBaseWeights(adapterPath: string, modelPath: string): BaseWeights | null {
+  const dir = resolve(adapterPath);
+  const candidates = [join(dir, '..', 'run.json')];
+  const runId = readJson(`${dir}.json`)?.runId;
+  if (typeof runId === 'string' && /^[\w.-]+$/.test(runId)) candidates.push(join(dirname(dir), '..', 'runs', runId, 'run.json'));
+  for (const file of candidates) {
+    if (!existsSync(file)) continue;
+    const config = readJson(file)?.config;
+    if (typeof config !== 'object' || config === null) continue;
+    const { modelPath: trainedOn, train } = config as { modelPath?: unknown; train?: unknown };
+    if (typeof trainedOn !== 'string' || resolve(trainedOn) !== resolve(modelPath)) continue;
+    const parsed = TrainSettingsSchema.pick({ baseWeights: true, frozenWeightsF16: true }).safeParse(train);
+    if (parsed.success) return baseWeightsOf(parsed.data);
+  }
+  return null;
+}
+
 export class PlaygroundEngine {
   private loaded: Loaded | null = null;
 
-  /** `shared`: in shared memory for the cpu thread pool (never for webgpu, which cannot upload from it). */
-  private async load(modelPath: string, shared: boolean): Promise<Loaded> {
+  /**
+   * `shared`: in shared memory for the cpu thread pool (never for webgpu, which cannot upload from it).
+   * `baseWeights`: as the adapter's run trained (trainingBaseWeights); null: f32, or f16 for a model too large.
+   */
+  private async load(modelPath: string, shared: boolean, baseWeights: BaseWeights | null): Promise<Loaded> {
     const dir = resolve(modelPath);
-    const key = withField('modelPath', () => `${modelStamp(dir)}:${shared}`);
+    const key = withField('modelPath', () => `${modelStamp(dir)}:${shared}:${baseWeights ?? 'auto'}`);
     if (this.loaded?.key === key) return this.loaded;
     this.loaded = null;
-    const model = withField('modelPath', () => loadModel(dir, { dtype: Float32Array, frozenF16: wantsF16(dir), shared }));
+    const weights: BaseWeights = baseWeights ?? (wantsF16(dir) ? 'f16' : 'f32');
+    const model = withField('modelPath', () => loadModel(dir, { dtype: Float32Array, baseWeights: weights, shared }));
     let tokenizer: Tokenizer | null;
     try {
       tokenizer = await loadTokenizer(dir);
@@ -80,7 +117,8 @@ export class PlaygroundEngine {
   /** Resolves when the job has ended; `cancelled` says whether it was stopped. Throws PlaygroundError / load errors. */
   async run(req: PlaygroundRequest, hooks: PlaygroundHooks): Promise<{ cancelled: boolean }> {
     const chosen = await selectBackend(req.backend);
-    const { model, tokenizer } = await this.load(req.modelPath, chosen.backend === 'cpu' && cpuSharedMemoryWanted());
+    const base = req.adapterPath ? trainingBaseWeights(req.adapterPath, req.modelPath) : null;
+    const { model, tokenizer } = await this.load(req.modelPath, chosen.backend === 'cpu' && cpuSharedMemoryWanted(), base);
     const lora: LoraWeights | null = req.adapterPath ? withField('adapterPath', () => loadAdapter(req.adapterPath as string, model.config)) : null;
     const prompt = withField('prompt', () => formatPrompt(tokenizer, model.config, req));
     const variants: PlaygroundVariant[] = lora ? (req.compareBase ? ['adapter', 'base'] : ['adapter']) : ['base'];
