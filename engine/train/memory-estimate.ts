@@ -235,7 +235,9 @@ export function estimateTrainingMemory(model: ModelConfig, run: MemoryEstimateRu
   // own allocation list (frozenWeightBytes), equal to backend/webgpu/llama-weights.ts weightBytes.
   const plan = options.basePlan ?? planBaseWeights(model, baseWeightsOf(run.train), null);
   const matrices = frozenMatrixParameterCount(model);
-  const decoded = plan.setting !== 'f32' ? 128 * Math.max(H, I) * F32 : 0;
+  let decodes = plan.embedding !== 'f32';
+  for (let l = 0; l < L && !decodes; l++) decodes = LINEAR_TARGETS.some((t) => plan.linear(l, t) !== 'f32');
+  const decoded = decodes ? 128 * Math.max(H, I) * F32 : 0;
   const frozenBytes = backend === 'webgpu' ? frozenWeightBytes(model, plan, 'webgpu', aB) : frozenWeightBytes(model, plan, 'cpu', F32) + (base - matrices) * F32 + decoded;
   const rope = 2 * T * (model.headDim / 2) * F32; // RoPE cos/sin tables
   const weights = frozenBytes + (backend === 'webgpu' ? 0 : rope);
