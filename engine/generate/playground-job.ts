@@ -3,10 +3,10 @@
  * adapter and, when asked, with the base model alone, streaming the text. The loaded model is kept between jobs so
  * the next prompt starts at once; a different folder or GGUF, or a changed config.json or GGUF file, loads again.
  */
-import { existsSync, readFileSync } from 'node:fs';
 import { totalmem } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { baseWeightsOf, TrainSettingsSchema, type BaseWeights, type PlaygroundOutput, type PlaygroundRequest, type PlaygroundStarted, type PlaygroundVariant } from '../../common/protocol.ts';
+import { resolve } from 'node:path';
+import type { BaseWeights, PlaygroundOutput, PlaygroundRequest, PlaygroundStarted, PlaygroundVariant } from '../../common/protocol.ts';
+import { trainingBaseWeights } from '../io/base-weights.ts';
 import { cpuBackendInfo, cpuSharedMemoryWanted } from '../backend/cpu/cpu-ops.ts';
 import { loadModel, loadTokenizer, modelStamp, weightBytesF32 } from '../io/model-source.ts';
 import { loadAdapter } from '../io/peft-adapter.ts';
@@ -55,38 +55,6 @@ function withField<T>(field: string, f: () => T): T {
 function wantsF16(dir: string): boolean {
   const bytes = weightBytesF32(dir);
   return bytes !== null && bytes > 0.4 * totalmem();
-}
-
-function readJson(path: string): Record<string, unknown> | null {
-  try {
-    const v: unknown = JSON.parse(readFileSync(path, 'utf8'));
-    return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : null;
-  } catch {
-    return null;
-  }
-}
-
-/**
- * The base weights the adapter was trained on, from its run's run.json (config.train): an adapter trained on a
- * quantized base is tried on that same base, not on a float one it never saw. The run's own adapter folder sits in
- * runs/<id>/adapter; a studio adapter in adapters/<id> names its run in adapters/<id>.json (runs/ is its sibling).
- * Null when no run.json is found or it was trained on another model.
- */
-export function trainingBaseWeights(adapterPath: string, modelPath: string): BaseWeights | null {
-  const dir = resolve(adapterPath);
-  const candidates = [join(dir, '..', 'run.json')];
-  const runId = readJson(`${dir}.json`)?.runId;
-  if (typeof runId === 'string' && /^[\w.-]+$/.test(runId)) candidates.push(join(dirname(dir), '..', 'runs', runId, 'run.json'));
-  for (const file of candidates) {
-    if (!existsSync(file)) continue;
-    const config = readJson(file)?.config;
-    if (typeof config !== 'object' || config === null) continue;
-    const { modelPath: trainedOn, train } = config as { modelPath?: unknown; train?: unknown };
-    if (typeof trainedOn !== 'string' || resolve(trainedOn) !== resolve(modelPath)) continue;
-    const parsed = TrainSettingsSchema.pick({ baseWeights: true, frozenWeightsF16: true }).safeParse(train);
-    if (parsed.success) return baseWeightsOf(parsed.data);
-  }
-  return null;
 }
 
 export class PlaygroundEngine {

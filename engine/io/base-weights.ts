@@ -11,7 +11,9 @@
  * With a quantize-at-load setting (and as-stored when the file's embedding is not f32), embed_tokens and lm_head are held as f16 (QLoRA keeps them in 16 bits too): they are
  * looked up / multiplied in full every step, and a 4-bit embedding would cost accuracy for little memory.
  */
-import { baseWeightsOf, isPackedBase, type BaseWeights, type LoraTarget } from '../../common/protocol.ts';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { baseWeightsOf, isPackedBase, TrainSettingsSchema, type BaseWeights, type LoraTarget } from '../../common/protocol.ts';
 import type { ModelConfig, WeightArray } from '../model/types.ts';
 import { checkPackedShape, isPackedFormat, PACKED_GGML_TYPES, type PackedFormat, type PackedWeight } from '../quant/packed-weight.ts';
 import { GGML_TYPE } from '../quant/gguf-types.ts';
@@ -126,4 +128,39 @@ export function heldAsOf(plan: BasePlan, hfName: string): HeldAs {
   const m = /^model\.layers\.(\d+)\.(?:self_attn|mlp)\.(\w+_proj)\.weight$/.exec(hfName);
   if (m) return plan.linear(Number(m[1]), m[2] as LoraTarget);
   return plan.embedding;
+}
+
+function readJson(path: string): Record<string, unknown> | null {
+  try {
+    const v: unknown = JSON.parse(readFileSync(path, 'utf8'));
+    return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The base weights the adapter was trained on, from its run's run.json (config.train): an adapter trained on a
+ * quantized base is tried on that same base, not on a float one it never saw. The run's own adapter folder sits in
+ * runs/<id>/adapter (or <out>/adapter of `lora-studio train`); a studio adapter in adapters/<id> names its run in
+ * adapters/<id>.json (runs/ is its sibling).
+ * Null when no run.json is found or it was trained on another model.
+ */
+export function trainingBaseWeights(adapterPath: string, modelPath: string): BaseWeights | null {
+  const dir = resolve(adapterPath);
+  const candidates = [join(dir, '..', 'run.json')];
+  const runId = readJson(`${dir}.json`)?.runId;
+  if (typeof runId === 'string' && /^[\w.-]+$/.test(runId)) candidates.push(join(dirname(dir), '..', 'runs', runId, 'run.json'));
+  for (const file of candidates) {
+    if (!existsSync(file)) continue;
+    // The studio writes the run record ({ config, … }); `lora-studio train` writes the RunConfig itself.
+    const json = readJson(file);
+    const config = json && typeof json.config === 'object' && json.config !== null ? json.config : json;
+    if (typeof config !== 'object' || config === null) continue;
+    const { modelPath: trainedOn, train } = config as { modelPath?: unknown; train?: unknown };
+    if (typeof trainedOn !== 'string' || resolve(trainedOn) !== resolve(modelPath)) continue;
+    const parsed = TrainSettingsSchema.pick({ baseWeights: true, frozenWeightsF16: true }).safeParse(train);
+    if (parsed.success) return baseWeightsOf(parsed.data);
+  }
+  return null;
 }
