@@ -85,3 +85,11 @@ test('a merged export says it merged into the dequantized GGUF base and was re-q
   const d4 = readGguf(q4).kv.get('general.description');
   assert.ok(d4 && d4.type === 'string' && /linears re-quantized to Q4_0/.test(d4.value), JSON.stringify(d4));
 });
+
+test('an exported bundle of a QLoRA run says how the studio held the base and that train.py does not quantize it', async () => {
+  const { baseWeightsLine } = await import('../../engine/export/bundle-files.ts');
+  const cfg = (train: Record<string, unknown>) => ({ ...DEFAULT_RUN_CONFIG, modelPath: 'm', datasetPath: 'd', train: { ...DEFAULT_RUN_CONFIG.train, ...train } });
+  assert.match(baseWeightsLine(cfg({ baseWeights: 'nf4' })), /held as nf4 \(QLoRA\); train\.py loads the base in --base-dtype .* does not quantize it/);
+  assert.match(baseWeightsLine(cfg({ frozenWeightsF16: true })), /rounded to f16/);
+  assert.match(baseWeightsLine(cfg({})), /^f32/);
+});

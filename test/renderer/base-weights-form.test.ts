@@ -5,7 +5,7 @@
  * (frozenWeightsF16) come back as f16.
  */
 import assert from 'node:assert/strict';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import { BASE_WEIGHTS, DEFAULT_RUN_CONFIG, type RunConfig } from '../../common/protocol.ts';
 import { migrateTrainFormSnapshot, TRAIN_FORM_SNAPSHOT_VERSION } from '../../common/train-form-snapshot.ts';
 import { SAMPLE_MODEL_DIR } from '../../engine/io/sample.ts';
@@ -17,7 +17,6 @@ import { refusal, tempStudios } from '../helpers/temp-studio.ts';
 
 const { services } = tempStudios('base-weights-form-');
 const s = services('estimate');
-after(() => s.close());
 
 const withBase = (b: FormValues['compute']['baseWeights']): FormValues => {
   const f = defaultForm();
