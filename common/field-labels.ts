@@ -36,6 +36,7 @@ export const FIELD_LABELS: Readonly<Record<string, string>> = {
   'train.validationPercent': 'Validation split',
   'train.evalEverySteps': 'Evaluate every (steps)',
   'train.frozenWeightsF16': 'Frozen weights as f16',
+  'train.baseWeights': 'Base weights',
   'data.trainOn': 'Train on',
   'data.badRecords': 'Bad records',
   'data.packing': 'Packing',

@@ -31,6 +31,19 @@ export const LoraSettingsSchema = z.object({
 });
 export type LoraSettings = z.infer<typeof LoraSettingsSchema>;
 
+/**
+ * How the frozen base weights are held while training and generating:
+ * - 'f32' (default), 'f16': every frozen matrix as floats (f16 halves the memory; values rounded to f16);
+ * - 'as-stored': a GGUF's linears stay in their ggml blocks when the type is q8_0, q4_0, q4_1, q4_k or q6_k (others
+ *   are dequantized); a Hugging Face folder keeps its dtype (F16 stays f16, anything else f32);
+ * - 'q8_0' … 'int4-g128': each linear is quantized to that format as it is read (QLoRA).
+ * With a packed setting, embed_tokens and lm_head are held as f16 and norms and biases as f32.
+ */
+export const BASE_WEIGHTS = ['f32', 'f16', 'as-stored', 'q8_0', 'q4_0', 'q4_1', 'nf4', 'int4-g128'] as const;
+export type BaseWeights = (typeof BASE_WEIGHTS)[number];
+/** The formats a base can be quantized to at load. */
+export const QUANTIZE_AT_LOAD_FORMATS = ['q8_0', 'q4_0', 'q4_1', 'nf4', 'int4-g128'] as const;
+
 export const TrainSettingsSchema = z.object({
   learningRate: z.number({ message: 'learning rate must be a number' }).positive('learning rate must be greater than 0').max(1, 'learning rate must be at most 1'),
   steps: z.number({ message: 'steps must be a number' }).int('steps must be a whole number').min(1, 'steps must be at least 1').max(10_000_000, 'steps must be at most 10,000,000'),
@@ -49,10 +62,29 @@ export const TrainSettingsSchema = z.object({
   checkpointEveryMinutes: z.number().min(0, 'checkpoint interval cannot be negative').optional(),
   validationPercent: z.number({ message: 'validation split must be a number' }).min(0, 'validation split cannot be negative').max(50, 'validation split must be at most 50 %').default(0),
   evalEverySteps: z.number({ message: 'evaluation interval must be a number' }).int('evaluation interval must be a whole number of steps').min(0, 'evaluation interval cannot be negative').default(0),
-  /** cpu backend: keep the frozen base weights as f16 bits in memory (half the memory; values rounded to f16). */
+  /**
+   * The older name of `baseWeights: 'f16'` (kept so run.json files written before baseWeights load as they trained).
+   * Read both through baseWeightsOf.
+   */
   frozenWeightsF16: z.boolean().default(false),
+  /**
+   * How the frozen base model is held while training (QLoRA when packed). Absent: 'f16' when frozenWeightsF16, else
+   * 'f32'; when given it wins over frozenWeightsF16. See BASE_WEIGHTS. (No object-level refinement here: other
+   * modules pick and extend this schema, which zod refuses on a refined object.)
+   */
+  baseWeights: z.enum(BASE_WEIGHTS, { message: `base weights must be one of ${BASE_WEIGHTS.join(', ')}` }).optional(),
 });
 export type TrainSettings = z.infer<typeof TrainSettingsSchema>;
+
+/** The base-weights setting of a run, old run.json files (frozenWeightsF16) included. */
+export function baseWeightsOf(train: { baseWeights?: BaseWeights; frozenWeightsF16?: boolean }): BaseWeights {
+  return train.baseWeights ?? (train.frozenWeightsF16 === true ? 'f16' : 'f32');
+}
+
+/** Whether the setting keeps the base model's linear weights packed (quantized): QLoRA. */
+export function isPackedBase(b: BaseWeights): boolean {
+  return b !== 'f32' && b !== 'f16';
+}
 
 export const TRAIN_ON = ['auto', 'completions', 'all'] as const;
 /** What the loss is computed on: 'completions' = completions / assistant turns only; 'auto' = completions for chat and instruction data, everything for raw text. */

@@ -5,7 +5,7 @@
  * stale value can never break the page or throw away the rest of the form.
  */
 import { z } from 'zod';
-import { DATASET_FORMATS, LORA_TARGETS, TRAIN_ON } from './protocol.ts';
+import { BASE_WEIGHTS, DATASET_FORMATS, LORA_TARGETS, TRAIN_ON } from './protocol.ts';
 
 /** Bump when the shape changes; migrateTrainFormSnapshot turns older versions into this one. */
 export const TRAIN_FORM_SNAPSHOT_VERSION = 1;
@@ -36,7 +36,9 @@ export const TrainFormSnapshotSchema = z.object({
       backend: z.enum(['auto', 'cpu', 'webgpu']).optional().catch(undefined),
       precision: z.enum(['fp32', 'fp16']).optional().catch(undefined),
       gradientCheckpointing: z.boolean().optional().catch(undefined),
+      /** Forms kept before baseWeights: true reads as baseWeights 'f16' (form-storage.ts keptFromSnapshot). */
       frozenWeightsF16: z.boolean().optional().catch(undefined),
+      baseWeights: z.enum(BASE_WEIGHTS).optional().catch(undefined),
     })
     .catch({}),
   advanced: z

@@ -5,6 +5,7 @@
  */
 import { basename, resolve } from 'node:path';
 import type { Command } from 'commander';
+import { mergedExportNote } from '../../engine/export/merged-note.ts';
 import { writeFileAtomic } from '../../engine/io/atomic.ts';
 import { loadModel, loadTokenizer } from '../../engine/io/model-source.ts';
 import { loadAdapter } from '../../engine/io/peft-adapter.ts';
@@ -131,7 +132,9 @@ export function quantizeCommand(o: QuantizeFlags): LlamaGgufResult & { tokenizer
   const merged = lora ? mergeLora(model, lora) : model;
   const tok = ggufTokenizerKv(o.model, model.config.vocabSize);
   let last = 0;
-  const opts = { format: o.format as GgufExportFormat, name: o.name ?? basename(resolve(o.model)), extraKv: tok.kvs };
+  // A merged file says what it merged into (the dequantized base + B·A) and how it was written.
+  const note = lora && o.adapter ? mergedExportNote(o.model, o.adapter, o.format) : null;
+  const opts = { format: o.format as GgufExportFormat, name: o.name ?? basename(resolve(o.model)), extraKv: [...tok.kvs, ...(note?.kvs ?? [])] };
   const res = writeLlamaGguf(o.out, merged, opts, (name, i, total) => {
     if (o.quiet || !process.stderr.isTTY) return;
     const now = Date.now();

@@ -7,7 +7,7 @@ import { dirname, join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { fieldLabel } from '../../common/field-labels.ts';
 import { allowedValues, unknownKeys } from '../../common/field-rules.ts';
-import { RunConfigSchema, validateRunConfig, type FieldError } from '../../common/protocol.ts';
+import { BASE_WEIGHTS, baseWeightsOf, RunConfigSchema, validateRunConfig, type BaseWeights, type FieldError } from '../../common/protocol.ts';
 import type { EngineEvent, RunConfig } from '../../common/protocol.ts';
 import { startEngine } from '../../engine/engine-host.ts';
 
@@ -16,6 +16,32 @@ export interface TrainCliOptions {
   resume?: boolean;
   /** Overrides run.json's backend. */
   backend?: string;
+  /** Overrides run.json's train.baseWeights (f32, f16, as-stored, q8_0, q4_0, q4_1, nf4, int4-g128). */
+  baseWeights?: string;
+}
+
+function baseWeightsOption(v: string): BaseWeights {
+  const b = BASE_WEIGHTS.find((x) => x === v);
+  if (!b) throw new Error(`--base-weights must be one of ${BASE_WEIGHTS.join(', ')}, got ${JSON.stringify(v)}`);
+  return b;
+}
+
+/**
+ * A resumed run continues on the base it was trained on: its run folder's run.json says which, and a different
+ * setting now (the checkpoint's LoRA was fitted to that base's rounding) is refused rather than mixed.
+ */
+function checkResumeBase(runDir: string, config: RunConfig): void {
+  let previous: unknown;
+  try {
+    previous = JSON.parse(readFileSync(join(runDir, 'run.json'), 'utf8'));
+  } catch {
+    return; // no run.json yet (a folder from elsewhere): nothing to compare
+  }
+  const v = validateRunConfig(previous);
+  if (!v.ok) return;
+  const was = baseWeightsOf(v.config.train);
+  const now = baseWeightsOf(config.train);
+  if (was !== now) throw new Error(`${join(runDir, 'run.json')}: the run was trained with base weights ${was}; resuming it with ${now} would continue on a different base. Resume with --base-weights ${was}, or start a new run`);
 }
 
 const BACKENDS = ['auto', 'cpu', 'webgpu'] as const;
@@ -106,8 +132,10 @@ function describe(e: Extract<EngineEvent, { type: 'error' }>): string {
 /** Runs the training to the end; resolves with the adapter folder (or null when stopped). */
 export async function trainCommand(file: string, opts: TrainCliOptions, io = { stdout: process.stdout, stderr: process.stderr }): Promise<string | null> {
   const read = readRunConfig(file);
-  const config = opts.backend !== undefined ? { ...read, backend: backendOption(opts.backend) } : read;
+  const withBackend = opts.backend !== undefined ? { ...read, backend: backendOption(opts.backend) } : read;
+  const config = opts.baseWeights !== undefined ? { ...withBackend, train: { ...withBackend.train, baseWeights: baseWeightsOption(opts.baseWeights) } } : withBackend;
   const runDir = resolve(opts.out ?? defaultRunDir(config));
+  if (opts.resume) checkResumeBase(runDir, config);
   mkdirSync(runDir, { recursive: true });
   writeFileSync(join(runDir, 'run.json'), JSON.stringify(config, null, 2) + '\n');
   const engine = startEngine();
@@ -177,6 +205,10 @@ export function registerTrain(program: Command): void {
     .option('--out <dir>', 'run folder (checkpoints/ and adapter/ go here); default: a new folder under $LORA_STUDIO_HOME/runs or ./runs')
     .option('--resume', 'continue from the newest checkpoint in --out')
     .option('--backend <auto|cpu|webgpu>', "compute backend (overrides run.json's backend; auto: webgpu on a hardware GPU adapter, else cpu)")
+    .option(
+      '--base-weights <setting>',
+      `how the frozen base is held (overrides run.json's train.baseWeights): ${BASE_WEIGHTS.join(', ')}; as-stored keeps a GGUF's q8_0/q4_0/q4_1/q4_k/q6_k layers packed, q8_0…int4-g128 quantize at load (QLoRA); default f32`,
+    )
     .action(async (file: string, opts: TrainCliOptions) => {
       if (opts.resume && !opts.out) throw new Error('--resume needs --out <run folder>');
       const adapter = await trainCommand(file, opts);

@@ -3,10 +3,11 @@
  * names the request field, the file and, for datasets, the line.
  */
 import { existsSync, statSync } from 'node:fs';
-import type { DatasetFormat, DatasetSummary, ModelSummary, RunConfig, TrainOn } from '../../common/protocol.ts';
+import { baseWeightsOf, type BaseWeights, type DatasetFormat, type DatasetSummary, type ModelSummary, type RunConfig, type TrainOn } from '../../common/protocol.ts';
+import type { BasePlan } from '../../engine/io/base-weights.ts';
 import { inspectDataset } from '../../engine/data/inspect.ts';
 import { prepareDataset } from '../../engine/data/prepare.ts';
-import { inspectModel, isGgufFile, loadTokenizer } from '../../engine/io/model-source.ts';
+import { basePlanOf, inspectModel, isGgufFile, loadTokenizer } from '../../engine/io/model-source.ts';
 import { asStudioError, StudioError } from './errors.ts';
 
 export async function checkModel(path: string, field: string): Promise<ModelSummary> {
@@ -18,6 +19,20 @@ export async function checkModel(path: string, field: string): Promise<ModelSumm
     return await inspectModel(path);
   } catch (e) {
     throw asStudioError(e, field);
+  }
+}
+
+/**
+ * How the run's base-weights setting holds each frozen matrix of the model (from the file's headers; nothing is
+ * loaded): for the memory estimate, and so a format that cannot hold a tensor (a row that is not a whole number of
+ * its blocks) is refused before the run starts, naming the tensor and its shape.
+ */
+export function basePlanFor(modelPath: string, train: { baseWeights?: BaseWeights; frozenWeightsF16?: boolean }): BasePlan {
+  try {
+    return basePlanOf(modelPath, baseWeightsOf(train));
+  } catch (e) {
+    const own = (e as { field?: unknown }).field;
+    throw asStudioError(e, typeof own === 'string' ? own : 'modelPath');
   }
 }
 
@@ -86,6 +101,7 @@ const RUN_FIELDS: Record<string, string> = { maxSeqLen: 'train.maxSeqLen', valid
  * run could not start — a broken line, no token left to train on within maxSeqLen — is reported before it exists.
  */
 export async function checkTrainingData(config: RunConfig): Promise<void> {
+  basePlanFor(config.modelPath, config.train);
   checkDatasetFile(config.datasetPath, 'datasetPath');
   const data = config.data;
   if (data?.validationPath) checkDatasetFile(data.validationPath, 'data.validationPath');

@@ -37,7 +37,7 @@ import { createExternalRuns, EXTERNAL_PARAM_SCHEMAS } from './external-runs.ts';
 import { BackendProbe } from './backend-probe.ts';
 import { asStudioError, StudioError } from './errors.ts';
 import { assertWritableHome, openHome, type StudioHome } from './home.ts';
-import { checkDataset, checkModel } from './preflight.ts';
+import { basePlanFor, checkDataset, checkModel } from './preflight.ts';
 import { openStudioDbRecovering } from './db.ts';
 import { deleteAdapter } from './run-catalog.ts';
 import { StudioPresence } from './presence.ts';
@@ -359,7 +359,7 @@ export function createStudioServices(options: StudioServicesOptions): StudioServ
       const threads = configuredThreads(workerEnv());
       // Which cpu kernels the engine worker will run (its environment decides: LORA_STUDIO_CPU_NATIVE, a built addon).
       const kernels = backend === 'cpu' && nativeStatus(workerEnv()).native !== null ? 'native' : 'portable';
-      const estimate = estimateTrainingMemory(model, { lora: p.lora, train: p.train }, { backend, threads: backend === 'cpu' ? threads : 1, kernels });
+      const estimate = estimateTrainingMemory(model, { lora: p.lora, train: p.train }, { backend, threads: backend === 'cpu' ? threads : 1, kernels, basePlan: basePlanFor(p.modelPath, p.train) });
       return { estimate, systemMemoryBytes: totalmem(), freeMemoryBytes: freemem() };
     },
     'settings.get': async () => settings.get(),

@@ -3,7 +3,7 @@
  * DeepSpeed ZeRO-2, FSDP), DeepSpeed's own JSON, a Slurm script and the README with the launch commands.
  */
 import { BUNDLE_LAUNCHERS, launchCommand, type BundleLaunch, type BundleLauncher } from '../../common/bundle-launch.ts';
-import type { RunConfig } from '../../common/protocol.ts';
+import { baseWeightsOf, type RunConfig } from '../../common/protocol.ts';
 import type { TrainerSettings } from '../train/run-config.ts';
 
 export interface BundleDescription {
@@ -178,6 +178,18 @@ function fmt(n: number): string {
   return Number.isInteger(n) ? String(n) : String(Number(n.toPrecision(6)));
 }
 
+/**
+ * How the studio held the base, and what the bundle does about it: a QLoRA run (a packed base) is trained here on
+ * the base in --base-dtype (no bitsandbytes among the pinned requirements), so the adapter is fitted to the float
+ * base, not to the quantized one; an f16 base is rounded to f16 as the studio did.
+ */
+export function baseWeightsLine(config: RunConfig): string {
+  const b = baseWeightsOf(config.train);
+  if (b === 'f32') return 'f32, as the studio held them';
+  if (b === 'f16') return 'rounded to f16 as the studio held them (train.py does the same with --base-dtype float32)';
+  return `the studio trained on the base held as ${b} (QLoRA); train.py loads the base in --base-dtype (float32 by default) and does not quantize it, so this run fits the adapter to the float base — expect small differences from the studio's losses`;
+}
+
 export function bundleReadme(d: BundleDescription): string {
   const s = d.settings;
   const lora = s.lora;
@@ -193,6 +205,7 @@ DeepSpeed ZeRO-2 or FSDP, on a workstation or a cluster. While it trains, point 
 | | |
 |---|---|
 | base model | ${d.modelLine} |
+| base weights | ${baseWeightsLine(d.config)} |
 | LoRA | r ${lora.r}, alpha ${fmt(lora.alpha)}, dropout ${fmt(lora.dropout)}, targets ${lora.targets.join(', ')}${lora.rslora ? ', rsLoRA (scaling alpha/√r)' : ''} |
 | optimizer | AdamW lr ${fmt(s.learningRate)}, betas (${fmt(s.beta1)}, ${fmt(s.beta2)}), eps ${fmt(s.eps)}, weight decay ${fmt(s.weightDecay)} |
 | schedule | ${s.schedule}, ${s.warmupSteps} warmup steps |

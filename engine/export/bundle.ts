@@ -11,7 +11,7 @@ import { closeSync, copyFileSync, existsSync, mkdirSync, openSync, readdirSync, 
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DEFAULT_BUNDLE_LAUNCH, launchCommand, type BundleLaunch } from '../../common/bundle-launch.ts';
-import type { BundleIncludeModel, BundleSummary, RunConfig } from '../../common/protocol.ts';
+import { baseWeightsOf, type BundleIncludeModel, type BundleSummary, type RunConfig } from '../../common/protocol.ts';
 import { readHfConfig } from '../io/hf-config.ts';
 import { saveAdapter } from '../io/peft-adapter.ts';
 import { loadTokenizer } from '../io/tokenizer.ts';
@@ -143,7 +143,7 @@ export async function exportBundle(config: RunConfig, outDir: string, opts: Expo
       createdAt: new Date().toISOString(),
       studioVersion: opts.studioVersion ?? null,
       source: { runId: opts.runId ?? null, name, config },
-      model: { path: modelPath, included: copyModel ? 'model' : null, hubId, ggufFile: null, architecture: modelConfig.architecture, numLayers: modelConfig.numLayers, frozenWeightsF16: config.train.frozenWeightsF16 === true },
+      model: { path: modelPath, included: copyModel ? 'model' : null, hubId, ggufFile: null, architecture: modelConfig.architecture, numLayers: modelConfig.numLayers, frozenWeightsF16: baseWeightsOf(config.train) === 'f16', baseWeights: baseWeightsOf(config.train) },
       lora: { ...settings.lora },
       optim: { learningRate: settings.learningRate, beta1: settings.beta1, beta2: settings.beta2, eps: settings.eps, weightDecay: settings.weightDecay, maxGradNorm: settings.maxGradNorm },
       schedule: { kind: settings.schedule, warmupSteps: settings.warmupSteps, totalSteps: settings.steps },

@@ -5,7 +5,8 @@
  */
 import { totalmem } from 'node:os';
 import { resolve } from 'node:path';
-import type { PlaygroundOutput, PlaygroundRequest, PlaygroundStarted, PlaygroundVariant } from '../../common/protocol.ts';
+import type { BaseWeights, PlaygroundOutput, PlaygroundRequest, PlaygroundStarted, PlaygroundVariant } from '../../common/protocol.ts';
+import { trainingBaseWeights } from '../io/base-weights.ts';
 import { cpuBackendInfo, cpuSharedMemoryWanted } from '../backend/cpu/cpu-ops.ts';
 import { loadModel, loadTokenizer, modelStamp, weightBytesF32 } from '../io/model-source.ts';
 import { loadAdapter } from '../io/peft-adapter.ts';
@@ -59,13 +60,17 @@ function wantsF16(dir: string): boolean {
 export class PlaygroundEngine {
   private loaded: Loaded | null = null;
 
-  /** `shared`: in shared memory for the cpu thread pool (never for webgpu, which cannot upload from it). */
-  private async load(modelPath: string, shared: boolean): Promise<Loaded> {
+  /**
+   * `shared`: in shared memory for the cpu thread pool (never for webgpu, which cannot upload from it).
+   * `baseWeights`: as the adapter's run trained (trainingBaseWeights); null: f32, or f16 for a model too large.
+   */
+  private async load(modelPath: string, shared: boolean, baseWeights: BaseWeights | null): Promise<Loaded> {
     const dir = resolve(modelPath);
-    const key = withField('modelPath', () => `${modelStamp(dir)}:${shared}`);
+    const key = withField('modelPath', () => `${modelStamp(dir)}:${shared}:${baseWeights ?? 'auto'}`);
     if (this.loaded?.key === key) return this.loaded;
     this.loaded = null;
-    const model = withField('modelPath', () => loadModel(dir, { dtype: Float32Array, frozenF16: wantsF16(dir), shared }));
+    const weights: BaseWeights = baseWeights ?? (wantsF16(dir) ? 'f16' : 'f32');
+    const model = withField('modelPath', () => loadModel(dir, { dtype: Float32Array, baseWeights: weights, shared }));
     let tokenizer: Tokenizer | null;
     try {
       tokenizer = await loadTokenizer(dir);
@@ -80,7 +85,8 @@ export class PlaygroundEngine {
   /** Resolves when the job has ended; `cancelled` says whether it was stopped. Throws PlaygroundError / load errors. */
   async run(req: PlaygroundRequest, hooks: PlaygroundHooks): Promise<{ cancelled: boolean }> {
     const chosen = await selectBackend(req.backend);
-    const { model, tokenizer } = await this.load(req.modelPath, chosen.backend === 'cpu' && cpuSharedMemoryWanted());
+    const base = req.adapterPath ? trainingBaseWeights(req.adapterPath, req.modelPath) : null;
+    const { model, tokenizer } = await this.load(req.modelPath, chosen.backend === 'cpu' && cpuSharedMemoryWanted(), base);
     const lora: LoraWeights | null = req.adapterPath ? withField('adapterPath', () => loadAdapter(req.adapterPath as string, model.config)) : null;
     const prompt = withField('prompt', () => formatPrompt(tokenizer, model.config, req));
     const variants: PlaygroundVariant[] = lora ? (req.compareBase ? ['adapter', 'base'] : ['adapter']) : ['base'];

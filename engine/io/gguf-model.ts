@@ -23,6 +23,8 @@ import { F16Array, type FloatArray, type ModelConfig, type ModelFamily, type Mod
 import { ggmlLayout } from '../quant/ggml-blocks.ts';
 import { GgufError, readGguf, readTensorBytes, readTensorF32, type GgufFile, type GgufTensorInfo } from '../quant/gguf-reader.ts';
 import type { GgufValue } from '../quant/gguf-types.ts';
+import { PACKED_GGML_TYPES, PackedWeight, type PackedFormat } from '../quant/packed-weight.ts';
+import { ggufStoredTypes, heldAsOf, packedAsLinearWeight, planBaseWeights } from './base-weights.ts';
 import { encodeF16 } from './f16.ts';
 import { assembleWeights, expectedTensors, type LoadModelOptions } from './hf-model.ts';
 
@@ -342,6 +344,17 @@ export class GgufModelSource {
     return { name: t.name, type: t.type, typeName: t.typeName, blockSize: layout.blockSize, blockBytes: layout.blockBytes, shape, bytes, permutedHeads: heads };
   }
 
+  /**
+   * A linear weight as a PackedWeight of `format` in Hugging Face row order: the stored blocks as they are when the
+   * file holds it in that format (nothing is dequantized), else quantized from this one tensor's f32 values.
+   */
+  packedTensor(hfName: string, format: PackedFormat): PackedWeight {
+    const t = this.info(hfName);
+    const [rows, cols] = [...t.dims].reverse();
+    if (PACKED_GGML_TYPES[format] === t.type) return new PackedWeight(format, rows, cols, this.rawTensor(hfName, { hfRowOrder: true }).bytes);
+    return PackedWeight.quantize(format, this.readFloat(hfName), rows, cols);
+  }
+
   /** A tensor dequantized to fp32 in Hugging Face layout (q/k rows unpermuted); `out` receives it when given. */
   readFloat(hfName: string, out?: Float32Array): Float32Array {
     const t = this.info(hfName);
@@ -376,8 +389,15 @@ export function loadGgufModel(path: string, opts: LoadModelOptions = {}): ModelW
     opts.onTensor?.(name, count++, total);
     return data;
   };
+  const plan = planBaseWeights(config, opts.baseWeights ?? (opts.frozenF16 === true ? 'f16' : 'f32'), ggufStoredTypes(src.file, ggufTensorName));
   const readFrozen = (name: string): WeightArray => {
-    if (opts.frozenF16 !== true) return read(name);
+    const held = heldAsOf(plan, name);
+    if (held === 'f32') return read(name);
+    if (held !== 'f16') {
+      const packed = src.packedTensor(name, held);
+      opts.onTensor?.(name, count++, total);
+      return packedAsLinearWeight(packed);
+    }
     const bits = encodeF16(src.readFloat(name));
     opts.onTensor?.(name, count++, total);
     return new F16Array(opts.shared === true ? toShared(bits) : bits);

@@ -8,6 +8,9 @@ import { basename, join, resolve } from 'node:path';
 import type { ModelSummary } from '../../common/protocol.ts';
 import { sharedCtor, toShared } from '../backend/cpu/shared-arrays.ts';
 import { F16Array, type FloatArray, type LayerWeights, type Linear, type ModelConfig, type ModelWeights, type WeightArray } from '../model/types.ts';
+import type { BaseWeights } from '../../common/protocol.ts';
+import { PackedWeight } from '../quant/packed-weight.ts';
+import { heldAsOf, packedAsLinearWeight, planBaseWeights } from './base-weights.ts';
 import { encodeF16 } from './f16.ts';
 import { readHfConfig } from './hf-config.ts';
 import { SafetensorsFile, type SafetensorsDtype, type TensorInfo } from './safetensors.ts';
@@ -181,6 +184,11 @@ export interface LoadModelOptions {
    * memory of f32. Values are the f16 rounding of the stored weights; norms and biases stay in `dtype`.
    */
   frozenF16?: boolean;
+  /**
+   * How the frozen matrices are held (RunConfig train.baseWeights; engine/io/base-weights.ts): overrides frozenF16
+   * when given. Packed settings quantize (or keep) each layer linear as a PackedWeight, one tensor at a time.
+   */
+  baseWeights?: BaseWeights;
   /** Called after each tensor is read (for progress reporting). */
   onTensor?: (name: string, index: number, total: number) => void;
   /**
@@ -256,10 +264,19 @@ export function loadModel(dir: string, opts: LoadModelOptions = {}): ModelWeight
     opts.onTensor?.(name, count++, expected.length);
     return data;
   };
-  // A frozen matrix: f16 bits when asked (stored F16 is taken as is; anything else is read as f32 and rounded).
+  const plan = planBaseWeights(config, opts.baseWeights ?? (opts.frozenF16 === true ? 'f16' : 'f32'), { kind: 'hf', dtypeOf: (name) => weights.infos.get(name)?.dtype ?? 'F32' });
+  // A frozen matrix as the plan holds it: f16 bits (stored F16 is taken as is; anything else is read as f32 and
+  // rounded), or packed (quantized from this tensor's f32 values alone, which are then dropped).
   const readFrozen = (name: string): WeightArray => {
-    if (opts.frozenF16 !== true) return read(name);
+    const held = heldAsOf(plan, name);
+    if (held === 'f32') return read(name);
     const f = file(name);
+    if (held !== 'f16') {
+      const [rows, cols] = f.info(name).shape;
+      const packed = PackedWeight.quantize(held, f.readFloat(name, Float32Array) as Float32Array, rows, cols);
+      opts.onTensor?.(name, count++, expected.length);
+      return packedAsLinearWeight(packed);
+    }
     const info = f.info(name);
     const bits = info.dtype === 'F16' ? new Uint16Array(f.readBytes(name).buffer, 0, info.numel) : encodeF16(f.readFloat(name, Float32Array));
     opts.onTensor?.(name, count++, expected.length);

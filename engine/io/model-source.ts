@@ -8,9 +8,11 @@ import { join, resolve } from 'node:path';
 import type { ModelSummary } from '../../common/protocol.ts';
 import type { ModelConfig, ModelWeights, Tokenizer } from '../model/types.ts';
 import { readGguf } from '../quant/gguf-reader.ts';
-import { ggufModelConfig, inspectGgufModel, isGgufFile, loadGgufModel } from './gguf-model.ts';
+import type { BaseWeights } from '../../common/protocol.ts';
+import { ggufStoredTypes, planBaseWeights, type BasePlan } from './base-weights.ts';
+import { ggufModelConfig, ggufTensorName, inspectGgufModel, isGgufFile, loadGgufModel } from './gguf-model.ts';
 import { readHfConfig } from './hf-config.ts';
-import { inspectModel as inspectHfModel, loadModel as loadHfModel, ModelLoadError, type LoadModelOptions } from './hf-model.ts';
+import { inspectModel as inspectHfModel, loadModel as loadHfModel, locateWeights, ModelLoadError, type LoadModelOptions } from './hf-model.ts';
 import { loadTokenizer as loadHfTokenizer } from './tokenizer.ts';
 import { loadGgufTokenizer } from './tokenizer-gguf.ts';
 
@@ -45,6 +47,22 @@ export function readModelConfig(path: string): ModelConfig {
   if (isGgufFile(path)) return ggufModelConfig(readGguf(resolve(path)));
   notAFolderOrGguf(path);
   return readHfConfig(path);
+}
+
+/**
+ * How a base-weights setting holds each frozen matrix of this model, from the file's headers only (no weights are
+ * read): what loadModel will do, for the memory estimate. Throws BaseWeightsError naming a tensor a format cannot hold.
+ */
+export function basePlanOf(path: string, setting: BaseWeights): BasePlan {
+  if (isGgufFile(path)) {
+    const file = readGguf(resolve(path));
+    return planBaseWeights(ggufModelConfig(file), setting, ggufStoredTypes(file, ggufTensorName));
+  }
+  notAFolderOrGguf(path);
+  const config = readHfConfig(path);
+  if (setting !== 'as-stored') return planBaseWeights(config, setting, null);
+  const { infos } = locateWeights(resolve(path));
+  return planBaseWeights(config, setting, { kind: 'hf', dtypeOf: (name) => infos.get(name)?.dtype ?? 'F32' });
 }
 
 /** The model's tokenizer: from a folder's tokenizer.json, or from a GGUF's metadata; null when a folder has none. */

@@ -8,9 +8,11 @@
  * W' + s·B'A = permute(W + s·BA), the merged model's GGUF weight.
  */
 import { existsSync, renameSync, rmSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { tempSiblingPath } from '../io/atomic.ts';
+import { ggufModelConfig, isGgufFile } from '../io/gguf-model.ts';
 import { readHfConfig } from '../io/hf-config.ts';
+import { readGguf } from './gguf-reader.ts';
 import { loadAdapter, readAdapterConfig } from '../io/peft-adapter.ts';
 import type { LoraTargetName, LoraWeights, ModelConfig } from '../model/types.ts';
 import { LORA_TARGET_ORDER, targetShape } from '../model/lora.ts';
@@ -47,6 +49,12 @@ export function ggufArchitecture(cfg: ModelConfig): 'llama' | 'qwen2' | 'qwen3' 
 export interface LoraGgufOptions {
   dtype: LoraGgufDtype;
   name?: string;
+  /**
+   * The base the adapter was trained on, named in the file (general.base_model.0.name, as llama.cpp's converter
+   * writes it, and lora_studio.base_model.file): for a run trained on a GGUF, that GGUF's file name, so the adapter
+   * is put on the same quantized base it learned on. `baseWeights`: the run's train.baseWeights, when known.
+   */
+  base?: { name: string; file?: string; baseWeights?: string };
 }
 
 export function loraGgufContent(lora: LoraWeights, cfg: ModelConfig, opts: LoraGgufOptions): { kvs: GgufKv[]; tensors: GgufTensorSpec[] } {
@@ -66,6 +74,11 @@ export function loraGgufContent(lora: LoraWeights, cfg: ModelConfig, opts: LoraG
     // llama.cpp applies alpha / r; this alpha reproduces the adapter's own scaling (alpha / √r with rsLoRA).
     { key: 'adapter.lora.alpha', value: { type: 'float32', value: lora.scaling * r } },
   ];
+  if (opts.base) {
+    kvs.push({ key: 'general.base_model.count', value: { type: 'uint32', value: 1 } }, { key: 'general.base_model.0.name', value: str(opts.base.name) });
+    if (opts.base.file) kvs.push({ key: 'lora_studio.base_model.file', value: str(opts.base.file) });
+    if (opts.base.baseWeights) kvs.push({ key: 'lora_studio.base_weights', value: str(opts.base.baseWeights) });
+  }
   const type = opts.dtype === 'f16' ? GGML_TYPE.F16 : GGML_TYPE.F32;
   const encode = (w: Float32Array, rows: number, cols: number): Uint8Array =>
     opts.dtype === 'f16' ? QUANT_FORMATS.f16.quantize(w, rows, cols) : new Uint8Array(w.buffer, w.byteOffset, w.byteLength).slice();
@@ -93,21 +106,23 @@ export function writeLoraGguf(path: string, lora: LoraWeights, cfg: ModelConfig,
 
 /**
  * An adapter folder as a GGUF LoRA file at `out` (written beside and renamed, so a failure leaves no half file).
- * The base model's config.json gives the architecture and head counts: from `modelDir`, else the adapter's
- * base_model_name_or_path when that is a folder here.
+ * The base model gives the architecture and head counts: `modelDir`, else the adapter's base_model_name_or_path when
+ * that is here — a folder (config.json) or a GGUF file; a GGUF base is named in the file (LoraGgufOptions.base).
  */
 export function exportAdapterGguf(adapterDir: string, out: string, opts: LoraGgufOptions & { modelDir?: string }): GgufWriteResult & { modelDir: string } {
   const modelDir = opts.modelDir ?? readAdapterConfig(adapterDir).baseModelNameOrPath;
-  if (!modelDir || !existsSync(join(modelDir, 'config.json'))) {
+  const gguf = typeof modelDir === 'string' && modelDir !== '' && isGgufFile(modelDir);
+  if (!modelDir || (!gguf && !existsSync(join(modelDir, 'config.json')))) {
     throw new Error(
-      `${adapterDir}: its base model ${modelDir ? `folder ${modelDir} is not here (no config.json)` : 'is not named in adapter_config.json'}; give the base model folder (--model) so the architecture and head counts are known`,
+      `${adapterDir}: its base model ${modelDir ? `${modelDir} is not here (no GGUF file, no folder with config.json)` : 'is not named in adapter_config.json'}; give the base model folder or GGUF file (--model) so the architecture and head counts are known`,
     );
   }
-  const cfg = readHfConfig(modelDir);
+  const cfg = gguf ? ggufModelConfig(readGguf(resolve(modelDir))) : readHfConfig(modelDir);
   const lora = loadAdapter(adapterDir, cfg);
+  const base = opts.base ?? (gguf ? { name: basename(modelDir), file: basename(modelDir) } : undefined);
   const tmp = tempSiblingPath(out);
   try {
-    const r = writeLoraGguf(tmp, lora, cfg, { ...opts, name: opts.name ?? basename(adapterDir) });
+    const r = writeLoraGguf(tmp, lora, cfg, { ...opts, name: opts.name ?? basename(adapterDir), ...(base ? { base } : {}) });
     renameSync(tmp, out);
     return { ...r, modelDir };
   } catch (e) {

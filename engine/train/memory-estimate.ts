@@ -14,7 +14,9 @@
  * LoRA master weights, gradients and optimizer state.
  */
 import type { ModelConfig } from '../model/types.ts';
-import type { LoraTarget, MemoryEstimateInfo } from '../../common/protocol.ts';
+import { baseWeightsOf, type BaseWeights, type LoraTarget, type MemoryEstimateInfo } from '../../common/protocol.ts';
+import { LINEAR_TARGETS, planBaseWeights, type BasePlan, type HeldAs } from '../io/base-weights.ts';
+import { packedSizeBytes } from '../quant/packed-weight.ts';
 
 const F64 = 8;
 const F32 = 4;
@@ -25,7 +27,7 @@ const AB_BLOCK = 256;
 /** What of a RunConfig the estimate needs (a RunConfig fits). */
 export interface MemoryEstimateRun {
   lora: { r: number; targets: readonly LoraTarget[]; dropout: number };
-  train: { batchSize: number; maxSeqLen: number; gradientCheckpointing?: boolean; precision?: 'fp32' | 'fp16'; frozenWeightsF16?: boolean };
+  train: { batchSize: number; maxSeqLen: number; gradientCheckpointing?: boolean; precision?: 'fp32' | 'fp16'; frozenWeightsF16?: boolean; baseWeights?: BaseWeights };
 }
 
 export interface MemoryEstimateOptions {
@@ -42,6 +44,53 @@ export interface MemoryEstimateOptions {
   seqLen?: number;
   /** Tokens in the tokenized training set, when known (kept in memory as JS arrays of ids and labels). */
   datasetTokens?: number;
+  /**
+   * How each frozen matrix is held (engine/io/base-weights.ts planBaseWeights, from the model file's headers; the
+   * services pass model-source.ts basePlanOf). Absent: planned from train.baseWeights alone, 'as-stored' then
+   * counting f32 (the file's types are unknown).
+   */
+  basePlan?: BasePlan;
+}
+
+function heldBytes(held: HeldAs, rows: number, cols: number, floatBytes: number): number {
+  if (held === 'f32') return rows * cols * floatBytes;
+  if (held === 'f16') return rows * cols * (floatBytes === F32 ? 2 : floatBytes);
+  return packedSizeBytes(held, rows, cols);
+}
+
+/**
+ * Bytes of the frozen matrices (linears, embed_tokens, untied lm_head) under a plan.
+ * - cpu: f32 4 bytes, f16 2 bytes, packed its format's bytes.
+ * - webgpu: as the device allocates them (backend/webgpu/llama-weights.ts weightSpecs/specBytes/weightBytes): every
+ *   tensor a separate allocation rounded up to 16 bytes (at least 16), floats in the activation dtype, packed in
+ *   whole u32 words. Norms and biases are counted here too on webgpu (they are weight specs there).
+ */
+export function frozenWeightBytes(c: ModelConfig, plan: BasePlan, backend: 'cpu' | 'webgpu', actBytes: number): number {
+  const H = c.hiddenSize;
+  const alloc = (b: number): number => (backend === 'webgpu' ? Math.max(16, Math.ceil(b / 16) * 16) : b);
+  const float = (n: number): number => alloc(n * (backend === 'webgpu' ? actBytes : F32));
+  const embedBytes = (): number => (backend === 'webgpu' ? float(c.vocabSize * H) : c.vocabSize * H * (plan.embedding === 'f16' ? 2 : F32));
+  let total = embedBytes();
+  for (let l = 0; l < c.numLayers; l++) {
+    if (backend === 'webgpu') {
+      total += 2 * float(H);
+      if (c.qkNorm) total += 2 * float(c.headDim);
+    }
+    for (const t of LINEAR_TARGETS) {
+      const d = targetDims(c, t);
+      const held = plan.linear(l, t);
+      if (backend === 'webgpu') {
+        total += held === 'f32' || held === 'f16' ? float(d.out * d.in) : alloc(Math.max(4, Math.ceil(packedSizeBytes(held, d.out, d.in) / 4) * 4));
+        const bias = t === 'o_proj' ? c.oBias : t === 'gate_proj' || t === 'up_proj' || t === 'down_proj' ? c.mlpBias : c.qkvBias;
+        if (bias) total += float(d.out);
+      } else {
+        total += heldBytes(held, d.out, d.in, F32);
+      }
+    }
+  }
+  if (backend === 'webgpu') total += float(H);
+  if (!c.tieWordEmbeddings) total += embedBytes();
+  return total;
 }
 
 /**
@@ -176,18 +225,22 @@ export function estimateTrainingMemory(model: ModelConfig, run: MemoryEstimateRu
   const dropout = run.lora.dropout > 0;
   const fp16 = backend === 'webgpu' && run.train.precision === 'fp16';
   const native = backend === 'cpu' && options.kernels === 'native';
-  // Bytes of a frozen weight and of an activation element.
-  const wB = backend === 'webgpu' ? 2 : F32;
+  // Bytes of an activation element.
   const aB = fp16 ? 2 : F32;
 
   const base = baseParameterCount(model);
   const trainable = loraParameterCountFor(model, run.lora);
-  // cpu with frozenWeightsF16: the frozen matrices take 2 bytes each (norms and biases stay f32), plus the f32 scratch
-  // that 128 rows are decoded into (engine/backend/cpu/matmul.ts).
-  const frozenF16 = backend === 'cpu' && run.train.frozenWeightsF16 === true;
+  // The frozen matrices as the base-weights plan holds them. cpu: norms and biases stay f32, and f16 or packed
+  // matrices are decoded 128 rows at a time into f32 scratch (engine/backend/cpu/matmul.ts). webgpu: the device's
+  // own allocation list (frozenWeightBytes), equal to backend/webgpu/llama-weights.ts weightBytes.
+  const plan = options.basePlan ?? planBaseWeights(model, baseWeightsOf(run.train), null);
   const matrices = frozenMatrixParameterCount(model);
-  const frozenBytes = frozenF16 ? matrices * 2 + (base - matrices) * F32 + 128 * Math.max(H, I) * F32 : base * wB;
-  const weights = frozenBytes + 2 * T * (model.headDim / 2) * F32; // + RoPE cos/sin tables
+  let decodes = plan.embedding !== 'f32';
+  for (let l = 0; l < L && !decodes; l++) decodes = LINEAR_TARGETS.some((t) => plan.linear(l, t) !== 'f32');
+  const decoded = decodes ? 128 * Math.max(H, I) * F32 : 0;
+  const frozenBytes = backend === 'webgpu' ? frozenWeightBytes(model, plan, 'webgpu', aB) : frozenWeightBytes(model, plan, 'cpu', F32) + (base - matrices) * F32 + decoded;
+  const rope = 2 * T * (model.headDim / 2) * F32; // RoPE cos/sin tables
+  const weights = frozenBytes + (backend === 'webgpu' ? 0 : rope);
   const lora = trainable * F32;
   const gradients = trainable * F32;
   const optimizer = 2 * trainable * F32;
@@ -203,7 +256,7 @@ export function estimateTrainingMemory(model: ModelConfig, run: MemoryEstimateRu
     if (dropout) layer += M * d.in * aB + M * d.in; // xd + the keep mask (bytes)
   }
   // Kept through the whole step: the residual stream at every layer boundary, the batch, targets, final norm.
-  const always = (L + 1) * M * H * aB + 3 * M * I32 + (M + M * H) * aB;
+  const always = (L + 1) * M * H * aB + 3 * M * I32 + (M + M * H) * aB + (backend === 'webgpu' ? rope : 0);
   // Backward: dhn, dres, then the per-layer scratch (allocScratch).
   let scratch = 2 * M * H * aB + (3 * M * I + M * H + 3 * M * qDim + 3 * M * kvDim) * aB;
   if (model.qkNorm) scratch += (M * qDim + M * kvDim) * aB;

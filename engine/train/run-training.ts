@@ -5,7 +5,7 @@
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import type { EngineCommand, EngineEvent } from '../../common/protocol.ts';
+import { baseWeightsOf, isPackedBase, type EngineCommand, type EngineEvent } from '../../common/protocol.ts';
 import { cpuSharedMemoryWanted } from '../backend/cpu/cpu-ops.ts';
 import { loadModel, loadTokenizer } from '../io/model-source.ts';
 import { saveAdapter } from '../io/peft-adapter.ts';
@@ -30,7 +30,9 @@ export async function runTraining(cmd: Extract<EngineCommand, { type: 'train' }>
 
   log('info', `loading model ${config.modelPath}`);
   // On the portable cpu path, shared memory lets its worker threads split the big products (bit-identical results).
-  const model = loadModel(config.modelPath, { dtype: Float32Array, frozenF16: config.train.frozenWeightsF16 === true, shared: chosen.backend === 'cpu' && cpuSharedMemoryWanted() });
+  const baseWeights = baseWeightsOf(config.train);
+  if (baseWeights !== 'f32') log('info', `base weights: ${baseWeights}${isPackedBase(baseWeights) ? ' (linears packed, QLoRA)' : ''}`);
+  const model = loadModel(config.modelPath, { dtype: Float32Array, baseWeights, shared: chosen.backend === 'cpu' && cpuSharedMemoryWanted() });
   const tokenizer: Tokenizer | null = await loadTokenizer(config.modelPath);
   if (!tokenizer && config.datasetFormat !== 'tokenized') log('warn', `${config.modelPath} has no tokenizer; only pre-tokenized data can be used`);
 

@@ -107,7 +107,7 @@ test('lora-studio export-lora-gguf: the sample model\'s adapter, base model from
   saveAdapter(orphan, lora, { baseModelNameOrPath: join(dir, 'gone-model') });
   const refused = cli(['export-lora-gguf', '--adapter', orphan, '--out', join(dir, 'orphan.gguf')]);
   assert.equal(refused.status, 1);
-  assert.match(refused.stderr, /gone-model is not here \(no config\.json\); give the base model folder \(--model\)/);
+  assert.match(refused.stderr, /gone-model is not here \(no GGUF file, no folder with config\.json\); give the base model folder or GGUF file \(--model\)/);
   assert.ok(!existsSync(join(dir, 'orphan.gguf')));
   assert.equal(cli(['export-lora-gguf', '--adapter', orphan, '--model', sample.modelDir, '--out', join(dir, 'orphan.gguf'), '--dtype', 'f16']).status, 0);
   assert.match(cli(['export-lora-gguf', '--adapter', orphan, '--out', join(dir, 'x.gguf'), '--dtype', 'q4_0']).stderr, /--dtype must be one of f32, f16, got "q4_0"/);

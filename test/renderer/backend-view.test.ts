@@ -40,11 +40,11 @@ test('the form sends backend, precision and checkpointing; the app defaults to a
   assert.equal(d.config.backend, 'auto');
   assert.equal(d.config.train.precision, 'fp32');
   assert.equal(d.config.train.gradientCheckpointing, false);
-  assert.equal(d.config.train.frozenWeightsF16, false);
-  const c = checkForm({ ...f, compute: { backend: 'webgpu', precision: 'fp16', gradientCheckpointing: true, frozenWeightsF16: true } }, '/m', '/d.jsonl');
+  assert.equal(d.config.train.baseWeights, 'f32');
+  const c = checkForm({ ...f, compute: { backend: 'webgpu', precision: 'fp16', gradientCheckpointing: true, baseWeights: 'f16' } }, '/m', '/d.jsonl');
   assert.ok(c.ok);
   assert.equal(c.config.backend, 'webgpu');
   assert.equal(c.config.train.precision, 'fp16');
   assert.equal(c.config.train.gradientCheckpointing, true);
-  assert.equal(c.config.train.frozenWeightsF16, true);
+  assert.equal(c.config.train.baseWeights, 'f16');
 });

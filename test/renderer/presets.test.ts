@@ -35,7 +35,7 @@ function edited(): FormValues {
 test('every built-in preset makes a form the services accept, with distinct names', () => {
   assert.deepEqual(
     BUILT_IN_PRESETS.map((p) => p.name),
-    ['Quick test', 'r16 all-linear', 'Quality'],
+    ['Quick test', 'r16 all-linear', 'Quality', 'QLoRA 4-bit'],
   );
   for (const p of BUILT_IN_PRESETS) {
     const form = formWithPreset(edited(), p.settings);
@@ -47,6 +47,12 @@ test('every built-in preset makes a form the services accept, with distinct name
   assert.equal(r16.ok && r16.config.lora.r, 16);
   assert.deepEqual(r16.ok && r16.config.lora.targets, [...LORA_TARGETS]);
   assert.equal(r16.ok && r16.config.train.schedule, 'cosine');
+  const qlora = formWithPreset(defaultForm(), BUILT_IN_PRESETS[3]!.settings);
+  const q = checkForm(qlora, '/m', '/d.jsonl');
+  assert.ok(q.ok);
+  assert.equal(q.ok && q.config.train.baseWeights, 'nf4');
+  assert.equal(q.ok && q.config.train.gradientCheckpointing, true);
+  assert.ok(formChanges(defaultForm(), qlora).some((c) => c.field === 'train.baseWeights' && c.label === 'Base weights' && c.from === 'f32' && c.to === 'nf4'));
 });
 
 test('a preset changes only what it sets; the changes are listed by label, old → new', () => {

@@ -53,7 +53,7 @@ test('estimateRequest: a mistyped learning rate or step count still gives an est
 
 test('estimateRequest carries the sizing choices: rank, targets, batch, length, checkpointing, precision', () => {
   const f = form({ 'lora.r': '32', 'train.batchSize': '2', 'train.maxSeqLen': '256', 'lora.dropout': '0' }, { targets: ['q_proj', 'down_proj'] });
-  const r = estimateRequest({ ...f, compute: { backend: 'webgpu', precision: 'fp16', gradientCheckpointing: true, frozenWeightsF16: false } }, '/m', 'webgpu');
+  const r = estimateRequest({ ...f, compute: { backend: 'webgpu', precision: 'fp16', gradientCheckpointing: true, baseWeights: 'f32' } }, '/m', 'webgpu');
   assert.ok(r.ok);
   assert.equal(r.params.lora.r, 32);
   assert.deepEqual(r.params.lora.targets, ['q_proj', 'down_proj']);

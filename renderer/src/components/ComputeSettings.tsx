@@ -1,12 +1,14 @@
 import { useEffect, useState } from 'react';
 import type { RunConfig, StudioErrorInfo } from '../../../common/protocol.ts';
 import { errorInfo } from '../client/transport.ts';
+import { usePage } from '../stores/page.ts';
 import { useStudio } from '../stores/studio.ts';
+import { BASE_WEIGHT_CHOICES, baseWeightsHint } from './base-weights-view.ts';
 import { backendOptionLabel, backendView, type BackendProbe } from './backend-view.ts';
 
 const CHOICES: RunConfig['backend'][] = ['auto', 'cpu', 'webgpu'];
 
-/** Backend (Auto / CPU / WebGPU, with the adapter a run will use), precision and gradient checkpointing. */
+/** Backend (Auto / CPU / WebGPU, with the adapter a run will use), precision, gradient checkpointing and base weights. */
 export function ComputeSettings({ errorOf }: { errorOf: (field: string) => string | undefined }) {
   const client = useStudio((s) => s.client);
   const compute = useStudio((s) => s.form.compute);
@@ -29,6 +31,7 @@ export function ComputeSettings({ errorOf }: { errorOf: (field: string) => strin
   const view = backendView(compute.backend, probe);
   const backendError = errorOf('backend') ?? view.error ?? undefined;
   const precisionError = errorOf('train.precision');
+  const baseWeightsError = errorOf('train.baseWeights');
 
   return (
     <fieldset>
@@ -85,16 +88,34 @@ export function ComputeSettings({ errorOf }: { errorOf: (field: string) => strin
             Gradient checkpointing
           </label>
           <div className="field-hint">recomputes each layer in backward: less memory, more time</div>
-          <label className="check">
-            <input
-              type="checkbox"
-              data-testid="field-train.frozenWeightsF16"
-              checked={compute.frozenWeightsF16}
-              onChange={(e) => setCompute('frozenWeightsF16', e.target.checked)}
-            />
-            Frozen weights in f16
-          </label>
-          <div className="field-hint">halves the base model's memory; LoRA stays f32</div>
+        </div>
+        <div className={`field${baseWeightsError ? ' field-invalid' : ''}`}>
+          <label htmlFor="field-train.baseWeights">Base weights</label>
+          <select
+            id="field-train.baseWeights"
+            data-testid="field-train.baseWeights"
+            value={compute.baseWeights}
+            onChange={(e) => setCompute('baseWeights', BASE_WEIGHT_CHOICES.find((c) => c.value === e.target.value)?.value ?? 'f32')}
+          >
+            {BASE_WEIGHT_CHOICES.map((c) => (
+              <option key={c.value} value={c.value}>
+                {c.label}
+              </option>
+            ))}
+          </select>
+          {baseWeightsError ? (
+            <div className="field-error" data-testid="error-train.baseWeights" role="alert">
+              {baseWeightsError}
+            </div>
+          ) : (
+            <div className="field-hint" data-testid="hint-train.baseWeights">
+              {baseWeightsHint(compute.baseWeights)}; the memory estimate below follows it.{' '}
+              <button type="button" className="link" data-testid="base-weights-lab" onClick={() => usePage.getState().show('quant')}>
+                The Quantization lab's per-layer report
+              </button>{' '}
+              shows how much each format changes this model.
+            </div>
+          )}
         </div>
       </div>
     </fieldset>

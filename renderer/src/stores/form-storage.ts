@@ -4,7 +4,7 @@
  * back to its default instead of breaking the page.
  */
 import { migrateTrainFormSnapshot, TRAIN_FORM_SNAPSHOT_VERSION, type TrainFormSnapshot } from '../../../common/train-form-snapshot.ts';
-import { defaultForm, NUMBER_FIELDS, type FormValues } from './form.ts';
+import { defaultForm, NUMBER_FIELDS, type ComputeChoices, type FormValues } from './form.ts';
 
 export const FORM_STORAGE_KEY = 'lora-studio.train-form';
 
@@ -35,6 +35,17 @@ export function snapshotOf(kept: KeptForm): TrainFormSnapshot {
   };
 }
 
+/** The compute choices of a snapshot; one kept before baseWeights existed says frozenWeightsF16 instead. */
+function computeFromSnapshot(base: ComputeChoices, c: TrainFormSnapshot['compute']): ComputeChoices {
+  const baseWeights = c.baseWeights ?? (c.frozenWeightsF16 === true ? 'f16' : c.frozenWeightsF16 === false ? 'f32' : base.baseWeights);
+  return {
+    backend: c.backend ?? base.backend,
+    precision: c.precision ?? base.precision,
+    gradientCheckpointing: c.gradientCheckpointing ?? base.gradientCheckpointing,
+    baseWeights,
+  };
+}
+
 /** A checked snapshot on top of the defaults: every part it lacks keeps its default. */
 export function keptFromSnapshot(snapshot: TrainFormSnapshot): KeptForm {
   const base = defaultForm();
@@ -52,7 +63,7 @@ export function keptFromSnapshot(snapshot: TrainFormSnapshot): KeptForm {
       numbers,
       targets: snapshot.targets ? [...new Set(snapshot.targets)] : base.targets,
       data: { ...base.data, ...defined(snapshot.data) },
-      compute: { ...base.compute, ...defined(snapshot.compute) },
+      compute: computeFromSnapshot(base.compute, snapshot.compute),
       advanced: { ...base.advanced, ...defined(snapshot.advanced) },
     },
   };

@@ -3,8 +3,10 @@
  * RunConfigInput that common/protocol.ts validates. Field keys are the dotted config paths validateRunConfig reports.
  */
 import {
+  baseWeightsOf,
   DEFAULT_RUN_CONFIG,
   validateRunConfig,
+  type BaseWeights,
   type DatasetFormat,
   type FieldError,
   type LoraTarget,
@@ -40,12 +42,13 @@ export interface DataChoices {
   validationPath: string;
 }
 
-/** Where and how the run computes: RunConfig.backend, train.precision, train.gradientCheckpointing, train.frozenWeightsF16. */
+/** Where and how the run computes: RunConfig.backend, train.precision, train.gradientCheckpointing, train.baseWeights. */
 export interface ComputeChoices {
   backend: RunConfig['backend'];
   precision: RunConfig['train']['precision'];
   gradientCheckpointing: boolean;
-  frozenWeightsF16: boolean;
+  /** How the frozen base is held (f32, f16, as stored, quantized at load: QLoRA). */
+  baseWeights: BaseWeights;
 }
 
 /** The Advanced group's choices that are not numbers: train.schedule and lora.rslora. */
@@ -87,7 +90,7 @@ export function defaultForm(): FormValues {
     targets: [...lora.targets],
     data: { format: DEFAULT_RUN_CONFIG.datasetFormat, trainOn: 'auto', badRecords: 'fail', packing: false, validationPath: '' },
     // The app picks the GPU when there is a real one (headless run.json files default to cpu).
-    compute: { backend: 'auto', precision: train.precision, gradientCheckpointing: train.gradientCheckpointing, frozenWeightsF16: train.frozenWeightsF16 },
+    compute: { backend: 'auto', precision: train.precision, gradientCheckpointing: train.gradientCheckpointing, baseWeights: baseWeightsOf(train) },
     advanced: { schedule: train.schedule, rslora: lora.rslora },
   };
 }
@@ -126,7 +129,7 @@ export function formFromConfig(config: RunConfig): FormValues {
       packing: data?.packing ?? base.data.packing,
       validationPath: data?.validationPath ?? '',
     },
-    compute: { backend: config.backend, precision: train.precision, gradientCheckpointing: train.gradientCheckpointing, frozenWeightsF16: train.frozenWeightsF16 },
+    compute: { backend: config.backend, precision: train.precision, gradientCheckpointing: train.gradientCheckpointing, baseWeights: baseWeightsOf(train) },
     advanced: { schedule: train.schedule, rslora: lora.rslora },
   };
 }
@@ -166,7 +169,9 @@ export function buildDraft(form: FormValues, modelPath: string, datasetPath: str
       schedule: form.advanced.schedule,
       precision: form.compute.precision,
       gradientCheckpointing: form.compute.gradientCheckpointing,
-      frozenWeightsF16: form.compute.frozenWeightsF16,
+      // baseWeights says it; the older flag stays off so the two never disagree.
+      frozenWeightsF16: false,
+      baseWeights: form.compute.baseWeights,
     },
     data: {
       trainOn: form.data.trainOn,

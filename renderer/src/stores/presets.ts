@@ -1,5 +1,5 @@
 /**
- * Presets of the Train form: a few built in ("Quick test", "r16 all-linear", "Quality"), and the user's own saved by
+ * Presets of the Train form: a few built in ("Quick test", "r16 all-linear", "Quality", "QLoRA 4-bit"), and the user's own saved by
  * name. A user preset is the form as a common/train-form-snapshot.ts snapshot (the same checked shape the kept form
  * and settings files use), without the model and dataset paths. Applying a preset changes only the settings it
  * holds — never the model, the dataset, how the data is read, or the backend — and says what it changed (field by
@@ -96,6 +96,30 @@ export const BUILT_IN_PRESETS: readonly FormPreset[] = [
       compute: { gradientCheckpointing: true },
     },
   },
+  {
+    id: 'builtin:qlora4',
+    name: 'QLoRA 4-bit',
+    description: 'the base model quantized to NF4 as it loads (about a quarter of its f16 memory), rank 16 on every linear layer, checkpointed activations',
+    builtIn: true,
+    settings: {
+      numbers: {
+        'lora.r': '16',
+        'lora.alpha': '32',
+        'lora.dropout': '0.05',
+        'train.learningRate': '2e-4',
+        'train.steps': '500',
+        'train.batchSize': '4',
+        'train.gradAccumulation': '4',
+        'train.maxSeqLen': '1024',
+        'train.warmupSteps': '25',
+        'train.weightDecay': '0',
+        'train.maxGradNorm': '1',
+      },
+      targets: ALL_LINEAR,
+      advanced: { schedule: 'cosine', rslora: false },
+      compute: { gradientCheckpointing: true, baseWeights: 'nf4' },
+    },
+  },
 ];
 
 /** The settings a form holds, as a preset would set them (everything but paths, data choices and the backend). */
@@ -138,7 +162,7 @@ export function formChanges(before: FormValues, after: FormValues): FormChange[]
   add('train.schedule', before.advanced.schedule, after.advanced.schedule);
   add('train.precision', before.compute.precision, after.compute.precision);
   add('train.gradientCheckpointing', before.compute.gradientCheckpointing ? 'on' : 'off', after.compute.gradientCheckpointing ? 'on' : 'off');
-  add('train.frozenWeightsF16', before.compute.frozenWeightsF16 ? 'on' : 'off', after.compute.frozenWeightsF16 ? 'on' : 'off');
+  add('train.baseWeights', before.compute.baseWeights, after.compute.baseWeights);
   return out;
 }
 

@@ -1,0 +1,166 @@
+/**
+ * What the run's base-weights setting (RunConfig train.baseWeights, common/protocol.ts BASE_WEIGHTS) makes of each
+ * frozen tensor of a model, decided from the file's headers alone: the loaders follow this plan tensor by tensor, and
+ * the memory estimate counts the same plan, so "needs X GiB" and what is loaded cannot drift apart.
+ *
+ * - 'f32' / 'f16': every frozen matrix (linears, embed_tokens, lm_head) as floats of that width.
+ * - 'as-stored': a GGUF's linears of type q8_0/q4_0/q4_1/q4_k/q6_k stay in their ggml blocks; other quantized types
+ *   and F16 become f16; F32/BF16 stay f32. A Hugging Face folder keeps its dtype: F16 stays f16, anything else f32.
+ * - a quantize-at-load format: every layer linear is quantized to it as it is read (the f32 copy of the whole model
+ *   never exists; one tensor at a time).
+ * With a quantize-at-load setting (and as-stored when the file's embedding is not f32), embed_tokens and lm_head are held as f16 (QLoRA keeps them in 16 bits too): they are
+ * looked up / multiplied in full every step, and a 4-bit embedding would cost accuracy for little memory.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { baseWeightsOf, isPackedBase, TrainSettingsSchema, type BaseWeights, type LoraTarget } from '../../common/protocol.ts';
+import type { ModelConfig, WeightArray } from '../model/types.ts';
+import { checkPackedShape, isPackedFormat, PACKED_GGML_TYPES, type PackedFormat, type PackedWeight } from '../quant/packed-weight.ts';
+import { GGML_TYPE } from '../quant/gguf-types.ts';
+import type { GgufFile } from '../quant/gguf-reader.ts';
+
+export { baseWeightsOf, isPackedBase };
+export type { BaseWeights };
+
+/** How one frozen matrix is held. */
+export type HeldAs = 'f32' | 'f16' | PackedFormat;
+
+export const LINEAR_TARGETS: readonly LoraTarget[] = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'];
+
+/** The Hugging Face name of a layer's linear weight. */
+export function linearName(layer: number, t: LoraTarget): string {
+  const mod = t === 'gate_proj' || t === 'up_proj' || t === 'down_proj' ? `mlp.${t}` : `self_attn.${t}`;
+  return `model.layers.${layer}.${mod}.weight`;
+}
+
+/** A base-weights setting that cannot be applied to a tensor (a row that is not a whole number of blocks…). */
+export class BaseWeightsError extends Error {
+  readonly field = 'train.baseWeights';
+  constructor(message: string) {
+    super(message);
+    this.name = 'BaseWeightsError';
+  }
+}
+
+export interface BasePlan {
+  setting: BaseWeights;
+  /** Each layer linear's holding. */
+  linear: (layer: number, t: LoraTarget) => HeldAs;
+  /** embed_tokens and an untied lm_head. */
+  embedding: 'f32' | 'f16';
+  /** Whether any linear is packed (the QLoRA path). */
+  packed: boolean;
+}
+
+/** Where the stored types come from: a GGUF file's tensor types, or a folder's safetensors dtypes (by HF name). */
+export type StoredTypes = { kind: 'gguf'; typeOf: (hfName: string) => number } | { kind: 'hf'; dtypeOf: (hfName: string) => string };
+
+const GGML_TO_PACKED = new Map<number, PackedFormat>(Object.entries(PACKED_GGML_TYPES).map(([f, t]) => [t as number, f as PackedFormat]));
+
+function storedHolding(stored: StoredTypes, name: string): HeldAs {
+  if (stored.kind === 'hf') return stored.dtypeOf(name) === 'F16' ? 'f16' : 'f32';
+  const type = stored.typeOf(name);
+  const packed = GGML_TO_PACKED.get(type);
+  if (packed) return packed;
+  if (type === GGML_TYPE.F32 || type === GGML_TYPE.BF16) return 'f32';
+  return 'f16';
+}
+
+/** The plan for a model; throws BaseWeightsError naming the tensor and its shape when a format cannot hold it. */
+export function planBaseWeights(config: ModelConfig, setting: BaseWeights, stored: StoredTypes | null): BasePlan {
+  const targets = new Map<string, HeldAs>();
+  const shapes: Record<LoraTarget, [number, number]> = {
+    q_proj: [config.numHeads * config.headDim, config.hiddenSize],
+    k_proj: [config.numKvHeads * config.headDim, config.hiddenSize],
+    v_proj: [config.numKvHeads * config.headDim, config.hiddenSize],
+    o_proj: [config.hiddenSize, config.numHeads * config.headDim],
+    gate_proj: [config.intermediateSize, config.hiddenSize],
+    up_proj: [config.intermediateSize, config.hiddenSize],
+    down_proj: [config.hiddenSize, config.intermediateSize],
+  };
+  let packed = false;
+  for (let l = 0; l < config.numLayers; l++) {
+    for (const t of LINEAR_TARGETS) {
+      const name = linearName(l, t);
+      let held: HeldAs;
+      if (setting === 'f32' || setting === 'f16') held = setting;
+      else if (setting === 'as-stored') held = stored ? storedHolding(stored, name) : 'f32';
+      else held = setting;
+      if (isPackedFormat(held)) {
+        const [rows, cols] = shapes[t];
+        try {
+          checkPackedShape(held, rows, cols);
+        } catch (e) {
+          throw new BaseWeightsError(`base weights ${setting}: tensor '${name}' [${rows}, ${cols}] cannot be held as ${held}: ${e instanceof Error ? e.message : String(e)}; choose another format or f16`);
+        }
+        packed = true;
+      }
+      targets.set(`${l}.${t}`, held);
+    }
+  }
+  let embedding: 'f32' | 'f16' = setting === 'f16' || isPackedBase(setting) ? 'f16' : 'f32';
+  if (setting === 'as-stored') embedding = stored && storedHolding(stored, 'model.embed_tokens.weight') !== 'f32' ? 'f16' : 'f32';
+  return { setting, linear: (l, t) => targets.get(`${l}.${t}`) ?? 'f32', embedding, packed };
+}
+
+/** Stored types of an opened GGUF (names mapped by the caller's Hugging Face → GGUF mapping). */
+export function ggufStoredTypes(file: GgufFile, ggufName: (hfName: string) => string): StoredTypes {
+  return {
+    kind: 'gguf',
+    typeOf: (hfName) => {
+      const t = file.byName.get(ggufName(hfName));
+      if (!t) throw new BaseWeightsError(`${file.path}: tensor '${ggufName(hfName)}' is missing`);
+      return t.type;
+    },
+  };
+}
+
+/**
+ * A packed linear weight where a frozen weight goes. Cast until Linear.weight admits PackedWeight (engine/model/
+ * types.ts, helper A's change): the webgpu backend already finds PackedWeight there (llama-weights.ts packingOf).
+ */
+export function packedAsLinearWeight(w: PackedWeight): WeightArray {
+  return w as unknown as WeightArray;
+}
+
+/** Which held-as a frozen tensor of the given HF name gets under the plan. */
+export function heldAsOf(plan: BasePlan, hfName: string): HeldAs {
+  const m = /^model\.layers\.(\d+)\.(?:self_attn|mlp)\.(\w+_proj)\.weight$/.exec(hfName);
+  if (m) return plan.linear(Number(m[1]), m[2] as LoraTarget);
+  return plan.embedding;
+}
+
+function readJson(path: string): Record<string, unknown> | null {
+  try {
+    const v: unknown = JSON.parse(readFileSync(path, 'utf8'));
+    return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The base weights the adapter was trained on, from its run's run.json (config.train): an adapter trained on a
+ * quantized base is tried on that same base, not on a float one it never saw. The run's own adapter folder sits in
+ * runs/<id>/adapter (or <out>/adapter of `lora-studio train`); a studio adapter in adapters/<id> names its run in
+ * adapters/<id>.json (runs/ is its sibling).
+ * Null when no run.json is found or it was trained on another model.
+ */
+export function trainingBaseWeights(adapterPath: string, modelPath: string): BaseWeights | null {
+  const dir = resolve(adapterPath);
+  const candidates = [join(dir, '..', 'run.json')];
+  const runId = readJson(`${dir}.json`)?.runId;
+  if (typeof runId === 'string' && /^[\w.-]+$/.test(runId)) candidates.push(join(dirname(dir), '..', 'runs', runId, 'run.json'));
+  for (const file of candidates) {
+    if (!existsSync(file)) continue;
+    // The studio writes the run record ({ config, … }); `lora-studio train` writes the RunConfig itself.
+    const json = readJson(file);
+    const config = json && typeof json.config === 'object' && json.config !== null ? json.config : json;
+    if (typeof config !== 'object' || config === null) continue;
+    const { modelPath: trainedOn, train } = config as { modelPath?: unknown; train?: unknown };
+    if (typeof trainedOn !== 'string' || resolve(trainedOn) !== resolve(modelPath)) continue;
+    const parsed = TrainSettingsSchema.pick({ baseWeights: true, frozenWeightsF16: true }).safeParse(train);
+    if (parsed.success) return baseWeightsOf(parsed.data);
+  }
+  return null;
+}
