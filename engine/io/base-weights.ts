@@ -14,8 +14,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { baseWeightsOf, isPackedBase, TrainSettingsSchema, type BaseWeights, type LoraTarget } from '../../common/protocol.ts';
-import type { ModelConfig, WeightArray } from '../model/types.ts';
-import { checkPackedShape, isPackedFormat, PACKED_GGML_TYPES, type PackedFormat, type PackedWeight } from '../quant/packed-weight.ts';
+import type { ModelConfig } from '../model/types.ts';
+import { checkPackedShape, isPackedFormat, PACKED_GGML_TYPES, type PackedFormat } from '../quant/packed-weight.ts';
 import { GGML_TYPE } from '../quant/gguf-types.ts';
 import type { GgufFile } from '../quant/gguf-reader.ts';
 
@@ -113,14 +113,6 @@ export function ggufStoredTypes(file: GgufFile, ggufName: (hfName: string) => st
       return t.type;
     },
   };
-}
-
-/**
- * A packed linear weight where a frozen weight goes. Cast until Linear.weight admits PackedWeight (engine/model/
- * types.ts, helper A's change): the webgpu backend already finds PackedWeight there (llama-weights.ts packingOf).
- */
-export function packedAsLinearWeight(w: PackedWeight): WeightArray {
-  return w as unknown as WeightArray;
 }
 
 /** Which held-as a frozen tensor of the given HF name gets under the plan. */

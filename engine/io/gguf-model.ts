@@ -18,13 +18,13 @@
 import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
 import type { ModelSummary } from '../../common/protocol.ts';
-import { sharedCtor, toShared } from '../backend/cpu/shared-arrays.ts';
-import { F16Array, type FloatArray, type ModelConfig, type ModelFamily, type ModelWeights, type WeightArray } from '../model/types.ts';
+import { sharedCtor, toShared, toSharedPacked } from '../backend/cpu/shared-arrays.ts';
+import { F16Array, type FloatArray, type ModelConfig, type ModelFamily, type LinearWeight, type ModelWeights } from '../model/types.ts';
 import { ggmlLayout } from '../quant/ggml-blocks.ts';
 import { GgufError, readGguf, readTensorBytes, readTensorF32, type GgufFile, type GgufTensorInfo } from '../quant/gguf-reader.ts';
 import type { GgufValue } from '../quant/gguf-types.ts';
 import { PACKED_GGML_TYPES, PackedWeight, type PackedFormat } from '../quant/packed-weight.ts';
-import { ggufStoredTypes, heldAsOf, packedAsLinearWeight, planBaseWeights } from './base-weights.ts';
+import { ggufStoredTypes, heldAsOf, planBaseWeights } from './base-weights.ts';
 import { encodeF16 } from './f16.ts';
 import { assembleWeights, expectedTensors, type LoadModelOptions } from './hf-model.ts';
 
@@ -390,13 +390,14 @@ export function loadGgufModel(path: string, opts: LoadModelOptions = {}): ModelW
     return data;
   };
   const plan = planBaseWeights(config, opts.baseWeights ?? (opts.frozenF16 === true ? 'f16' : 'f32'), ggufStoredTypes(src.file, ggufTensorName));
-  const readFrozen = (name: string): WeightArray => {
+  const readFrozen = (name: string): LinearWeight => {
     const held = heldAsOf(plan, name);
     if (held === 'f32') return read(name);
     if (held !== 'f16') {
       const packed = src.packedTensor(name, held);
       opts.onTensor?.(name, count++, total);
-      return packedAsLinearWeight(packed);
+      // Shared so the portable kernels' worker threads read the same bytes (the native kernels take any bytes).
+      return opts.shared === true ? toSharedPacked(packed) : packed;
     }
     const bits = encodeF16(src.readFloat(name));
     opts.onTensor?.(name, count++, total);

@@ -6,11 +6,11 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import type { ModelSummary } from '../../common/protocol.ts';
-import { sharedCtor, toShared } from '../backend/cpu/shared-arrays.ts';
-import { F16Array, type FloatArray, type LayerWeights, type Linear, type ModelConfig, type ModelWeights, type WeightArray } from '../model/types.ts';
+import { sharedCtor, toShared, toSharedPacked } from '../backend/cpu/shared-arrays.ts';
+import { F16Array, type FloatArray, type LayerWeights, type Linear, type LinearWeight, type ModelConfig, type ModelWeights, type WeightArray } from '../model/types.ts';
 import type { BaseWeights } from '../../common/protocol.ts';
 import { PackedWeight } from '../quant/packed-weight.ts';
-import { heldAsOf, packedAsLinearWeight, planBaseWeights } from './base-weights.ts';
+import { heldAsOf, planBaseWeights } from './base-weights.ts';
 import { encodeF16 } from './f16.ts';
 import { readHfConfig } from './hf-config.ts';
 import { SafetensorsFile, type SafetensorsDtype, type TensorInfo } from './safetensors.ts';
@@ -200,9 +200,15 @@ export interface LoadModelOptions {
 
 /**
  * The model from its tensors by their Hugging Face names, whatever file holds them (safetensors here, GGUF in
- * gguf-model.ts): `read` gives a tensor as f32, `readFrozen` a frozen matrix (f32, or f16 when asked).
+ * gguf-model.ts): `read` gives a tensor as f32, `readFrozen` a frozen matrix (f32, f16, or packed as the base-weights
+ * plan says; only the linears may be packed — the plan keeps embeddings in floats, checked here).
  */
-export function assembleWeights(config: ModelConfig, read: (name: string) => FloatArray, readFrozen: (name: string) => WeightArray): ModelWeights {
+export function assembleWeights(config: ModelConfig, read: (name: string) => FloatArray, readFrozen: (name: string) => LinearWeight): ModelWeights {
+  const floats = (name: string): WeightArray => {
+    const w = readFrozen(name);
+    if (w instanceof PackedWeight) throw new Error(`${name}: only the linear layers' weights can stay packed (${w.format}); the embedding is held as f16 or f32`);
+    return w;
+  };
   const linear = (prefix: string, bias: boolean, outFeatures: number, inFeatures: number): Linear => ({
     weight: readFrozen(`${prefix}.weight`),
     bias: bias ? read(`${prefix}.bias`) : null,
@@ -213,7 +219,7 @@ export function assembleWeights(config: ModelConfig, read: (name: string) => Flo
   const H = c.hiddenSize;
   const qOut = c.numHeads * c.headDim;
   const kvOut = c.numKvHeads * c.headDim;
-  const embedTokens = readFrozen('model.embed_tokens.weight');
+  const embedTokens = floats('model.embed_tokens.weight');
   const layers: LayerWeights[] = [];
   for (let i = 0; i < c.numLayers; i++) {
     const p = `model.layers.${i}`;
@@ -232,7 +238,7 @@ export function assembleWeights(config: ModelConfig, read: (name: string) => Flo
     });
   }
   const norm = read('model.norm.weight');
-  const lmHead = c.tieWordEmbeddings ? embedTokens : readFrozen('lm_head.weight');
+  const lmHead = c.tieWordEmbeddings ? embedTokens : floats('lm_head.weight');
   return { config, embedTokens, layers, norm, lmHead };
 }
 
@@ -267,7 +273,7 @@ export function loadModel(dir: string, opts: LoadModelOptions = {}): ModelWeight
   const plan = planBaseWeights(config, opts.baseWeights ?? (opts.frozenF16 === true ? 'f16' : 'f32'), { kind: 'hf', dtypeOf: (name) => weights.infos.get(name)?.dtype ?? 'F32' });
   // A frozen matrix as the plan holds it: f16 bits (stored F16 is taken as is; anything else is read as f32 and
   // rounded), or packed (quantized from this tensor's f32 values alone, which are then dropped).
-  const readFrozen = (name: string): WeightArray => {
+  const readFrozen = (name: string): LinearWeight => {
     const held = heldAsOf(plan, name);
     if (held === 'f32') return read(name);
     const f = file(name);
@@ -275,7 +281,8 @@ export function loadModel(dir: string, opts: LoadModelOptions = {}): ModelWeight
       const [rows, cols] = f.info(name).shape;
       const packed = PackedWeight.quantize(held, f.readFloat(name, Float32Array) as Float32Array, rows, cols);
       opts.onTensor?.(name, count++, expected.length);
-      return packedAsLinearWeight(packed);
+      // Shared so the portable kernels' worker threads read the same bytes (the native kernels take any bytes).
+      return opts.shared === true ? toSharedPacked(packed) : packed;
     }
     const info = f.info(name);
     const bits = info.dtype === 'F16' ? new Uint16Array(f.readBytes(name).buffer, 0, info.numel) : encodeF16(f.readFloat(name, Float32Array));

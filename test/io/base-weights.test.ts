@@ -13,7 +13,7 @@ import { BaseWeightsError, LINEAR_TARGETS, linearName } from '../../engine/io/ba
 import { tinyHfConfig, writeRandomModel } from '../../engine/io/make-model.ts';
 import { basePlanOf, loadModel } from '../../engine/io/model-source.ts';
 import { SAMPLE_MODEL_DIR } from '../../engine/io/sample.ts';
-import type { Linear, ModelWeights, WeightArray } from '../../engine/model/types.ts';
+import type { Linear, LinearWeight, ModelWeights } from '../../engine/model/types.ts';
 import { F16Array } from '../../engine/model/types.ts';
 import { floatWeight } from '../../engine/model/weight-array.ts';
 import { writeLlamaGguf } from '../../engine/quant/gguf-llama.ts';
@@ -27,8 +27,8 @@ const linearOf = (m: ModelWeights, l: number, t: (typeof LINEAR_TARGETS)[number]
   const L = m.layers[l];
   return { q_proj: L.q, k_proj: L.k, v_proj: L.v, o_proj: L.o, gate_proj: L.gate, up_proj: L.up, down_proj: L.down }[t];
 };
-/** The weight as it was loaded, whatever it is (a PackedWeight sits behind the WeightArray type until it admits it). */
-const held = (w: WeightArray): unknown => w;
+/** The weight as it was loaded, whatever it is (floats, f16 bits or packed blocks). */
+const held = (w: LinearWeight): unknown => w;
 
 function bitsEqual(a: Float32Array, b: Float32Array, what: string): void {
   assert.equal(a.length, b.length, what);
