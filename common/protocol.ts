@@ -11,6 +11,7 @@ import { z } from 'zod';
 import type { BundleDropoutMode, BundleLaunch, BundleLauncher } from './bundle-launch.ts';
 import type { QuantReport } from './quant-report.ts';
 import type { AdapterDeleteResult, AdaptersDeleteParams, RunDeleteResult, RunsDeleteParams, RunsUpdateParams } from './run-info.ts';
+import { DEFAULT_HEALTH_THRESHOLDS, HealthThresholdsSchema, type RunAlert } from './run-health.ts';
 
 // ---------------------------------------------------------------------------------------------------------------
 // Run configuration (validated with zod so every message names the field)
@@ -236,6 +237,8 @@ export const StudioSettingsSchema = z.object({
   stepTimeoutMinutes: z.number().min(0),
   /** Threads of the cpu backend (its big products are split over them); null: the machine's cores, at most 8. */
   cpuThreads: z.number().int('a whole number of threads').min(1, 'at least 1').max(256, 'at most 256').nullable(),
+  /** Training-health alerts: on/off, their thresholds, and whether they also notify (common/run-health.ts). */
+  healthAlerts: HealthThresholdsSchema,
 });
 export type StudioSettings = z.infer<typeof StudioSettingsSchema>;
 
@@ -249,6 +252,7 @@ export const DEFAULT_STUDIO_SETTINGS: StudioSettings = {
   startupTimeoutMinutes: 30,
   stepTimeoutMinutes: 30,
   cpuThreads: null,
+  healthAlerts: DEFAULT_HEALTH_THRESHOLDS,
 };
 
 /** Bytes a run will need at its peak, by part ('runs.estimateMemory'; engine/train/memory-estimate.ts). */
@@ -765,6 +769,8 @@ export interface StudioEvents {
   'run.metrics': { runId: string; points: MetricPoint[]; truncatedAfter?: number };
   /** A line of the run's event log; `id`/`at`/`step` are set for lines kept in the database ('runs.events'). */
   'run.log': { runId: string; level: 'info' | 'warn' | 'error'; message: string; id?: number; at?: string; step?: number | null };
+  /** A training-health alert (common/run-health.ts); it is also a 'warn' line of the run's event log. */
+  'run.alert': RunAlert;
   'settings.changed': StudioSettings;
   'adapters.changed': AdapterSummary[];
   'quant.progress': QuantProgress;

@@ -1,6 +1,7 @@
 import { memo, useEffect, useMemo } from 'react';
-import { Legend, Line, LineChart, ResponsiveContainer } from 'recharts';
+import { Legend, Line, LineChart, ReferenceLine, ResponsiveContainer } from 'recharts';
 import type { MetricPoint } from '../../../common/protocol.ts';
+import { EMPTY_ALERTS, useRunAlerts } from '../stores/run-alerts.ts';
 import { useStudio } from '../stores/studio.ts';
 import { useThrottledMetrics } from '../stores/throttle.ts';
 import { LOSS_CHART_MARGIN, LossAxes } from './chart-axes.tsx';
@@ -42,9 +43,12 @@ export const LossChart = memo(function LossChart({ runId }: { runId: string | nu
   const skipped = useMemo(() => points.reduce((n, p) => n + (p.skipped ? 1 : 0), 0), [points]);
   const yTicks = useMemo(() => lossTicks(rows), [rows]);
   const xMax = Math.max(totalSteps ?? 0, rows.length ? rows[rows.length - 1].step : 1);
+  const alerts = useRunAlerts((s) => (runId ? (s.alerts[runId] ?? EMPTY_ALERTS) : EMPTY_ALERTS));
+  const highlighted = useRunAlerts((s) => (runId ? s.highlighted[runId] : undefined));
+  const alertSteps = useMemo(() => [...new Set(alerts.map((a) => a.step))], [alerts]);
 
   return (
-    <div className="chart" data-testid="loss-chart" data-points={rows.length} data-validation-points={validationPoints}>
+    <div className="chart" data-testid="loss-chart" data-points={rows.length} data-validation-points={validationPoints} data-alert-steps={alertSteps.join(' ')} data-highlighted-step={highlighted ?? ''}>
       <div className="chart-head">
         <span className="chart-title">Loss</span>
         <span className="muted">
@@ -58,6 +62,18 @@ export const LossChart = memo(function LossChart({ runId }: { runId: string | nu
         <ResponsiveContainer width="100%" height={260}>
           <LineChart data={rows} margin={LOSS_CHART_MARGIN}>
             <LossAxes xMax={xMax} yTicks={yTicks} />
+            {/* Alert steps as thin warning lines; the one picked in the alert list stands out, labelled. */}
+            {alertSteps.map((step) => (
+              <ReferenceLine
+                key={step}
+                x={step}
+                stroke="var(--warn)"
+                strokeDasharray={step === highlighted ? undefined : '2 3'}
+                strokeWidth={step === highlighted ? 2 : 1}
+                label={step === highlighted ? { value: `step ${step}`, position: 'insideTopRight', fill: 'var(--warn)', fontSize: 11 } : undefined}
+                ifOverflow="extendDomain"
+              />
+            ))}
             <Line
               type="linear"
               dataKey="loss"

@@ -2,6 +2,7 @@ import { useMemo } from 'react';
 import { isActive, useRunMetrics, useStudio } from '../stores/studio.ts';
 import { formatCount, formatDuration, formatLoss } from './format.ts';
 import { Readout, RunHead } from './run-readouts.tsx';
+import { RunAlerts } from './RunAlerts.tsx';
 
 export function RunProgress({ runId }: { runId: string | null }) {
   const run = useStudio((s) => (runId ? s.runs[runId] : undefined));
@@ -64,6 +65,7 @@ export function RunProgress({ runId }: { runId: string | null }) {
           </>
         ) : null}
       </div>
+      <RunAlerts runId={run.id} />
       {run.error ? (
         <div className="note note-error" data-testid="run-error" role="alert">
           {run.error}

@@ -5,6 +5,7 @@ import { ExportBundleButton } from '../components/ExportBundleDialog.tsx';
 import { formatBytes, formatCount, formatDuration, formatLoss } from '../components/format.ts';
 import { LossChart } from '../components/LossChart.tsx';
 import { Readout, RunHead } from '../components/run-readouts.tsx';
+import { RunAlerts } from '../components/RunAlerts.tsx';
 import { usePlayground } from '../playground/playground-store.ts';
 import { usePage } from '../stores/page.ts';
 import { isActive, useStudio } from '../stores/studio.ts';
@@ -47,6 +48,7 @@ export function RunDetail({ runId }: { runId: string }) {
       </RunHead>
       <Readouts run={run} />
       {run.error ? <ErrorNote error={{ message: run.error }} testId="run-detail-error" /> : null}
+      <RunAlerts runId={run.id} />
       <LossChart runId={run.id} />
       <RunInfoEditor run={run} />
       <div className="run-detail-grid">
