@@ -3,7 +3,8 @@
  * rate 1, LoRA alpha 1,000,000 — its gradient dies after the first update) raises a training-health alert on the
  * Train page's live card and as a browser notification (the real Notification API, permission granted, recorded
  * as it is constructed); clicking the alert marks its step on the chart; after a reload the alert is still on the
- * run (from its event log), and the run's detail on the Runs page shows it too.
+ * run (from its event log), and the run's detail on the Runs page shows it too. Beside its loss: gradient norm,
+ * learning rate, loss scale and smoothed tokens/s (the raw value in the tooltip), and a log-scale toggle.
  */
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
@@ -89,5 +90,35 @@ test('a diverging run raises its alert on the live card and as a notification; t
   await page.locator(`[data-testid="runs-row"][data-run-id="${run.id}"] .runs-name`).click();
   const detail = page.getByTestId('run-detail');
   await detail.locator(`[data-testid="run-alert"][data-kind="grad-norm-vanishing"][data-step="${step}"]`).waitFor({ timeout: 15_000 });
+  assert.deepEqual(errors, []);
+});
+
+test("the run's charts beside the loss: grad norm, learning rate, loss scale, smoothed tokens/s with the raw value; log scale", async () => {
+  const detail = page.getByTestId('run-detail');
+  for (const key of ['gradNorm', 'learningRate', 'lossScale', 'tokensPerSecond']) {
+    const chart = detail.getByTestId(`metric-chart-${key}`);
+    await chart.waitFor({ timeout: 10_000 });
+    assert.equal(await chart.getAttribute('data-points'), '30', key);
+    assert.ok((await chart.locator('.recharts-line-curve').count()) === 1, `${key} draws its line`);
+  }
+  assert.equal(await detail.getByTestId('metric-last-learningRate').textContent(), '1');
+  assert.equal(await detail.getByTestId('metric-last-lossScale').textContent(), '65536');
+  // The tooltip of tokens/s gives the smoothed value and the step's own.
+  const tps = detail.getByTestId('metric-chart-tokensPerSecond');
+  await tps.scrollIntoViewIfNeeded();
+  const box = await tps.locator('.recharts-wrapper').boundingBox();
+  assert.ok(box);
+  await page.mouse.move(box.x + box.width * 0.6, box.y + box.height / 2);
+  await tps.locator('.recharts-tooltip-wrapper').getByText(/tokens\/s/).waitFor({ timeout: 5_000 });
+  assert.match((await tps.locator('.recharts-tooltip-wrapper').textContent()) ?? '', /step \d+.*[\d.]+ \(raw [\d.e+]+\)/);
+
+  await detail.getByTestId('chart-log-scale').check();
+  assert.equal(await detail.getByTestId('loss-chart').getAttribute('data-scale'), 'log');
+  assert.equal(await detail.getByTestId('metric-chart-gradNorm').getAttribute('data-scale'), 'log');
+  // Kept across a reload.
+  await page.reload();
+  await waitConnected(page);
+  assert.equal(await page.getByTestId('run-progress').locator('..').getByTestId('chart-log-scale').first().isChecked(), true);
+  await page.screenshot({ path: join(resultsDir, 'run-charts-log.png'), fullPage: true });
   assert.deepEqual(errors, []);
 });

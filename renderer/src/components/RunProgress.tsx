@@ -1,6 +1,7 @@
 import { useMemo } from 'react';
 import { isActive, useRunMetrics, useStudio } from '../stores/studio.ts';
 import { formatCount, formatDuration, formatLoss } from './format.ts';
+import { smoothedTokensPerSecond } from './metric-series.ts';
 import { Readout, RunHead } from './run-readouts.tsx';
 import { RunAlerts } from './RunAlerts.tsx';
 
@@ -27,7 +28,9 @@ export function RunProgress({ runId }: { runId: string | null }) {
   const fraction = run.state === 'completed' ? 1 : step / total;
   const last = points.length ? points[points.length - 1] : null;
   const first = points.length ? points[0] : null;
-  const tokensPerSecond = run.tokensPerSecond ?? last?.tokensPerSecond ?? null;
+  // Smoothed (EMA over ~10 steps): the raw value jumps with each batch's length; it stays in the tooltip.
+  const rawTokensPerSecond = run.tokensPerSecond ?? last?.tokensPerSecond ?? null;
+  const tokensPerSecond = smoothedTokensPerSecond(points) ?? rawTokensPerSecond;
   const active = isActive(run);
 
   return (
@@ -54,7 +57,12 @@ export function RunProgress({ runId }: { runId: string | null }) {
       <div className="readouts">
         <Readout label="Step" testId="run-step" value={`${run.step} / ${run.totalSteps}`} />
         <Readout label="ETA" testId="run-eta" value={active && connected ? formatDuration(run.etaMs) : '—'} />
-        <Readout label="Tokens/s" testId="run-tokens-per-second" value={tokensPerSecond !== null ? formatCount(tokensPerSecond) : '—'} />
+        <Readout
+          label="Tokens/s"
+          testId="run-tokens-per-second"
+          value={tokensPerSecond !== null ? formatCount(tokensPerSecond) : '—'}
+          title={rawTokensPerSecond !== null ? `smoothed over the last ~10 steps; this step: ${formatCount(rawTokensPerSecond)} tokens/s` : undefined}
+        />
         <Readout label="First loss" testId="run-first-loss" value={formatLoss(first?.loss)} />
         <Readout label="Loss" testId="run-last-loss" value={formatLoss(run.lastLoss ?? last?.loss)} />
         <Readout label="LR" testId="run-lr" value={last ? last.learningRate.toExponential(1) : '—'} />
