@@ -579,8 +579,13 @@ export interface PlaygroundOutput {
   /** Everything generated so far (prompt excluded, special tokens skipped). */
   text: string;
   tokens: number;
-  /** New tokens per second so far, the prompt's prefill included in the time; null before the first. */
+  /**
+   * Decode speed: tokens after the first per second since the first came (the first token comes out of the prompt's
+   * prefill, whose time is prefillMs); null until a second token exists.
+   */
   tokensPerSecond: number | null;
+  /** Milliseconds from the start to the first token: the prompt's prefill (and that token's sampling); null before it. */
+  prefillMs: number | null;
   /** Set on the variant's last update: why it stopped. */
   stop: 'eos' | 'length' | 'cancelled' | null;
 }
