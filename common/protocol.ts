@@ -10,7 +10,7 @@
 import { z } from 'zod';
 import type { BundleDropoutMode, BundleLaunch, BundleLauncher } from './bundle-launch.ts';
 import type { QuantReport } from './quant-report.ts';
-import type { AdapterDeleteResult, AdaptersDeleteParams, RunDeleteResult, RunsDeleteParams, RunsUpdateParams } from './run-info.ts';
+import type { AdapterDeleteResult, AdaptersDeleteParams, AdaptersRenameParams, RunDeleteResult, RunsDeleteParams, RunsUpdateParams } from './run-info.ts';
 import { DEFAULT_HEALTH_THRESHOLDS, HealthThresholdsSchema, type RunAlert } from './run-health.ts';
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -673,6 +673,8 @@ export interface StudioRequests {
   'adapters.import': { params: { path: string; modelPath?: string; name?: string }; result: AdapterImportResult };
   /** Removes an adapter's folder and its database row (dryRun: only measures it); the list comes as 'adapters.changed'. */
   'adapters.delete': { params: AdaptersDeleteParams; result: AdapterDeleteResult };
+  /** A new display name for an adapter (common/run-info.ts AdaptersRenameParamsSchema); others see 'adapters.changed'. */
+  'adapters.rename': { params: AdaptersRenameParams; result: AdapterSummary };
   /** Electron only: start a native drag of the adapter folder. */
   'adapters.startDrag': { params: { id: string }; result: { path: string } };
   /** Electron only: native pickers. */
@@ -748,6 +750,7 @@ export const STUDIO_METHODS = [
   'runs.update',
   'runs.delete',
   'adapters.delete',
+  'adapters.rename',
 ] as const satisfies readonly StudioMethod[];
 
 // Compile-time proof that STUDIO_METHODS lists every method.

@@ -4,7 +4,8 @@
  * Train page's live card and as a browser notification (the real Notification API, permission granted, recorded
  * as it is constructed); clicking the alert marks its step on the chart; after a reload the alert is still on the
  * run (from its event log), and the run's detail on the Runs page shows it too. Beside its loss: gradient norm,
- * learning rate, loss scale and smoothed tokens/s (the raw value in the tooltip), and a log-scale toggle.
+ * learning rate, loss scale and smoothed tokens/s (the raw value in the tooltip), and a log-scale toggle. Its adapter
+ * is renamed in the Adapters list.
  */
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
@@ -120,5 +121,24 @@ test("the run's charts beside the loss: grad norm, learning rate, loss scale, sm
   await waitConnected(page);
   assert.equal(await page.getByTestId('run-progress').locator('..').getByTestId('chart-log-scale').first().isChecked(), true);
   await page.screenshot({ path: join(resultsDir, 'run-charts-log.png'), fullPage: true });
+  assert.deepEqual(errors, []);
+});
+
+test('the Adapters list renames an adapter in place: checked as you type, Escape keeps the old name, Enter saves', async () => {
+  await page.getByTestId('tab-train').click();
+  const item = page.getByTestId('adapter-item').first();
+  const id = (await item.getAttribute('data-adapter-id')) ?? '';
+  await item.getByTestId('adapter-rename').click();
+  const input = item.getByTestId('adapter-rename-input');
+  await input.fill('   ');
+  assert.equal(await item.getByTestId('adapter-rename-error').textContent(), 'Name: the adapter name cannot be empty');
+  assert.equal(await item.getByTestId('adapter-rename-save').isDisabled(), true);
+  await input.press('Escape');
+  assert.equal(await item.getByTestId('adapter-name').textContent(), 'diverging');
+  await item.getByTestId('adapter-rename').click();
+  await item.getByTestId('adapter-rename-input').fill('diverged on purpose');
+  await item.getByTestId('adapter-rename-input').press('Enter');
+  await page.locator(`[data-testid="adapter-item"][data-adapter-id="${id}"] [data-testid="adapter-name"]`).filter({ hasText: 'diverged on purpose' }).waitFor({ timeout: 5_000 });
+  assert.equal((await studio.api('adapters.list', {})).find((a) => a.id === id)?.name, 'diverged on purpose');
   assert.deepEqual(errors, []);
 });
