@@ -47,6 +47,7 @@ export function RunProgress({ runId }: { runId: string | null }) {
       <div
         className="bar"
         role="progressbar"
+        aria-label="Training progress"
         aria-valuemin={0}
         aria-valuemax={total}
         aria-valuenow={step}

@@ -197,7 +197,7 @@ function EventLog({ runId }: { runId: string }) {
       <h3>
         Events <span className="count">{count}</span>
       </h3>
-      <div className="event-log" ref={box} data-testid="run-events">
+      <div className="event-log" ref={box} data-testid="run-events" role="log" aria-label="Event log" tabIndex={0}>
         {!events ? (
           <div className="muted">loading…</div>
         ) : events.length === 0 ? (
