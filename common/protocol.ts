@@ -11,7 +11,7 @@ import { z } from 'zod';
 import type { BundleDropoutMode, BundleLaunch, BundleLauncher } from './bundle-launch.ts';
 import type { QuantReport } from './quant-report.ts';
 import type { AdapterDeleteResult, AdaptersDeleteParams, AdaptersRenameParams, RunDeleteResult, RunsDeleteParams, RunsUpdateParams } from './run-info.ts';
-import { DEFAULT_HEALTH_THRESHOLDS, HealthThresholdsSchema, type RunAlert } from './run-health.ts';
+import { DEFAULT_HEALTH_THRESHOLDS, HealthThresholdsSchema, type HealthThresholds, type RunAlert } from './run-health.ts';
 
 // ---------------------------------------------------------------------------------------------------------------
 // Run configuration (validated with zod so every message names the field)
@@ -655,8 +655,8 @@ export interface StudioRequests {
   /** Imports a completed external run's adapter into the Adapters list, checked against the bundle's base model. */
   'external.importAdapter': { params: { id: string; name?: string }; result: AdapterImportResult };
   'settings.get': { params: Record<string, never>; result: StudioSettings };
-  /** Changes some settings; the answer is all of them. */
-  'settings.set': { params: Partial<StudioSettings>; result: StudioSettings };
+  /** Changes some settings (some of the alert thresholds too: the others stay); the answer is all of them. */
+  'settings.set': { params: Partial<Omit<StudioSettings, 'healthAlerts'>> & { healthAlerts?: Partial<HealthThresholds> }; result: StudioSettings };
   'adapters.list': { params: Record<string, never>; result: AdapterSummary[] };
   /** Copy an adapter folder to a destination folder the user chose (Save as…). */
   'adapters.saveAs': { params: { id: string; destination: string }; result: { path: string } };

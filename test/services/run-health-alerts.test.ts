@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { RunConfigInput, StudioEventMessage } from '../../common/protocol.ts';
-import { alertFromEvent, type RunAlert } from '../../common/run-health.ts';
+import { alertFromEvent, DEFAULT_HEALTH_THRESHOLDS, type RunAlert } from '../../common/run-health.ts';
 import { SAMPLE_DATASET_PATH, SAMPLE_MODEL_DIR } from '../../engine/io/sample.ts';
 import { tempStudios } from '../helpers/temp-studio.ts';
 
@@ -24,7 +24,12 @@ function config(diverge: boolean): RunConfigInput {
 
 async function train(name: string, diverge: boolean, enabled = true): Promise<{ pushed: RunAlert[]; stored: RunAlert[] }> {
   const s = services(name);
-  if (!enabled) await s.handle('settings.set', { healthAlerts: { ...(await s.handle('settings.get', {})).healthAlerts, enabled: false } });
+  if (!enabled) {
+    // Some thresholds alone: the others keep their values; a bad one is refused naming it.
+    const after = await s.handle('settings.set', { healthAlerts: { enabled: false } });
+    assert.deepEqual(after.healthAlerts, { ...DEFAULT_HEALTH_THRESHOLDS, enabled: false });
+    await assert.rejects(s.handle('settings.set', { healthAlerts: { lossSpikeFactor: 0.5 } }), /healthAlerts\.lossSpikeFactor|above 1/);
+  }
   const pushed: RunAlert[] = [];
   s.onEvent((m: StudioEventMessage) => {
     if (m.event === 'run.alert') pushed.push(m.data as RunAlert);
