@@ -93,3 +93,10 @@ export function alertFromEvent(e: { id?: number; runId: string; at?: string; ste
   if (e.at !== undefined) alert.at = e.at;
   return alert;
 }
+
+/** A log line as a person reads it: an alert's `[alert:<kind>]` key becomes its title ("Loss spike: …"). */
+export function plainLogMessage(message: string): string {
+  const m = PREFIX.exec(message);
+  if (!m || !(ALERT_KINDS as readonly string[]).includes(m[1])) return message;
+  return `${ALERT_TITLES[m[1] as AlertKind]}: ${message.slice(m[0].length)}`;
+}

@@ -91,6 +91,9 @@ test('a diverging run raises its alert on the live card and as a notification; t
   await page.locator(`[data-testid="runs-row"][data-run-id="${run.id}"] .runs-name`).click();
   const detail = page.getByTestId('run-detail');
   await detail.locator(`[data-testid="run-alert"][data-kind="grad-norm-vanishing"][data-step="${step}"]`).waitFor({ timeout: 15_000 });
+  // The event log holds the alert in plain words: its title, never the internal key.
+  await detail.getByTestId('run-events').getByText(/^Gradient norm vanishing: the gradient norm is 0/).waitFor({ timeout: 10_000 });
+  assert.doesNotMatch((await detail.getByTestId('run-events').textContent()) ?? '', /\[alert:/);
   assert.deepEqual(errors, []);
 });
 

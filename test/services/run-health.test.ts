@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { MetricPoint } from '../../common/protocol.ts';
-import { DEFAULT_HEALTH_THRESHOLDS, alertEventMessage, alertFromEvent, type HealthThresholds } from '../../common/run-health.ts';
+import { DEFAULT_HEALTH_THRESHOLDS, alertEventMessage, alertFromEvent, plainLogMessage, type HealthThresholds } from '../../common/run-health.ts';
 import { RunHealthMonitor, type HealthFinding, type MemorySample } from '../../electron/services/run-health.ts';
 
 /** A small deterministic noise source (so a failure reproduces). */
@@ -146,4 +146,7 @@ test('alerts off: nothing fires; an alert survives the event log round trip', ()
   assert.deepEqual(alertFromEvent({ id: 3, runId: 'r1', at: 'x', step: 12, message: line }), { runId: 'r1', kind: 'loss-spike', step: 12, message: 'the loss is 9', eventId: 3, at: 'x' });
   assert.equal(alertFromEvent({ runId: 'r1', step: 1, message: '[alert:unknown] x' }), null);
   assert.equal(alertFromEvent({ runId: 'r1', step: 1, message: 'checkpoint at step 1' }), null);
+  // The log shows its title, never the key.
+  assert.equal(plainLogMessage(line), 'Loss spike: the loss is 9');
+  assert.equal(plainLogMessage('checkpoint at step 1'), 'checkpoint at step 1');
 });

@@ -2,6 +2,7 @@ import { useMemo } from 'react';
 import { isActive, useRunMetrics, useStudio } from '../stores/studio.ts';
 import { formatCount, formatDuration, formatLoss } from './format.ts';
 import { smoothedTokensPerSecond } from './metric-series.ts';
+import { plainLogMessage } from '../../../common/run-health.ts';
 import { Readout, RunHead } from './run-readouts.tsx';
 import { RunAlerts } from './RunAlerts.tsx';
 
@@ -81,7 +82,7 @@ export function RunProgress({ runId }: { runId: string | null }) {
         </div>
       ) : lastLog && active ? (
         <div className={`log-line log-${lastLog.level}`} data-testid="run-log">
-          {lastLog.message}
+          {plainLogMessage(lastLog.message)}
         </div>
       ) : null}
     </div>

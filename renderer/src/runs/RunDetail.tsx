@@ -15,6 +15,7 @@ import { MetricsCsvButton } from './MetricsCsvButton.tsx';
 import { RunInfoEditor } from './RunInfoEditor.tsx';
 import { TrainAgainButton } from './TrainAgainButton.tsx';
 import { STATE_LABEL, configEntries, formatTime } from './runs-view.ts';
+import { plainLogMessage } from '../../../common/run-health.ts';
 
 /** While a run changes, its history and log are fetched again at most this often. */
 const REFRESH_MS = 1000;
@@ -207,7 +208,7 @@ function EventLog({ runId }: { runId: string }) {
             <div key={e.id} className={`log-row log-${e.level}`}>
               <span className="muted">{formatTime(e.at)}</span>
               <span className="muted">{e.step !== null ? `#${e.step}` : ''}</span>
-              <span>{e.message}</span>
+              <span>{plainLogMessage(e.message)}</span>
             </div>
           ))
         )}
