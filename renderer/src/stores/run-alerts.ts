@@ -6,6 +6,7 @@
 import { create } from 'zustand';
 import type { StudioEventMessage, StudioSettings } from '../../../common/protocol.ts';
 import { ALERT_TITLES, alertFromEvent, type RunAlert } from '../../../common/run-health.ts';
+import { EMPTY_ALERTS, mergeAlerts } from './alerts-merge.ts';
 import { followStudioEvents } from './follow-events.ts';
 import { useStudio } from './studio.ts';
 
@@ -19,16 +20,7 @@ export interface RunAlertsState {
   highlight(runId: string, step: number | null): void;
 }
 
-export const EMPTY_ALERTS: readonly RunAlert[] = [];
-
-/** Adds alerts once each (the same alert comes from the log and as an event), in step order. */
-export function mergeAlerts(existing: readonly RunAlert[], incoming: readonly RunAlert[]): readonly RunAlert[] {
-  const key = (a: RunAlert) => (a.eventId !== undefined ? `#${a.eventId}` : `${a.kind}@${a.step}`);
-  const seen = new Set(existing.map(key));
-  const fresh = incoming.filter((a) => !seen.has(key(a)) && !existing.some((e) => e.kind === a.kind && e.step === a.step));
-  if (fresh.length === 0) return existing;
-  return [...existing, ...fresh].sort((a, b) => a.step - b.step || (a.eventId ?? 0) - (b.eventId ?? 0));
-}
+export { EMPTY_ALERTS };
 
 /** Asks the browser for notifications (call from a click: browsers only ask from a user gesture). */
 export function requestAlertPermission(): void {
