@@ -145,3 +145,21 @@ test('the Adapters list renames an adapter in place: checked as you type, Escape
   assert.equal((await studio.api('adapters.list', {})).find((a) => a.id === id)?.name, 'diverged on purpose');
   assert.deepEqual(errors, []);
 });
+
+test('Settings: the alert thresholds are checked as you type and saved to the services', async () => {
+  await page.getByTestId('settings-open').click();
+  const dialog = page.getByTestId('settings-dialog');
+  await dialog.getByTestId('settings-health').waitFor({ timeout: 10_000 });
+  await dialog.getByTestId('setting-health-lossSpikeFactor').fill('0.5');
+  assert.equal(await dialog.getByTestId('setting-error-health-lossSpikeFactor').textContent(), 'must be above 1');
+  assert.equal(await dialog.getByTestId('settings-save').isDisabled(), true);
+  await dialog.getByTestId('setting-health-lossSpikeFactor').fill('4');
+  await dialog.getByTestId('setting-health-throughputFraction').fill('0.2');
+  await dialog.getByTestId('setting-health-notify').uncheck();
+  await dialog.getByTestId('settings-save').click();
+  await dialog.getByTestId('settings-saved').waitFor({ timeout: 5_000 });
+  const saved = (await studio.api('settings.get', {})).healthAlerts;
+  assert.deepEqual([saved.lossSpikeFactor, saved.throughputFraction, saved.notify, saved.enabled], [4, 0.2, false, true]);
+  await dialog.getByTestId('settings-close').click();
+  assert.deepEqual(errors, []);
+});

@@ -148,13 +148,12 @@ export function SettingsDialog({ onClose }: { onClose(): void }) {
                 />
                 Also as a desktop notification
               </label>
-              {draft.health.enabled ? (
-                <div className="grid-2">
-                  {HEALTH_NUMBER_FIELDS.map((k) => (
-                    <TextSetting key={k} id={`health-${k}`} label={HEALTH_LABELS[k][0]} hint={HEALTH_LABELS[k][1]} value={draft.health[k]} error={errors[`health.${k}`]} onChange={(v) => editHealth(k, v)} />
-                  ))}
-                </div>
-              ) : null}
+              {/* Always shown, even when alerts are off: a value that blocks Save must be where it can be seen. */}
+              <div className="grid-2">
+                {HEALTH_NUMBER_FIELDS.map((k) => (
+                  <TextSetting key={k} id={`health-${k}`} label={HEALTH_LABELS[k][0]} hint={HEALTH_LABELS[k][1]} value={draft.health[k]} error={errors[`health.${k}`]} onChange={(v) => editHealth(k, v)} />
+                ))}
+              </div>
             </fieldset>
             <fieldset>
               <legend>Prometheus</legend>
