@@ -5,7 +5,7 @@
  * as it is constructed); clicking the alert marks its step on the chart; after a reload the alert is still on the
  * run (from its event log), and the run's detail on the Runs page shows it too. Beside its loss: gradient norm,
  * learning rate, loss scale and smoothed tokens/s (the raw value in the tooltip), and a log-scale toggle. Its adapter
- * is renamed in the Adapters list.
+ * is renamed in the Adapters list; the alert thresholds are set in Settings.
  */
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
