@@ -10,7 +10,8 @@
 import { z } from 'zod';
 import type { BundleDropoutMode, BundleLaunch, BundleLauncher } from './bundle-launch.ts';
 import type { QuantReport } from './quant-report.ts';
-import type { AdapterDeleteResult, AdaptersDeleteParams, RunDeleteResult, RunsDeleteParams, RunsUpdateParams } from './run-info.ts';
+import type { AdapterDeleteResult, AdaptersDeleteParams, AdaptersRenameParams, RunDeleteResult, RunsDeleteParams, RunsUpdateParams } from './run-info.ts';
+import { DEFAULT_HEALTH_THRESHOLDS, HealthThresholdsSchema, type HealthThresholds, type RunAlert } from './run-health.ts';
 
 // ---------------------------------------------------------------------------------------------------------------
 // Run configuration (validated with zod so every message names the field)
@@ -268,6 +269,8 @@ export const StudioSettingsSchema = z.object({
   stepTimeoutMinutes: z.number().min(0),
   /** Threads of the cpu backend (its big products are split over them); null: the machine's cores, at most 8. */
   cpuThreads: z.number().int('a whole number of threads').min(1, 'at least 1').max(256, 'at most 256').nullable(),
+  /** Training-health alerts: on/off, their thresholds, and whether they also notify (common/run-health.ts). */
+  healthAlerts: HealthThresholdsSchema,
 });
 export type StudioSettings = z.infer<typeof StudioSettingsSchema>;
 
@@ -281,6 +284,7 @@ export const DEFAULT_STUDIO_SETTINGS: StudioSettings = {
   startupTimeoutMinutes: 30,
   stepTimeoutMinutes: 30,
   cpuThreads: null,
+  healthAlerts: DEFAULT_HEALTH_THRESHOLDS,
 };
 
 /** Bytes a run will need at its peak, by part ('runs.estimateMemory'; engine/train/memory-estimate.ts). */
@@ -607,8 +611,13 @@ export interface PlaygroundOutput {
   /** Everything generated so far (prompt excluded, special tokens skipped). */
   text: string;
   tokens: number;
-  /** New tokens per second so far, the prompt's prefill included in the time; null before the first. */
+  /**
+   * Decode speed: tokens after the first per second since the first came (the first token comes out of the prompt's
+   * prefill, whose time is prefillMs); null until a second token exists.
+   */
   tokensPerSecond: number | null;
+  /** Milliseconds from the start to the first token: the prompt's prefill (and that token's sampling); null before it. */
+  prefillMs: number | null;
   /** Set on the variant's last update: why it stopped. */
   stop: 'eos' | 'length' | 'cancelled' | null;
 }
@@ -678,8 +687,8 @@ export interface StudioRequests {
   /** Imports a completed external run's adapter into the Adapters list, checked against the bundle's base model. */
   'external.importAdapter': { params: { id: string; name?: string }; result: AdapterImportResult };
   'settings.get': { params: Record<string, never>; result: StudioSettings };
-  /** Changes some settings; the answer is all of them. */
-  'settings.set': { params: Partial<StudioSettings>; result: StudioSettings };
+  /** Changes some settings (some of the alert thresholds too: the others stay); the answer is all of them. */
+  'settings.set': { params: Partial<Omit<StudioSettings, 'healthAlerts'>> & { healthAlerts?: Partial<HealthThresholds> }; result: StudioSettings };
   'adapters.list': { params: Record<string, never>; result: AdapterSummary[] };
   /** Copy an adapter folder to a destination folder the user chose (Save as…). */
   'adapters.saveAs': { params: { id: string; destination: string }; result: { path: string } };
@@ -696,6 +705,8 @@ export interface StudioRequests {
   'adapters.import': { params: { path: string; modelPath?: string; name?: string }; result: AdapterImportResult };
   /** Removes an adapter's folder and its database row (dryRun: only measures it); the list comes as 'adapters.changed'. */
   'adapters.delete': { params: AdaptersDeleteParams; result: AdapterDeleteResult };
+  /** A new display name for an adapter (common/run-info.ts AdaptersRenameParamsSchema); others see 'adapters.changed'. */
+  'adapters.rename': { params: AdaptersRenameParams; result: AdapterSummary };
   /** Electron only: start a native drag of the adapter folder. */
   'adapters.startDrag': { params: { id: string }; result: { path: string } };
   /** Electron only: native pickers. */
@@ -771,6 +782,7 @@ export const STUDIO_METHODS = [
   'runs.update',
   'runs.delete',
   'adapters.delete',
+  'adapters.rename',
 ] as const satisfies readonly StudioMethod[];
 
 // Compile-time proof that STUDIO_METHODS lists every method.
@@ -797,6 +809,8 @@ export interface StudioEvents {
   'run.metrics': { runId: string; points: MetricPoint[]; truncatedAfter?: number };
   /** A line of the run's event log; `id`/`at`/`step` are set for lines kept in the database ('runs.events'). */
   'run.log': { runId: string; level: 'info' | 'warn' | 'error'; message: string; id?: number; at?: string; step?: number | null };
+  /** A training-health alert (common/run-health.ts); it is also a 'warn' line of the run's event log. */
+  'run.alert': RunAlert;
   'settings.changed': StudioSettings;
   'adapters.changed': AdapterSummary[];
   'quant.progress': QuantProgress;

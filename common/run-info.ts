@@ -61,6 +61,17 @@ export type RunsDeleteParams = z.input<typeof RunsDeleteParamsSchema>;
 export const AdaptersDeleteParamsSchema = z.object({ id, dryRun: z.boolean().optional() });
 export type AdaptersDeleteParams = z.input<typeof AdaptersDeleteParamsSchema>;
 
+/** An adapter's display name (the Adapters list, Save as… folder names): the folder and its id stay as they are. */
+export const AdapterNameSchema = z
+  .string({ message: 'the adapter name must be text' })
+  .trim()
+  .min(1, 'the adapter name cannot be empty')
+  .max(RUN_NAME_MAX, `the adapter name must be at most ${RUN_NAME_MAX} characters`);
+
+/** 'adapters.rename': gives an adapter a new display name; the list comes as 'adapters.changed'. */
+export const AdaptersRenameParamsSchema = z.object({ id, name: AdapterNameSchema });
+export type AdaptersRenameParams = z.input<typeof AdaptersRenameParamsSchema>;
+
 /** What deleting a run frees (or would free, with dryRun). */
 export interface RunDeleteResult {
   id: string;

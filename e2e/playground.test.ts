@@ -96,7 +96,7 @@ test('playground: an adapter from a run answers its own prompt format, side by s
   assert.notEqual(expected.adapter, expected.base, 'training changed the answer');
   for (const v of ['adapter', 'base'] as const) {
     assert.equal((await page.getByTestId(`pg-text-${v}`).textContent()) ?? '', expected[v], `${v} answer`);
-    assert.match(await page.getByTestId(`pg-stats-${v}`).innerText(), /\d+ tokens? · [\d.]+ tok\/s · (reached max new tokens|ended by the model)/);
+    assert.match(await page.getByTestId(`pg-stats-${v}`).innerText(), /\d+ tokens? · [\d.]+ tok\/s decode · prefill [\d.]+ ms \([\d.]+ tok\/s\) · (reached max new tokens|ended by the model)/);
   }
   assert.match(await page.getByTestId('pg-job-line').innerText(), new RegExp(`^${formatted.ids.length} prompt tokens · cpu`));
   await page.locator('.pg-prompt-text summary').click();

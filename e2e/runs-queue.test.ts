@@ -83,7 +83,7 @@ async function checkRunChart(page: Page, run: RunSummary, steps: number): Promis
     undefined,
     { timeout: 10_000 },
   ).catch(async () => assert.fail(`${run.name}: chart shows ${await counter.textContent()} points, expected ${steps}`));
-  const vertices = (await page.evaluate(lineVertices(`[data-testid="run-detail"][data-run-id="${run.id}"] .recharts-line-curve`))) as number[];
+  const vertices = (await page.evaluate(lineVertices(`[data-testid="run-detail"][data-run-id="${run.id}"] [data-testid="loss-chart"] .recharts-line-curve`))) as number[];
   assert.deepEqual(vertices, [steps], `${run.name}: one loss line through all ${steps} steps`);
   const stored = await studio.api('runs.metrics', { id: run.id });
   assert.deepEqual(stored.map((p) => p.step), Array.from({ length: steps }, (_, i) => i + 1), `${run.name}: the services hold steps 1..${steps} once each`);

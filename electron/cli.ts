@@ -12,6 +12,7 @@ import { registerQuant } from './cli/quant.ts';
 import { registerRuns } from './cli/runs.ts';
 import { registerBundle } from './cli/bundle.ts';
 import { registerModels } from './cli/models.ts';
+import { registerAdapters } from './cli/adapters.ts';
 
 export async function runCli(argv: string[]): Promise<void> {
   const program = new Command();
@@ -25,5 +26,6 @@ export async function runCli(argv: string[]): Promise<void> {
   registerRuns(program);
   registerBundle(program);
   registerModels(program);
+  registerAdapters(program);
   await program.parseAsync(argv);
 }

@@ -6,6 +6,8 @@
 import { closeSync, cpSync, existsSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync } from 'node:fs';
 import { basename, isAbsolute, join } from 'node:path';
 import type { AdapterSummary } from '../../common/protocol.ts';
+import { AdapterNameSchema } from '../../common/run-info.ts';
+import type { StudioDb } from './db.ts';
 import { StudioError } from './errors.ts';
 import type { StudioHome } from './home.ts';
 import { isSafeId } from './ids.ts';
@@ -181,6 +183,25 @@ export class AdapterStore {
     return bytes;
   }
 
+  /** A new display name, kept in adapters/<id>.json (the folder and the id stay); the name is trimmed by the caller's schema. */
+  rename(id: string, name: string): AdapterSummary {
+    const before = this.get(id);
+    const file = join(this.dir, `${id}.json`);
+    let meta: Record<string, unknown> = {};
+    try {
+      meta = readJsonObject(file);
+    } catch {
+      // Copied in by hand (no studio file yet) or a broken one: it is written whole from the summary.
+    }
+    const next: AdapterMeta = { id, name, runId: before.runId, createdAt: before.createdAt, ...(before.importedFrom ? { importedFrom: before.importedFrom } : {}) };
+    try {
+      writeFileAtomic(file, `${JSON.stringify({ ...meta, ...next }, null, 2)}\n`);
+    } catch (e) {
+      throw new StudioError({ message: `cannot write ${file}: ${e instanceof Error ? e.message : String(e)}`, field: 'name' });
+    }
+    return this.get(id);
+  }
+
   /** The adapter outlives its run (the run was deleted): it no longer points at it. */
   forgetRun(id: string): void {
     const file = join(this.dir, `${id}.json`);
@@ -224,4 +245,17 @@ export class AdapterStore {
       ...(typeof meta.importedFrom === 'string' ? { importedFrom: meta.importedFrom } : {}),
     };
   }
+}
+
+/**
+ * Renames an adapter everywhere the studio keeps its name: adapters/<id>.json (what the list reads) and its database
+ * row, when it has one. `name` is checked here too (trimmed, not empty, not too long) so every caller refuses alike.
+ */
+export function renameAdapter(db: Pick<StudioDb, 'listAdapters' | 'upsertAdapter'>, adapters: AdapterStore, id: string, name: string): AdapterSummary {
+  const parsed = AdapterNameSchema.safeParse(name);
+  if (!parsed.success) throw new StudioError({ message: parsed.error.issues[0]?.message ?? 'the adapter name is not valid', field: 'name' });
+  const renamed = adapters.rename(id, parsed.data);
+  const row = db.listAdapters().find((a) => a.id === id);
+  if (row) db.upsertAdapter({ ...row, name: renamed.name, summary: renamed });
+  return renamed;
 }

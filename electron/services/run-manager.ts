@@ -44,6 +44,8 @@ import { isTerminal, RunWatchdog, type WatchdogPhase } from './run-state.ts';
 import { RunStore } from './run-store.ts';
 import { deletedMessage, deleteRun, uniqueRunName, updateRunInfo } from './run-catalog.ts';
 import { timeoutsOf } from './settings.ts';
+import { processMemory, RunHealthMonitor } from './run-health.ts';
+import { alertEventMessage, alertFromEvent } from '../../common/run-health.ts';
 import { deleteRefusal, generatedRunName, type RunDeleteResult } from '../../common/run-info.ts';
 
 /** What the run manager needs from an engine worker (engine/engine-host.ts provides it). */
@@ -106,6 +108,10 @@ interface ActiveRun {
   runFile: string | null;
   finished: boolean;
   lastStep: number;
+  /** The training-health detector (run-health.ts), fed every point. */
+  health: RunHealthMonitor;
+  /** Alerts already in the event log (kind@step): a step trained again after a resume does not repeat them. */
+  alerted: Set<string>;
   done: Promise<void>;
   resolveDone: () => void;
 }
@@ -429,6 +435,8 @@ export class RunManager {
       runFile: null,
       finished: false,
       lastStep: run.step,
+      health: new RunHealthMonitor(this.opts.settings().healthAlerts),
+      alerted: new Set(),
       done,
       resolveDone,
     };
@@ -543,6 +551,7 @@ export class RunManager {
       patch.resumeCount = this.require(active.id).resumeCount + 1;
       this.event(active.id, 'info', `resumed from the checkpoint at step ${k}${dropped > 0 ? `; ${dropped} later step${dropped === 1 ? ' is' : 's are'} trained again` : ''}`, k);
     }
+    this.restartHealth(active);
     const last = this.db.metrics(active.id).at(-1);
     if (last) patch.lastLoss = Number.isFinite(last.loss) ? last.loss : null;
     this.announce(this.db.updateRun(active.id, patch));
@@ -570,10 +579,35 @@ export class RunManager {
     active.lastStep = point.step;
     active.watchdog.kick(point.step);
     this.opts.exporter?.observe({ id: active.id, name: active.name }, point, active.totalSteps);
+    this.checkHealth(active, point);
     active.pending.push(point);
     active.recent.push(point);
     if (active.recent.length > ETA_WINDOW) active.recent.shift();
     if (!active.flushTimer) active.flushTimer = setTimeout(() => this.flush(active), this.opts.flushMs);
+  }
+
+  /** A (re)started engine: the detector learns the stored curve again, silently, and which alerts were raised. */
+  private restartHealth(active: ActiveRun): void {
+    active.health = new RunHealthMonitor(this.opts.settings().healthAlerts);
+    for (const p of this.db.metrics(active.id)) active.health.observe(p);
+    active.alerted = new Set(this.db.events(active.id).flatMap((e) => {
+      const a = alertFromEvent(e);
+      return a ? [`${a.kind}@${a.step}`] : [];
+    }));
+  }
+
+  /** Training-health alerts: kept as 'warn' lines of the event log and pushed as 'run.alert'. */
+  private checkHealth(active: ActiveRun, point: MetricPoint): void {
+    active.health.setThresholds(this.opts.settings().healthAlerts);
+    for (const f of active.health.observe(point, processMemory())) {
+      const key = `${f.kind}@${f.step}`;
+      if (active.alerted.has(key)) continue;
+      active.alerted.add(key);
+      const message = alertEventMessage(f.kind, f.message);
+      const e = this.db.addEvent(active.id, 'warn', message, f.step);
+      this.opts.emit('run.log', { runId: active.id, level: 'warn', message, id: e.id, at: e.at, step: f.step });
+      this.opts.emit('run.alert', { runId: active.id, kind: f.kind, step: f.step, message: f.message, eventId: e.id, at: e.at });
+    }
   }
 
   /** Pushes the batched points and the run's new summary (step, loss, tokens/s, ETA). */

@@ -40,7 +40,11 @@ export class SettingsStore {
       const unknown = Object.keys(patch).filter((k) => !(KEYS as readonly string[]).includes(k));
       if (unknown.length > 0) throw StudioError.fields(unknown.map((k) => ({ field: k, message: `unknown setting: ${JSON.stringify(k)}` })));
     }
-    const parsed = StudioSettingsSchema.partial().strict().safeParse(patch ?? {});
+    // The alert thresholds are one setting holding several: a patch may change some of them, the rest stay.
+    const input = patch as Record<string, unknown> | null | undefined;
+    const health = input?.healthAlerts;
+    const merged = typeof health === 'object' && health !== null && !Array.isArray(health) ? { ...input, healthAlerts: { ...this.get().healthAlerts, ...health } } : input;
+    const parsed = StudioSettingsSchema.partial().strict().safeParse(merged ?? {});
     if (!parsed.success) throw StudioError.fields(parsed.error.issues.map((i) => ({ field: i.path.join('.') || 'settings', message: i.code === 'unrecognized_keys' ? `unknown setting: ${i.message}` : i.message })));
     this.db.tx(() => {
       for (const [key, value] of Object.entries(parsed.data)) if (value !== undefined) this.db.setSetting(PREFIX + key, value);

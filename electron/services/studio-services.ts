@@ -20,7 +20,7 @@ import {
   type StudioMethod,
   type StudioResult,
 } from '../../common/protocol.ts';
-import { AdaptersDeleteParamsSchema, RunsDeleteParamsSchema, RunsUpdateParamsSchema } from '../../common/run-info.ts';
+import { AdaptersDeleteParamsSchema, AdaptersRenameParamsSchema, RunsDeleteParamsSchema, RunsUpdateParamsSchema } from '../../common/run-info.ts';
 import { startEngine } from '../../engine/engine-host.ts';
 import { discoverModels } from '../../engine/io/model-discovery.ts';
 import { readModelConfig } from '../../engine/io/model-source.ts';
@@ -29,7 +29,7 @@ import { nativeStatus } from '../../engine/backend/cpu/native.ts';
 import { configuredThreads, cpuThreadsEnv } from '../../engine/backend/cpu/thread-pool.ts';
 import { exportAdapterGguf, LORA_GGUF_DTYPES } from '../../engine/quant/gguf-lora.ts';
 import { ensureSample } from '../../engine/io/sample.ts';
-import { AdapterStore, safeFileName } from './adapter-store.ts';
+import { AdapterStore, renameAdapter, safeFileName } from './adapter-store.ts';
 import { checkAllowedPaths, webAllowedRoots } from './allowed-roots.ts';
 import { importAdapter } from './adapter-import.ts';
 import { EXPORT_BUNDLE_PARAMS, exportRunBundle, type BundleWorkerHandle } from './bundle-export.ts';
@@ -123,6 +123,7 @@ const schemas = {
   'runs.update': RunsUpdateParamsSchema,
   'runs.delete': RunsDeleteParamsSchema,
   'adapters.delete': AdaptersDeleteParamsSchema,
+  'adapters.rename': AdaptersRenameParamsSchema,
   'runs.events': z.object({ id, afterId: z.number().int().min(0).optional() }),
   'runs.history': z.object({ id }),
   'runs.estimateMemory': z.object({
@@ -341,6 +342,12 @@ export function createStudioServices(options: StudioServicesOptions): StudioServ
       const result = deleteAdapter(db, adapters, p.id, p.dryRun ? { dryRun: true } : {});
       if (result.deleted) emit('adapters.changed', adapters.list());
       return result;
+    },
+    'adapters.rename': async (raw) => {
+      const p = parseParams('adapters.rename', raw);
+      const renamed = renameAdapter(db, adapters, p.id, p.name);
+      emit('adapters.changed', adapters.list());
+      return renamed;
     },
     'runs.events': async (raw) => {
       const p = parseParams('runs.events', raw);

@@ -99,16 +99,19 @@ export class PlaygroundEngine {
     const interval = hooks.intervalMs ?? 50;
     for (const variant of variants) {
       if (hooks.cancelled()) {
-        hooks.output({ variant, text: '', tokens: 0, tokensPerSecond: null, stop: 'cancelled' });
+        hooks.output({ variant, text: '', tokens: 0, tokensPerSecond: null, prefillMs: null, stop: 'cancelled' });
         continue;
       }
       const ids: number[] = [];
       const t0 = performance.now();
+      // The first token comes out of the prefill; decode speed counts only the tokens after it, over their own time.
+      let tFirst: number | null = null;
       let lastSent = -Infinity;
       let stopped = false;
       const send = (stop: PlaygroundOutput['stop']): void => {
-        const s = (performance.now() - t0) / 1000;
-        hooks.output({ variant, text: tokenizer.decode(ids, { skipSpecialTokens: true }), tokens: ids.length, tokensPerSecond: ids.length > 0 && s > 0 ? ids.length / s : null, stop });
+        const decodeS = tFirst !== null ? (performance.now() - tFirst) / 1000 : 0;
+        const tokensPerSecond = ids.length > 1 && decodeS > 0 ? (ids.length - 1) / decodeS : null;
+        hooks.output({ variant, text: tokenizer.decode(ids, { skipSpecialTokens: true }), tokens: ids.length, tokensPerSecond, prefillMs: tFirst !== null ? tFirst - t0 : null, stop });
       };
       const opts: GenerateOptions = {
         maxNewTokens: req.maxNewTokens,
@@ -118,6 +121,7 @@ export class PlaygroundEngine {
         eosTokenIds: prompt.stopIds,
         onToken: (id) => {
           ids.push(id);
+          tFirst ??= performance.now();
           if (hooks.cancelled()) {
             stopped = true;
             return false;

@@ -22,7 +22,10 @@ test('parseSettings: the defaults are valid; each bad value is reported on its o
 
 test('describeOutput: count, speed and why it stopped', () => {
   assert.equal(describeOutput({ tokens: 1, tokensPerSecond: null, stop: null }), '1 token');
-  assert.equal(describeOutput({ tokens: 12, tokensPerSecond: 35.24, stop: 'eos' }), '12 tokens · 35.2 tok/s · ended by the model');
-  assert.equal(describeOutput({ tokens: 300, tokensPerSecond: 1234.5, stop: 'length' }), '300 tokens · 1235 tok/s · reached max new tokens');
-  assert.equal(describeOutput({ tokens: 3, tokensPerSecond: 2, stop: 'cancelled' }), '3 tokens · 2.0 tok/s · stopped');
+  assert.equal(describeOutput({ tokens: 12, tokensPerSecond: 35.24, stop: 'eos' }), '12 tokens · 35.2 tok/s decode · ended by the model');
+  assert.equal(describeOutput({ tokens: 300, tokensPerSecond: 1234.5, stop: 'length' }), '300 tokens · 1235 tok/s decode · reached max new tokens');
+  assert.equal(describeOutput({ tokens: 3, tokensPerSecond: 2, stop: 'cancelled' }), '3 tokens · 2.0 tok/s decode · stopped');
+  // Prefill is its own figure: 40 prompt tokens in 250 ms = 160 tok/s; a 1-token answer has no decode speed.
+  assert.equal(describeOutput({ tokens: 2, tokensPerSecond: 50, prefillMs: 250, stop: 'length' }, 40), '2 tokens · 50.0 tok/s decode · prefill 250 ms (160 tok/s) · reached max new tokens');
+  assert.equal(describeOutput({ tokens: 1, tokensPerSecond: null, prefillMs: 12.34, stop: 'length' }), '1 token · prefill 12.3 ms · reached max new tokens');
 });

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { DEFAULT_STUDIO_SETTINGS, StudioSettingsSchema, type StudioSettings } from '../../common/protocol.ts';
-import { checkDraft, DEFAULT_PROMETHEUS_PORT, draftOf } from '../../renderer/src/runs/settings-form.ts';
+import { checkDraft, DEFAULT_PROMETHEUS_PORT, draftOf, type DraftErrorKey } from '../../renderer/src/runs/settings-form.ts';
 
 const settingsArb: fc.Arbitrary<StudioSettings> = fc.record({
   checkpointEverySteps: fc.integer({ min: 0, max: 10_000_000 }),
@@ -19,6 +19,19 @@ const settingsArb: fc.Arbitrary<StudioSettings> = fc.record({
   startupTimeoutMinutes: fc.constant(30),
   stepTimeoutMinutes: fc.constant(30),
   cpuThreads: fc.option(fc.integer({ min: 1, max: 256 }), { nil: null }),
+  healthAlerts: fc.record({
+    enabled: fc.boolean(),
+    lossSpikeFactor: fc.double({ min: 1.01, max: 1000, noNaN: true }),
+    spikeSteps: fc.integer({ min: 1, max: 1000 }),
+    skippedStepsIn20: fc.integer({ min: 1, max: 20 }),
+    lossScaleBelow: fc.double({ min: 1e-6, max: 1e6, noNaN: true }),
+    gradNormFactor: fc.double({ min: 1.01, max: 1e6, noNaN: true }),
+    gradNormBelow: fc.double({ min: 0, max: 1, noNaN: true }),
+    overfitEvaluations: fc.integer({ min: 1, max: 100 }),
+    throughputFraction: fc.double({ min: 0.001, max: 0.999, noNaN: true }),
+    memoryFraction: fc.double({ min: 0.01, max: 1, noNaN: true }),
+    notify: fc.boolean(),
+  }),
 });
 
 test('draftOf → checkDraft gives back the settings, as a patch the services accept', () => {
@@ -33,6 +46,7 @@ test('draftOf → checkDraft gives back the settings, as a patch the services ac
         maxConcurrentRunsPerDevice: s.maxConcurrentRunsPerDevice,
         prometheusPort: s.prometheusPort,
         cpuThreads: s.cpuThreads,
+        healthAlerts: { ...s.healthAlerts },
       });
       assert.ok(StudioSettingsSchema.partial().strict().safeParse(r.patch).success);
     }),
@@ -52,7 +66,7 @@ test('the defaults: auto-resume on, one run per device, Prometheus off (offered 
 
 test('bad values are refused on their own field, with the words of the schema', () => {
   const d = draftOf(DEFAULT_STUDIO_SETTINGS);
-  const cases: [Partial<typeof d>, keyof typeof d, RegExp][] = [
+  const cases: [Partial<typeof d>, DraftErrorKey, RegExp][] = [
     [{ checkpointEverySteps: '-1' }, 'checkpointEverySteps', /cannot be negative/],
     [{ checkpointEverySteps: '2.5' }, 'checkpointEverySteps', /whole number/],
     [{ checkpointEverySteps: '' }, 'checkpointEverySteps', /must be a number/],
@@ -64,6 +78,11 @@ test('bad values are refused on their own field, with the words of the schema', 
     [{ cpuThreads: '1.5' }, 'cpuThreads', /whole number of threads/],
     [{ cpuThreads: 'all' }, 'cpuThreads', /must be a number/],
     [{ prometheusOn: true, prometheusPort: '0' }, 'prometheusPort', /ports start at 1/],
+    [{ health: { ...d.health, lossSpikeFactor: '1' } }, 'health.lossSpikeFactor', /above 1/],
+    [{ health: { ...d.health, spikeSteps: '0' } }, 'health.spikeSteps', /at least 1/],
+    [{ health: { ...d.health, throughputFraction: '1.5' } }, 'health.throughputFraction', /below 1/],
+    [{ health: { ...d.health, memoryFraction: 'lots' } }, 'health.memoryFraction', /must be a number/],
+    [{ health: { ...d.health, skippedStepsIn20: '21' } }, 'health.skippedStepsIn20', /at most 20/],
   ];
   for (const [change, field, why] of cases) {
     const r = checkDraft({ ...d, ...change });

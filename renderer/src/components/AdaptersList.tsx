@@ -4,6 +4,7 @@ import { errorInfo } from '../client/transport.ts';
 import { usePlayground } from '../playground/playground-store.ts';
 import { usePage } from '../stores/page.ts';
 import { useStudio } from '../stores/studio.ts';
+import { AdapterName } from './AdapterName.tsx';
 import { DeleteAdapterButton } from './DeleteAdapterButton.tsx';
 import { ErrorNote } from './ErrorNote.tsx';
 import { formatBytes } from './format.ts';
@@ -81,9 +82,7 @@ function AdapterItem({ adapter }: { adapter: AdapterSummary }) {
         ⠿
       </div>
       <div className="adapter-body">
-        <div className="adapter-name" data-testid="adapter-name">
-          {adapter.name}
-        </div>
+        <AdapterName adapter={adapter} />
         <div className="muted adapter-meta">
           r {adapter.r} · α {adapter.alpha} · {adapter.targets.join(', ')} · {formatBytes(adapter.sizeBytes)}
         </div>

@@ -1,7 +1,10 @@
 import { useMemo } from 'react';
 import { isActive, useRunMetrics, useStudio } from '../stores/studio.ts';
 import { formatCount, formatDuration, formatLoss } from './format.ts';
+import { smoothedTokensPerSecond } from './metric-series.ts';
+import { plainLogMessage } from '../../../common/run-health.ts';
 import { Readout, RunHead } from './run-readouts.tsx';
+import { RunAlerts } from './RunAlerts.tsx';
 
 export function RunProgress({ runId }: { runId: string | null }) {
   const run = useStudio((s) => (runId ? s.runs[runId] : undefined));
@@ -26,7 +29,9 @@ export function RunProgress({ runId }: { runId: string | null }) {
   const fraction = run.state === 'completed' ? 1 : step / total;
   const last = points.length ? points[points.length - 1] : null;
   const first = points.length ? points[0] : null;
-  const tokensPerSecond = run.tokensPerSecond ?? last?.tokensPerSecond ?? null;
+  // Smoothed (EMA over ~10 steps): the raw value jumps with each batch's length; it stays in the tooltip.
+  const rawTokensPerSecond = run.tokensPerSecond ?? last?.tokensPerSecond ?? null;
+  const tokensPerSecond = smoothedTokensPerSecond(points) ?? rawTokensPerSecond;
   const active = isActive(run);
 
   return (
@@ -43,6 +48,7 @@ export function RunProgress({ runId }: { runId: string | null }) {
       <div
         className="bar"
         role="progressbar"
+        aria-label="Training progress"
         aria-valuemin={0}
         aria-valuemax={total}
         aria-valuenow={step}
@@ -53,7 +59,12 @@ export function RunProgress({ runId }: { runId: string | null }) {
       <div className="readouts">
         <Readout label="Step" testId="run-step" value={`${run.step} / ${run.totalSteps}`} />
         <Readout label="ETA" testId="run-eta" value={active && connected ? formatDuration(run.etaMs) : '—'} />
-        <Readout label="Tokens/s" testId="run-tokens-per-second" value={tokensPerSecond !== null ? formatCount(tokensPerSecond) : '—'} />
+        <Readout
+          label="Tokens/s"
+          testId="run-tokens-per-second"
+          value={tokensPerSecond !== null ? formatCount(tokensPerSecond) : '—'}
+          title={rawTokensPerSecond !== null ? `smoothed over the last ~10 steps; this step: ${formatCount(rawTokensPerSecond)} tokens/s` : undefined}
+        />
         <Readout label="First loss" testId="run-first-loss" value={formatLoss(first?.loss)} />
         <Readout label="Loss" testId="run-last-loss" value={formatLoss(run.lastLoss ?? last?.loss)} />
         <Readout label="LR" testId="run-lr" value={last ? last.learningRate.toExponential(1) : '—'} />
@@ -64,13 +75,14 @@ export function RunProgress({ runId }: { runId: string | null }) {
           </>
         ) : null}
       </div>
+      <RunAlerts runId={run.id} />
       {run.error ? (
         <div className="note note-error" data-testid="run-error" role="alert">
           {run.error}
         </div>
       ) : lastLog && active ? (
         <div className={`log-line log-${lastLog.level}`} data-testid="run-log">
-          {lastLog.message}
+          {plainLogMessage(lastLog.message)}
         </div>
       ) : null}
     </div>

@@ -8,20 +8,25 @@ import { tickDecimals } from './loss-ticks.ts';
 
 export const LOSS_CHART_MARGIN = { top: 8, right: 16, bottom: 4, left: 0 };
 
-/** Goes inside a recharts LineChart whose rows have a numeric `step`. */
-export function LossAxes({ xMax, yTicks }: { xMax: number; yTicks: number[] }) {
+/**
+ * Goes inside a recharts LineChart whose rows have a numeric `step`. With `log`, the loss axis is logarithmic
+ * (recharts' own ticks; the rows must hold no value ≤ 0, metric-series.ts positiveOrNull).
+ */
+export function LossAxes({ xMax, yTicks, log = false }: { xMax: number; yTicks: number[]; log?: boolean }) {
   const decimals = tickDecimals(yTicks);
   return (
     <>
       <CartesianGrid stroke="var(--grid)" strokeDasharray="3 3" />
       <XAxis dataKey="step" type="number" domain={[0, xMax]} allowDecimals={false} stroke="var(--muted)" tick={{ fontSize: 11 }} />
       <YAxis
-        domain={[yTicks[0], yTicks[yTicks.length - 1]]}
-        ticks={yTicks}
+        scale={log ? 'log' : 'auto'}
+        domain={log ? ['dataMin', 'dataMax'] : [yTicks[0], yTicks[yTicks.length - 1]]}
+        ticks={log ? undefined : yTicks}
+        allowDataOverflow={log}
         stroke="var(--muted)"
         tick={{ fontSize: 11 }}
         width={52}
-        tickFormatter={(v: number) => v.toFixed(decimals)}
+        tickFormatter={(v: number) => (log ? String(Number(v.toPrecision(2))) : v.toFixed(decimals))}
       />
       <Tooltip
         isAnimationActive={false}

@@ -28,9 +28,10 @@ export function RunHead({ run, stateTestId, children }: { run: RunSummary; state
   );
 }
 
-export function Readout({ label, value, testId }: { label: string; value: string; testId?: string }) {
+/** `title`: more about the value on hover (e.g. the raw value behind a smoothed one). */
+export function Readout({ label, value, testId, title }: { label: string; value: string; testId?: string; title?: string }) {
   return (
-    <div className="readout">
+    <div className="readout" title={title}>
       <div className="readout-label">{label}</div>
       <div className="readout-value" data-testid={testId}>
         {value}

@@ -311,7 +311,7 @@ function Answers() {
               {waiting || (o && !o.stop) ? <span className="pg-caret" aria-hidden="true" /> : null}
             </div>
             <div className="muted pg-answer-stats" data-testid={`pg-stats-${v}`}>
-              {o ? describeOutput(o) : waiting ? 'waiting…' : ''}
+              {o ? describeOutput(o, started.promptTokens) : waiting ? 'waiting…' : ''}
             </div>
           </section>
         );

@@ -43,10 +43,22 @@ export function parseSettings(t: TypedSettings): { values: ParsedSettings | null
   return { values: { maxNewTokens, temperature, topP, seed }, errors };
 }
 
-/** "12 tokens · 35.2 tok/s · stopped at end of turn". */
-export function describeOutput(o: { tokens: number; tokensPerSecond: number | null; stop: 'eos' | 'length' | 'cancelled' | null }): string {
+function rate(v: number): string {
+  return v >= 100 ? v.toFixed(0) : v.toFixed(1);
+}
+
+/**
+ * "12 tokens · 35.2 tok/s decode · prefill 120 ms (150 tok/s) · ended by the model": the decode speed counts only the
+ * generated tokens after the first; the prompt's prefill is its own figure (with its speed when the prompt's length
+ * is known).
+ */
+export function describeOutput(o: { tokens: number; tokensPerSecond: number | null; prefillMs?: number | null; stop: 'eos' | 'length' | 'cancelled' | null }, promptTokens?: number): string {
   const parts = [`${o.tokens} token${o.tokens === 1 ? '' : 's'}`];
-  if (o.tokensPerSecond !== null) parts.push(`${o.tokensPerSecond >= 100 ? o.tokensPerSecond.toFixed(0) : o.tokensPerSecond.toFixed(1)} tok/s`);
+  if (o.tokensPerSecond !== null) parts.push(`${rate(o.tokensPerSecond)} tok/s decode`);
+  if (o.prefillMs !== undefined && o.prefillMs !== null) {
+    const ms = o.prefillMs >= 100 ? o.prefillMs.toFixed(0) : o.prefillMs.toFixed(1);
+    parts.push(`prefill ${ms} ms${promptTokens !== undefined && promptTokens > 0 && o.prefillMs > 0 ? ` (${rate(promptTokens / (o.prefillMs / 1000))} tok/s)` : ''}`);
+  }
   if (o.stop === 'eos') parts.push('ended by the model');
   else if (o.stop === 'length') parts.push('reached max new tokens');
   else if (o.stop === 'cancelled') parts.push('stopped');

@@ -5,6 +5,7 @@ import { ExportBundleButton } from '../components/ExportBundleDialog.tsx';
 import { formatBytes, formatCount, formatDuration, formatLoss } from '../components/format.ts';
 import { LossChart } from '../components/LossChart.tsx';
 import { Readout, RunHead } from '../components/run-readouts.tsx';
+import { RunAlerts } from '../components/RunAlerts.tsx';
 import { usePlayground } from '../playground/playground-store.ts';
 import { usePage } from '../stores/page.ts';
 import { isActive, useStudio } from '../stores/studio.ts';
@@ -14,6 +15,7 @@ import { MetricsCsvButton } from './MetricsCsvButton.tsx';
 import { RunInfoEditor } from './RunInfoEditor.tsx';
 import { TrainAgainButton } from './TrainAgainButton.tsx';
 import { STATE_LABEL, configEntries, formatTime } from './runs-view.ts';
+import { plainLogMessage } from '../../../common/run-health.ts';
 
 /** While a run changes, its history and log are fetched again at most this often. */
 const REFRESH_MS = 1000;
@@ -47,6 +49,7 @@ export function RunDetail({ runId }: { runId: string }) {
       </RunHead>
       <Readouts run={run} />
       {run.error ? <ErrorNote error={{ message: run.error }} testId="run-detail-error" /> : null}
+      <RunAlerts runId={run.id} />
       <LossChart runId={run.id} />
       <RunInfoEditor run={run} />
       <div className="run-detail-grid">
@@ -195,7 +198,7 @@ function EventLog({ runId }: { runId: string }) {
       <h3>
         Events <span className="count">{count}</span>
       </h3>
-      <div className="event-log" ref={box} data-testid="run-events">
+      <div className="event-log" ref={box} data-testid="run-events" role="log" aria-label="Event log" tabIndex={0}>
         {!events ? (
           <div className="muted">loading…</div>
         ) : events.length === 0 ? (
@@ -205,7 +208,7 @@ function EventLog({ runId }: { runId: string }) {
             <div key={e.id} className={`log-row log-${e.level}`}>
               <span className="muted">{formatTime(e.at)}</span>
               <span className="muted">{e.step !== null ? `#${e.step}` : ''}</span>
-              <span>{e.message}</span>
+              <span>{plainLogMessage(e.message)}</span>
             </div>
           ))
         )}

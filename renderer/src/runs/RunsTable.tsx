@@ -101,7 +101,7 @@ export function RunsTable() {
                   {run.resumeCount ? <span className="muted runs-resumed" title="times it continued from a checkpoint"> ↻{run.resumeCount}</span> : null}
                 </td>
                 <td className="runs-col-progress">
-                  <div className="bar" role="progressbar" aria-valuemin={0} aria-valuemax={run.totalSteps} aria-valuenow={run.step}>
+                  <div className="bar" role="progressbar" aria-label={`${run.name}: step ${run.step} of ${run.totalSteps}`} aria-valuemin={0} aria-valuemax={run.totalSteps} aria-valuenow={run.step}>
                     <div className={`bar-fill bar-${run.state}`} style={{ width: `${(progressFraction(run) * 100).toFixed(1)}%` }} />
                   </div>
                   <span className="muted runs-steps" data-testid="runs-step">

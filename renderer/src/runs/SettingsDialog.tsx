@@ -5,7 +5,21 @@ import { ErrorNote } from '../components/ErrorNote.tsx';
 import { useDialogFocus, useEscapeCloses } from '../components/use-dialog-focus.ts';
 import { useStudio } from '../stores/studio.ts';
 import './runs.css';
-import { checkDraft, draftOf, type SettingsDraft } from './settings-form.ts';
+import { checkDraft, draftOf, HEALTH_NUMBER_FIELDS, type HealthDraft, type HealthNumberField, type SettingsDraft } from './settings-form.ts';
+import { requestAlertPermission } from '../stores/run-alerts.ts';
+
+/** What each alert threshold means, as the dialog labels it. */
+const HEALTH_LABELS: Record<HealthNumberField, [label: string, hint: string]> = {
+  lossSpikeFactor: ['Loss spike: × recent median', 'the loss above this many times its median over 20 steps'],
+  spikeSteps: ['…for this many steps', 'in a row (also for gradient norm and throughput)'],
+  skippedStepsIn20: ['Skipped fp16 steps in 20', 'this many overflowing steps of the last 20'],
+  lossScaleBelow: ['Loss scale below', 'fp16: the scale has collapsed under this'],
+  gradNormFactor: ['Gradient norm: × recent median', 'exploding above this many times its median'],
+  gradNormBelow: ['Gradient norm below', 'vanishing under this value'],
+  overfitEvaluations: ['Validation rises in a row', 'evaluations with a rising validation loss while training falls'],
+  throughputFraction: ['Throughput below (fraction)', 'tokens/s under this share of its median'],
+  memoryFraction: ['Memory above (fraction)', 'of the machine, used by the studio'],
+};
 
 /** The top bar's Settings button and the dialog it opens ('settings.get' / 'settings.set'). */
 export function SettingsButton() {
@@ -48,6 +62,10 @@ export function SettingsDialog({ onClose }: { onClose(): void }) {
   const edit = <K extends keyof SettingsDraft>(key: K, value: SettingsDraft[K]) => {
     setSaved(false);
     setDraft((d) => (d ? { ...d, [key]: value } : d));
+  };
+  const editHealth = <K extends keyof HealthDraft>(key: K, value: HealthDraft[K]) => {
+    setSaved(false);
+    setDraft((d) => (d ? { ...d, health: { ...d.health, [key]: value } } : d));
   };
 
   const save = async () => {
@@ -110,6 +128,32 @@ export function SettingsDialog({ onClose }: { onClose(): void }) {
                 error={errors.cpuThreads}
                 onChange={(v) => edit('cpuThreads', v)}
               />
+            </fieldset>
+            <fieldset data-testid="settings-health">
+              <legend>Training-health alerts</legend>
+              <label className="check">
+                <input type="checkbox" data-testid="setting-health-enabled" checked={draft.health.enabled} onChange={(e) => editHealth('enabled', e.target.checked)} />
+                Warn when a run goes wrong (loss spike, NaN, overflow, gradients, overfitting, throughput, memory)
+              </label>
+              <label className="check">
+                <input
+                  type="checkbox"
+                  data-testid="setting-health-notify"
+                  checked={draft.health.notify}
+                  onChange={(e) => {
+                    editHealth('notify', e.target.checked);
+                    // Asked on the click that turns it on: browsers only ask from a user gesture.
+                    if (e.target.checked) requestAlertPermission();
+                  }}
+                />
+                Also as a desktop notification
+              </label>
+              {/* Always shown, even when alerts are off: a value that blocks Save must be where it can be seen. */}
+              <div className="grid-2">
+                {HEALTH_NUMBER_FIELDS.map((k) => (
+                  <TextSetting key={k} id={`health-${k}`} label={HEALTH_LABELS[k][0]} hint={HEALTH_LABELS[k][1]} value={draft.health[k]} error={errors[`health.${k}`]} onChange={(v) => editHealth(k, v)} />
+                ))}
+              </div>
             </fieldset>
             <fieldset>
               <legend>Prometheus</legend>

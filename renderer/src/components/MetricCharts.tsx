@@ -1,0 +1,86 @@
+/**
+ * The charts beside the loss: gradient norm, learning rate, the fp16 loss scale (when the run reports one) and
+ * tokens/s smoothed (EMA; the tooltip also gives the step's raw value). They share the loss chart's step axis and
+ * its log-scale toggle, and mark the run's alert steps as the loss chart does.
+ */
+import { memo, useMemo } from 'react';
+import { CartesianGrid, Line, LineChart, ReferenceLine, ResponsiveContainer, Tooltip, XAxis, YAxis } from 'recharts';
+import { useChartOptions } from '../stores/chart-options.ts';
+import { EMPTY_ALERTS, useRunAlerts } from '../stores/run-alerts.ts';
+import { useStudio } from '../stores/studio.ts';
+import { useThrottledMetrics } from '../stores/throttle.ts';
+import { LOSS_CHART_MARGIN } from './chart-axes.tsx';
+import { metricRows, positiveOrNull, thin, type MetricRow } from './metric-series.ts';
+import './metric-charts.css';
+
+const MAX_PLOTTED = 600;
+
+type SeriesKey = 'gradNorm' | 'learningRate' | 'lossScale' | 'tokensPerSecond';
+
+function fmt(v: number): string {
+  const a = Math.abs(v);
+  return a !== 0 && (a < 1e-2 || a >= 1e6) ? v.toExponential(2) : String(Number(v.toPrecision(6)));
+}
+
+export const MetricCharts = memo(function MetricCharts({ runId }: { runId: string | null }) {
+  const points = useThrottledMetrics(runId);
+  const log = useChartOptions((s) => s.logScale);
+  const totalSteps = useStudio((s) => (runId ? (s.runs[runId]?.totalSteps ?? null) : null));
+  const alerts = useRunAlerts((s) => (runId ? (s.alerts[runId] ?? EMPTY_ALERTS) : EMPTY_ALERTS));
+  const highlighted = useRunAlerts((s) => (runId ? s.highlighted[runId] : undefined));
+  const rows = useMemo(() => thin(metricRows(points), MAX_PLOTTED), [points]);
+  const hasScale = useMemo(() => rows.some((r) => r.lossScale !== undefined), [rows]);
+  const alertSteps = useMemo(() => [...new Set(alerts.map((a) => a.step))], [alerts]);
+  if (rows.length === 0) return null;
+  const xMax = Math.max(totalSteps ?? 0, rows[rows.length - 1].step);
+  const charts: [SeriesKey, string][] = [
+    ['gradNorm', 'Gradient norm'],
+    ['learningRate', 'Learning rate'],
+    ...(hasScale ? [['lossScale', 'Loss scale (fp16)'] as [SeriesKey, string]] : []),
+    ['tokensPerSecond', 'Tokens/s (smoothed)'],
+  ];
+  return (
+    <div className="metric-charts" data-testid="metric-charts">
+      {charts.map(([key, title]) => (
+        <SmallChart key={key} series={key} title={title} rows={rows} xMax={xMax} log={log} alertSteps={alertSteps} highlighted={highlighted} />
+      ))}
+    </div>
+  );
+});
+
+function SmallChart({ series, title, rows, xMax, log, alertSteps, highlighted }: { series: SeriesKey; title: string; rows: MetricRow[]; xMax: number; log: boolean; alertSteps: number[]; highlighted?: number }) {
+  const data = useMemo(() => (log ? rows.map((r) => ({ ...r, [series]: positiveOrNull(r[series]) })) : rows), [rows, series, log]);
+  const last = rows.at(-1);
+  const lastValue = last?.[series];
+  return (
+    <div className="chart metric-chart" data-testid={`metric-chart-${series}`} data-points={rows.filter((r) => r[series] !== undefined).length} data-scale={log ? 'log' : 'linear'}>
+      <div className="chart-head">
+        <span className="chart-title">{title}</span>
+        <span className="muted" data-testid={`metric-last-${series}`} title={series === 'tokensPerSecond' && last ? `raw ${fmt(last.tokensPerSecondRaw)} tokens/s at step ${last.step}` : undefined}>
+          {lastValue === undefined ? '—' : series === 'tokensPerSecond' ? String(Math.round(lastValue)) : fmt(lastValue)}
+        </span>
+      </div>
+      <ResponsiveContainer width="100%" height={140}>
+        <LineChart data={data} margin={LOSS_CHART_MARGIN}>
+          <CartesianGrid stroke="var(--grid)" strokeDasharray="3 3" />
+          <XAxis dataKey="step" type="number" domain={[0, xMax]} allowDecimals={false} stroke="var(--muted)" tick={{ fontSize: 11 }} />
+          <YAxis scale={log ? 'log' : 'auto'} domain={log ? ['dataMin', 'dataMax'] : ['auto', 'auto']} allowDataOverflow={log} stroke="var(--muted)" tick={{ fontSize: 11 }} width={52} tickFormatter={(v: number) => fmt(v)} />
+          <Tooltip
+            isAnimationActive={false}
+            contentStyle={{ background: 'var(--panel-2)', border: '1px solid var(--border)', borderRadius: 6, fontSize: 12 }}
+            labelFormatter={(step) => `step ${String(step)}`}
+            formatter={(v, _name, item) => {
+              const value = typeof v === 'number' ? fmt(v) : String(v);
+              const row = (item as { payload?: MetricRow } | undefined)?.payload;
+              return series === 'tokensPerSecond' && row ? [`${value} (raw ${fmt(row.tokensPerSecondRaw)})`, 'tokens/s'] : [value, title];
+            }}
+          />
+          {alertSteps.map((step) => (
+            <ReferenceLine key={step} x={step} stroke="var(--warn)" strokeDasharray={step === highlighted ? undefined : '2 3'} strokeWidth={step === highlighted ? 2 : 1} />
+          ))}
+          <Line type="linear" dataKey={series} name={title} stroke="var(--accent)" strokeWidth={1.5} dot={false} connectNulls isAnimationActive={false} />
+        </LineChart>
+      </ResponsiveContainer>
+    </div>
+  );
+}
