@@ -24,6 +24,7 @@
  * counter's matmul FLOPs equal this count less layer 0's q/k/v input gradients, which autograd skips because the
  * frozen embedding needs none (2·N·(P_q+P_k+P_v) + 2·N·r·3·H for one layer; under 1% on the tiny shape, 0.04% at 7B).
  */
+import { LORA_TARGETS } from '../common/lora-targets.ts';
 
 /** The dimensions the count needs; an engine ModelConfig fits as is. */
 export interface FlopShape {
@@ -36,7 +37,7 @@ export interface FlopShape {
   vocabSize: number;
 }
 
-export const ALL_TARGETS = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] as const;
+export const ALL_TARGETS = LORA_TARGETS;
 export type FlopTarget = (typeof ALL_TARGETS)[number];
 
 export interface FlopCount {

@@ -17,6 +17,7 @@ import type { PackedFormat } from '../engine/quant/packed-weight.ts';
 import { Rng } from '../engine/util/rng.ts';
 import { mfu, peakTflopsFor, trainingFlops } from './flops.ts';
 import { SHAPES, type ShapeName } from './shapes.ts';
+import { LORA_TARGETS } from '../common/lora-targets.ts';
 
 export interface WebgpuBenchOptions {
   shape: ShapeName;
@@ -74,7 +75,7 @@ export async function benchWebgpu(o: WebgpuBenchOptions): Promise<WebgpuBenchRes
   const B = o.batch ?? 1;
   const T = o.seq;
   const steps = Math.max(1, o.steps ?? 3);
-  const loraCfg: LoraConfig = { r: 8, alpha: 16, dropout: 0, targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'], rslora: false };
+  const loraCfg: LoraConfig = { r: 8, alpha: 16, dropout: 0, targets: [...LORA_TARGETS], rslora: false };
   const lora = newLora(cfg, loraCfg, new Rng(1), Float32Array);
   const gpu = o.gpu ?? (await acquireGpu());
   const packing = o.base ? (): PackedFormat => o.base as PackedFormat : null;

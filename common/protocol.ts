@@ -17,8 +17,8 @@ import { DEFAULT_HEALTH_THRESHOLDS, HealthThresholdsSchema, type HealthThreshold
 // Run configuration (validated with zod so every message names the field)
 // ---------------------------------------------------------------------------------------------------------------
 
-export const LORA_TARGETS = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] as const;
-export type LoraTarget = (typeof LORA_TARGETS)[number];
+import { LORA_TARGETS } from './lora-targets.ts';
+export { LORA_TARGETS, type LoraTarget } from './lora-targets.ts';
 
 export const DATASET_FORMATS = ['auto', 'text', 'prompt-completion', 'alpaca', 'sharegpt', 'messages', 'tokenized'] as const;
 export type DatasetFormat = (typeof DATASET_FORMATS)[number];

@@ -18,6 +18,7 @@ import type { ModelConfig } from '../model/types.ts';
 import { checkPackedShape, isPackedFormat, PACKED_GGML_TYPES, type PackedFormat } from '../quant/packed-weight.ts';
 import { GGML_TYPE } from '../quant/gguf-types.ts';
 import type { GgufFile } from '../quant/gguf-reader.ts';
+import { LORA_TARGETS } from '../../common/lora-targets.ts';
 
 export { baseWeightsOf, isPackedBase };
 export type { BaseWeights };
@@ -25,7 +26,7 @@ export type { BaseWeights };
 /** How one frozen matrix is held. */
 export type HeldAs = 'f32' | 'f16' | PackedFormat;
 
-export const LINEAR_TARGETS: readonly LoraTarget[] = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'];
+export const LINEAR_TARGETS: readonly LoraTarget[] = LORA_TARGETS;
 
 /** The Hugging Face name of a layer's linear weight. */
 export function linearName(layer: number, t: LoraTarget): string {

@@ -8,11 +8,12 @@ import type { FloatArray, LoraConfig, LoraPair, LoraTargetName, LoraWeights, Mod
 import { loraModulePath, loraScaling } from '../model/types.ts';
 import { writeFileAtomic } from './atomic.ts';
 import { SafetensorsFile, writeSafetensors, type WriteTensor } from './safetensors.ts';
+import { LORA_TARGETS } from '../../common/lora-targets.ts';
 
 export const ADAPTER_WEIGHTS_FILE = 'adapter_model.safetensors';
 export const ADAPTER_CONFIG_FILE = 'adapter_config.json';
 
-const TARGET_ORDER: LoraTargetName[] = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'];
+const TARGET_ORDER: readonly LoraTargetName[] = LORA_TARGETS;
 
 export class AdapterError extends Error {
   constructor(message: string) {

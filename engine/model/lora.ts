@@ -7,9 +7,10 @@ import type { Rng } from '../util/rng.ts';
 import { decodeF16 } from '../io/f16.ts';
 import { PackedWeight } from '../quant/packed-weight.ts';
 import { F16Array, loraScaling, type FloatArray, type FloatArrayConstructor, type LayerWeights, type Linear, type LoraConfig, type LoraPair, type LoraTargetName, type LoraWeights, type ModelConfig, type ModelWeights } from './types.ts';
+import { LORA_TARGETS } from '../../common/lora-targets.ts';
 
 /** Targets in module order inside a decoder layer (self_attn q, k, v, o; mlp gate, up, down). */
-export const LORA_TARGET_ORDER: readonly LoraTargetName[] = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'];
+export const LORA_TARGET_ORDER: readonly LoraTargetName[] = LORA_TARGETS;
 
 /** Re-exported from types.ts, where it lives. */
 export type { FloatArrayConstructor };

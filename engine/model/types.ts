@@ -9,6 +9,7 @@
  */
 
 import type { PackedWeight } from '../quant/packed-weight.ts';
+import type { LoraTarget } from '../../common/lora-targets.ts';
 
 export type FloatArray = Float32Array | Float64Array;
 export type FloatArrayConstructor = Float32ArrayConstructor | Float64ArrayConstructor;
@@ -107,7 +108,7 @@ export interface ModelWeights {
   lmHead: WeightArray;
 }
 
-export type LoraTargetName = 'q_proj' | 'k_proj' | 'v_proj' | 'o_proj' | 'gate_proj' | 'up_proj' | 'down_proj';
+export type LoraTargetName = LoraTarget;
 
 export interface LoraConfig {
   r: number;

@@ -10,20 +10,10 @@ import * as linear from '../model/linear.ts';
 import * as rmsnorm from '../model/rmsnorm.ts';
 import * as rope from '../model/rope.ts';
 import * as swiglu from '../model/swiglu.ts';
-import type { Linear, LoraPair, LoraTargetName, LoraWeights, ModelWeights } from '../model/types.ts';
+import type { Linear, LoraPair, LoraWeights, ModelWeights } from '../model/types.ts';
+import { MATRIX_TARGET, type MatrixName } from '../../common/lora-targets.ts';
 
-export const MATRIX_NAMES = ['q', 'k', 'v', 'o', 'gate', 'up', 'down'] as const;
-export type MatrixName = (typeof MATRIX_NAMES)[number];
-
-export const MATRIX_TARGET: Readonly<Record<MatrixName, LoraTargetName>> = {
-  q: 'q_proj',
-  k: 'k_proj',
-  v: 'v_proj',
-  o: 'o_proj',
-  gate: 'gate_proj',
-  up: 'up_proj',
-  down: 'down_proj',
-};
+export { MATRIX_NAMES, MATRIX_TARGET, type MatrixName } from '../../common/lora-targets.ts';
 
 export interface LayerStep {
   /** Output of each linear, [B·T, out]. */

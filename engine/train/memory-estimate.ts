@@ -17,6 +17,7 @@ import type { ModelConfig } from '../model/types.ts';
 import { baseWeightsOf, type BaseWeights, type LoraTarget, type MemoryEstimateInfo } from '../../common/protocol.ts';
 import { LINEAR_TARGETS, planBaseWeights, type BasePlan, type HeldAs } from '../io/base-weights.ts';
 import { packedSizeBytes } from '../quant/packed-weight.ts';
+import { LORA_TARGETS } from '../../common/lora-targets.ts';
 
 const F64 = 8;
 const F32 = 4;
@@ -262,7 +263,7 @@ export function estimateTrainingMemory(model: ModelConfig, run: MemoryEstimateRu
   if (model.qkNorm) scratch += (M * qDim + M * kvDim) * aB;
   let opScratch = 0;
   let garbagePerLayer = 0;
-  for (const t of ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] as const) {
+  for (const t of LORA_TARGETS) {
     const adapted = run.lora.targets.includes(t);
     const d = targetDims(model, t);
     // Native: g = dY·B [M, r] and, with dropout, the masked dx term [M, in], both f32 (native/src/ops.cpp).

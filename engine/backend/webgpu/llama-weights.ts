@@ -15,8 +15,9 @@ import type { GpuLinear } from './lora.ts';
 import type { Program, Runner } from './runner.ts';
 import { createTensor, dtypeBytes, packedTensor, upload, view, type GpuDtype, type GpuTensor } from './tensor.ts';
 import { FLAT_WG, kernelModule, WG_BUILTINS } from './wgsl.ts';
+import { LORA_TARGETS } from '../../../common/lora-targets.ts';
 
-export const LINEARS: readonly LoraTargetName[] = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'];
+export const LINEARS: readonly LoraTargetName[] = LORA_TARGETS;
 
 export interface GpuLayerWeights {
   inputNorm: GpuTensor;

@@ -3,6 +3,7 @@
  * so one palette reads the same way for errors, SNR and cosine. Errors span decades, so they are drawn on a log scale.
  */
 import type { FormatReport, QuantCell } from '../../../common/quant-report.ts';
+import { MATRIX_TARGET } from '../../../common/lora-targets.ts';
 
 export type LabMetric = 'relErr' | 'snrDb' | 'mse' | 'maxAbsErr' | 'kl' | 'cosine';
 
@@ -148,12 +149,5 @@ export function colorScale(formats: readonly FormatReport[], metric: LabMetric):
   };
 }
 
-export const MATRIX_LABELS: Readonly<Record<string, string>> = {
-  q: 'q_proj',
-  k: 'k_proj',
-  v: 'v_proj',
-  o: 'o_proj',
-  gate: 'gate_proj',
-  up: 'up_proj',
-  down: 'down_proj',
-};
+/** A matrix's module name (q → q_proj), from the one list in common/lora-targets.ts. */
+export const MATRIX_LABELS: Readonly<Record<string, string>> = MATRIX_TARGET;
