@@ -6,8 +6,8 @@
  * bench/peft_reference.py prints the same keys for PyTorch + PEFT.
  *
  * `--base <format>` (cpu): QLoRA — the seven Linears of every layer are quantized at load to a packed format (q8_0,
- * q4_0, q4_1, nf4, int4-g128: the ones the studio can quantize random weights to) and trained on as PackedWeights;
- * embeddings, norms and lm_head stay f32 as with `--base f32` (the default). The row adds `weightsMiB` (the frozen
+ * q4_0, q4_1, nf4, int4-g128: the ones the studio can quantize random weights to) and trained on as PackedWeights,
+ * loaded as a run with train.baseWeights = <format> is (embeddings and lm_head as f16, norms f32). The row adds `weightsMiB` (the frozen
  * weights' own bytes) and `trainRssMiB` (the largest RSS seen after a step, once loading is over: the f16 file is
  * read before quantizing, so the lifetime peakRssMiB includes that transient).
  */
@@ -17,12 +17,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { cpuBackendInfo, cpuSharedMemoryWanted } from '../engine/backend/cpu/cpu-ops.ts';
-import { toShared, toSharedPacked } from '../engine/backend/cpu/shared-arrays.ts';
-import { decodeF16 } from '../engine/io/f16.ts';
 import { loadModel } from '../engine/io/hf-model.ts';
-import { F16Array, type LinearWeight, type ModelWeights, type WeightArray } from '../engine/model/types.ts';
+import type { LinearWeight } from '../engine/model/types.ts';
 import { weightBytes } from '../engine/model/weight-array.ts';
-import { isPackedFormat, PackedWeight, type PackedFormat } from '../engine/quant/packed-weight.ts';
+import { isPackedFormat, type PackedFormat } from '../engine/quant/packed-weight.ts';
 import { newLora, forEachPair } from '../engine/model/lora.ts';
 import { countParameters } from '../engine/model/llama.ts';
 import type { Batch, FloatArray, LoraConfig } from '../engine/model/types.ts';
@@ -33,6 +31,8 @@ import { RunConfigSchema } from '../common/protocol.ts';
 import { Rng } from '../engine/util/rng.ts';
 import { ALL_TARGETS, flopShapeFromHf, mfu, peakTflopsFor, trainingFlops } from './flops.ts';
 import { SHAPES, type ShapeName } from './shapes.ts';
+import type { BaseWeights } from '../common/protocol.ts';
+import { estimateTrainingMemory } from '../engine/train/memory-estimate.ts';
 
 const { values } = parseArgs({
   options: {
@@ -140,35 +140,13 @@ if (!existsSync(join(dir, 'config.json')) || !existsSync(join(dir, 'model.safete
   if (r.status !== 0) throw new Error(`could not make the ${shape} model in ${dir}`);
 }
 
-/**
- * The model with a packed base: read with f16 frozen weights (half the transient memory of f32), then every Linear of
- * every layer quantized to `f` one at a time (the f16 bits dropped as it goes) and embeddings / lm_head widened to
- * f32, as the f32 base has them.
- */
-function loadPacked(f: PackedFormat, shared: boolean): ModelWeights {
-  const m = loadModel(dir, { dtype: Float32Array, frozenF16: true, shared });
-  const f32 = (w: WeightArray): Float32Array => {
-    const a = w instanceof F16Array ? decodeF16(w.bits) : Float32Array.from(w);
-    return shared ? toShared(a) : a;
-  };
-  const pack = (w: LinearWeight, rows: number, cols: number, name: string): PackedWeight => {
-    let p: PackedWeight;
-    try {
-      p = w instanceof PackedWeight ? w : PackedWeight.quantize(f, f32(w), rows, cols);
-    } catch (e) {
-      throw new Error(`--base ${f}: ${shape} ${name} [${rows}, ${cols}] cannot be stored as ${f} (${e instanceof Error ? e.message : String(e)}); nf4 and int4-g128 take any shape`, { cause: e });
-    }
-    return shared ? toSharedPacked(p) : p;
-  };
-  const embedTokens = f32(m.embedTokens);
-  const lmHead = m.lmHead === m.embedTokens ? embedTokens : f32(m.lmHead);
-  m.layers.forEach((L, l) => {
-    for (const [name, lin] of Object.entries({ q_proj: L.q, k_proj: L.k, v_proj: L.v, o_proj: L.o, gate_proj: L.gate, up_proj: L.up, down_proj: L.down })) lin.weight = pack(lin.weight, lin.outFeatures, lin.inFeatures, `layer ${l} ${name}`);
-  });
-  return { ...m, embedTokens, lmHead };
-}
-
-const model = baseFormat === 'f32' ? loadModel(dir, { dtype: Float32Array, shared: cpuSharedMemoryWanted() }) : loadPacked(baseFormat as PackedFormat, cpuSharedMemoryWanted());
+// A packed base through the studio's own loader (engine/io/base-weights.ts): each Linear quantized at load as it is
+// read, embeddings and lm_head held as f16 — what a run with train.baseWeights = <format> holds.
+// The process before the model: Node, tsx's compiled modules, the native addon and its threads (the estimate counts
+// what the run adds on top of this).
+cpuBackendInfo();
+const baselineRss = process.memoryUsage.rss();
+const model = loadModel(dir, { dtype: Float32Array, shared: cpuSharedMemoryWanted(), baseWeights: baseFormat as BaseWeights });
 const cfg = model.config;
 const weightsMiB = (() => {
   const seen = new Set<LinearWeight>([model.embedTokens, model.lmHead, model.norm]);
@@ -210,6 +188,12 @@ for (let s = 0; s < steps; s++) {
 }
 const stepMs = times.reduce((a, b) => a + b, 0) / times.length;
 const cpu = cpuBackendInfo();
+// The studio's own estimate of this run (what the Train form shows), to set beside the measured RSS.
+const estimate = estimateTrainingMemory(
+  cfg,
+  { lora: { r: LORA.r, targets: LORA.targets, dropout: 0 }, train: { batchSize: B, maxSeqLen: T, gradientCheckpointing: values.checkpointing ?? false, precision, baseWeights: baseFormat as BaseWeights } },
+  { backend: 'cpu', threads: cpu.threads, kernels: cpu.native ? 'native' : 'portable' },
+);
 console.log(
   JSON.stringify({
     bench: 'train',
@@ -228,6 +212,10 @@ console.log(
     threads: cpu.threads,
     peakRssMiB: process.resourceUsage().maxRSS / 1024,
     trainRssMiB: trainRss / 2 ** 20,
+    baselineRssMiB: baselineRss / 2 ** 20,
+    estimatedMiB: estimate.total / 2 ** 20,
+    // (baseline + the studio's estimate) against the RSS measured during training.
+    estimateVsRss: (baselineRss + estimate.total) / trainRss,
     weightsMiB,
   }),
 );
