@@ -22,6 +22,7 @@ import { defaultHomeDir, openHome } from '../services/home.ts';
 import { deletedMessage, deleteRun, updateRunInfo } from '../services/run-catalog.ts';
 import { isRunState } from '../services/run-state.ts';
 import { RunStore } from '../services/run-store.ts';
+import { plainLogMessage } from '../../common/run-health.ts';
 
 export interface RunsCliIo {
   stdout: { write(s: string): unknown };
@@ -129,7 +130,7 @@ export function showRun(id: string, flags: CommonFlags, io: RunsCliIo = process)
       'history:',
       ...history.map((h) => `  ${h.at}  ${h.from ?? '(new)'} → ${h.to}${h.reason ? `  ${h.reason}` : ''}`),
     ];
-    if (events.length > 0) lines.push('events:', ...events.slice(-20).map((e) => `  ${e.at}  ${e.level.padEnd(5)} ${e.step !== null ? `[step ${e.step}] ` : ''}${e.message}`));
+    if (events.length > 0) lines.push('events:', ...events.slice(-20).map((e) => `  ${e.at}  ${e.level.padEnd(5)} ${e.step !== null ? `[step ${e.step}] ` : ''}${plainLogMessage(e.message)}`));
     io.stdout.write(`${lines.join('\n')}\n`);
     return run;
   });

@@ -14,6 +14,7 @@ import { after, describe, test } from 'node:test';
 import { DEFAULT_RUN_CONFIG, type RunState } from '../../common/protocol.ts';
 import { deleteRunCli, listRuns, nextTags, runAction, runMetrics, showRun, updateRun, type ActionOutcome } from '../../electron/cli/runs.ts';
 import { newRunRecord, openStudioDb, type RunRecord } from '../../electron/services/db.ts';
+import { ALERT_TITLES, alertEventMessage } from '../../common/run-health.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'lora-cli-runs-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -47,6 +48,7 @@ function seed(name: string, states: Record<string, RunState>): string {
     for (const s of paths[state]) db.transition(id, s, { patch: s === 'failed' ? { error: 'boom' } : {} });
   }
   db.addEvent(Object.keys(states)[0], 'info', 'hello from the engine', 3);
+  db.addEvent(Object.keys(states)[0], 'warn', alertEventMessage('loss-spike', 'loss 9.1 is 4.2× its recent median'), 4);
   db.appendMetrics(Object.keys(states)[0], [{ step: 1, loss: 2.5, learningRate: 1e-3, tokens: 10, tokensPerSecond: 5, elapsedMs: 1, gradNorm: 1 }]);
   db.close();
   return home;
@@ -75,6 +77,9 @@ describe('list and show', () => {
     assert.match(c.out(), /state {7}completed/);
     assert.match(c.out(), /executing → finalizing/);
     assert.match(c.out(), /\[step 3\] hello from the engine/);
+    // An alert reads as its title, never as the stored [alert:kind] key.
+    assert.match(c.out(), new RegExp(`\\[step 4\\] ${ALERT_TITLES['loss-spike']}: loss 9\\.1 is 4\\.2× its recent median`));
+    assert.doesNotMatch(c.out(), /\[alert:/);
     assert.match(c.out(), /metrics {5}1 points/);
     const j = capture();
     showRun('a', { home, json: true }, j.io);
