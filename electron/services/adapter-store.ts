@@ -5,6 +5,7 @@
  */
 import { closeSync, cpSync, existsSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync } from 'node:fs';
 import { basename, isAbsolute, join } from 'node:path';
+import { readAdapterConfig } from '../../engine/io/peft-adapter.ts';
 import type { AdapterSummary } from '../../common/protocol.ts';
 import { AdapterNameSchema } from '../../common/run-info.ts';
 import type { StudioDb } from './db.ts';
@@ -46,8 +47,8 @@ export function checkAdapterFolder(dir: string): void {
   for (const f of ADAPTER_FILES) {
     if (!existsSync(join(dir, f))) throw new Error(`${dir} is not a PEFT adapter folder: ${f} not found`);
   }
-  const config = readJsonObject(join(dir, 'adapter_config.json'));
-  if (config.peft_type !== 'LORA') throw new Error(`${join(dir, 'adapter_config.json')}: peft_type is ${JSON.stringify(config.peft_type)}, expected "LORA"`);
+  // The engine's own reading of the config: the same field-by-field refusals as when it loads the adapter.
+  readAdapterConfig(dir);
   const weights = join(dir, 'adapter_model.safetensors');
   const size = statSync(weights).size;
   const head = Buffer.alloc(8);
@@ -216,12 +217,12 @@ export class AdapterStore {
 
   private summarize(id: string): AdapterSummary | null {
     const path = join(this.dir, id);
-    let config: Record<string, unknown>;
+    let config: ReturnType<typeof readAdapterConfig>;
     try {
-      config = readJsonObject(join(path, 'adapter_config.json'));
+      config = readAdapterConfig(path);
       if (!existsSync(join(path, 'adapter_model.safetensors'))) return null;
     } catch {
-      return null;
+      return null; // not an adapter the engine can use (its config says why when it is imported or tried)
     }
     let meta: Partial<AdapterMeta> = {};
     try {
@@ -229,16 +230,16 @@ export class AdapterStore {
     } catch {
       // Copied in by hand: the folder alone still describes the adapter.
     }
-    const baseModel = typeof config.base_model_name_or_path === 'string' ? config.base_model_name_or_path : '';
-    const targets = Array.isArray(config.target_modules) ? config.target_modules.filter((t): t is string => typeof t === 'string') : [];
+    const baseModel = config.baseModelNameOrPath ?? '';
+    const targets = Array.isArray(config.targetModules) ? config.targetModules : [];
     return {
       id,
-      name: typeof meta.name === 'string' && meta.name ? meta.name : `${basename(baseModel) || 'adapter'} r${String(config.r ?? '?')}`,
+      name: typeof meta.name === 'string' && meta.name ? meta.name : `${basename(baseModel) || 'adapter'} r${config.r}`,
       runId: typeof meta.runId === 'string' ? meta.runId : null,
       createdAt: typeof meta.createdAt === 'string' ? meta.createdAt : statSync(path).mtime.toISOString(),
       baseModel,
-      r: typeof config.r === 'number' ? config.r : 0,
-      alpha: typeof config.lora_alpha === 'number' ? config.lora_alpha : 0,
+      r: config.r,
+      alpha: config.alpha,
       targets,
       path,
       sizeBytes: folderSize(path),

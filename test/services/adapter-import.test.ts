@@ -71,6 +71,17 @@ test('target_modules the studio cannot apply: named, with the ones it can', asyn
   assert.equal(e.info.field, 'path');
 });
 
+test('a config the engine cannot honour (DoRA, a bad alpha): refused at import naming the field, as loading it would', async () => {
+  const n = await listed();
+  const dora = edited('dora', (c) => (c.use_dora = true));
+  const e1 = await refusal(() => s.handle('adapters.import', { path: dora, modelPath: modelA }));
+  assert.match(e1.message, /adapter_config\.json: `use_dora` is true: DoRA adapters are not supported/);
+  const alpha = edited('bad-alpha', (c) => (c.lora_alpha = 'sixteen'));
+  const e2 = await refusal(() => s.handle('adapters.import', { path: alpha, modelPath: modelA }));
+  assert.match(e2.message, /adapter_config\.json: `lora_alpha` must be a positive number, got "sixteen"/);
+  assert.equal(await listed(), n, 'nothing was added');
+});
+
 test('the wrong base model: the shapes that do not fit, and the model the adapter says it was trained on', async () => {
   const n = await listed();
   const e = await refusal(() => s.handle('adapters.import', { path: good, modelPath: modelB }));
