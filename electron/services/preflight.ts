@@ -6,7 +6,7 @@ import { existsSync, statSync } from 'node:fs';
 import { baseWeightsOf, type BaseWeights, type DatasetFormat, type DatasetSummary, type ModelSummary, type RunConfig, type TrainOn } from '../../common/protocol.ts';
 import type { BasePlan } from '../../engine/io/base-weights.ts';
 import { inspectDataset } from '../../engine/data/inspect.ts';
-import { prepareDataset } from '../../engine/data/prepare.ts';
+import { prepareRunDataset } from '../../engine/train/run-data.ts';
 import { basePlanOf, inspectModel, isGgufFile, loadTokenizer } from '../../engine/io/model-source.ts';
 import { asStudioError, StudioError } from './errors.ts';
 
@@ -112,18 +112,8 @@ export async function checkTrainingData(config: RunConfig): Promise<void> {
     throw asStudioError(e, 'modelPath');
   }
   try {
-    await prepareDataset({
-      path: config.datasetPath,
-      format: config.datasetFormat,
-      tokenizer,
-      maxSeqLen: config.train.maxSeqLen,
-      validationPercent: config.train.validationPercent,
-      seed: config.train.seed,
-      badRecords: data?.badRecords ?? 'fail',
-      trainOn: data?.trainOn ?? 'auto',
-      packing: data?.packing ?? false,
-      ...(data?.validationPath ? { validationPath: data.validationPath } : {}),
-    });
+    // The engine's own mapping of the run's settings to the dataset options, so the check cannot drift from the run.
+    await prepareRunDataset(config, tokenizer, { badRecordsWhenUnset: 'fail' });
   } catch (e) {
     const own = (e as { field?: unknown; file?: unknown }).field;
     const inValidationFile = data?.validationPath !== undefined && (e as { file?: unknown }).file === data.validationPath;

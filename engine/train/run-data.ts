@@ -8,7 +8,7 @@ import { prepareDataset, type PreparedDataset } from '../data/prepare.ts';
 import type { ModelConfig, Tokenizer } from '../model/types.ts';
 import { trainerSettings } from './run-config.ts';
 
-export function prepareRunDataset(config: RunConfig, tokenizer: Tokenizer | null): Promise<PreparedDataset> {
+export function prepareRunDataset(config: RunConfig, tokenizer: Tokenizer | null, opts: { badRecordsWhenUnset?: 'skip' | 'fail' } = {}): Promise<PreparedDataset> {
   const settings = trainerSettings(config);
   return prepareDataset({
     path: config.datasetPath,
@@ -17,9 +17,9 @@ export function prepareRunDataset(config: RunConfig, tokenizer: Tokenizer | null
     maxSeqLen: settings.maxSeqLen,
     validationPercent: config.train.validationPercent,
     seed: settings.seed,
-    // The app checks datasets before a run starts (refusing bad records unless the user chose to skip them); a
-    // headless run without data settings keeps going past bad records and says so.
-    badRecords: config.data?.badRecords ?? 'skip',
+    // The app checks datasets before a run starts (the services' preflight passes 'fail': bad records are refused
+    // unless the user chose to skip them); a headless run without data settings keeps going past them and says so.
+    badRecords: config.data?.badRecords ?? opts.badRecordsWhenUnset ?? 'skip',
     trainOn: config.data?.trainOn ?? 'auto',
     packing: config.data?.packing ?? false,
     ...(config.data?.validationPath ? { validationPath: config.data.validationPath } : {}),
