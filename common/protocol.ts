@@ -27,7 +27,10 @@ export const LoraSettingsSchema = z.object({
   r: z.number({ message: 'rank must be a number' }).int('rank must be a whole number').min(1, 'rank must be at least 1').max(1024, 'rank must be at most 1024'),
   alpha: z.number({ message: 'alpha must be a number' }).positive('alpha must be greater than 0').max(1_000_000, 'alpha must be at most 1,000,000'),
   dropout: z.number({ message: 'dropout must be a number' }).min(0, 'dropout must be between 0 and 1').lt(1, 'dropout must be below 1'),
-  targets: z.array(z.enum(LORA_TARGETS)).min(1, 'choose at least one target module'),
+  targets: z
+    .array(z.enum(LORA_TARGETS))
+    .min(1, 'choose at least one target module')
+    .refine((t) => new Set(t).size === t.length, 'a target module is listed twice'),
   rslora: z.boolean().default(false),
 });
 export type LoraSettings = z.infer<typeof LoraSettingsSchema>;

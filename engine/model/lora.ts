@@ -8,6 +8,7 @@ import { decodeF16 } from '../io/f16.ts';
 import { PackedWeight } from '../quant/packed-weight.ts';
 import { F16Array, loraScaling, type FloatArray, type FloatArrayConstructor, type LayerWeights, type Linear, type LoraConfig, type LoraPair, type LoraTargetName, type LoraWeights, type ModelConfig, type ModelWeights } from './types.ts';
 import { LORA_TARGETS } from '../../common/lora-targets.ts';
+import { LoraSettingsSchema } from '../../common/protocol.ts';
 
 /** Targets in module order inside a decoder layer (self_attn q, k, v, o; mlp gate, up, down). */
 export const LORA_TARGET_ORDER: readonly LoraTargetName[] = LORA_TARGETS;
@@ -60,18 +61,17 @@ export function linearOf(layer: LayerWeights, target: LoraTargetName): Linear {
   }
 }
 
-/** Throws a message naming the field when a LoRA config cannot be used. */
+/**
+ * Throws a message naming the field when a LoRA config cannot be used: the run config's own LoraSettingsSchema
+ * (common/protocol.ts), so the engine and the form refuse the same values with the same words.
+ */
 export function validateLoraConfig(cfg: LoraConfig): void {
-  if (!Number.isInteger(cfg.r) || cfg.r <= 0) throw new Error(`lora.r must be a positive integer, got ${cfg.r}`);
-  if (!Number.isFinite(cfg.alpha) || cfg.alpha <= 0) throw new Error(`lora.alpha must be a positive number, got ${cfg.alpha}`);
-  if (!(cfg.dropout >= 0 && cfg.dropout < 1)) throw new Error(`lora.dropout must be in [0, 1), got ${cfg.dropout}`);
-  if (!Array.isArray(cfg.targets) || cfg.targets.length === 0) throw new Error('lora.targets must name at least one module');
-  const seen = new Set<string>();
-  for (const t of cfg.targets) {
-    if (!LORA_TARGET_ORDER.includes(t)) throw new Error(`lora.targets: unknown module ${JSON.stringify(t)} (expected one of ${LORA_TARGET_ORDER.join(', ')})`);
-    if (seen.has(t)) throw new Error(`lora.targets: ${t} is listed twice`);
-    seen.add(t);
-  }
+  const parsed = LoraSettingsSchema.safeParse(cfg);
+  if (parsed.success) return;
+  const issue = parsed.error.issues[0];
+  let got: unknown = cfg;
+  for (const k of issue.path) got = typeof got === 'object' && got !== null ? (got as Record<PropertyKey, unknown>)[k as PropertyKey] : undefined;
+  throw new Error(`lora.${issue.path.join('.')}: ${issue.message} (got ${JSON.stringify(got)})`);
 }
 
 /**
