@@ -32,6 +32,21 @@ export interface FormPreset {
 
 const ALL_LINEAR: LoraTarget[] = [...LORA_TARGETS];
 
+/** The numbers of "r16 all-linear", which "QLoRA 4-bit" trains with too. */
+const R16_NUMBERS = {
+  'lora.r': '16',
+  'lora.alpha': '32',
+  'lora.dropout': '0.05',
+  'train.learningRate': '2e-4',
+  'train.steps': '500',
+  'train.batchSize': '4',
+  'train.gradAccumulation': '4',
+  'train.maxSeqLen': '1024',
+  'train.warmupSteps': '25',
+  'train.weightDecay': '0',
+  'train.maxGradNorm': '1',
+} as const;
+
 export const BUILT_IN_PRESETS: readonly FormPreset[] = [
   {
     id: 'builtin:quick',
@@ -52,17 +67,7 @@ export const BUILT_IN_PRESETS: readonly FormPreset[] = [
     builtIn: true,
     settings: {
       numbers: {
-        'lora.r': '16',
-        'lora.alpha': '32',
-        'lora.dropout': '0.05',
-        'train.learningRate': '2e-4',
-        'train.steps': '500',
-        'train.batchSize': '4',
-        'train.gradAccumulation': '4',
-        'train.maxSeqLen': '1024',
-        'train.warmupSteps': '25',
-        'train.weightDecay': '0',
-        'train.maxGradNorm': '1',
+        ...R16_NUMBERS,
         'train.validationPercent': '5',
         'train.evalEverySteps': '50',
       },
@@ -102,19 +107,8 @@ export const BUILT_IN_PRESETS: readonly FormPreset[] = [
     description: 'the base model quantized to NF4 as it loads (about a quarter of its f16 memory), rank 16 on every linear layer, checkpointed activations',
     builtIn: true,
     settings: {
-      numbers: {
-        'lora.r': '16',
-        'lora.alpha': '32',
-        'lora.dropout': '0.05',
-        'train.learningRate': '2e-4',
-        'train.steps': '500',
-        'train.batchSize': '4',
-        'train.gradAccumulation': '4',
-        'train.maxSeqLen': '1024',
-        'train.warmupSteps': '25',
-        'train.weightDecay': '0',
-        'train.maxGradNorm': '1',
-      },
+      // r16 all-linear's optimisation, on a quantized base (its validation settings are left as the form has them).
+      numbers: { ...R16_NUMBERS },
       targets: ALL_LINEAR,
       advanced: { schedule: 'cosine', rslora: false },
       compute: { gradientCheckpointing: true, baseWeights: 'nf4' },
