@@ -9,9 +9,9 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DEFAULT_RUN_CONFIG, type EngineCommand, type EngineEvent, type RunConfig } from '../../common/protocol.ts';
+import { DEFAULT_RUN_CONFIG, type RunConfig } from '../../common/protocol.ts';
 import { cpuOps } from '../../engine/backend/cpu/cpu-ops.ts';
-import { startEngine, type EngineHandle } from '../../engine/engine-host.ts';
+import { startEngine } from '../../engine/engine-host.ts';
 import { loadModel } from '../../engine/io/model-source.ts';
 import { loadAdapter } from '../../engine/io/peft-adapter.ts';
 import { ensureSample } from '../../engine/io/sample.ts';
@@ -20,6 +20,7 @@ import { PackedWeight } from '../../engine/quant/packed-weight.ts';
 import { padBatch } from '../../engine/train/batching.ts';
 import { loraTensors } from '../../engine/train/lora-params.ts';
 import { buildQloraReference, maxRelDiff } from '../helpers/qlora-reference.ts';
+import { runUntilEnd } from '../helpers/engine-run.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'qlora-cpu-'));
 process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
@@ -41,21 +42,6 @@ test('the packed Q4_1 base on cpu equals PyTorch + PEFT on its dequantized weigh
     assert.ok(d <= 1e-5, `${k}: ${d}`);
   }
 });
-
-function runUntilEnd(engine: EngineHandle, cmd: EngineCommand, onEvent: (e: EngineEvent) => void = () => {}): Promise<EngineEvent[]> {
-  return new Promise((resolve) => {
-    const seen: EngineEvent[] = [];
-    const off = engine.on((e) => {
-      seen.push(e);
-      onEvent(e);
-      if (e.type === 'done' || e.type === 'stopped' || e.type === 'error') {
-        off();
-        resolve(seen);
-      }
-    });
-    engine.send(cmd);
-  });
-}
 
 test('a QLoRA run on cpu (NF4 base quantized at load): the loss falls; stop + resume gives the same adapter', async () => {
   const sample = await ensureSample();

@@ -7,9 +7,8 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DEFAULT_RUN_CONFIG } from '../../common/protocol.ts';
-import type { EngineCommand, EngineEvent, RunConfig } from '../../common/protocol.ts';
+import type { RunConfig } from '../../common/protocol.ts';
 import { startEngine } from '../../engine/engine-host.ts';
-import type { EngineHandle } from '../../engine/engine-host.ts';
 import { prepareDataset } from '../../engine/data/prepare.ts';
 import { loadModel } from '../../engine/io/hf-model.ts';
 import { loadAdapter } from '../../engine/io/peft-adapter.ts';
@@ -18,6 +17,7 @@ import { loadTokenizer } from '../../engine/io/tokenizer.ts';
 import { evalLoss } from '../../engine/model/llama.ts';
 import type { LoraWeights, ModelWeights, TrainingExample } from '../../engine/model/types.ts';
 import { sequentialBatches } from '../../engine/train/batching.ts';
+import { runUntilEnd } from '../helpers/engine-run.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'worker-'));
 process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
@@ -32,22 +32,6 @@ function config(train: Partial<RunConfig['train']>, lora: Partial<RunConfig['lor
     lora: { ...DEFAULT_RUN_CONFIG.lora, ...lora },
     train: { ...DEFAULT_RUN_CONFIG.train, ...train },
   };
-}
-
-/** Sends a command and collects events until done / stopped / error. */
-function runUntilEnd(engine: EngineHandle, cmd: EngineCommand, onEvent?: (e: EngineEvent) => void): Promise<EngineEvent[]> {
-  return new Promise((resolve) => {
-    const events: EngineEvent[] = [];
-    const off = engine.on((e) => {
-      events.push(e);
-      onEvent?.(e);
-      if (e.type === 'done' || e.type === 'stopped' || e.type === 'error') {
-        off();
-        resolve(events);
-      }
-    });
-    engine.send(cmd);
-  });
 }
 
 function meanLoss(model: ModelWeights, lora: LoraWeights | null, examples: TrainingExample[], pad: number): number {

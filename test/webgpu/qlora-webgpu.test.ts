@@ -8,13 +8,14 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { DEFAULT_RUN_CONFIG, type EngineCommand, type EngineEvent, type RunConfig } from '../../common/protocol.ts';
+import { DEFAULT_RUN_CONFIG, type EngineEvent, type RunConfig } from '../../common/protocol.ts';
 import { probeAdapter } from '../../engine/backend/webgpu/device.ts';
-import { startEngine, type EngineHandle } from '../../engine/engine-host.ts';
+import { startEngine } from '../../engine/engine-host.ts';
 import { loadAdapter } from '../../engine/io/peft-adapter.ts';
 import { readModelConfig } from '../../engine/io/model-source.ts';
 import { ensureSample } from '../../engine/io/sample.ts';
 import { forEachPair } from '../../engine/model/lora.ts';
+import { runUntilEnd } from '../helpers/engine-run.ts';
 
 const probe = await probeAdapter();
 assert.ok(probe.available, `the QLoRA webgpu test needs a WebGPU adapter (llvmpipe is enough; set XDG_RUNTIME_DIR): ${probe.error ?? 'none found'}`);
@@ -35,21 +36,6 @@ function config(baseWeights: RunConfig['train']['baseWeights']): RunConfig {
     lora: { ...DEFAULT_RUN_CONFIG.lora, r: 8, alpha: 16, dropout: 0, targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] },
     train: { ...DEFAULT_RUN_CONFIG.train, steps: STEPS, batchSize: 2, maxSeqLen: 64, learningRate: 1e-2, baseWeights },
   };
-}
-
-function runUntilEnd(engine: EngineHandle, cmd: EngineCommand, onEvent: (e: EngineEvent) => void = () => {}): Promise<EngineEvent[]> {
-  return new Promise((resolve) => {
-    const seen: EngineEvent[] = [];
-    const off = engine.on((e) => {
-      seen.push(e);
-      onEvent(e);
-      if (e.type === 'done' || e.type === 'stopped' || e.type === 'error') {
-        off();
-        resolve(seen);
-      }
-    });
-    engine.send(cmd);
-  });
 }
 
 const losses = (events: EngineEvent[]): number[] => events.flatMap((e) => (e.type === 'metric' ? [e.point.loss] : []));
