@@ -22,7 +22,6 @@ import {
 } from '../../common/protocol.ts';
 import { AdaptersDeleteParamsSchema, AdaptersRenameParamsSchema, RunsDeleteParamsSchema, RunsUpdateParamsSchema } from '../../common/run-info.ts';
 import { startEngine } from '../../engine/engine-host.ts';
-import { discoverModels } from '../../engine/io/model-discovery.ts';
 import { readModelConfig } from '../../engine/io/model-source.ts';
 import { estimateTrainingMemory } from '../../engine/train/memory-estimate.ts';
 import { nativeStatus } from '../../engine/backend/cpu/native.ts';
@@ -49,6 +48,7 @@ import { SettingsStore } from './settings.ts';
 import { createPlayground, PLAYGROUND_PARAM_SCHEMAS } from './playground.ts';
 import { QuantArchive } from './quant-archive.ts';
 import { createQuantLab, QUANT_PARAM_SCHEMAS } from './quant-lab.ts';
+import { createModelDiscovery } from './model-discovery-service.ts';
 
 export interface StudioDialogs {
   pickFolder(options: { title?: string }): Promise<string | null>;
@@ -249,6 +249,7 @@ export function createStudioServices(options: StudioServicesOptions): StudioServ
   const quant = createQuantLab({ emit, archive: quantArchive });
   for (const problem of quantArchive.problems) console.warn(`quantization lab: skipped a stored report: ${problem}`);
   const playground = createPlayground({ emit, env: workerEnv });
+  const modelDiscovery = createModelDiscovery();
   const external = createExternalRuns({
     file: join(home.root, 'external-runs.json'),
     adapters,
@@ -291,7 +292,7 @@ export function createStudioServices(options: StudioServicesOptions): StudioServ
     'models.inspect': async (raw) => checkModel(parseParams('models.inspect', raw).path, 'path'),
     'models.discover': async (raw) => {
       parseParams('models.discover', raw);
-      return discoverModels();
+      return modelDiscovery.discover();
     },
     'datasets.sample': async () => {
       const sample = await ensureSample();
@@ -458,7 +459,7 @@ export function createStudioServices(options: StudioServicesOptions): StudioServ
       closed = (async () => {
         // Executing runs write a checkpoint and stay queued for the next start (run-manager.ts close).
         external.close();
-        await Promise.all([manager.close(), quant.close(), playground.close()]);
+        await Promise.all([manager.close(), quant.close(), playground.close(), modelDiscovery.close()]);
         presence.stop();
         applyPrometheus(null);
         await prometheusChange;
