@@ -49,6 +49,7 @@ import { createPlayground, PLAYGROUND_PARAM_SCHEMAS } from './playground.ts';
 import { QuantArchive } from './quant-archive.ts';
 import { createQuantLab, QUANT_PARAM_SCHEMAS } from './quant-lab.ts';
 import { createModelDiscovery } from './model-discovery-service.ts';
+import { createModelPulls, MODEL_PULL_PARAM_SCHEMAS } from './model-pull.ts';
 
 export interface StudioDialogs {
   pickFolder(options: { title?: string }): Promise<string | null>;
@@ -150,6 +151,7 @@ const schemas = {
   'dialog.pickFile': z.object({ title: z.string().optional(), extensions: z.array(z.string()).optional() }).optional(),
   ...QUANT_PARAM_SCHEMAS,
   ...PLAYGROUND_PARAM_SCHEMAS,
+  ...MODEL_PULL_PARAM_SCHEMAS,
   'backends.probe': z.object({ refresh: z.boolean().optional() }).optional(),
 } satisfies Record<StudioMethod, z.ZodType>;
 
@@ -250,6 +252,7 @@ export function createStudioServices(options: StudioServicesOptions): StudioServ
   for (const problem of quantArchive.problems) console.warn(`quantization lab: skipped a stored report: ${problem}`);
   const playground = createPlayground({ emit, env: workerEnv });
   const modelDiscovery = createModelDiscovery();
+  const modelPulls = createModelPulls({ emit });
   const external = createExternalRuns({
     file: join(home.root, 'external-runs.json'),
     adapters,
@@ -434,6 +437,7 @@ export function createStudioServices(options: StudioServicesOptions): StudioServ
     },
     ...quant.handlers,
     ...playground.handlers,
+    ...modelPulls.handlers,
   };
 
   return {
@@ -459,7 +463,7 @@ export function createStudioServices(options: StudioServicesOptions): StudioServ
       closed = (async () => {
         // Executing runs write a checkpoint and stay queued for the next start (run-manager.ts close).
         external.close();
-        await Promise.all([manager.close(), quant.close(), playground.close(), modelDiscovery.close()]);
+        await Promise.all([manager.close(), quant.close(), playground.close(), modelDiscovery.close(), modelPulls.close()]);
         presence.stop();
         applyPrometheus(null);
         await prometheusChange;
