@@ -14,7 +14,7 @@
  */
 import { existsSync, lstatSync, readdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { join, relative, resolve } from 'node:path';
+import { basename, dirname, join, relative, resolve } from 'node:path';
 import type { LocalModel, LocalModelsInfo, ModelStoreKind } from '../../common/protocol.ts';
 import { inspectModel, isGgufFile } from './model-source.ts';
 
@@ -286,4 +286,29 @@ export function discoveryFingerprint(opts: DiscoveryOptions = {}): string {
     }
   }
   return parts.join('\n');
+}
+
+/**
+ * The Ollama names ("smollm2:135m", "hf.co/org/repo:tag") whose model layer is the blob at `blobPath`, when that
+ * file is a blob of an Ollama store (…/blobs/sha256-{hex}); [] for any other file.
+ */
+export function ollamaNamesForBlob(blobPath: string): string[] {
+  const m = /^sha256-([0-9a-f]{64})$/.exec(basename(blobPath));
+  if (!m) return [];
+  const root = dirname(dirname(resolve(blobPath)));
+  if (basename(dirname(resolve(blobPath))) !== 'blobs') return [];
+  const digest = `sha256:${m[1]}`;
+  const manifests = join(root, 'manifests');
+  const names: string[] = [];
+  for (const file of manifestFiles(manifests)) {
+    try {
+      const layers = (JSON.parse(readFileSync(file, 'utf8')) as { layers?: unknown }).layers;
+      if (Array.isArray(layers) && (layers as OllamaLayer[]).some((l) => l && l.mediaType === OLLAMA_MODEL_LAYER && l.digest === digest)) {
+        names.push(ollamaName(relative(manifests, file).split(/[\\/]/)));
+      }
+    } catch {
+      // An unreadable manifest names nothing (discovery reports it).
+    }
+  }
+  return names.sort();
 }
