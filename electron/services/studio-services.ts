@@ -50,6 +50,7 @@ import { QuantArchive } from './quant-archive.ts';
 import { createQuantLab, QUANT_PARAM_SCHEMAS } from './quant-lab.ts';
 import { createModelDiscovery } from './model-discovery-service.ts';
 import { createModelPulls, MODEL_PULL_PARAM_SCHEMAS } from './model-pull.ts';
+import { exportAdapterForOllama, OLLAMA_EXPORT_PARAMS } from './ollama-export.ts';
 
 export interface StudioDialogs {
   pickFolder(options: { title?: string }): Promise<string | null>;
@@ -140,6 +141,7 @@ const schemas = {
   'adapters.saveAs': z.object({ id, destination: z.string({ message: 'choose a folder to save into' }).min(1, 'choose a folder to save into') }),
   'adapters.startDrag': z.object({ id }),
   'adapters.exportGguf': z.object({ id, dtype: z.enum(LORA_GGUF_DTYPES, { message: `dtype must be one of ${LORA_GGUF_DTYPES.join(', ')}` }).optional() }),
+  'adapters.exportOllama': OLLAMA_EXPORT_PARAMS,
   'adapters.import': z.object({
     path: z.string({ message: 'choose an adapter folder' }).min(1, 'choose an adapter folder'),
     modelPath: z.string().min(1).optional(),
@@ -405,6 +407,7 @@ export function createStudioServices(options: StudioServicesOptions): StudioServ
       emit('adapters.changed', adapters.list());
       return { path: out, bytes: written.bytes };
     },
+    'adapters.exportOllama': async (raw) => exportAdapterForOllama(adapters, raw, () => emit('adapters.changed', adapters.list())),
     'adapters.import': async (raw) => {
       const p = parseParams('adapters.import', raw);
       const result = importAdapter(adapters, { path: p.path, ...(p.modelPath ? { modelPath: p.modelPath } : {}), ...(p.name ? { name: p.name } : {}) });

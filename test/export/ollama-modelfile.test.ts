@@ -17,8 +17,9 @@ import { saveAdapter } from '../../engine/io/peft-adapter.ts';
 import { newLora } from '../../engine/model/lora.ts';
 import { readGguf } from '../../engine/quant/gguf-reader.ts';
 import { Rng } from '../../engine/util/rng.ts';
-import { ollamaManifest, ollamaModelBlob } from '../helpers/model-stores.ts';
+import { ollamaManifest, ollamaModelBlob, placeFile } from '../helpers/model-stores.ts';
 import { realModelPath } from '../helpers/real-model.ts';
+import { tempStudios } from '../helpers/temp-studio.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'ollama-export-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -142,3 +143,25 @@ test('an HF folder base without a chat template: FROM the folder, no TEMPLATE, a
   assert.throws(() => exportForOllama(adapterDir, join(root, 'out-gone')), /its base model .*hf is not on this machine; Ollama's FROM needs the base/);
 });
 
+
+test('the adapters.exportOllama service writes into the adapter folder and answers the ollama create line', async () => {
+  const { services } = tempStudios('ollama-export-services-');
+  const studio = services('a');
+  // The web studio of the tests may use the temp folder: the base is linked there.
+  const base = join(root, 'SmolLM2-135M-Instruct.Q4_1.gguf');
+  placeFile(gguf, base);
+  const adapterDir = join(root, 'adapter-service');
+  realAdapter(adapterDir, base);
+  const imported = await studio.handle('adapters.import', { path: adapterDir, name: 'Pirate Talk' });
+  const id = imported.adapter.id;
+  const r = await studio.handle('adapters.exportOllama', { id });
+  const folder = (await studio.handle('adapters.list', {})).find((a) => a.id === id)!.path;
+  assert.equal(r.dir, join(folder, 'ollama'));
+  // The Ollama name is the adapter's display name made safe ("Pirate Talk …" → "pirate-talk…").
+  assert.match(r.name, /^pirate-talk[a-z0-9._-]*$/);
+  assert.equal(r.command, `ollama create ${r.name} -f ${join(folder, 'ollama', 'Modelfile')}`);
+  const ins = parseModelfile(readFileSync(r.modelfile, 'utf8'));
+  assert.deepEqual(ins.filter((i) => i.name === 'FROM').map((i) => i.args), [base]);
+  checkAdapterFile(r.modelfile, ins);
+  await assert.rejects(studio.handle('adapters.exportOllama', { id: 'no-such-adapter' }), /no-such-adapter/);
+});
