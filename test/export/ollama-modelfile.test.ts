@@ -6,6 +6,7 @@
  * TEMPLATE / stop are the ChatML ones the GGUF's own chat template uses; a base without a template gets none.
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
@@ -20,6 +21,7 @@ import { Rng } from '../../engine/util/rng.ts';
 import { ollamaManifest, ollamaModelBlob, placeFile } from '../helpers/model-stores.ts';
 import { realModelPath } from '../helpers/real-model.ts';
 import { tempStudios } from '../helpers/temp-studio.ts';
+import { repoRoot } from '../helpers/python.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'ollama-export-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -164,4 +166,19 @@ test('the adapters.exportOllama service writes into the adapter folder and answe
   assert.deepEqual(ins.filter((i) => i.name === 'FROM').map((i) => i.args), [base]);
   checkAdapterFile(r.modelfile, ins);
   await assert.rejects(studio.handle('adapters.exportOllama', { id: 'no-such-adapter' }), /no-such-adapter/);
+});
+
+test('`lora-studio export-ollama <adapter folder>` writes the same folder and prints the command', () => {
+  const adapterDir = join(root, 'adapter-cli');
+  realAdapter(adapterDir, gguf);
+  const out = join(root, 'out-cli');
+  const r = spawnSync(process.execPath, [join(repoRoot, 'bin/lora-studio.mjs'), 'export-ollama', adapterDir, '--out', out], { encoding: 'utf8', env: { ...process.env, LORA_STUDIO_FROM_SOURCE: '1' }, timeout: 120_000 });
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, new RegExp(`create the Ollama model with:\\n {2}ollama create adapter-cli -f ${join(out, 'Modelfile').replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\n`));
+  const ins = parseModelfile(readFileSync(join(out, 'Modelfile'), 'utf8'));
+  assert.deepEqual(ins.filter((i) => i.name === 'FROM').map((i) => i.args), [resolve(gguf)]);
+  checkAdapterFile(join(out, 'Modelfile'), ins);
+  const bad = spawnSync(process.execPath, [join(repoRoot, 'bin/lora-studio.mjs'), 'export-ollama', 'no-such-adapter', '--home', join(root, 'cli-home')], { encoding: 'utf8', env: { ...process.env, LORA_STUDIO_FROM_SOURCE: '1' }, timeout: 120_000 });
+  assert.equal(bad.status, 1);
+  assert.match(bad.stderr, /no-such-adapter/);
 });
