@@ -16,7 +16,7 @@ import { createHash, type Hash } from 'node:crypto';
 import { createReadStream, existsSync, mkdirSync, readFileSync, statSync, symlinkSync, unlinkSync, copyFileSync, lstatSync } from 'node:fs';
 import { open, rename, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { modelStoreDirs } from './model-discovery.ts';
 
 export const HF_DEFAULT_ENDPOINT = 'https://huggingface.co';
@@ -221,6 +221,12 @@ export async function pullFromHub(req: HubPullRequest, opts: HubPullOptions = {}
   const names = siblings.map((s) => s.rfilename as string);
   const ggufs = names.filter((n) => n.toLowerCase().endsWith('.gguf'));
 
+  // A name that could climb out of the snapshot folder is not a file this pull writes, whatever the server lists.
+  const unsafe = names.find((n) => n.startsWith('/') || n.includes('\\') || n.split('/').some((part) => part === '..' || part === '.' || part === ''));
+  if (unsafe !== undefined && (req.file === unsafe || (!req.file && isModelFile(unsafe)))) {
+    throw new HubPullError(`${infoUrl} lists the file name ${JSON.stringify(unsafe)}, which is not a plain path inside the repository; refusing to write it`);
+  }
+
   // 2. Which files.
   let files: string[];
   if (req.file) {
@@ -270,7 +276,10 @@ export async function pullFromHub(req: HubPullRequest, opts: HubPullOptions = {}
     if (!complete) downloadedBytes += await fetchBlob(m, blob, progress);
     else progress(m.size ?? statSync(blob).size);
     doneBytes += statSync(blob).size;
-    link(join(snapshotDir, m.file), blob, join('..', '..', 'blobs', m.etag));
+    // A file in a sub-folder of the repo (some GGUF repos keep one folder per quantization) links from there.
+    const pointer = join(snapshotDir, ...m.file.split('/'));
+    mkdirSync(dirname(pointer), { recursive: true });
+    link(pointer, blob, relative(dirname(pointer), blob));
   }
 
   // 4. The name the revision goes by, as huggingface_hub records it (a commit asked for directly has none).
@@ -279,7 +288,7 @@ export async function pullFromHub(req: HubPullRequest, opts: HubPullOptions = {}
     mkdirSync(join(ref, '..'), { recursive: true });
     await writeFile(ref, commit);
   }
-  return { repo, revision, commit, snapshotDir, path: req.file ? join(snapshotDir, req.file) : snapshotDir, files, downloadedBytes };
+  return { repo, revision, commit, snapshotDir, path: req.file ? join(snapshotDir, ...req.file.split('/')) : snapshotDir, files, downloadedBytes };
 
   async function fetchBlob(m: { file: string; etag: string; size: number | null }, blob: string, progress: (fileBytes: number) => void): Promise<number> {
     const partial = `${blob}.incomplete`;

@@ -36,7 +36,8 @@ before(async () => {
       'studio-tests/tiny': { commit: COMMIT, files },
       'studio-tests/tiny-gated': { commit: COMMIT, files, access: 'gated' },
       'studio-tests/tiny-private': { commit: COMMIT, files, access: 'private' },
-      'studio-tests/tiny-GGUF': { commit: GGUF_COMMIT, files: { 'tiny.Q4_0.gguf': gguf, 'tiny.Q8_0.gguf': gguf.subarray(0, 1000), 'README.md': Buffer.from('#') } },
+      'studio-tests/tiny-GGUF': { commit: GGUF_COMMIT, files: { 'tiny.Q4_0.gguf': gguf, 'tiny.Q8_0.gguf': gguf.subarray(0, 1000), 'Q2_K/tiny.Q2_K.gguf': gguf.subarray(0, 2000), 'README.md': Buffer.from('#') } },
+      'studio-tests/evil': { commit: GGUF_COMMIT, files: { '../../../escape.gguf': gguf.subarray(0, 10) } },
     },
     ['hf_good_token'],
   );
@@ -132,9 +133,18 @@ test('one chosen .gguf of a GGUF repo; a missing one names the ones there are', 
   // The blob is named by its sha256, as the Hub's X-Linked-Etag says for LFS files.
   assert.ok(existsSync(join(env.HF_HUB_CACHE!, 'models--studio-tests--tiny-GGUF', 'blobs', (await import('node:crypto')).createHash('sha256').update(gguf).digest('hex'))));
   const e = await refused(pullFromHub({ repo: 'studio-tests/tiny-GGUF', file: 'tiny.Q2_K.gguf' }, { env }));
-  assert.equal(e.message, 'studio-tests/tiny-GGUF has no file tiny.Q2_K.gguf; its GGUF files: tiny.Q4_0.gguf, tiny.Q8_0.gguf');
+  assert.equal(e.message, 'studio-tests/tiny-GGUF has no file tiny.Q2_K.gguf; its GGUF files: tiny.Q4_0.gguf, tiny.Q8_0.gguf, Q2_K/tiny.Q2_K.gguf');
   const whole = await refused(pullFromHub({ repo: 'studio-tests/tiny-GGUF' }, { env }));
-  assert.match(whole.message, /holds GGUF files, not a transformers model: choose one \(tiny\.Q4_0\.gguf, tiny\.Q8_0\.gguf\)/);
+  assert.match(whole.message, /holds GGUF files, not a transformers model: choose one \(tiny\.Q4_0\.gguf, tiny\.Q8_0\.gguf, Q2_K\/tiny\.Q2_K\.gguf\)/);
+  // One in a sub-folder: linked from snapshots/<commit>/Q2_K/ back to the blob, as huggingface_hub links it.
+  const sub = await pullFromHub({ repo: 'studio-tests/tiny-GGUF', file: 'Q2_K/tiny.Q2_K.gguf' }, { env });
+  assert.equal(sub.path, join(env.HF_HUB_CACHE!, 'models--studio-tests--tiny-GGUF', 'snapshots', GGUF_COMMIT, 'Q2_K', 'tiny.Q2_K.gguf'));
+  assert.match(readlinkSync(sub.path), /^\.\.[/\\]\.\.[/\\]\.\.[/\\]blobs[/\\][0-9a-f]{64}$/);
+  assert.deepEqual(readFileSync(sub.path), gguf.subarray(0, 2000));
+  // A server listing a name that climbs out of the snapshot is refused before anything is written.
+  const evil = await refused(pullFromHub({ repo: 'studio-tests/evil', file: '../../../escape.gguf' }, { env }));
+  assert.match(evil.message, /lists the file name "\.\.\/\.\.\/\.\.\/escape\.gguf", which is not a plain path inside the repository/);
+  assert.ok(!existsSync(join(env.HF_HUB_CACHE!, 'escape.gguf')) && !existsSync(join(env.HF_HUB_CACHE!, '..', 'escape.gguf')));
 });
 
 test('a cut connection keeps the part as .incomplete, never as the blob, and the next pull resumes it with a Range request', async () => {
