@@ -10,6 +10,8 @@
 import { z } from 'zod';
 import type { BundleDropoutMode, BundleLaunch, BundleLauncher } from './bundle-launch.ts';
 import type { QuantReport } from './quant-report.ts';
+import type { ModelPullEnded, ModelPullProgress, ModelsPullParams } from './models-pull.ts';
+import type { OllamaExportInfo } from './ollama-export.ts';
 import type { AdapterDeleteResult, AdaptersDeleteParams, AdaptersRenameParams, RunDeleteResult, RunsDeleteParams, RunsUpdateParams } from './run-info.ts';
 import { DEFAULT_HEALTH_THRESHOLDS, HealthThresholdsSchema, type HealthThresholds, type RunAlert } from './run-health.ts';
 
@@ -641,6 +643,10 @@ export interface StudioRequests {
   'models.inspect': { params: { path: string }; result: ModelSummary };
   /** Models already on this machine: the Hugging Face cache, Ollama's store, LM Studio's models folder. */
   'models.discover': { params: Record<string, never>; result: LocalModelsInfo };
+  /** Starts a Hugging Face download into the HF cache (common/models-pull.ts); progress as 'models.pullProgress', the end as 'models.pullEnded'. */
+  'models.pull': { params: ModelsPullParams; result: { jobId: string } };
+  /** Stops a download; its part stays as .incomplete for the next pull to resume. False when it had already ended. */
+  'models.pullCancel': { params: { jobId: string }; result: { cancelled: boolean } };
   'datasets.sample': { params: Record<string, never>; result: DatasetSummary };
   'datasets.inspect': { params: { path: string; modelPath?: string; format?: DatasetFormat; maxSeqLen?: number; trainOn?: TrainOn }; result: DatasetSummary };
   /** Browser only: the file's content travels in the request and is stored under the studio home. */
@@ -700,6 +706,8 @@ export interface StudioRequests {
    * the folder carries it; the base model's folder must still be where the adapter says.
    */
   'adapters.exportGguf': { params: { id: string; dtype?: 'f32' | 'f16' }; result: { path: string; bytes: number } };
+  /** "Export for Ollama": adapter.gguf + a Modelfile (FROM the base, ADAPTER, TEMPLATE/stop) in the adapter's ollama/ folder or `destination`. */
+  'adapters.exportOllama': { params: { id: string; destination?: string }; result: OllamaExportInfo };
   /**
    * Brings a PEFT LoRA adapter folder (a path, a Hugging Face hub cache folder, or a hub id found in the local cache)
    * into the Adapters list. It is checked against its base model (modelPath, else its base_model_name_or_path when
@@ -744,6 +752,8 @@ export const STUDIO_METHODS = [
   'models.sample',
   'models.inspect',
   'models.discover',
+  'models.pull',
+  'models.pullCancel',
   'datasets.sample',
   'datasets.inspect',
   'datasets.upload',
@@ -756,6 +766,7 @@ export const STUDIO_METHODS = [
   'adapters.saveAs',
   'adapters.startDrag',
   'adapters.exportGguf',
+  'adapters.exportOllama',
   'dialog.pickFolder',
   'dialog.pickFile',
   'quant.formats',
@@ -828,6 +839,8 @@ export interface StudioEvents {
   /** New points of an external run, in step order; with `truncatedAfter`, drop the points after that step first (a relaunch starts again at 0). */
   'external.metrics': { id: string; points: MetricPoint[]; truncatedAfter?: number };
   'external.removed': { id: string };
+  'models.pullProgress': ModelPullProgress;
+  'models.pullEnded': ModelPullEnded;
 }
 export type StudioEventName = keyof StudioEvents;
 export interface StudioEventMessage<E extends StudioEventName = StudioEventName> {

@@ -11,6 +11,7 @@ import { registerDataset } from './cli/dataset.ts';
 import { registerQuant } from './cli/quant.ts';
 import { registerRuns } from './cli/runs.ts';
 import { registerBundle } from './cli/bundle.ts';
+import { registerExportOllama } from './cli/ollama-export.ts';
 import { registerModels } from './cli/models.ts';
 import { registerAdapters } from './cli/adapters.ts';
 
@@ -27,5 +28,6 @@ export async function runCli(argv: string[]): Promise<void> {
   registerBundle(program);
   registerModels(program);
   registerAdapters(program);
+  registerExportOllama(program);
   await program.parseAsync(argv);
 }

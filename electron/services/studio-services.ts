@@ -22,7 +22,6 @@ import {
 } from '../../common/protocol.ts';
 import { AdaptersDeleteParamsSchema, AdaptersRenameParamsSchema, RunsDeleteParamsSchema, RunsUpdateParamsSchema } from '../../common/run-info.ts';
 import { startEngine } from '../../engine/engine-host.ts';
-import { discoverModels } from '../../engine/io/model-discovery.ts';
 import { readModelConfig } from '../../engine/io/model-source.ts';
 import { estimateTrainingMemory } from '../../engine/train/memory-estimate.ts';
 import { nativeStatus } from '../../engine/backend/cpu/native.ts';
@@ -49,6 +48,9 @@ import { SettingsStore } from './settings.ts';
 import { createPlayground, PLAYGROUND_PARAM_SCHEMAS } from './playground.ts';
 import { QuantArchive } from './quant-archive.ts';
 import { createQuantLab, QUANT_PARAM_SCHEMAS } from './quant-lab.ts';
+import { createModelDiscovery } from './model-discovery-service.ts';
+import { createModelPulls, MODEL_PULL_PARAM_SCHEMAS } from './model-pull.ts';
+import { exportAdapterForOllama, OLLAMA_EXPORT_PARAMS } from './ollama-export.ts';
 
 export interface StudioDialogs {
   pickFolder(options: { title?: string }): Promise<string | null>;
@@ -139,6 +141,7 @@ const schemas = {
   'adapters.saveAs': z.object({ id, destination: z.string({ message: 'choose a folder to save into' }).min(1, 'choose a folder to save into') }),
   'adapters.startDrag': z.object({ id }),
   'adapters.exportGguf': z.object({ id, dtype: z.enum(LORA_GGUF_DTYPES, { message: `dtype must be one of ${LORA_GGUF_DTYPES.join(', ')}` }).optional() }),
+  'adapters.exportOllama': OLLAMA_EXPORT_PARAMS,
   'adapters.import': z.object({
     path: z.string({ message: 'choose an adapter folder' }).min(1, 'choose an adapter folder'),
     modelPath: z.string().min(1).optional(),
@@ -150,6 +153,7 @@ const schemas = {
   'dialog.pickFile': z.object({ title: z.string().optional(), extensions: z.array(z.string()).optional() }).optional(),
   ...QUANT_PARAM_SCHEMAS,
   ...PLAYGROUND_PARAM_SCHEMAS,
+  ...MODEL_PULL_PARAM_SCHEMAS,
   'backends.probe': z.object({ refresh: z.boolean().optional() }).optional(),
 } satisfies Record<StudioMethod, z.ZodType>;
 
@@ -249,6 +253,8 @@ export function createStudioServices(options: StudioServicesOptions): StudioServ
   const quant = createQuantLab({ emit, archive: quantArchive });
   for (const problem of quantArchive.problems) console.warn(`quantization lab: skipped a stored report: ${problem}`);
   const playground = createPlayground({ emit, env: workerEnv });
+  const modelDiscovery = createModelDiscovery();
+  const modelPulls = createModelPulls({ emit });
   const external = createExternalRuns({
     file: join(home.root, 'external-runs.json'),
     adapters,
@@ -291,7 +297,7 @@ export function createStudioServices(options: StudioServicesOptions): StudioServ
     'models.inspect': async (raw) => checkModel(parseParams('models.inspect', raw).path, 'path'),
     'models.discover': async (raw) => {
       parseParams('models.discover', raw);
-      return discoverModels();
+      return modelDiscovery.discover();
     },
     'datasets.sample': async () => {
       const sample = await ensureSample();
@@ -401,6 +407,7 @@ export function createStudioServices(options: StudioServicesOptions): StudioServ
       emit('adapters.changed', adapters.list());
       return { path: out, bytes: written.bytes };
     },
+    'adapters.exportOllama': async (raw) => exportAdapterForOllama(adapters, raw, () => emit('adapters.changed', adapters.list())),
     'adapters.import': async (raw) => {
       const p = parseParams('adapters.import', raw);
       const result = importAdapter(adapters, { path: p.path, ...(p.modelPath ? { modelPath: p.modelPath } : {}), ...(p.name ? { name: p.name } : {}) });
@@ -433,6 +440,7 @@ export function createStudioServices(options: StudioServicesOptions): StudioServ
     },
     ...quant.handlers,
     ...playground.handlers,
+    ...modelPulls.handlers,
   };
 
   return {
@@ -458,7 +466,7 @@ export function createStudioServices(options: StudioServicesOptions): StudioServ
       closed = (async () => {
         // Executing runs write a checkpoint and stay queued for the next start (run-manager.ts close).
         external.close();
-        await Promise.all([manager.close(), quant.close(), playground.close()]);
+        await Promise.all([manager.close(), quant.close(), playground.close(), modelDiscovery.close(), modelPulls.close()]);
         presence.stop();
         applyPrometheus(null);
         await prometheusChange;

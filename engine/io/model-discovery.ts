@@ -14,7 +14,7 @@
  */
 import { existsSync, lstatSync, readdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { join, relative, resolve } from 'node:path';
+import { basename, dirname, join, relative, resolve } from 'node:path';
 import type { LocalModel, LocalModelsInfo, ModelStoreKind } from '../../common/protocol.ts';
 import { inspectModel, isGgufFile } from './model-source.ts';
 
@@ -238,4 +238,77 @@ export function discoverModels(opts: DiscoveryOptions = {}): LocalModelsInfo {
     }
   }
   return { models, searched };
+}
+
+function mtimeOf(p: string): number {
+  try {
+    return statSync(p).mtimeMs;
+  } catch {
+    return -1;
+  }
+}
+
+/**
+ * What discovery's answer depends on, by folder mtimes only (no file is opened): each store folder, and the folders
+ * whose entries change when a tool adds, removes or finishes a model (a repo's refs/ and snapshots/, Ollama's
+ * manifests tree and blobs/, LM Studio's publisher and repo folders). Equal fingerprints → the last answer stands.
+ */
+export function discoveryFingerprint(opts: DiscoveryOptions = {}): string {
+  const parts: string[] = [];
+  const add = (p: string): void => {
+    parts.push(`${p}\t${mtimeOf(p)}`);
+  };
+  for (const { store, dir } of modelStoreDirs(opts)) {
+    add(dir);
+    if (!isDir(dir)) continue;
+    if (store === 'hf-cache') {
+      for (const entry of listDir(dir)) {
+        if (!entry.startsWith('models--')) continue;
+        const repo = join(dir, entry);
+        add(join(repo, 'refs'));
+        add(join(repo, 'refs', 'main'));
+        add(join(repo, 'snapshots'));
+        for (const rev of listDir(join(repo, 'snapshots'))) add(join(repo, 'snapshots', rev));
+      }
+    } else if (store === 'ollama') {
+      add(join(dir, 'blobs'));
+      const walk = (p: string, depth: number): void => {
+        add(p);
+        if (depth < 3) for (const name of listDir(p)) if (isDir(join(p, name))) walk(join(p, name), depth + 1);
+        if (depth === 3) for (const name of listDir(p)) add(join(p, name));
+      };
+      walk(join(dir, 'manifests'), 0);
+    } else {
+      for (const publisher of listDir(dir)) {
+        add(join(dir, publisher));
+        for (const repo of listDir(join(dir, publisher))) add(join(dir, publisher, repo));
+      }
+    }
+  }
+  return parts.join('\n');
+}
+
+/**
+ * The Ollama names ("smollm2:135m", "hf.co/org/repo:tag") whose model layer is the blob at `blobPath`, when that
+ * file is a blob of an Ollama store (…/blobs/sha256-{hex}); [] for any other file.
+ */
+export function ollamaNamesForBlob(blobPath: string): string[] {
+  const m = /^sha256-([0-9a-f]{64})$/.exec(basename(blobPath));
+  if (!m) return [];
+  const root = dirname(dirname(resolve(blobPath)));
+  if (basename(dirname(resolve(blobPath))) !== 'blobs') return [];
+  const digest = `sha256:${m[1]}`;
+  const manifests = join(root, 'manifests');
+  const names: string[] = [];
+  for (const file of manifestFiles(manifests)) {
+    try {
+      const layers = (JSON.parse(readFileSync(file, 'utf8')) as { layers?: unknown }).layers;
+      if (Array.isArray(layers) && (layers as OllamaLayer[]).some((l) => l && l.mediaType === OLLAMA_MODEL_LAYER && l.digest === digest)) {
+        names.push(ollamaName(relative(manifests, file).split(/[\\/]/)));
+      }
+    } catch {
+      // An unreadable manifest names nothing (discovery reports it).
+    }
+  }
+  return names.sort();
 }

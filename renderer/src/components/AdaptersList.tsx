@@ -9,6 +9,7 @@ import { DeleteAdapterButton } from './DeleteAdapterButton.tsx';
 import { ErrorNote } from './ErrorNote.tsx';
 import { formatBytes } from './format.ts';
 import { ImportAdapterButton } from './ImportAdapterDialog.tsx';
+import { useOllamaExport } from './OllamaExport.tsx';
 
 /** A name safe for a downloaded file on every OS (and for the ':'-separated DownloadURL format). */
 export function zipFileName(adapter: AdapterSummary): string {
@@ -48,6 +49,7 @@ function AdapterItem({ adapter }: { adapter: AdapterSummary }) {
   const zipUrl = client?.adapterZipUrl?.(adapter.id) ?? null;
   const fileName = zipFileName(adapter);
   const [gguf, setGguf] = useState<{ busy: boolean; path?: string; error?: StudioErrorInfo }>({ busy: false });
+  const ollama = useOllamaExport(adapter);
 
   async function exportGguf(): Promise<void> {
     if (!client) return;
@@ -97,6 +99,7 @@ function AdapterItem({ adapter }: { adapter: AdapterSummary }) {
           </div>
         ) : null}
         {gguf.error ? <ErrorNote error={gguf.error} testId="adapter-gguf-error" /> : null}
+        {ollama.note}
       </div>
       <div className="adapter-actions">
         <button
@@ -113,6 +116,7 @@ function AdapterItem({ adapter }: { adapter: AdapterSummary }) {
         <button type="button" data-testid="adapter-gguf" disabled={gguf.busy} title="Write a GGUF LoRA file (llama.cpp, Ollama) into the adapter folder" onClick={() => void exportGguf()}>
           {gguf.busy ? 'Writing…' : 'GGUF'}
         </button>
+        {ollama.button}
         {client?.host === 'electron' ? (
           <button type="button" data-testid="adapter-save" onClick={() => void saveAdapterAs(adapter.id)}>
             Save as…

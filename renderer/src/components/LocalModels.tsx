@@ -1,6 +1,7 @@
 import type { LocalModel } from '../../../common/protocol.ts';
 import { useLocalModels } from '../stores/local-models.ts';
 import { ErrorNote } from './ErrorNote.tsx';
+import { HubDownload } from './HubDownload.tsx';
 import { formatBytes, formatCount } from './format.ts';
 
 const STORE_NAMES: Record<LocalModel['store'], string> = { 'hf-cache': 'Hugging Face cache', ollama: 'Ollama', lmstudio: 'LM Studio' };
@@ -12,7 +13,7 @@ interface Props {
   onChoose(path: string): void;
 }
 
-/** "On this machine": the models other tools already keep, each with format and size; a click loads one. */
+/** "On this machine": the models other tools already keep, each with format and size; a click loads one. Below, a download from Hugging Face. */
 export function LocalModels({ idPrefix, busy, onChoose }: Props) {
   const { info, busy: looking, error, load } = useLocalModels();
   return (
@@ -53,6 +54,7 @@ export function LocalModels({ idPrefix, busy, onChoose }: Props) {
           Look again
         </button>
       ) : null}
+      <HubDownload idPrefix={idPrefix} busy={busy} onDownloaded={onChoose} />
     </details>
   );
 }

@@ -1,0 +1,47 @@
+/**
+ * "Download from Hugging Face" (engine/io/hf-hub-download.ts, electron/services/model-pull.ts): the request, its
+ * progress and its end, shared by the services, the CLI and the renderer.
+ */
+import { z } from 'zod';
+import type { StudioErrorInfo } from './protocol.ts';
+
+export const ModelsPullParamsSchema = z.object({
+  repo: z.string({ message: 'type a Hugging Face model id (org/name)' }).trim().min(1, 'type a Hugging Face model id (org/name)'),
+  revision: z.string().trim().min(1, 'a revision is a branch, tag or commit').optional(),
+  /** One .gguf file of the repo instead of the safetensors model. */
+  file: z.string().trim().min(1).optional(),
+  /** For a gated or private repo; not stored (HF_TOKEN or huggingface-cli login's token file are read when absent). */
+  token: z.string().trim().min(1).optional(),
+});
+export type ModelsPullParams = z.input<typeof ModelsPullParamsSchema>;
+
+export interface ModelPullProgress {
+  jobId: string;
+  repo: string;
+  file: string;
+  fileIndex: number;
+  files: number;
+  fileBytes: number;
+  fileTotal: number | null;
+  bytes: number;
+  total: number | null;
+}
+
+export interface ModelPullDone {
+  repo: string;
+  revision: string;
+  commit: string;
+  snapshotDir: string;
+  /** What the model field takes: the snapshot folder, or the .gguf file in it. */
+  path: string;
+  files: string[];
+  downloadedBytes: number;
+}
+
+export interface ModelPullEnded {
+  jobId: string;
+  repo: string;
+  cancelled: boolean;
+  result: ModelPullDone | null;
+  error: StudioErrorInfo | null;
+}
