@@ -11,7 +11,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { basename, isAbsolute, join, resolve } from 'node:path';
 import { LORA_TARGETS, type AdapterImportResult } from '../../common/protocol.ts';
-import { readHfConfig } from '../../engine/io/hf-config.ts';
+import { isGgufFile, readModelConfig } from '../../engine/io/model-source.ts';
 import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, loadAdapter, parseAdapterKey, readAdapterConfig } from '../../engine/io/peft-adapter.ts';
 import { SafetensorsFile } from '../../engine/io/safetensors.ts';
 import type { LoraTargetName } from '../../engine/model/types.ts';
@@ -153,7 +153,8 @@ export function importAdapter(store: AdapterStore, input: ImportAdapterInput, en
   let modelDir: string | null;
   if (input.modelPath) {
     modelDir = resolve(input.modelPath);
-    if (!existsSync(join(modelDir, 'config.json'))) throw new StudioError({ message: `${input.modelPath} is not a model folder: config.json not found`, field: fields.modelPath, file: input.modelPath });
+    // A GGUF file is a base model as much as a folder is (engine/io/model-source.ts reads either).
+    if (!isGgufFile(modelDir) && !existsSync(join(modelDir, 'config.json'))) throw new StudioError({ message: `${input.modelPath} is not a model folder or GGUF file: config.json not found`, field: fields.modelPath, file: input.modelPath });
   } else {
     modelDir = localModel(base, env);
     if (!modelDir) warnings.push(`the base model ${base ? JSON.stringify(base) : '(adapter_config.json names none)'} is not on this machine, so the adapter could not be checked against it; choose the base model when you use it`);
@@ -161,9 +162,9 @@ export function importAdapter(store: AdapterStore, input: ImportAdapterInput, en
   if (modelDir) {
     let modelConfig;
     try {
-      modelConfig = readHfConfig(modelDir);
+      modelConfig = readModelConfig(modelDir);
     } catch (e) {
-      fail(e, fields.modelPath, join(modelDir, 'config.json'));
+      fail(e, fields.modelPath, isGgufFile(modelDir) ? modelDir : join(modelDir, 'config.json'));
     }
     try {
       loadAdapter(dir, modelConfig);

@@ -9,6 +9,8 @@ import { cpSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { tinyHfConfig, writeRandomModel } from '../../engine/io/make-model.ts';
+import { loadModel } from '../../engine/io/model-source.ts';
+import { writeLlamaGguf } from '../../engine/quant/gguf-llama.ts';
 import { writeTestAdapter } from '../helpers/peft-folder.ts';
 import { refusal, tempStudios } from '../helpers/temp-studio.ts';
 
@@ -98,7 +100,20 @@ test('the wrong base model: the shapes that do not fit, and the model the adapte
 
 test('a base model folder that is not one: named', async () => {
   const e = await refusal(() => s.handle('adapters.import', { path: good, modelPath: join(tmp, 'good-adapter') }));
-  assert.equal(e.message, `${join(tmp, 'good-adapter')} is not a model folder: config.json not found`);
+  assert.equal(e.message, `${join(tmp, 'good-adapter')} is not a model folder or GGUF file: config.json not found`);
+  assert.equal(e.info.field, 'modelPath');
+});
+
+test('a GGUF file as the base model: checked against it like a folder (and the other width refused)', async () => {
+  const ggufA = join(tmp, 'model-a.gguf');
+  const ggufB = join(tmp, 'model-b.gguf');
+  writeLlamaGguf(ggufA, loadModel(modelA, { dtype: Float32Array }), { format: 'f16' });
+  writeLlamaGguf(ggufB, loadModel(modelB, { dtype: Float32Array }), { format: 'f16' });
+  const { adapter, warnings } = await s.handle('adapters.import', { path: good, modelPath: ggufA, name: 'on a gguf' });
+  assert.deepEqual(warnings, []);
+  assert.equal(adapter.baseModel, ggufA);
+  const e = await refusal(() => s.handle('adapters.import', { path: good, modelPath: ggufB }));
+  assert.match(e.message, new RegExp(`does not fit the base model ${ggufB.replace(/[.]/g, '\\.')}`));
   assert.equal(e.info.field, 'modelPath');
 });
 
