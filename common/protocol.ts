@@ -103,6 +103,36 @@ export const DataSettingsSchema = z.object({
 });
 export type DataSettings = z.infer<typeof DataSettingsSchema>;
 
+/** Most fixed evaluation prompts a run samples, and the longest one (characters). */
+export const EVAL_PROMPTS_MAX = 8;
+export const EVAL_PROMPT_MAX_CHARS = 2000;
+
+/**
+ * Fixed evaluation prompts (common/eval-prompts.ts): answered greedily with the current LoRA before the first step,
+ * every `everySteps` steps and at the end, wrapped as the Playground wraps a prompt for this dataset's format. Absent:
+ * none are sampled.
+ */
+export const EvalPromptsSchema = z.object({
+  prompts: z
+    .array(z.string({ message: 'an evaluation prompt must be text' }).max(EVAL_PROMPT_MAX_CHARS, `an evaluation prompt must be at most ${EVAL_PROMPT_MAX_CHARS} characters`).refine((t) => t.trim() !== '', 'an evaluation prompt is empty; type it or remove it'), { message: 'the evaluation prompts must be a list of texts' })
+    .min(1, 'add at least one evaluation prompt, or turn them off')
+    .max(EVAL_PROMPTS_MAX, `at most ${EVAL_PROMPTS_MAX} evaluation prompts`),
+  everySteps: z.number({ message: 'sample every … steps must be a number' }).int('sample every … steps must be a whole number').min(1, 'sample every … steps must be at least 1').max(1_000_000, 'sample every … steps must be at most 1 000 000'),
+  maxNewTokens: z.number({ message: 'max new tokens must be a number' }).int('max new tokens must be a whole number').min(1, 'max new tokens must be at least 1').max(512, 'max new tokens must be at most 512'),
+});
+export type EvalPrompts = z.infer<typeof EvalPromptsSchema>;
+
+/** One evaluation answer: prompt `index` of the run's evalPrompts, answered with the LoRA as it was after `step` steps. */
+export interface EvalSample {
+  runId: string;
+  step: number;
+  index: number;
+  prompt: string;
+  answer: string;
+  tokens: number;
+  stop: 'eos' | 'length';
+}
+
 export const RunConfigSchema = z.object({
   name: z.string({ message: 'the run name must be text' }).max(200, 'the run name must be at most 200 characters').optional(),
   modelPath: z.string({ message: 'choose a model folder' }).min(1, 'choose a model folder'),
@@ -112,6 +142,7 @@ export const RunConfigSchema = z.object({
   lora: LoraSettingsSchema,
   train: TrainSettingsSchema,
   data: DataSettingsSchema.optional(),
+  evalPrompts: EvalPromptsSchema.optional(),
 });
 export type RunConfig = z.infer<typeof RunConfigSchema>;
 export type RunConfigInput = z.input<typeof RunConfigSchema>;
@@ -664,6 +695,8 @@ export interface StudioRequests {
   /** The run's event log after event id `afterId` (0: from the start), oldest first. */
   'runs.events': { params: { id: string; afterId?: number }; result: RunEventInfo[] };
   'runs.history': { params: { id: string }; result: RunStateChange[] };
+  /** The run's evaluation answers (config.evalPrompts), by step then prompt; after `afterStep` when given. */
+  'runs.evalSamples': { params: { id: string; afterStep?: number }; result: EvalSample[] };
   /** Peak memory of a run with these settings, before it starts; plus what this machine has. */
   'runs.estimateMemory': {
     params: { modelPath: string; lora: z.input<typeof LoraSettingsSchema>; train: z.input<typeof TrainSettingsSchema>; backend?: 'cpu' | 'webgpu' };
@@ -783,6 +816,7 @@ export const STUDIO_METHODS = [
   'runs.delete',
   'adapters.delete',
   'adapters.rename',
+  'runs.evalSamples',
 ] as const satisfies readonly StudioMethod[];
 
 // Compile-time proof that STUDIO_METHODS lists every method.
@@ -811,6 +845,8 @@ export interface StudioEvents {
   'run.log': { runId: string; level: 'info' | 'warn' | 'error'; message: string; id?: number; at?: string; step?: number | null };
   /** A training-health alert (common/run-health.ts); it is also a 'warn' line of the run's event log. */
   'run.alert': RunAlert;
+  /** An evaluation answer stored for the run (a step trained again after a resume replaces its answers). */
+  'run.eval': EvalSample;
   'settings.changed': StudioSettings;
   'adapters.changed': AdapterSummary[];
   'quant.progress': QuantProgress;
@@ -856,6 +892,8 @@ export type EngineEvent =
   | { type: 'checkpoint'; runId: string; step: number; path: string }
   | { type: 'done'; runId: string; adapterDir: string; finalLoss: number | null; steps: number; peakGpuBytes?: number }
   | { type: 'stopped'; runId: string; step: number; checkpoint: string | null }
+  /** One fixed evaluation prompt answered (config.evalPrompts). */
+  | ({ type: 'eval' } & EvalSample)
   | { type: 'error'; runId: string; message: string; file?: string; line?: number; field?: string };
 
 // ---------------------------------------------------------------------------------------------------------------

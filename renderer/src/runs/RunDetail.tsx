@@ -1,3 +1,4 @@
+import { EvalTimeline } from '../components/EvalTimeline.tsx';
 import { useEffect, useMemo, useRef } from 'react';
 import type { RunSummary } from '../../../common/protocol.ts';
 import { ErrorNote } from '../components/ErrorNote.tsx';
@@ -51,6 +52,7 @@ export function RunDetail({ runId }: { runId: string }) {
       {run.error ? <ErrorNote error={{ message: run.error }} testId="run-detail-error" /> : null}
       <RunAlerts runId={run.id} />
       <LossChart runId={run.id} />
+      <EvalTimeline run={run} />
       <RunInfoEditor run={run} />
       <div className="run-detail-grid">
         <ConfigTable run={run} />
