@@ -41,6 +41,10 @@ export const FIELD_LABELS: Readonly<Record<string, string>> = {
   'data.badRecords': 'Bad records',
   'data.packing': 'Packing',
   'data.validationPath': 'Validation file',
+  evalPrompts: 'Evaluation prompts',
+  'evalPrompts.prompts': 'Evaluation prompt',
+  'evalPrompts.everySteps': 'Answer every',
+  'evalPrompts.maxNewTokens': 'Max new tokens (evaluation)',
   // Playground
   adapterPath: 'Adapter',
   compareBase: 'Compare with the base model',

@@ -117,8 +117,8 @@ export const EvalPromptsSchema = z.object({
     .array(z.string({ message: 'an evaluation prompt must be text' }).max(EVAL_PROMPT_MAX_CHARS, `an evaluation prompt must be at most ${EVAL_PROMPT_MAX_CHARS} characters`).refine((t) => t.trim() !== '', 'an evaluation prompt is empty; type it or remove it'), { message: 'the evaluation prompts must be a list of texts' })
     .min(1, 'add at least one evaluation prompt, or turn them off')
     .max(EVAL_PROMPTS_MAX, `at most ${EVAL_PROMPTS_MAX} evaluation prompts`),
-  everySteps: z.number({ message: 'sample every … steps must be a number' }).int('sample every … steps must be a whole number').min(1, 'sample every … steps must be at least 1').max(1_000_000, 'sample every … steps must be at most 1 000 000'),
-  maxNewTokens: z.number({ message: 'max new tokens must be a number' }).int('max new tokens must be a whole number').min(1, 'max new tokens must be at least 1').max(512, 'max new tokens must be at most 512'),
+  everySteps: z.number({ message: 'must be a number' }).int('must be a whole number of steps').min(1, 'must be at least 1 step').max(1_000_000, 'must be at most 1 000 000 steps'),
+  maxNewTokens: z.number({ message: 'must be a number' }).int('must be a whole number').min(1, 'must be at least 1').max(512, 'must be at most 512'),
 });
 export type EvalPrompts = z.infer<typeof EvalPromptsSchema>;
 
