@@ -3,6 +3,7 @@
  * prompts (typed, answered every 3 steps); a real run on the sample model answers them at steps 0, 3, 6 and 7 (the
  * last), shown as a timeline on the Train page's live card; the same answers, step by step, are on the run's detail
  * on the Runs page after a reload, and match what the services stored. A bad setting blocks Train, named by label.
+ * With a validation split, the run detail shows the final validation loss and its perplexity exp(loss) as numbers.
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
@@ -22,10 +23,13 @@ after(async () => {
 const PROMPTS = ['Write one sentence about a dog.', 'Name a colour.'];
 
 async function timelineOf(page: Page, scope: string): Promise<{ step: number; answers: string[] }[]> {
-  return page.evaluate((sel) => {
-    const rows = [...document.querySelectorAll(`${sel} [data-testid="eval-row"]`)];
-    return rows.map((r) => ({ step: Number(r.getAttribute('data-step')), answers: [...r.querySelectorAll('[data-testid="eval-answer"]')].map((c) => c.textContent ?? '') }));
-  }, scope);
+  const rows = page.locator(`${scope} [data-testid="eval-row"]`);
+  const out: { step: number; answers: string[] }[] = [];
+  for (let i = 0; i < (await rows.count()); i++) {
+    const row = rows.nth(i);
+    out.push({ step: Number(await row.getAttribute('data-step')), answers: await row.locator('[data-testid="eval-answer"]').allTextContents() });
+  }
+  return out;
 }
 
 test('evaluation prompts typed in the form are answered at the right steps and shown on the run', { timeout: 180_000 }, async () => {
@@ -36,6 +40,7 @@ test('evaluation prompts typed in the form are answered at the right steps and s
   await page.getByTestId('dataset-summary').waitFor({ timeout: 30_000 });
   await page.getByTestId('field-train.steps').fill('7');
   await page.getByTestId('field-train.learningRate').fill('0.01');
+  await page.getByTestId('field-train.validationPercent').fill('10');
 
   const section = page.getByTestId('eval-prompts-settings');
   await section.locator('summary').click();
@@ -72,5 +77,16 @@ test('evaluation prompts typed in the form are answered at the right steps and s
   const detail = page.getByTestId('run-detail');
   await detail.locator('[data-testid="eval-row"][data-step="7"]').waitFor({ timeout: 15_000 });
   assert.deepEqual(await timelineOf(page, '[data-testid="run-detail"]'), live);
+
+  // The final validation loss and its perplexity, as numbers: those of the stored last step.
+  const last = (await studio.api('runs.metrics', { id: runId })).at(-1);
+  assert.ok(last && last.step === 7 && last.validationLoss !== undefined, JSON.stringify(last));
+  const validation = detail.getByTestId('final-validation');
+  assert.equal(await validation.getAttribute('data-final'), 'true');
+  assert.match((await validation.textContent()) ?? '', /final, after step 7/);
+  assert.equal(await detail.getByTestId('final-validation-loss').textContent(), last.validationLoss.toFixed(4));
+  const ppl = Number(await detail.getByTestId('final-validation-perplexity').textContent());
+  const want = Math.exp(last.validationLoss);
+  assert.ok(Math.abs(ppl - want) <= 1e-3 * want, `perplexity ${ppl} vs exp(${last.validationLoss}) = ${want}`);
   assert.deepEqual(errors, []);
 });
