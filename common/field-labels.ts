@@ -48,6 +48,7 @@ export const FIELD_LABELS: Readonly<Record<string, string>> = {
   // Playground
   adapterPath: 'Adapter',
   compareBase: 'Compare with the base model',
+  compareAdapterPath: 'Second adapter',
   prompt: 'Prompt',
   promptFormat: 'Prompt format',
   chatTemplate: 'Chat template',

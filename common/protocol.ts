@@ -602,6 +602,8 @@ export interface PlaygroundRequest {
   adapterPath?: string;
   /** With an adapter: also answer with the base model (same settings and seed), to compare. */
   compareBase?: boolean;
+  /** With an adapter: also answer with this second adapter folder (same base model, prompt, settings and seed), side by side. */
+  compareAdapterPath?: string;
   prompt: string;
   promptFormat: PromptFormat;
   /** Chat: a built-in template name (as a run's data.chatTemplate) instead of the model's own. */
@@ -618,7 +620,8 @@ export interface PlaygroundRequest {
   backend: 'auto' | 'cpu' | 'webgpu';
 }
 
-export type PlaygroundVariant = 'adapter' | 'base';
+/** 'adapter': adapterPath's answer; 'compare': compareAdapterPath's; 'base': the base model alone. */
+export type PlaygroundVariant = 'adapter' | 'compare' | 'base';
 
 export interface PlaygroundTurn {
   role: 'user' | 'assistant';
