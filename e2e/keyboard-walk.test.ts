@@ -69,6 +69,8 @@ test('Train → Runs → run detail → Settings with the keyboard alone', { tim
   await page.keyboard.press('Enter');
   const detail = page.locator(`[data-testid="run-detail"][data-run-id="${run.id}"]`);
   await detail.waitFor({ timeout: 5_000 });
+  // Opening the detail does not drop focus onto the page body: the next Tab goes on from the row.
+  assert.equal((await focused(page)).testId, 'runs-row', 'focus stays on the row it opened');
   // Tab goes on into the detail: its actions are reachable without the mouse.
   await pressUntil(page, 'Tab', (f) => f.inside, 40, 'a control of the run detail', 'run-detail');
 
