@@ -53,9 +53,16 @@ export class EvalSampler {
     return evalDue(step, this.settings.everySteps, totalSteps);
   }
 
-  /** Greedy answers of every prompt with `lora`; `post` gets each as soon as it is written. */
-  answer(step: number, lora: LoraWeights | null, post: (s: EvalSample) => void): EvalSample[] {
-    return this.formatted.map((f, index) => {
+  /**
+   * Greedy answers of every prompt with `lora`; `post` gets each as soon as it is written. `stopping` is asked before
+   * each prompt, after yielding to the event loop (where a worker's 'stop' message lands): a run asked to stop
+   * (cancel, pause) does not wait for the remaining answers.
+   */
+  async answer(step: number, lora: LoraWeights | null, post: (s: EvalSample) => void, stopping: () => boolean = () => false): Promise<EvalSample[]> {
+    const out: EvalSample[] = [];
+    for (const [index, f] of this.formatted.entries()) {
+      await new Promise<void>((r) => setImmediate(r));
+      if (stopping()) break;
       const ids = generate(this.model, lora, f.ids, { maxNewTokens: this.settings.maxNewTokens, temperature: 0, topP: 1, seed: 0, eosTokenIds: f.stopIds });
       const last = ids.at(-1);
       const sample: EvalSample = {
@@ -68,7 +75,8 @@ export class EvalSampler {
         stop: last !== undefined && f.stopIds.includes(last) ? 'eos' : 'length',
       };
       post(sample);
-      return sample;
-    });
+      out.push(sample);
+    }
+    return out;
   }
 }

@@ -58,7 +58,7 @@ export async function runTraining(cmd: Extract<EngineCommand, { type: 'train' }>
   const onStepBoundary = async (step: number): Promise<void> => {
     if (!sampler || !trainerRef || !sampler.due(step, settings.steps)) return;
     await trainerRef.pullFromDevice();
-    sampler.answer(step, trainerRef.lora, (s) => hooks.post({ type: 'eval', ...s }));
+    await sampler.answer(step, trainerRef.lora, (s) => hooks.post({ type: 'eval', ...s }), () => hooks.shouldStop() !== null);
   };
   const trainer = new Trainer(
     {

@@ -98,6 +98,26 @@ test('step 0 is plain generation with the initial adapter (and so the base model
   assert.ok(differs > 0, 'training changed no answer');
 });
 
+test('a stop asked while the prompts are answered ends the run before the remaining answers and the next step', async () => {
+  const events: EngineEvent[] = [];
+  let stop: { save: boolean } | null = null;
+  await runTraining(
+    { type: 'train', runId: 'stop', config: config(), runDir: join(dir, 'stop'), resume: false },
+    {
+      post: (e) => {
+        events.push(e);
+        // Asked as the first answer comes out, as a worker's 'stop' message would land between answers.
+        if (e.type === 'eval') stop = { save: false };
+      },
+      shouldStop: () => stop,
+    },
+  );
+  assert.deepEqual(events.filter((e) => e.type === 'eval').map((e) => (e.type === 'eval' ? `${e.step}:${e.index}` : '')), ['0:0']);
+  assert.equal(events.filter((e) => e.type === 'metric').length, 0);
+  const stopped = events.find((e) => e.type === 'stopped');
+  assert.ok(stopped && stopped.type === 'stopped' && stopped.step === 0, JSON.stringify(stopped));
+});
+
 test('the config refuses bad evaluation settings with the field named', () => {
   const base = { modelPath: 'm', datasetPath: 'd', lora: { r: 4, alpha: 8, dropout: 0, targets: ['q_proj'], rslora: false }, train: { learningRate: 1e-3, steps: 5, batchSize: 1, maxSeqLen: 32, seed: 1 } };
   const bad = (evalPrompts: unknown) => {
