@@ -2,10 +2,12 @@
  * Fixed evaluation prompts during training (RunConfig.evalPrompts), on the engine's real run (runTraining, the sample
  * model and dataset): answered at steps 0, every N and the last one; greedy, so two runs answer alike; at step 0 the
  * answer is plain generation with the initial adapter (B = 0: the base model's answer); at the end, the answer is
- * plain generation with the adapter the run saved; the prompt is wrapped as the Playground wraps it.
+ * plain generation with the adapter the run saved; the prompt is wrapped as the Playground wraps it. The CLI's
+ * `train <run.json>` prints each answer on stderr (stdout stays one metric point per line), the same as the run's.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -23,6 +25,7 @@ import { runTraining } from '../../engine/train/run-training.ts';
 import { trainerSettings } from '../../engine/train/run-config.ts';
 import { INIT_STREAM } from '../../engine/train/seed-streams.ts';
 import { Rng } from '../../engine/util/rng.ts';
+import { repoRoot } from '../helpers/python.ts';
 
 process.env.LORA_STUDIO_CPU_THREADS = '1';
 const dir = mkdtempSync(join(tmpdir(), 'eval-prompts-'));
@@ -116,6 +119,20 @@ test('a stop asked while the prompts are answered ends the run before the remain
   assert.equal(events.filter((e) => e.type === 'metric').length, 0);
   const stopped = events.find((e) => e.type === 'stopped');
   assert.ok(stopped && stopped.type === 'stopped' && stopped.step === 0, JSON.stringify(stopped));
+});
+
+test('lora-studio train prints the answers on stderr, the same as the engine run; stdout keeps only the metric points', () => {
+  const runJson = join(dir, 'run.json');
+  writeFileSync(runJson, JSON.stringify(config()));
+  const r = spawnSync(process.execPath, [join(repoRoot, 'bin/lora-studio.mjs'), 'train', runJson, '--out', join(dir, 'cli-out')], {
+    encoding: 'utf8',
+    env: { ...process.env, LORA_STUDIO_FROM_SOURCE: '1' },
+    timeout: 120_000,
+  });
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout.trim().split('\n').length, 5, 'one JSON line per step');
+  const printed = [...r.stderr.matchAll(/^eval step (\d+) prompt (\d+): (.*)$/gm)].map((m) => [Number(m[1]), Number(m[2]) - 1, JSON.parse(m[3]!) as string]);
+  assert.deepEqual(printed, first.samples.map((s) => [s.step, s.index, s.answer]));
 });
 
 test('the config refuses bad evaluation settings with the field named', () => {
