@@ -108,6 +108,36 @@ export const DataSettingsSchema = z.object({
 });
 export type DataSettings = z.infer<typeof DataSettingsSchema>;
 
+/** Most fixed evaluation prompts a run samples, and the longest one (characters). */
+export const EVAL_PROMPTS_MAX = 8;
+export const EVAL_PROMPT_MAX_CHARS = 2000;
+
+/**
+ * Fixed evaluation prompts (common/eval-prompts.ts): answered greedily with the current LoRA before the first step,
+ * every `everySteps` steps and at the end, wrapped as the Playground wraps a prompt for this dataset's format. Absent:
+ * none are sampled.
+ */
+export const EvalPromptsSchema = z.object({
+  prompts: z
+    .array(z.string({ message: 'an evaluation prompt must be text' }).max(EVAL_PROMPT_MAX_CHARS, `an evaluation prompt must be at most ${EVAL_PROMPT_MAX_CHARS} characters`).refine((t) => t.trim() !== '', 'an evaluation prompt is empty; type it or remove it'), { message: 'the evaluation prompts must be a list of texts' })
+    .min(1, 'add at least one evaluation prompt, or turn them off')
+    .max(EVAL_PROMPTS_MAX, `at most ${EVAL_PROMPTS_MAX} evaluation prompts`),
+  everySteps: z.number({ message: 'must be a number' }).int('must be a whole number of steps').min(1, 'must be at least 1 step').max(1_000_000, 'must be at most 1 000 000 steps'),
+  maxNewTokens: z.number({ message: 'must be a number' }).int('must be a whole number').min(1, 'must be at least 1').max(512, 'must be at most 512'),
+});
+export type EvalPrompts = z.infer<typeof EvalPromptsSchema>;
+
+/** One evaluation answer: prompt `index` of the run's evalPrompts, answered with the LoRA as it was after `step` steps. */
+export interface EvalSample {
+  runId: string;
+  step: number;
+  index: number;
+  prompt: string;
+  answer: string;
+  tokens: number;
+  stop: 'eos' | 'length';
+}
+
 export const RunConfigSchema = z.object({
   name: z.string({ message: 'the run name must be text' }).max(200, 'the run name must be at most 200 characters').optional(),
   modelPath: z.string({ message: 'choose a model folder' }).min(1, 'choose a model folder'),
@@ -117,6 +147,7 @@ export const RunConfigSchema = z.object({
   lora: LoraSettingsSchema,
   train: TrainSettingsSchema,
   data: DataSettingsSchema.optional(),
+  evalPrompts: EvalPromptsSchema.optional(),
 });
 export type RunConfig = z.infer<typeof RunConfigSchema>;
 export type RunConfigInput = z.input<typeof RunConfigSchema>;
@@ -576,6 +607,8 @@ export interface PlaygroundRequest {
   adapterPath?: string;
   /** With an adapter: also answer with the base model (same settings and seed), to compare. */
   compareBase?: boolean;
+  /** With an adapter: also answer with this second adapter folder (same base model, prompt, settings and seed), side by side. */
+  compareAdapterPath?: string;
   prompt: string;
   promptFormat: PromptFormat;
   /** Chat: a built-in template name (as a run's data.chatTemplate) instead of the model's own. */
@@ -592,7 +625,8 @@ export interface PlaygroundRequest {
   backend: 'auto' | 'cpu' | 'webgpu';
 }
 
-export type PlaygroundVariant = 'adapter' | 'base';
+/** 'adapter': adapterPath's answer; 'compare': compareAdapterPath's; 'base': the base model alone. */
+export type PlaygroundVariant = 'adapter' | 'compare' | 'base';
 
 export interface PlaygroundTurn {
   role: 'user' | 'assistant';
@@ -673,6 +707,8 @@ export interface StudioRequests {
   /** The run's event log after event id `afterId` (0: from the start), oldest first. */
   'runs.events': { params: { id: string; afterId?: number }; result: RunEventInfo[] };
   'runs.history': { params: { id: string }; result: RunStateChange[] };
+  /** The run's evaluation answers (config.evalPrompts), by step then prompt; after `afterStep` when given. */
+  'runs.evalSamples': { params: { id: string; afterStep?: number }; result: EvalSample[] };
   /** Peak memory of a run with these settings, before it starts; plus what this machine has. */
   'runs.estimateMemory': {
     params: { modelPath: string; lora: z.input<typeof LoraSettingsSchema>; train: z.input<typeof TrainSettingsSchema>; backend?: 'cpu' | 'webgpu' };
@@ -797,6 +833,7 @@ export const STUDIO_METHODS = [
   'runs.delete',
   'adapters.delete',
   'adapters.rename',
+  'runs.evalSamples',
 ] as const satisfies readonly StudioMethod[];
 
 // Compile-time proof that STUDIO_METHODS lists every method.
@@ -825,6 +862,8 @@ export interface StudioEvents {
   'run.log': { runId: string; level: 'info' | 'warn' | 'error'; message: string; id?: number; at?: string; step?: number | null };
   /** A training-health alert (common/run-health.ts); it is also a 'warn' line of the run's event log. */
   'run.alert': RunAlert;
+  /** An evaluation answer stored for the run (a step trained again after a resume replaces its answers). */
+  'run.eval': EvalSample;
   'settings.changed': StudioSettings;
   'adapters.changed': AdapterSummary[];
   'quant.progress': QuantProgress;
@@ -872,6 +911,8 @@ export type EngineEvent =
   | { type: 'checkpoint'; runId: string; step: number; path: string }
   | { type: 'done'; runId: string; adapterDir: string; finalLoss: number | null; steps: number; peakGpuBytes?: number }
   | { type: 'stopped'; runId: string; step: number; checkpoint: string | null }
+  /** One fixed evaluation prompt answered (config.evalPrompts). */
+  | ({ type: 'eval' } & EvalSample)
   | { type: 'error'; runId: string; message: string; file?: string; line?: number; field?: string };
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@
  * stale value can never break the page or throw away the rest of the form.
  */
 import { z } from 'zod';
-import { BASE_WEIGHTS, DATASET_FORMATS, LORA_TARGETS, TRAIN_ON } from './protocol.ts';
+import { BASE_WEIGHTS, DATASET_FORMATS, EVAL_PROMPT_MAX_CHARS, EVAL_PROMPTS_MAX, LORA_TARGETS, TRAIN_ON } from './protocol.ts';
 
 /** Bump when the shape changes; migrateTrainFormSnapshot turns older versions into this one. */
 export const TRAIN_FORM_SNAPSHOT_VERSION = 1;
@@ -47,6 +47,16 @@ export const TrainFormSnapshotSchema = z.object({
       rslora: z.boolean().optional().catch(undefined),
     })
     .catch({}),
+  /** The evaluation prompts section as typed (absent in forms kept before it existed: off). */
+  evalPrompts: z
+    .object({
+      enabled: z.boolean(),
+      prompts: z.array(z.string().max(EVAL_PROMPT_MAX_CHARS)).min(1).max(EVAL_PROMPTS_MAX),
+      everySteps: typed,
+      maxNewTokens: typed,
+    })
+    .optional()
+    .catch(undefined),
 });
 export type TrainFormSnapshot = z.infer<typeof TrainFormSnapshotSchema>;
 

@@ -172,6 +172,10 @@ export async function trainCommand(file: string, opts: TrainCliOptions, io = { s
           case 'checkpoint':
             io.stderr.write(`checkpoint at step ${e.step}: ${e.path}\n`);
             break;
+          case 'eval':
+            // The fixed evaluation prompts (config.evalPrompts), on stderr: stdout stays one metric point per line.
+            io.stderr.write(`eval step ${e.step} prompt ${e.index + 1}: ${JSON.stringify(e.answer)}\n`);
+            break;
           case 'stopped':
             io.stderr.write(`stopped at step ${e.step}${e.checkpoint ? `; resume with --out ${runDir} --resume (checkpoint ${e.checkpoint})` : ''}\n`);
             resolvePromise(null);

@@ -15,7 +15,7 @@ import { existsSync, mkdirSync, renameSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
-import type { MetricPoint, RunConfig, RunState, RunSummary } from '../../common/protocol.ts';
+import type { EvalSample, MetricPoint, RunConfig, RunState, RunSummary } from '../../common/protocol.ts';
 import { assertTransition, isRunState } from './run-state.ts';
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -155,6 +155,19 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE runs ADD COLUMN notes TEXT NOT NULL DEFAULT '';
   ALTER TABLE runs ADD COLUMN tags TEXT NOT NULL DEFAULT '[]';
   ALTER TABLE commands ADD COLUMN args TEXT;
+  `,
+  // 4: the answers to a run's fixed evaluation prompts (config.evalPrompts), one per step and prompt.
+  `
+  CREATE TABLE eval_samples (
+    run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    step INTEGER NOT NULL,
+    prompt_index INTEGER NOT NULL,
+    prompt TEXT NOT NULL,
+    answer TEXT NOT NULL,
+    tokens INTEGER NOT NULL,
+    stop TEXT NOT NULL,
+    UNIQUE (run_id, step, prompt_index)
+  );
   `,
 ];
 
@@ -625,6 +638,29 @@ export class StudioDb {
   /** Forgets points after `step` (the run went back to a checkpoint); returns how many went. */
   deleteMetricsAfter(runId: string, step: number): number {
     return this.stmt('DELETE FROM metrics WHERE run_id = ? AND step > ?').run(runId, step).changes;
+  }
+
+  // --- evaluation answers ----------------------------------------------------------------------------------------
+
+  /** Stores an answer; one of the same step and prompt is replaced (a resumed run answers its checkpoint step again). */
+  putEvalSample(s: EvalSample): void {
+    this.stmt('INSERT INTO eval_samples (run_id, step, prompt_index, prompt, answer, tokens, stop) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, step, prompt_index) DO UPDATE SET prompt = excluded.prompt, answer = excluded.answer, tokens = excluded.tokens, stop = excluded.stop').run(s.runId, s.step, s.index, s.prompt, s.answer, s.tokens, s.stop);
+  }
+
+  /** Answers with step > afterStep, by step then prompt. */
+  evalSamples(runId: string, afterStep?: number): EvalSample[] {
+    const after = afterStep === undefined || !Number.isFinite(afterStep) ? -1 : afterStep;
+    return this.stmt('SELECT * FROM eval_samples WHERE run_id = ? AND step > ? ORDER BY step, prompt_index')
+      .all(runId, after)
+      .map((x) => {
+        const r = asRow(x);
+        return { runId: str(r.run_id), step: num(r.step), index: num(r.prompt_index), prompt: str(r.prompt), answer: str(r.answer), tokens: num(r.tokens), stop: str(r.stop) === 'eos' ? 'eos' : 'length' };
+      });
+  }
+
+  /** Forgets answers after `step` (the run went back to a checkpoint); returns how many went. */
+  deleteEvalSamplesAfter(runId: string, step: number): number {
+    return this.stmt('DELETE FROM eval_samples WHERE run_id = ? AND step > ?').run(runId, step).changes;
   }
 
   // --- events ----------------------------------------------------------------------------------------------------

@@ -43,6 +43,7 @@ export const PLAYGROUND_PARAM_SCHEMAS = {
     modelPath: z.string({ message: 'choose a model folder' }).min(1, 'choose a model folder'),
     adapterPath: z.string().optional(),
     compareBase: z.boolean().optional(),
+    compareAdapterPath: z.string().optional(),
     prompt: z.string({ message: 'type a prompt' }).refine((s) => s.trim() !== '', 'type a prompt'),
     promptFormat: z.enum(PROMPT_FORMATS, { message: `prompt format must be one of ${PROMPT_FORMATS.join(', ')}` }),
     chatTemplate: z.string().optional(),
@@ -70,6 +71,10 @@ async function preflight(req: PlaygroundRequest): Promise<void> {
   const model = await checkModel(req.modelPath, 'modelPath');
   if (!model.hasTokenizer) throw new StudioError({ message: `${req.modelPath} has no tokenizer.json, so the prompt cannot be tokenized`, field: 'modelPath', file: req.modelPath });
   if (req.adapterPath) checkAdapterFolder(req.adapterPath, 'adapterPath');
+  if (req.compareAdapterPath) {
+    if (!req.adapterPath) throw new StudioError({ message: 'choose the first adapter before one to compare it with', field: 'compareAdapterPath' });
+    checkAdapterFolder(req.compareAdapterPath, 'compareAdapterPath');
+  }
   if (req.chatTemplate && req.chatTemplate !== 'model' && !isBuiltinTemplateName(req.chatTemplate)) {
     throw new StudioError({ message: `unknown chat template "${req.chatTemplate}": choose the model's own or one of ${BUILTIN_TEMPLATE_NAMES.join(', ')}`, field: 'chatTemplate' });
   }
@@ -183,7 +188,7 @@ export function createPlayground(options: PlaygroundOptions): Playground {
       if (closed) throw new StudioError({ message: 'the studio is shutting down' });
       const p = parse('generate.start', raw);
       const request: PlaygroundRequest = { ...p };
-      for (const k of ['adapterPath', 'chatTemplate', 'system'] as const) if (request[k] === '') delete request[k];
+      for (const k of ['adapterPath', 'compareAdapterPath', 'chatTemplate', 'system'] as const) if (request[k] === '') delete request[k];
       await preflight(request);
       let end = (): void => {};
       const ended = new Promise<void>((resolve) => (end = resolve));

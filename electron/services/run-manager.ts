@@ -23,6 +23,7 @@ import {
   validateRunConfig,
   type EngineCommand,
   type EngineEvent,
+  type EvalSample,
   type MetricPoint,
   type RunConfig,
   type RunEventInfo,
@@ -210,6 +211,11 @@ export class RunManager {
   events(id: string, afterId = 0): RunEventInfo[] {
     this.require(id);
     return this.db.events(id, afterId);
+  }
+
+  evalSamples(id: string, afterStep?: number): EvalSample[] {
+    this.require(id);
+    return this.db.evalSamples(id, afterStep);
   }
 
   history(id: string): RunStateChange[] {
@@ -517,6 +523,15 @@ export class RunManager {
       case 'log':
         this.event(active.id, e.level, e.message, active.lastStep);
         break;
+      case 'eval': {
+        // Stored before it is pushed, as metrics are: a window that fetches 'runs.evalSamples' after subscribing has it.
+        const sample: EvalSample = { runId: active.id, step: e.step, index: e.index, prompt: e.prompt, answer: e.answer, tokens: e.tokens, stop: e.stop };
+        this.db.putEvalSample(sample);
+        // Answering takes time between steps: it is progress, not a hung step.
+        active.watchdog.kick(e.step);
+        this.opts.emit('run.eval', sample);
+        break;
+      }
       case 'checkpoint':
         this.announce(this.db.updateRun(active.id, { checkpointStep: e.step, checkpointPath: e.path }));
         this.event(active.id, 'info', `checkpoint at step ${e.step}: ${e.path}`, e.step);
@@ -546,6 +561,7 @@ export class RunManager {
     active.lastStep = k;
     // Points after the checkpoint belong to a past that is being trained again; drop them everywhere.
     const dropped = this.db.deleteMetricsAfter(active.id, k);
+    this.db.deleteEvalSamplesAfter(active.id, k);
     if (dropped > 0) this.opts.emit('run.metrics', { runId: active.id, points: [], truncatedAfter: k });
     if (k > 0) {
       patch.resumeCount = this.require(active.id).resumeCount + 1;

@@ -128,6 +128,7 @@ const schemas = {
   'adapters.rename': AdaptersRenameParamsSchema,
   'runs.events': z.object({ id, afterId: z.number().int().min(0).optional() }),
   'runs.history': z.object({ id }),
+  'runs.evalSamples': z.object({ id, afterStep: z.number().int().min(-1).optional() }),
   'runs.estimateMemory': z.object({
     modelPath: z.string({ message: 'choose a model folder' }).min(1, 'choose a model folder'),
     lora: LoraSettingsSchema,
@@ -360,6 +361,10 @@ export function createStudioServices(options: StudioServicesOptions): StudioServ
       return manager.events(p.id, p.afterId ?? 0);
     },
     'runs.history': async (raw) => manager.history(parseParams('runs.history', raw).id),
+    'runs.evalSamples': async (raw) => {
+      const p = parseParams('runs.evalSamples', raw);
+      return manager.evalSamples(p.id, p.afterStep);
+    },
     'runs.estimateMemory': async (raw) => {
       const p = parseParams('runs.estimateMemory', raw);
       let model;

@@ -88,8 +88,10 @@ export class PlaygroundEngine {
     const base = req.adapterPath ? trainingBaseWeights(req.adapterPath, req.modelPath) : null;
     const { model, tokenizer } = await this.load(req.modelPath, chosen.backend === 'cpu' && cpuSharedMemoryWanted(), base);
     const lora: LoraWeights | null = req.adapterPath ? withField('adapterPath', () => loadAdapter(req.adapterPath as string, model.config)) : null;
+    // A second adapter to compare must fit the same base model (its layers and shapes are checked as it loads).
+    const second: LoraWeights | null = lora && req.compareAdapterPath ? withField('compareAdapterPath', () => loadAdapter(req.compareAdapterPath as string, model.config)) : null;
     const prompt = withField('prompt', () => formatPrompt(tokenizer, model.config, req));
-    const variants: PlaygroundVariant[] = lora ? (req.compareBase ? ['adapter', 'base'] : ['adapter']) : ['base'];
+    const variants: PlaygroundVariant[] = lora ? ['adapter', ...(second ? (['compare'] as const) : []), ...(req.compareBase ? (['base'] as const) : [])] : ['base'];
     hooks.started({
       backend: chosen.backend === 'webgpu' ? `webgpu (${chosen.adapterName ?? 'adapter'})` : cpuBackendInfo().label,
       promptText: prompt.text,
@@ -134,7 +136,7 @@ export class PlaygroundEngine {
           return true;
         },
       };
-      const adapter = variant === 'adapter' ? lora : null;
+      const adapter = variant === 'adapter' ? lora : variant === 'compare' ? second : null;
       if (chosen.backend === 'webgpu') await generateWebgpu(model, adapter, prompt.ids, opts);
       else generate(model, adapter, prompt.ids, opts);
       const last = ids.at(-1);

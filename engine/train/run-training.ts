@@ -14,6 +14,7 @@ import type { Tokenizer } from '../model/types.ts';
 import { attachBackend, chooseBackend, explainDeviceLoss, releaseBackend } from './run-backend.ts';
 import { trainerSettings } from './run-config.ts';
 import { prepareRunDataset, runPadTokenId } from './run-data.ts';
+import { EvalSampler } from './eval-sampler.ts';
 import { Trainer } from './trainer.ts';
 
 export interface RunHooks {
@@ -48,6 +49,17 @@ export async function runTraining(cmd: Extract<EngineCommand, { type: 'train' }>
   log('info', `${data.train.length} training and ${data.validation.length} validation examples (${data.format})`);
 
   const padTokenId = runPadTokenId(tokenizer, model.config);
+  // Fixed evaluation prompts: wrapped now (a prompt the template refuses stops the run before any step), answered at
+  // the boundaries evalDue names with the LoRA pulled to the host (eval-sampler.ts says why on the host).
+  const sampler = config.evalPrompts
+    ? new EvalSampler({ model, tokenizer, evalPrompts: config.evalPrompts, datasetFormat: data.format, chatTemplate: data.chatTemplate ?? null, runId })
+    : null;
+  let trainerRef: Trainer | null = null;
+  const onStepBoundary = async (step: number): Promise<void> => {
+    if (!sampler || !trainerRef || !sampler.due(step, settings.steps)) return;
+    await trainerRef.pullFromDevice();
+    await sampler.answer(step, trainerRef.lora, (s) => hooks.post({ type: 'eval', ...s }), () => hooks.shouldStop() !== null);
+  };
   const trainer = new Trainer(
     {
       model,
@@ -62,9 +74,11 @@ export async function runTraining(cmd: Extract<EngineCommand, { type: 'train' }>
       onCheckpoint: (step, path) => hooks.post({ type: 'checkpoint', runId, step, path }),
       onLog: log,
       shouldStop: hooks.shouldStop,
+      onStepBoundary,
     },
     countParameters(model),
   );
+  trainerRef = trainer;
   await attachBackend(trainer, chosen, model, padTokenId, data, log);
   // The 'started' line names the device: the WebGPU adapter, or which cpu kernels ("native avx512, 2 threads").
   const device = chosen.adapterName !== null ? { adapterName: chosen.adapterName } : { adapterName: trainer.backend.deviceName };

@@ -43,6 +43,11 @@ export interface TrainerOptions {
   shouldStop?: () => { save: boolean } | null;
   /** The cpu kernels (default: the cpu backend's choice, native when built). */
   cpuOps?: ModelOps;
+  /**
+   * Awaited at every step boundary of run(): before the first step (at the start or resumed step) and after each
+   * step, the last included (evaluation prompts sample the LoRA there; pullFromDevice() brings it to the host).
+   */
+  onStepBoundary?: (step: number) => Promise<void> | void;
 }
 
 export interface TrainResult {
@@ -232,6 +237,7 @@ export class Trainer {
   /** Runs to settings.steps (or until shouldStop says so). Yields to the event loop between steps. */
   async run(): Promise<TrainResult> {
     const s = this.opts.settings;
+    await this.opts.onStepBoundary?.(this.step);
     while (this.step < s.steps) {
       const stop = this.opts.shouldStop?.();
       if (stop) {
@@ -241,6 +247,7 @@ export class Trainer {
       }
       const point = await this.trainStep();
       this.opts.onMetric?.(point);
+      await this.opts.onStepBoundary?.(this.step);
       const byMinutes = s.checkpointEveryMinutes > 0 && performance.now() - this.lastCheckpointAt >= s.checkpointEveryMinutes * 60_000;
       if (((s.checkpointEverySteps > 0 && this.step % s.checkpointEverySteps === 0) || byMinutes) && this.step < s.steps) {
         await this.pullFromDevice();

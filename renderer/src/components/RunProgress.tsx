@@ -1,3 +1,4 @@
+import { EvalTimeline } from './EvalTimeline.tsx';
 import { useMemo } from 'react';
 import { isActive, useRunMetrics, useStudio } from '../stores/studio.ts';
 import { formatCount, formatDuration, formatLoss } from './format.ts';
@@ -76,6 +77,7 @@ export function RunProgress({ runId }: { runId: string | null }) {
         ) : null}
       </div>
       <RunAlerts runId={run.id} />
+      <EvalTimeline run={run} />
       {run.error ? (
         <div className="note note-error" data-testid="run-error" role="alert">
           {run.error}

@@ -9,6 +9,7 @@ import { ComputeSettings } from './ComputeSettings.tsx';
 import { isActive, useStudio } from '../stores/studio.ts';
 import { DataSettings } from './DataSettings.tsx';
 import { ErrorNote } from './ErrorNote.tsx';
+import { EvalPromptsSettings } from './EvalPromptsSettings.tsx';
 import { NumberField } from './NumberField.tsx';
 import { PresetPicker } from './PresetPicker.tsx';
 import { SettingsFileButtons } from './SettingsFileButtons.tsx';
@@ -108,6 +109,7 @@ export function TrainForm() {
           </div>
         </fieldset>
         <AdvancedSettings errorOf={errorOf} />
+        <EvalPromptsSettings errorOf={errorOf} />
         <DataSettings errorOf={errorOf} />
         <ComputeSettings errorOf={errorOf} />
         <MemoryEstimate />

@@ -44,7 +44,11 @@ function ModelCard() {
   const slice = usePlayground(useShallow(pickModelSlice));
   const adapterId = usePlayground((s) => s.adapterId);
   const compareBase = usePlayground((s) => s.compareBase);
+  const compareAdapterId = usePlayground((s) => s.compareAdapterId);
   const { chooseAdapter, set } = usePlayground.getState();
+  const first = adapters.find((a) => a.id === adapterId);
+  // Adapters of the same base model can answer the same prompt on the same weights.
+  const others = adapters.filter((a) => a.id !== adapterId && (!first || a.baseModel === first.baseModel));
   return (
     <section className="card" data-testid="pg-model">
       <h2>Model &amp; adapter</h2>
@@ -65,6 +69,20 @@ function ModelCard() {
           <input type="checkbox" data-testid="pg-compare" checked={compareBase} onChange={(e) => set('compareBase', e.target.checked)} />
           <span>Also answer with the base model, to compare</span>
         </label>
+      ) : null}
+      {adapterId ? (
+        <div className="field">
+          <label htmlFor="pg-compare-adapter">Compare with a second adapter</label>
+          <select id="pg-compare-adapter" data-testid="pg-compare-adapter" value={others.some((a) => a.id === compareAdapterId) ? compareAdapterId : ''} onChange={(e) => set('compareAdapterId', e.target.value)}>
+            <option value="">None</option>
+            {others.map((a) => (
+              <option key={a.id} value={a.id}>
+                {a.name} · r {a.r} · {a.targets.length} targets
+              </option>
+            ))}
+          </select>
+          <span className="field-hint">{others.length === 0 ? 'No other adapter of this base model yet.' : 'Both answer the same prompt with the same settings and seed, side by side.'}</span>
+        </div>
       ) : null}
       <div className="field">
         <span className="label">Base model folder</span>
@@ -291,7 +309,18 @@ function Conversation() {
   );
 }
 
-const VARIANT_TITLES: Record<PlaygroundVariant, string> = { adapter: 'With the adapter', base: 'Base model' };
+const VARIANT_TITLES: Record<PlaygroundVariant, string> = { adapter: 'With the adapter', compare: 'With the second adapter', base: 'Base model' };
+
+/** "With <adapter name>" when the adapter is known (two adapters side by side need their names). */
+function useVariantTitle(v: PlaygroundVariant): string {
+  const id = usePlayground((s) => (v === 'adapter' ? s.adapterId : v === 'compare' ? s.compareAdapterId : ''));
+  const name = useStudio((s) => (id ? s.adapters.find((a) => a.id === id)?.name : undefined));
+  return name ? `With ${name}` : VARIANT_TITLES[v];
+}
+
+function VariantTitle({ variant }: { variant: PlaygroundVariant }) {
+  return <h2>{useVariantTitle(variant)}</h2>;
+}
 
 function Answers() {
   const started = usePlayground((s) => s.started);
@@ -305,7 +334,7 @@ function Answers() {
         const waiting = !o && !ended;
         return (
           <section key={v} className="card pg-answer" data-testid={`pg-answer-${v}`} data-done={o?.stop ? 'true' : 'false'}>
-            <h2>{VARIANT_TITLES[v]}</h2>
+            <VariantTitle variant={v} />
             <div className="pg-answer-text" data-testid={`pg-text-${v}`}>
               {o?.text ?? ''}
               {waiting || (o && !o.stop) ? <span className="pg-caret" aria-hidden="true" /> : null}

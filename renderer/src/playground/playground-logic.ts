@@ -1,20 +1,8 @@
 /** The playground's pure parts: which prompt format matches a training run, and the settings as typed → numbers. */
-import type { DatasetFormat, PlaygroundRequest, PromptFormat } from '../../../common/protocol.ts';
+import type { PlaygroundRequest } from '../../../common/protocol.ts';
 
-/** How a run's examples were wrapped, so its adapter gets its prompt the same way (engine/data/render.ts). */
-export function promptFormatFor(format: Exclude<DatasetFormat, 'auto'>): PromptFormat {
-  switch (format) {
-    case 'alpaca':
-      return 'alpaca';
-    case 'sharegpt':
-    case 'messages':
-      return 'chat';
-    case 'text':
-    case 'prompt-completion':
-    case 'tokenized':
-      return 'raw';
-  }
-}
+/** The wrapping of a run's examples, shared with the engine's evaluation prompts (common/eval-prompts.ts). */
+export { promptFormatFor } from '../../../common/eval-prompts.ts';
 
 export interface TypedSettings {
   maxNewTokens: string;

@@ -26,6 +26,8 @@ export interface PlaygroundState extends ModelSlice {
   /** Adapter id from the Adapters list; '' = the base model alone. */
   adapterId: string;
   compareBase: boolean;
+  /** A second adapter's id to answer beside the first (same prompt and settings); '' = none. */
+  compareAdapterId: string;
   prompt: string;
   promptFormat: PromptFormat;
   /** 'model' = the model's own template, else a built-in name. */
@@ -49,7 +51,7 @@ export interface PlaygroundState extends ModelSlice {
   stopping: boolean;
 
   chooseAdapter(id: string, adapters: readonly AdapterSummary[]): Promise<void>;
-  set<K extends 'compareBase' | 'prompt' | 'promptFormat' | 'chatTemplate' | 'system' | 'backend'>(key: K, value: PlaygroundState[K]): void;
+  set<K extends 'compareBase' | 'compareAdapterId' | 'prompt' | 'promptFormat' | 'chatTemplate' | 'system' | 'backend'>(key: K, value: PlaygroundState[K]): void;
   setSetting(key: SettingsKey, text: string): void;
   generate(): Promise<void>;
   stop(): Promise<void>;
@@ -89,6 +91,7 @@ export const usePlayground = create<PlaygroundState>()((set, get) => ({
   ...createModelSlice<PlaygroundState>(set, get, { client, browseTitle: 'Choose a model folder (config.json + *.safetensors + tokenizer.json)' }),
   adapterId: '',
   compareBase: true,
+  compareAdapterId: '',
   prompt: '',
   promptFormat: 'raw',
   chatTemplate: 'model',
@@ -152,6 +155,7 @@ export const usePlayground = create<PlaygroundState>()((set, get) => ({
       return;
     }
     const adapter = useStudio.getState().adapters.find((a) => a.id === s.adapterId);
+    const second = adapter && s.compareAdapterId !== adapter.id ? useStudio.getState().adapters.find((a) => a.id === s.compareAdapterId) : undefined;
     const request: PlaygroundRequest = {
       modelPath: s.modelPath.trim(),
       prompt: s.prompt,
@@ -159,6 +163,7 @@ export const usePlayground = create<PlaygroundState>()((set, get) => ({
       backend: s.backend,
       ...parsed.values,
       ...(adapter ? { adapterPath: adapter.path, compareBase: s.compareBase } : {}),
+      ...(second ? { compareAdapterPath: second.path } : {}),
       ...(s.promptFormat === 'chat' && s.chatTemplate !== 'model' ? { chatTemplate: s.chatTemplate } : {}),
       ...(s.system.trim() !== '' && s.promptFormat !== 'raw' ? { system: s.system } : {}),
       ...(s.promptFormat === 'chat' && s.history.length > 0 ? { history: s.history } : {}),

@@ -1,3 +1,4 @@
+import { EvalTimeline } from '../components/EvalTimeline.tsx';
 import { useEffect, useMemo, useRef } from 'react';
 import type { RunSummary } from '../../../common/protocol.ts';
 import { ErrorNote } from '../components/ErrorNote.tsx';
@@ -11,6 +12,7 @@ import { usePage } from '../stores/page.ts';
 import { isActive, useStudio } from '../stores/studio.ts';
 import { useRunsPage } from './runs-store.ts';
 import { DeleteRunButton } from './DeleteRunButton.tsx';
+import { FinalValidation } from './FinalValidation.tsx';
 import { MetricsCsvButton } from './MetricsCsvButton.tsx';
 import { RunInfoEditor } from './RunInfoEditor.tsx';
 import { TrainAgainButton } from './TrainAgainButton.tsx';
@@ -48,9 +50,11 @@ export function RunDetail({ runId }: { runId: string }) {
         <ExportBundleButton run={run} />
       </RunHead>
       <Readouts run={run} />
+      <FinalValidation run={run} />
       {run.error ? <ErrorNote error={{ message: run.error }} testId="run-detail-error" /> : null}
       <RunAlerts runId={run.id} />
       <LossChart runId={run.id} />
+      <EvalTimeline run={run} />
       <RunInfoEditor run={run} />
       <div className="run-detail-grid">
         <ConfigTable run={run} />

@@ -32,6 +32,7 @@ export function snapshotOf(kept: KeptForm): TrainFormSnapshot {
     data: { ...form.data },
     compute: { ...form.compute },
     advanced: { ...form.advanced },
+    ...(form.evalPrompts ? { evalPrompts: { ...form.evalPrompts, prompts: [...form.evalPrompts.prompts] } } : {}),
   };
 }
 
@@ -65,6 +66,7 @@ export function keptFromSnapshot(snapshot: TrainFormSnapshot): KeptForm {
       data: { ...base.data, ...defined(snapshot.data) },
       compute: computeFromSnapshot(base.compute, snapshot.compute),
       advanced: { ...base.advanced, ...defined(snapshot.advanced) },
+      ...(snapshot.evalPrompts ? { evalPrompts: { ...snapshot.evalPrompts, prompts: [...snapshot.evalPrompts.prompts] } } : {}),
     },
   };
 }

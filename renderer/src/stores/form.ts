@@ -57,6 +57,14 @@ export interface AdvancedChoices {
   rslora: boolean;
 }
 
+/** The fixed evaluation prompts as typed (RunConfig.evalPrompts when on); absent = off. */
+export interface EvalPromptsChoices {
+  enabled: boolean;
+  prompts: string[];
+  everySteps: string;
+  maxNewTokens: string;
+}
+
 export interface FormValues {
   /** RunConfig.name; '' = the services generate one (model · dataset · rank). */
   name: string;
@@ -65,6 +73,7 @@ export interface FormValues {
   data: DataChoices;
   compute: ComputeChoices;
   advanced: AdvancedChoices;
+  evalPrompts?: EvalPromptsChoices;
 }
 
 export function defaultForm(): FormValues {
@@ -131,6 +140,9 @@ export function formFromConfig(config: RunConfig): FormValues {
     },
     compute: { backend: config.backend, precision: train.precision, gradientCheckpointing: train.gradientCheckpointing, baseWeights: baseWeightsOf(train) },
     advanced: { schedule: train.schedule, rslora: lora.rslora },
+    ...(config.evalPrompts
+      ? { evalPrompts: { enabled: true, prompts: [...config.evalPrompts.prompts], everySteps: String(config.evalPrompts.everySteps), maxNewTokens: String(config.evalPrompts.maxNewTokens) } }
+      : {}),
   };
 }
 
@@ -179,6 +191,9 @@ export function buildDraft(form: FormValues, modelPath: string, datasetPath: str
       packing: form.data.packing,
       ...(validationPath ? { validationPath } : {}),
     },
+    ...(form.evalPrompts?.enabled
+      ? { evalPrompts: { prompts: form.evalPrompts.prompts, everySteps: num(form.evalPrompts.everySteps), maxNewTokens: num(form.evalPrompts.maxNewTokens) } }
+      : {}),
   };
 }
 
