@@ -41,8 +41,152 @@ constexpr int NN_NS = 16 * NN_NV;
 // — rows r0..r0+nr, columns k0..k0+kc — into f32, and the GEMMs only ever ask for such tiles (gemm_nn packs its
 // panels through it; gemm_abt reads f32 in place and loads other formats lane by lane through vload).
 
+// The row-blocked packed formats decoded with SIMD, 32 values at a time (the fused matrix-vector products below and the
+// panels of decode_rows): the values of packed-decode.h, which stays the scalar definition (and serves nf4, int4-g128).
+
+static LS_INLINE uint16_t rd_u16(const uint8_t* p) { return (uint16_t)(p[0] | (p[1] << 8)); }
+
+/**
+ * 16 values t[q] picked by the 4-bit codes of 16 bytes: lo by the low nibbles, hi by the high ones, where t[q] is
+ * q·d + add (add = 0: q·d alone), q = 0..15 shifted by −bias — the formats' values for those codes, two roundings each.
+ * AVX-512 computes the 16 possible values once and picks each weight's with vpermps (which reads the low 4 bits of
+ * each lane); the other ISAs convert every code. The same floats either way.
+ */
+template <bool HasAdd>
+static LS_INLINE void nibble_values(const uint8_t* q, int bias, float d, float add, V16& lo, V16& hi) {
+#if defined(LS_ISA_AVX512)
+  const __m512 iota = _mm512_sub_ps(_mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), _mm512_set1_ps((float)bias));
+  __m512 t = _mm512_mul_ps(iota, _mm512_set1_ps(d));
+  if (HasAdd) t = _mm512_add_ps(t, _mm512_set1_ps(add));
+  const __m512i codes = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)q));
+  lo.v = _mm512_permutexvar_ps(codes, t);
+  hi.v = _mm512_permutexvar_ps(_mm512_srli_epi32(codes, 4), t);
+#else
+  vload_nibbles(q, bias, lo, hi);
+  const V16 dv = vset1(d);
+  lo = vmul(lo, dv);
+  hi = vmul(hi, dv);
+  if (HasAdd) {
+    lo = vadd(lo, vset1(add));
+    hi = vadd(hi, vset1(add));
+  }
+#endif
+}
+
+/** As nibble_values, but for 16 codes that are the low (shift 0) or high (shift 4) nibbles of 16 bytes. */
+template <bool HasAdd>
+static LS_INLINE V16 nibble_half(const uint8_t* q, int shift, float d, float add) {
+  V16 lo, hi;
+  nibble_values<HasAdd>(q, 0, d, add, lo, hi);
+  return shift ? hi : lo;
+}
+
+/** The row-blocked formats of the fused path: BS values in BB bytes; chunk(y, c) decodes values 32c..32c+31. */
+template <WType T>
+struct QFormat;
+
+template <>
+struct QFormat<WType::Q8_0> {
+  static constexpr size_t BS = 32, BB = ls::packed::Q8_0_BYTES;
+  static LS_INLINE void chunk(const uint8_t* y, size_t, V16& lo, V16& hi) {
+    const V16 d = vset1(h2f(rd_u16(y)));
+    lo = vmul(vload_i8(reinterpret_cast<const int8_t*>(y + 2)), d);
+    hi = vmul(vload_i8(reinterpret_cast<const int8_t*>(y + 18)), d);
+  }
+};
+
+template <>
+struct QFormat<WType::Q4_0> {
+  static constexpr size_t BS = 32, BB = ls::packed::Q4_0_BYTES;
+  static LS_INLINE void chunk(const uint8_t* y, size_t, V16& lo, V16& hi) { nibble_values<false>(y + 2, 8, h2f(rd_u16(y)), 0.f, lo, hi); }
+};
+
+template <>
+struct QFormat<WType::Q4_1> {
+  static constexpr size_t BS = 32, BB = ls::packed::Q4_1_BYTES;
+  static LS_INLINE void chunk(const uint8_t* y, size_t, V16& lo, V16& hi) { nibble_values<true>(y + 4, 0, h2f(rd_u16(y)), h2f(rd_u16(y + 2)), lo, hi); }
+};
+
+template <>
+struct QFormat<WType::Q4_K> {
+  static constexpr size_t BS = 256, BB = ls::packed::Q4_K_BYTES;
+  // Sub-block c: scale dd·sc and min dmin·mn (6-bit, packed-decode.h's unpacking), value (d·sc)·q − dmin·mn; its
+  // codes are the low (c even) or high (c odd) nibbles of qs[32·(c/2) ..][0 .. 32).
+  static LS_INLINE void chunk(const uint8_t* y, size_t c, V16& lo, V16& hi) {
+    const float dd = h2f(rd_u16(y)), dmin = h2f(rd_u16(y + 2));
+    const uint8_t* at = y + 4;
+    int sc, mn;
+    if (c < 4) {
+      sc = at[c] & 0x3f;
+      mn = at[4 + c] & 0x3f;
+    } else {
+      sc = (at[8 + c - 4] & 0x0f) | ((at[c - 4] >> 2) & 0x30);
+      mn = (at[8 + c - 4] >> 4) | ((at[4 + c - 4] >> 2) & 0x30);
+    }
+    const float dl = dd * (float)sc, ml = dmin * (float)mn;
+    const uint8_t* qs = y + 16 + 32 * (c >> 1);
+    const int shift = 4 * (int)(c & 1);
+    lo = nibble_half<true>(qs, shift, dl, -ml);
+    hi = nibble_half<true>(qs + 16, shift, dl, -ml);
+  }
+};
+
+template <>
+struct QFormat<WType::Q6_K> {
+  static constexpr size_t BS = 256, BB = ls::packed::Q6_K_BYTES;
+  // Values 32c + t: low 4 bits from ql[64·g + 32·(c&1) + t] (>> 4·((c>>1)&1)), high 2 from qh[32·g + t]
+  // (>> 2·(c&3)), g = c/4, minus 32; times dd·sc[e/16].
+  static LS_INLINE void chunk(const uint8_t* y, size_t c, V16& lo, V16& hi) {
+    const size_t g = c >> 2;
+    const uint8_t* ql = y + 64 * g + 32 * (c & 1);
+    const uint8_t* qh = y + 128 + 32 * g;
+    const int sl = 4 * (int)((c >> 1) & 1), sh = 2 * (int)(c & 3);
+    alignas(32) int8_t q[32];
+#if defined(LS_ISA_AVX512) || defined(LS_ISA_AVX2)
+    // Bytewise through 16-bit shifts: the masks keep each byte's own bits (sl ≤ 4, sh ≤ 6), and hi·16 ≤ 48 stays in it.
+    const __m256i l = _mm256_loadu_si256((const __m256i*)ql), h = _mm256_loadu_si256((const __m256i*)qh);
+    const __m256i lo4 = _mm256_and_si256(_mm256_srl_epi16(l, _mm_cvtsi32_si128(sl)), _mm256_set1_epi8(0x0f));
+    const __m256i hi2 = _mm256_and_si256(_mm256_srl_epi16(h, _mm_cvtsi32_si128(sh)), _mm256_set1_epi8(3));
+    _mm256_store_si256((__m256i*)q, _mm256_sub_epi8(_mm256_or_si256(lo4, _mm256_slli_epi16(hi2, 4)), _mm256_set1_epi8(32)));
+#else
+    for (int t = 0; t < 32; t++) q[t] = (int8_t)((((ql[t] >> sl) & 0x0f) | (((qh[t] >> sh) & 3) << 4)) - 32);
+#endif
+    const float dd = h2f(rd_u16(y + 208));
+    const int8_t* sc = reinterpret_cast<const int8_t*>(y + 192);
+    lo = vmul(vload_i8(q), vset1(dd * (float)sc[2 * c]));
+    hi = vmul(vload_i8(q + 16), vset1(dd * (float)sc[2 * c + 1]));
+  }
+};
+
+/** Columns [k0, k0 + kc) (multiples of 32) of rows [r0, r0 + nr) of a row-blocked weight, with the SIMD decoders. */
+template <WType T>
+static void decode_rows_simd(float* dst, size_t ldd, const Weight& w, size_t r0, size_t nr, size_t k0, size_t kc) {
+  using F = QFormat<T>;
+  const size_t rowBytes = (w.ld / F::BS) * F::BB;
+  for (size_t r = 0; r < nr; r++) {
+    const uint8_t* row = static_cast<const uint8_t*>(w.data) + (r0 + r) * rowBytes;
+    float* d = dst + r * ldd;
+    for (size_t k = k0; k < k0 + kc; k += 32) {
+      V16 lo, hi;
+      F::chunk(row + (k / F::BS) * F::BB, (k % F::BS) / 32, lo, hi);
+      vstore(d + (k - k0), lo);
+      vstore(d + (k - k0) + 16, hi);
+    }
+  }
+}
+
 static inline void decode_rows(float* dst, size_t ldd, Weight w, size_t r0, size_t nr, size_t k0, size_t kc) {
   if (ls::packed::is_packed(w.type)) {
+    if (k0 % 32 == 0 && kc % 32 == 0) {
+      switch (w.type) {
+        case WType::Q8_0: return decode_rows_simd<WType::Q8_0>(dst, ldd, w, r0, nr, k0, kc);
+        case WType::Q4_0: return decode_rows_simd<WType::Q4_0>(dst, ldd, w, r0, nr, k0, kc);
+        case WType::Q4_1: return decode_rows_simd<WType::Q4_1>(dst, ldd, w, r0, nr, k0, kc);
+        case WType::Q4_K: return decode_rows_simd<WType::Q4_K>(dst, ldd, w, r0, nr, k0, kc);
+        case WType::Q6_K: return decode_rows_simd<WType::Q6_K>(dst, ldd, w, r0, nr, k0, kc);
+        default: break;
+      }
+    }
     for (size_t r = 0; r < nr; r++) ls::packed::decode_row(dst + r * ldd, w, r0 + r, k0, kc);
     return;
   }
@@ -210,112 +354,6 @@ constexpr int QV_NR = 2;
 /** Rows of a up to which gemm_abt takes the matrix-vector path for a packed weight (each block is decoded once per
  * tile of QV_NR weight rows and used for all of them). */
 constexpr size_t QV_MAX_M = 4;
-
-static LS_INLINE uint16_t rd_u16(const uint8_t* p) { return (uint16_t)(p[0] | (p[1] << 8)); }
-
-/**
- * 16 values t[q] picked by the 4-bit codes of 16 bytes: lo by the low nibbles, hi by the high ones, where t[q] is
- * q·d + add (add = 0: q·d alone), q = 0..15 shifted by −bias — the formats' values for those codes, two roundings each.
- * AVX-512 computes the 16 possible values once and picks each weight's with vpermps (which reads the low 4 bits of
- * each lane); the other ISAs convert every code. The same floats either way.
- */
-template <bool HasAdd>
-static LS_INLINE void nibble_values(const uint8_t* q, int bias, float d, float add, V16& lo, V16& hi) {
-#if defined(LS_ISA_AVX512)
-  const __m512 iota = _mm512_sub_ps(_mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), _mm512_set1_ps((float)bias));
-  __m512 t = _mm512_mul_ps(iota, _mm512_set1_ps(d));
-  if (HasAdd) t = _mm512_add_ps(t, _mm512_set1_ps(add));
-  const __m512i codes = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)q));
-  lo.v = _mm512_permutexvar_ps(codes, t);
-  hi.v = _mm512_permutexvar_ps(_mm512_srli_epi32(codes, 4), t);
-#else
-  vload_nibbles(q, bias, lo, hi);
-  const V16 dv = vset1(d);
-  lo = vmul(lo, dv);
-  hi = vmul(hi, dv);
-  if (HasAdd) {
-    lo = vadd(lo, vset1(add));
-    hi = vadd(hi, vset1(add));
-  }
-#endif
-}
-
-/** As nibble_values, but for 16 codes that are the low (shift 0) or high (shift 4) nibbles of 16 bytes. */
-template <bool HasAdd>
-static LS_INLINE V16 nibble_half(const uint8_t* q, int shift, float d, float add) {
-  V16 lo, hi;
-  nibble_values<HasAdd>(q, 0, d, add, lo, hi);
-  return shift ? hi : lo;
-}
-
-/** The row-blocked formats of the fused path: BS values in BB bytes; chunk(y, c) decodes values 32c..32c+31. */
-template <WType T>
-struct QFormat;
-
-template <>
-struct QFormat<WType::Q8_0> {
-  static constexpr size_t BS = 32, BB = ls::packed::Q8_0_BYTES;
-  static LS_INLINE void chunk(const uint8_t* y, size_t, V16& lo, V16& hi) {
-    const V16 d = vset1(h2f(rd_u16(y)));
-    lo = vmul(vload_i8(reinterpret_cast<const int8_t*>(y + 2)), d);
-    hi = vmul(vload_i8(reinterpret_cast<const int8_t*>(y + 18)), d);
-  }
-};
-
-template <>
-struct QFormat<WType::Q4_0> {
-  static constexpr size_t BS = 32, BB = ls::packed::Q4_0_BYTES;
-  static LS_INLINE void chunk(const uint8_t* y, size_t, V16& lo, V16& hi) { nibble_values<false>(y + 2, 8, h2f(rd_u16(y)), 0.f, lo, hi); }
-};
-
-template <>
-struct QFormat<WType::Q4_1> {
-  static constexpr size_t BS = 32, BB = ls::packed::Q4_1_BYTES;
-  static LS_INLINE void chunk(const uint8_t* y, size_t, V16& lo, V16& hi) { nibble_values<true>(y + 4, 0, h2f(rd_u16(y)), h2f(rd_u16(y + 2)), lo, hi); }
-};
-
-template <>
-struct QFormat<WType::Q4_K> {
-  static constexpr size_t BS = 256, BB = ls::packed::Q4_K_BYTES;
-  // Sub-block c: scale dd·sc and min dmin·mn (6-bit, packed-decode.h's unpacking), value (d·sc)·q − dmin·mn; its
-  // codes are the low (c even) or high (c odd) nibbles of qs[32·(c/2) ..][0 .. 32).
-  static LS_INLINE void chunk(const uint8_t* y, size_t c, V16& lo, V16& hi) {
-    const float dd = h2f(rd_u16(y)), dmin = h2f(rd_u16(y + 2));
-    const uint8_t* at = y + 4;
-    int sc, mn;
-    if (c < 4) {
-      sc = at[c] & 0x3f;
-      mn = at[4 + c] & 0x3f;
-    } else {
-      sc = (at[8 + c - 4] & 0x0f) | ((at[c - 4] >> 2) & 0x30);
-      mn = (at[8 + c - 4] >> 4) | ((at[4 + c - 4] >> 2) & 0x30);
-    }
-    const float dl = dd * (float)sc, ml = dmin * (float)mn;
-    const uint8_t* qs = y + 16 + 32 * (c >> 1);
-    const int shift = 4 * (int)(c & 1);
-    lo = nibble_half<true>(qs, shift, dl, -ml);
-    hi = nibble_half<true>(qs + 16, shift, dl, -ml);
-  }
-};
-
-template <>
-struct QFormat<WType::Q6_K> {
-  static constexpr size_t BS = 256, BB = ls::packed::Q6_K_BYTES;
-  // Values 32c + t: low 4 bits from ql[64·g + 32·(c&1) + t] (>> 4·((c>>1)&1)), high 2 from qh[32·g + t]
-  // (>> 2·(c&3)), g = c/4, minus 32; times dd·sc[e/16].
-  static LS_INLINE void chunk(const uint8_t* y, size_t c, V16& lo, V16& hi) {
-    const size_t g = c >> 2;
-    const uint8_t* ql = y + 64 * g + 32 * (c & 1);
-    const uint8_t* qh = y + 128 + 32 * g;
-    const int sl = 4 * (int)((c >> 1) & 1), sh = 2 * (int)(c & 3);
-    alignas(32) int8_t q[32];
-    for (int t = 0; t < 32; t++) q[t] = (int8_t)((((ql[t] >> sl) & 0x0f) | (((qh[t] >> sh) & 3) << 4)) - 32);
-    const float dd = h2f(rd_u16(y + 208));
-    const int8_t* sc = reinterpret_cast<const int8_t*>(y + 192);
-    lo = vmul(vload_i8(q), vset1(dd * (float)sc[2 * c]));
-    hi = vmul(vload_i8(q + 16), vset1(dd * (float)sc[2 * c + 1]));
-  }
-};
 
 /** sums[i·NR + j] = the dot of row i of a with weight row j (rows rowBytes apart from w), K = 32·chunks. */
 template <WType T, int MR, int NR>
