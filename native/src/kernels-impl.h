@@ -53,32 +53,53 @@ static LS_INLINE uint16_t rd_u16(const uint8_t* p) { return (uint16_t)(p[0] | (p
  * each lane); the other ISAs convert every code. The same floats either way.
  */
 template <bool HasAdd>
-static LS_INLINE void nibble_values(const uint8_t* q, int bias, float d, float add, V16& lo, V16& hi) {
+static LS_INLINE void nibble_values(const uint8_t* q, int bias, V16 d, V16 add, V16& lo, V16& hi) {
 #if defined(LS_ISA_AVX512)
   const __m512 iota = _mm512_sub_ps(_mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), _mm512_set1_ps((float)bias));
-  __m512 t = _mm512_mul_ps(iota, _mm512_set1_ps(d));
-  if (HasAdd) t = _mm512_add_ps(t, _mm512_set1_ps(add));
+  __m512 t = _mm512_mul_ps(iota, d.v);
+  if (HasAdd) t = _mm512_add_ps(t, add.v);
   const __m512i codes = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)q));
   lo.v = _mm512_permutexvar_ps(codes, t);
   hi.v = _mm512_permutexvar_ps(_mm512_srli_epi32(codes, 4), t);
 #else
   vload_nibbles(q, bias, lo, hi);
-  const V16 dv = vset1(d);
-  lo = vmul(lo, dv);
-  hi = vmul(hi, dv);
+  lo = vmul(lo, d);
+  hi = vmul(hi, d);
   if (HasAdd) {
-    lo = vadd(lo, vset1(add));
-    hi = vadd(hi, vset1(add));
+    lo = vadd(lo, add);
+    hi = vadd(hi, add);
   }
 #endif
 }
 
-/** As nibble_values, but for 16 codes that are the low (shift 0) or high (shift 4) nibbles of 16 bytes. */
+/** As nibble_values (bias 0), for 16 codes that are the low (shift 0) or high (shift 4) nibbles of 16 bytes. */
 template <bool HasAdd>
-static LS_INLINE V16 nibble_half(const uint8_t* q, int shift, float d, float add) {
+static LS_INLINE V16 nibble_half(const uint8_t* q, int shift, V16 d, V16 add) {
+#if defined(LS_ISA_AVX512)
+  __m512 t = _mm512_mul_ps(_mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), d.v);
+  if (HasAdd) t = _mm512_add_ps(t, add.v);
+  const __m512i codes = _mm512_srl_epi32(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)q)), _mm_cvtsi32_si128(shift));
+  return {_mm512_permutexvar_ps(codes, t)};
+#else
   V16 lo, hi;
   nibble_values<HasAdd>(q, 0, d, add, lo, hi);
   return shift ? hi : lo;
+#endif
+}
+
+/** The two fp16 scales at p (d, then m / dmin) as broadcast vectors. */
+static LS_INLINE void h2f_pair(const uint8_t* p, V16& a, V16& b) {
+#if defined(LS_ISA_AVX512)
+  // One conversion for both, then lane broadcasts (fewer shuffle-port operations than two scalar conversions).
+  uint32_t bits;
+  std::memcpy(&bits, p, 4);
+  const __m512 f = _mm512_castps128_ps512(_mm_cvtph_ps(_mm_cvtsi32_si128((int)bits)));
+  a.v = _mm512_permutexvar_ps(_mm512_setzero_si512(), f);
+  b.v = _mm512_permutexvar_ps(_mm512_set1_epi32(1), f);
+#else
+  a = vset1(h2f(rd_u16(p)));
+  b = vset1(h2f(rd_u16(p + 2)));
+#endif
 }
 
 /** The row-blocked formats of the fused path: BS values in BB bytes; chunk(y, c) decodes values 32c..32c+31. */
@@ -98,13 +119,17 @@ struct QFormat<WType::Q8_0> {
 template <>
 struct QFormat<WType::Q4_0> {
   static constexpr size_t BS = 32, BB = ls::packed::Q4_0_BYTES;
-  static LS_INLINE void chunk(const uint8_t* y, size_t, V16& lo, V16& hi) { nibble_values<false>(y + 2, 8, h2f(rd_u16(y)), 0.f, lo, hi); }
+  static LS_INLINE void chunk(const uint8_t* y, size_t, V16& lo, V16& hi) { nibble_values<false>(y + 2, 8, vset1(h2f(rd_u16(y))), vzero(), lo, hi); }
 };
 
 template <>
 struct QFormat<WType::Q4_1> {
   static constexpr size_t BS = 32, BB = ls::packed::Q4_1_BYTES;
-  static LS_INLINE void chunk(const uint8_t* y, size_t, V16& lo, V16& hi) { nibble_values<true>(y + 4, 0, h2f(rd_u16(y)), h2f(rd_u16(y + 2)), lo, hi); }
+  static LS_INLINE void chunk(const uint8_t* y, size_t, V16& lo, V16& hi) {
+    V16 d, m;
+    h2f_pair(y, d, m);
+    nibble_values<true>(y + 4, 0, d, m, lo, hi);
+  }
 };
 
 template <>
@@ -126,8 +151,9 @@ struct QFormat<WType::Q4_K> {
     const float dl = dd * (float)sc, ml = dmin * (float)mn;
     const uint8_t* qs = y + 16 + 32 * (c >> 1);
     const int shift = 4 * (int)(c & 1);
-    lo = nibble_half<true>(qs, shift, dl, -ml);
-    hi = nibble_half<true>(qs + 16, shift, dl, -ml);
+    const V16 dv = vset1(dl), mv = vset1(-ml);
+    lo = nibble_half<true>(qs, shift, dv, mv);
+    hi = nibble_half<true>(qs + 16, shift, dv, mv);
   }
 };
 
