@@ -6,6 +6,9 @@
  *
  * With --gguf FILE it loads that file instead (a real model, e.g. the SmolLM2 GGUF `npm test` fetches), its weights
  * dequantized to f16 as the Playground does: bench/vs-llama-cpp.ts runs it alternately with llama.cpp on the same file.
+ * `--base-weights as-stored` (GGUF only) keeps every Linear, and lm_head, packed in the ggml blocks the file stores
+ * (q8_0, q4_0, q4_1, q4_k, q6_k; other types fall back to f16): decoding then reads 4.5–8.5 bits a weight through the
+ * native fused matrix-vector products, as llama.cpp does. The default, f16, is what the Playground runs today.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -16,6 +19,7 @@ import { cpuBackendInfo, cpuSharedMemoryWanted } from '../engine/backend/cpu/cpu
 import { generate } from '../engine/generate/generate.ts';
 import { loadModel } from '../engine/io/model-source.ts';
 import { Rng } from '../engine/util/rng.ts';
+import { loadAsStored } from './as-stored-model.ts';
 import { SHAPES, type ShapeName } from './shapes.ts';
 
 const { values } = parseArgs({
@@ -25,8 +29,12 @@ const { values } = parseArgs({
     'new-tokens': { type: 'string', default: '128' },
     runs: { type: 'string', default: '3' },
     gguf: { type: 'string' },
+    'base-weights': { type: 'string', default: 'f16' },
   },
 });
+const baseWeights = values['base-weights'];
+if (baseWeights !== 'f16' && baseWeights !== 'as-stored') throw new Error(`--base-weights must be f16 or as-stored, not ${baseWeights}`);
+if (baseWeights === 'as-stored' && values.gguf === undefined) throw new Error('--base-weights as-stored needs --gguf FILE (the random bench models have no stored blocks)');
 const shape = values.shape as ShapeName;
 if (!(shape in SHAPES)) throw new Error(`--shape must be one of ${Object.keys(SHAPES).join(', ')}, not ${shape}`);
 function positiveInt(flag: 'prompt' | 'new-tokens' | 'runs'): number {
@@ -46,7 +54,9 @@ if (!gguf && !existsSync(join(dir, 'model.safetensors'))) {
   const r = spawnSync(process.execPath, [...process.execArgv, join(import.meta.dirname, 'train-step.ts'), '--shape', shape, '--make-only'], { stdio: 'inherit' });
   if (r.status !== 0) throw new Error(`could not make the ${shape} model in ${dir}`);
 }
-const model = loadModel(dir, { dtype: Float32Array, frozenF16: true, shared: cpuSharedMemoryWanted() });
+const shared = cpuSharedMemoryWanted();
+const loaded = baseWeights === 'as-stored' && gguf !== undefined ? loadAsStored(gguf, shared) : { model: loadModel(dir, { dtype: Float32Array, frozenF16: true, shared }), lmHead: undefined, stored: null };
+const model = loaded.model;
 const rng = new Rng(5);
 const prompt = Array.from({ length: promptLen }, () => rng.int(model.config.vocabSize));
 
@@ -63,6 +73,7 @@ for (let run = 0; run < runs; run++) {
     topP: 1,
     seed: 1,
     eosTokenIds: [],
+    lmHead: loaded.lmHead,
     onToken: () => {
       if (n++ === 0) first = performance.now();
     },
@@ -80,7 +91,8 @@ console.log(
     backend: 'cpu',
     shape: gguf ? null : shape,
     model: gguf ?? null,
-    weights: 'f16',
+    weights: baseWeights,
+    storedAs: loaded.stored,
     promptTokens: promptLen,
     newTokens,
     runs: runs - 1,

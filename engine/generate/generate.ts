@@ -7,7 +7,7 @@
 import { cpuOps } from '../backend/cpu/cpu-ops.ts';
 import { forwardLogits, Workspace } from '../model/llama.ts';
 import type { ModelOps } from '../model/ops.ts';
-import type { FloatArray, LoraWeights, ModelWeights } from '../model/types.ts';
+import type { FloatArray, LinearWeight, LoraWeights, ModelWeights } from '../model/types.ts';
 import { Rng } from '../util/rng.ts';
 import { KvCache } from './kv-cache.ts';
 
@@ -24,6 +24,11 @@ export interface GenerateOptions {
   onToken?: (id: number) => boolean | void;
   /** The kernels (default: the cpu backend's for this model). */
   ops?: ModelOps;
+  /**
+   * The logits' weight instead of model.lmHead (the same [vocab, hidden] matrix in another form): e.g. lm_head kept
+   * packed as a GGUF stores it, which decoding then reads as blocks (the native fused matrix-vector products).
+   */
+  lmHead?: LinearWeight;
 }
 
 /** The checks both backends' generation make before anything runs. */
@@ -104,7 +109,7 @@ export function generate(model: ModelWeights, lora: LoraWeights | null, promptId
   const rng = new Rng(opts.seed);
   const eos = new Set(opts.eosTokenIds);
   // One workspace for the prompt and every decoded token: the activations are allocated once.
-  const run = { ops: opts.ops ?? cpuOps(model), workspace: new Workspace(), cache, lastOnly: true };
+  const run = { ops: opts.ops ?? cpuOps(model), workspace: new Workspace(), cache, lastOnly: true, lmHead: opts.lmHead };
   let logits = forwardLogits(model, lora, Int32Array.from(promptIds), 1, promptIds.length, run);
   for (;;) {
     const id = sampleToken(logits, opts.temperature, opts.topP, rng);

@@ -17,7 +17,7 @@ import { LORA_TARGET_ORDER, targetShape, validateLoraForModel, zerosLike } from 
 import { referenceOps, type ModelOps } from './ops.ts';
 import * as rope from './rope.ts';
 import type { RopeTables } from './rope.ts';
-import { IGNORE_INDEX, type Batch, type FloatArray, type FloatArrayConstructor, type Linear, type LoraPair, type LoraTargetName, type LoraWeights, type ModelConfig, type ModelWeights, type WeightArray, type LinearWeight, F16Array } from './types.ts';
+import { IGNORE_INDEX, type Batch, type FloatArray, type FloatArrayConstructor, type Linear, type LoraPair, type LoraTargetName, type LoraWeights, type ModelConfig, type ModelWeights, type LinearWeight, F16Array } from './types.ts';
 import { PackedWeight } from '../quant/packed-weight.ts';
 import type { KvCache } from '../generate/kv-cache.ts';
 import type { Rng } from '../util/rng.ts';
@@ -650,6 +650,11 @@ export interface LogitsOptions extends ForwardOptions {
   cache?: KvCache;
   /** Only the logits of each sequence's last position ([B, V] instead of [B·T, V]). */
   lastOnly?: boolean;
+  /**
+   * The [vocab, hidden] weight the logits are taken with instead of model.lmHead — e.g. lm_head kept packed as a GGUF
+   * stores it (PackedWeight), so decoding reads its blocks rather than an f16 copy. It must hold the same matrix.
+   */
+  lmHead?: LinearWeight;
 }
 
 /** Logits [B·T, V] (or [B, V] with lastOnly) in the model's array type, no dropout; a new array (not the workspace's). */
@@ -662,6 +667,11 @@ export function forwardLogits(model: ModelWeights, lora: LoraWeights | null, inp
     if (cache.k.length !== model.config.numLayers || cache.kvDim !== model.config.numKvHeads * model.config.headDim) throw new Error('forwardLogits: the KV cache was made for another model config');
     cache.ensureRoom(T);
   }
+  const lmHead = opts.lmHead ?? model.lmHead;
+  if (lmHead instanceof PackedWeight ? lmHead.rows !== model.config.vocabSize || lmHead.cols !== model.config.hiddenSize : lmHead.length !== model.config.vocabSize * model.config.hiddenSize) {
+    const shape = lmHead instanceof PackedWeight ? `a ${lmHead.format} [${lmHead.rows}, ${lmHead.cols}] matrix` : `${lmHead.length} values`;
+    throw new Error(`forwardLogits: the lm_head given for the logits is ${shape}, expected [vocab ${model.config.vocabSize}, hidden ${model.config.hiddenSize}]`);
+  }
   const ctx = makeCtx(model, lora, B, T, cache, opts.ops ?? referenceOps, opts.workspace ?? null);
   const hn = forwardHidden(ctx, inputIds);
   if (cache !== null) cache.length += T;
@@ -670,15 +680,15 @@ export function forwardLogits(model: ModelWeights, lora: LoraWeights | null, inp
     const last = take(ctx, 'fwd.last', B * H);
     for (let b = 0; b < B; b++) last.set(hn.subarray((b * T + T - 1) * H, (b * T + T) * H), b * H);
     const out = ctx.ops.floats(F, B * V);
-    lmHeadLogits(ctx, out, last, model.lmHead, B, H, V);
+    lmHeadLogits(ctx, out, last, lmHead, B, H, V);
     return out;
   }
   const out = ctx.ops.floats(F, B * T * V);
-  lmHeadLogits(ctx, out, hn, model.lmHead, B * T, H, V);
+  lmHeadLogits(ctx, out, hn, lmHead, B * T, H, V);
   return out;
 }
 
-function lmHeadLogits(ctx: Ctx, out: FloatArray, hn: FloatArray, lmHead: WeightArray, rows: number, H: number, V: number): void {
+function lmHeadLogits(ctx: Ctx, out: FloatArray, hn: FloatArray, lmHead: LinearWeight, rows: number, H: number, V: number): void {
   ctx.ops.linearForward(out, null, null, hn, { weight: lmHead, bias: null, outFeatures: V, inFeatures: H }, null, 0, null, rows);
 }
 

@@ -41,8 +41,178 @@ constexpr int NN_NS = 16 * NN_NV;
 // — rows r0..r0+nr, columns k0..k0+kc — into f32, and the GEMMs only ever ask for such tiles (gemm_nn packs its
 // panels through it; gemm_abt reads f32 in place and loads other formats lane by lane through vload).
 
+// The row-blocked packed formats decoded with SIMD, 32 values at a time (the fused matrix-vector products below and the
+// panels of decode_rows): the values of packed-decode.h, which stays the scalar definition (and serves nf4, int4-g128).
+
+static LS_INLINE uint16_t rd_u16(const uint8_t* p) { return (uint16_t)(p[0] | (p[1] << 8)); }
+
+/**
+ * 16 values t[q] picked by the 4-bit codes of 16 bytes: lo by the low nibbles, hi by the high ones, where t[q] is
+ * q·d + add (add = 0: q·d alone), q = 0..15 shifted by −bias — the formats' values for those codes, two roundings each.
+ * AVX-512 computes the 16 possible values once and picks each weight's with vpermps (which reads the low 4 bits of
+ * each lane); the other ISAs convert every code. The same floats either way.
+ */
+template <bool HasAdd>
+static LS_INLINE void nibble_values(const uint8_t* q, int bias, V16 d, V16 add, V16& lo, V16& hi) {
+#if defined(LS_ISA_AVX512)
+  const __m512 iota = _mm512_sub_ps(_mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), _mm512_set1_ps((float)bias));
+  __m512 t = _mm512_mul_ps(iota, d.v);
+  if (HasAdd) t = _mm512_add_ps(t, add.v);
+  const __m512i codes = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)q));
+  lo.v = _mm512_permutexvar_ps(codes, t);
+  hi.v = _mm512_permutexvar_ps(_mm512_srli_epi32(codes, 4), t);
+#else
+  vload_nibbles(q, bias, lo, hi);
+  lo = vmul(lo, d);
+  hi = vmul(hi, d);
+  if (HasAdd) {
+    lo = vadd(lo, add);
+    hi = vadd(hi, add);
+  }
+#endif
+}
+
+/** As nibble_values (bias 0), for 16 codes that are the low (shift 0) or high (shift 4) nibbles of 16 bytes. */
+template <bool HasAdd>
+static LS_INLINE V16 nibble_half(const uint8_t* q, int shift, V16 d, V16 add) {
+#if defined(LS_ISA_AVX512)
+  __m512 t = _mm512_mul_ps(_mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), d.v);
+  if (HasAdd) t = _mm512_add_ps(t, add.v);
+  const __m512i codes = _mm512_srl_epi32(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)q)), _mm_cvtsi32_si128(shift));
+  return {_mm512_permutexvar_ps(codes, t)};
+#else
+  V16 lo, hi;
+  nibble_values<HasAdd>(q, 0, d, add, lo, hi);
+  return shift ? hi : lo;
+#endif
+}
+
+/** The two fp16 scales at p (d, then m / dmin) as broadcast vectors. */
+static LS_INLINE void h2f_pair(const uint8_t* p, V16& a, V16& b) {
+#if defined(LS_ISA_AVX512)
+  // One conversion for both, then lane broadcasts (fewer shuffle-port operations than two scalar conversions).
+  uint32_t bits;
+  std::memcpy(&bits, p, 4);
+  const __m512 f = _mm512_castps128_ps512(_mm_cvtph_ps(_mm_cvtsi32_si128((int)bits)));
+  a.v = _mm512_permutexvar_ps(_mm512_setzero_si512(), f);
+  b.v = _mm512_permutexvar_ps(_mm512_set1_epi32(1), f);
+#else
+  a = vset1(h2f(rd_u16(p)));
+  b = vset1(h2f(rd_u16(p + 2)));
+#endif
+}
+
+/** The row-blocked formats of the fused path: BS values in BB bytes; chunk(y, c) decodes values 32c..32c+31. */
+template <WType T>
+struct QFormat;
+
+template <>
+struct QFormat<WType::Q8_0> {
+  static constexpr size_t BS = 32, BB = ls::packed::Q8_0_BYTES;
+  static LS_INLINE void chunk(const uint8_t* y, size_t, V16& lo, V16& hi) {
+    const V16 d = vset1(h2f(rd_u16(y)));
+    lo = vmul(vload_i8(reinterpret_cast<const int8_t*>(y + 2)), d);
+    hi = vmul(vload_i8(reinterpret_cast<const int8_t*>(y + 18)), d);
+  }
+};
+
+template <>
+struct QFormat<WType::Q4_0> {
+  static constexpr size_t BS = 32, BB = ls::packed::Q4_0_BYTES;
+  static LS_INLINE void chunk(const uint8_t* y, size_t, V16& lo, V16& hi) { nibble_values<false>(y + 2, 8, vset1(h2f(rd_u16(y))), vzero(), lo, hi); }
+};
+
+template <>
+struct QFormat<WType::Q4_1> {
+  static constexpr size_t BS = 32, BB = ls::packed::Q4_1_BYTES;
+  static LS_INLINE void chunk(const uint8_t* y, size_t, V16& lo, V16& hi) {
+    V16 d, m;
+    h2f_pair(y, d, m);
+    nibble_values<true>(y + 4, 0, d, m, lo, hi);
+  }
+};
+
+template <>
+struct QFormat<WType::Q4_K> {
+  static constexpr size_t BS = 256, BB = ls::packed::Q4_K_BYTES;
+  // Sub-block c: scale dd·sc and min dmin·mn (6-bit, packed-decode.h's unpacking), value (d·sc)·q − dmin·mn; its
+  // codes are the low (c even) or high (c odd) nibbles of qs[32·(c/2) ..][0 .. 32).
+  static LS_INLINE void chunk(const uint8_t* y, size_t c, V16& lo, V16& hi) {
+    const float dd = h2f(rd_u16(y)), dmin = h2f(rd_u16(y + 2));
+    const uint8_t* at = y + 4;
+    int sc, mn;
+    if (c < 4) {
+      sc = at[c] & 0x3f;
+      mn = at[4 + c] & 0x3f;
+    } else {
+      sc = (at[8 + c - 4] & 0x0f) | ((at[c - 4] >> 2) & 0x30);
+      mn = (at[8 + c - 4] >> 4) | ((at[4 + c - 4] >> 2) & 0x30);
+    }
+    const float dl = dd * (float)sc, ml = dmin * (float)mn;
+    const uint8_t* qs = y + 16 + 32 * (c >> 1);
+    const int shift = 4 * (int)(c & 1);
+    const V16 dv = vset1(dl), mv = vset1(-ml);
+    lo = nibble_half<true>(qs, shift, dv, mv);
+    hi = nibble_half<true>(qs + 16, shift, dv, mv);
+  }
+};
+
+template <>
+struct QFormat<WType::Q6_K> {
+  static constexpr size_t BS = 256, BB = ls::packed::Q6_K_BYTES;
+  // Values 32c + t: low 4 bits from ql[64·g + 32·(c&1) + t] (>> 4·((c>>1)&1)), high 2 from qh[32·g + t]
+  // (>> 2·(c&3)), g = c/4, minus 32; times dd·sc[e/16].
+  static LS_INLINE void chunk(const uint8_t* y, size_t c, V16& lo, V16& hi) {
+    const size_t g = c >> 2;
+    const uint8_t* ql = y + 64 * g + 32 * (c & 1);
+    const uint8_t* qh = y + 128 + 32 * g;
+    const int sl = 4 * (int)((c >> 1) & 1), sh = 2 * (int)(c & 3);
+    alignas(32) int8_t q[32];
+#if defined(LS_ISA_AVX512) || defined(LS_ISA_AVX2)
+    // Bytewise through 16-bit shifts: the masks keep each byte's own bits (sl ≤ 4, sh ≤ 6), and hi·16 ≤ 48 stays in it.
+    const __m256i l = _mm256_loadu_si256((const __m256i*)ql), h = _mm256_loadu_si256((const __m256i*)qh);
+    const __m256i lo4 = _mm256_and_si256(_mm256_srl_epi16(l, _mm_cvtsi32_si128(sl)), _mm256_set1_epi8(0x0f));
+    const __m256i hi2 = _mm256_and_si256(_mm256_srl_epi16(h, _mm_cvtsi32_si128(sh)), _mm256_set1_epi8(3));
+    _mm256_store_si256((__m256i*)q, _mm256_sub_epi8(_mm256_or_si256(lo4, _mm256_slli_epi16(hi2, 4)), _mm256_set1_epi8(32)));
+#else
+    for (int t = 0; t < 32; t++) q[t] = (int8_t)((((ql[t] >> sl) & 0x0f) | (((qh[t] >> sh) & 3) << 4)) - 32);
+#endif
+    const float dd = h2f(rd_u16(y + 208));
+    const int8_t* sc = reinterpret_cast<const int8_t*>(y + 192);
+    lo = vmul(vload_i8(q), vset1(dd * (float)sc[2 * c]));
+    hi = vmul(vload_i8(q + 16), vset1(dd * (float)sc[2 * c + 1]));
+  }
+};
+
+/** Columns [k0, k0 + kc) (multiples of 32) of rows [r0, r0 + nr) of a row-blocked weight, with the SIMD decoders. */
+template <WType T>
+static void decode_rows_simd(float* dst, size_t ldd, const Weight& w, size_t r0, size_t nr, size_t k0, size_t kc) {
+  using F = QFormat<T>;
+  const size_t rowBytes = (w.ld / F::BS) * F::BB;
+  for (size_t r = 0; r < nr; r++) {
+    const uint8_t* row = static_cast<const uint8_t*>(w.data) + (r0 + r) * rowBytes;
+    float* d = dst + r * ldd;
+    for (size_t k = k0; k < k0 + kc; k += 32) {
+      V16 lo, hi;
+      F::chunk(row + (k / F::BS) * F::BB, (k % F::BS) / 32, lo, hi);
+      vstore(d + (k - k0), lo);
+      vstore(d + (k - k0) + 16, hi);
+    }
+  }
+}
+
 static inline void decode_rows(float* dst, size_t ldd, Weight w, size_t r0, size_t nr, size_t k0, size_t kc) {
   if (ls::packed::is_packed(w.type)) {
+    if (k0 % 32 == 0 && kc % 32 == 0) {
+      switch (w.type) {
+        case WType::Q8_0: return decode_rows_simd<WType::Q8_0>(dst, ldd, w, r0, nr, k0, kc);
+        case WType::Q4_0: return decode_rows_simd<WType::Q4_0>(dst, ldd, w, r0, nr, k0, kc);
+        case WType::Q4_1: return decode_rows_simd<WType::Q4_1>(dst, ldd, w, r0, nr, k0, kc);
+        case WType::Q4_K: return decode_rows_simd<WType::Q4_K>(dst, ldd, w, r0, nr, k0, kc);
+        case WType::Q6_K: return decode_rows_simd<WType::Q6_K>(dst, ldd, w, r0, nr, k0, kc);
+        default: break;
+      }
+    }
     for (size_t r = 0; r < nr; r++) ls::packed::decode_row(dst + r * ldd, w, r0 + r, k0, kc);
     return;
   }
@@ -193,8 +363,120 @@ static void gemm_abt_packed(float* out, size_t ldo, const float* a, size_t lda, 
   ls::parallel(tasks, run);
 }
 
+// ---------------------------------------------------------------------------------------------------------------
+// Packed matrix-vector products (decoding: one row of a, or a few): each weight block is decoded in registers, 32
+// values at a time, and dotted with a at once, so the weight is read from memory as stored (5–8.5 bits a value) and
+// never written out as floats. The decoded values are packed-decode.h's (dequantize()'s) — the same f32 operations: an
+// exact int → float conversion, then ·d, then −min / +m where the format has one, each rounded on its own — and every
+// output's 16 lanes take them in k order exactly as abt_tile does, so the result is the panel path's, and the
+// dequantized f32 product's, bit for bit.
+
+/** Weight rows dotted at once (independent accumulator chains hide the FMA latency); not part of any sum's order. */
+#if defined(LS_ISA_AVX512)
+constexpr int QV_NR = 4;
+#else
+constexpr int QV_NR = 2;
+#endif
+/** Rows of a up to which gemm_abt takes the matrix-vector path for a packed weight (each block is decoded once per
+ * tile of QV_NR weight rows and used for all of them). */
+constexpr size_t QV_MAX_M = 4;
+
+/** sums[i·NR + j] = the dot of row i of a with weight row j (rows rowBytes apart from w), K = 32·chunks. */
+template <WType T, int MR, int NR>
+static LS_INLINE void qdot_tile(const float* a, size_t lda, const uint8_t* w, size_t rowBytes, size_t chunks, float* sums) {
+  using F = QFormat<T>;
+  constexpr size_t PER = F::BS / 32;
+  V16 acc[MR * NR];
+  for (int i = 0; i < MR * NR; i++) acc[i] = vzero();
+  for (size_t c = 0; c < chunks; c++) {
+    V16 xl[MR], xh[MR];
+    for (int i = 0; i < MR; i++) {
+      xl[i] = vload(a + i * lda + 32 * c);
+      xh[i] = vload(a + i * lda + 32 * c + 16);
+    }
+    const size_t blk = c / PER, sub = c % PER;
+    for (int j = 0; j < NR; j++) {
+      const uint8_t* y = w + j * rowBytes + blk * F::BB;
+      if (sub == 0) LS_PREFETCH(y + 4 * F::BB);
+      V16 lo, hi;
+      F::chunk(y, sub, lo, hi);
+      for (int i = 0; i < MR; i++) {
+        acc[i * NR + j] = vfma(xl[i], lo, acc[i * NR + j]);
+        acc[i * NR + j] = vfma(xh[i], hi, acc[i * NR + j]);
+      }
+    }
+  }
+  for (int t = 0; t < MR * NR; t++) sums[t] = reduce16(acc[t]);
+}
+
+/** Outputs [0, MR) × [j0, j1) of a small-M product over a weight of a fused format. */
+template <WType T, int MR>
+static void qdot_rows(const AbtArgs& p, size_t j0, size_t j1) {
+  using F = QFormat<T>;
+  const size_t chunks = p.K / 32, rowBytes = (p.K / F::BS) * F::BB;
+  const uint8_t* w = static_cast<const uint8_t*>(p.b);
+  float sums[MR * QV_NR];
+  size_t j = j0;
+  for (; j + QV_NR <= j1; j += QV_NR) {
+    qdot_tile<T, MR, QV_NR>(p.a, p.lda, w + j * rowBytes, rowBytes, chunks, sums);
+    for (int i = 0; i < MR; i++)
+      for (int c = 0; c < QV_NR; c++) store_out(p.out + i * p.ldo + j + c, sums[i * QV_NR + c], p.alpha, p.bias, j + c, p.accumulate);
+  }
+  for (; j < j1; j++) {
+    qdot_tile<T, MR, 1>(p.a, p.lda, w + j * rowBytes, rowBytes, chunks, sums);
+    for (int i = 0; i < MR; i++) store_out(p.out + i * p.ldo + j, sums[i], p.alpha, p.bias, j, p.accumulate);
+  }
+}
+
+template <WType T>
+static void qdot_rows_m(const AbtArgs& p, size_t j0, size_t j1) {
+  switch (p.M) {
+    case 1: return qdot_rows<T, 1>(p, j0, j1);
+    case 2: return qdot_rows<T, 2>(p, j0, j1);
+    case 3: return qdot_rows<T, 3>(p, j0, j1);
+    default: return qdot_rows<T, 4>(p, j0, j1);
+  }
+}
+
+/** Weight rows per task of the small-M packed products: whole tiles; which task computes an output changes nothing. */
+constexpr size_t QV_ROWS_PER_TASK = 32;
+
+/**
+ * gemm_abt for M ≤ QV_MAX_M on a packed weight. q8_0, q4_0, q4_1, q4_k, q6_k: the fused decode-and-dot above.
+ * nf4 and int4-g128 (blocks that run across rows, groups that need not be whole) decode a few weight rows at a time into an L1-sized panel and run the f32 tile on it
+ * (the panel path's order, so the same bits).
+ */
+static void gemm_abt_packed_small(float* out, size_t ldo, const float* a, size_t lda, Weight b, const float* bias, size_t M, size_t K, size_t N, float alpha, bool accumulate) {
+  const AbtArgs p{out, ldo, a, lda, b.data, b.ld, bias, M, K, N, alpha, accumulate};
+  const size_t tasks = (double)M * (double)N * (double)K < 131072.0 ? 1 : (N + QV_ROWS_PER_TASK - 1) / QV_ROWS_PER_TASK;
+  const size_t per = tasks == 1 ? N : QV_ROWS_PER_TASK;
+  auto run = [&](size_t t) {
+    const size_t j0 = t * per, j1 = std::min(N, j0 + per);
+    switch (b.type) {
+      case WType::Q8_0: return qdot_rows_m<WType::Q8_0>(p, j0, j1);
+      case WType::Q4_0: return qdot_rows_m<WType::Q4_0>(p, j0, j1);
+      case WType::Q4_1: return qdot_rows_m<WType::Q4_1>(p, j0, j1);
+      case WType::Q4_K: return qdot_rows_m<WType::Q4_K>(p, j0, j1);
+      case WType::Q6_K: return qdot_rows_m<WType::Q6_K>(p, j0, j1);
+      default: break;
+    }
+    // About 16 KiB of decoded rows, whole ABT_NR tiles.
+    const size_t rows = std::max<size_t>(ABT_NR, (16384 / std::max<size_t>(1, K * 4)) / ABT_NR * ABT_NR);
+    std::vector<float>& panel = abt_panel;
+    if (panel.size() < rows * K) panel.resize(rows * K);
+    for (size_t r0 = j0; r0 < j1; r0 += rows) {
+      const size_t n = std::min(rows, j1 - r0);
+      decode_rows(panel.data(), K, b, r0, n, 0, K);
+      const AbtArgs q{out + r0, ldo, a, lda, panel.data(), K, bias ? bias + r0 : nullptr, M, K, n, alpha, accumulate};
+      abt_range<float>(q, 0, M, 0, n);
+    }
+  };
+  ls::parallel(tasks, run);
+}
+
 static void gemm_abt(float* out, size_t ldo, const float* a, size_t lda, Weight b, const float* bias, size_t M, size_t K, size_t N, float alpha, bool accumulate) {
   if (M == 0 || N == 0) return;
+  if (ls::packed::is_packed(b.type) && M <= QV_MAX_M) return gemm_abt_packed_small(out, ldo, a, lda, b, bias, M, K, N, alpha, accumulate);
   if (ls::packed::is_packed(b.type)) return gemm_abt_packed(out, ldo, a, lda, b, bias, M, K, N, alpha, accumulate);
   const AbtArgs p{out, ldo, a, lda, b.data, b.ld, bias, M, K, N, alpha, accumulate};
   const bool f16 = b.type == WType::F16;

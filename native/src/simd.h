@@ -150,6 +150,19 @@ static LS_INLINE void reduce16x16(const V16* a, float* out) {
   }
 }
 
+// Bytes to floats for the packed matrix-vector products (kernels-impl.h qdot): exact integer conversions.
+/** 16 signed bytes as floats. */
+static LS_INLINE V16 vload_i8(const int8_t* p) { return {_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i*)p)))}; }
+/** The low nibbles of 16 bytes minus bias (lo) and the high nibbles minus bias (hi), as floats. */
+static LS_INLINE void vload_nibbles(const uint8_t* p, int bias, V16& lo, V16& hi) {
+  const __m128i b = _mm_loadu_si128((const __m128i*)p), m = _mm_set1_epi8(15);
+  const __m512i bv = _mm512_set1_epi32(bias);
+  lo.v = _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_cvtepu8_epi32(_mm_and_si128(b, m)), bv));
+  hi.v = _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_cvtepu8_epi32(_mm_and_si128(_mm_srli_epi16(b, 4), m)), bv));
+}
+/** binary16 bits → f32 (the hardware conversion: exact, as f16_to_f32_scalar). */
+static LS_INLINE float h2f(uint16_t h) { return _cvtsh_ss(h); }
+
 #elif defined(LS_ISA_AVX2)
 // ---------------------------------------------------------------------------------------------------------------
 struct V16 {
@@ -222,6 +235,19 @@ static LS_INLINE float reduce_max16(V16 a) {
 static LS_INLINE void reduce16x16(const V16* a, float* out) {
   for (int i = 0; i < 16; i++) out[i] = reduce16(a[i]);
 }
+
+static LS_INLINE V16 vload_i8(const int8_t* p) {
+  return {_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i*)p))), _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i*)(p + 8))))};
+}
+static LS_INLINE void vload_nibbles(const uint8_t* p, int bias, V16& lo, V16& hi) {
+  const __m128i b = _mm_loadu_si128((const __m128i*)p), m = _mm_set1_epi8(15);
+  const __m128i l = _mm_and_si128(b, m), h = _mm_and_si128(_mm_srli_epi16(b, 4), m);
+  const __m256i bv = _mm256_set1_epi32(bias);
+  auto cv = [&](__m128i x) { return _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_cvtepu8_epi32(x), bv)); };
+  lo = {cv(l), cv(_mm_srli_si128(l, 8))};
+  hi = {cv(h), cv(_mm_srli_si128(h, 8))};
+}
+static LS_INLINE float h2f(uint16_t h) { return _cvtsh_ss(h); }
 
 #elif defined(LS_ISA_NEON)
 // ---------------------------------------------------------------------------------------------------------------
@@ -298,6 +324,25 @@ static LS_INLINE void reduce16x16(const V16* a, float* out) {
   for (int i = 0; i < 16; i++) out[i] = reduce16(a[i]);
 }
 
+static LS_INLINE V16 vload_i8(const int8_t* p) {
+  const int8x16_t b = vld1q_s8(p);
+  const int16x8_t l = vmovl_s8(vget_low_s8(b)), h = vmovl_s8(vget_high_s8(b));
+  return {vcvtq_f32_s32(vmovl_s16(vget_low_s16(l))), vcvtq_f32_s32(vmovl_s16(vget_high_s16(l))), vcvtq_f32_s32(vmovl_s16(vget_low_s16(h))),
+          vcvtq_f32_s32(vmovl_s16(vget_high_s16(h)))};
+}
+static LS_INLINE V16 neon_u8_minus(uint8x16_t b, int bias) {
+  const int16x8_t bv = vdupq_n_s16((int16_t)bias);
+  const int16x8_t l = vsubq_s16(vreinterpretq_s16_u16(vmovl_u8(vget_low_u8(b))), bv), h = vsubq_s16(vreinterpretq_s16_u16(vmovl_u8(vget_high_u8(b))), bv);
+  return {vcvtq_f32_s32(vmovl_s16(vget_low_s16(l))), vcvtq_f32_s32(vmovl_s16(vget_high_s16(l))), vcvtq_f32_s32(vmovl_s16(vget_low_s16(h))),
+          vcvtq_f32_s32(vmovl_s16(vget_high_s16(h)))};
+}
+static LS_INLINE void vload_nibbles(const uint8_t* p, int bias, V16& lo, V16& hi) {
+  const uint8x16_t b = vld1q_u8(p), m = vdupq_n_u8(15);
+  lo = neon_u8_minus(vandq_u8(b, m), bias);
+  hi = neon_u8_minus(vshrq_n_u8(b, 4), bias);
+}
+static LS_INLINE float h2f(uint16_t h) { return vgetq_lane_f32(vcvt_f32_f16(vreinterpret_f16_u16(vdup_n_u16(h))), 0); }
+
 #else  // LS_ISA_SCALAR
 // ---------------------------------------------------------------------------------------------------------------
 struct V16 {
@@ -357,6 +402,18 @@ static LS_INLINE float reduce_max16(V16 a) {
 static LS_INLINE void reduce16x16(const V16* a, float* out) {
   for (int i = 0; i < 16; i++) out[i] = reduce16(a[i]);
 }
+static LS_INLINE V16 vload_i8(const int8_t* p) {
+  V16 r;
+  for (int i = 0; i < 16; i++) r.x[i] = (float)p[i];
+  return r;
+}
+static LS_INLINE void vload_nibbles(const uint8_t* p, int bias, V16& lo, V16& hi) {
+  for (int i = 0; i < 16; i++) {
+    lo.x[i] = (float)((int)(p[i] & 15) - bias);
+    hi.x[i] = (float)((int)(p[i] >> 4) - bias);
+  }
+}
+static LS_INLINE float h2f(uint16_t h) { return f16_to_f32_scalar(h); }
 #endif
 
 /** n consecutive values from p (f32 or f16 bits) as one V16, zero-padded. */
