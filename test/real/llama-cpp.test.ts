@@ -5,7 +5,9 @@
  *   studio's teacher-forced next-token log-probabilities and greedy tokens on the same weights;
  * - QLoRA end to end: a short cpu run on the Q4_1 file as stored (train.baseWeights 'as-stored') lowers the loss, its
  *   adapter exported as a GGUF LoRA is applied by llama.cpp to that same Q4_1 file, and llama.cpp's log-probs with it
- *   match the studio's with the same adapter on the packed base, far from llama.cpp's without it.
+ *   match the studio's with the same adapter on the packed base, far from llama.cpp's without it (on the trained text
+ *   and on one the run never saw); the f16 GGUF LoRA too; and the same adapter at 0.8 of its scale lands outside the
+ *   bounds, so a wrong alpha or tensor would fail here.
  * llama.cpp computes a quantized weight's products with q8 activations (q8_0 for Q8_0, q8_1 for Q4_1) and an f16
  * weight's with f16 activations, so the bounds below are the measured gaps (in the comments) with a small margin.
  */
@@ -181,6 +183,8 @@ test('QLoRA on the real Q4_1 GGUF as stored: the loss falls, and llama.cpp appli
   const adapterDir = join(runDir, 'adapter');
   const loraFile = join(dir, 'robot-lora.gguf');
   exportAdapterGguf(adapterDir, loraFile, { dtype: 'f32' });
+  const loraF16File = join(dir, 'robot-lora-f16.gguf');
+  exportAdapterGguf(adapterDir, loraF16File, { dtype: 'f16' });
   const written = readGguf(loraFile);
   const named = written.kv.get('general.base_model.0.name');
   assert.ok(named && named.type === 'string' && named.value === basename(source), `the GGUF LoRA names its base file (${JSON.stringify(named)})`);
@@ -200,20 +204,22 @@ test('QLoRA on the real Q4_1 GGUF as stored: the loss falls, and llama.cpp appli
 
   const llama = await getLlamaCpp();
   const lm = await llama.loadModel({ modelPath: source, gpuLayers: 0 });
-  const theirs = {} as Record<Kind, { lora: number[]; base: number[]; scaled: number[] }>;
+  const theirs = {} as Record<Kind, { lora: number[]; base: number[]; scaled: number[]; loraF16: number[] }>;
   try {
     // The same adapter at 0.8 of its scale: how far a wrong alpha (or a wrong tensor) would put llama.cpp from the studio.
     const contexts = {
       base: await lm.createContext({ contextSize: 256, batchSize: 256, threads: THREADS, sequences: 1 }),
       lora: await lm.createContext({ contextSize: 256, batchSize: 256, threads: THREADS, sequences: 1, lora: { adapters: [{ filePath: loraFile }] } }),
       scaled: await lm.createContext({ contextSize: 256, batchSize: 256, threads: THREADS, sequences: 1, lora: { adapters: [{ filePath: loraFile, scale: 0.8 }] } }),
+      loraF16: await lm.createContext({ contextSize: 256, batchSize: 256, threads: THREADS, sequences: 1, lora: { adapters: [{ filePath: loraF16File }] } }),
     };
-    const seqs = { base: contexts.base.getSequence(), lora: contexts.lora.getSequence(), scaled: contexts.scaled.getSequence() };
+    const seqs = { base: contexts.base.getSequence(), lora: contexts.lora.getSequence(), scaled: contexts.scaled.getSequence(), loraF16: contexts.loraF16.getSequence() };
     for (const k of kinds) {
       theirs[k] = {
         base: (await llamaTeacherForced(seqs.base, ids[k])).logProbs,
         lora: (await llamaTeacherForced(seqs.lora, ids[k])).logProbs,
         scaled: (await llamaTeacherForced(seqs.scaled, ids[k])).logProbs,
+        loraF16: (await llamaTeacherForced(seqs.loraF16, ids[k])).logProbs,
       };
     }
     for (const c of Object.values(contexts)) await c.dispose();
@@ -221,7 +227,7 @@ test('QLoRA on the real Q4_1 GGUF as stored: the loss falls, and llama.cpp appli
     await lm.dispose();
   }
   console.log(`# QLoRA run losses ${losses.map((l) => l.toFixed(3)).join(', ')}`);
-  const m = {} as Record<Kind, { gapLora: number; gapBase: number; tokenGapLora: number; tokenGapBase: number; effect: number; studioEffect: number; tokenGapScaled: number; gapScaled: number }>;
+  const m = {} as Record<Kind, { gapLora: number; gapBase: number; tokenGapLora: number; tokenGapBase: number; effect: number; studioEffect: number; tokenGapScaled: number; gapScaled: number; f16Lora: number; gapLoraF16: number; tokenGapLoraF16: number }>;
   for (const k of kinds) {
     const s = studio[k];
     const t = theirs[k];
@@ -234,12 +240,15 @@ test('QLoRA on the real Q4_1 GGUF as stored: the loss falls, and llama.cpp appli
       studioEffect: meanLoss(s.base) - meanLoss(s.lora),
       tokenGapScaled: maxAbsDiff(s.lora, t.scaled),
       gapScaled: Math.abs(meanLoss(s.lora) - meanLoss(t.scaled)),
+      f16Lora: maxAbsDiff(t.lora, t.loraF16),
+      gapLoraF16: Math.abs(meanLoss(s.lora) - meanLoss(t.loraF16)),
+      tokenGapLoraF16: maxAbsDiff(s.lora, t.loraF16),
     };
     console.log(
       `# ${k} text (${ids[k].length} tokens): with the LoRA studio ${meanLoss(s.lora).toFixed(5)} llama.cpp ${meanLoss(t.lora).toFixed(5)} ` +
         `(|Δ| ${m[k].gapLora.toExponential(2)}, max |Δ log p| ${m[k].tokenGapLora.toExponential(2)}); base studio ${meanLoss(s.base).toFixed(5)} llama.cpp ${meanLoss(t.base).toFixed(5)} ` +
         `(|Δ| ${m[k].gapBase.toExponential(2)}, max |Δ log p| ${m[k].tokenGapBase.toExponential(2)}); the LoRA lowers llama.cpp's loss by ${m[k].effect.toFixed(4)}, the studio's by ${m[k].studioEffect.toFixed(4)}; ` +
-        `at 0.8 of its scale llama.cpp is ${m[k].gapScaled.toFixed(4)} from the studio (max |Δ log p| ${m[k].tokenGapScaled.toFixed(4)})`,
+        `at 0.8 of its scale llama.cpp is ${m[k].gapScaled.toFixed(4)} from the studio (max |Δ log p| ${m[k].tokenGapScaled.toFixed(4)}); the f16 GGUF LoRA is ${m[k].f16Lora.toExponential(2)} from the f32 one in llama.cpp, and ${m[k].gapLoraF16.toExponential(2)} (max |Δ log p| ${m[k].tokenGapLoraF16.toExponential(2)}) from the studio`,
     );
   }
   // Measured on this machine (x64, AVX-512): |Δ loss| base 5.6e-3 (trained text) and 3.1e-2 (held out), with the LoRA
@@ -252,6 +261,10 @@ test('QLoRA on the real Q4_1 GGUF as stored: the loss falls, and llama.cpp appli
     assert.ok(m[k].tokenGapBase <= BOUND.logProb, `${k}, base: a token's log-prob differs by ${m[k].tokenGapBase} (bound ${BOUND.logProb})`);
     assert.ok(m[k].gapLora <= BOUND.loss, `${k}, with the LoRA: |Δ loss| ${m[k].gapLora} (bound ${BOUND.loss})`);
     assert.ok(m[k].tokenGapLora <= BOUND.logProb, `${k}, with the LoRA: a token's log-prob differs by ${m[k].tokenGapLora} (bound ${BOUND.logProb})`);
+    // The f16 GGUF LoRA (the studio's f16-rounded adapter gives its f32 loss to 1e-5, yet llama.cpp's f16 LoRA products
+    // move a log-prob by up to 0.25 from its f32 ones; measured from the studio: |Δ loss| 5.3e-3 and 4.3e-3, max 0.17).
+    assert.ok(m[k].gapLoraF16 <= BOUND.loss, `${k}, with the f16 LoRA: |Δ loss| ${m[k].gapLoraF16} (bound ${BOUND.loss})`);
+    assert.ok(m[k].tokenGapLoraF16 <= BOUND.logProb, `${k}, with the f16 LoRA: a token's log-prob differs by ${m[k].tokenGapLoraF16} (bound ${BOUND.logProb})`);
     assert.ok(Math.abs(m[k].effect - m[k].studioEffect) <= BOUND.effect, `${k}: the LoRA lowers the loss by the same amount in both (studio ${m[k].studioEffect}, llama.cpp ${m[k].effect})`);
   }
   // llama.cpp really applies the LoRA (measured: the loss falls by 3.0 and 2.3), and applies it at its scale: at 0.8
