@@ -66,6 +66,7 @@ if (values['vs-peft']) {
   const { configuredThreads } = await import('../engine/backend/cpu/thread-pool.ts');
   const peakGflops = values['peak-gflops'] === undefined ? undefined : Number(values['peak-gflops']);
   const vs = runVsPeft({
+    gguf: values.gguf,
     pairs: positive('pairs', values.pairs) ?? 5,
     threads: positive('threads', values.threads) ?? configuredThreads(),
     shape: values.shape as ShapeName | undefined,

@@ -122,6 +122,7 @@ def parse_args():
     ap.add_argument("--attn", default="sdpa", help="transformers attn_implementation (sdpa, eager)")
     ap.add_argument("--peak-tflops", type=float, help="peak TFLOP/s for MFU (default: the table, by GPU name)")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--gguf", help="a real model's GGUF file (transformers dequantizes it) instead of random weights from --shape's config")
     ap.add_argument("--count-flops", action="store_true",
                     help="also count one step's FLOPs with torch.utils.flop_counter and report it beside the formula")
     ap.add_argument("--print-peak", action="store_true", help="print the table's peak TFLOP/s for this GPU and exit")
@@ -161,8 +162,13 @@ def main():
     config = AutoConfig.for_model(**hf)
     config.use_cache = False
     t_build = time.perf_counter()
-    with torch.device(device):
-        model = AutoModelForCausalLM.from_config(config, dtype=dtype, attn_implementation=args.attn)
+    if args.gguf:
+        gguf = os.path.abspath(args.gguf)
+        model = AutoModelForCausalLM.from_pretrained(os.path.dirname(gguf), gguf_file=os.path.basename(gguf), dtype=dtype, attn_implementation=args.attn).to(device)
+        model.config.use_cache = False
+    else:
+        with torch.device(device):
+            model = AutoModelForCausalLM.from_config(config, dtype=dtype, attn_implementation=args.attn)
     if args.checkpointing:
         # Non-reentrant: works with frozen embeddings without enable_input_require_grads, as PEFT recommends.
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})

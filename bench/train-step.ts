@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { cpuBackendInfo, cpuSharedMemoryWanted } from '../engine/backend/cpu/cpu-ops.ts';
-import { loadModel } from '../engine/io/hf-model.ts';
+import { loadModel } from '../engine/io/model-source.ts';
 import type { LinearWeight } from '../engine/model/types.ts';
 import { weightBytes } from '../engine/model/weight-array.ts';
 import { isPackedFormat, type PackedFormat } from '../engine/quant/packed-weight.ts';
@@ -47,6 +47,7 @@ const { values } = parseArgs({
     'peak-gflops': { type: 'string' },
     'make-only': { type: 'boolean', default: false },
     base: { type: 'string', default: 'f32' },
+    gguf: { type: 'string' },
   },
 });
 const baseFormat = values.base ?? 'f32';
@@ -57,7 +58,11 @@ if (baseFormat !== 'f32' && !(isPackedFormat(baseFormat) && QUANTIZABLE.includes
 const shape = values.shape as ShapeName;
 if (!(shape in SHAPES)) throw new Error(`--shape must be one of ${Object.keys(SHAPES).join(', ')}, not ${shape}`);
 const spec = SHAPES[shape];
-const dir = join(tmpdir(), 'lora-studio-bench', shape);
+// --gguf FILE (cpu): a real model's weights instead of the shape's random ones (its shape must be --shape's, for
+// the FLOP count); read as the studio reads a GGUF, dequantized to f32 (or as --base says).
+const gguf = values.gguf;
+if (gguf !== undefined && !existsSync(gguf)) throw new Error(`--gguf ${gguf}: no such file`);
+const dir = gguf ?? join(tmpdir(), 'lora-studio-bench', shape);
 const precision = values.precision;
 if (precision !== 'fp32' && precision !== 'fp16') throw new Error(`--precision must be fp32 or fp16, not ${precision}`);
 const B = positiveInt('batch');
@@ -134,7 +139,7 @@ if (values.backend === 'webgpu') {
 }
 if (values.backend !== 'cpu') throw new Error(`--backend must be cpu or webgpu, not ${values.backend}`);
 if (precision !== 'fp32') throw new Error('the cpu backend trains in fp32 only');
-if (!existsSync(join(dir, 'config.json')) || !existsSync(join(dir, 'model.safetensors'))) {
+if (!gguf && (!existsSync(join(dir, 'config.json')) || !existsSync(join(dir, 'model.safetensors')))) {
   // Made in its own process so the generator's memory does not count in this case's peak RSS.
   const r = spawnSync(process.execPath, [...process.execArgv, process.argv[1], '--shape', shape, '--make-only'], { stdio: 'inherit' });
   if (r.status !== 0) throw new Error(`could not make the ${shape} model in ${dir}`);
@@ -148,6 +153,10 @@ cpuBackendInfo();
 const baselineRss = process.memoryUsage.rss();
 const model = loadModel(dir, { dtype: Float32Array, shared: cpuSharedMemoryWanted(), baseWeights: baseFormat as BaseWeights });
 const cfg = model.config;
+const want = spec.hf as Record<string, unknown>;
+if (gguf && (cfg.hiddenSize !== want.hidden_size || cfg.numLayers !== want.num_hidden_layers || cfg.vocabSize !== want.vocab_size)) {
+  throw new Error(`--gguf ${gguf} is not the ${shape} shape (hidden ${cfg.hiddenSize}, ${cfg.numLayers} layers, vocab ${cfg.vocabSize}); pass the --shape it has`);
+}
 const weightsMiB = (() => {
   const seen = new Set<LinearWeight>([model.embedTokens, model.lmHead, model.norm]);
   for (const L of model.layers) for (const a of [L.inputNorm, L.postAttentionNorm, L.qNorm, L.kNorm, ...[L.q, L.k, L.v, L.o, L.gate, L.up, L.down].flatMap((l) => [l.weight, l.bias])]) if (a) seen.add(a);

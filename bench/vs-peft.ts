@@ -31,6 +31,8 @@ export interface VsPeftOptions {
   /** Steps per process, the first one a warm-up (not timed). */
   steps?: number;
   peakGflops?: number;
+  /** A real model's GGUF (both sides read its weights: the studio dequantized to f32, transformers' gguf loader); its shape is smollm-135m unless `shape` says otherwise. */
+  gguf?: string;
 }
 
 function median(xs: number[]): number {
@@ -47,15 +49,16 @@ function num(r: Row, key: string): number | null {
 /** Runs the pairs; returns every row (pairs, then one summary per shape) for the table and the JSON file. */
 export function runVsPeft(o: VsPeftOptions): Row[] {
   const python = pythonPath();
-  const cases = o.shape
-    ? [{ ...(VS_PEFT_CASES.find((c) => c.shape === o.shape) ?? { shape: o.shape, batch: SHAPES[o.shape].defaultBatch, seq: SHAPES[o.shape].defaultSeq, steps: 3 }) }]
+  const shape = o.shape ?? (o.gguf ? 'smollm-135m' : undefined);
+  const cases = shape
+    ? [{ ...(VS_PEFT_CASES.find((c) => c.shape === shape) ?? { shape, batch: SHAPES[shape].defaultBatch, seq: SHAPES[shape].defaultSeq, steps: 3 }) }]
     : VS_PEFT_CASES.map((c) => ({ ...c }));
   const rows: Row[] = [];
   for (const c of cases) {
     const batch = o.batch ?? c.batch;
     const seq = o.seq ?? c.seq;
     const steps = Math.max(2, o.steps ?? c.steps);
-    const common = ['--shape', c.shape, '--seq', String(seq), '--batch', String(batch), '--steps', String(steps), '--precision', 'fp32'];
+    const common = ['--shape', c.shape, '--seq', String(seq), '--batch', String(batch), '--steps', String(steps), '--precision', 'fp32', ...(o.gguf ? ['--gguf', o.gguf] : [])];
     const studioArgs = [...common, '--backend', 'cpu', ...(o.peakGflops ? ['--peak-gflops', String(o.peakGflops)] : [])];
     const peftArgs = [`${benchRoot}bench/peft_reference.py`, ...common, '--device', 'cpu', ...(o.peakGflops ? ['--peak-tflops', String(o.peakGflops / 1000)] : [])];
     const threads = String(o.threads);
