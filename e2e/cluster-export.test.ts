@@ -203,7 +203,7 @@ test('Import adapter: the services’ mismatch message is shown as it is; a good
   await dialog.getByTestId('import-adapter-path').fill(runAdapter.path);
   await dialog.getByTestId('import-adapter-model').fill(bad);
   await dialog.getByTestId('import-adapter-submit').click();
-  await page.waitForFunction(`document.querySelector('[data-testid="import-adapter-error"] .note-message')?.textContent === ${JSON.stringify(`${bad} is not a model folder: config.json not found`)}`, undefined, { timeout: 10_000 });
+  await page.waitForFunction(`document.querySelector('[data-testid="import-adapter-error"] .note-message')?.textContent === ${JSON.stringify(`${bad} is not a model folder or GGUF file: config.json not found`)}`, undefined, { timeout: 10_000 });
 
   await dialog.getByTestId('import-adapter-model').fill(SAMPLE_MODEL_DIR);
   await dialog.getByTestId('import-adapter-name').fill('brought home');
