@@ -5,7 +5,7 @@
  * Runs in the services process: a merge of a small model takes seconds, the UI shows the action busy meanwhile.
  */
 import { existsSync, readdirSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { isAbsolute, join } from 'node:path';
 import { MergedExportParamsSchema, type MergedExportFormat, type MergedExportResult } from '../../common/merged-export.ts';
 import type { AdapterSummary } from '../../common/protocol.ts';
 import { writeMergedGguf, writeMergedHf } from '../../engine/export/merged-model.ts';
@@ -35,7 +35,7 @@ export function exportMergedModel(adapters: { get(id: string): AdapterSummary },
   }
   const modelPath = p.modelPath ?? readAdapterConfig(summary.path).baseModelNameOrPath;
   if (!modelPath) throw refuse('modelPath', `${summary.path}: adapter_config.json names no base model; choose the base model`);
-  if (!existsSync(modelPath)) throw refuse('modelPath', `the base model ${modelPath} is not on this machine; choose the base model folder or GGUF file`);
+  if (!isAbsolute(modelPath) || !existsSync(modelPath)) throw refuse('modelPath', `the base model ${modelPath} is not on this machine; choose the base model folder or GGUF file`);
   if (p.format === 'hf-safetensors' && !statSync(modelPath).isDirectory()) {
     throw refuse('modelPath', `${modelPath} is a GGUF file: a Hugging Face folder export needs a base folder with config.json (choose a GGUF format, or the base's Hugging Face folder)`);
   }

@@ -16,6 +16,7 @@ import { test } from 'node:test';
 import { loadMerged } from '../../engine/export/merged-model.ts';
 import { tinyHfConfig, writeRandomModel } from '../../engine/io/make-model.ts';
 import { loadModel } from '../../engine/io/model-source.ts';
+import { SAMPLE_MODEL_DIR } from '../../engine/io/sample.ts';
 import { loadAdapter } from '../../engine/io/peft-adapter.ts';
 import { forwardLogits } from '../../engine/model/llama.ts';
 import { F16Array, type LinearWeight, type ModelWeights } from '../../engine/model/types.ts';
@@ -31,9 +32,9 @@ const { tmp, services } = tempStudios('lora-studio-merged-');
 const s = services('studio');
 
 const base = join(tmp, 'base');
-writeRandomModel(base, tinyHfConfig('llama'), { seed: 3, std: 0.2 });
-writeFileSync(join(base, 'chat_template.jinja'), '{% for m in messages %}<|{{ m.role }}|>{{ m.content }}{% endfor %}');
-writeFileSync(join(base, 'tokenizer_config.json'), JSON.stringify({ model_max_length: 256, chat_template: 'see chat_template.jinja' }));
+// The sample model's real byte-level BPE tokenizer (8000 tokens + specials), so the GGUF gets a tokenizer to carry.
+writeRandomModel(base, tinyHfConfig('llama', { vocab_size: 8008, bos_token_id: 8000, eos_token_id: 8001 }), { seed: 3, std: 0.2, tokenizerFrom: SAMPLE_MODEL_DIR });
+const CHAT_TEMPLATE = (JSON.parse(readFileSync(join(base, 'tokenizer_config.json'), 'utf8')) as { chat_template: string }).chat_template;
 const narrow = join(tmp, 'narrow');
 writeRandomModel(narrow, tinyHfConfig('llama', { hidden_size: 16, head_dim: 4 }), { seed: 4, std: 0.2 });
 const adapterDir = join(tmp, 'adapter');
@@ -82,9 +83,10 @@ test('hf-safetensors: transformers loads the folder, and its logits equal PEFT b
   const dest = join(tmp, 'out-hf');
   const r = await s.handle('adapters.exportMerged', { id, format: 'hf-safetensors', destination: dest });
   assert.equal(r.dir, dest);
-  assert.deepEqual(r.files, ['config.json', 'model.safetensors', 'tokenizer_config.json', 'chat_template.jinja']);
+  assert.deepEqual(r.files, ['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json']);
+  assert.ok(CHAT_TEMPLATE.length > 0);
+  for (const f of r.files.slice(2)) assert.equal(readFileSync(join(dest, f), 'utf8'), readFileSync(join(base, f), 'utf8'), f);
   assert.ok(r.bytes > 0);
-  assert.equal(readFileSync(join(dest, 'chat_template.jinja'), 'utf8'), readFileSync(join(base, 'chat_template.jinja'), 'utf8'));
   assert.equal((JSON.parse(readFileSync(join(dest, 'config.json'), 'utf8')) as { torch_dtype: string }).torch_dtype, 'float32');
   assert.match(r.note, /merged: base in f32 \+ scaling·B·A of the LoRA adapter/);
 
@@ -118,8 +120,13 @@ test('GGUF F16 and Q8_0: the studio GGUF loader reads back the merge, within eac
     const r = await s.handle('adapters.exportMerged', { id, format, destination: dest });
     assert.deepEqual(r.files, [`merge-me-merged-${kind}.gguf`]);
     const file = join(dest, r.files[0]);
-    const desc = readGguf(file).kv.get('general.description');
+    assert.equal(r.warning, null);
+    const kv = readGguf(file).kv;
+    const desc = kv.get('general.description');
     assert.ok(desc?.type === 'string' && desc.value.includes('scaling·B·A of the LoRA adapter'), JSON.stringify(desc));
+    const tokens = kv.get('tokenizer.ggml.tokens');
+    assert.ok(tokens?.type === 'array' && tokens.values.length === 8008, 'the tokenizer is in the metadata');
+    assert.deepEqual(kv.get('tokenizer.chat_template'), { type: 'string', value: CHAT_TEMPLATE });
     const got = linears(loadModel(file, { dtype: Float32Array }));
     let worst = 0;
     for (const [name, w] of want) {
@@ -143,7 +150,7 @@ test('GGUF F16 and Q8_0: the studio GGUF loader reads back the merge, within eac
 
 test('refusals name their field and write nothing', async () => {
   const id = await idP;
-  const field = async (params: Record<string, unknown>): Promise<string | undefined> => (await refusal(() => s.handle('adapters.exportMerged', { id, ...params } as never))).info.fieldErrors?.[0]?.field;
+  const field = async (params: Record<string, unknown>): Promise<string | undefined> => (await refusal(() => s.handle('adapters.exportMerged', { id, ...params } as never))).info.field;
   assert.equal(await field({ format: 'gguf-f16', destination: 'relative/out' }), 'destination');
   const full = join(tmp, 'full');
   mkdirSync(full);
