@@ -5,7 +5,7 @@
  * field, and Escape closes the dialog with focus back on the button.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -66,8 +66,10 @@ test('Export merged… writes a Hugging Face folder and shows where and how big;
   await dialog.getByTestId('merged-destination').fill(ggufDest);
   await dialog.getByTestId('merged-export').click();
   await dialog.getByTestId('merged-result').waitFor({ timeout: 60_000 });
-  const file = join(ggufDest, 'tiny-pirate-merged-q8_0.gguf');
-  assert.ok(existsSync(file));
+  const written = readdirSync(ggufDest);
+  assert.equal(written.length, 1);
+  assert.match(written[0], /^tiny-pirate[a-z0-9-]*-merged-q8_0\.gguf$/);
+  const file = join(ggufDest, written[0]);
   const fileType = readGguf(file).kv.get('general.file_type');
   assert.ok(fileType && fileType.type !== 'array' && fileType.value === 7, JSON.stringify(fileType));
 

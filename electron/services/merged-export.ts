@@ -4,7 +4,7 @@
  * destination (relative, or an existing non-empty folder or a file), the base (relative, missing, or not fitting).
  * Runs in the services process: a merge of a small model takes seconds, the UI shows the action busy meanwhile.
  */
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import { MergedExportParamsSchema, type MergedExportFormat, type MergedExportResult } from '../../common/merged-export.ts';
 import type { AdapterSummary } from '../../common/protocol.ts';
@@ -52,6 +52,7 @@ export function exportMergedModel(adapters: { get(id: string): AdapterSummary },
       return { dir: r.dir, format: p.format, files: r.files, bytes: r.bytes, modelPath, note, warning: null };
     }
     const format = GGUF_OF[p.format];
+    mkdirSync(p.destination, { recursive: true });
     const file = `${fileStem(summary.name, summary.id)}-merged-${format}.gguf`;
     const r = writeMergedGguf(modelPath, summary.path, join(p.destination, file), { format, name: `${summary.name} (merged)` });
     const note = mergedExportNote(modelPath, summary.path, format).text;

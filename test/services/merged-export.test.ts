@@ -118,7 +118,8 @@ test('GGUF F16 and Q8_0: the studio GGUF loader reads back the merge, within eac
   for (const [format, kind] of [['gguf-f16', 'f16'], ['gguf-q8_0', 'q8_0']] as const) {
     const dest = join(tmp, `out-${kind}`);
     const r = await s.handle('adapters.exportMerged', { id, format, destination: dest });
-    assert.deepEqual(r.files, [`merge-me-merged-${kind}.gguf`]);
+    assert.equal(r.files.length, 1);
+    assert.match(r.files[0], new RegExp(`^merge-me[a-z0-9-]*-merged-${kind}\\.gguf$`));
     const file = join(dest, r.files[0]);
     assert.equal(r.warning, null);
     const kv = readGguf(file).kv;
