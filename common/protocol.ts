@@ -11,6 +11,7 @@ import { z } from 'zod';
 import type { BundleDropoutMode, BundleLaunch, BundleLauncher } from './bundle-launch.ts';
 import type { QuantReport } from './quant-report.ts';
 import type { ModelPullEnded, ModelPullProgress, ModelsPullParams } from './models-pull.ts';
+import type { MergedExportParams, MergedExportResult } from './merged-export.ts';
 import type { OllamaExportInfo } from './ollama-export.ts';
 import type { AdapterDeleteResult, AdaptersDeleteParams, AdaptersRenameParams, RunDeleteResult, RunsDeleteParams, RunsUpdateParams } from './run-info.ts';
 import { DEFAULT_HEALTH_THRESHOLDS, HealthThresholdsSchema, type HealthThresholds, type RunAlert } from './run-health.ts';
@@ -744,6 +745,8 @@ export interface StudioRequests {
   'adapters.exportGguf': { params: { id: string; dtype?: 'f32' | 'f16' }; result: { path: string; bytes: number } };
   /** "Export for Ollama": adapter.gguf + a Modelfile (FROM the base, ADAPTER, TEMPLATE/stop) in the adapter's ollama/ folder or `destination`. */
   'adapters.exportOllama': { params: { id: string; destination?: string }; result: OllamaExportInfo };
+  /** "Export merged…": the adapter merged into its base, written as a Hugging Face folder or a GGUF into a new folder. */
+  'adapters.exportMerged': { params: MergedExportParams; result: MergedExportResult };
   /**
    * Brings a PEFT LoRA adapter folder (a path, a Hugging Face hub cache folder, or a hub id found in the local cache)
    * into the Adapters list. It is checked against its base model (modelPath, else its base_model_name_or_path when
@@ -803,6 +806,7 @@ export const STUDIO_METHODS = [
   'adapters.startDrag',
   'adapters.exportGguf',
   'adapters.exportOllama',
+  'adapters.exportMerged',
   'dialog.pickFolder',
   'dialog.pickFile',
   'quant.formats',

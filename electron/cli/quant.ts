@@ -5,18 +5,16 @@
  */
 import { basename, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { mergedExportNote } from '../../engine/export/merged-note.ts';
+import { writeMergedGguf, type MergedGgufResult } from '../../engine/export/merged-model.ts';
 import { writeFileAtomic } from '../../engine/io/atomic.ts';
 import { loadModel, loadTokenizer } from '../../engine/io/model-source.ts';
 import { loadAdapter } from '../../engine/io/peft-adapter.ts';
 import { ensureSample } from '../../engine/io/sample.ts';
-import { mergeLora } from '../../engine/model/lora.ts';
 import type { LoraWeights, ModelWeights } from '../../engine/model/types.ts';
 import { calibrationTokens } from '../../engine/quant/calib-text.ts';
 import { QUANT_FORMAT_NAMES, parseFormatList } from '../../engine/quant/format.ts';
-import { GGUF_EXPORT_FORMATS, writeLlamaGguf, type GgufExportFormat, type LlamaGgufResult } from '../../engine/quant/gguf-llama.ts';
+import { GGUF_EXPORT_FORMATS, type GgufExportFormat } from '../../engine/quant/gguf-llama.ts';
 import { exportAdapterGguf, LORA_GGUF_DTYPES, type LoraGgufDtype } from '../../engine/quant/gguf-lora.ts';
-import { ggufTokenizerKv } from '../../engine/quant/gguf-tokenizer.ts';
 import { quantReport, type CalibrationTokens, type QuantReportProgress } from '../../engine/quant/report.ts';
 import type { QuantReport } from '../../engine/quant/report-types.ts';
 
@@ -126,23 +124,20 @@ export function summarize(r: QuantReport): string {
   return out.join('\n');
 }
 
-export function quantizeCommand(o: QuantizeFlags): LlamaGgufResult & { tokenizerNote: string | null } {
+export function quantizeCommand(o: QuantizeFlags): MergedGgufResult {
   if (!(GGUF_EXPORT_FORMATS as readonly string[]).includes(o.format)) throw new Error(`--format must be one of ${GGUF_EXPORT_FORMATS.join(', ')}, got ${JSON.stringify(o.format)}`);
-  const { model, lora } = loadWithAdapter(o.model, o.adapter);
-  const merged = lora ? mergeLora(model, lora) : model;
-  const tok = ggufTokenizerKv(o.model, model.config.vocabSize);
   let last = 0;
-  // A merged file says what it merged into (the dequantized base + B·A) and how it was written.
-  const note = lora && o.adapter ? mergedExportNote(o.model, o.adapter, o.format) : null;
-  const opts = { format: o.format as GgufExportFormat, name: o.name ?? basename(resolve(o.model)), extraKv: [...tok.kvs, ...(note?.kvs ?? [])] };
-  const res = writeLlamaGguf(o.out, merged, opts, (name, i, total) => {
-    if (o.quiet || !process.stderr.isTTY) return;
-    const now = Date.now();
-    if (now - last < 200 && i + 1 !== total) return;
-    last = now;
-    process.stderr.write(`\rwriting ${i + 1}/${total} ${name.padEnd(28)}${i + 1 === total ? '\n' : ''}`);
+  return writeMergedGguf(o.model, o.adapter, o.out, {
+    format: o.format as GgufExportFormat,
+    ...(o.name ? { name: o.name } : {}),
+    onTensor: (name, i, total) => {
+      if (o.quiet || !process.stderr.isTTY) return;
+      const now = Date.now();
+      if (now - last < 200 && i + 1 !== total) return;
+      last = now;
+      process.stderr.write(`\rwriting ${i + 1}/${total} ${name.padEnd(28)}${i + 1 === total ? '\n' : ''}`);
+    },
   });
-  return { ...res, tokenizerNote: tok.note };
 }
 
 export function registerQuant(program: Command): void {

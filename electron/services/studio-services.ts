@@ -50,6 +50,8 @@ import { QuantArchive } from './quant-archive.ts';
 import { createQuantLab, QUANT_PARAM_SCHEMAS } from './quant-lab.ts';
 import { createModelDiscovery } from './model-discovery-service.ts';
 import { createModelPulls, MODEL_PULL_PARAM_SCHEMAS } from './model-pull.ts';
+import { exportMergedModel } from './merged-export.ts';
+import { MergedExportParamsSchema } from '../../common/merged-export.ts';
 import { exportAdapterForOllama, OLLAMA_EXPORT_PARAMS } from './ollama-export.ts';
 
 export interface StudioDialogs {
@@ -143,6 +145,7 @@ const schemas = {
   'adapters.startDrag': z.object({ id }),
   'adapters.exportGguf': z.object({ id, dtype: z.enum(LORA_GGUF_DTYPES, { message: `dtype must be one of ${LORA_GGUF_DTYPES.join(', ')}` }).optional() }),
   'adapters.exportOllama': OLLAMA_EXPORT_PARAMS,
+  'adapters.exportMerged': MergedExportParamsSchema,
   'adapters.import': z.object({
     path: z.string({ message: 'choose an adapter folder' }).min(1, 'choose an adapter folder'),
     modelPath: z.string().min(1).optional(),
@@ -413,6 +416,7 @@ export function createStudioServices(options: StudioServicesOptions): StudioServ
       return { path: out, bytes: written.bytes };
     },
     'adapters.exportOllama': async (raw) => exportAdapterForOllama(adapters, raw, () => emit('adapters.changed', adapters.list())),
+    'adapters.exportMerged': async (raw) => exportMergedModel(adapters, raw),
     'adapters.import': async (raw) => {
       const p = parseParams('adapters.import', raw);
       const result = importAdapter(adapters, { path: p.path, ...(p.modelPath ? { modelPath: p.modelPath } : {}), ...(p.name ? { name: p.name } : {}) });

@@ -9,6 +9,7 @@ import { DeleteAdapterButton } from './DeleteAdapterButton.tsx';
 import { ErrorNote } from './ErrorNote.tsx';
 import { formatBytes } from './format.ts';
 import { ImportAdapterButton } from './ImportAdapterDialog.tsx';
+import { MergedExportButton } from './MergedExportDialog.tsx';
 import { useOllamaExport } from './OllamaExport.tsx';
 
 /** A name safe for a downloaded file on every OS (and for the ':'-separated DownloadURL format). */
@@ -117,6 +118,7 @@ function AdapterItem({ adapter }: { adapter: AdapterSummary }) {
           {gguf.busy ? 'Writing…' : 'GGUF'}
         </button>
         {ollama.button}
+        <MergedExportButton adapter={adapter} />
         {client?.host === 'electron' ? (
           <button type="button" data-testid="adapter-save" onClick={() => void saveAdapterAs(adapter.id)}>
             Save as…

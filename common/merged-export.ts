@@ -1,0 +1,46 @@
+/**
+ * 'adapters.exportMerged': an adapter merged into its base (W + scaling·B·A) and written as a model of its own into a
+ * new folder: a Hugging Face folder (safetensors in f32, the base's tokenizer and chat template) or one GGUF file.
+ * Runs anywhere: imports nothing but zod.
+ */
+import { z } from 'zod';
+
+export const MERGED_EXPORT_FORMATS = ['hf-safetensors', 'gguf-f16', 'gguf-q8_0', 'gguf-q4_0'] as const;
+export type MergedExportFormat = (typeof MERGED_EXPORT_FORMATS)[number];
+
+export const MERGED_FORMAT_LABELS: Record<MergedExportFormat, string> = {
+  'hf-safetensors': 'Hugging Face folder (safetensors, f32)',
+  'gguf-f16': 'GGUF F16',
+  'gguf-q8_0': 'GGUF Q8_0',
+  'gguf-q4_0': 'GGUF Q4_0',
+};
+
+/** An absolute path: the services may run on another machine, so "relative to what" has no answer. */
+const absolute = (what: string) =>
+  z
+    .string({ message: `choose ${what}` })
+    .min(1, `choose ${what}`)
+    .refine((p) => p.startsWith('/') || /^[A-Za-z]:[\\/]/.test(p) || p.startsWith('\\\\'), { message: `${what} must be an absolute path` });
+
+export const MergedExportParamsSchema = z.object({
+  id: z.string({ message: 'id is required' }).min(1, 'id is required'),
+  format: z.enum(MERGED_EXPORT_FORMATS, { message: `format must be one of ${MERGED_EXPORT_FORMATS.join(', ')}` }),
+  destination: absolute('a folder to write into'),
+  modelPath: absolute('the base model').optional(),
+});
+export type MergedExportParams = z.input<typeof MergedExportParamsSchema>;
+
+export interface MergedExportResult {
+  /** The folder written. */
+  dir: string;
+  format: MergedExportFormat;
+  /** Files written in it (names), and their total size. */
+  files: string[];
+  bytes: number;
+  /** The base the adapter was merged into. */
+  modelPath: string;
+  /** What general.description / the safetensors metadata say was merged. */
+  note: string;
+  /** A warning (e.g. no tokenizer found for the GGUF metadata), or null. */
+  warning: string | null;
+}
