@@ -7,7 +7,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import type { ModelSummary } from '../../common/protocol.ts';
 import { sharedCtor, toShared, toSharedPacked } from '../backend/cpu/shared-arrays.ts';
-import { F16Array, type FloatArray, type LayerWeights, type Linear, type LinearWeight, type ModelConfig, type ModelWeights, type WeightArray } from '../model/types.ts';
+import { F16Array, type FloatArray, type LayerWeights, type Linear, type LinearWeight, type ModelConfig, type ModelWeights } from '../model/types.ts';
 import type { BaseWeights } from '../../common/protocol.ts';
 import { PackedWeight } from '../quant/packed-weight.ts';
 import { heldAsOf, planBaseWeights } from './base-weights.ts';
@@ -201,14 +201,9 @@ export interface LoadModelOptions {
 /**
  * The model from its tensors by their Hugging Face names, whatever file holds them (safetensors here, GGUF in
  * gguf-model.ts): `read` gives a tensor as f32, `readFrozen` a frozen matrix (f32, f16, or packed as the base-weights
- * plan says; only the linears may be packed — the plan keeps embeddings in floats, checked here).
+ * plan says: the linears, embed_tokens and lm_head may be packed).
  */
 export function assembleWeights(config: ModelConfig, read: (name: string) => FloatArray, readFrozen: (name: string) => LinearWeight): ModelWeights {
-  const floats = (name: string): WeightArray => {
-    const w = readFrozen(name);
-    if (w instanceof PackedWeight) throw new Error(`${name}: only the linear layers' weights can stay packed (${w.format}); the embedding is held as f16 or f32`);
-    return w;
-  };
   const linear = (prefix: string, bias: boolean, outFeatures: number, inFeatures: number): Linear => ({
     weight: readFrozen(`${prefix}.weight`),
     bias: bias ? read(`${prefix}.bias`) : null,
@@ -219,7 +214,7 @@ export function assembleWeights(config: ModelConfig, read: (name: string) => Flo
   const H = c.hiddenSize;
   const qOut = c.numHeads * c.headDim;
   const kvOut = c.numKvHeads * c.headDim;
-  const embedTokens = floats('model.embed_tokens.weight');
+  const embedTokens = readFrozen('model.embed_tokens.weight');
   const layers: LayerWeights[] = [];
   for (let i = 0; i < c.numLayers; i++) {
     const p = `model.layers.${i}`;
@@ -238,7 +233,7 @@ export function assembleWeights(config: ModelConfig, read: (name: string) => Flo
     });
   }
   const norm = read('model.norm.weight');
-  const lmHead = c.tieWordEmbeddings ? embedTokens : floats('lm_head.weight');
+  const lmHead = c.tieWordEmbeddings ? embedTokens : readFrozen('lm_head.weight');
   return { config, embedTokens, layers, norm, lmHead };
 }
 
