@@ -180,3 +180,10 @@ test('greedy generation with a packed embedding / lm_head gives the tokens of th
     }
   }
 });
+
+test('a packed embedding of the wrong shape (same element count) is refused before anything runs, naming the tensor', () => {
+  const m = base(false);
+  const bad = PackedWeight.quantize('q8_0', Float32Array.from(floatWeight(m.embedTokens)), V / 2, H * 2);
+  assert.throws(() => lossAndGrads({ ...m, embedTokens: bad }, null, batch(1, 1, 5), { training: false }), /model: model\.embed_tokens\.weight is a q8_0 \[48, 512\] matrix, expected \[96, 256\]/);
+  assert.throws(() => lossAndGrads({ ...m, lmHead: bad }, null, batch(1, 1, 5), { training: false }), /model: lm_head\.weight is a q8_0 \[48, 512\] matrix, expected \[96, 256\]/);
+});
