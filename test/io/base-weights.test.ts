@@ -138,6 +138,24 @@ describe('quantize at load (Hugging Face folder)', () => {
     });
   }
 
+  test('a large embedding (more rows than one quantize chunk), F16 and F32 files, gets the bytes of quantizing it whole', () => {
+    for (const dtype of ['F16', 'F32'] as const) {
+      const dir = join(root, `big-${dtype}`);
+      writeRandomModel(dir, tinyHfConfig('llama', { vocab_size: 2600, hidden_size: 64, intermediate_size: 128, head_dim: 16, num_attention_heads: 4, num_key_value_heads: 2, num_hidden_layers: 1, tie_word_embeddings: false }), { seed: 9, dtype });
+      const f32 = loadModel(dir, { dtype: Float32Array });
+      for (const format of ['q4_0', 'q4_1'] as const) {
+        const m = loadModel(dir, { dtype: Float32Array, baseWeights: format });
+        for (const [name, got, want] of [['embed_tokens', m.embedTokens, f32.embedTokens], ['lm_head', m.lmHead, f32.lmHead]] as const) {
+          assert.ok(got instanceof PackedWeight && got.format === 'q8_0', `${dtype} ${name}`);
+          assert.deepEqual(got.bytes, PackedWeight.quantize('q8_0', want as Float32Array, 2600, 64).bytes, `${dtype} ${format} ${name}`);
+        }
+        const w = m.layers[0].up.weight;
+        assert.ok(w instanceof PackedWeight);
+        assert.deepEqual(w.bytes, PackedWeight.quantize(format, f32.layers[0].up.weight as Float32Array, 128, 64).bytes);
+      }
+    }
+  });
+
   test('the sample model quantized to nf4 at load equals PackedWeight.quantize of its f32 weights', () => {
     const f32 = loadModel(SAMPLE_MODEL_DIR, { dtype: Float32Array });
     const m = loadModel(SAMPLE_MODEL_DIR, { dtype: Float32Array, baseWeights: 'nf4' });
