@@ -146,7 +146,7 @@ if (!gguf && (!existsSync(join(dir, 'config.json')) || !existsSync(join(dir, 'mo
 }
 
 // A packed base through the studio's own loader (engine/io/base-weights.ts): each Linear quantized at load as it is
-// read, embeddings and lm_head held as f16 — what a run with train.baseWeights = <format> holds.
+// read, embed_tokens and lm_head held q8_0 — what a run with train.baseWeights = <format> holds.
 // The process before the model: Node, tsx's compiled modules, the native addon and its threads (the estimate counts
 // what the run adds on top of this).
 cpuBackendInfo();

@@ -8,8 +8,13 @@
  *   and F16 become f16; F32/BF16 stay f32. A Hugging Face folder keeps its dtype: F16 stays f16, anything else f32.
  * - a quantize-at-load format: every layer linear is quantized to it as it is read (the f32 copy of the whole model
  *   never exists; one tensor at a time).
- * With a quantize-at-load setting (and as-stored when the file's embedding is not f32), embed_tokens and lm_head are held as f16 (QLoRA keeps them in 16 bits too): they are
- * looked up / multiplied in full every step, and a 4-bit embedding would cost accuracy for little memory.
+ * embed_tokens and an untied lm_head (each planned on its own):
+ * - quantize-at-load (any packed format): q8_0 (f16 when the row is not a whole number of 32-value blocks). They are
+ *   the most sensitive matrices (every token's input, every logit), so not 4-bit: llama.cpp's Q4 files keep them at
+ *   q8_0/q6_k too. Packed, they are decoded a row / a panel at a time (the lookup, the cross-entropy's products).
+ * - as-stored GGUF: the file's own type when it is a packed format (q8_0/q4_0/q4_1/q4_k/q6_k), else f16 — f32 when
+ *   the file holds them as F32/BF16. A Hugging Face folder: as its linears (F16 stays f16, anything else f32).
+ * - f32 / f16: that.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -47,8 +52,10 @@ export interface BasePlan {
   setting: BaseWeights;
   /** Each layer linear's holding. */
   linear: (layer: number, t: LoraTarget) => HeldAs;
-  /** embed_tokens and an untied lm_head. */
-  embedding: 'f32' | 'f16';
+  /** embed_tokens (and a tied lm_head). */
+  embedding: HeldAs;
+  /** An untied lm_head.weight; the same as embedding when tied. */
+  lmHead: HeldAs;
   /** Whether any linear is packed (the QLoRA path). */
   packed: boolean;
 }
@@ -99,9 +106,28 @@ export function planBaseWeights(config: ModelConfig, setting: BaseWeights, store
       targets.set(`${l}.${t}`, held);
     }
   }
-  let embedding: 'f32' | 'f16' = setting === 'f16' || isPackedBase(setting) ? 'f16' : 'f32';
-  if (setting === 'as-stored') embedding = stored && storedHolding(stored, 'model.embed_tokens.weight') !== 'f32' ? 'f16' : 'f32';
-  return { setting, linear: (l, t) => targets.get(`${l}.${t}`) ?? 'f32', embedding, packed };
+  const embedding = embeddingHolding(config, setting, stored, 'model.embed_tokens.weight');
+  const lmHead = config.tieWordEmbeddings ? embedding : embeddingHolding(config, setting, stored, 'lm_head.weight');
+  return { setting, linear: (l, t) => targets.get(`${l}.${t}`) ?? 'f32', embedding, lmHead, packed };
+}
+
+/** How embed_tokens / an untied lm_head ([vocab, hidden]) is held under the setting (see the header). */
+function embeddingHolding(config: ModelConfig, setting: BaseWeights, stored: StoredTypes | null, name: string): HeldAs {
+  if (setting === 'f32' || setting === 'f16') return setting;
+  let held: HeldAs;
+  if (setting === 'as-stored') {
+    if (!stored) return 'f32';
+    held = storedHolding(stored, name);
+    if (stored.kind === 'hf') return held;
+  } else held = 'q8_0';
+  if (!isPackedFormat(held)) return held;
+  try {
+    checkPackedShape(held, config.vocabSize, config.hiddenSize);
+    return held;
+  } catch {
+    // A hidden size the blocks do not divide: 16 bits, as before packed embeddings.
+    return 'f16';
+  }
 }
 
 /** Stored types of an opened GGUF (names mapped by the caller's Hugging Face → GGUF mapping). */
@@ -120,7 +146,7 @@ export function ggufStoredTypes(file: GgufFile, ggufName: (hfName: string) => st
 export function heldAsOf(plan: BasePlan, hfName: string): HeldAs {
   const m = /^model\.layers\.(\d+)\.(?:self_attn|mlp)\.(\w+_proj)\.weight$/.exec(hfName);
   if (m) return plan.linear(Number(m[1]), m[2] as LoraTarget);
-  return plan.embedding;
+  return hfName === 'lm_head.weight' ? plan.lmHead : plan.embedding;
 }
 
 function readJson(path: string): Record<string, unknown> | null {

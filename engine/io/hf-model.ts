@@ -7,11 +7,11 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import type { ModelSummary } from '../../common/protocol.ts';
 import { sharedCtor, toShared, toSharedPacked } from '../backend/cpu/shared-arrays.ts';
-import { F16Array, type FloatArray, type LayerWeights, type Linear, type LinearWeight, type ModelConfig, type ModelWeights, type WeightArray } from '../model/types.ts';
+import { F16Array, type FloatArray, type LayerWeights, type Linear, type LinearWeight, type ModelConfig, type ModelWeights } from '../model/types.ts';
 import type { BaseWeights } from '../../common/protocol.ts';
 import { PackedWeight } from '../quant/packed-weight.ts';
 import { heldAsOf, planBaseWeights } from './base-weights.ts';
-import { encodeF16 } from './f16.ts';
+import { decodeBf16, decodeF16, encodeF16 } from './f16.ts';
 import { readHfConfig } from './hf-config.ts';
 import { SafetensorsFile, type SafetensorsDtype, type TensorInfo } from './safetensors.ts';
 
@@ -201,14 +201,9 @@ export interface LoadModelOptions {
 /**
  * The model from its tensors by their Hugging Face names, whatever file holds them (safetensors here, GGUF in
  * gguf-model.ts): `read` gives a tensor as f32, `readFrozen` a frozen matrix (f32, f16, or packed as the base-weights
- * plan says; only the linears may be packed — the plan keeps embeddings in floats, checked here).
+ * plan says: the linears, embed_tokens and lm_head may be packed).
  */
 export function assembleWeights(config: ModelConfig, read: (name: string) => FloatArray, readFrozen: (name: string) => LinearWeight): ModelWeights {
-  const floats = (name: string): WeightArray => {
-    const w = readFrozen(name);
-    if (w instanceof PackedWeight) throw new Error(`${name}: only the linear layers' weights can stay packed (${w.format}); the embedding is held as f16 or f32`);
-    return w;
-  };
   const linear = (prefix: string, bias: boolean, outFeatures: number, inFeatures: number): Linear => ({
     weight: readFrozen(`${prefix}.weight`),
     bias: bias ? read(`${prefix}.bias`) : null,
@@ -219,7 +214,7 @@ export function assembleWeights(config: ModelConfig, read: (name: string) => Flo
   const H = c.hiddenSize;
   const qOut = c.numHeads * c.headDim;
   const kvOut = c.numKvHeads * c.headDim;
-  const embedTokens = floats('model.embed_tokens.weight');
+  const embedTokens = readFrozen('model.embed_tokens.weight');
   const layers: LayerWeights[] = [];
   for (let i = 0; i < c.numLayers; i++) {
     const p = `model.layers.${i}`;
@@ -238,7 +233,7 @@ export function assembleWeights(config: ModelConfig, read: (name: string) => Flo
     });
   }
   const norm = read('model.norm.weight');
-  const lmHead = c.tieWordEmbeddings ? embedTokens : floats('lm_head.weight');
+  const lmHead = c.tieWordEmbeddings ? embedTokens : readFrozen('lm_head.weight');
   return { config, embedTokens, layers, norm, lmHead };
 }
 
@@ -278,8 +273,7 @@ export function loadModel(dir: string, opts: LoadModelOptions = {}): ModelWeight
     if (held === 'f32') return read(name);
     const f = file(name);
     if (held !== 'f16') {
-      const [rows, cols] = f.info(name).shape;
-      const packed = PackedWeight.quantize(held, f.readFloat(name, Float32Array) as Float32Array, rows, cols);
+      const packed = quantizeTensor(f, name, held);
       opts.onTensor?.(name, count++, expected.length);
       // Shared so the portable kernels' worker threads read the same bytes (the native kernels take any bytes).
       return opts.shared === true ? toSharedPacked(packed) : packed;
@@ -347,4 +341,38 @@ function hasChatTemplate(dir: string): boolean {
   } catch {
     return false;
   }
+}
+
+/** Rows of an f16/bf16/f32 tensor quantized at a time to a ggml format (a few MiB of f32 in flight). */
+const QUANTIZE_ROWS = 1024;
+
+/**
+ * A tensor quantized at load. For q8_0/q4_0/q4_1 (blocks along rows, each row's bytes contiguous) a 16/32-bit tensor
+ * is decoded and quantized QUANTIZE_ROWS rows at a time — the same bytes as quantizing it whole — so a large one (the
+ * [vocab, hidden] embedding: 108 MiB as f32 for SmolLM) never exists in f32 beside its stored bytes.
+ */
+function quantizeTensor(f: SafetensorsFile, name: string, format: PackedWeight['format']): PackedWeight {
+  const info = f.info(name);
+  const [rows, cols] = info.shape;
+  const chunked = (format === 'q8_0' || format === 'q4_0' || format === 'q4_1') && (info.dtype === 'F16' || info.dtype === 'BF16' || info.dtype === 'F32') && rows > QUANTIZE_ROWS;
+  if (!chunked) return PackedWeight.quantize(format, f.readFloat(name, Float32Array) as Float32Array, rows, cols);
+  const raw = f.readBytes(name);
+  const halfBits = info.dtype === 'F32' ? null : new Uint16Array(raw.buffer, 0, rows * cols);
+  const floats = info.dtype === 'F32' ? new Float32Array(raw.buffer, 0, rows * cols) : null;
+  const tmp = new Float32Array(QUANTIZE_ROWS * cols);
+  const parts: Uint8Array[] = [];
+  for (let r0 = 0; r0 < rows; r0 += QUANTIZE_ROWS) {
+    const nr = Math.min(QUANTIZE_ROWS, rows - r0);
+    const dst = tmp.subarray(0, nr * cols);
+    if (floats) dst.set(floats.subarray(r0 * cols, (r0 + nr) * cols));
+    else if (halfBits) (info.dtype === 'F16' ? decodeF16 : decodeBf16)(halfBits.subarray(r0 * cols, (r0 + nr) * cols), dst);
+    parts.push(PackedWeight.quantize(format, dst, nr, cols).bytes);
+  }
+  const bytes = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let o = 0;
+  for (const p of parts) {
+    bytes.set(p, o);
+    o += p.length;
+  }
+  return new PackedWeight(format, rows, cols, bytes);
 }

@@ -2,12 +2,13 @@
  * Causal-LM cross-entropy over the lm_head without materialising [rows, vocab] logits: rows with a target are taken a
  * chunk at a time, their logits computed in f64, reduced with logsumexp, and overwritten in place by the gradient
  * (softmax − one-hot)·gradScale, which is multiplied back through lm_head into dHidden (Liger/Unsloth style).
- * Rows whose target is IGNORE_INDEX cost nothing. lm_head is frozen, so it gets no gradient.
+ * Rows whose target is IGNORE_INDEX cost nothing. lm_head is frozen, so it gets no gradient. A packed lm_head (QLoRA) is
+ * decoded a panel at a time inside the products (Matmuls), never held whole in floats.
  *
  * `targets[n]` is the token row n must predict (already shifted: the caller maps labels[t+1] to row t).
  */
 import { serialMatmuls, type Matmuls } from './matmul.ts';
-import { IGNORE_INDEX, type FloatArray, type WeightArray } from './types.ts';
+import { IGNORE_INDEX, type FloatArray, type LinearWeight } from './types.ts';
 
 export interface CrossEntropyShape {
   rows: number;
@@ -30,12 +31,12 @@ export interface CrossEntropyResult {
 }
 
 /** Loss only (evaluation). losses[n] (optional) receives each row's loss, 0 for ignored rows. */
-export function forward(losses: Float64Array | null, hidden: FloatArray, lmHead: WeightArray, targets: Int32Array, s: CrossEntropyShape, mm: Matmuls = serialMatmuls): CrossEntropyResult {
+export function forward(losses: Float64Array | null, hidden: FloatArray, lmHead: LinearWeight, targets: Int32Array, s: CrossEntropyShape, mm: Matmuls = serialMatmuls): CrossEntropyResult {
   return run(null, losses, hidden, lmHead, targets, s, 0, mm);
 }
 
 /** dHidden += gradScale · ∂(Σ row losses)/∂hidden, recomputing the logits. */
-export function backward(dHidden: FloatArray, hidden: FloatArray, lmHead: WeightArray, targets: Int32Array, s: CrossEntropyShape, gradScale: number, mm: Matmuls = serialMatmuls): void {
+export function backward(dHidden: FloatArray, hidden: FloatArray, lmHead: LinearWeight, targets: Int32Array, s: CrossEntropyShape, gradScale: number, mm: Matmuls = serialMatmuls): void {
   run(dHidden, null, hidden, lmHead, targets, s, gradScale, mm);
 }
 
@@ -44,7 +45,7 @@ export function forwardBackward(
   dHidden: FloatArray,
   losses: Float64Array | null,
   hidden: FloatArray,
-  lmHead: WeightArray,
+  lmHead: LinearWeight,
   targets: Int32Array,
   s: CrossEntropyShape,
   gradScale: number,
@@ -57,7 +58,7 @@ function run(
   dHidden: FloatArray | null,
   losses: Float64Array | null,
   hidden: FloatArray,
-  lmHead: WeightArray,
+  lmHead: LinearWeight,
   targets: Int32Array,
   s: CrossEntropyShape,
   gradScale: number,

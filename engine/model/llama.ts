@@ -177,6 +177,11 @@ function expectLen(name: string, a: LinearWeight | null | undefined, n: number):
   if (a.length !== n) throw new Error(`model: tensor ${name} has ${a.length} values, expected ${n}`);
 }
 
+/** A packed frozen matrix must be [rows, cols] itself, not just hold that many values (its blocks run along rows). */
+function expectPackedShape(name: string, w: LinearWeight, rows: number, cols: number): void {
+  if (w instanceof PackedWeight && (w.rows !== rows || w.cols !== cols)) throw new Error(`model: ${name} is a ${w.format} [${w.rows}, ${w.cols}] matrix, expected [${rows}, ${cols}]`);
+}
+
 function checkLinear(name: string, lin: Linear, out: number, inF: number, bias: boolean): void {
   if (lin.outFeatures !== out || lin.inFeatures !== inF) throw new Error(`model: ${name} is [${lin.outFeatures}, ${lin.inFeatures}], expected [${out}, ${inF}]`);
   expectLen(`${name}.weight`, lin.weight, out * inF);
@@ -213,6 +218,8 @@ export function validateModel(model: ModelWeights): void {
   expectLen('model.embed_tokens.weight', model.embedTokens, c.vocabSize * H);
   expectLen('model.norm.weight', model.norm, H);
   expectLen('lm_head.weight', model.lmHead, c.vocabSize * H);
+  expectPackedShape('model.embed_tokens.weight', model.embedTokens, c.vocabSize, H);
+  expectPackedShape('lm_head.weight', model.lmHead, c.vocabSize, H);
   if (model.layers.length !== c.numLayers) throw new Error(`model: ${model.layers.length} layers, config num_hidden_layers = ${c.numLayers}`);
   model.layers.forEach((L, i) => {
     const p = `model.layers.${i}`;

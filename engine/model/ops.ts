@@ -15,7 +15,7 @@ import * as rmsnorm from './rmsnorm.ts';
 import * as rope from './rope.ts';
 import type { RopeTables } from './rope.ts';
 import * as swiglu from './swiglu.ts';
-import type { FloatArray, FloatArrayConstructor, Linear, LoraPair, WeightArray } from './types.ts';
+import type { FloatArray, FloatArrayConstructor, Linear, LinearWeight, LoraPair } from './types.ts';
 import { Rng } from '../util/rng.ts';
 
 export interface ModelOps {
@@ -28,7 +28,7 @@ export interface ModelOps {
   /** Default rows of logits per cross-entropy chunk for this vocabulary. */
   ceChunkRows(vocab: number): number;
 
-  embedding(out: FloatArray, ids: Int32Array, table: WeightArray, N: number, C: number): void;
+  embedding(out: FloatArray, ids: Int32Array, table: LinearWeight, N: number, C: number): void;
   rmsnormForward(out: FloatArray, rstd: FloatArray, x: FloatArray, weight: FloatArray, N: number, C: number, eps: number): void;
   /** dx += ∂L/∂x (frozen weight: no weight gradient). */
   rmsnormBackward(dx: FloatArray, dOut: FloatArray, x: FloatArray, weight: FloatArray, rstd: FloatArray, N: number, C: number): void;
@@ -45,7 +45,7 @@ export interface ModelOps {
   /** dGate, dUp += gradients. */
   swigluBackward(dGate: FloatArray, dUp: FloatArray, dOut: FloatArray, gate: FloatArray, up: FloatArray, n: number): void;
   /** Loss over the rows with a target; with dHidden, dHidden += gradScale · ∂(Σ losses)/∂hidden. */
-  crossEntropy(dHidden: FloatArray | null, hidden: FloatArray, lmHead: WeightArray, targets: Int32Array, s: CrossEntropyShape, gradScale: number): CrossEntropyResult;
+  crossEntropy(dHidden: FloatArray | null, hidden: FloatArray, lmHead: LinearWeight, targets: Int32Array, s: CrossEntropyShape, gradScale: number): CrossEntropyResult;
   /** out[i] = a[i] + b[i]. */
   add(out: FloatArray, a: FloatArray, b: FloatArray, n: number): void;
   /** keep[i] = 0 with probability p, drawn from Rng(seed) over the masks in order (Rng.uniform() < p). */

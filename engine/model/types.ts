@@ -30,8 +30,8 @@ export type WeightArray = FloatArray | F16Array;
 
 /**
  * What a Linear's frozen weight may be: floats or f16 bits, or (QLoRA) the quantized bytes of a PackedWeight, which the
- * products decode a panel at a time (engine/model/packed-rows.ts, native/src/packed-decode.h). Embeddings, norms and
- * lm_head stay WeightArray.
+ * products decode a panel at a time (engine/model/packed-rows.ts, native/src/packed-decode.h). embed_tokens and lm_head
+ * may be packed too (QLoRA keeps them q8_0 or in the GGUF's own type: engine/io/base-weights.ts); norms stay floats.
  */
 export type LinearWeight = WeightArray | PackedWeight;
 
@@ -101,11 +101,12 @@ export interface LayerWeights {
 /** Frozen base weights. */
 export interface ModelWeights {
   config: ModelConfig;
-  embedTokens: WeightArray; // [V, H]
+  /** [V, H]; PackedWeight on a packed base: the lookup decodes just the rows it reads (engine/model/embedding.ts). */
+  embedTokens: LinearWeight;
   layers: LayerWeights[];
   norm: FloatArray; // [H]
   /** [V, H]; the same array as embedTokens when tie_word_embeddings. */
-  lmHead: WeightArray;
+  lmHead: LinearWeight;
 }
 
 export type LoraTargetName = LoraTarget;

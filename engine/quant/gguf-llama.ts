@@ -4,7 +4,7 @@
  * and the output head in F16. Q and K rows are permuted from Hugging Face's half-split RoPE layout to ggml's
  * interleaved one, as the converter does.
  */
-import type { FloatArray, Linear, ModelWeights, WeightArray, LinearWeight } from '../model/types.ts';
+import type { FloatArray, Linear, ModelWeights, LinearWeight } from '../model/types.ts';
 import { floatWeight } from '../model/weight-array.ts';
 import { QUANT_FORMATS } from './format.ts';
 import { GGML_TYPE, type GgufValue } from './gguf-types.ts';
@@ -148,7 +148,7 @@ export function llamaGgufContent(model: ModelWeights, opts: LlamaGgufOptions): {
   const norm = (name: string, w: FloatArray): void => {
     tensors.push({ name, dims: [w.length], type: GGML_TYPE.F32, data: () => new Uint8Array(f32(w).slice().buffer) });
   };
-  const half = (name: string, w: WeightArray, rows: number, cols: number): void => {
+  const half = (name: string, w: LinearWeight, rows: number, cols: number): void => {
     tensors.push({ name, dims: [cols, rows], type: GGML_TYPE.F16, data: () => QUANT_FORMATS.f16.quantize(f32(w), rows, cols) });
   };
   const linear = (name: string, lin: Linear, permuteHeads: number): void => {

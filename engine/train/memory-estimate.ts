@@ -70,8 +70,9 @@ export function frozenWeightBytes(c: ModelConfig, plan: BasePlan, backend: 'cpu'
   const H = c.hiddenSize;
   const alloc = (b: number): number => (backend === 'webgpu' ? Math.max(16, Math.ceil(b / 16) * 16) : b);
   const float = (n: number): number => alloc(n * (backend === 'webgpu' ? actBytes : F32));
-  const embedBytes = (): number => (backend === 'webgpu' ? float(c.vocabSize * H) : c.vocabSize * H * (plan.embedding === 'f16' ? 2 : F32));
-  let total = embedBytes();
+  // webgpu uploads a packed embedding / lm_head dequantized (llama-weights.ts); cpu holds it as planned.
+  const embedBytes = (held: HeldAs): number => (backend === 'webgpu' ? float(c.vocabSize * H) : heldBytes(held, c.vocabSize, H, F32));
+  let total = embedBytes(plan.embedding);
   for (let l = 0; l < c.numLayers; l++) {
     if (backend === 'webgpu') {
       total += 2 * float(H);
@@ -90,7 +91,7 @@ export function frozenWeightBytes(c: ModelConfig, plan: BasePlan, backend: 'cpu'
     }
   }
   if (backend === 'webgpu') total += float(H);
-  if (!c.tieWordEmbeddings) total += embedBytes();
+  if (!c.tieWordEmbeddings) total += embedBytes(plan.lmHead);
   return total;
 }
 

@@ -1,7 +1,8 @@
 /**
  * The base-weights setting at load (QLoRA): GGUF linears kept in their ggml blocks ('as-stored') dequantize exactly
  * to what the f32 loader reads; quantize-at-load equals PackedWeight.quantize of the f32 weights, tensor by tensor;
- * a format that cannot hold a tensor is refused naming it; the real Q4_1 SmolLM2 held as stored takes far fewer
+ * a format that cannot hold a tensor is refused naming it; embed_tokens / lm_head are q8_0 at load and keep a GGUF's
+ * packed type as stored (f16 when a row is not whole blocks); the real Q4_1 SmolLM2 held as stored takes far fewer
  * bytes than in f32.
  */
 import assert from 'node:assert/strict';
@@ -9,7 +10,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { BaseWeightsError, LINEAR_TARGETS, linearName } from '../../engine/io/base-weights.ts';
+import { BaseWeightsError, heldAsOf, LINEAR_TARGETS, linearName, planBaseWeights, type BaseWeights } from '../../engine/io/base-weights.ts';
+import { GGML_TYPE } from '../../engine/quant/gguf-types.ts';
 import { tinyHfConfig, writeRandomModel } from '../../engine/io/make-model.ts';
 import { basePlanOf, loadModel } from '../../engine/io/model-source.ts';
 import { SAMPLE_MODEL_DIR } from '../../engine/io/sample.ts';
@@ -69,7 +71,7 @@ describe('GGUF as stored', () => {
           bitsEqual(w.dequantize(), floatWeight(linearOf(f32, l, t).weight) as Float32Array, `${linearName(l, t)} (${format})`);
         }
       }
-      // The F16 embedding is kept as its f16 bits; norms stay f32.
+      // The F16 embedding (not a packed type in the file) is kept as its f16 bits; norms stay f32.
       assert.ok(packed.embedTokens instanceof F16Array);
       bitsEqual(floatWeight(packed.embedTokens) as Float32Array, floatWeight(f32.embedTokens) as Float32Array, 'embed_tokens');
       bitsEqual(packed.norm as Float32Array, f32.norm as Float32Array, 'norm');
@@ -86,6 +88,30 @@ describe('GGUF as stored', () => {
     const w = held(q4.layers[0].gate.weight);
     assert.ok(w instanceof PackedWeight && w.format === 'q4_0');
     assert.deepEqual(w.bytes, PackedWeight.quantize('q4_0', floatWeight(f32.layers[0].gate.weight) as Float32Array, 256, 128).bytes);
+    // embed_tokens (and an untied lm_head) at q8_0, the sensitive matrices kept at 8 bits, from the file's values.
+    const V = f32.config.vocabSize;
+    for (const [name, got, want] of [['embed_tokens', q4.embedTokens, f32.embedTokens], ['lm_head', q4.lmHead, f32.lmHead]] as const) {
+      assert.ok(got instanceof PackedWeight && got.format === 'q8_0', `${name} held q8_0`);
+      assert.deepEqual(got.bytes, PackedWeight.quantize('q8_0', floatWeight(want) as Float32Array, V, 128).bytes, name);
+    }
+    assert.equal(q4.lmHead === q4.embedTokens, f32.lmHead === f32.embedTokens, 'tied stays tied');
+  });
+
+  test('a GGUF whose token_embd is not a whole number of blocks per row keeps it f16; a packed token_embd / output stays in its type', () => {
+    const c = { ...hfF32.config, hiddenSize: 48, tieWordEmbeddings: false };
+    const typeOf = (embed: number, out: number) => (n: string): number => (n.includes('embed_tokens') ? embed : n === 'lm_head.weight' ? out : GGML_TYPE.F16);
+    const odd = planBaseWeights(c, 'as-stored', { kind: 'gguf', typeOf: typeOf(GGML_TYPE.Q8_0, GGML_TYPE.Q4_0) });
+    assert.equal(odd.embedding, 'f16');
+    assert.equal(odd.lmHead, 'f16');
+    assert.equal(planBaseWeights(c, 'nf4' as BaseWeights, null).embedding, 'f16', 'quantize at load (nf4 takes any row): rows of 48 are not q8_0 blocks');
+    const ok = planBaseWeights({ ...c, hiddenSize: 256 }, 'as-stored', { kind: 'gguf', typeOf: typeOf(GGML_TYPE.Q8_0, GGML_TYPE.Q6_K) });
+    assert.equal(ok.embedding, 'q8_0');
+    assert.equal(ok.lmHead, 'q6_k');
+    assert.equal(heldAsOf(ok, 'lm_head.weight'), 'q6_k');
+    assert.equal(heldAsOf(ok, 'model.embed_tokens.weight'), 'q8_0');
+    const f32Plan = planBaseWeights({ ...c, hiddenSize: 256 }, 'as-stored', { kind: 'gguf', typeOf: typeOf(GGML_TYPE.F32, GGML_TYPE.BF16) });
+    assert.equal(f32Plan.embedding, 'f32');
+    assert.equal(f32Plan.lmHead, 'f32');
   });
 });
 
@@ -101,10 +127,34 @@ describe('quantize at load (Hugging Face folder)', () => {
           assert.deepEqual(w.bytes, PackedWeight.quantize(format, ref.weight as Float32Array, ref.outFeatures, ref.inFeatures).bytes, linearName(l, t));
         }
       }
-      assert.ok(m.embedTokens instanceof F16Array, 'embed_tokens held as f16');
+      // embed_tokens at q8_0 whatever the linears' format (base-weights.ts: the most sensitive matrices).
+      assert.ok(m.embedTokens instanceof PackedWeight && m.embedTokens.format === 'q8_0', 'embed_tokens held as q8_0');
+      assert.deepEqual(m.embedTokens.bytes, PackedWeight.quantize('q8_0', hfF32.embedTokens as Float32Array, m.config.vocabSize, m.config.hiddenSize).bytes);
+      if (!m.config.tieWordEmbeddings) {
+        assert.ok(m.lmHead instanceof PackedWeight && m.lmHead.format === 'q8_0');
+        assert.deepEqual(m.lmHead.bytes, PackedWeight.quantize('q8_0', hfF32.lmHead as Float32Array, m.config.vocabSize, m.config.hiddenSize).bytes);
+      } else assert.equal(m.lmHead, m.embedTokens);
       bitsEqual(m.norm as Float32Array, hfF32.norm as Float32Array, 'norm');
     });
   }
+
+  test('a large embedding (more rows than one quantize chunk), F16 and F32 files, gets the bytes of quantizing it whole', () => {
+    for (const dtype of ['F16', 'F32'] as const) {
+      const dir = join(root, `big-${dtype}`);
+      writeRandomModel(dir, tinyHfConfig('llama', { vocab_size: 2600, hidden_size: 64, intermediate_size: 128, head_dim: 16, num_attention_heads: 4, num_key_value_heads: 2, num_hidden_layers: 1, tie_word_embeddings: false }), { seed: 9, dtype });
+      const f32 = loadModel(dir, { dtype: Float32Array });
+      for (const format of ['q4_0', 'q4_1'] as const) {
+        const m = loadModel(dir, { dtype: Float32Array, baseWeights: format });
+        for (const [name, got, want] of [['embed_tokens', m.embedTokens, f32.embedTokens], ['lm_head', m.lmHead, f32.lmHead]] as const) {
+          assert.ok(got instanceof PackedWeight && got.format === 'q8_0', `${dtype} ${name}`);
+          assert.deepEqual(got.bytes, PackedWeight.quantize('q8_0', want as Float32Array, 2600, 64).bytes, `${dtype} ${format} ${name}`);
+        }
+        const w = m.layers[0].up.weight;
+        assert.ok(w instanceof PackedWeight);
+        assert.deepEqual(w.bytes, PackedWeight.quantize(format, f32.layers[0].up.weight as Float32Array, 128, 64).bytes);
+      }
+    }
+  });
 
   test('the sample model quantized to nf4 at load equals PackedWeight.quantize of its f32 weights', () => {
     const f32 = loadModel(SAMPLE_MODEL_DIR, { dtype: Float32Array });
@@ -169,10 +219,14 @@ describe('the real SmolLM2 Q4_1 GGUF as stored', () => {
       }
     }
     assert.equal(packedLinears, linears, 'every linear of a Q4_1 file (q4_1, or q4_k/q6_k/q8_0 where the file mixes types) stays packed');
+    // The file's token_embd is q8_0 (the tied lm_head too): kept in its blocks.
+    assert.ok(m.embedTokens instanceof PackedWeight && m.embedTokens.format === 'q8_0', 'token_embd stays q8_0');
+    assert.equal(m.lmHead, m.embedTokens, 'tied');
     const bytes = heldBytes(m);
-    // f32 would be 4 bytes a parameter; packed linears (~5 bits) + an f16 embedding come to well under a third.
-    assert.ok(bytes < 0.3 * params * 4, `held ${bytes} bytes for ${params} parameters (f32: ${params * 4})`);
+    // f32 would be 4 bytes a parameter; packed linears (~5 bits) + a q8_0 embedding come to well under a quarter.
+    assert.ok(bytes < 0.25 * params * 4, `held ${bytes} bytes for ${params} parameters (f32: ${params * 4})`);
     const plan = basePlanOf(path, 'as-stored');
     assert.ok(plan.packed);
+    assert.equal(plan.embedding, 'q8_0');
   });
 });

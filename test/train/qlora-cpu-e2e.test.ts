@@ -51,7 +51,7 @@ test('a QLoRA run on cpu (NF4 base quantized at load): the loss falls; stop + re
     backend: 'cpu',
     modelPath: sample.modelDir,
     datasetPath: sample.datasetPath,
-    lora: { ...DEFAULT_RUN_CONFIG.lora, r: 8, alpha: 16, dropout: 0.05, targets: ['q_proj', 'v_proj', 'down_proj'] },
+    lora: { ...DEFAULT_RUN_CONFIG.lora, r: 8, alpha: 16, dropout: 0.05, targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] },
     train: { ...DEFAULT_RUN_CONFIG.train, steps: STEPS, batchSize: 2, maxSeqLen: 64, learningRate: 1e-2, baseWeights: 'nf4' },
   };
   const engine = startEngine();

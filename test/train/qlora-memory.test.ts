@@ -57,11 +57,13 @@ describe('memory estimate with a quantized base', () => {
       }
       const cpu = estimateTrainingMemory(cfg, run(format), { backend: 'cpu', kernels: 'native' });
       const f32 = estimateTrainingMemory(cfg, run('f32'), { backend: 'cpu', kernels: 'native' });
-      // cpu: packed linears + f16 embeddings + f32 norms + RoPE tables + one 128-row f32 decode block.
+      // cpu: packed linears + q8_0 embed_tokens and lm_head (base-weights.ts) + f32 norms + RoPE tables + one 128-row
+      // f32 decode block.
       const norms = (2 * cfg.numLayers + 1) * cfg.hiddenSize * 4;
       const rope = 2 * 2048 * (cfg.headDim / 2) * 4;
-      assert.equal(cpu.weights, linears + embed * 2 + norms + rope + 128 * cfg.intermediateSize * 4, format);
+      assert.equal(cpu.weights, linears + 2 * packedSizeBytes('q8_0', cfg.vocabSize, cfg.hiddenSize) + norms + rope + 128 * cfg.intermediateSize * 4, format);
       assert.ok(cpu.total < f32.total);
+      // webgpu: the packed embedding / lm_head are uploaded dequantized, in the activation dtype (here f16).
       const gpu = estimateTrainingMemory(cfg, run(format), { backend: 'webgpu' });
       assert.ok(Math.abs(gpu.weights - (linears + embed * 2 + norms / 2)) < 1e5, `${format}: ${gpu.weights}`);
     }
@@ -82,9 +84,24 @@ describe('memory estimate with a quantized base', () => {
     const plan = planBaseWeights(llama2_7b, 'as-stored', { kind: 'gguf', typeOf: (n) => (/down_proj/.test(n) ? 14 : n.includes('layers') ? 2 : 1) });
     const known = estimateTrainingMemory(llama2_7b, base, { backend: 'cpu', basePlan: plan });
     const q4 = estimateTrainingMemory(llama2_7b, { ...base, train: { ...train, baseWeights: 'q4_0' } }, { backend: 'cpu' });
-    // down_proj in q6_k (6.5625 bits) instead of q4_0 (4.5 bits).
+    // down_proj in q6_k (6.5625 bits) instead of q4_0 (4.5 bits); the file's F16 embed_tokens and lm_head stay f16
+    // where quantize-at-load makes them q8_0.
     const downParams = llama2_7b.numLayers * llama2_7b.hiddenSize * llama2_7b.intermediateSize;
-    assert.equal(known.weights - q4.weights, packedSizeBytes('q6_k', llama2_7b.hiddenSize, llama2_7b.intermediateSize * llama2_7b.numLayers) - (downParams / 32) * 18);
+    const VH = llama2_7b.vocabSize * llama2_7b.hiddenSize;
+    assert.equal(plan.embedding, 'f16');
+    assert.equal(plan.lmHead, 'f16');
+    assert.equal(known.weights - q4.weights, packedSizeBytes('q6_k', llama2_7b.hiddenSize, llama2_7b.intermediateSize * llama2_7b.numLayers) - (downParams / 32) * 18 + 2 * (2 * VH - packedSizeBytes('q8_0', llama2_7b.vocabSize, llama2_7b.hiddenSize)));
+  });
+
+  test('an as-stored GGUF whose token_embd / output are packed counts them in those formats', () => {
+    const base = { lora: { ...lora, targets: [...lora.targets] }, train: { ...train, baseWeights: 'as-stored' as const } };
+    // q4_0 linears, a q8_0 token_embd and a q6_k output (as llama.cpp's Q4 files): both kept packed.
+    const plan = planBaseWeights(llama2_7b, 'as-stored', { kind: 'gguf', typeOf: (n) => (n === 'lm_head.weight' ? 14 : n.includes('embed_tokens') ? 8 : n.includes('layers') ? 2 : 1) });
+    assert.equal(plan.embedding, 'q8_0');
+    assert.equal(plan.lmHead, 'q6_k');
+    const known = estimateTrainingMemory(llama2_7b, base, { backend: 'cpu', basePlan: plan });
+    const q4 = estimateTrainingMemory(llama2_7b, { ...base, train: { ...train, baseWeights: 'q4_0' } }, { backend: 'cpu' });
+    assert.equal(known.weights - q4.weights, packedSizeBytes('q6_k', llama2_7b.vocabSize, llama2_7b.hiddenSize) - packedSizeBytes('q8_0', llama2_7b.vocabSize, llama2_7b.hiddenSize));
   });
 });
 

@@ -9,7 +9,7 @@ import type { CrossEntropyResult, CrossEntropyShape } from '../../model/cross-en
 import type { DropoutMask } from '../../model/linear.ts';
 import type { ModelOps } from '../../model/ops.ts';
 import type { RopeTables } from '../../model/rope.ts';
-import { PACKED_WTYPE, PackedWeight } from '../../model/packed-rows.ts';
+import { decodePackedRows, PACKED_WTYPE, PackedWeight } from '../../model/packed-rows.ts';
 import { F16Array, IGNORE_INDEX, type FloatArray, type Linear, type LinearWeight, type LoraPair, type WeightArray } from '../../model/types.ts';
 import type { NativeCpu } from './native.ts';
 
@@ -53,6 +53,7 @@ export function nativeOps(n: NativeCpu): ModelOps {
     lse: (len) => new Float32Array(len),
     ceChunkRows: nativeChunkRows,
     embedding(out, ids, table, N, C) {
+      if (table instanceof PackedWeight) return packedEmbedding(f32(out, 'out'), ids, table, N, C);
       const bad = n.embeddingForward(f32(out, 'out'), ids, weight(table, 'embedding'), N, C);
       if (bad >= 0) throw new Error(`embedding: token id ${ids[bad]} at position ${bad} is outside the vocabulary [0, ${Math.floor(table.length / C)})`);
     },
@@ -136,7 +137,8 @@ export function nativeOps(n: NativeCpu): ModelOps {
       const rowIds = Int32Array.from(active);
       const tgt = Int32Array.from(active, (r) => targets[r]);
       const losses = new Float64Array(active.length);
-      n.crossEntropy(losses, dHidden === null ? null : f32(dHidden, 'dHidden'), exact(f32(hidden, 'hidden'), rows * C), weight(lmHead, 'lm_head'), rowIds, tgt, C, V, s.chunkRows, gradScale);
+      if (lmHead instanceof PackedWeight) packedCrossEntropy(n, losses, dHidden === null ? null : f32(dHidden, 'dHidden'), f32(hidden, 'hidden'), lmHead, rowIds, tgt, C, V, s.chunkRows, gradScale);
+      else n.crossEntropy(losses, dHidden === null ? null : f32(dHidden, 'dHidden'), exact(f32(hidden, 'hidden'), rows * C), weight(lmHead, 'lm_head'), rowIds, tgt, C, V, s.chunkRows, gradScale);
       let sumLoss = 0;
       for (const l of losses) sumLoss += l;
       return { sumLoss, count: active.length };
@@ -144,4 +146,75 @@ export function nativeOps(n: NativeCpu): ModelOps {
     add: (out, a, b, len) => n.add(exact(f32(out, 'out'), len), exact(f32(a, 'a'), len), exact(f32(b, 'b'), len)),
     dropoutMasks: (seed, p, masks) => n.dropoutMasks(seed, p, masks),
   };
+}
+
+/** The embedding lookup on a packed table: just the looked-up rows decoded (the addon's lookup reads f32 / f16 only). */
+function packedEmbedding(out: Float32Array, ids: Int32Array, table: PackedWeight, N: number, C: number): void {
+  if (table.cols !== C) throw new Error(`embedding: the ${table.format} table has rows of ${table.cols}, expected hidden ${C}`);
+  for (let i = 0; i < N; i++) {
+    const id = ids[i];
+    if (!(id >= 0 && id < table.rows)) throw new Error(`embedding: token id ${id} at position ${i} is outside the vocabulary [0, ${table.rows})`);
+    decodePackedRows(out.subarray(i * C, (i + 1) * C), table, id, 1);
+  }
+}
+
+const f = Math.fround;
+
+/** Kept between steps, as the addon keeps its thread-local scratch (one chunk of logits is ~64 MiB: no churn). */
+const ceBuffers = new Map<string, Float32Array>();
+function ceScratch(name: string, n: number): Float32Array {
+  let b = ceBuffers.get(name);
+  if (!b || b.length < n) ceBuffers.set(name, (b = new Float32Array(n)));
+  return b.subarray(0, n);
+}
+
+/**
+ * The addon's cross_entropy (native/src/kernels-impl.h) step for step, for a packed lm_head, which that kernel does not
+ * read: the two products go through gemmAbt / gemmNn with the packed format (the same bits as on the dequantized
+ * matrix), the exponentials through the addon's vexp, and the sum of a row's exponentials is taken as the kernel takes
+ * it (f32 lanes j mod 16, then the fixed tree of simd.h reduce16). So a packed lm_head gives the bits its dequantized
+ * copy gives on the native path, without ever holding it whole in floats.
+ */
+function packedCrossEntropy(n: NativeCpu, losses: Float64Array, dHidden: Float32Array | null, hidden: Float32Array, lmHead: PackedWeight, rows: Int32Array, targets: Int32Array, H: number, V: number, chunkRows: number, gradScale: number): void {
+  if (lmHead.rows !== V || lmHead.cols !== H) throw new Error(`cross-entropy: lm_head is a ${lmHead.format} [${lmHead.rows}, ${lmHead.cols}] matrix, expected [vocab ${V}, hidden ${H}]`);
+  const count = rows.length;
+  if (count === 0) return;
+  const format = PACKED_WTYPE[lmHead.format];
+  const cr = Math.max(1, Math.min(chunkRows, count));
+  const h = ceScratch('h', cr * H);
+  const logits = ceScratch('logits', cr * V);
+  const dh = dHidden === null ? null : ceScratch('dh', cr * H);
+  const gs = f(gradScale);
+  const lanes = new Float32Array(16);
+  for (let c0 = 0; c0 < count; c0 += cr) {
+    const m = Math.min(cr, count - c0);
+    for (let i = 0; i < m; i++) h.set(hidden.subarray(rows[c0 + i] * H, (rows[c0 + i] + 1) * H), i * H);
+    const lg = logits.subarray(0, m * V);
+    n.gemmAbt(lg, h.subarray(0, m * H), lmHead.bytes, null, m, H, V, 1, false, format);
+    for (let i = 0; i < m; i++) {
+      const l = lg.subarray(i * V, (i + 1) * V);
+      let mx = -Infinity;
+      for (let j = 0; j < V; j++) if (l[j] > mx) mx = l[j];
+      const target = l[targets[c0 + i]];
+      for (let j = 0; j < V; j++) l[j] = f(l[j] - mx);
+      n.vexp(l, l);
+      lanes.fill(0);
+      for (let j = 0; j < V; j++) lanes[j & 15] += l[j];
+      for (let k = 0; k < 8; k++) lanes[k] += lanes[k + 8];
+      for (let k = 0; k < 4; k++) lanes[k] += lanes[k + 4];
+      const total = f(f(lanes[0] + lanes[2]) + f(lanes[1] + lanes[3]));
+      losses[c0 + i] += mx + Math.log(total) - target;
+      if (dh !== null) {
+        const k = f(gs / total);
+        for (let j = 0; j < V; j++) l[j] *= k;
+        l[targets[c0 + i]] -= gs;
+      }
+    }
+    if (dh === null || dHidden === null) continue;
+    n.gemmNn(dh.subarray(0, m * H), lg, lmHead.bytes, m, V, H, false, 1, false, format);
+    for (let i = 0; i < m; i++) {
+      const d = rows[c0 + i] * H;
+      for (let c = 0; c < H; c++) dHidden[d + c] += dh[i * H + c];
+    }
+  }
 }

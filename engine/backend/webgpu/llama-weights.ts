@@ -238,10 +238,13 @@ export async function createWeights(ctx: GpuContext, runner: Runner, src: Weight
         tensors.set(s.name, packedTensor(ctx, s.name, w));
         continue;
       }
-      if (w instanceof PackedWeight) throw new Error(`webgpu: ${s.name} is packed (${w.format}); only linear weights can stay packed`);
+      // A packed embedding / lm_head (a cpu QLoRA base) is uploaded dequantized: the webgpu shaders read those two in
+      // the activation dtype, and a tied one is read per row by the lookup and in full by the logits.
+      const held = w instanceof PackedWeight ? (s.name === 'model.embed_tokens.weight' || s.name === 'lm_head.weight' ? w.dequantize() : null) : w;
+      if (held === null) throw new Error(`webgpu: ${s.name} is packed (${(w as PackedWeight).format}); only linear weights, embed_tokens and lm_head can be packed`);
       const t = createTensor(ctx, s.name, s.size, dtype);
       tensors.set(s.name, t);
-      await uploadWeight(ctx, runner, t, w);
+      await uploadWeight(ctx, runner, t, held);
     }
   } else {
     const std = src.std ?? 0.02;
