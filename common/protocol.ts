@@ -44,7 +44,9 @@ export type LoraSettings = z.infer<typeof LoraSettingsSchema>;
  * - 'as-stored': a GGUF's linears stay in their ggml blocks when the type is q8_0, q4_0, q4_1, q4_k or q6_k (others
  *   are dequantized); a Hugging Face folder keeps its dtype (F16 stays f16, anything else f32);
  * - 'q8_0' … 'int4-g128': each linear is quantized to that format as it is read (QLoRA).
- * With a packed setting, embed_tokens and lm_head are held as f16 and norms and biases as f32.
+ * With a packed setting, embed_tokens and lm_head stay packed too — as the GGUF stores them when that is a packed type
+ * (else f16), or quantized at load to q8_0 (they are the most sensitive matrices; f16 where a row is not whole
+ * 32-blocks) — and norms and biases are f32.
  */
 export const BASE_WEIGHTS = ['f32', 'f16', 'as-stored', 'q8_0', 'q4_0', 'q4_1', 'nf4', 'int4-g128'] as const;
 export type BaseWeights = (typeof BASE_WEIGHTS)[number];
