@@ -255,7 +255,11 @@ test('QLoRA on the real Q4_1 GGUF as stored: the loss falls, and llama.cpp appli
   // 3.6e-3 and 1.3e-2; max |Δ log p| base 0.24 and 0.18, with the LoRA 0.065 and 0.21; the LoRA's effect on the loss
   // agrees to 2e-3 and 1.7e-2. llama.cpp computes the Q4_1 products with q8_1 activations, the studio with f32 ones on
   // the same blocks; that is the whole gap (our f16 export of the same dequantized weights agrees to 3e-4 above).
-  const BOUND = { loss: 0.05, logProb: 0.35, effect: 0.04 };
+  // Since the token embedding is held as the file stores it (q8_0) during training too, the trained adapter differs a
+  // little and, held out, the two gaps (3.0e-2 base, 1.4e-2 with the LoRA) fall on opposite sides: the effects then
+  // differ by their sum, 4.4e-2. The effect bound is that sum's scale with a margin (it cannot exceed gapBase + gapLora,
+  // each bounded by `loss`); at 0.8 of the LoRA's scale the held-out gap is 0.13, still far outside.
+  const BOUND = { loss: 0.05, logProb: 0.35, effect: 0.06 };
   for (const k of kinds) {
     assert.ok(m[k].gapBase <= BOUND.loss, `${k}, base: |Δ loss| ${m[k].gapBase} (bound ${BOUND.loss})`);
     assert.ok(m[k].tokenGapBase <= BOUND.logProb, `${k}, base: a token's log-prob differs by ${m[k].tokenGapBase} (bound ${BOUND.logProb})`);
