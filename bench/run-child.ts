@@ -30,3 +30,16 @@ export function runJsonChild(what: string, cmd: string, args: string[], env: Nod
 export function runNodeBench(script: string, args: string[], env: NodeJS.ProcessEnv = {}): Row {
   return runJsonChild(script, process.execPath, ['--import', 'tsx', '--expose-gc', `${benchRoot}bench/${script}`, ...args], env);
 }
+
+/** The median of a non-empty list (the benchmarks' per-pair figures). */
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+/** A row's finite number at `key`, else null (a failed case has none). */
+export function rowNumber(r: Row, key: string): number | null {
+  const v = r[key];
+  return typeof v === 'number' && Number.isFinite(v) ? v : null;
+}

@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { GgufModelSource } from '../engine/io/gguf-model.ts';
 import { pythonPath } from '../test/helpers/python.ts';
-import { benchRoot, runNodeBench, type Row } from './run-child.ts';
+import { benchRoot, median, rowNumber, runNodeBench, type Row } from './run-child.ts';
 
 export interface VsLlamaCppOptions {
   llamaCppDir: string;
@@ -27,17 +27,6 @@ export interface VsLlamaCppOptions {
 }
 
 const REAL_MODEL = join(benchRoot, '.cache', 'models', 'SmolLM2-135M-Instruct.Q4_1.gguf');
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
-
-function num(r: Row, key: string): number | null {
-  const v = r[key];
-  return typeof v === 'number' && Number.isFinite(v) ? v : null;
-}
 
 /** The f16 twin of a quantized GGUF (cached beside the other bench models). */
 function f16Twin(gguf: string): string {
@@ -84,8 +73,8 @@ export function runVsLlamaCpp(o: VsLlamaCppOptions): Row[] {
         s = studio();
       }
       pairs.push({ studio: s, peer: p });
-      const sd = num(s, 'decodeTokensPerSecond');
-      const pd = num(p, 'decodeTokensPerSecond');
+      const sd = rowNumber(s, 'decodeTokensPerSecond');
+      const pd = rowNumber(p, 'decodeTokensPerSecond');
       rows.push({
         bench: 'vs-llama-cpp pair',
         file: basename(file),
@@ -95,14 +84,14 @@ export function runVsLlamaCpp(o: VsLlamaCppOptions): Row[] {
         studioDecodeTokS: sd,
         llamaCppDecodeTokS: pd,
         decodeRatio: sd !== null && pd ? sd / pd : null,
-        studioPrefillTokS: num(s, 'prefillTokensPerSecond'),
-        llamaCppPrefillTokS: num(p, 'prefillTokensPerSecond'),
+        studioPrefillTokS: rowNumber(s, 'prefillTokensPerSecond'),
+        llamaCppPrefillTokS: rowNumber(p, 'prefillTokensPerSecond'),
         error: (s.error ?? p.error ?? null) as string | null,
       });
     }
-    const ok = pairs.filter((x) => num(x.studio, 'decodeTokensPerSecond') !== null && num(x.peer, 'decodeTokensPerSecond') !== null);
-    const col = (side: 'studio' | 'peer', key: string): number[] => ok.map((x) => num(x[side], key) as number);
-    const ratios = ok.map((x) => (num(x.studio, 'decodeTokensPerSecond') as number) / (num(x.peer, 'decodeTokensPerSecond') as number));
+    const ok = pairs.filter((x) => rowNumber(x.studio, 'decodeTokensPerSecond') !== null && rowNumber(x.peer, 'decodeTokensPerSecond') !== null);
+    const col = (side: 'studio' | 'peer', key: string): number[] => ok.map((x) => rowNumber(x[side], key) as number);
+    const ratios = ok.map((x) => (rowNumber(x.studio, 'decodeTokensPerSecond') as number) / (rowNumber(x.peer, 'decodeTokensPerSecond') as number));
     rows.push({
       bench: 'vs-llama-cpp',
       file: basename(file),

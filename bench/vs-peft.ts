@@ -13,7 +13,7 @@
  */
 import { configuredThreads } from '../engine/backend/cpu/thread-pool.ts';
 import { pythonPath } from '../test/helpers/python.ts';
-import { benchRoot, runJsonChild, runNodeBench, type Row } from './run-child.ts';
+import { benchRoot, median, rowNumber, runJsonChild, runNodeBench, type Row } from './run-child.ts';
 import { SHAPES, type ShapeName } from './shapes.ts';
 
 /** The two shapes of the comparison (issue 11): the sample model's 4×128 and SmolLM-135M's 1×256. */
@@ -33,17 +33,6 @@ export interface VsPeftOptions {
   peakGflops?: number;
   /** A real model's GGUF (both sides read its weights: the studio dequantized to f32, transformers' gguf loader); its shape is smollm-135m unless `shape` says otherwise. */
   gguf?: string;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
-
-function num(r: Row, key: string): number | null {
-  const v = r[key];
-  return typeof v === 'number' && Number.isFinite(v) ? v : null;
 }
 
 /** Runs the pairs; returns every row (pairs, then one summary per shape) for the table and the JSON file. */
@@ -81,16 +70,16 @@ export function runVsPeft(o: VsPeftOptions): Row[] {
         p = peft();
         s = studio();
       }
-      const st = num(s, 'tokensPerSecond');
-      const pt = num(p, 'tokensPerSecond');
+      const st = rowNumber(s, 'tokensPerSecond');
+      const pt = rowNumber(p, 'tokensPerSecond');
       const ratio = st !== null && pt !== null ? st / pt : null;
       if (ratio !== null && st !== null && pt !== null) {
         ratios.push(ratio);
         studioTps.push(st);
         peftTps.push(pt);
       }
-      const sr = num(s, 'peakRssMiB');
-      const pr = num(p, 'peakRssMiB');
+      const sr = rowNumber(s, 'peakRssMiB');
+      const pr = rowNumber(p, 'peakRssMiB');
       if (sr !== null) studioRss.push(sr);
       if (pr !== null) peftRss.push(pr);
       const error = [s.error, p.error].filter((e) => typeof e === 'string').join('; ') || null;
@@ -102,17 +91,17 @@ export function runVsPeft(o: VsPeftOptions): Row[] {
         seq,
         pair,
         first: pair % 2 === 1 ? 'studio' : 'peft',
-        studioStepMs: num(s, 'stepMs'),
-        peftStepMs: num(p, 'stepMs'),
+        studioStepMs: rowNumber(s, 'stepMs'),
+        peftStepMs: rowNumber(p, 'stepMs'),
         studioTokS: st,
         peftTokS: pt,
         ratio,
         studioRssMiB: sr,
         peftRssMiB: pr,
-        studioMfu: num(s, 'mfu'),
-        peftMfu: num(p, 'mfu'),
-        studioLoss: num(s, 'loss'),
-        peftLoss: num(p, 'loss'),
+        studioMfu: rowNumber(s, 'mfu'),
+        peftMfu: rowNumber(p, 'mfu'),
+        studioLoss: rowNumber(s, 'loss'),
+        peftLoss: rowNumber(p, 'loss'),
         kernels: typeof s.kernels === 'string' ? s.kernels : null,
         threads: o.threads,
         ...(error ? { error } : {}),

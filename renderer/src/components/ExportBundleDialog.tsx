@@ -19,6 +19,7 @@ import { errorInfo } from '../client/transport.ts';
 import { useExternalRuns } from '../stores/external-runs.ts';
 import { useStudio } from '../stores/studio.ts';
 import { ErrorNote } from './ErrorNote.tsx';
+import { splitFieldErrors } from './split-field-errors.ts';
 import { PathField } from './PathField.tsx';
 import { useDialogFocus, useEscapeCloses } from './use-dialog-focus.ts';
 import '../runs/runs.css';
@@ -33,23 +34,6 @@ const INCLUDE_LABEL: Record<BundleIncludeModel, string> = {
 /** The request's fields the dialog has a control for; a refusal about one of them is shown under it. */
 type Field = 'destination' | 'launcher' | 'processes' | 'dropout' | 'includeModel';
 const FIELDS: readonly Field[] = ['destination', 'launcher', 'processes', 'dropout', 'includeModel'];
-
-/** The refusal split into the fields it names and what is left for the note under the form. */
-function splitError(info: StudioErrorInfo): { fields: Partial<Record<Field, string>>; rest: StudioErrorInfo | null } {
-  const fields: Partial<Record<Field, string>> = {};
-  const isField = (f: string | undefined): f is Field => f !== undefined && (FIELDS as readonly string[]).includes(f);
-  const others = (info.fieldErrors ?? []).filter((fe) => {
-    if (!isField(fe.field)) return true;
-    fields[fe.field] ??= fe.message;
-    return false;
-  });
-  if (isField(info.field)) {
-    fields[info.field] ??= info.message;
-    return { fields, rest: others.length ? { message: 'Also:', fieldErrors: others } : null };
-  }
-  if (info.fieldErrors && others.length === 0 && Object.keys(fields).length > 0) return { fields, rest: null };
-  return { fields, rest: { ...info, ...(info.fieldErrors ? { fieldErrors: others } : {}) } };
-}
 
 export function ExportBundleButton({ run }: { run: RunSummary }) {
   const [open, setOpen] = useState(false);
@@ -115,7 +99,7 @@ export function ExportBundleDialog({ run, onClose }: { run: RunSummary; onClose(
       });
       setResult(summary);
     } catch (e) {
-      const split = splitError(errorInfo(e));
+      const split = splitFieldErrors(errorInfo(e), FIELDS);
       setFieldErrors(split.fields);
       setError(split.rest);
     } finally {

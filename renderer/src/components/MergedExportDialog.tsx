@@ -9,26 +9,13 @@ import type { AdapterSummary, StudioErrorInfo } from '../../../common/protocol.t
 import { errorInfo } from '../client/transport.ts';
 import { useStudio } from '../stores/studio.ts';
 import { ErrorNote } from './ErrorNote.tsx';
+import { splitFieldErrors } from './split-field-errors.ts';
 import { formatBytes } from './format.ts';
 import { PathField } from './PathField.tsx';
 import { useDialogFocus, useEscapeCloses } from './use-dialog-focus.ts';
 
 type Field = 'destination' | 'format' | 'modelPath';
 const FIELDS: readonly Field[] = ['destination', 'format', 'modelPath'];
-
-/** The refusal split into the fields it names and what is left for the note under the form. */
-function splitError(info: StudioErrorInfo): { fields: Partial<Record<Field, string>>; rest: StudioErrorInfo | null } {
-  const fields: Partial<Record<Field, string>> = {};
-  const isField = (f: string | undefined): f is Field => f !== undefined && (FIELDS as readonly string[]).includes(f);
-  const others = (info.fieldErrors ?? []).filter((fe) => {
-    if (!isField(fe.field)) return true;
-    fields[fe.field] ??= fe.message;
-    return false;
-  });
-  if (!info.fieldErrors && isField(info.field)) fields[info.field] ??= info.message;
-  if (Object.keys(fields).length > 0) return { fields, rest: others.length ? { message: 'Also:', fieldErrors: others } : null };
-  return { fields, rest: info };
-}
 
 export function MergedExportButton({ adapter }: { adapter: AdapterSummary }) {
   const [open, setOpen] = useState(false);
@@ -79,7 +66,7 @@ export function MergedExportDialog({ adapter, onClose }: { adapter: AdapterSumma
     try {
       setResult(await client.request('adapters.exportMerged', { id: adapter.id, format, destination: destination.trim() }));
     } catch (e) {
-      const split = splitError(errorInfo(e));
+      const split = splitFieldErrors(errorInfo(e), FIELDS);
       setFieldErrors(split.fields);
       setError(split.rest);
     } finally {
