@@ -18,11 +18,13 @@ export type ModelsPullParams = z.input<typeof ModelsPullParamsSchema>;
 export interface ModelPullProgress {
   jobId: string;
   repo: string;
+  /** The file being fetched (its name in the repo), its place among the files and its bytes. */
   file: string;
   fileIndex: number;
   files: number;
   fileBytes: number;
   fileTotal: number | null;
+  /** All files together (what the file list or the HEAD answers said; null when a size is unknown). */
   bytes: number;
   total: number | null;
 }
@@ -35,6 +37,7 @@ export interface ModelPullDone {
   /** What the model field takes: the snapshot folder, or the .gguf file in it. */
   path: string;
   files: string[];
+  /** Bytes fetched over the network by this pull (0 when everything was already in the cache). */
   downloadedBytes: number;
 }
 

@@ -17,6 +17,7 @@ import { createReadStream, existsSync, mkdirSync, readFileSync, statSync, symlin
 import { open, rename, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
+import type { ModelPullDone, ModelPullProgress } from '../../common/models-pull.ts';
 import { modelStoreDirs } from './model-discovery.ts';
 
 export const HF_DEFAULT_ENDPOINT = 'https://huggingface.co';
@@ -30,29 +31,11 @@ export interface HubPullRequest {
   file?: string;
 }
 
-export interface HubPullProgress {
-  /** The file being fetched (its name in the repo), its place among the files and its bytes. */
-  file: string;
-  fileIndex: number;
-  files: number;
-  fileBytes: number;
-  fileTotal: number | null;
-  /** All files together (what the file list or the HEAD answers said; null when a size is unknown). */
-  bytes: number;
-  total: number | null;
-}
+/** Progress of a pull, as the services forward it (common/models-pull.ts, without the job's own fields). */
+export type HubPullProgress = Omit<ModelPullProgress, 'jobId' | 'repo'>;
 
-export interface HubPullResult {
-  repo: string;
-  revision: string;
-  commit: string;
-  /** The snapshot folder, and what the model field takes: that folder, or the .gguf in it. */
-  snapshotDir: string;
-  path: string;
-  files: string[];
-  /** Bytes fetched over the network by this pull (0 when everything was already in the cache). */
-  downloadedBytes: number;
-}
+/** What a pull leaves: the snapshot folder, the path the model field takes, the files and the bytes fetched. */
+export type HubPullResult = ModelPullDone;
 
 export interface HubPullOptions {
   /** Default process.env (HF_ENDPOINT, HF_TOKEN, HF_HUB_CACHE, HF_HOME…). */
