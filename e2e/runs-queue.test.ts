@@ -13,10 +13,12 @@ import type { Browser, Page } from 'playwright-core';
 import type { RunSummary } from '../common/protocol.ts';
 import { launchChromium, resultsDir, startStudio, watchErrors, type TestStudio } from './helpers/studio.ts';
 
-// Long enough that the reload lands while the first run trains (the sample model does ~10 steps/s on one core).
-const STEPS_A = 60;
+// Long enough that the reload, the pause and the stop land while the run trains: the sample model does ~40 steps/s
+// on this 2-core machine with the native kernels, and CI's machine has run it ~4x faster (a 40-step run ended before
+// a click on Pause reached it).
+const STEPS_A = 300;
 const STEPS_B = 30;
-const STEPS_PAUSED = 40;
+const STEPS_PAUSED = 600;
 
 let studio: TestStudio;
 let browser: Browser;
@@ -169,7 +171,7 @@ test('two runs queue, the page reloads mid-run, both complete with full charts a
   await page.close();
 });
 
-test('pause a training run, see it paused, resume it from its checkpoint, and it completes whole', { timeout: 60_000 }, async () => {
+test('pause a training run, see it paused, resume it from its checkpoint, and it completes whole', { timeout: 90_000 }, async () => {
   const page = await browser.newPage({ viewport: { width: 1440, height: 1000 } });
   const errors = watchErrors(page);
   await openStudio(page);
@@ -201,7 +203,7 @@ test('pause a training run, see it paused, resume it from its checkpoint, and it
   await detail.getByTestId('run-file-checkpoint').getByText(`step ${paused.checkpointStep ?? paused.step}`).waitFor({ timeout: 5_000 });
 
   await row.getByTestId('run-resume').click();
-  const done = await waitForState(run.id, ['completed'], 40_000);
+  const done = await waitForState(run.id, ['completed'], 60_000);
   assert.ok((done.resumeCount ?? 0) >= 1 || paused.step === 0, `the run continued from its checkpoint (resumeCount ${done.resumeCount})`);
   const states = (await studio.api('runs.history', { id: run.id })).map((h) => h.to);
   assert.deepEqual(states.slice(-5), ['paused', 'queuing', 'executing', 'finalizing', 'completed'], states.join(' → '));
@@ -234,7 +236,7 @@ test('stop & save now: the run ends completed at the step it reached, with its a
   assert.ok(done.adapterId, 'its adapter was kept');
   assert.ok((await studio.api('adapters.list', {})).some((x) => x.id === done.adapterId), 'the adapter is listed');
   await page.locator('[data-testid="run-progress"][data-state="completed"]').waitFor({ timeout: 5_000 });
-  // Its own outcome, not a plain "completed" at 3/40.
+  // Its own outcome, not a plain "completed" at 3/600.
   assert.equal(await progress.getByTestId('run-state').textContent(), `stopped early at step ${done.step}`);
   assert.equal(await progress.getByTestId('run-state').getAttribute('data-outcome'), 'stopped-early');
   await page.getByTestId('tab-runs').click();

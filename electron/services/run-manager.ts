@@ -543,6 +543,12 @@ export class RunManager {
         this.onStopped(active, e.step, e.checkpoint);
         break;
       case 'error': {
+        // A checkpoint write that found its folder gone while `rm -rf` is still emptying the run folder: the run
+        // folder is what went, not a checkpoint, whatever run.json still says at this instant.
+        if (active.runFile !== null && (!existsSync(active.runFile) || (e.file?.startsWith(this.opts.store.runDir(active.id)) && e.message.includes('(ENOENT)')))) {
+          this.failFolderGone(active, active.lastStep);
+          break;
+        }
         const where = e.file && !e.message.includes(e.file) ? ` (${e.file}${e.line !== undefined ? ` line ${e.line}` : ''})` : '';
         // The engine's own words come first (e.g. the checkpoint that hit a full disk); the database's, if any, after.
         this.finishFailed(active, `${e.message}${where}${active.storageError ? `; also, ${active.storageError}` : ''}`);
@@ -579,8 +585,7 @@ export class RunManager {
     if (active.runFile !== null && !existsSync(active.runFile)) {
       // The run folder was deleted under the run: its checkpoints are gone, and carrying on would only make the
       // folder again behind the user's back.
-      const dir = this.opts.store.runDir(active.id);
-      this.finishFailed(active, `the run folder ${dir} was deleted while the run was training (at step ${point.step}); its checkpoints went with it, so it cannot continue. Start the run again to train it from the start`);
+      this.failFolderGone(active, point.step);
       return;
     }
     try {
@@ -703,6 +708,11 @@ export class RunManager {
     this.event(active.id, 'error', message, active.lastStep);
     if (phase === 'finalizing') this.finish(active, 'failed', 'timed out', { etaMs: null, error: message });
     else this.finishFailed(active, message);
+  }
+
+  private failFolderGone(active: ActiveRun, step: number): void {
+    const dir = this.opts.store.runDir(active.id);
+    this.finishFailed(active, `the run folder ${dir} was deleted while the run was training (at step ${step}); its checkpoints went with it, so it cannot continue. Start the run again to train it from the start`);
   }
 
   private finishFailed(active: ActiveRun, message: string): void {

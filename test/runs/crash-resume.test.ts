@@ -40,8 +40,8 @@ interface Studio {
   stderr: () => string;
 }
 
-function studio(home: string, config: RunConfigInput | null): Studio {
-  const proc = spawn(process.execPath, ['--import', 'tsx', child, home, ...(config ? [JSON.stringify(config)] : [])], { stdio: ['pipe', 'pipe', 'pipe'] });
+function studio(home: string, config: RunConfigInput | null, env: Record<string, string> = {}): Studio {
+  const proc = spawn(process.execPath, ['--import', 'tsx', child, home, ...(config ? [JSON.stringify(config)] : [])], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   let err = '';
   proc.stderr.on('data', (d: Buffer) => (err += d.toString()));
   const lines: Record<string, unknown>[] = [];
@@ -98,28 +98,16 @@ test('a studio killed with SIGKILL mid-run resumes the run on the next start, bi
   const reference = readRun(refHome);
   assert.equal(reference.run.state, 'completed', reference.run.error ?? '');
 
-  // The victim: killed a few steps after a checkpoint, so those steps must be trained again after the restart.
+  // The victim: killed a few steps after a checkpoint, so those steps must be trained again after the restart. It
+  // kills itself (studio-child.ts): watched from here, a fast machine finishes the run before the kill lands.
   const home = join(tmp, 'crashed');
-  const first = studio(home, CONFIG);
-  // Stop it (SIGSTOP) two steps after a checkpoint and look at the database: kill it once steps after its last
-  // checkpoint are stored (a later checkpoint may have slipped in; then let it run on to the next try).
+  const first = studio(home, CONFIG, { LORA_CRASH_AFTER_CHECKPOINT: '8' });
+  assert.deepEqual(await first.exited, { code: null, signal: 'SIGKILL' }, first.stderr());
+  const dead = readRun(home);
   // The newest checkpoint is the one on disk: the engine may have written one the database has not recorded yet, and
   // a resume rightly takes it.
-  let dead: ReturnType<typeof readRun> | null = null;
-  let onDisk = -1;
-  for (let target = 10; target < STEPS - 10 && !dead; target += 4) {
-    await first.waitFor((l) => Array.isArray(l.steps) && (l.steps as number[]).some((s) => s >= target), `step ${target}`);
-    first.proc.kill('SIGSTOP');
-    const seen = readRun(home);
-    onDisk = listCheckpoints(join(home, 'runs', seen.run.id))[0]?.step ?? -1;
-    if (onDisk >= 0 && seen.metrics.length > onDisk + 1) {
-      first.proc.kill('SIGKILL');
-      dead = seen;
-    } else first.proc.kill('SIGCONT');
-  }
-  assert.ok(dead, 'never caught the run two steps after a checkpoint');
-  assert.deepEqual(await first.exited, { code: null, signal: 'SIGKILL' });
-  assert.deepEqual(readRun(home).metrics, dead.metrics, 'what the database held at the kill');
+  const onDisk = listCheckpoints(join(home, 'runs', dead.run.id))[0]?.step ?? -1;
+  assert.ok(dead.metrics.length > onDisk + 1, `steps after the checkpoint were stored (${dead.metrics.length} after step ${onDisk})`);
 
   assert.equal(dead.run.state, 'executing', 'the database says it was executing when the studio died');
   assert.ok(onDisk >= 8, `checkpoint written: step ${onDisk}`);
