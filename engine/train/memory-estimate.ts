@@ -16,6 +16,8 @@
 import type { ModelConfig } from '../model/types.ts';
 import { baseWeightsOf, type BaseWeights, type LoraTarget, type MemoryEstimateInfo } from '../../common/protocol.ts';
 import { LINEAR_TARGETS, planBaseWeights, type BasePlan, type HeldAs } from '../io/base-weights.ts';
+import { nativeChunkRows } from '../backend/cpu/ce-chunk.ts';
+import { defaultChunkRows } from '../model/cross-entropy.ts';
 import { packedSizeBytes } from '../quant/packed-weight.ts';
 import { LORA_TARGETS } from '../../common/lora-targets.ts';
 
@@ -101,16 +103,6 @@ export function frozenWeightBytes(c: ModelConfig, plan: BasePlan, backend: 'cpu'
  * run's setting, the other two totals are for comparison in the Train form.
  */
 export type MemoryEstimate = MemoryEstimateInfo;
-
-/** Rows of f32 logits per chunk of the native cross-entropy (native-ops.ts nativeChunkRows). */
-function nativeChunkRows(vocab: number): number {
-  return Math.max(1, Math.floor((1 << 24) / Math.max(1, vocab)));
-}
-
-/** Rows of logits per cross-entropy chunk (cross-entropy.ts defaultChunkRows). */
-function chunkRows(vocab: number): number {
-  return Math.max(1, Math.floor((1 << 21) / Math.max(1, vocab)));
-}
 
 function targetDims(c: ModelConfig, t: LoraTarget): { out: number; in: number } {
   const qDim = c.numHeads * c.headDim;
@@ -273,8 +265,8 @@ export function estimateTrainingMemory(model: ModelConfig, run: MemoryEstimateRu
     garbagePerLayer += s.allocated;
   }
   // Portable: h and dh rows plus the logits, all f64; dhn is already allocated when the chunk is. Native: the f32
-  // logits of a chunk only (native-ops.ts nativeChunkRows), read from and written into the rows in place.
-  const logitsChunk = native ? Math.min(nativeChunkRows(V), M) * V * F32 : (Math.min(chunkRows(V), M) * H * 2 + Math.min(chunkRows(V), M) * V) * F64;
+  // logits of a chunk only (ce-chunk.ts nativeChunkRows), read from and written into the rows in place.
+  const logitsChunk = native ? Math.min(nativeChunkRows(V), M) * V * F32 : (Math.min(defaultChunkRows(V), M) * H * 2 + Math.min(defaultChunkRows(V), M) * V) * F64;
   const peakOf = (layersKept: number, recompute: boolean): number => {
     const live = always + layersKept * layer + Math.max(logitsChunk + M * H * aB, scratch + (recompute ? M * H * aB : 0) + opScratch);
     if (backend !== 'cpu' || native) return live; // GPU buffers are destroyed explicitly; the native path reuses its Workspace

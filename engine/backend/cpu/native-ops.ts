@@ -12,6 +12,9 @@ import type { RopeTables } from '../../model/rope.ts';
 import { decodePackedRows, PACKED_WTYPE, PackedWeight } from '../../model/packed-rows.ts';
 import { F16Array, IGNORE_INDEX, type FloatArray, type Linear, type LinearWeight, type LoraPair, type WeightArray } from '../../model/types.ts';
 import type { NativeCpu } from './native.ts';
+import { nativeChunkRows } from './ce-chunk.ts';
+
+export { nativeChunkRows };
 
 function f32(a: FloatArray, what: string): Float32Array {
   if (!(a instanceof Float32Array)) throw new Error(`native cpu kernels: ${what} must be a Float32Array (the native path computes in f32)`);
@@ -35,11 +38,6 @@ function exact(a: Float32Array, n: number): Float32Array {
 function checkRope(tables: RopeTables, headDim: number, last: number): void {
   if (headDim / 2 !== tables.half) throw new Error(`rope: head_dim ${headDim} does not match the table (${tables.half * 2})`);
   if (last > tables.positions) throw new Error(`rope: position ${last - 1} is beyond the table (${tables.positions} positions)`);
-}
-
-/** Rows of f32 logits per cross-entropy chunk: about 64 MiB (fewer passes over lm_head; PyTorch keeps all the logits and their gradient). */
-export function nativeChunkRows(vocab: number): number {
-  return Math.max(1, Math.floor((1 << 24) / Math.max(1, vocab)));
 }
 
 export function nativeOps(n: NativeCpu): ModelOps {
