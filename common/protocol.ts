@@ -53,6 +53,17 @@ export type BaseWeights = (typeof BASE_WEIGHTS)[number];
 /** The formats a base can be quantized to at load. */
 export const QUANTIZE_AT_LOAD_FORMATS = ['q8_0', 'q4_0', 'q4_1', 'nf4', 'int4-g128'] as const;
 
+/** What a kept layer can be held as: floats, or a quantize-at-load format (usually q8_0 under a 4-bit base). */
+export const KEEP_AS = ['f32', 'f16', ...QUANTIZE_AT_LOAD_FORMATS] as const;
+export const BaseWeightsKeepSchema = z.object({
+  layers: z
+    .array(z.number({ message: 'a layer must be a number' }).int('a layer must be a whole number').min(0, 'layers count from 0'), { message: 'layers must be a list of layer numbers' })
+    .min(1, 'name at least one layer to keep')
+    .refine((l) => new Set(l).size === l.length, 'a layer is named twice'),
+  as: z.enum(KEEP_AS, { message: `kept layers must be held as one of ${KEEP_AS.join(', ')}` }),
+});
+export type BaseWeightsKeep = z.infer<typeof BaseWeightsKeepSchema>;
+
 export const TrainSettingsSchema = z.object({
   learningRate: z.number({ message: 'learning rate must be a number' }).positive('learning rate must be greater than 0').max(1, 'learning rate must be at most 1'),
   steps: z.number({ message: 'steps must be a number' }).int('steps must be a whole number').min(1, 'steps must be at least 1').max(10_000_000, 'steps must be at most 10,000,000'),
@@ -82,6 +93,12 @@ export const TrainSettingsSchema = z.object({
    * modules pick and extend this schema, which zod refuses on a refined object.)
    */
   baseWeights: z.enum(BASE_WEIGHTS, { message: `base weights must be one of ${BASE_WEIGHTS.join(', ')}` }).optional(),
+  /**
+   * A mixed plan: these decoder layers' seven linears are held as `as` instead of the quantize-at-load baseWeights
+   * (the quantization lab's "keep at higher precision" suggestion). Only with a quantize-at-load baseWeights, and
+   * layers the model has: engine/io/base-weights.ts refuses anything else naming this field.
+   */
+  baseWeightsKeep: BaseWeightsKeepSchema.optional(),
 });
 export type TrainSettings = z.infer<typeof TrainSettingsSchema>;
 

@@ -5,7 +5,7 @@
  * stale value can never break the page or throw away the rest of the form.
  */
 import { z } from 'zod';
-import { BASE_WEIGHTS, DATASET_FORMATS, EVAL_PROMPT_MAX_CHARS, EVAL_PROMPTS_MAX, LORA_TARGETS, TRAIN_ON } from './protocol.ts';
+import { BASE_WEIGHTS, DATASET_FORMATS, KEEP_AS, EVAL_PROMPT_MAX_CHARS, EVAL_PROMPTS_MAX, LORA_TARGETS, TRAIN_ON } from './protocol.ts';
 
 /** Bump when the shape changes; migrateTrainFormSnapshot turns older versions into this one. */
 export const TRAIN_FORM_SNAPSHOT_VERSION = 1;
@@ -39,6 +39,9 @@ export const TrainFormSnapshotSchema = z.object({
       /** Forms kept before baseWeights: true reads as baseWeights 'f16' (form-storage.ts keptFromSnapshot). */
       frozenWeightsF16: z.boolean().optional().catch(undefined),
       baseWeights: z.enum(BASE_WEIGHTS).optional().catch(undefined),
+      /** The mixed plan's layers as typed (absent in forms kept before it existed: none). */
+      keepLayers: z.string().max(2000).optional().catch(undefined),
+      keepAs: z.enum(KEEP_AS).optional().catch(undefined),
     })
     .catch({}),
   advanced: z

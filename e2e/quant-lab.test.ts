@@ -109,6 +109,39 @@ test('quantization lab: two formats side by side on the sample model', { timeout
 
   mkdirSync(resultsDir, { recursive: true });
   await page.screenshot({ path: join(resultsDir, 'quant-lab.png'), fullPage: true });
+
+  // The q4_0 plan (q8_0 as its higher format) trains: the Train form takes its base and its kept layers.
+  await page.getByTestId('worst-format-q4_0').click();
+  const card = page.locator('[data-testid="plan-card"][data-base="q4_0"][data-high="q8_0"]');
+  await card.waitFor({ timeout: 5_000 });
+  const keep = (await card.getByTestId('plan-keep').locator('.lab-chip').allInnerTexts()).map((t) => Number(t.replace('layer ', '')));
+  assert.match((await card.getByTestId('plan-train-what').innerText()).trim(), /^the Train form's base weights become q4_0/);
+  await card.getByTestId('plan-train').click();
+  await page.locator('[data-testid="tab-train"][aria-selected="true"]').waitFor({ timeout: 5_000 });
+  assert.equal(await page.getByTestId('field-train.baseWeights').inputValue(), 'q4_0');
+  const kept = page.getByTestId('field-train.baseWeightsKeep');
+  assert.deepEqual((await kept.inputValue()).split(/[ ,]+/).filter(Boolean).map(Number), [...keep].sort((x, y) => x - y), 'the kept layers are the plan\'s');
+  if (keep.length > 0) assert.equal(await page.getByTestId('field-train.baseWeightsKeep.as').inputValue(), 'q8_0');
+  // Neither q4_0 nor q8_0 can hold this model's down_proj rows of 176 (the lab showed them in f16): the form says so,
+  // naming the tensor (and the kept layer when the first refused is one).
+  await page.getByText(/mlp\.down_proj\.weight' \[64, 176\] cannot be held as q[48]_0/).first().waitFor({ timeout: 15_000 });
+  // On nf4 (any row) the same kept layers cost memory: the weights part of the estimate grows with them.
+  await page.getByTestId('field-backend').selectOption('cpu');
+  await page.getByTestId('field-train.baseWeights').selectOption('nf4');
+  await kept.fill('0');
+  await page.getByTestId('field-train.baseWeightsKeep.as').selectOption('f16');
+  await page.locator('[data-testid="memory-estimate"][data-state="ready"]').waitFor({ timeout: 15_000 });
+  const weights = async (): Promise<number> => Number(await page.getByTestId('memory-segment-weights').getAttribute('data-bytes'));
+  const withKept = await weights();
+  await kept.fill('');
+  await page.waitForFunction(`Number(document.querySelector('[data-testid="memory-segment-weights"]')?.getAttribute('data-bytes')) < ${withKept}`, undefined, { timeout: 10_000 });
+  // A layer the model lacks is named before anything runs (the estimate asks the services, which read the model).
+  await kept.fill(`0, ${layers}`);
+  await page.getByText(`layer ${layers} cannot be kept: the model has ${layers} layers`).first().waitFor({ timeout: 10_000 });
+  // A list that is not one is named on the field as typed.
+  await kept.fill('0, x');
+  await page.getByTestId('error-train.baseWeightsKeep').getByText('a layer must be a number').waitFor({ timeout: 5_000 });
+  await kept.fill('');
   assert.deepEqual(errors, [], `the page logged errors:\n${errors.join('\n')}`);
   await page.close();
 

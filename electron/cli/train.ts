@@ -7,9 +7,12 @@ import { dirname, join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { fieldLabel } from '../../common/field-labels.ts';
 import { allowedValues, unknownKeys } from '../../common/field-rules.ts';
-import { BASE_WEIGHTS, baseWeightsOf, RunConfigSchema, validateRunConfig, type BaseWeights, type FieldError } from '../../common/protocol.ts';
+import { labTrainingPlan } from '../../common/lab-plan.ts';
+import { BASE_WEIGHTS, BaseWeightsKeepSchema, baseWeightsOf, KEEP_AS, RunConfigSchema, validateRunConfig, type BaseWeights, type BaseWeightsKeep, type FieldError } from '../../common/protocol.ts';
 import type { EngineEvent, RunConfig } from '../../common/protocol.ts';
+import type { MixedPrecisionPlan } from '../../common/quant-report.ts';
 import { startEngine } from '../../engine/engine-host.ts';
+import { describeBase } from '../../engine/io/base-weights.ts';
 
 export interface TrainCliOptions {
   out?: string;
@@ -18,6 +21,46 @@ export interface TrainCliOptions {
   backend?: string;
   /** Overrides run.json's train.baseWeights (f32, f16, as-stored, q8_0, q4_0, q4_1, nf4, int4-g128). */
   baseWeights?: string;
+  /** Overrides run.json's train.baseWeightsKeep: layer numbers, comma-separated ("0,1,29"). */
+  keepLayers?: string;
+  /** What --keep-layers holds them as (f32, f16, q8_0 …); default f16. */
+  keepAs?: string;
+  /** A quantization report (`lora-studio quant-report --json`): its mixed-precision plan sets baseWeights and baseWeightsKeep. */
+  basePlan?: string;
+}
+
+/** --keep-layers / --keep-as as train.baseWeightsKeep, checked by the schema run.json is checked by. */
+function keepOption(layers: string, as: string | undefined): BaseWeightsKeep {
+  const list = layers.split(',').map((x) => x.trim()).filter((x) => x !== '');
+  const parsed = BaseWeightsKeepSchema.safeParse({ layers: list.map((x) => (/^\d+$/.test(x) ? Number(x) : x)), as: as ?? 'f16' });
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new Error(`${issue.path[0] === 'as' ? '--keep-as' : '--keep-layers'}: ${issue.message} (got ${JSON.stringify(issue.path[0] === 'as' ? as : layers)})`);
+  }
+  return parsed.data;
+}
+
+/**
+ * The mixed-precision plan of a quantization report for this run's base: the plan whose base format is run.json's
+ * baseWeights when it names one, else the report's first plan. Errors name the report file.
+ */
+function planFromReport(file: string, baseWeights: BaseWeights | undefined): { baseWeights: BaseWeights; keep: BaseWeightsKeep | null } {
+  let report: { plans?: unknown };
+  try {
+    report = JSON.parse(readFileSync(file, 'utf8')) as { plans?: unknown };
+  } catch (e) {
+    throw new Error(`--base-plan ${file}: cannot read it as a quantization report (${e instanceof Error ? e.message : String(e)})`);
+  }
+  const plans = Array.isArray(report.plans) ? (report.plans as MixedPrecisionPlan[]) : null;
+  if (!plans) throw new Error(`--base-plan ${file}: not a quantization report (no "plans"); write one with lora-studio quant-report --json`);
+  const usable = plans.filter((p) => typeof p.base === 'string' && typeof p.high === 'string' && Array.isArray(p.keepLayers));
+  const chosen = baseWeights && baseWeights !== 'f32' ? usable.find((p) => p.base.split('/')[0] === baseWeights) : usable[0];
+  if (!chosen) {
+    throw new Error(`--base-plan ${file}: no mixed-precision plan${baseWeights && baseWeights !== 'f32' ? ` for base ${baseWeights}` : ''} in it (plans: ${usable.map((p) => `${p.base} → ${p.high}`).join(', ') || 'none'}); a plan needs a format of 8 bits or more beside the base in the report`);
+  }
+  const t = labTrainingPlan(chosen);
+  if (!t.ok) throw new Error(`--base-plan ${file}: ${t.reason}`);
+  return { baseWeights: t.baseWeights, keep: t.keep };
 }
 
 function baseWeightsOption(v: string): BaseWeights {
@@ -39,9 +82,11 @@ function checkResumeBase(runDir: string, config: RunConfig): void {
   }
   const v = validateRunConfig(previous);
   if (!v.ok) return;
-  const was = baseWeightsOf(v.config.train);
-  const now = baseWeightsOf(config.train);
-  if (was !== now) throw new Error(`${join(runDir, 'run.json')}: the run was trained with base weights ${was}; resuming it with ${now} would continue on a different base. Resume with --base-weights ${was}, or start a new run`);
+  const keep = v.config.train.baseWeightsKeep ?? null;
+  const was = describeBase({ baseWeights: baseWeightsOf(v.config.train), keep });
+  const now = describeBase({ baseWeights: baseWeightsOf(config.train), keep: config.train.baseWeightsKeep ?? null });
+  const flags = `--base-weights ${baseWeightsOf(v.config.train)}${keep ? ` --keep-layers ${keep.layers.join(',')} --keep-as ${keep.as}` : ''}`;
+  if (was !== now) throw new Error(`${join(runDir, 'run.json')}: the run was trained with base weights ${was}; resuming it with ${now} would continue on a different base. Resume with ${flags}, or start a new run`);
 }
 
 const BACKENDS = ['auto', 'cpu', 'webgpu'] as const;
@@ -133,7 +178,7 @@ function describe(e: Extract<EngineEvent, { type: 'error' }>): string {
 export async function trainCommand(file: string, opts: TrainCliOptions, io = { stdout: process.stdout, stderr: process.stderr }): Promise<string | null> {
   const read = readRunConfig(file);
   const withBackend = opts.backend !== undefined ? { ...read, backend: backendOption(opts.backend) } : read;
-  const config = opts.baseWeights !== undefined ? { ...withBackend, train: { ...withBackend.train, baseWeights: baseWeightsOption(opts.baseWeights) } } : withBackend;
+  const config = withBaseOptions(withBackend, opts);
   const runDir = resolve(opts.out ?? defaultRunDir(config));
   if (opts.resume) checkResumeBase(runDir, config);
   mkdirSync(runDir, { recursive: true });
@@ -201,6 +246,21 @@ export async function trainCommand(file: string, opts: TrainCliOptions, io = { s
   }
 }
 
+/** run.json with --base-weights, --base-plan and --keep-layers/--keep-as applied (in that order). */
+function withBaseOptions(config: RunConfig, opts: TrainCliOptions): RunConfig {
+  const train = { ...config.train };
+  if (opts.baseWeights !== undefined) train.baseWeights = baseWeightsOption(opts.baseWeights);
+  if (opts.basePlan !== undefined) {
+    const p = planFromReport(resolve(opts.basePlan), train.baseWeights);
+    train.baseWeights = p.baseWeights;
+    if (p.keep) train.baseWeightsKeep = p.keep;
+    else delete train.baseWeightsKeep;
+  }
+  if (opts.keepLayers !== undefined) train.baseWeightsKeep = keepOption(opts.keepLayers, opts.keepAs);
+  else if (opts.keepAs !== undefined) throw new Error('--keep-as needs --keep-layers');
+  return { ...config, train };
+}
+
 export function registerTrain(program: Command): void {
   program
     .command('train')
@@ -213,6 +273,9 @@ export function registerTrain(program: Command): void {
       '--base-weights <setting>',
       `how the frozen base is held (overrides run.json's train.baseWeights): ${BASE_WEIGHTS.join(', ')}; as-stored keeps a GGUF's q8_0/q4_0/q4_1/q4_k/q6_k layers packed, q8_0…int4-g128 quantize at load (QLoRA); default f32`,
     )
+    .option('--keep-layers <list>', 'a mixed plan: these decoder layers (comma-separated, from 0) keep a higher precision than --base-weights (overrides train.baseWeightsKeep)')
+    .option('--keep-as <format>', `what --keep-layers holds them as: ${KEEP_AS.join(', ')}; default f16`)
+    .option('--base-plan <report.json>', 'take base weights and kept layers from a quantization report\'s mixed-precision plan (lora-studio quant-report --json)')
     .action(async (file: string, opts: TrainCliOptions) => {
       if (opts.resume && !opts.out) throw new Error('--resume needs --out <run folder>');
       const adapter = await trainCommand(file, opts);

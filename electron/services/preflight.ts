@@ -3,7 +3,7 @@
  * names the request field, the file and, for datasets, the line.
  */
 import { existsSync, statSync } from 'node:fs';
-import { baseWeightsOf, type BaseWeights, type DatasetFormat, type DatasetSummary, type ModelSummary, type RunConfig, type TrainOn } from '../../common/protocol.ts';
+import { baseWeightsOf, type BaseWeights, type BaseWeightsKeep, type DatasetFormat, type DatasetSummary, type ModelSummary, type RunConfig, type TrainOn } from '../../common/protocol.ts';
 import type { BasePlan } from '../../engine/io/base-weights.ts';
 import { inspectDataset } from '../../engine/data/inspect.ts';
 import { prepareRunDataset } from '../../engine/train/run-data.ts';
@@ -27,9 +27,9 @@ export async function checkModel(path: string, field: string): Promise<ModelSumm
  * loaded): for the memory estimate, and so a format that cannot hold a tensor (a row that is not a whole number of
  * its blocks) is refused before the run starts, naming the tensor and its shape.
  */
-export function basePlanFor(modelPath: string, train: { baseWeights?: BaseWeights; frozenWeightsF16?: boolean }): BasePlan {
+export function basePlanFor(modelPath: string, train: { baseWeights?: BaseWeights; frozenWeightsF16?: boolean; baseWeightsKeep?: BaseWeightsKeep }): BasePlan {
   try {
-    return basePlanOf(modelPath, baseWeightsOf(train));
+    return basePlanOf(modelPath, baseWeightsOf(train), train.baseWeightsKeep ?? null);
   } catch (e) {
     const own = (e as { field?: unknown }).field;
     throw asStudioError(e, typeof own === 'string' ? own : 'modelPath');

@@ -5,7 +5,7 @@
  * too: the merge is into the dequantized base, which is what the adapter saw up to its own rounding.
  */
 import { basename, resolve } from 'node:path';
-import { trainingBaseWeights } from '../io/base-weights.ts';
+import { describeBase, trainingBaseWeights } from '../io/base-weights.ts';
 import { ggufQuantization, isGgufFile } from '../io/gguf-model.ts';
 import type { GgufKv } from '../quant/gguf-writer.ts';
 import { readGguf } from '../quant/gguf-reader.ts';
@@ -23,7 +23,7 @@ export function mergedExportNote(modelPath: string, adapterDir: string, writtenA
   const trainedOn = trainingBaseWeights(adapterDir, modelPath);
   const read = gguf ? `${base} (GGUF, ${stored}) dequantized to f32` : `${base} in f32`;
   const requant = writtenAs === 'f16' ? 'written in F16' : `re-quantized to ${writtenAs.toUpperCase()}`;
-  const trained = trainedOn && trainedOn !== 'f32' ? `; the adapter was trained on this base held as ${trainedOn}` : '';
+  const trained = trainedOn && (trainedOn.baseWeights !== 'f32' || trainedOn.keep) ? `; the adapter was trained on this base held as ${describeBase(trainedOn)}` : '';
   const text = `merged: ${read} + scaling·B·A of the LoRA adapter ${basename(resolve(adapterDir))}, linears ${requant}${trained}`;
   const str = (value: string): GgufKv['value'] => ({ type: 'string', value });
   const kvs: GgufKv[] = [
@@ -32,7 +32,7 @@ export function mergedExportNote(modelPath: string, adapterDir: string, writtenA
     { key: 'lora_studio.merge.base_dequantized_from', value: str(stored ?? 'float') },
     { key: 'lora_studio.merge.adapter', value: str(basename(resolve(adapterDir))) },
     { key: 'lora_studio.merge.written_as', value: str(writtenAs) },
-    ...(trainedOn ? [{ key: 'lora_studio.merge.adapter_trained_on', value: str(trainedOn) }] : []),
+    ...(trainedOn ? [{ key: 'lora_studio.merge.adapter_trained_on', value: str(describeBase(trainedOn)) }] : []),
   ];
   return { text, kvs };
 }

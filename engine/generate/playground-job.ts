@@ -6,7 +6,7 @@
 import { totalmem } from 'node:os';
 import { resolve } from 'node:path';
 import type { BaseWeights, PlaygroundOutput, PlaygroundRequest, PlaygroundStarted, PlaygroundVariant } from '../../common/protocol.ts';
-import { trainingBaseWeights } from '../io/base-weights.ts';
+import { describeBase, trainingBaseWeights, type TrainedBase } from '../io/base-weights.ts';
 import { cpuBackendInfo, cpuSharedMemoryWanted } from '../backend/cpu/cpu-ops.ts';
 import { loadModel, loadTokenizer, modelStamp, weightBytesF32 } from '../io/model-source.ts';
 import { loadAdapter } from '../io/peft-adapter.ts';
@@ -62,15 +62,15 @@ export class PlaygroundEngine {
 
   /**
    * `shared`: in shared memory for the cpu thread pool (never for webgpu, which cannot upload from it).
-   * `baseWeights`: as the adapter's run trained (trainingBaseWeights); null: f32, or f16 for a model too large.
+   * `trained`: the base as the adapter's run held it (trainingBaseWeights, its mixed plan included); null: f32, or f16 for a model too large.
    */
-  private async load(modelPath: string, shared: boolean, baseWeights: BaseWeights | null): Promise<Loaded> {
+  private async load(modelPath: string, shared: boolean, trained: TrainedBase | null): Promise<Loaded> {
     const dir = resolve(modelPath);
-    const key = withField('modelPath', () => `${modelStamp(dir)}:${shared}:${baseWeights ?? 'auto'}`);
+    const key = withField('modelPath', () => `${modelStamp(dir)}:${shared}:${trained ? describeBase(trained) : 'auto'}`);
     if (this.loaded?.key === key) return this.loaded;
     this.loaded = null;
-    const weights: BaseWeights = baseWeights ?? (wantsF16(dir) ? 'f16' : 'f32');
-    const model = withField('modelPath', () => loadModel(dir, { dtype: Float32Array, baseWeights: weights, shared }));
+    const weights: BaseWeights = trained?.baseWeights ?? (wantsF16(dir) ? 'f16' : 'f32');
+    const model = withField('modelPath', () => loadModel(dir, { dtype: Float32Array, baseWeights: weights, baseWeightsKeep: trained?.keep ?? null, shared }));
     let tokenizer: Tokenizer | null;
     try {
       tokenizer = await loadTokenizer(dir);

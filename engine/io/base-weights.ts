@@ -15,10 +15,13 @@
  * - as-stored GGUF: the file's own type when it is a packed format (q8_0/q4_0/q4_1/q4_k/q6_k), else f16 — f32 when
  *   the file holds them as F32/BF16. A Hugging Face folder: as its linears (F16 stays f16, anything else f32).
  * - f32 / f16: that.
+ * A mixed plan (train.baseWeightsKeep, the quantization lab's suggestion) holds the seven linears of the layers it
+ * names as its `as` (f16, or q8_0 under a 4-bit base) instead — only under a quantize-at-load setting, where the
+ * source still has the precision to keep (a GGUF stored as Q4 has none left to give back).
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { baseWeightsOf, isPackedBase, TrainSettingsSchema, type BaseWeights, type LoraTarget } from '../../common/protocol.ts';
+import { baseWeightsOf, isPackedBase, QUANTIZE_AT_LOAD_FORMATS, TrainSettingsSchema, type BaseWeights, type BaseWeightsKeep, type LoraTarget } from '../../common/protocol.ts';
 import type { ModelConfig } from '../model/types.ts';
 import { checkPackedShape, isPackedFormat, PACKED_GGML_TYPES, type PackedFormat } from '../quant/packed-weight.ts';
 import { GGML_TYPE } from '../quant/gguf-types.ts';
@@ -26,7 +29,7 @@ import type { GgufFile } from '../quant/gguf-reader.ts';
 import { LORA_TARGETS } from '../../common/lora-targets.ts';
 
 export { baseWeightsOf, isPackedBase };
-export type { BaseWeights };
+export type { BaseWeights, BaseWeightsKeep };
 
 /** How one frozen matrix is held. */
 export type HeldAs = 'f32' | 'f16' | PackedFormat;
@@ -41,8 +44,10 @@ export function linearName(layer: number, t: LoraTarget): string {
 
 /** A base-weights setting that cannot be applied to a tensor (a row that is not a whole number of blocks…). */
 export class BaseWeightsError extends Error {
-  readonly field = 'train.baseWeights';
-  constructor(message: string) {
+  constructor(
+    message: string,
+    readonly field: 'train.baseWeights' | 'train.baseWeightsKeep' = 'train.baseWeights',
+  ) {
     super(message);
     this.name = 'BaseWeightsError';
   }
@@ -50,6 +55,8 @@ export class BaseWeightsError extends Error {
 
 export interface BasePlan {
   setting: BaseWeights;
+  /** The layers held otherwise (a mixed plan), as given; null when none. */
+  keep: BaseWeightsKeep | null;
   /** Each layer linear's holding. */
   linear: (layer: number, t: LoraTarget) => HeldAs;
   /** embed_tokens (and a tied lm_head). */
@@ -74,8 +81,25 @@ function storedHolding(stored: StoredTypes, name: string): HeldAs {
   return 'f16';
 }
 
-/** The plan for a model; throws BaseWeightsError naming the tensor and its shape when a format cannot hold it. */
-export function planBaseWeights(config: ModelConfig, setting: BaseWeights, stored: StoredTypes | null): BasePlan {
+/** Refuses a mixed plan the setting or the model cannot take, naming the layer (field train.baseWeightsKeep). */
+function checkKeep(config: ModelConfig, setting: BaseWeights, keep: BaseWeightsKeep): void {
+  if (!(QUANTIZE_AT_LOAD_FORMATS as readonly string[]).includes(setting)) {
+    throw new BaseWeightsError(
+      `keeping layers at higher precision needs a base quantized at load (${QUANTIZE_AT_LOAD_FORMATS.join(', ')}); with base weights ${setting} ${setting === 'as-stored' ? "a GGUF's layers are already quantized and have no precision left to keep" : 'every layer is already held as floats'}`,
+      'train.baseWeightsKeep',
+    );
+  }
+  const beyond = keep.layers.find((l) => l >= config.numLayers);
+  if (beyond !== undefined) throw new BaseWeightsError(`layer ${beyond} cannot be kept: the model has ${config.numLayers} layers (0 to ${config.numLayers - 1})`, 'train.baseWeightsKeep');
+}
+
+/**
+ * The plan for a model; throws BaseWeightsError naming the tensor and its shape when a format cannot hold it, or the
+ * layer a mixed plan (`keep`) cannot keep.
+ */
+export function planBaseWeights(config: ModelConfig, setting: BaseWeights, stored: StoredTypes | null, keep: BaseWeightsKeep | null = null): BasePlan {
+  if (keep) checkKeep(config, setting, keep);
+  const kept = new Set(keep?.layers ?? []);
   const targets = new Map<string, HeldAs>();
   const shapes: Record<LoraTarget, [number, number]> = {
     q_proj: [config.numHeads * config.headDim, config.hiddenSize],
@@ -93,13 +117,16 @@ export function planBaseWeights(config: ModelConfig, setting: BaseWeights, store
       let held: HeldAs;
       if (setting === 'f32' || setting === 'f16') held = setting;
       else if (setting === 'as-stored') held = stored ? storedHolding(stored, name) : 'f32';
-      else held = setting;
+      else held = keep && kept.has(l) ? keep.as : setting;
       if (isPackedFormat(held)) {
         const [rows, cols] = shapes[t];
         try {
           checkPackedShape(held, rows, cols);
         } catch (e) {
-          throw new BaseWeightsError(`base weights ${setting}: tensor '${name}' [${rows}, ${cols}] cannot be held as ${held}: ${e instanceof Error ? e.message : String(e)}; choose another format or f16`);
+          throw new BaseWeightsError(
+            `base weights ${setting}${held !== setting ? ` (layer ${l} kept as ${held})` : ''}: tensor '${name}' [${rows}, ${cols}] cannot be held as ${held}: ${e instanceof Error ? e.message : String(e)}; choose another format or f16`,
+            held !== setting ? 'train.baseWeightsKeep' : 'train.baseWeights',
+          );
         }
         packed = true;
       }
@@ -108,7 +135,7 @@ export function planBaseWeights(config: ModelConfig, setting: BaseWeights, store
   }
   const embedding = embeddingHolding(config, setting, stored, 'model.embed_tokens.weight');
   const lmHead = config.tieWordEmbeddings ? embedding : embeddingHolding(config, setting, stored, 'lm_head.weight');
-  return { setting, linear: (l, t) => targets.get(`${l}.${t}`) ?? 'f32', embedding, lmHead, packed };
+  return { setting, keep, linear: (l, t) => targets.get(`${l}.${t}`) ?? 'f32', embedding, lmHead, packed };
 }
 
 /** How embed_tokens / an untied lm_head ([vocab, hidden]) is held under the setting (see the header). */
@@ -158,6 +185,19 @@ function readJson(path: string): Record<string, unknown> | null {
   }
 }
 
+/** How a run held its base: the setting and its mixed plan. */
+export interface TrainedBase {
+  baseWeights: BaseWeights;
+  keep: BaseWeightsKeep | null;
+}
+
+/** A run's held base in words: "q4_0", "q4_0 with layers 0, 29 kept as q8_0". */
+export function describeBase(b: TrainedBase): string {
+  if (!b.keep) return b.baseWeights;
+  const l = b.keep.layers;
+  return `${b.baseWeights} with layer${l.length === 1 ? '' : 's'} ${l.join(', ')} kept as ${b.keep.as}`;
+}
+
 /**
  * The base weights the adapter was trained on, from its run's run.json (config.train): an adapter trained on a
  * quantized base is tried on that same base, not on a float one it never saw. The run's own adapter folder sits in
@@ -165,7 +205,7 @@ function readJson(path: string): Record<string, unknown> | null {
  * adapters/<id>.json (runs/ is its sibling).
  * Null when no run.json is found or it was trained on another model.
  */
-export function trainingBaseWeights(adapterPath: string, modelPath: string): BaseWeights | null {
+export function trainingBaseWeights(adapterPath: string, modelPath: string): TrainedBase | null {
   const dir = resolve(adapterPath);
   const candidates = [join(dir, '..', 'run.json')];
   const runId = readJson(`${dir}.json`)?.runId;
@@ -178,8 +218,8 @@ export function trainingBaseWeights(adapterPath: string, modelPath: string): Bas
     if (typeof config !== 'object' || config === null) continue;
     const { modelPath: trainedOn, train } = config as { modelPath?: unknown; train?: unknown };
     if (typeof trainedOn !== 'string' || resolve(trainedOn) !== resolve(modelPath)) continue;
-    const parsed = TrainSettingsSchema.pick({ baseWeights: true, frozenWeightsF16: true }).safeParse(train);
-    if (parsed.success) return baseWeightsOf(parsed.data);
+    const parsed = TrainSettingsSchema.pick({ baseWeights: true, frozenWeightsF16: true, baseWeightsKeep: true }).safeParse(train);
+    if (parsed.success) return { baseWeights: baseWeightsOf(parsed.data), keep: parsed.data.baseWeightsKeep ?? null };
   }
   return null;
 }

@@ -389,7 +389,7 @@ export function loadGgufModel(path: string, opts: LoadModelOptions = {}): ModelW
     opts.onTensor?.(name, count++, total);
     return data;
   };
-  const plan = planBaseWeights(config, opts.baseWeights ?? (opts.frozenF16 === true ? 'f16' : 'f32'), ggufStoredTypes(src.file, ggufTensorName));
+  const plan = planBaseWeights(config, opts.baseWeights ?? (opts.frozenF16 === true ? 'f16' : 'f32'), ggufStoredTypes(src.file, ggufTensorName), opts.baseWeightsKeep ?? null);
   const readFrozen = (name: string): LinearWeight => {
     const held = heldAsOf(plan, name);
     if (held === 'f32') return read(name);

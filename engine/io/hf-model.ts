@@ -8,7 +8,7 @@ import { basename, join, resolve } from 'node:path';
 import type { ModelSummary } from '../../common/protocol.ts';
 import { sharedCtor, toShared, toSharedPacked } from '../backend/cpu/shared-arrays.ts';
 import { F16Array, type FloatArray, type LayerWeights, type Linear, type LinearWeight, type ModelConfig, type ModelWeights } from '../model/types.ts';
-import type { BaseWeights } from '../../common/protocol.ts';
+import type { BaseWeights, BaseWeightsKeep } from '../../common/protocol.ts';
 import { PackedWeight } from '../quant/packed-weight.ts';
 import { heldAsOf, planBaseWeights } from './base-weights.ts';
 import { decodeBf16, decodeF16, encodeF16 } from './f16.ts';
@@ -189,6 +189,8 @@ export interface LoadModelOptions {
    * when given. Packed settings quantize (or keep) each layer linear as a PackedWeight, one tensor at a time.
    */
   baseWeights?: BaseWeights;
+  /** A mixed plan: these layers' linears held as `keep.as` (train.baseWeightsKeep); needs a quantize-at-load baseWeights. */
+  baseWeightsKeep?: BaseWeightsKeep | null;
   /** Called after each tensor is read (for progress reporting). */
   onTensor?: (name: string, index: number, total: number) => void;
   /**
@@ -265,7 +267,7 @@ export function loadModel(dir: string, opts: LoadModelOptions = {}): ModelWeight
     opts.onTensor?.(name, count++, expected.length);
     return data;
   };
-  const plan = planBaseWeights(config, opts.baseWeights ?? (opts.frozenF16 === true ? 'f16' : 'f32'), { kind: 'hf', dtypeOf: (name) => weights.infos.get(name)?.dtype ?? 'F32' });
+  const plan = planBaseWeights(config, opts.baseWeights ?? (opts.frozenF16 === true ? 'f16' : 'f32'), { kind: 'hf', dtypeOf: (name) => weights.infos.get(name)?.dtype ?? 'F32' }, opts.baseWeightsKeep ?? null);
   // A frozen matrix as the plan holds it: f16 bits (stored F16 is taken as is; anything else is read as f32 and
   // rounded), or packed (quantized from this tensor's f32 values alone, which are then dropped).
   const readFrozen = (name: string): LinearWeight => {

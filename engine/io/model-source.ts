@@ -8,7 +8,7 @@ import { join, resolve } from 'node:path';
 import type { ModelSummary } from '../../common/protocol.ts';
 import type { ModelConfig, ModelWeights, Tokenizer } from '../model/types.ts';
 import { readGguf } from '../quant/gguf-reader.ts';
-import type { BaseWeights } from '../../common/protocol.ts';
+import type { BaseWeights, BaseWeightsKeep } from '../../common/protocol.ts';
 import { ggufStoredTypes, planBaseWeights, type BasePlan } from './base-weights.ts';
 import { ggufModelConfig, ggufTensorName, inspectGgufModel, isGgufFile, loadGgufModel } from './gguf-model.ts';
 import { readHfConfig } from './hf-config.ts';
@@ -53,16 +53,16 @@ export function readModelConfig(path: string): ModelConfig {
  * How a base-weights setting holds each frozen matrix of this model, from the file's headers only (no weights are
  * read): what loadModel will do, for the memory estimate. Throws BaseWeightsError naming a tensor a format cannot hold.
  */
-export function basePlanOf(path: string, setting: BaseWeights): BasePlan {
+export function basePlanOf(path: string, setting: BaseWeights, keep: BaseWeightsKeep | null = null): BasePlan {
   if (isGgufFile(path)) {
     const file = readGguf(resolve(path));
-    return planBaseWeights(ggufModelConfig(file), setting, ggufStoredTypes(file, ggufTensorName));
+    return planBaseWeights(ggufModelConfig(file), setting, ggufStoredTypes(file, ggufTensorName), keep);
   }
   notAFolderOrGguf(path);
   const config = readHfConfig(path);
-  if (setting !== 'as-stored') return planBaseWeights(config, setting, null);
+  if (setting !== 'as-stored') return planBaseWeights(config, setting, null, keep);
   const { infos } = locateWeights(resolve(path));
-  return planBaseWeights(config, setting, { kind: 'hf', dtypeOf: (name) => infos.get(name)?.dtype ?? 'F32' });
+  return planBaseWeights(config, setting, { kind: 'hf', dtypeOf: (name) => infos.get(name)?.dtype ?? 'F32' }, keep);
 }
 
 /** The model's tokenizer: from a folder's tokenizer.json, or from a GGUF's metadata; null when a folder has none. */

@@ -14,7 +14,7 @@
  * LoRA master weights, gradients and optimizer state.
  */
 import type { ModelConfig } from '../model/types.ts';
-import { baseWeightsOf, type BaseWeights, type LoraTarget, type MemoryEstimateInfo } from '../../common/protocol.ts';
+import { baseWeightsOf, type BaseWeights, type BaseWeightsKeep, type LoraTarget, type MemoryEstimateInfo } from '../../common/protocol.ts';
 import { LINEAR_TARGETS, planBaseWeights, type BasePlan, type HeldAs } from '../io/base-weights.ts';
 import { nativeChunkRows } from '../backend/cpu/ce-chunk.ts';
 import { defaultChunkRows } from '../model/cross-entropy.ts';
@@ -30,7 +30,7 @@ const AB_BLOCK = 256;
 /** What of a RunConfig the estimate needs (a RunConfig fits). */
 export interface MemoryEstimateRun {
   lora: { r: number; targets: readonly LoraTarget[]; dropout: number };
-  train: { batchSize: number; maxSeqLen: number; gradientCheckpointing?: boolean; precision?: 'fp32' | 'fp16'; frozenWeightsF16?: boolean; baseWeights?: BaseWeights };
+  train: { batchSize: number; maxSeqLen: number; gradientCheckpointing?: boolean; precision?: 'fp32' | 'fp16'; frozenWeightsF16?: boolean; baseWeights?: BaseWeights; baseWeightsKeep?: BaseWeightsKeep };
 }
 
 export interface MemoryEstimateOptions {
@@ -227,7 +227,7 @@ export function estimateTrainingMemory(model: ModelConfig, run: MemoryEstimateRu
   // The frozen matrices as the base-weights plan holds them. cpu: norms and biases stay f32, and f16 or packed
   // matrices are decoded 128 rows at a time into f32 scratch (engine/backend/cpu/matmul.ts). webgpu: the device's
   // own allocation list (frozenWeightBytes), equal to backend/webgpu/llama-weights.ts weightBytes.
-  const plan = options.basePlan ?? planBaseWeights(model, baseWeightsOf(run.train), null);
+  const plan = options.basePlan ?? planBaseWeights(model, baseWeightsOf(run.train), null, run.train.baseWeightsKeep ?? null);
   const matrices = frozenMatrixParameterCount(model);
   let decodes = plan.embedding !== 'f32';
   for (let l = 0; l < L && !decodes; l++) decodes = LINEAR_TARGETS.some((t) => plan.linear(l, t) !== 'f32');

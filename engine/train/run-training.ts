@@ -6,6 +6,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { baseWeightsOf, isPackedBase, type EngineCommand, type EngineEvent } from '../../common/protocol.ts';
+import { describeBase } from '../io/base-weights.ts';
 import { cpuSharedMemoryWanted } from '../backend/cpu/cpu-ops.ts';
 import { loadModel, loadTokenizer } from '../io/model-source.ts';
 import { saveAdapter } from '../io/peft-adapter.ts';
@@ -32,8 +33,9 @@ export async function runTraining(cmd: Extract<EngineCommand, { type: 'train' }>
   log('info', `loading model ${config.modelPath}`);
   // On the portable cpu path, shared memory lets its worker threads split the big products (bit-identical results).
   const baseWeights = baseWeightsOf(config.train);
-  if (baseWeights !== 'f32') log('info', `base weights: ${baseWeights}${isPackedBase(baseWeights) ? ' (linears packed, QLoRA)' : ''}`);
-  const model = loadModel(config.modelPath, { dtype: Float32Array, baseWeights, shared: chosen.backend === 'cpu' && cpuSharedMemoryWanted() });
+  const baseWeightsKeep = config.train.baseWeightsKeep ?? null;
+  if (baseWeights !== 'f32') log('info', `base weights: ${describeBase({ baseWeights, keep: baseWeightsKeep })}${isPackedBase(baseWeights) ? ' (linears packed, QLoRA)' : ''}`);
+  const model = loadModel(config.modelPath, { dtype: Float32Array, baseWeights, baseWeightsKeep, shared: chosen.backend === 'cpu' && cpuSharedMemoryWanted() });
   const tokenizer: Tokenizer | null = await loadTokenizer(config.modelPath);
   if (!tokenizer && config.datasetFormat !== 'tokenized') log('warn', `${config.modelPath} has no tokenizer; only pre-tokenized data can be used`);
 

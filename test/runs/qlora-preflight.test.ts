@@ -37,12 +37,12 @@ test('the Playground reads the base an adapter was trained on from its run.json'
   mkdirSync(join(home, 'runs', 'run-7'), { recursive: true });
   writeFileSync(join(home, 'adapters', 'a1.json'), JSON.stringify({ id: 'a1', runId: 'run-7' }));
   writeFileSync(join(home, 'runs', 'run-7', 'run.json'), JSON.stringify({ id: 'run-7', state: 'completed', config: { ...DEFAULT_RUN_CONFIG, modelPath: model, datasetPath: 'd', train: { ...DEFAULT_RUN_CONFIG.train, baseWeights: 'as-stored' } } }));
-  assert.equal(trainingBaseWeights(join(home, 'adapters', 'a1'), model), 'as-stored');
+  assert.deepEqual(trainingBaseWeights(join(home, 'adapters', 'a1'), model), { baseWeights: 'as-stored', keep: null });
   assert.equal(trainingBaseWeights(join(home, 'adapters', 'a1'), join(tmp, 'other.gguf')), null, 'trained on another model: no opinion');
   // `lora-studio train --out o`: o/run.json is the RunConfig itself; an old one says frozenWeightsF16.
   const out = join(tmp, 'cli-run');
   mkdirSync(join(out, 'adapter'), { recursive: true });
   writeFileSync(join(out, 'run.json'), JSON.stringify({ ...DEFAULT_RUN_CONFIG, modelPath: model, datasetPath: 'd', train: { ...DEFAULT_RUN_CONFIG.train, frozenWeightsF16: true } }));
-  assert.equal(trainingBaseWeights(join(out, 'adapter'), model), 'f16');
+  assert.deepEqual(trainingBaseWeights(join(out, 'adapter'), model), { baseWeights: 'f16', keep: null });
   assert.equal(trainingBaseWeights(join(tmp, 'nowhere', 'adapter'), model), null);
 });

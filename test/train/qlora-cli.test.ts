@@ -1,6 +1,6 @@
 // `lora-studio train --base-weights`: the flag overrides run.json's train.baseWeights and is written into the run
 // folder's run.json; a bad value names the flag and the choices; resuming with another base than the run trained on
-// is refused naming both.
+// is refused naming both; --keep-layers/--keep-as and --base-plan (the quantization lab's mixed plan) likewise.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -53,4 +53,47 @@ test('train: a run.json asking for q4_0 on a model whose rows it cannot hold nam
   const r = cli(['train', runJson, '--out', join(dir, 'q4'), '--base-weights', 'q4_0']);
   assert.equal(r.status, 1);
   assert.match(r.stderr, /tensor 'model\.layers\.0\.mlp\.down_proj\.weight' \[64, 176\] cannot be held as q4_0/);
+});
+
+test('train --base-weights nf4 --keep-layers 1 --keep-as f16: a mixed base, logged, in run.json; resuming without it names the flags', () => {
+  const out = join(dir, 'mixed');
+  const r = cli(['train', runJson, '--out', out, '--base-weights', 'nf4', '--keep-layers', '1', '--keep-as', 'f16']);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stderr, /base weights: nf4 with layer 1 kept as f16/);
+  assert.deepEqual(JSON.parse(readFileSync(join(out, 'run.json'), 'utf8')).train.baseWeightsKeep, { layers: [1], as: 'f16' });
+  const again = cli(['train', runJson, '--out', out, '--resume', '--base-weights', 'nf4']);
+  assert.equal(again.status, 1);
+  assert.match(again.stderr, /trained with base weights nf4 with layer 1 kept as f16; resuming it with nf4 would .* --base-weights nf4 --keep-layers 1 --keep-as f16/);
+});
+
+test('train --keep-layers: a layer the model lacks, a bad list, a base with no precision to keep — each named', () => {
+  const beyond = cli(['train', runJson, '--out', join(dir, 'k1'), '--base-weights', 'nf4', '--keep-layers', '0,7']);
+  assert.equal(beyond.status, 1);
+  assert.match(beyond.stderr, /layer 7 cannot be kept: the model has 2 layers \(0 to 1\)/);
+  const bad = cli(['train', runJson, '--out', join(dir, 'k2'), '--base-weights', 'nf4', '--keep-layers', '0,x']);
+  assert.equal(bad.status, 1);
+  assert.match(bad.stderr, /--keep-layers: a layer must be a number \(got "0,x"\)/);
+  const twice = cli(['train', runJson, '--out', join(dir, 'k3'), '--base-weights', 'nf4', '--keep-layers', '1,1']);
+  assert.match(twice.stderr, /--keep-layers: a layer is named twice/);
+  const floats = cli(['train', runJson, '--out', join(dir, 'k4'), '--base-weights', 'f16', '--keep-layers', '0']);
+  assert.equal(floats.status, 1);
+  assert.match(floats.stderr, /keeping layers at higher precision needs a base quantized at load .*every layer is already held as floats/);
+});
+
+test('train --base-plan: the quantization report\'s mixed plan sets the base and its kept layers; a plan in int8 is refused', () => {
+  const report = join(dir, 'report.json');
+  const plan = (base: string, high: string, keepLayers: number[]) => ({ base, high, keepLayers });
+  writeFileSync(report, JSON.stringify({ version: 1, plans: [plan('int4-g128', 'q8_0', [0]), plan('nf4/on-quantized', 'f16/on-quantized', [1, 0])] }));
+  const out = join(dir, 'planned');
+  const r = cli(['train', runJson, '--out', out, '--base-weights', 'nf4', '--base-plan', report]);
+  assert.equal(r.status, 0, r.stderr);
+  const train = JSON.parse(readFileSync(join(out, 'run.json'), 'utf8')).train;
+  assert.equal(train.baseWeights, 'nf4');
+  assert.deepEqual(train.baseWeightsKeep, { layers: [0, 1], as: 'f16' });
+  writeFileSync(report, JSON.stringify({ version: 1, plans: [plan('nf4', 'int8', [0])] }));
+  const refused = cli(['train', runJson, '--out', join(dir, 'never2'), '--base-plan', report]);
+  assert.equal(refused.status, 1);
+  assert.match(refused.stderr, /--base-plan .*report\.json: training cannot hold kept layers as int8/);
+  writeFileSync(report, '{"nothing": 1}');
+  assert.match(cli(['train', runJson, '--out', join(dir, 'never3'), '--base-plan', report]).stderr, /not a quantization report \(no "plans"\)/);
 });

@@ -92,3 +92,33 @@ test('QLoRA (NF4 base) on webgpu: packed on the device, loss falls, stop + resum
     await engine.terminate();
   }
 });
+
+test('a mixed base (nf4, layer 1 kept as f16) on webgpu: the loss of each step is the cpu run\'s, and the device holds more than all-nf4, less than f32', async () => {
+  const engine = startEngine();
+  try {
+    const steps = 3;
+    const mixed = (backend: RunConfig['backend']): RunConfig => {
+      const c = config('nf4');
+      return { ...c, backend, train: { ...c.train, steps, baseWeightsKeep: { layers: [1], as: 'f16' } } };
+    };
+    const gpu = await runUntilEnd(engine, { type: 'train', runId: 'm-gpu', config: mixed('webgpu'), runDir: join(dir, 'mixed-gpu'), resume: false });
+    const cpu = await runUntilEnd(engine, { type: 'train', runId: 'm-cpu', config: mixed('cpu'), runDir: join(dir, 'mixed-cpu'), resume: false });
+    assert.equal(last(gpu).type, 'done', JSON.stringify(last(gpu)));
+    assert.equal(last(cpu).type, 'done', JSON.stringify(last(cpu)));
+    assert.ok(gpu.some((e) => e.type === 'log' && /base weights: nf4 with layer 1 kept as f16/.test(e.message)));
+    const g = losses(gpu);
+    const c = losses(cpu);
+    assert.equal(g.length, steps);
+    for (let i = 0; i < steps; i++) assert.ok(Math.abs(g[i] - c[i]) <= 1e-4 * Math.abs(c[i]), `step ${i + 1}: webgpu ${g[i]}, cpu ${c[i]}`);
+    const peak = (events: EngineEvent[]): number => {
+      const e = last(events);
+      assert.ok(e.type === 'done' && e.peakGpuBytes !== undefined);
+      return e.peakGpuBytes;
+    };
+    const allNf4 = await runUntilEnd(engine, { type: 'train', runId: 'm-nf4', config: { ...config('nf4'), train: { ...config('nf4').train, steps: 1 } }, runDir: join(dir, 'mixed-nf4'), resume: false });
+    const f32 = await runUntilEnd(engine, { type: 'train', runId: 'm-f32', config: { ...config('f32'), train: { ...config('f32').train, steps: 1 } }, runDir: join(dir, 'mixed-f32'), resume: false });
+    assert.ok(peak(allNf4) < peak(gpu) && peak(gpu) < peak(f32), `peak GPU bytes: nf4 ${peak(allNf4)} < mixed ${peak(gpu)} < f32 ${peak(f32)}`);
+  } finally {
+    await engine.terminate();
+  }
+});

@@ -1,5 +1,5 @@
 import { useEffect, useState } from 'react';
-import type { RunConfig, StudioErrorInfo } from '../../../common/protocol.ts';
+import { KEEP_AS, QUANTIZE_AT_LOAD_FORMATS, type RunConfig, type StudioErrorInfo } from '../../../common/protocol.ts';
 import { errorInfo } from '../client/transport.ts';
 import { usePage } from '../stores/page.ts';
 import { useStudio } from '../stores/studio.ts';
@@ -32,6 +32,8 @@ export function ComputeSettings({ errorOf }: { errorOf: (field: string) => strin
   const backendError = errorOf('backend') ?? view.error ?? undefined;
   const precisionError = errorOf('train.precision');
   const baseWeightsError = errorOf('train.baseWeights');
+  const keepError = errorOf('train.baseWeightsKeep');
+  const canKeep = (QUANTIZE_AT_LOAD_FORMATS as readonly string[]).includes(compute.baseWeights);
 
   return (
     <fieldset>
@@ -117,6 +119,41 @@ export function ComputeSettings({ errorOf }: { errorOf: (field: string) => strin
             </div>
           )}
         </div>
+        {canKeep ? (
+          <div className={`field${keepError ? ' field-invalid' : ''}`}>
+            <label htmlFor="field-train.baseWeightsKeep">Keep layers at higher precision</label>
+            <div className="inline-fields">
+              <input
+                id="field-train.baseWeightsKeep"
+                data-testid="field-train.baseWeightsKeep"
+                placeholder="none (e.g. 0, 1, 29)"
+                value={compute.keepLayers ?? ''}
+                onChange={(e) => setCompute('keepLayers', e.target.value)}
+              />
+              <select
+                aria-label="Kept layers held as"
+                data-testid="field-train.baseWeightsKeep.as"
+                value={compute.keepAs ?? 'q8_0'}
+                onChange={(e) => setCompute('keepAs', KEEP_AS.find((k) => k === e.target.value) ?? 'q8_0')}
+              >
+                {KEEP_AS.map((k) => (
+                  <option key={k} value={k}>
+                    as {k}
+                  </option>
+                ))}
+              </select>
+            </div>
+            {keepError ? (
+              <div className="field-error" data-testid="error-train.baseWeightsKeep" role="alert">
+                {keepError}
+              </div>
+            ) : (
+              <div className="field-hint" data-testid="hint-train.baseWeightsKeep">
+                decoder layers (from 0) whose seven linears stay at this precision: the Quantization lab's mixed-precision plan suggests which
+              </div>
+            )}
+          </div>
+        ) : null}
       </div>
     </fieldset>
   );

@@ -1,7 +1,11 @@
 import { useMemo } from 'react';
 import { Bar, BarChart, CartesianGrid, Legend, Line, LineChart, ReferenceDot, ResponsiveContainer, Tooltip, XAxis, YAxis } from 'recharts';
 import type { FormatReport, MixedPrecisionPlan } from '../../../common/quant-report.ts';
+import { labTrainingPlan } from '../../../common/lab-plan.ts';
 import { formatBytes } from '../components/format.ts';
+import { usePage } from '../stores/page.ts';
+import { useStudio } from '../stores/studio.ts';
+import { useLab } from './lab-store.ts';
 import { formatSci } from './lab-metrics.ts';
 
 const tooltipStyle = { background: 'var(--panel-2)', border: '1px solid var(--border)', borderRadius: 6, fontSize: 12 };
@@ -15,6 +19,41 @@ function Option({ title, size, relErr, snrDb, highlight, testId }: { title: stri
       <div className="muted lab-plan-err">
         rel. err {formatSci(relErr)} · {snrDb === null ? '∞' : `${snrDb.toFixed(1)} dB`}
       </div>
+    </div>
+  );
+}
+
+/**
+ * "Train with this plan": the Train form takes the plan's base format and kept layers (common/lab-plan.ts, as
+ * `lora-studio train --base-plan` does) for the model the report is about, and the Train page opens on it. A plan
+ * training cannot hold (an int8 side) keeps the button off and says why.
+ */
+function TrainWithPlan({ plan }: { plan: MixedPrecisionPlan }) {
+  const modelPath = useLab((s) => s.job?.request.modelPath ?? null);
+  const chosen = labTrainingPlan(plan);
+  const apply = (): void => {
+    if (!chosen.ok) return;
+    const studio = useStudio.getState();
+    // The report's model, looked at as the Train page does (its summary, the estimate and the checks need it).
+    if (modelPath && (studio.modelPath.trim() !== modelPath || !studio.model)) {
+      studio.setModelPath(modelPath);
+      void studio.inspectModel();
+    }
+    studio.setCompute('baseWeights', chosen.baseWeights);
+    studio.setCompute('keepLayers', chosen.keep ? chosen.keep.layers.join(', ') : '');
+    if (chosen.keep) studio.setCompute('keepAs', chosen.keep.as);
+    usePage.getState().show('train');
+  };
+  return (
+    <div className="lab-plan-train">
+      <button type="button" className="primary-ghost" data-testid="plan-train" disabled={!chosen.ok} onClick={apply}>
+        Train with this plan
+      </button>
+      <span className="muted" data-testid="plan-train-what">
+        {chosen.ok
+          ? `the Train form's base weights become ${chosen.baseWeights}${chosen.keep ? `, layer${chosen.keep.layers.length === 1 ? '' : 's'} ${chosen.keep.layers.join(', ')} kept as ${chosen.keep.as}` : ''}`
+          : chosen.reason}
+      </span>
     </div>
   );
 }
@@ -52,6 +91,7 @@ export function PlanCard({ plan, baseKey }: { plan: MixedPrecisionPlan | null; b
           ))}
         </div>
       ) : null}
+      <TrainWithPlan plan={plan} />
       <div className="lab-plan-options">
         <Option title={`All ${plan.base}`} size={plan.baseline.sizeBytes} relErr={plan.baseline.relErr} snrDb={plan.baseline.snrDb} testId="plan-baseline" />
         <Option title="Suggested" size={plan.sizeBytes} relErr={plan.predicted.relErr} snrDb={plan.predicted.snrDb} highlight testId="plan-suggested" />

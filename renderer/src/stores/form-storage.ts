@@ -44,6 +44,8 @@ function computeFromSnapshot(base: ComputeChoices, c: TrainFormSnapshot['compute
     precision: c.precision ?? base.precision,
     gradientCheckpointing: c.gradientCheckpointing ?? base.gradientCheckpointing,
     baseWeights,
+    keepLayers: c.keepLayers ?? base.keepLayers,
+    keepAs: c.keepAs ?? base.keepAs,
   };
 }
 

@@ -5,8 +5,10 @@
 import {
   baseWeightsOf,
   DEFAULT_RUN_CONFIG,
+  QUANTIZE_AT_LOAD_FORMATS,
   validateRunConfig,
   type BaseWeights,
+  type BaseWeightsKeep,
   type DatasetFormat,
   type FieldError,
   type LoraTarget,
@@ -49,6 +51,26 @@ export interface ComputeChoices {
   gradientCheckpointing: boolean;
   /** How the frozen base is held (f32, f16, as stored, quantized at load: QLoRA). */
   baseWeights: BaseWeights;
+  /**
+   * A mixed plan (train.baseWeightsKeep) as typed: layer numbers ("0, 29"); '' or absent = none. Sent only with a
+   * quantize-at-load baseWeights, the only setting it applies to.
+   */
+  keepLayers?: string;
+  /** What the kept layers are held as; absent = q8_0. */
+  keepAs?: BaseWeightsKeep['as'];
+}
+
+/** The kept layers as the form sends them: numbers where typed as numbers, the rest as typed for the schema to name. */
+function keepOf(c: ComputeChoices): { layers: (number | string)[]; as: BaseWeightsKeep['as'] } | undefined {
+  const text = (c.keepLayers ?? '').trim();
+  if (!text || !(QUANTIZE_AT_LOAD_FORMATS as readonly string[]).includes(c.baseWeights)) return undefined;
+  const layers = text.split(/[\s,]+/).filter((x) => x !== '').map((x) => (/^-?\d+(\.\d+)?$/.test(x) ? Number(x) : x));
+  return { layers, as: c.keepAs ?? 'q8_0' };
+}
+
+/** A config's kept layers as the form shows them. */
+function keepChoices(train: RunConfig['train']): Pick<ComputeChoices, 'keepLayers' | 'keepAs'> {
+  return { keepLayers: train.baseWeightsKeep?.layers.join(', ') ?? '', keepAs: train.baseWeightsKeep?.as ?? 'q8_0' };
 }
 
 /** The Advanced group's choices that are not numbers: train.schedule and lora.rslora. */
@@ -99,7 +121,7 @@ export function defaultForm(): FormValues {
     targets: [...lora.targets],
     data: { format: DEFAULT_RUN_CONFIG.datasetFormat, trainOn: 'auto', badRecords: 'fail', packing: false, validationPath: '' },
     // The app picks the GPU when there is a real one (headless run.json files default to cpu).
-    compute: { backend: 'auto', precision: train.precision, gradientCheckpointing: train.gradientCheckpointing, baseWeights: baseWeightsOf(train) },
+    compute: { backend: 'auto', precision: train.precision, gradientCheckpointing: train.gradientCheckpointing, baseWeights: baseWeightsOf(train), ...keepChoices(train) },
     advanced: { schedule: train.schedule, rslora: lora.rslora },
   };
 }
@@ -138,7 +160,7 @@ export function formFromConfig(config: RunConfig): FormValues {
       packing: data?.packing ?? base.data.packing,
       validationPath: data?.validationPath ?? '',
     },
-    compute: { backend: config.backend, precision: train.precision, gradientCheckpointing: train.gradientCheckpointing, baseWeights: baseWeightsOf(train) },
+    compute: { backend: config.backend, precision: train.precision, gradientCheckpointing: train.gradientCheckpointing, baseWeights: baseWeightsOf(train), ...keepChoices(train) },
     advanced: { schedule: train.schedule, rslora: lora.rslora },
     ...(config.evalPrompts
       ? { evalPrompts: { enabled: true, prompts: [...config.evalPrompts.prompts], everySteps: String(config.evalPrompts.everySteps), maxNewTokens: String(config.evalPrompts.maxNewTokens) } }
@@ -184,6 +206,7 @@ export function buildDraft(form: FormValues, modelPath: string, datasetPath: str
       // baseWeights says it; the older flag stays off so the two never disagree.
       frozenWeightsF16: false,
       baseWeights: form.compute.baseWeights,
+      ...(keepOf(form.compute) ? { baseWeightsKeep: keepOf(form.compute) } : {}),
     },
     data: {
       trainOn: form.data.trainOn,
@@ -205,8 +228,14 @@ export function checkForm(form: FormValues, modelPath: string, datasetPath: stri
   return result.ok ? { ok: true, config: result.config, errors: {} } : { ok: false, errors: firstPerField(result.errors) };
 }
 
+/** Fields the form shows as one input although the schema checks their parts (a kept layer, the kept format). */
+const ONE_INPUT = ['train.baseWeightsKeep'];
+
 export function firstPerField(errors: readonly FieldError[]): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const e of errors) if (!(e.field in out)) out[e.field] = e.message;
+  for (const e of errors) {
+    const field = ONE_INPUT.find((f) => e.field.startsWith(`${f}.`)) ?? e.field;
+    if (!(field in out)) out[field] = e.message;
+  }
   return out;
 }

@@ -157,6 +157,8 @@ export function formChanges(before: FormValues, after: FormValues): FormChange[]
   add('train.precision', before.compute.precision, after.compute.precision);
   add('train.gradientCheckpointing', before.compute.gradientCheckpointing ? 'on' : 'off', after.compute.gradientCheckpointing ? 'on' : 'off');
   add('train.baseWeights', before.compute.baseWeights, after.compute.baseWeights);
+  const kept = (c: FormValues['compute']): string => ((c.keepLayers ?? '').trim() ? `${(c.keepLayers ?? '').trim()} as ${c.keepAs ?? 'q8_0'}` : 'none');
+  add('train.baseWeightsKeep', kept(before.compute), kept(after.compute));
   return out;
 }
 

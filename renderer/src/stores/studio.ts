@@ -455,7 +455,7 @@ export const useStudio = create<StudioState>()((set, get) => {
       set((s) => ({ form: { ...s.form, numbers: { ...s.form.numbers, [field]: value } }, serverErrors: withoutKey(s.serverErrors, field) }));
     },
     setCompute(key, value) {
-      const field = key === 'backend' ? 'backend' : `train.${key}`;
+      const field = key === 'backend' ? 'backend' : key === 'keepLayers' || key === 'keepAs' ? 'train.baseWeightsKeep' : `train.${key}`;
       set((s) => ({ form: { ...s.form, compute: { ...s.form.compute, [key]: value } }, serverErrors: withoutKey(s.serverErrors, field) }));
     },
     toggleTarget(target) {
