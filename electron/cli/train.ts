@@ -49,7 +49,7 @@ function planFromReport(file: string, baseWeights: BaseWeights | undefined): { b
   try {
     report = JSON.parse(readFileSync(file, 'utf8')) as { plans?: unknown };
   } catch (e) {
-    throw new Error(`--base-plan ${file}: cannot read it as a quantization report (${e instanceof Error ? e.message : String(e)})`);
+    throw new Error(`--base-plan ${file}: cannot read it as a quantization report (${e instanceof Error ? e.message : String(e)})`, { cause: e });
   }
   const plans = Array.isArray(report.plans) ? (report.plans as MixedPrecisionPlan[]) : null;
   if (!plans) throw new Error(`--base-plan ${file}: not a quantization report (no "plans"); write one with lora-studio quant-report --json`);
