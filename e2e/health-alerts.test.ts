@@ -111,8 +111,8 @@ test("the run's charts beside the loss: grad norm, learning rate, loss scale, me
   const vertices = await memory.locator('.recharts-line-curve').evaluate((p) => ((p.getAttribute('d') ?? '').match(/[ML]/g) ?? []).length);
   assert.equal(vertices, 30, 'one vertex per step');
   assert.match((await detail.getByTestId('metric-last-memoryBytes').textContent()) ?? '', /^\d+(\.\d)? (MiB|GiB)$/);
-  const ticks = await memory.locator('.recharts-yAxis .recharts-cartesian-axis-tick-value').allTextContents();
-  assert.ok(ticks.length > 0 && ticks.every((t) => / (MiB|GiB)$/.test(t)), `memory axis ticks: ${ticks.join(' | ')}`);
+  const ticks = await memory.locator('.recharts-yAxis-tick-labels .recharts-cartesian-axis-tick-value').allTextContents();
+  assert.ok(ticks.length > 0 && ticks.every((t) => /^[\d.]+\u00a0(MiB|GiB)$/.test(t)), `memory axis ticks: ${ticks.join(' | ')}`);
   const stored = await studio.api('runs.metrics', { id: (await detail.getAttribute('data-run-id')) ?? '' });
   assert.ok(stored.length === 30 && stored.every((p) => p.rssBytes !== undefined && p.rssBytes > 0), 'runs.metrics replies carry each step\'s memory');
   assert.equal(await detail.getByTestId('metric-last-learningRate').textContent(), '1');

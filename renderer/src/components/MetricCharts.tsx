@@ -19,7 +19,10 @@ const MAX_PLOTTED = 600;
 
 type SeriesKey = 'gradNorm' | 'learningRate' | 'lossScale' | 'memoryBytes' | 'tokensPerSecond';
 
-/** A byte series is plotted in this unit (so the axis ticks are round MiB or GiB) and read out as bytes. */
+/**
+ * A byte series is plotted in this unit (so the axis ticks are round MiB or GiB) and read out as bytes. Its ticks
+ * join number and unit with a no-break space (recharts wraps a tick at a space near the axis's width), on a wider axis.
+ */
 interface ByteScale {
   unit: string;
   bytes: number;
@@ -84,7 +87,7 @@ function SmallChart({ series, title, rows, xMax, log, alertSteps, highlighted, b
         <LineChart data={data} margin={LOSS_CHART_MARGIN}>
           <CartesianGrid stroke="var(--grid)" strokeDasharray="3 3" />
           <XAxis dataKey="step" type="number" domain={[0, xMax]} allowDecimals={false} stroke="var(--muted)" tick={{ fontSize: 11 }} />
-          <YAxis scale={log ? 'log' : 'auto'} domain={log ? ['dataMin', 'dataMax'] : ['auto', 'auto']} allowDataOverflow={log} stroke="var(--muted)" tick={{ fontSize: 11 }} width={52} tickFormatter={(v: number) => (byteScale ? `${fmt(v)} ${byteScale.unit}` : fmt(v))} />
+          <YAxis scale={log ? 'log' : 'auto'} domain={log ? ['dataMin', 'dataMax'] : ['auto', 'auto']} allowDataOverflow={log} stroke="var(--muted)" tick={{ fontSize: 11 }} width={byteScale ? 64 : 52} tickFormatter={(v: number) => (byteScale ? `${Number(v.toPrecision(4))}\u00a0${byteScale.unit}` : fmt(v))} />
           <Tooltip
             isAnimationActive={false}
             contentStyle={{ background: 'var(--panel-2)', border: '1px solid var(--border)', borderRadius: 6, fontSize: 12 }}
