@@ -246,6 +246,18 @@ export const MetricPointSchema = z.object({
   lossScale: finiteMetric.optional(),
   skipped: z.boolean().optional(),
   validationLoss: finiteMetric.optional(),
+  /**
+   * Resident set size, in bytes, of the process the engine runs in, at the end of the step. The engine is a
+   * worker_thread of the studio, so this is the studio's whole footprint: on cpu it holds the training's weights,
+   * activations and optimizer state. Reported on every backend (the 'memory-high' alert compares it with the
+   * machine's memory); absent in points stored before it was measured.
+   */
+  rssBytes: finiteMetric.min(0).optional(),
+  /**
+   * webgpu only: bytes of device buffers the session's allocator holds at the end of the step (frozen weights,
+   * activations, LoRA and AdamW state) — GPU memory, which the process's resident set does not show.
+   */
+  deviceBytes: finiteMetric.min(0).optional(),
 });
 export type MetricPoint = z.output<typeof MetricPointSchema>;
 

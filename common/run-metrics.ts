@@ -21,7 +21,7 @@ export function mergeMetricPoints(existing: readonly MetricPoint[], incoming: re
 }
 
 /** The CSV columns, in order: every MetricPoint field (the optional ones empty where a step has none). */
-export const METRICS_CSV_COLUMNS = ['step', 'loss', 'validationLoss', 'learningRate', 'gradNorm', 'lossScale', 'skipped', 'tokens', 'tokensPerSecond', 'elapsedMs'] as const satisfies readonly (keyof MetricPoint)[];
+export const METRICS_CSV_COLUMNS = ['step', 'loss', 'validationLoss', 'learningRate', 'gradNorm', 'lossScale', 'skipped', 'tokens', 'tokensPerSecond', 'elapsedMs', 'rssBytes', 'deviceBytes'] as const satisfies readonly (keyof MetricPoint)[];
 
 // Compile-time proof the columns hold every field of a point: a new field must get a column.
 type _MissingColumns = Exclude<keyof MetricPoint, (typeof METRICS_CSV_COLUMNS)[number]>;

@@ -97,14 +97,24 @@ test('a diverging run raises its alert on the live card and as a notification; t
   assert.deepEqual(errors, []);
 });
 
-test("the run's charts beside the loss: grad norm, learning rate, loss scale, smoothed tokens/s with the raw value; log scale", async () => {
+test("the run's charts beside the loss: grad norm, learning rate, loss scale, memory, smoothed tokens/s with the raw value; log scale", async () => {
   const detail = page.getByTestId('run-detail');
-  for (const key of ['gradNorm', 'learningRate', 'lossScale', 'tokensPerSecond']) {
+  for (const key of ['gradNorm', 'learningRate', 'lossScale', 'memoryBytes', 'tokensPerSecond']) {
     const chart = detail.getByTestId(`metric-chart-${key}`);
     await chart.waitFor({ timeout: 10_000 });
     assert.equal(await chart.getAttribute('data-points'), '30', key);
     assert.ok((await chart.locator('.recharts-line-curve').count()) === 1, `${key} draws its line`);
   }
+  // Memory: the studio's resident set on this cpu run, one vertex per step, read out and ticked in MiB or GiB.
+  const memory = detail.getByTestId('metric-chart-memoryBytes');
+  assert.match((await memory.locator('.chart-title').textContent()) ?? '', /^Memory \(process RSS\)$/);
+  const vertices = await memory.locator('.recharts-line-curve').evaluate((p) => ((p.getAttribute('d') ?? '').match(/[ML]/g) ?? []).length);
+  assert.equal(vertices, 30, 'one vertex per step');
+  assert.match((await detail.getByTestId('metric-last-memoryBytes').textContent()) ?? '', /^\d+(\.\d)? (MiB|GiB)$/);
+  const ticks = await memory.locator('.recharts-yAxis-tick-labels .recharts-cartesian-axis-tick-value').allTextContents();
+  assert.ok(ticks.length > 0 && ticks.every((t) => /^[\d.]+\u00a0(MiB|GiB)$/.test(t)), `memory axis ticks: ${ticks.join(' | ')}`);
+  const stored = await studio.api('runs.metrics', { id: (await detail.getAttribute('data-run-id')) ?? '' });
+  assert.ok(stored.length === 30 && stored.every((p) => p.rssBytes !== undefined && p.rssBytes > 0), 'runs.metrics replies carry each step\'s memory');
   assert.equal(await detail.getByTestId('metric-last-learningRate').textContent(), '1');
   assert.equal(await detail.getByTestId('metric-last-lossScale').textContent(), '65536');
   // The tooltip of tokens/s gives the smoothed value and the step's own.

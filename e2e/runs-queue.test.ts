@@ -87,6 +87,8 @@ async function checkRunChart(page: Page, run: RunSummary, steps: number): Promis
   ).catch(async () => assert.fail(`${run.name}: chart shows ${await counter.textContent()} points, expected ${steps}`));
   const vertices = (await page.evaluate(lineVertices(`[data-testid="run-detail"][data-run-id="${run.id}"] [data-testid="loss-chart"] .recharts-line-curve`))) as number[];
   assert.deepEqual(vertices, [steps], `${run.name}: one loss line through all ${steps} steps`);
+  const memory = (await page.evaluate(lineVertices(`[data-testid="run-detail"][data-run-id="${run.id}"] [data-testid="metric-chart-memoryBytes"] .recharts-line-curve`))) as number[];
+  assert.deepEqual(memory, [steps], `${run.name}: the memory chart has one vertex per step`);
   const stored = await studio.api('runs.metrics', { id: run.id });
   assert.deepEqual(stored.map((p) => p.step), Array.from({ length: steps }, (_, i) => i + 1), `${run.name}: the services hold steps 1..${steps} once each`);
 }

@@ -12,7 +12,7 @@
 import { writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { describeFieldErrors } from '../../common/field-labels.ts';
-import type { RunState } from '../../common/protocol.ts';
+import type { EvalSample, RunState } from '../../common/protocol.ts';
 import { parseTags, RunInfoPatchSchema, runMatches, type RunDeleteResult, type RunInfoPatch } from '../../common/run-info.ts';
 import { metricsCsv } from '../../common/run-metrics.ts';
 import { formatBytes } from '../../engine/train/memory-estimate.ts';
@@ -106,8 +106,9 @@ export function showRun(id: string, flags: CommonFlags, io: RunsCliIo = process)
     const history = db.stateHistory(id);
     const events = db.events(id);
     const metrics = db.metricCount(id);
+    const evalSamples = db.evalSamples(id);
     if (flags.json) {
-      io.stdout.write(`${JSON.stringify({ run, history, events, metricPoints: metrics }, null, 2)}\n`);
+      io.stdout.write(`${JSON.stringify({ run, history, events, metricPoints: metrics, evalSamples }, null, 2)}\n`);
       return run;
     }
     const lines = [
@@ -131,9 +132,39 @@ export function showRun(id: string, flags: CommonFlags, io: RunsCliIo = process)
       ...history.map((h) => `  ${h.at}  ${h.from ?? '(new)'} → ${h.to}${h.reason ? `  ${h.reason}` : ''}`),
     ];
     if (events.length > 0) lines.push('events:', ...events.slice(-20).map((e) => `  ${e.at}  ${e.level.padEnd(5)} ${e.step !== null ? `[step ${e.step}] ` : ''}${plainLogMessage(e.message)}`));
+    lines.push(...evalAnswerLines(run.config.evalPrompts?.prompts ?? [], evalSamples));
     io.stdout.write(`${lines.join('\n')}\n`);
     return run;
   });
+}
+
+/**
+ * The 'eval prompts:' section of `runs show`: each prompt with its answer at the last step it was answered at (the
+ * Run page's timeline shows every step; `--json` has them all). Prompts come from the run's config; a sample whose
+ * prompt the config no longer lists (it cannot change after the start, but a database outlives configs) is shown too.
+ */
+function evalAnswerLines(prompts: readonly string[], samples: readonly EvalSample[]): string[] {
+  if (prompts.length === 0 && samples.length === 0) return [];
+  const count = Math.max(prompts.length, ...samples.map((s) => s.index + 1));
+  const latest: (EvalSample | undefined)[] = Array.from({ length: count }, () => undefined);
+  // samples come in step order: the last one of each prompt is its newest answer
+  for (const s of samples) latest[s.index] = s;
+  const steps = [...new Set(samples.map((s) => s.step))];
+  const out = [`eval prompts: ${count} prompt${count === 1 ? '' : 's'}, answered at ${steps.length ? `step${steps.length === 1 ? '' : 's'} ${steps.join(', ')}` : 'no step yet'}`];
+  latest.forEach((s, i) => {
+    out.push(`  ${i + 1}. ${oneLine(prompts[i] ?? s?.prompt ?? '')}`);
+    if (!s) {
+      out.push('     (not answered yet)');
+      return;
+    }
+    out.push(`     step ${s.step}, ${s.tokens} token${s.tokens === 1 ? '' : 's'}${s.stop === 'length' ? ', cut at the token limit' : ''}:`);
+    out.push(...(s.answer === '' ? ['(empty answer)'] : s.answer.split('\n')).map((l) => `       ${l}`));
+  });
+  return out;
+}
+
+function oneLine(text: string): string {
+  return text.replace(/\s*\n\s*/g, ' ⏎ ');
 }
 
 /** What an action does to a run's state when no studio is running (the database is changed directly). */

@@ -171,3 +171,13 @@ export class RunHealthMonitor {
 export function processMemory(): MemorySample {
   return { usedBytes: process.memoryUsage.rss(), limitBytes: totalmem() };
 }
+
+/**
+ * The memory a point says the training held — the resident set the engine measured at the end of that step
+ * (MetricPoint.rssBytes, the same process as processMemory) — against the machine's. A point without it (an engine
+ * from before the field) falls back to measuring now. The webgpu figure (deviceBytes) is GPU memory, which the
+ * machine's total says nothing about, so it is not compared here.
+ */
+export function pointMemory(p: MetricPoint, limitBytes: number = totalmem()): MemorySample {
+  return p.rssBytes !== undefined ? { usedBytes: p.rssBytes, limitBytes } : processMemory();
+}

@@ -45,7 +45,8 @@ import { isTerminal, RunWatchdog, type WatchdogPhase } from './run-state.ts';
 import { RunStore } from './run-store.ts';
 import { deletedMessage, deleteRun, uniqueRunName, updateRunInfo } from './run-catalog.ts';
 import { timeoutsOf } from './settings.ts';
-import { processMemory, RunHealthMonitor } from './run-health.ts';
+import { RunEta } from './run-eta.ts';
+import { pointMemory, RunHealthMonitor } from './run-health.ts';
 import { alertEventMessage, alertFromEvent } from '../../common/run-health.ts';
 import { deleteRefusal, generatedRunName, type RunDeleteResult } from '../../common/run-info.ts';
 
@@ -78,7 +79,6 @@ export interface RunManagerOptions {
   shutdownGraceMs?: number;
 }
 
-const ETA_WINDOW = 20;
 
 /** `storage`: the studio database refused a write (disk full): checkpoint, stop, fail with why. */
 type StopIntent = 'cancel' | 'pause' | 'stop-save' | 'shutdown' | 'storage';
@@ -97,7 +97,8 @@ interface ActiveRun {
   name: string;
   totalSteps: number;
   engine: EngineHandle | null;
-  recent: MetricPoint[];
+  /** The ETA, from step times and the evaluations measured so far (run-eta.ts). */
+  eta: RunEta;
   pending: MetricPoint[];
   flushTimer: NodeJS.Timeout | null;
   graceTimer: NodeJS.Timeout | null;
@@ -431,7 +432,7 @@ export class RunManager {
       name: run.name,
       totalSteps: run.totalSteps,
       engine: null,
-      recent: [],
+      eta: new RunEta({ totalSteps: run.totalSteps, evalEverySteps: run.config.train.evalEverySteps, promptsEverySteps: run.config.evalPrompts?.everySteps ?? null }),
       pending: [],
       flushTimer: null,
       graceTimer: null,
@@ -527,6 +528,7 @@ export class RunManager {
         // Stored before it is pushed, as metrics are: a window that fetches 'runs.evalSamples' after subscribing has it.
         const sample: EvalSample = { runId: active.id, step: e.step, index: e.index, prompt: e.prompt, answer: e.answer, tokens: e.tokens, stop: e.stop };
         this.db.putEvalSample(sample);
+        active.eta.observeSample(e.step, performance.now());
         // Answering takes time between steps: it is progress, not a hung step.
         active.watchdog.kick(e.step);
         this.opts.emit('run.eval', sample);
@@ -574,6 +576,7 @@ export class RunManager {
       this.event(active.id, 'info', `resumed from the checkpoint at step ${k}${dropped > 0 ? `; ${dropped} later step${dropped === 1 ? ' is' : 's are'} trained again` : ''}`, k);
     }
     this.restartHealth(active);
+    active.eta.restart(e.totalSteps);
     const last = this.db.metrics(active.id).at(-1);
     if (last) patch.lastLoss = Number.isFinite(last.loss) ? last.loss : null;
     this.announce(this.db.updateRun(active.id, patch));
@@ -602,8 +605,7 @@ export class RunManager {
     this.opts.exporter?.observe({ id: active.id, name: active.name }, point, active.totalSteps);
     this.checkHealth(active, point);
     active.pending.push(point);
-    active.recent.push(point);
-    if (active.recent.length > ETA_WINDOW) active.recent.shift();
+    active.eta.observePoint(point, performance.now());
     if (!active.flushTimer) active.flushTimer = setTimeout(() => this.flush(active), this.opts.flushMs);
   }
 
@@ -620,7 +622,7 @@ export class RunManager {
   /** Training-health alerts: kept as 'warn' lines of the event log and pushed as 'run.alert'. */
   private checkHealth(active: ActiveRun, point: MetricPoint): void {
     active.health.setThresholds(this.opts.settings().healthAlerts);
-    for (const f of active.health.observe(point, processMemory())) {
+    for (const f of active.health.observe(point, pointMemory(point))) {
       const key = `${f.kind}@${f.step}`;
       if (active.alerted.has(key)) continue;
       active.alerted.add(key);
@@ -642,7 +644,7 @@ export class RunManager {
       step: last.step,
       lastLoss: Number.isFinite(last.loss) ? last.loss : null,
       tokensPerSecond: last.tokensPerSecond,
-      etaMs: estimateEtaMs(active.recent, active.totalSteps),
+      etaMs: active.eta.etaMs(),
     });
     this.opts.emit('run.metrics', { runId: active.id, points });
     this.announce(run);
@@ -921,14 +923,3 @@ export class RunManager {
   }
 }
 
-/** Milliseconds left, from the mean step time over the recent window (robust to a slow first step). */
-export function estimateEtaMs(recent: MetricPoint[], totalSteps: number): number | null {
-  if (recent.length === 0) return null;
-  const last = recent[recent.length - 1];
-  const first = recent[0];
-  let msPerStep: number;
-  if (recent.length >= 2 && last.step > first.step) msPerStep = (last.elapsedMs - first.elapsedMs) / (last.step - first.step);
-  else if (last.step > 0) msPerStep = last.elapsedMs / last.step;
-  else return null;
-  return Math.max(0, Math.round(msPerStep * (totalSteps - last.step)));
-}

@@ -191,6 +191,9 @@ export class Trainer {
       const v = await this.validationLoss();
       if (v !== null) point.validationLoss = v;
     }
+    // Measured after the validation pass, so a step's figure includes what evaluation made the process hold.
+    point.rssBytes = process.memoryUsage.rss();
+    if (this.device.id === 'webgpu') point.deviceBytes = this.device.memory().liveBytes;
     this.metrics.push(point);
     return point;
   }

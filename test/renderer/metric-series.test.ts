@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { MetricPoint } from '../../common/protocol.ts';
-import { ema, metricRows, positiveOrNull, smoothedTokensPerSecond, thin } from '../../renderer/src/components/metric-series.ts';
+import { byteAxisUnit, ema, memoryMeasure, metricRows, positiveOrNull, smoothedTokensPerSecond, thin } from '../../renderer/src/components/metric-series.ts';
 
 const close = (a: number, b: number) => assert.ok(Math.abs(a - b) < 1e-12, `${a} vs ${b}`);
 
@@ -50,4 +50,17 @@ test('log-axis values and thinning', () => {
   assert.deepEqual(thin(rows, 4), [0, 3, 6, 9]);
   assert.deepEqual(thin(rows, 100), rows);
   assert.deepEqual(thin(Array.from({ length: 11 }, (_, i) => i), 4), [0, 3, 6, 9, 10]);
+});
+
+test('memory: the device figure on webgpu, the resident set on cpu, nothing for older points; the axis unit follows the largest', () => {
+  const gib = 2 ** 30;
+  const cpu = [point(1, 1), point(2, 1, { rssBytes: 700 * 2 ** 20 }), point(3, 1, { rssBytes: 710 * 2 ** 20 })];
+  assert.deepEqual(metricRows(cpu).map((r) => r.memoryBytes), [undefined, 700 * 2 ** 20, 710 * 2 ** 20]);
+  assert.equal(memoryMeasure(cpu), 'process');
+  const gpu = [point(1, 1, { rssBytes: gib, deviceBytes: 3 * gib }), point(2, 1, { rssBytes: gib, deviceBytes: 3.25 * gib })];
+  assert.deepEqual(metricRows(gpu).map((r) => r.memoryBytes), [3 * gib, 3.25 * gib]);
+  assert.equal(memoryMeasure(gpu), 'device');
+  assert.equal(memoryMeasure([point(1, 1)]), null);
+  assert.deepEqual(byteAxisUnit(710 * 2 ** 20), { unit: 'MiB', bytes: 2 ** 20 });
+  assert.deepEqual(byteAxisUnit(gib), { unit: 'GiB', bytes: gib });
 });

@@ -115,7 +115,7 @@ test('the delete question says what goes and what it frees, with and without the
 test('the metrics CSV reads back, with a real CSV parser, to the same values; missing fields are empty', () => {
   const points: MetricPoint[] = [
     { step: 2, loss: 1.875, learningRate: 2e-3, tokens: 400, tokensPerSecond: 123.456, elapsedMs: 2000, gradNorm: Number.NaN, lossScale: 32768, skipped: true },
-    { step: 1, loss: 2.0000000000000004, learningRate: 1e-3, tokens: 398, tokensPerSecond: 99.5, elapsedMs: 1000, gradNorm: 0.3, validationLoss: 2.25 },
+    { step: 1, loss: 2.0000000000000004, learningRate: 1e-3, tokens: 398, tokensPerSecond: 99.5, elapsedMs: 1000, gradNorm: 0.3, validationLoss: 2.25, rssBytes: 734_003_200, deviceBytes: 2 ** 31 },
   ];
   const csv = metricsCsv(points);
   const rows = parse(csv, { columns: true }) as Record<string, string>[];
@@ -126,6 +126,8 @@ test('the metrics CSV reads back, with a real CSV parser, to the same values; mi
   assert.equal(rows[0]!.lossScale, '');
   assert.equal(rows[1]!.gradNorm, 'NaN');
   assert.equal(rows[1]!.skipped, 'true');
+  // the memory columns: bytes as integers; a point without them (cpu has no device figure; older points neither)
+  assert.deepEqual([rows[0]!.rssBytes, rows[0]!.deviceBytes, rows[1]!.rssBytes, rows[1]!.deviceBytes], ['734003200', '2147483648', '', '']);
   fc.assert(
     fc.property(fc.array(fc.record({ step: fc.integer({ min: 0, max: 1e6 }), loss: fc.double({ noNaN: true, noDefaultInfinity: true }), lr: fc.double({ min: 0, max: 1, noNaN: true }) }), { maxLength: 30 }), (ps) => {
       const unique = [...new Map(ps.map((p) => [p.step, p])).values()];

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { after, describe, test } from 'node:test';
-import { DEFAULT_RUN_CONFIG, type RunState } from '../../common/protocol.ts';
+import { DEFAULT_RUN_CONFIG, type EvalSample, type RunState } from '../../common/protocol.ts';
 import { deleteRunCli, listRuns, nextTags, runAction, runMetrics, showRun, updateRun, type ActionOutcome } from '../../electron/cli/runs.ts';
 import { newRunRecord, openStudioDb, type RunRecord } from '../../electron/services/db.ts';
 import { ALERT_TITLES, alertEventMessage } from '../../common/run-health.ts';
@@ -49,7 +49,7 @@ function seed(name: string, states: Record<string, RunState>): string {
   }
   db.addEvent(Object.keys(states)[0], 'info', 'hello from the engine', 3);
   db.addEvent(Object.keys(states)[0], 'warn', alertEventMessage('loss-spike', 'loss 9.1 is 4.2× its recent median'), 4);
-  db.appendMetrics(Object.keys(states)[0], [{ step: 1, loss: 2.5, learningRate: 1e-3, tokens: 10, tokensPerSecond: 5, elapsedMs: 1, gradNorm: 1 }]);
+  db.appendMetrics(Object.keys(states)[0], [{ step: 1, loss: 2.5, learningRate: 1e-3, tokens: 10, tokensPerSecond: 5, elapsedMs: 1, gradNorm: 1, rssBytes: 734_003_200 }]);
   db.close();
   return home;
 }
@@ -88,6 +88,62 @@ describe('list and show', () => {
     assert.deepEqual(parsed.history.map((h) => h.to), ['pending', 'validating', 'queuing', 'executing', 'finalizing', 'completed']);
     assert.equal(parsed.metricPoints, 1);
     assert.throws(() => showRun('zzz', { home }, capture().io), /no run with id "zzz"/);
+  });
+});
+
+describe('show prints the eval-prompt answers', () => {
+  // Three prompts answered at steps 0, 10 and 20 of a run; the third prompt only at step 0 and 10 (the run stopped
+  // mid-sampling at step 20), so its newest answer is older than the others'.
+  const home = seed('eval', { e: 'completed' });
+  const prompts = ['What is LoRA?', 'Two\nlines', 'Never sampled at 20'];
+  const db = openStudioDb(home);
+  db.db.prepare('UPDATE runs SET config = ? WHERE id = ?').run(JSON.stringify({ ...DEFAULT_RUN_CONFIG, modelPath: '/m', datasetPath: '/d.jsonl', evalPrompts: { prompts, everySteps: 10, maxNewTokens: 32 } }), 'e');
+  const sample = (step: number, index: number, answer: string, stop: 'eos' | 'length' = 'eos'): EvalSample => ({ runId: 'e', step, index, prompt: prompts[index], answer, tokens: answer.length, stop });
+  const samples = [sample(0, 0, 'no idea'), sample(0, 1, ''), sample(0, 2, 'zero'), sample(10, 0, 'an adapter'), sample(10, 1, 'x'), sample(10, 2, 'ten'), sample(20, 0, 'low-rank adaptation', 'length'), sample(20, 1, 'first\nsecond')];
+  for (const x of samples) db.putEvalSample(x);
+  db.close();
+
+  test('each prompt with its newest answer and its step; --json has every answer', () => {
+    const c = capture();
+    showRun('e', { home }, c.io);
+    const out = c.out();
+    const section = out.slice(out.indexOf('eval prompts:'));
+    assert.equal(
+      section,
+      [
+        'eval prompts: 3 prompts, answered at steps 0, 10, 20',
+        '  1. What is LoRA?',
+        '     step 20, 19 tokens, cut at the token limit:',
+        '       low-rank adaptation',
+        '  2. Two ⏎ lines',
+        '     step 20, 12 tokens:',
+        '       first',
+        '       second',
+        '  3. Never sampled at 20',
+        '     step 10, 3 tokens:',
+        '       ten',
+        '',
+      ].join('\n'),
+    );
+    const j = capture();
+    showRun('e', { home, json: true }, j.io);
+    assert.deepEqual((JSON.parse(j.out()) as { evalSamples: EvalSample[] }).evalSamples, samples);
+    // a run without eval prompts has no such section, and an empty list in JSON
+    const plain = seed('no-eval', { n: 'completed' });
+    const a = capture();
+    showRun('n', { home: plain }, a.io);
+    assert.doesNotMatch(a.out(), /eval prompts/);
+    const aj = capture();
+    showRun('n', { home: plain, json: true }, aj.io);
+    assert.deepEqual((JSON.parse(aj.out()) as { evalSamples: EvalSample[] }).evalSamples, []);
+  });
+
+  test('the lora-studio binary prints them (runs show, runs show --json)', async () => {
+    const env = { ...process.env, LORA_STUDIO_HOME: home, LORA_STUDIO_FROM_SOURCE: '1' };
+    const run = (...args: string[]) => promisify(execFile)(process.execPath, [bin, 'runs', 'show', ...args], { env });
+    assert.match((await run('e')).stdout, /eval prompts: 3 prompts, answered at steps 0, 10, 20\n {2}1\. What is LoRA\?\n {5}step 20, 19 tokens, cut at the token limit:\n {7}low-rank adaptation\n/);
+    const parsed = JSON.parse((await run('e', '--json')).stdout) as { evalSamples: EvalSample[] };
+    assert.deepEqual(parsed.evalSamples.map((x) => [x.step, x.index]), samples.map((x) => [x.step, x.index]));
   });
 });
 
@@ -211,8 +267,8 @@ describe('rename, notes, tags, delete and metrics with no studio running', () =>
     const n = runMetrics('one', { home, csv: true }, c.io);
     assert.equal(n, 1);
     const [header, row, ...rest] = c.out().trimEnd().split('\n');
-    assert.equal(header, 'step,loss,validationLoss,learningRate,gradNorm,lossScale,skipped,tokens,tokensPerSecond,elapsedMs');
-    assert.equal(row, '1,2.5,,0.001,1,,,10,5,1');
+    assert.equal(header, 'step,loss,validationLoss,learningRate,gradNorm,lossScale,skipped,tokens,tokensPerSecond,elapsedMs,rssBytes,deviceBytes');
+    assert.equal(row, '1,2.5,,0.001,1,,,10,5,1,734003200,');
     assert.deepEqual(rest, []);
     const out = join(tmp, 'one.csv');
     runMetrics('one', { home, csv: true, out }, quiet());

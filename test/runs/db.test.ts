@@ -172,6 +172,25 @@ describe('metrics', () => {
     db.close();
   });
 
+  test('memory figures round-trip; a point stored before they were measured reads back without them', () => {
+    const root = home();
+    const db = openStudioDb(root);
+    db.insertRun(newRunRecord(summary('mem')));
+    // Step 1 as an older studio wrote it: the data column is the point's JSON, without rssBytes / deviceBytes.
+    db.db.prepare('INSERT INTO metrics (run_id, step, data) VALUES (?, ?, ?)').run('mem', 1, JSON.stringify(point(1, 2)));
+    const cpu: MetricPoint = { ...point(2, 1.9), rssBytes: 812_345_678 };
+    const gpu: MetricPoint = { ...point(3, 1.8), rssBytes: 901_000_000, deviceBytes: 3 * 2 ** 30 + 5 };
+    db.appendMetrics('mem', [cpu, gpu]);
+    db.close();
+    const back = openStudioDb(root);
+    const [old, two, three] = back.metrics('mem');
+    assert.deepEqual(old, point(1, 2));
+    assert.ok(!('rssBytes' in old) && !('deviceBytes' in old));
+    assert.deepEqual(two, cpu);
+    assert.deepEqual(three, gpu);
+    back.close();
+  });
+
   test('a step that is not an integer is refused, naming the run', () => {
     const db = openStudioDb(home());
     db.insertRun(newRunRecord(summary('bad')));

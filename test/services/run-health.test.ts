@@ -3,10 +3,11 @@
  * series that shows its problem (at the step it starts), once per episode.
  */
 import assert from 'node:assert/strict';
+import { totalmem } from 'node:os';
 import { test } from 'node:test';
 import type { MetricPoint } from '../../common/protocol.ts';
 import { DEFAULT_HEALTH_THRESHOLDS, alertEventMessage, alertFromEvent, plainLogMessage, type HealthThresholds } from '../../common/run-health.ts';
-import { RunHealthMonitor, type HealthFinding, type MemorySample } from '../../electron/services/run-health.ts';
+import { pointMemory, RunHealthMonitor, type HealthFinding, type MemorySample } from '../../electron/services/run-health.ts';
 
 /** A small deterministic noise source (so a failure reproduces). */
 function lcg(seed: number): () => number {
@@ -136,6 +137,16 @@ test('throughput collapse fires when tokens/s stays below the fraction of its me
   const f = run(healthy(40), {}, (step) => ({ usedBytes: (step >= 30 ? 15.5 : 4) * gib, limitBytes: 16 * gib }));
   assert.deepEqual(f.map((x) => [x.kind, x.step]), [['memory-high', 30]]);
   assert.match(f[0].message, /97 %/);
+  // The services judge a point by the resident set it carries (measured by the engine at that step), not by what
+  // the process holds when the point arrives; a point without one is measured now.
+  const measured = healthy(40).map((p) => ({ ...p, rssBytes: (p.step >= 30 ? 15.5 : 4) * gib }));
+  const byPoint = new RunHealthMonitor(DEFAULT_HEALTH_THRESHOLDS);
+  const g = measured.flatMap((p) => byPoint.observe(p, pointMemory(p, 16 * gib)));
+  assert.deepEqual(g.map((x) => [x.kind, x.step]), [['memory-high', 30]]);
+  assert.match(g[0].message, /15\.5 of 16\.0 GiB/);
+  assert.deepEqual(pointMemory(measured[0], 16 * gib), { usedBytes: 4 * gib, limitBytes: 16 * gib });
+  const now = pointMemory(healthy(1)[0]);
+  assert.ok(now.usedBytes > 0 && now.limitBytes === totalmem(), JSON.stringify(now));
 });
 
 test('alerts off: nothing fires; an alert survives the event log round trip', () => {

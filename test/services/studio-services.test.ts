@@ -8,7 +8,6 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import type { MetricPoint, RunConfigInput, RunSummary, StudioEventMessage } from '../../common/protocol.ts';
 import { SAMPLE_DATASET_PATH, SAMPLE_MODEL_DIR } from '../../engine/io/sample.ts';
-import { estimateEtaMs } from '../../electron/services/run-manager.ts';
 import { openHome } from '../../electron/services/home.ts';
 import { assertPeftAdapter, readFolder } from '../helpers/peft-folder.ts';
 import { refusal, tempStudios } from '../helpers/temp-studio.ts';
@@ -101,15 +100,6 @@ describe('bad input gets a clear StudioError', () => {
     assert.equal(summary.records, 3);
     assert.equal(existsSync(join(tmp, 'escape.jsonl')), false);
   });
-});
-
-test('the ETA is the mean recent step time times the steps left', () => {
-  const point = (step: number, elapsedMs: number): MetricPoint => ({ step, elapsedMs, loss: 1, learningRate: 1e-3, tokens: 10, tokensPerSecond: 100, gradNorm: 1 });
-  // A slow first step (compilation, caches) must not dominate: steps 2..4 took 100 ms each.
-  assert.equal(estimateEtaMs([point(1, 900), point(2, 1000), point(3, 1100), point(4, 1200)], 10), 600);
-  assert.equal(estimateEtaMs([point(5, 1000)], 10), 1000);
-  assert.equal(estimateEtaMs([point(10, 5000)], 10), 0);
-  assert.equal(estimateEtaMs([], 10), null);
 });
 
 describe('a real run on the sample model', () => {

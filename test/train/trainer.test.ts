@@ -51,6 +51,8 @@ test('same seed ⇒ bit-identical adapter; another seed ⇒ a different one', as
   assert.equal(ra.metrics[0].learningRate, 0, 'warmup starts at 0, as transformers');
   assert.ok(ra.metrics.every((m) => Number.isFinite(m.loss) && m.tokens > 0 && m.gradNorm > 0 && m.lossScale === undefined));
   assert.deepEqual(ra.metrics.filter((m) => m.validationLoss !== undefined).map((m) => m.step), [3, 6, 7]);
+  // every cpu point says what the process holds (its resident set, at least the model it trains); no device figure
+  assert.ok(ra.metrics.every((m) => m.rssBytes !== undefined && m.rssBytes > 1 << 20 && m.deviceBytes === undefined), JSON.stringify(ra.metrics.map((m) => [m.rssBytes, m.deviceBytes])));
 });
 
 test('stop at step 3 with save, resume ⇒ final adapter bit-identical to the uninterrupted run', async () => {

@@ -108,6 +108,12 @@ test('fp32: the Trainer on webgpu follows the cpu trainer (losses 1e-5, validati
     assertLoraClose('final LoRA', gpu.lora, cpu.lora, 1e-4);
     const mem = gpuTrainer.backend?.memory();
     assert.ok(mem && mem.peakBytes > 0 && mem.peakBytes >= mem.liveBytes, JSON.stringify(mem));
+    // each point carries the device bytes the session holds (weights, activations, LoRA/AdamW stay allocated between
+    // steps; the first validation adds its programs' buffers) and the process's resident set
+    const device = gpu.metrics.map((p) => p.deviceBytes ?? 0);
+    assert.ok(device.every((b, i) => b > 0 && (i === 0 || b >= device[i - 1])), JSON.stringify(device));
+    assert.equal(device.at(-1), mem.liveBytes);
+    assert.ok(gpu.metrics.every((p) => p.rssBytes !== undefined && p.rssBytes > 1 << 20), JSON.stringify(gpu.metrics.map((p) => p.rssBytes)));
   } finally {
     gpuTrainer.backend?.destroy();
   }

@@ -1,6 +1,6 @@
 /**
- * The series the charts beside the loss draw (MetricCharts.tsx): gradient norm, learning rate, the fp16 loss scale
- * and tokens/s, smoothed with an exponential moving average (tokens/s jumps from step to step with the batch's
+ * The series the charts beside the loss draw (MetricCharts.tsx): gradient norm, learning rate, the fp16 loss scale,
+ * the memory the training held, and tokens/s, smoothed with an exponential moving average (tokens/s jumps from step to step with the batch's
  * length; the raw value stays in the row for the tooltip). Pure, so tests check them on known numbers.
  */
 import type { MetricPoint } from '../../../common/protocol.ts';
@@ -17,6 +17,26 @@ export interface MetricRow {
   tokensPerSecond: number;
   /** Tokens/s as the step measured it. */
   tokensPerSecondRaw: number;
+  /** Bytes the training held after the step: the device's allocated buffers on webgpu, else the process's resident set. */
+  memoryBytes?: number;
+}
+
+/** What the memory series measures: 'device' when any point has a webgpu figure, 'process' when only resident sets, null when none. */
+export function memoryMeasure(points: readonly MetricPoint[]): 'device' | 'process' | null {
+  let process = false;
+  for (const p of points) {
+    if (p.deviceBytes !== undefined) return 'device';
+    if (p.rssBytes !== undefined) process = true;
+  }
+  return process ? 'process' : null;
+}
+
+/**
+ * The unit a byte axis counts in: GiB once the largest value reaches 1 GiB, else MiB. The chart plots values in
+ * that unit so the axis's round ticks are round numbers of it (1.5 GiB, not 1610612736 bytes).
+ */
+export function byteAxisUnit(maxBytes: number): { unit: 'MiB' | 'GiB'; bytes: number } {
+  return maxBytes >= 2 ** 30 ? { unit: 'GiB', bytes: 2 ** 30 } : { unit: 'MiB', bytes: 2 ** 20 };
 }
 
 /**
@@ -43,6 +63,9 @@ export function metricRows(points: readonly MetricPoint[], a = TOKENS_PER_SECOND
     const row: MetricRow = { step: p.step, learningRate: p.learningRate, tokensPerSecond: smooth[i], tokensPerSecondRaw: p.tokensPerSecond };
     if (!p.skipped && Number.isFinite(p.gradNorm)) row.gradNorm = p.gradNorm;
     if (p.lossScale !== undefined) row.lossScale = p.lossScale;
+    // One figure per chart: on webgpu the device's (what limits the batch there), else the process's.
+    const memory = p.deviceBytes ?? p.rssBytes;
+    if (memory !== undefined) row.memoryBytes = memory;
     return row;
   });
 }
