@@ -1,6 +1,6 @@
 /**
- * Tokenization throughput: writes a ~100 MB Alpaca JSONL of real text (Brown corpus sentences from the sample
- * dataset, repeated) once, then prepares it with the sample model's tokenizer and reports tokens/s.
+ * Tokenization throughput: writes a ~100 MB Alpaca JSONL of real text (the sample dataset's instructions,
+ * repeated) once, then prepares it with the sample model's tokenizer and reports tokens/s.
  */
 import { createWriteStream, existsSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';

