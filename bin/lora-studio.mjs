@@ -3,14 +3,14 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
-const built = fileURLToPath(new URL('../dist/electron/cli.js', import.meta.url));
+const built = fileURLToPath(new URL('../dist/host/cli.js', import.meta.url));
 let entry;
 if (existsSync(built) && !process.env.LORA_STUDIO_FROM_SOURCE) {
   entry = pathToFileURL(built).href;
 } else {
   const { register } = await import('tsx/esm/api');
   register();
-  entry = new URL('../electron/cli.ts', import.meta.url).href;
+  entry = new URL('../host/cli.ts', import.meta.url).href;
 }
 const { runCli } = await import(entry);
 try {

@@ -1,5 +1,5 @@
 /**
- * "Download from Hugging Face" (engine/io/hf-hub-download.ts, electron/services/model-pull.ts): the request, its
+ * "Download from Hugging Face" (engine/io/hf-hub-download.ts, host/services/model-pull.ts): the request, its
  * progress and its end, shared by the services, the CLI and the renderer.
  */
 import { z } from 'zod';

@@ -1,5 +1,5 @@
 /**
- * Training-health alerts: what the services' detector (electron/services/run-health.ts) says about a run while it
+ * Training-health alerts: what the services' detector (host/services/run-health.ts) says about a run while it
  * trains, the thresholds it uses (a studio setting, 'healthAlerts') and how an alert is kept in the run's event log.
  *
  * An alert is stored as a 'warn' line of the event log whose message starts with `[alert:<kind>]`, so a run's alerts

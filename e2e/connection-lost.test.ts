@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
-import { startWebHost, type WebHost } from '../electron/web-host.ts';
+import { startWebHost, type WebHost } from '../host/web-host.ts';
 import { launchChromium, rendererDir, waitConnected, watchErrors } from './helpers/studio.ts';
 
 let home: string;

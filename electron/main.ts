@@ -12,11 +12,11 @@ import { fileURLToPath } from 'node:url';
 import type { BrowserWindowConstructorOptions, Item, OpenDialogOptions, OpenDialogReturnValue, WindowOpenHandlerResponse } from 'electron';
 import { IPC_EVENT_CHANNEL, IPC_REQUEST_PREFIX, IPC_START_DRAG_CHANNEL } from '../common/bridge.ts';
 import { STUDIO_METHODS, type StudioEventMessage, type StudioReply, type StudioMethod } from '../common/protocol.ts';
-import { installProcessGuard, withRequest } from './process-guard.ts';
-import { toStudioErrorInfo } from './services/errors.ts';
-import { acquireHomeLock } from './services/home-lock.ts';
-import { assertWritableHome, defaultHomeDir, openHome } from './services/home.ts';
-import { createStudioServices, type StudioServices } from './services/studio-services.ts';
+import { installProcessGuard, withRequest } from '../host/process-guard.ts';
+import { toStudioErrorInfo } from '../host/services/errors.ts';
+import { acquireHomeLock } from '../host/services/home-lock.ts';
+import { assertWritableHome, defaultHomeDir, openHome } from '../host/services/home.ts';
+import { createStudioServices, type StudioServices } from '../host/services/studio-services.ts';
 
 /** The renderer side of an IPC message, as far as main uses it. */
 export interface SenderLike {

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import type { StudioMethod, StudioParams, StudioReply, StudioResult } from '../../common/protocol.ts';
-import { startWebHost } from '../../electron/web-host.ts';
+import { startWebHost } from '../../host/web-host.ts';
 
 export const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 export const rendererDir = join(repoRoot, 'dist', 'renderer');

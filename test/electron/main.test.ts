@@ -16,8 +16,8 @@ import ts from 'typescript';
 import type { StudioBridge } from '../../common/bridge.ts';
 import { STUDIO_METHODS, type StudioEventMessage, type StudioReply, type StudioMethod } from '../../common/protocol.ts';
 import { SAMPLE_DATASET_PATH, SAMPLE_MODEL_DIR } from '../../engine/io/sample.ts';
-import { AdapterStore } from '../../electron/services/adapter-store.ts';
-import { openHome } from '../../electron/services/home.ts';
+import { AdapterStore } from '../../host/services/adapter-store.ts';
+import { openHome } from '../../host/services/home.ts';
 import { startMain, type ElectronShell, type IpcEventLike, type SenderLike, type StudioMain } from '../../electron/main.ts';
 import { assertPeftAdapter, readFolder, writeTestAdapter } from '../helpers/peft-folder.ts';
 

@@ -27,9 +27,9 @@ import { sequentialBatches } from '../../engine/train/batching.ts';
 import { runTraining } from '../../engine/train/run-training.ts';
 import { INIT_STREAM } from '../../engine/train/seed-streams.ts';
 import { Rng } from '../../engine/util/rng.ts';
-import { AdapterStore } from '../../electron/services/adapter-store.ts';
-import { importAdapter } from '../../electron/services/adapter-import.ts';
-import { openHome } from '../../electron/services/home.ts';
+import { AdapterStore } from '../../host/services/adapter-store.ts';
+import { importAdapter } from '../../host/services/adapter-import.ts';
+import { openHome } from '../../host/services/home.ts';
 import { pythonPath, repoRoot, runPython } from '../helpers/python.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'bundle-accelerate-'));

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { BUNDLE_DROPOUT_MODES, BUNDLE_LAUNCHERS, launchCommand, type BundleLaunch } from '../../common/bundle-launch.ts';
 import { RunConfigSchema } from '../../common/protocol.ts';
-import { exportBundleCommand } from '../../electron/cli/bundle.ts';
+import { exportBundleCommand } from '../../host/cli/bundle.ts';
 import { ensureSample } from '../../engine/io/sample.ts';
 import { runPython } from '../helpers/python.ts';
 import { refusal, tempStudios } from '../helpers/temp-studio.ts';

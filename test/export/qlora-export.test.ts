@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { DEFAULT_RUN_CONFIG } from '../../common/protocol.ts';
-import { quantizeCommand } from '../../electron/cli/quant.ts';
+import { quantizeCommand } from '../../host/cli/quant.ts';
 import { tinyHfConfig, writeRandomModel } from '../../engine/io/make-model.ts';
 import { loadModel } from '../../engine/io/model-source.ts';
 import { loadAdapter, saveAdapter } from '../../engine/io/peft-adapter.ts';

@@ -11,10 +11,10 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { DEFAULT_RUN_CONFIG } from '../../common/protocol.ts';
 import { SAMPLE_DATASET_PATH, SAMPLE_MODEL_DIR } from '../../engine/io/sample.ts';
-import { readRunConfig } from '../../electron/cli/train.ts';
-import { encodeJson, newRunRecord, StudioDb } from '../../electron/services/db.ts';
-import { openHome } from '../../electron/services/home.ts';
-import { RunStore } from '../../electron/services/run-store.ts';
+import { readRunConfig } from '../../host/cli/train.ts';
+import { encodeJson, newRunRecord, StudioDb } from '../../host/services/db.ts';
+import { openHome } from '../../host/services/home.ts';
+import { RunStore } from '../../host/services/run-store.ts';
 import { describeFaults, fuzz, fuzzCases } from '../helpers/fuzz.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'fuzz-runjson-'));

@@ -4,8 +4,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after } from 'node:test';
-import { StudioError } from '../../electron/services/errors.ts';
-import { createStudioServices, type StudioServices } from '../../electron/services/studio-services.ts';
+import { StudioError } from '../../host/services/errors.ts';
+import { createStudioServices, type StudioServices } from '../../host/services/studio-services.ts';
 
 /** A temp folder (`tmp`) and `services(name)`: a web-host studio with its home at tmp/name. */
 export function tempStudios(prefix: string): { tmp: string; services: (name: string) => StudioServices } {

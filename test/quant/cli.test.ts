@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runCli } from '../../electron/cli.ts';
+import { runCli } from '../../host/cli.ts';
 import { writeRandomModel, tinyHfConfig } from '../../engine/io/make-model.ts';
 import { saveAdapter } from '../../engine/io/peft-adapter.ts';
 import { ensureSample } from '../../engine/io/sample.ts';

@@ -9,8 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import type { QuantJobSummary, QuantProgress, StudioEventMessage, StudioErrorInfo } from '../../common/protocol.ts';
-import { createStudioServices, type StudioServices } from '../../electron/services/studio-services.ts';
-import { StudioError } from '../../electron/services/errors.ts';
+import { createStudioServices, type StudioServices } from '../../host/services/studio-services.ts';
+import { StudioError } from '../../host/services/errors.ts';
 import { tinyHfConfig, writeRandomModel } from '../../engine/io/make-model.ts';
 import { ensureSample } from '../../engine/io/sample.ts';
 

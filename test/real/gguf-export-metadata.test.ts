@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { quantizeCommand } from '../../electron/cli/quant.ts';
+import { quantizeCommand } from '../../host/cli/quant.ts';
 import { ggufTokenizerKv } from '../../engine/quant/gguf-tokenizer.ts';
 import { writeGguf } from '../../engine/quant/gguf-writer.ts';
 import { repoRoot, runPython } from '../helpers/python.ts';

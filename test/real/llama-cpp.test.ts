@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { after, test } from 'node:test';
 import { DEFAULT_RUN_CONFIG, type EngineEvent, type RunConfig } from '../../common/protocol.ts';
-import { quantizeCommand } from '../../electron/cli/quant.ts';
+import { quantizeCommand } from '../../host/cli/quant.ts';
 import { cpuOps } from '../../engine/backend/cpu/cpu-ops.ts';
 import { startEngine } from '../../engine/engine-host.ts';
 import { generate } from '../../engine/generate/generate.ts';

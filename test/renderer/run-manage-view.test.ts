@@ -10,7 +10,7 @@ import fc from 'fast-check';
 import { DEFAULT_RUN_CONFIG, type MetricPoint, type RunSummary } from '../../common/protocol.ts';
 import { deleteBlocker, deleteRefusal, DELETABLE_STATES, generatedRunName, parseTags, RunInfoPatchSchema, runMatches, type RunDeleteResult } from '../../common/run-info.ts';
 import { METRICS_CSV_COLUMNS, metricsCsv } from '../../common/run-metrics.ts';
-import { RUN_STATES } from '../../electron/services/run-state.ts';
+import { RUN_STATES } from '../../host/services/run-state.ts';
 import { checkForm, defaultForm } from '../../renderer/src/stores/form.ts';
 import { checkRunInfo, deleteQuestion, draftOfRun, metricsCsvFileName, tagCounts, toggleTag } from '../../renderer/src/runs/run-manage-view.ts';
 

@@ -1,6 +1,6 @@
 /**
  * The settings dialog: any valid settings survive draft → patch unchanged; the patch is one the services' settings
- * store accepts (StudioSettingsSchema, partial and strict, as electron/services/settings.ts checks it); bad values
+ * store accepts (StudioSettingsSchema, partial and strict, as host/services/settings.ts checks it); bad values
  * are refused on their own field with the schema's words; Prometheus off is port null.
  */
 import assert from 'node:assert/strict';

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { DEFAULT_RUN_CONFIG, type MetricPoint, type RunConfig, type RunEventInfo, type RunState } from '../../common/protocol.ts';
-import { RUN_STATES, TRANSITIONS } from '../../electron/services/run-state.ts';
+import { RUN_STATES, TRANSITIONS } from '../../host/services/run-state.ts';
 import {
   actionsFor,
   appendEvents,
@@ -26,7 +26,7 @@ import {
   type RunAction,
 } from '../../renderer/src/runs/runs-view.ts';
 
-/** The state each action moves a run to (electron/services/run-manager.ts: pause → paused, resume → queuing, …). */
+/** The state each action moves a run to (host/services/run-manager.ts: pause → paused, resume → queuing, …). */
 const TARGET: Record<RunAction, RunState> = { pause: 'paused', resume: 'queuing', stopAndSave: 'finalizing', cancel: 'cancelled' };
 
 test('actionsFor offers an action only where the state machine allows its move, and every legal cancel, pause and resume', () => {

@@ -12,8 +12,8 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { after, describe, test } from 'node:test';
 import { DEFAULT_RUN_CONFIG, type EvalSample, type RunState } from '../../common/protocol.ts';
-import { deleteRunCli, listRuns, nextTags, runAction, runMetrics, showRun, updateRun, type ActionOutcome } from '../../electron/cli/runs.ts';
-import { newRunRecord, openStudioDb, type RunRecord } from '../../electron/services/db.ts';
+import { deleteRunCli, listRuns, nextTags, runAction, runMetrics, showRun, updateRun, type ActionOutcome } from '../../host/cli/runs.ts';
+import { newRunRecord, openStudioDb, type RunRecord } from '../../host/services/db.ts';
 import { ALERT_TITLES, alertEventMessage } from '../../common/run-health.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'lora-cli-runs-'));

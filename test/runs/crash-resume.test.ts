@@ -16,7 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { after, test } from 'node:test';
 import type { MetricPoint, RunConfigInput } from '../../common/protocol.ts';
 import { SAMPLE_DATASET_PATH, SAMPLE_MODEL_DIR } from '../../engine/io/sample.ts';
-import { openStudioDb, type RunRecord } from '../../electron/services/db.ts';
+import { openStudioDb, type RunRecord } from '../../host/services/db.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'lora-crash-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));

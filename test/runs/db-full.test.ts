@@ -13,12 +13,12 @@ import { after, test } from 'node:test';
 import type { RunConfigInput, RunSummary, StudioEventMessage } from '../../common/protocol.ts';
 import { startEngine } from '../../engine/engine-host.ts';
 import { SAMPLE_DATASET_PATH, SAMPLE_MODEL_DIR } from '../../engine/io/sample.ts';
-import { AdapterStore } from '../../electron/services/adapter-store.ts';
-import { openStudioDb } from '../../electron/services/db.ts';
-import { openHome } from '../../electron/services/home.ts';
-import { RunManager } from '../../electron/services/run-manager.ts';
-import { RunStore } from '../../electron/services/run-store.ts';
-import { SettingsStore } from '../../electron/services/settings.ts';
+import { AdapterStore } from '../../host/services/adapter-store.ts';
+import { openStudioDb } from '../../host/services/db.ts';
+import { openHome } from '../../host/services/home.ts';
+import { RunManager } from '../../host/services/run-manager.ts';
+import { RunStore } from '../../host/services/run-store.ts';
+import { SettingsStore } from '../../host/services/settings.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'lora-dbfull-'));
 const cleanups: (() => Promise<void> | void)[] = [];

@@ -11,8 +11,8 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import type { RunConfigInput, RunSummary } from '../../common/protocol.ts';
 import { SAMPLE_DATASET_PATH, SAMPLE_MODEL_DIR } from '../../engine/io/sample.ts';
-import { dbPathOf, type SqliteDatabase } from '../../electron/services/db.ts';
-import { createStudioServices, type StudioServices } from '../../electron/services/studio-services.ts';
+import { dbPathOf, type SqliteDatabase } from '../../host/services/db.ts';
+import { createStudioServices, type StudioServices } from '../../host/services/studio-services.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'lora-dbrecover-'));
 const opened: StudioServices[] = [];

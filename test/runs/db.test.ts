@@ -12,8 +12,8 @@ import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import type { MetricPoint, RunSummary } from '../../common/protocol.ts';
 import { DEFAULT_RUN_CONFIG } from '../../common/protocol.ts';
-import { dbPathOf, MIGRATIONS, newRunRecord, openStudioDb, SCHEMA_VERSION, StudioDb, type RunRecord } from '../../electron/services/db.ts';
-import { IllegalTransitionError } from '../../electron/services/run-state.ts';
+import { dbPathOf, MIGRATIONS, newRunRecord, openStudioDb, SCHEMA_VERSION, StudioDb, type RunRecord } from '../../host/services/db.ts';
+import { IllegalTransitionError } from '../../host/services/run-state.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'lora-db-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));

@@ -15,8 +15,8 @@ import type { RunConfigInput, RunSummary, StudioEventMessage } from '../../commo
 import { readHfConfig } from '../../engine/io/hf-config.ts';
 import { SAMPLE_DATASET_PATH, SAMPLE_MODEL_DIR } from '../../engine/io/sample.ts';
 import { loadCheckpoint } from '../../engine/train/checkpoint.ts';
-import { openHome } from '../../electron/services/home.ts';
-import { createStudioServices, type StudioServices } from '../../electron/services/studio-services.ts';
+import { openHome } from '../../host/services/home.ts';
+import { createStudioServices, type StudioServices } from '../../host/services/studio-services.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'lora-diskfull-'));
 const mounted: string[] = [];

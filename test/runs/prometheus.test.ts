@@ -7,7 +7,7 @@ import { connect } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { describe, test } from 'node:test';
 import type { MetricPoint } from '../../common/protocol.ts';
-import { RunMetricsExporter, servePrometheus } from '../../electron/services/prometheus.ts';
+import { RunMetricsExporter, servePrometheus } from '../../host/services/prometheus.ts';
 
 /** Value of one series in the exposition text, found by metric name and exact label set. */
 function sample(text: string, name: string, labels: Record<string, string>): number | null {

@@ -13,7 +13,7 @@ import { WebSocket } from 'ws';
 import type { MetricPoint, RunConfigInput, RunSummary, StudioEventMessage, StudioReply } from '../../common/protocol.ts';
 import { mergeMetricPoints } from '../../common/run-metrics.ts';
 import { SAMPLE_DATASET_PATH, SAMPLE_MODEL_DIR } from '../../engine/io/sample.ts';
-import { startWebHost, type WebHost } from '../../electron/web-host.ts';
+import { startWebHost, type WebHost } from '../../host/web-host.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'lora-reconnect-'));
 let host: WebHost | null = null;

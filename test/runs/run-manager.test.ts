@@ -15,8 +15,8 @@ import { SAMPLE_DATASET_PATH, SAMPLE_MODEL_DIR } from '../../engine/io/sample.ts
 import { nativeStatus } from '../../engine/backend/cpu/native.ts';
 import { configuredThreads } from '../../engine/backend/cpu/thread-pool.ts';
 import { estimateTrainingMemory } from '../../engine/train/memory-estimate.ts';
-import { runAction } from '../../electron/cli/runs.ts';
-import { createStudioServices, type StudioServices } from '../../electron/services/studio-services.ts';
+import { runAction } from '../../host/cli/runs.ts';
+import { createStudioServices, type StudioServices } from '../../host/services/studio-services.ts';
 import { assertPeftAdapter, readFolder } from '../helpers/peft-folder.ts';
 import { refusal, tempStudios } from '../helpers/temp-studio.ts';
 

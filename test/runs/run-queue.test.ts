@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { RunQueue, type QueueItem } from '../../electron/services/run-queue.ts';
+import { RunQueue, type QueueItem } from '../../host/services/run-queue.ts';
 
 function recorder(opts: { concurrency?: number | ((d: string) => number) } = {}) {
   const started: string[] = [];

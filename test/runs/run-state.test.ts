@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { RunState } from '../../common/protocol.ts';
-import { assertTransition, canTransition, IllegalTransitionError, isTerminal, RUN_STATES, RunWatchdog, timeoutMessage, TRANSITIONS, type WatchdogPhase } from '../../electron/services/run-state.ts';
+import { assertTransition, canTransition, IllegalTransitionError, isTerminal, RUN_STATES, RunWatchdog, timeoutMessage, TRANSITIONS, type WatchdogPhase } from '../../host/services/run-state.ts';
 
 // The promised lifecycle, edge by edge, with why each edge exists.
 const LEGAL: [RunState, RunState, string][] = [

@@ -9,7 +9,7 @@
 import { join } from 'node:path';
 import type { StudioEventMessage } from '../../common/protocol.ts';
 import { listCheckpoints } from '../../engine/train/checkpoint.ts';
-import { createStudioServices } from '../../electron/services/studio-services.ts';
+import { createStudioServices } from '../../host/services/studio-services.ts';
 
 const home = process.argv[2];
 const config = process.argv[3] ? (JSON.parse(process.argv[3]) as unknown) : null;

@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { test } from 'node:test';
 import type { AdapterSummary, StudioEventMessage } from '../../common/protocol.ts';
-import { deleteAdapterCli, listAdaptersCli, renameAdapterCli } from '../../electron/cli/adapters.ts';
+import { deleteAdapterCli, listAdaptersCli, renameAdapterCli } from '../../host/cli/adapters.ts';
 import { writeTestAdapter } from '../helpers/peft-folder.ts';
 import { repoRoot } from '../helpers/python.ts';
 import { refusal, tempStudios } from '../helpers/temp-studio.ts';

@@ -1,5 +1,5 @@
 /**
- * The web host's allowed roots (electron/services/allowed-roots.ts), over real HTTP: a path outside the studio's
+ * The web host's allowed roots (host/services/allowed-roots.ts), over real HTTP: a path outside the studio's
  * folders is refused with a message naming it and how to allow it — reading (/etc/passwd through datasets.inspect,
  * any model path) and writing (adapters.saveAs into a folder elsewhere, also through a link inside the home) — and
  * `--allow DIR` admits exactly that folder. The desktop services keep the user's own file access.
@@ -9,10 +9,10 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, w
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { SAMPLE_DATASET_PATH, SAMPLE_MODEL_DIR } from '../../engine/io/sample.ts';
-import { AdapterStore } from '../../electron/services/adapter-store.ts';
-import { openHome, type StudioHome } from '../../electron/services/home.ts';
-import { createStudioServices } from '../../electron/services/studio-services.ts';
-import { startWebHost, type WebHost } from '../../electron/web-host.ts';
+import { AdapterStore } from '../../host/services/adapter-store.ts';
+import { openHome, type StudioHome } from '../../host/services/home.ts';
+import { createStudioServices } from '../../host/services/studio-services.ts';
+import { startWebHost, type WebHost } from '../../host/web-host.ts';
 import { writeTestAdapter } from '../helpers/peft-folder.ts';
 
 // Outside every root: not the temp folder other tests allow, not the home, not a cache.

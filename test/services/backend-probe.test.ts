@@ -10,8 +10,8 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { probeAdapter } from '../../engine/backend/webgpu/device.ts';
 import { resolveBackend, type AdapterProbe } from '../../engine/train/backend-select.ts';
-import { BackendProbe, probeInWorker } from '../../electron/services/backend-probe.ts';
-import { createStudioServices } from '../../electron/services/studio-services.ts';
+import { BackendProbe, probeInWorker } from '../../host/services/backend-probe.ts';
+import { createStudioServices } from '../../host/services/studio-services.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'backend-probe-'));
 const services = createStudioServices({ home: join(tmp, 'home'), host: 'web' });

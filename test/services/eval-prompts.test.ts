@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { EvalSample, RunConfigInput, RunSummary, StudioEventMessage } from '../../common/protocol.ts';
 import { SAMPLE_DATASET_PATH, SAMPLE_MODEL_DIR } from '../../engine/io/sample.ts';
-import type { StudioServices } from '../../electron/services/studio-services.ts';
+import type { StudioServices } from '../../host/services/studio-services.ts';
 import { refusal, tempStudios } from '../helpers/temp-studio.ts';
 
 process.env.LORA_STUDIO_CPU_THREADS = '1';

@@ -9,7 +9,7 @@ import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, writeF
 import { join } from 'node:path';
 import { test } from 'node:test';
 import type { ExternalRunSummary, MetricPoint, StudioEventMessage } from '../../common/protocol.ts';
-import { ExternalRunReader } from '../../electron/services/external-run-reader.ts';
+import { ExternalRunReader } from '../../host/services/external-run-reader.ts';
 import { tinyHfConfig, writeRandomModel } from '../../engine/io/make-model.ts';
 import { writeTestAdapter } from '../helpers/peft-folder.ts';
 import { refusal, tempStudios } from '../helpers/temp-studio.ts';

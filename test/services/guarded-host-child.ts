@@ -4,8 +4,8 @@
  * would: on every settings change it leaves a promise rejecting unhandled and throws from a timer. Prints
  * `{"port":N,"token":"…"}` once it listens.
  */
-import { installProcessGuard } from '../../electron/process-guard.ts';
-import { startWebHost } from '../../electron/web-host.ts';
+import { installProcessGuard } from '../../host/process-guard.ts';
+import { startWebHost } from '../../host/web-host.ts';
 
 const home = process.argv[2];
 if (!home) throw new Error('usage: guarded-host-child.ts <home> [--unguarded]');

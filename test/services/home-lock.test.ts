@@ -10,9 +10,9 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { lockFileOf } from '../../electron/services/home-lock.ts';
-import { openHome } from '../../electron/services/home.ts';
-import { createStudioServices } from '../../electron/services/studio-services.ts';
+import { lockFileOf } from '../../host/services/home-lock.ts';
+import { openHome } from '../../host/services/home.ts';
+import { createStudioServices } from '../../host/services/studio-services.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'lora-home-lock-'));
 const children: ChildProcess[] = [];

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { createModelDiscovery } from '../../electron/services/model-discovery-service.ts';
+import { createModelDiscovery } from '../../host/services/model-discovery-service.ts';
 import { discoverModels } from '../../engine/io/model-discovery.ts';
 import { refusal, tempStudios } from '../helpers/temp-studio.ts';
 

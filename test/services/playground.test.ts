@@ -8,7 +8,7 @@ import { cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import type { PlaygroundEnded, PlaygroundOutput, PlaygroundRequest, PlaygroundStarted, StudioEventMessage } from '../../common/protocol.ts';
-import type { StudioServices } from '../../electron/services/studio-services.ts';
+import type { StudioServices } from '../../host/services/studio-services.ts';
 import { cpuBackendInfo } from '../../engine/backend/cpu/cpu-ops.ts';
 import { formatPrompt } from '../../engine/generate/prompt-format.ts';
 import { readHfConfig } from '../../engine/io/hf-config.ts';

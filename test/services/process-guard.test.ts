@@ -1,5 +1,5 @@
 /**
- * The process guard (electron/process-guard.ts) in a real web host process: a stray rejection and a stray throw
+ * The process guard (host/process-guard.ts) in a real web host process: a stray rejection and a stray throw
  * left behind by a request are logged with that request, and the host keeps answering. The same process without the
  * guard dies of them, which is what the guard is for (and shows this test can fail).
  */

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import type { QuantJobSummary } from '../../common/protocol.ts';
 import type { QuantReport } from '../../common/quant-report.ts';
-import { QuantArchive } from '../../electron/services/quant-archive.ts';
+import { QuantArchive } from '../../host/services/quant-archive.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'quant-archive-'));
 after(() => rmSync(dir, { recursive: true, force: true }));

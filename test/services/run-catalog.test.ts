@@ -11,9 +11,9 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import type { RunConfigInput, RunSummary, StudioEventMessage } from '../../common/protocol.ts';
 import { runMatches } from '../../common/run-info.ts';
-import { deleteRunCli, updateRun } from '../../electron/cli/runs.ts';
-import { dbPathOf, MIGRATIONS, openStudioDb, SCHEMA_VERSION } from '../../electron/services/db.ts';
-import { createStudioServices } from '../../electron/services/studio-services.ts';
+import { deleteRunCli, updateRun } from '../../host/cli/runs.ts';
+import { dbPathOf, MIGRATIONS, openStudioDb, SCHEMA_VERSION } from '../../host/services/db.ts';
+import { createStudioServices } from '../../host/services/studio-services.ts';
 import { SAMPLE_DATASET_PATH, SAMPLE_MODEL_DIR } from '../../engine/io/sample.ts';
 import { refusal, tempStudios } from '../helpers/temp-studio.ts';
 

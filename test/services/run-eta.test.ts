@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { MetricPoint } from '../../common/protocol.ts';
-import { RunEta, samplingsIn, validationsIn, type EtaSchedule } from '../../electron/services/run-eta.ts';
+import { RunEta, samplingsIn, validationsIn, type EtaSchedule } from '../../host/services/run-eta.ts';
 
 const point = (step: number, elapsedMs: number, extra: Partial<MetricPoint> = {}): MetricPoint => ({ step, elapsedMs, loss: 1, learningRate: 1e-3, tokens: 10, tokensPerSecond: 100, gradNorm: 1, ...extra });
 

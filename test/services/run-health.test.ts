@@ -7,7 +7,7 @@ import { totalmem } from 'node:os';
 import { test } from 'node:test';
 import type { MetricPoint } from '../../common/protocol.ts';
 import { DEFAULT_HEALTH_THRESHOLDS, alertEventMessage, alertFromEvent, plainLogMessage, type HealthThresholds } from '../../common/run-health.ts';
-import { pointMemory, RunHealthMonitor, type HealthFinding, type MemorySample } from '../../electron/services/run-health.ts';
+import { pointMemory, RunHealthMonitor, type HealthFinding, type MemorySample } from '../../host/services/run-health.ts';
 
 /** A small deterministic noise source (so a failure reproduces). */
 function lcg(seed: number): () => number {

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import type { MetricPoint, RunConfigInput, RunSummary, StudioEventMessage } from '../../common/protocol.ts';
 import { SAMPLE_DATASET_PATH, SAMPLE_MODEL_DIR } from '../../engine/io/sample.ts';
-import { openHome } from '../../electron/services/home.ts';
+import { openHome } from '../../host/services/home.ts';
 import { assertPeftAdapter, readFolder } from '../helpers/peft-folder.ts';
 import { refusal, tempStudios } from '../helpers/temp-studio.ts';
 

@@ -12,9 +12,9 @@ import { unzipSync } from 'fflate';
 import WebSocket from 'ws';
 import type { StudioEventMessage } from '../../common/protocol.ts';
 import { SAMPLE_DATASET_PATH, SAMPLE_MODEL_DIR } from '../../engine/io/sample.ts';
-import { AdapterStore } from '../../electron/services/adapter-store.ts';
-import { openHome } from '../../electron/services/home.ts';
-import { startWebHost, type WebHost } from '../../electron/web-host.ts';
+import { AdapterStore } from '../../host/services/adapter-store.ts';
+import { openHome } from '../../host/services/home.ts';
+import { startWebHost, type WebHost } from '../../host/web-host.ts';
 import { assertPeftAdapter, writeTestAdapter } from '../helpers/peft-folder.ts';
 
 interface Reply {

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { allowedValues, unknownKeys } from '../../common/field-rules.ts';
 import { DEFAULT_RUN_CONFIG, RunConfigSchema, validateRunConfig } from '../../common/protocol.ts';
-import { readRunConfig } from '../../electron/cli/train.ts';
+import { readRunConfig } from '../../host/cli/train.ts';
 
 const base = { ...DEFAULT_RUN_CONFIG, modelPath: '/m', datasetPath: '/d.jsonl' };
 

@@ -47,7 +47,7 @@ export const ACTION_LABEL: Readonly<Record<RunAction, string>> = {
 };
 
 /**
- * The actions the services accept in a state (electron/services/run-manager.ts): a waiting run can be held or
+ * The actions the services accept in a state (host/services/run-manager.ts): a waiting run can be held or
  * cancelled, an executing one also stopped with its adapter kept; a paused or failed run resumes from its last
  * checkpoint; a saving run and a finished one take no action.
  */

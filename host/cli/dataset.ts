@@ -1,9 +1,9 @@
 import type { Command } from 'commander';
 import { DATASET_FORMATS, type DatasetFormat, type DatasetSummary } from '../../common/protocol.ts';
-import { BUILTIN_TEMPLATE_NAMES, type BuiltinTemplateName } from '../../engine/data/chat-template.ts';
-import { inspectDataset } from '../../engine/data/inspect.ts';
-import { loadTokenizer } from '../../engine/io/model-source.ts';
-import type { Tokenizer } from '../../engine/model/types.ts';
+import { BUILTIN_TEMPLATE_NAMES, type BuiltinTemplateName } from '../../engine/host-api.ts';
+import { inspectDataset } from '../../engine/host-api.ts';
+import { loadTokenizer } from '../../engine/host-api.ts';
+import type { Tokenizer } from '../../engine/host-api.ts';
 
 interface InspectFlags {
   model?: string;

@@ -11,8 +11,8 @@ import { labTrainingPlan } from '../../common/lab-plan.ts';
 import { BASE_WEIGHTS, BaseWeightsKeepSchema, baseWeightsOf, KEEP_AS, RunConfigSchema, validateRunConfig, type BaseWeights, type BaseWeightsKeep, type FieldError } from '../../common/protocol.ts';
 import type { EngineEvent, RunConfig } from '../../common/protocol.ts';
 import type { MixedPrecisionPlan } from '../../common/quant-report.ts';
-import { startEngine } from '../../engine/engine-host.ts';
-import { describeBase } from '../../engine/io/base-weights.ts';
+import { startEngine } from '../../engine/host-api.ts';
+import { describeBase } from '../../engine/host-api.ts';
 
 export interface TrainCliOptions {
   out?: string;

@@ -5,8 +5,8 @@
  * start, so the form shows what a run will use.
  */
 import type { StudioResult } from '../../common/protocol.ts';
-import { startWorkerModule } from '../../engine/engine-host.ts';
-import { describeBackends, type AdapterProbe } from '../../engine/train/backend-select.ts';
+import { startWorkerModule } from '../../engine/host-api.ts';
+import { describeBackends, type AdapterProbe } from '../../engine/host-api.ts';
 
 const PROBE_TIMEOUT_MS = 30_000;
 

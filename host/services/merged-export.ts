@@ -8,11 +8,11 @@ import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import { MergedExportParamsSchema, type MergedExportFormat, type MergedExportResult } from '../../common/merged-export.ts';
 import type { AdapterSummary } from '../../common/protocol.ts';
-import { writeMergedGguf, writeMergedHf } from '../../engine/export/merged-model.ts';
-import { mergedExportNote } from '../../engine/export/merged-note.ts';
-import { readModelConfig } from '../../engine/io/model-source.ts';
-import { loadAdapter, readAdapterConfig } from '../../engine/io/peft-adapter.ts';
-import type { GgufExportFormat } from '../../engine/quant/gguf-llama.ts';
+import { writeMergedGguf, writeMergedHf } from '../../engine/host-api.ts';
+import { mergedExportNote } from '../../engine/host-api.ts';
+import { readModelConfig } from '../../engine/host-api.ts';
+import { loadAdapter, readAdapterConfig } from '../../engine/host-api.ts';
+import type { GgufExportFormat } from '../../engine/host-api.ts';
 import { asStudioError, StudioError } from './errors.ts';
 
 const GGUF_OF: Record<Exclude<MergedExportFormat, 'hf-safetensors'>, GgufExportFormat> = { 'gguf-f16': 'f16', 'gguf-q8_0': 'q8_0', 'gguf-q4_0': 'q4_0' };

@@ -3,7 +3,7 @@
  * playground's workers): every listener gets every event even if another throws, a worker 'error' becomes an event
  * of the caller's making, and `exited` resolves however the worker ends.
  */
-import { startWorkerModule } from '../../engine/engine-host.ts';
+import { startWorkerModule } from '../../engine/host-api.ts';
 
 export interface WorkerHandle<Command, Event> {
   send(cmd: Command): void;
@@ -14,7 +14,7 @@ export interface WorkerHandle<Command, Event> {
   readonly exited: Promise<number>;
 }
 
-/** `entry` is relative to electron/services in the sources and in dist/ alike; `.ts` there becomes `.js` here. */
+/** `entry` is relative to host/services in the sources and in dist/ alike; `.ts` there becomes `.js` here. */
 export function workerEntry(sourceRelative: string, from: string): URL {
   return new URL(from.endsWith('.ts') ? sourceRelative : sourceRelative.replace(/\.ts$/, '.js'), from);
 }

@@ -7,7 +7,7 @@
 import { z } from 'zod';
 import { ModelsPullParamsSchema } from '../../common/models-pull.ts';
 import type { StudioEventName, StudioEvents, StudioResult } from '../../common/protocol.ts';
-import { HubPullCancelled, pullFromHub } from '../../engine/io/hf-hub-download.ts';
+import { HubPullCancelled, pullFromHub } from '../../engine/host-api.ts';
 import { StudioError, toStudioErrorInfo } from './errors.ts';
 import { newId } from './ids.ts';
 

@@ -15,7 +15,7 @@ import { describeFieldErrors } from '../../common/field-labels.ts';
 import type { EvalSample, RunState } from '../../common/protocol.ts';
 import { parseTags, RunInfoPatchSchema, runMatches, type RunDeleteResult, type RunInfoPatch } from '../../common/run-info.ts';
 import { metricsCsv } from '../../common/run-metrics.ts';
-import { formatBytes } from '../../engine/train/memory-estimate.ts';
+import { formatBytes } from '../../engine/host-api.ts';
 import { AdapterStore } from '../services/adapter-store.ts';
 import { COMMAND_ACTIONS, openStudioDb, type CommandAction, type CommandRecord, type InstanceRecord, type RunRecord, type StudioDb } from '../services/db.ts';
 import { defaultHomeDir, openHome } from '../services/home.ts';

@@ -18,8 +18,8 @@ import {
   type StudioResult,
 } from '../../common/protocol.ts';
 import type { QuantReport } from '../../common/quant-report.ts';
-import { GGUF_EXPORT_FORMATS } from '../../engine/quant/gguf-llama.ts';
-import { QUANT_FORMATS, QUANT_FORMAT_NAMES } from '../../engine/quant/format.ts';
+import { GGUF_EXPORT_FORMATS } from '../../engine/host-api.ts';
+import { QUANT_FORMATS, QUANT_FORMAT_NAMES } from '../../engine/host-api.ts';
 import { StudioError } from './errors.ts';
 import { newestFirst, type QuantArchive } from './quant-archive.ts';
 import { newId } from './ids.ts';

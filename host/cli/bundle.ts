@@ -9,7 +9,7 @@ import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { BUNDLE_DROPOUT_MODES, BUNDLE_LAUNCHERS, DEFAULT_BUNDLE_LAUNCH, MAX_BUNDLE_PROCESSES, type BundleDropoutMode, type BundleLaunch, type BundleLauncher } from '../../common/bundle-launch.ts';
 import { BUNDLE_INCLUDE_MODEL, type AdapterImportResult, type BundleIncludeModel, type BundleSummary, type RunConfig } from '../../common/protocol.ts';
-import { exportBundle } from '../../engine/export/bundle.ts';
+import { exportBundle } from '../../engine/host-api.ts';
 import { AdapterStore } from '../services/adapter-store.ts';
 import { importAdapter } from '../services/adapter-import.ts';
 import { openStudioDb } from '../services/db.ts';

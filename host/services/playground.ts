@@ -16,7 +16,7 @@ import {
   type StudioMethod,
   type StudioResult,
 } from '../../common/protocol.ts';
-import { BUILTIN_TEMPLATE_NAMES, isBuiltinTemplateName } from '../../engine/data/chat-template.ts';
+import { BUILTIN_TEMPLATE_NAMES, isBuiltinTemplateName } from '../../engine/host-api.ts';
 import { StudioError } from './errors.ts';
 import { newId } from './ids.ts';
 import { startWorkerHandle, workerEntry, type WorkerHandle } from './worker-handle.ts';

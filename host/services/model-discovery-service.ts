@@ -8,8 +8,8 @@
 import { homedir } from 'node:os';
 import type { DiscoveryCommand, DiscoveryReply } from '../../common/models-discovery.ts';
 import type { LocalModelsInfo } from '../../common/protocol.ts';
-import { startWorkerModule } from '../../engine/engine-host.ts';
-import { modelStoreDirs } from '../../engine/io/model-discovery.ts';
+import { startWorkerModule } from '../../engine/host-api.ts';
+import { modelStoreDirs } from '../../engine/host-api.ts';
 import { StudioError } from './errors.ts';
 import { workerEntry } from './worker-handle.ts';
 

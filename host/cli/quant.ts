@@ -5,18 +5,18 @@
  */
 import { basename, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { writeMergedGguf, type MergedGgufResult } from '../../engine/export/merged-model.ts';
-import { writeFileAtomic } from '../../engine/io/atomic.ts';
-import { loadModel, loadTokenizer } from '../../engine/io/model-source.ts';
-import { loadAdapter } from '../../engine/io/peft-adapter.ts';
-import { ensureSample } from '../../engine/io/sample.ts';
-import type { LoraWeights, ModelWeights } from '../../engine/model/types.ts';
-import { calibrationTokens } from '../../engine/quant/calib-text.ts';
-import { QUANT_FORMAT_NAMES, parseFormatList } from '../../engine/quant/format.ts';
-import { GGUF_EXPORT_FORMATS, type GgufExportFormat } from '../../engine/quant/gguf-llama.ts';
-import { exportAdapterGguf, LORA_GGUF_DTYPES, type LoraGgufDtype } from '../../engine/quant/gguf-lora.ts';
-import { quantReport, type CalibrationTokens, type QuantReportProgress } from '../../engine/quant/report.ts';
-import type { QuantReport } from '../../engine/quant/report-types.ts';
+import { writeMergedGguf, type MergedGgufResult } from '../../engine/host-api.ts';
+import { writeFileAtomic } from '../../engine/host-api.ts';
+import { loadModel, loadTokenizer } from '../../engine/host-api.ts';
+import { loadAdapter } from '../../engine/host-api.ts';
+import { ensureSample } from '../../engine/host-api.ts';
+import type { LoraWeights, ModelWeights } from '../../engine/host-api.ts';
+import { calibrationTokens } from '../../engine/host-api.ts';
+import { QUANT_FORMAT_NAMES, parseFormatList } from '../../engine/host-api.ts';
+import { GGUF_EXPORT_FORMATS, type GgufExportFormat } from '../../engine/host-api.ts';
+import { exportAdapterGguf, LORA_GGUF_DTYPES, type LoraGgufDtype } from '../../engine/host-api.ts';
+import { quantReport, type CalibrationTokens, type QuantReportProgress } from '../../engine/host-api.ts';
+import type { QuantReport } from '../../engine/host-api.ts';
 
 export interface QuantReportFlags {
   model: string;

@@ -1,6 +1,6 @@
 /**
  * A studio process's presence in its data folder: it registers in the database's `instances` table, heartbeats
- * there, and carries out the commands the CLI writes into the `commands` table (see electron/cli/runs.ts). The CLI
+ * there, and carries out the commands the CLI writes into the `commands` table (see host/cli/runs.ts). The CLI
  * treats a folder with a live instance as "a studio is running" and goes through it; without one it changes the
  * database itself.
  */

@@ -1,5 +1,5 @@
 /**
- * `lora-studio` command line: one sub-command per file under electron/cli/, all acting on the same services and
+ * `lora-studio` command line: one sub-command per file under host/cli/, all acting on the same services and
  * data folder (LORA_STUDIO_HOME) as the desktop app.
  */
 import { Command } from 'commander';

@@ -4,12 +4,12 @@
  * generated continuation (the prompt excluded) on stdout.
  */
 import type { Command } from 'commander';
-import { cpuSharedMemoryWanted } from '../../engine/backend/cpu/cpu-ops.ts';
-import { generate } from '../../engine/generate/generate.ts';
-import { generateWebgpu } from '../../engine/generate/webgpu-generate.ts';
-import { loadModel, loadTokenizer } from '../../engine/io/model-source.ts';
-import { loadAdapter } from '../../engine/io/peft-adapter.ts';
-import { formatPrompt } from '../../engine/generate/prompt-format.ts';
+import { cpuSharedMemoryWanted } from '../../engine/host-api.ts';
+import { generate } from '../../engine/host-api.ts';
+import { generateWebgpu } from '../../engine/host-api.ts';
+import { loadModel, loadTokenizer } from '../../engine/host-api.ts';
+import { loadAdapter } from '../../engine/host-api.ts';
+import { formatPrompt } from '../../engine/host-api.ts';
 import { PROMPT_FORMATS, type PromptFormat } from '../../common/protocol.ts';
 
 export interface GenerateCliOptions {

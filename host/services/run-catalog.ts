@@ -6,7 +6,7 @@
  */
 import { rmSync } from 'node:fs';
 import { deleteRefusal, RunInfoPatchSchema, type AdapterDeleteResult, type RunDeleteResult } from '../../common/run-info.ts';
-import { formatBytes } from '../../engine/train/memory-estimate.ts';
+import { formatBytes } from '../../engine/host-api.ts';
 import { folderSize, type AdapterStore } from './adapter-store.ts';
 import type { RunRecord, StudioDb } from './db.ts';
 import { StudioError } from './errors.ts';

@@ -9,7 +9,7 @@
 import { existsSync, realpathSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
-import { SAMPLE_DATASET_PATH, SAMPLE_MODEL_DIR } from '../../engine/io/sample.ts';
+import { SAMPLE_DATASET_PATH, SAMPLE_MODEL_DIR } from '../../engine/host-api.ts';
 import { hubCacheDir, HUB_ID } from './adapter-import.ts';
 import { StudioError } from './errors.ts';
 

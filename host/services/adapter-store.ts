@@ -5,7 +5,7 @@
  */
 import { closeSync, cpSync, existsSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync } from 'node:fs';
 import { basename, isAbsolute, join } from 'node:path';
-import { readAdapterConfig } from '../../engine/io/peft-adapter.ts';
+import { readAdapterConfig } from '../../engine/host-api.ts';
 import type { AdapterSummary } from '../../common/protocol.ts';
 import { AdapterNameSchema } from '../../common/run-info.ts';
 import type { StudioDb } from './db.ts';

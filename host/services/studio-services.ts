@@ -21,13 +21,13 @@ import {
   type StudioResult,
 } from '../../common/protocol.ts';
 import { AdaptersDeleteParamsSchema, AdaptersRenameParamsSchema, RunsDeleteParamsSchema, RunsUpdateParamsSchema } from '../../common/run-info.ts';
-import { startEngine } from '../../engine/engine-host.ts';
-import { readModelConfig } from '../../engine/io/model-source.ts';
-import { estimateTrainingMemory } from '../../engine/train/memory-estimate.ts';
-import { nativeStatus } from '../../engine/backend/cpu/native.ts';
-import { configuredThreads, cpuThreadsEnv } from '../../engine/backend/cpu/thread-pool.ts';
-import { exportAdapterGguf, LORA_GGUF_DTYPES } from '../../engine/quant/gguf-lora.ts';
-import { ensureSample } from '../../engine/io/sample.ts';
+import { startEngine } from '../../engine/host-api.ts';
+import { readModelConfig } from '../../engine/host-api.ts';
+import { estimateTrainingMemory } from '../../engine/host-api.ts';
+import { nativeStatus } from '../../engine/host-api.ts';
+import { configuredThreads, cpuThreadsEnv } from '../../engine/host-api.ts';
+import { exportAdapterGguf, LORA_GGUF_DTYPES } from '../../engine/host-api.ts';
+import { ensureSample } from '../../engine/host-api.ts';
 import { AdapterStore, renameAdapter, safeFileName } from './adapter-store.ts';
 import { checkAllowedPaths, webAllowedRoots } from './allowed-roots.ts';
 import { importAdapter } from './adapter-import.ts';

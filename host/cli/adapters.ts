@@ -6,7 +6,7 @@
 import type { Command } from 'commander';
 import type { AdapterSummary } from '../../common/protocol.ts';
 import type { AdapterDeleteResult } from '../../common/run-info.ts';
-import { formatBytes } from '../../engine/train/memory-estimate.ts';
+import { formatBytes } from '../../engine/host-api.ts';
 import { AdapterStore, renameAdapter } from '../services/adapter-store.ts';
 import { openStudioDb, type StudioDb } from '../services/db.ts';
 import { defaultHomeDir, openHome } from '../services/home.ts';

@@ -4,10 +4,10 @@
  */
 import { existsSync, statSync } from 'node:fs';
 import { baseWeightsOf, type BaseWeights, type BaseWeightsKeep, type DatasetFormat, type DatasetSummary, type ModelSummary, type RunConfig, type TrainOn } from '../../common/protocol.ts';
-import type { BasePlan } from '../../engine/io/base-weights.ts';
-import { inspectDataset } from '../../engine/data/inspect.ts';
-import { prepareRunDataset } from '../../engine/train/run-data.ts';
-import { basePlanOf, inspectModel, isGgufFile, loadTokenizer } from '../../engine/io/model-source.ts';
+import type { BasePlan } from '../../engine/host-api.ts';
+import { inspectDataset } from '../../engine/host-api.ts';
+import { prepareRunDataset } from '../../engine/host-api.ts';
+import { basePlanOf, inspectModel, isGgufFile, loadTokenizer } from '../../engine/host-api.ts';
 import { asStudioError, StudioError } from './errors.ts';
 
 export async function checkModel(path: string, field: string): Promise<ModelSummary> {

@@ -7,7 +7,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:f
 import { join } from 'node:path';
 import type { QuantJobSummary } from '../../common/protocol.ts';
 import type { QuantReport } from '../../common/quant-report.ts';
-import { writeFileAtomic } from '../../engine/io/atomic.ts';
+import { writeFileAtomic } from '../../engine/host-api.ts';
 import { isSafeId } from './ids.ts';
 
 const JOB = '.job.json';

@@ -6,7 +6,7 @@
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { exportForOllama, type OllamaExport } from '../../engine/export/ollama-modelfile.ts';
+import { exportForOllama, type OllamaExport } from '../../engine/host-api.ts';
 import { AdapterStore } from '../services/adapter-store.ts';
 import { defaultHomeDir, openHome } from '../services/home.ts';
 

@@ -4,9 +4,9 @@
  */
 import type { Command } from 'commander';
 import type { LocalModelsInfo } from '../../common/protocol.ts';
-import { discoverModels } from '../../engine/io/model-discovery.ts';
-import { hubEndpoint, pullFromHub, type HubPullProgress } from '../../engine/io/hf-hub-download.ts';
-import { formatBytes } from '../../engine/train/memory-estimate.ts';
+import { discoverModels } from '../../engine/host-api.ts';
+import { hubEndpoint, pullFromHub, type HubPullProgress } from '../../engine/host-api.ts';
+import { formatBytes } from '../../engine/host-api.ts';
 
 const STORE_NAMES = { 'hf-cache': 'Hugging Face cache', ollama: 'Ollama', lmstudio: 'LM Studio' } as const;
 

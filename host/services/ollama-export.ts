@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import type { OllamaExportInfo } from '../../common/ollama-export.ts';
 import type { AdapterSummary } from '../../common/protocol.ts';
-import { exportForOllama } from '../../engine/export/ollama-modelfile.ts';
+import { exportForOllama } from '../../engine/host-api.ts';
 import { asStudioError, StudioError } from './errors.ts';
 
 export const OLLAMA_EXPORT_PARAMS = z.object({

@@ -8,7 +8,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { z } from 'zod';
 import type { AdapterImportResult, ExternalRunState, ExternalRunSummary, MetricPoint, StudioErrorInfo, StudioEventName, StudioEvents, StudioMethod, StudioResult } from '../../common/protocol.ts';
-import { ADAPTER_CONFIG_FILE } from '../../engine/io/peft-adapter.ts';
+import { ADAPTER_CONFIG_FILE } from '../../engine/host-api.ts';
 import type { AdapterStore } from './adapter-store.ts';
 import { importAdapter } from './adapter-import.ts';
 import { StudioError, toStudioErrorInfo } from './errors.ts';
