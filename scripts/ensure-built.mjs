@@ -39,7 +39,7 @@ function mtimeOf(file) {
 }
 
 const rendererSources = ['renderer', 'common', 'package.json'].map((p) => join(root, p));
-const nodeSources = ['electron', 'engine', 'common', 'tsconfig.base.json', 'tsconfig.build.json', 'package.json'].map((p) => join(root, p));
+const nodeSources = ['electron', 'host', 'engine', 'common', 'tsconfig.base.json', 'tsconfig.build.json', 'package.json'].map((p) => join(root, p));
 export const rendererIndex = join(root, 'dist', 'renderer', 'index.html');
 export const nodeMain = join(root, 'dist', 'electron', 'main.js');
 
