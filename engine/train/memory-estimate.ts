@@ -9,14 +9,20 @@
  * + the larger of (cross-entropy chunk) and (backward scratch + the largest temporary of one op), since the chunk
  * is dropped before the backward pass starts.
  *
- * Backend 'cpu' keeps everything in fp32 with f64 scratch (what the cpu engine does today). Backend 'webgpu'
- * follows the mixed-precision design (DESIGN.md §4): f16 frozen weights and activations with fp16 precision, fp32
- * LoRA master weights, gradients and optimizer state.
+ * Backend 'cpu' keeps everything in fp32 with f64 scratch (what the cpu engine does today). Backend 'webgpu' is not
+ * counted here but taken from the webgpu session's own buffer list (backend/webgpu/llama-memory.ts estimateMemory,
+ * the list WebgpuLlama allocates from and refuses a run by): one account per backend, the webgpu one held against
+ * the device allocator by test/webgpu/train-estimate.test.ts. Every device buffer is allocated when the session
+ * starts and lives to its end, so that list's total is the peak but for the recorded programs' uniform parameters
+ * (256 bytes a dispatch, about 25 KiB a layer per cached forward and backward pair), which it leaves out.
  */
 import type { ModelConfig } from '../model/types.ts';
 import { baseWeightsOf, type BaseWeights, type BaseWeightsKeep, type LoraTarget, type MemoryEstimateInfo } from '../../common/protocol.ts';
 import { LINEAR_TARGETS, planBaseWeights, type BasePlan, type HeldAs } from '../io/base-weights.ts';
 import { nativeChunkRows } from '../backend/cpu/ce-chunk.ts';
+import { DEFAULT_CE_CHUNK_BYTES } from '../backend/webgpu/buffer-sizes.ts';
+import { estimateMemory as estimateSessionMemory, type SessionShape } from '../backend/webgpu/llama-memory.ts';
+import type { LinearPacking } from '../backend/webgpu/weight-specs.ts';
 import { defaultChunkRows } from '../model/cross-entropy.ts';
 import { packedSizeBytes } from '../quant/packed-weight.ts';
 import { LORA_TARGETS } from '../../common/lora-targets.ts';
@@ -61,39 +67,16 @@ function heldBytes(held: HeldAs, rows: number, cols: number, floatBytes: number)
   return packedSizeBytes(held, rows, cols);
 }
 
-/**
- * Bytes of the frozen matrices (linears, embed_tokens, untied lm_head) under a plan.
- * - cpu: f32 4 bytes, f16 2 bytes, packed its format's bytes.
- * - webgpu: as the device allocates them (backend/webgpu/llama-weights.ts weightSpecs/specBytes/weightBytes): every
- *   tensor a separate allocation rounded up to 16 bytes (at least 16), floats in the activation dtype, packed in
- *   whole u32 words. Norms and biases are counted here too on webgpu (they are weight specs there).
- */
-export function frozenWeightBytes(c: ModelConfig, plan: BasePlan, backend: 'cpu' | 'webgpu', actBytes: number): number {
-  const H = c.hiddenSize;
-  const alloc = (b: number): number => (backend === 'webgpu' ? Math.max(16, Math.ceil(b / 16) * 16) : b);
-  const float = (n: number): number => alloc(n * (backend === 'webgpu' ? actBytes : F32));
-  // webgpu uploads a packed embedding / lm_head dequantized (llama-weights.ts); cpu holds it as planned.
-  const embedBytes = (held: HeldAs): number => (backend === 'webgpu' ? float(c.vocabSize * H) : heldBytes(held, c.vocabSize, H, F32));
-  let total = embedBytes(plan.embedding);
+/** Bytes of the frozen matrices (linears, embed_tokens, untied lm_head) under a plan, as the cpu backend holds them: f32 4 bytes, f16 2 bytes, packed its format's bytes. */
+export function frozenWeightBytes(c: ModelConfig, plan: BasePlan): number {
+  let total = heldBytes(plan.embedding, c.vocabSize, c.hiddenSize, F32);
   for (let l = 0; l < c.numLayers; l++) {
-    if (backend === 'webgpu') {
-      total += 2 * float(H);
-      if (c.qkNorm) total += 2 * float(c.headDim);
-    }
     for (const t of LINEAR_TARGETS) {
       const d = targetDims(c, t);
-      const held = plan.linear(l, t);
-      if (backend === 'webgpu') {
-        total += held === 'f32' || held === 'f16' ? float(d.out * d.in) : alloc(Math.max(4, Math.ceil(packedSizeBytes(held, d.out, d.in) / 4) * 4));
-        const bias = t === 'o_proj' ? c.oBias : t === 'gate_proj' || t === 'up_proj' || t === 'down_proj' ? c.mlpBias : c.qkvBias;
-        if (bias) total += float(d.out);
-      } else {
-        total += heldBytes(held, d.out, d.in, F32);
-      }
+      total += heldBytes(plan.linear(l, t), d.out, d.in, F32);
     }
   }
-  if (backend === 'webgpu') total += float(H);
-  if (!c.tieWordEmbeddings) total += embedBytes(plan.lmHead);
+  if (!c.tieWordEmbeddings) total += heldBytes(plan.lmHead, c.vocabSize, c.hiddenSize, F32);
   return total;
 }
 
@@ -195,6 +178,57 @@ const V8_YOUNG_BACKING_STORE_TRIGGER = 2 * 16 * 1024 * 1024;
 const V8_EXTERNAL_SOFT_LIMIT = 64 * 1024 * 1024;
 const CPU_WORKER_BYTES = 10 * 1024 * 1024;
 
+/** Tokenized examples are JS arrays of ids and labels (8 bytes per element in V8 without pointer compression). */
+function datasetBytes(tokens: number): number {
+  return tokens * 2 * 8;
+}
+
+/**
+ * The plan's packed linears, as the webgpu session keeps them packed on the device (llama-weights.ts packingOf of
+ * the model the plan loads); f32 and f16 matrices are uploaded in the activation dtype.
+ */
+function packingOfPlan(plan: BasePlan): LinearPacking {
+  return (layer, target) => {
+    const held = plan.linear(layer, target);
+    return held === 'f32' || held === 'f16' ? null : held;
+  };
+}
+
+/**
+ * webgpu: the session's own buffer list (llama-memory.ts estimateMemory) for a training session of this batch and
+ * sequence length, as webgpu-trainer-backend.ts creates it (default cross-entropy chunk), mapped onto the parts the
+ * Train form shows. LoRA parameters, gradients and both AdamW moments are four flat buffers of one size. `data` is
+ * host memory (the token arrays), counted beside the device's bytes when the caller knows it.
+ */
+function estimateWebgpu(model: ModelConfig, run: MemoryEstimateRun, plan: BasePlan, B: number, T: number, datasetTokens: number): MemoryEstimate {
+  const packing = packingOfPlan(plan);
+  const shape = (checkpointing: boolean): SessionShape => ({ precision: run.train.precision ?? 'fp32', checkpointing, training: true, batch: B, seq: T, ceChunkBytes: DEFAULT_CE_CHUNK_BYTES, packing });
+  const lora = { r: run.lora.r, targets: run.lora.targets };
+  const without = estimateSessionMemory(model, lora, shape(false));
+  const withCkpt = estimateSessionMemory(model, lora, shape(true));
+  const checkpointing = run.train.gradientCheckpointing === true;
+  const chosen = checkpointing ? withCkpt : without;
+  const data = datasetBytes(datasetTokens);
+  const persistent = chosen.weights + chosen.lora + data;
+  return {
+    backend: 'webgpu',
+    tokensPerMicroBatch: B * T,
+    parameters: { base: baseParameterCount(model), trainable: loraParameterCountFor(model, run.lora) },
+    weights: chosen.weights,
+    lora: chosen.loraBuffer,
+    gradients: chosen.loraBuffer,
+    optimizer: 2 * chosen.loraBuffer,
+    data,
+    activations: chosen.activations,
+    activationsWithoutCheckpointing: without.activations,
+    activationsWithCheckpointing: withCkpt.activations,
+    logitsChunk: chosen.crossEntropyChunk,
+    total: persistent + chosen.activations,
+    totalWithoutCheckpointing: persistent + without.activations,
+    totalWithCheckpointing: persistent + withCkpt.activations,
+  };
+}
+
 export function estimateTrainingMemory(model: ModelConfig, run: MemoryEstimateRun, options: MemoryEstimateOptions = {}): MemoryEstimate {
   const backend = options.backend ?? 'cpu';
   const T = options.seqLen ?? run.train.maxSeqLen;
@@ -206,6 +240,8 @@ export function estimateTrainingMemory(model: ModelConfig, run: MemoryEstimateRu
   ] as const) {
     if (!(Number.isInteger(v) && v >= 1)) throw new Error(`memory estimate: ${name} must be a whole number ≥ 1, got ${v}`);
   }
+  const plan = options.basePlan ?? planBaseWeights(model, baseWeightsOf(run.train), null, run.train.baseWeightsKeep ?? null);
+  if (backend === 'webgpu') return estimateWebgpu(model, run, plan, B, T, options.datasetTokens ?? 0);
   const M = B * T;
   const H = model.hiddenSize;
   const I = model.intermediateSize;
@@ -217,29 +253,25 @@ export function estimateTrainingMemory(model: ModelConfig, run: MemoryEstimateRu
   const kvDim = nKv * model.headDim;
   const r = run.lora.r;
   const dropout = run.lora.dropout > 0;
-  const fp16 = backend === 'webgpu' && run.train.precision === 'fp16';
-  const native = backend === 'cpu' && options.kernels === 'native';
+  const native = options.kernels === 'native';
   // Bytes of an activation element.
-  const aB = fp16 ? 2 : F32;
+  const aB = F32;
 
   const base = baseParameterCount(model);
   const trainable = loraParameterCountFor(model, run.lora);
-  // The frozen matrices as the base-weights plan holds them. cpu: norms and biases stay f32, and f16 or packed
-  // matrices are decoded 128 rows at a time into f32 scratch (engine/backend/cpu/matmul.ts). webgpu: the device's
-  // own allocation list (frozenWeightBytes), equal to backend/webgpu/llama-weights.ts weightBytes.
-  const plan = options.basePlan ?? planBaseWeights(model, baseWeightsOf(run.train), null, run.train.baseWeightsKeep ?? null);
+  // The frozen matrices as the base-weights plan holds them; norms and biases stay f32, and f16 or packed matrices
+  // are decoded 128 rows at a time into f32 scratch (engine/backend/cpu/matmul.ts).
   const matrices = frozenMatrixParameterCount(model);
   let decodes = plan.embedding !== 'f32';
   for (let l = 0; l < L && !decodes; l++) decodes = LINEAR_TARGETS.some((t) => plan.linear(l, t) !== 'f32');
   const decoded = decodes ? 128 * Math.max(H, I) * F32 : 0;
-  const frozenBytes = backend === 'webgpu' ? frozenWeightBytes(model, plan, 'webgpu', aB) : frozenWeightBytes(model, plan, 'cpu', F32) + (base - matrices) * F32 + decoded;
+  const frozenBytes = frozenWeightBytes(model, plan) + (base - matrices) * F32 + decoded;
   const rope = 2 * T * (model.headDim / 2) * F32; // RoPE cos/sin tables
-  const weights = frozenBytes + (backend === 'webgpu' ? 0 : rope);
+  const weights = frozenBytes + rope;
   const lora = trainable * F32;
   const gradients = trainable * F32;
   const optimizer = 2 * trainable * F32;
-  // Tokenized examples are JS arrays of ids and labels (8 bytes per element in V8 without pointer compression).
-  const data = (options.datasetTokens ?? 0) * 2 * 8;
+  const data = datasetBytes(options.datasetTokens ?? 0);
 
   // One layer's saved activations (allocActs with saveLse).
   let layer = (M + M * H + M * qDim + 2 * M * kvDim + M * qDim + M * H + M + M * H + 3 * M * I + M * H) * aB + B * nH * T * (native ? F32 : F64);
@@ -250,7 +282,7 @@ export function estimateTrainingMemory(model: ModelConfig, run: MemoryEstimateRu
     if (dropout) layer += M * d.in * aB + M * d.in; // xd + the keep mask (bytes)
   }
   // Kept through the whole step: the residual stream at every layer boundary, the batch, targets, final norm.
-  const always = (L + 1) * M * H * aB + 3 * M * I32 + (M + M * H) * aB + (backend === 'webgpu' ? rope : 0);
+  const always = (L + 1) * M * H * aB + 3 * M * I32 + (M + M * H) * aB;
   // Backward: dhn, dres, then the per-layer scratch (allocScratch).
   let scratch = 2 * M * H * aB + (3 * M * I + M * H + 3 * M * qDim + 3 * M * kvDim) * aB;
   if (model.qkNorm) scratch += (M * qDim + M * kvDim) * aB;
@@ -269,14 +301,14 @@ export function estimateTrainingMemory(model: ModelConfig, run: MemoryEstimateRu
   const logitsChunk = native ? Math.min(nativeChunkRows(V), M) * V * F32 : (Math.min(defaultChunkRows(V), M) * H * 2 + Math.min(defaultChunkRows(V), M) * V) * F64;
   const peakOf = (layersKept: number, recompute: boolean): number => {
     const live = always + layersKept * layer + Math.max(logitsChunk + M * H * aB, scratch + (recompute ? M * H * aB : 0) + opScratch);
-    if (backend !== 'cpu' || native) return live; // GPU buffers are destroyed explicitly; the native path reuses its Workspace
+    if (native) return live; // the native path reuses its Workspace
     // Dead but not yet collected: this step's scratch, and the previous step's buffers (all of `live` is allocated anew).
     return live + Math.min(V8_YOUNG_BACKING_STORE_TRIGGER, logitsChunk + L * garbagePerLayer) + Math.min(V8_EXTERNAL_SOFT_LIMIT, live);
   };
   // Each extra cpu thread: a worker (≈ 10 MiB resident, measured from dist/) and the block of a weight it transposes
   // for a dX product (matmulAB: AB_BLOCK rows × the widest input, f64).
   // (The native kernels' threads are C++ threads with no buffers of their own.)
-  const extraThreads = backend === 'cpu' && !native ? Math.max(0, (options.threads ?? 1) - 1) : 0;
+  const extraThreads = native ? 0 : Math.max(0, (options.threads ?? 1) - 1);
   const threadsOverhead = extraThreads * (CPU_WORKER_BYTES + 256 * Math.max(H, I, qDim) * F64);
   const activationsWithoutCheckpointing = peakOf(L, false) + threadsOverhead;
   const activationsWithCheckpointing = peakOf(1, true) + threadsOverhead;

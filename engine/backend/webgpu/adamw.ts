@@ -9,10 +9,12 @@ import { FLAT_INDEX, grid, WG } from './elementwise.ts';
 import type { Program } from './runner.ts';
 import type { GpuTensor } from './tensor.ts';
 import { kernelModule, WG_BUILTINS } from './wgsl.ts';
+import { ADAMW_HP_SIZE } from './buffer-sizes.ts';
+
+export { ADAMW_HP_SIZE };
 
 /** Layout of `hp` (f32). */
 export const ADAMW_HP = { decay: 0, stepSize: 1, bc2Sqrt: 2, oneMinusBeta1: 3, beta2: 4, eps: 5, gradMul: 6, applyDecay: 7, oneMinusBeta2: 8 } as const;
-export const ADAMW_HP_SIZE = 12;
 
 export interface AdamWStepScalars {
   lr: number;

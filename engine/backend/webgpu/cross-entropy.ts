@@ -33,11 +33,6 @@ export function lmHeadParts(lmHead: GpuTensor, V: number, H: number, maxBindingB
   return { parts, vp };
 }
 
-/** Rows per chunk: the chunk's f32 logits stay under `bytes` (and under one binding), at least 1. */
-export function chunkRowsFor(V: number, rows: number, bytes: number): number {
-  return Math.max(1, Math.min(rows, Math.floor(bytes / (V * 4))));
-}
-
 export interface CrossEntropyBuffers {
   /** [M] i32: active rows first, −1 after (uploaded per batch). */
   rowIdx: GpuTensor;

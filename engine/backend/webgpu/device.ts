@@ -10,8 +10,9 @@ import { mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { create, globals } from 'webgpu';
+import { allocationBytes, GIB } from './buffer-sizes.ts';
 
-export const GIB = 1024 ** 3;
+export { GIB };
 
 export function formatGiB(bytes: number): string {
   if (!Number.isFinite(bytes)) return 'unlimited';
@@ -186,8 +187,7 @@ export class GpuAllocator {
 
   create(name: string, bytes: number, usage: GPUBufferUsageFlags, mappedAtCreation = false): GPUBuffer {
     this.ctx.throwIfLost();
-    // Storage bindings need sizes in multiples of 4; f16 tensors with an odd count would otherwise fail.
-    const size = Math.max(16, Math.ceil(bytes / 16) * 16);
+    const size = allocationBytes(bytes);
     if (size > this.ctx.limits.maxBufferSize) {
       throw new GpuOutOfMemoryError(this.liveBytes + size, this.ctx.limits.maxBufferSize, `buffer '${name}' of ${formatGiB(size)} is larger than the adapter's maxBufferSize`);
     }

@@ -7,8 +7,9 @@ import { rowWorkgroup, useSubgroups } from './rmsnorm.ts';
 import type { Program } from './runner.ts';
 import type { GpuTensor } from './tensor.ts';
 import { kernelModule, reduceSumFn, sgBuiltins, sgFallback } from './wgsl.ts';
+import { NORM_PARTIALS } from './buffer-sizes.ts';
 
-export const NORM_PARTIALS = 256;
+export { NORM_PARTIALS };
 
 /** out[0] = Σ g². `partials` is f32 scratch of NORM_PARTIALS elements. */
 export function gradNormSquared(prog: Program, out: GpuTensor, partials: GpuTensor, grads: GpuTensor, n: number): void {

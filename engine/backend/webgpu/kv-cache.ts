@@ -2,28 +2,15 @@
  * KV-cached decoding on the device. The cache (the webgpu counterpart of engine/generate/kv-cache.ts): per layer,
  * keys (after RoPE) and values of the tokens seen so far, [capacity, kvHeads·headDim] in the activation dtype, of
  * which the first `length` rows are filled. Only real positions are ever written, so the cache holds exactly what
- * the cpu cache holds. The buffers are listed by kvCacheSpecs() (the session's memory check counts them) and
- * allocated with the session's other activations.
+ * the cpu cache holds. The buffers are listed by kvCacheSpecs() in llama-memory.ts (the session's memory check
+ * counts them) and allocated with the session's other activations.
  *
  * Also copyAt, the offset copy a decode step uses to append to the cache and to pick the last row.
  */
-import type { ModelConfig } from '../../model/types.ts';
 import { grid, WG } from './elementwise.ts';
-import type { BufferSpec } from './llama-memory.ts';
 import type { ParamValue, Program } from './runner.ts';
 import type { GpuTensor } from './tensor.ts';
 import { FLAT_WG, kernelModule, WG_BUILTINS } from './wgsl.ts';
-
-/** Names and sizes of the cache buffers: `kv.<layer>.k` and `kv.<layer>.v`. */
-export function kvCacheSpecs(cfg: ModelConfig, capacity: number, dtype: 'f32' | 'f16'): BufferSpec[] {
-  const kvDim = cfg.numKvHeads * cfg.headDim;
-  const out: BufferSpec[] = [];
-  for (let l = 0; l < cfg.numLayers; l++) {
-    out.push({ name: `kv.${l}.k`, size: capacity * kvDim, dtype });
-    out.push({ name: `kv.${l}.v`, size: capacity * kvDim, dtype });
-  }
-  return out;
-}
 
 export class GpuKvCache {
   /** Rows filled (the next token's position). */

@@ -2,16 +2,16 @@
  * Every device buffer a webgpu session (training, evaluation or generation with its KV cache) allocates, listed
  * before allocation: the pre-flight memory check ("needs X GiB, adapter allows Y") and the UI's estimate come from
  * the same list the session allocates from.
+ *
+ * Pure arithmetic, no GPU import (nothing here loads Dawn): engine/train/memory-estimate.ts, which the services run
+ * for the Train form and the pre-flight check, takes its webgpu figures from estimateMemory below, so there is one
+ * account of a session's memory, held against the allocator by test/webgpu/memory.test.ts and
+ * test/webgpu/train-estimate.test.ts.
  */
 import { LORA_TARGET_ORDER, targetShape } from '../../model/lora.ts';
 import type { LoraConfig, LoraTargetName, ModelConfig } from '../../model/types.ts';
-import { chunkRowsFor } from './cross-entropy.ts';
-import { GIB } from './device.ts';
-import { NORM_PARTIALS } from './grad-norm.ts';
-import { kvCacheSpecs } from './kv-cache.ts';
-import { weightBytes, type LinearPacking } from './llama-weights.ts';
-import { ADAMW_HP_SIZE } from './adamw.ts';
-import { alignUp, dtypeBytes, type GpuDtype } from './tensor.ts';
+import { ADAMW_HP_SIZE, alignUp, allocationBytes, chunkRowsFor, dtypeBytes, GIB, NORM_PARTIALS, type GpuDtype } from './buffer-sizes.ts';
+import { weightBytes, type LinearPacking } from './weight-specs.ts';
 
 export type Precision = 'fp32' | 'fp16';
 
@@ -52,13 +52,30 @@ export function ceChunkRows(cfg: ModelConfig, s: SessionShape): number {
   return chunkRowsFor(cfg.vocabSize, s.batch * s.seq, s.ceChunkBytes);
 }
 
+/** What of a LoRA config the buffer list depends on (a LoraConfig fits). */
+export type LoraShape = Pick<LoraConfig, 'r'> & { targets: readonly LoraTargetName[] };
+
+/** Names and sizes of the generation KV cache buffers: `kv.<layer>.k` and `kv.<layer>.v` (kv-cache.ts GpuKvCache). */
+export function kvCacheSpecs(cfg: ModelConfig, capacity: number, dtype: 'f32' | 'f16'): BufferSpec[] {
+  const kvDim = cfg.numKvHeads * cfg.headDim;
+  const out: BufferSpec[] = [];
+  for (let l = 0; l < cfg.numLayers; l++) {
+    out.push({ name: `kv.${l}.k`, size: capacity * kvDim, dtype });
+    out.push({ name: `kv.${l}.v`, size: capacity * kvDim, dtype });
+  }
+  return out;
+}
+
+/** The cross-entropy's chunk buffers (hidden rows, their f32 logits, and the rows' gradient when training). */
+export const CE_CHUNK_BUFFERS: readonly string[] = ['ce.hChunk', 'ce.logits', 'ce.dhChunk'];
+
 /** Targets adapted in a layer, in module order. */
-export function adaptedTargets(lora: LoraConfig | null): LoraTargetName[] {
+export function adaptedTargets(lora: LoraShape | null): LoraTargetName[] {
   return lora === null ? [] : LORA_TARGET_ORDER.filter((t) => lora.targets.includes(t));
 }
 
 /** Activation, scratch and bookkeeping buffers (everything but frozen weights and LoRA state). */
-export function activationSpecs(cfg: ModelConfig, lora: LoraConfig | null, s: SessionShape): BufferSpec[] {
+export function activationSpecs(cfg: ModelConfig, lora: LoraShape | null, s: SessionShape): BufferSpec[] {
   const act = actDtype(s.precision);
   const grad = act;
   const B = s.batch;
@@ -148,7 +165,7 @@ export interface LoraSlotSpec {
   size: number;
 }
 
-export function loraSlotSpecs(cfg: ModelConfig, lora: LoraConfig): LoraSlotSpec[] {
+export function loraSlotSpecs(cfg: ModelConfig, lora: LoraShape): LoraSlotSpec[] {
   const out: LoraSlotSpec[] = [];
   for (let l = 0; l < cfg.numLayers; l++) {
     for (const t of adaptedTargets(lora)) {
@@ -161,33 +178,44 @@ export function loraSlotSpecs(cfg: ModelConfig, lora: LoraConfig): LoraSlotSpec[
 }
 
 /** Bytes of one flat LoRA buffer with every tensor at a 256-byte aligned offset. */
-export function loraFlatBytes(cfg: ModelConfig, lora: LoraConfig): number {
+export function loraFlatBytes(cfg: ModelConfig, lora: LoraShape): number {
   let off = 0;
   for (const s of loraSlotSpecs(cfg, lora)) off = alignUp(off, 256) + s.size * 4;
   return off;
 }
 
-function allocBytes(bytes: number): number {
-  return Math.max(16, Math.ceil(bytes / 16) * 16);
-}
-
 export interface MemoryEstimate {
+  /** Frozen weights (llama-weights.ts createWeights, listed by weight-specs.ts weightSpecs). */
   weights: number;
+  /** LoRA state: the flat parameter buffer, and when training its gradients and both AdamW moments. */
   lora: number;
+  /** One flat LoRA buffer (parameters; the gradients and each moment are as large). */
+  loraBuffer: number;
+  /** Activations, scratch and bookkeeping (activationSpecs), the cross-entropy chunk included. */
   activations: number;
+  /** The cross-entropy's chunk buffers (CE_CHUNK_BUFFERS), part of `activations`. */
+  crossEntropyChunk: number;
   total: number;
 }
 
 /**
- * Device bytes a session allocates (as the allocator counts them), before the few KiB of recorded-program
- * parameters. LoRA: parameters, plus gradients and both AdamW moments when training.
+ * Device bytes a session allocates (as the allocator counts them) when it starts; running adds only the recorded
+ * programs' uniform parameters (256 bytes a dispatch while a program is cached, about 25 KiB a layer for a forward
+ * and backward pair) and read-back staging of a few bytes. LoRA: parameters, plus gradients and both AdamW moments
+ * when training.
  */
-export function estimateMemory(cfg: ModelConfig, lora: LoraConfig | null, s: SessionShape): MemoryEstimate {
+export function estimateMemory(cfg: ModelConfig, lora: LoraShape | null, s: SessionShape): MemoryEstimate {
   const weights = weightBytes(cfg, actDtype(s.precision), s.packing ?? null);
-  const lora1 = lora === null ? 0 : allocBytes(loraFlatBytes(cfg, lora));
-  const loraTotal = lora1 * (s.training ? 4 : 1);
-  const activations = activationSpecs(cfg, lora, s).reduce((a, b) => a + allocBytes(b.size * dtypeBytes(b.dtype)), 0);
-  return { weights, lora: loraTotal, activations, total: weights + loraTotal + activations };
+  const loraBuffer = lora === null ? 0 : allocationBytes(loraFlatBytes(cfg, lora));
+  const loraTotal = loraBuffer * (s.training ? 4 : 1);
+  let activations = 0;
+  let crossEntropyChunk = 0;
+  for (const b of activationSpecs(cfg, lora, s)) {
+    const bytes = allocationBytes(b.size * dtypeBytes(b.dtype));
+    activations += bytes;
+    if (CE_CHUNK_BUFFERS.includes(b.name)) crossEntropyChunk += bytes;
+  }
+  return { weights, lora: loraTotal, loraBuffer, activations, crossEntropyChunk, total: weights + loraTotal + activations };
 }
 
 export function describeEstimate(e: MemoryEstimate): string {

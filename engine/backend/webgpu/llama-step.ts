@@ -30,6 +30,7 @@ import { IGNORE_INDEX, type Batch, type LoraConfig, type LoraPair, type LoraTarg
 import type { Rng } from '../../util/rng.ts';
 import { adamwScalars, adamwStep } from './adamw.ts';
 import { attentionBackward, attentionCached, attentionForward, type AttentionDims } from './attention.ts';
+import { DEFAULT_CE_CHUNK_BYTES } from './buffer-sizes.ts';
 import { crossEntropy, type CrossEntropyBuffers } from './cross-entropy.ts';
 import { acquireGpu, formatGiB, GpuOutOfMemoryError, type AcquireOptions, type GpuContext } from './device.ts';
 import { add, fill } from './elementwise.ts';
@@ -38,7 +39,8 @@ import { gradNormSquared } from './grad-norm.ts';
 import { copyAt, GpuKvCache } from './kv-cache.ts';
 import { linearRow, matvec } from './matvec.ts';
 import { activationSets, activationSpecs, adaptedTargets, ceChunkRows, describeEstimate, estimateMemory, loraSlotSpecs, type Precision, type SessionShape } from './llama-memory.ts';
-import { createWeights, sourcePacking, specBytes, weightSpecs, type GpuLayerWeights, type GpuModelWeights, type WeightSource } from './llama-weights.ts';
+import { createWeights, sourcePacking, type GpuLayerWeights, type GpuModelWeights, type WeightSource } from './llama-weights.ts';
+import { specBytes, weightSpecs } from './weight-specs.ts';
 import { linearBackward, linearForward, type GpuLoraBranch } from './lora.ts';
 import { rmsnormBackward, rmsnormForward } from './rmsnorm.ts';
 import { rope, ropeAt } from './rope.ts';
@@ -203,7 +205,7 @@ export class WebgpuLlama {
       training: opts.training ?? true,
       batch: opts.maxBatchSize,
       seq: opts.maxSeqLen,
-      ceChunkBytes: opts.ceChunkBytes ?? 64 * 1024 * 1024,
+      ceChunkBytes: opts.ceChunkBytes ?? DEFAULT_CE_CHUNK_BYTES,
       ...(opts.kvCacheLen !== undefined ? { kvCacheLen: opts.kvCacheLen } : {}),
       packing: sourcePacking(src),
     };

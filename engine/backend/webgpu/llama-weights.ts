@@ -1,23 +1,22 @@
 /**
  * Frozen LLaMA-family weights on the GPU: uploaded from host arrays (converted to f16 on the device in mixed
  * precision), or generated on the device from a seed (benchmarks of 7B shapes never hold the weights in host memory).
- * Every tensor is listed by `weightSpecs` first, so the memory check knows the total before anything is allocated.
+ * Every tensor is listed by `weightSpecs` (weight-specs.ts) first, so the memory check knows the total before anything
+ * is allocated.
  */
 import { F16Array, type FloatArray, type LoraTargetName, type ModelConfig, type ModelWeights, type WeightArray } from '../../model/types.ts';
 import { floatWeight } from '../../model/weight-array.ts';
 import { linearOf, targetShape } from '../../model/lora.ts';
-import { PackedWeight, packedSizeBytes, type PackedFormat } from '../../quant/packed-weight.ts';
+import { PackedWeight, type PackedFormat } from '../../quant/packed-weight.ts';
 import { Rng } from '../../util/rng.ts';
 import type { GpuContext } from './device.ts';
 import { copy, grid, WG } from './elementwise.ts';
 import { lmHeadParts, type LmHeadParts } from './cross-entropy.ts';
 import type { GpuLinear } from './lora.ts';
 import type { Program, Runner } from './runner.ts';
-import { createTensor, dtypeBytes, packedTensor, upload, view, type GpuDtype, type GpuTensor } from './tensor.ts';
+import { createTensor, dtypeBytes, packedTensor, upload, view, type GpuTensor } from './tensor.ts';
 import { FLAT_WG, kernelModule, WG_BUILTINS } from './wgsl.ts';
-import { LORA_TARGETS } from '../../../common/lora-targets.ts';
-
-export const LINEARS: readonly LoraTargetName[] = LORA_TARGETS;
+import { hasBias, LINEARS, specBytes, weightSpecs, type LinearPacking } from './weight-specs.ts';
 
 export interface GpuLayerWeights {
   inputNorm: GpuTensor;
@@ -37,20 +36,6 @@ export interface GpuModelWeights {
   layers: GpuLayerWeights[];
 }
 
-export interface WeightSpec {
-  name: string;
-  size: number;
-  kind: 'norm' | 'weight' | 'bias';
-  /** A linear weight kept in its quantized bytes on the device (QLoRA). */
-  packed?: { format: PackedFormat; rows: number; cols: number };
-}
-
-/**
- * Which linear weights stay packed on the device and in which format (QLoRA); null for a weight in the activation
- * dtype. Embedding, norms and lm_head always are (as QLoRA keeps them in 16 bits).
- */
-export type LinearPacking = (layer: number, target: LoraTargetName) => PackedFormat | null;
-
 /** The packing of a host model: the linears whose weights are PackedWeight; null when none is. */
 export function packingOf(model: ModelWeights): LinearPacking | null {
   const formats = new Map<string, PackedFormat>();
@@ -61,45 +46,6 @@ export function packingOf(model: ModelWeights): LinearPacking | null {
     }
   });
   return formats.size === 0 ? null : (l, t) => formats.get(`${l}.${t}`) ?? null;
-}
-
-/** Device bytes of a weight spec in the activation dtype `dtype` (packed: its bytes, in whole u32 words). */
-export function specBytes(s: WeightSpec, dtype: GpuDtype): number {
-  if (s.packed) return Math.max(4, Math.ceil(packedSizeBytes(s.packed.format, s.packed.rows, s.packed.cols) / 4) * 4);
-  return s.size * dtypeBytes(dtype);
-}
-
-function hasBias(cfg: ModelConfig, t: LoraTargetName): boolean {
-  if (t === 'q_proj' || t === 'k_proj' || t === 'v_proj') return cfg.qkvBias;
-  if (t === 'o_proj') return cfg.oBias;
-  return cfg.mlpBias;
-}
-
-/** Every frozen tensor (HF names), in upload order; a tied lm_head is not listed twice. */
-export function weightSpecs(cfg: ModelConfig, packing: LinearPacking | null = null): WeightSpec[] {
-  const H = cfg.hiddenSize;
-  const out: WeightSpec[] = [{ name: 'model.embed_tokens.weight', size: cfg.vocabSize * H, kind: 'weight' }];
-  for (let l = 0; l < cfg.numLayers; l++) {
-    const p = `model.layers.${l}`;
-    out.push({ name: `${p}.input_layernorm.weight`, size: H, kind: 'norm' });
-    out.push({ name: `${p}.post_attention_layernorm.weight`, size: H, kind: 'norm' });
-    if (cfg.qkNorm) {
-      out.push({ name: `${p}.self_attn.q_norm.weight`, size: cfg.headDim, kind: 'norm' });
-      out.push({ name: `${p}.self_attn.k_norm.weight`, size: cfg.headDim, kind: 'norm' });
-    }
-    for (const t of LINEARS) {
-      const { outFeatures, inFeatures } = targetShape(cfg, t);
-      const mod = t === 'gate_proj' || t === 'up_proj' || t === 'down_proj' ? `mlp.${t}` : `self_attn.${t}`;
-      const format = packing?.(l, t) ?? null;
-      const spec: WeightSpec = { name: `${p}.${mod}.weight`, size: outFeatures * inFeatures, kind: 'weight' };
-      if (format) spec.packed = { format, rows: outFeatures, cols: inFeatures };
-      out.push(spec);
-      if (hasBias(cfg, t)) out.push({ name: `${p}.${mod}.bias`, size: outFeatures, kind: 'bias' });
-    }
-  }
-  out.push({ name: 'model.norm.weight', size: H, kind: 'norm' });
-  if (!cfg.tieWordEmbeddings) out.push({ name: 'lm_head.weight', size: cfg.vocabSize * H, kind: 'weight' });
-  return out;
 }
 
 function hostTensor(model: ModelWeights, name: string): WeightArray | PackedWeight {
@@ -300,9 +246,4 @@ export async function createWeights(ctx: GpuContext, runner: Runner, src: Weight
     lmHead: lmHeadParts(head, cfg.vocabSize, H, maxBindingBytes),
     layers,
   };
-}
-
-/** Bytes the frozen weights take on the device (as the allocator rounds them). */
-export function weightBytes(cfg: ModelConfig, dtype: GpuDtype, packing: LinearPacking | null = null): number {
-  return weightSpecs(cfg, packing).reduce((s, w) => s + Math.max(16, Math.ceil(specBytes(w, dtype) / 16) * 16), 0);
 }

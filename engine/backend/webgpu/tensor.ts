@@ -5,8 +5,9 @@
  */
 import { GpuContext } from './device.ts';
 import type { PackedFormat } from '../../quant/packed-weight.ts';
+import { alignUp, dtypeBytes, type GpuDtype } from './buffer-sizes.ts';
 
-export type GpuDtype = 'f32' | 'f16' | 'i32' | 'u32';
+export { alignUp, dtypeBytes, type GpuDtype };
 
 export interface GpuTensor {
   name: string;
@@ -23,10 +24,6 @@ export interface GpuTensor {
   packed?: { format: PackedFormat; rows: number; cols: number };
 }
 
-export function dtypeBytes(d: GpuDtype): number {
-  return d === 'f16' ? 2 : 4;
-}
-
 /** Bytes the tensor occupies rounded up to 4 (storage bindings are sized in multiples of 4). */
 export function bindingBytes(t: GpuTensor): number {
   return Math.ceil((t.size * dtypeBytes(t.dtype)) / 4) * 4;
@@ -37,10 +34,6 @@ export const STORAGE = 0x0080 | 0x0004 | 0x0008; // STORAGE | COPY_SRC | COPY_DS
 export function createTensor(ctx: GpuContext, name: string, size: number, dtype: GpuDtype): GpuTensor {
   const buffer = ctx.allocator.create(name, size * dtypeBytes(dtype), STORAGE);
   return { name, buffer, offset: 0, size, dtype };
-}
-
-export function alignUp(n: number, a: number): number {
-  return Math.ceil(n / a) * a;
 }
 
 /** Several tensors packed in one buffer, each at an aligned offset. */
