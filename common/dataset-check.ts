@@ -2,6 +2,8 @@
 import type { RunConfig } from './protocol.ts';
 
 export interface DatasetCheckCommand {
+  /** Matches the reply to its request (one worker answers the checks of several run starts). */
+  id: number;
   config: RunConfig;
   /** The studio's dataset cache, where the prepared dataset is kept for the engine; null keeps nothing. */
   cacheDir: string | null;
@@ -16,6 +18,6 @@ export interface DatasetCheckProblem {
 }
 
 export type DatasetCheckReply =
-  | { type: 'ok'; tokenized: boolean; kept: boolean }
+  | { type: 'ok'; id: number; tokenized: boolean; kept: boolean }
   /** 'tokenizer': the model's tokenizer could not be loaded; 'data': preparing the dataset refused it. */
-  | { type: 'refused'; stage: 'tokenizer' | 'data'; problem: DatasetCheckProblem };
+  | { type: 'refused'; id: number; stage: 'tokenizer' | 'data'; problem: DatasetCheckProblem };

@@ -1,7 +1,8 @@
 /**
  * The preflight's dataset check in a worker_thread (entry): loading the tokenizer and preparing a whole dataset
  * (render, tokenize, mask, truncate, split) takes seconds to minutes on a large file, so the services run it here
- * and keep answering other requests meanwhile. One command, one reply; the services then end the worker.
+ * and keep answering other requests meanwhile. Each command gets one reply with its id; the worker stays for the
+ * next run start until the services end it.
  */
 import { parentPort } from 'node:worker_threads';
 import type { DatasetCheckCommand, DatasetCheckProblem, DatasetCheckReply } from '../../common/dataset-check.ts';
@@ -29,12 +30,12 @@ async function check(cmd: DatasetCheckCommand): Promise<DatasetCheckReply> {
   try {
     tokenizer = await loadTokenizer(cmd.config.modelPath);
   } catch (e) {
-    return { type: 'refused', stage: 'tokenizer', problem: problemOf(e) };
+    return { type: 'refused', id: cmd.id, stage: 'tokenizer', problem: problemOf(e) };
   }
   try {
-    return { type: 'ok', ...(await checkRunDataset(cmd.config, tokenizer, cmd.cacheDir)) };
+    return { type: 'ok', id: cmd.id, ...(await checkRunDataset(cmd.config, tokenizer, cmd.cacheDir)) };
   } catch (e) {
-    return { type: 'refused', stage: 'data', problem: problemOf(e) };
+    return { type: 'refused', id: cmd.id, stage: 'data', problem: problemOf(e) };
   }
 }
 
