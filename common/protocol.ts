@@ -935,6 +935,8 @@ export type EngineCommand =
       runDir: string;
       /** Resume from the newest checkpoint in runDir when one exists. */
       resume: boolean;
+      /** Folder of prepared datasets (the preflight's, engine/train/run-data-cache.ts); one whose key matches is used instead of tokenizing again. */
+      datasetCacheDir?: string;
     }
   /** Stop at the next step boundary; with save, write a checkpoint first. */
   | { type: 'stop'; save: boolean };

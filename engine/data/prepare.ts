@@ -100,12 +100,24 @@ function checkOptions(opts: PrepareOptions): void {
   }
 }
 
+let preparedCount = 0;
+
+/**
+ * How many datasets this thread has prepared (every call of prepareDataset that got past its option checks). Tests
+ * read it to prove a run start tokenizes its data once: in the preflight's worker, not again in the services' thread
+ * nor in the engine when the preflight's cache is valid (engine/train/run-data-cache.ts).
+ */
+export function preparedDatasetCount(): number {
+  return preparedCount;
+}
+
 /**
  * Reads, renders, tokenizes and masks a dataset file, then truncates, shuffles (seeded), splits and optionally packs
  * it. Throws DatasetError for an unusable file, the first bad record under 'fail', or a dataset left empty.
  */
 export async function prepareDataset(opts: PrepareOptions): Promise<PreparedDataset> {
   checkOptions(opts);
+  preparedCount++;
   const main = await collect(opts.path, opts);
   let train: TrainingExample[];
   let validation: TrainingExample[];

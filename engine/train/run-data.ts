@@ -4,13 +4,18 @@
  * bundle's token ids, labels, split and packing cannot drift from what the studio would have trained on.
  */
 import type { RunConfig } from '../../common/protocol.ts';
-import { prepareDataset, type PreparedDataset } from '../data/prepare.ts';
+import { prepareDataset, type PrepareOptions, type PreparedDataset } from '../data/prepare.ts';
 import type { ModelConfig, Tokenizer } from '../model/types.ts';
 import { trainerSettings } from './run-config.ts';
 
 export function prepareRunDataset(config: RunConfig, tokenizer: Tokenizer | null, opts: { badRecordsWhenUnset?: 'skip' | 'fail' } = {}): Promise<PreparedDataset> {
+  return prepareDataset(runPrepareOptions(config, tokenizer, opts));
+}
+
+/** The options a run prepares its dataset with (run-data-cache.ts keys its cache on exactly these). */
+export function runPrepareOptions(config: RunConfig, tokenizer: Tokenizer | null, opts: { badRecordsWhenUnset?: 'skip' | 'fail' } = {}): PrepareOptions {
   const settings = trainerSettings(config);
-  return prepareDataset({
+  return {
     path: config.datasetPath,
     format: config.datasetFormat,
     tokenizer,
@@ -23,7 +28,7 @@ export function prepareRunDataset(config: RunConfig, tokenizer: Tokenizer | null
     trainOn: config.data?.trainOn ?? 'auto',
     packing: config.data?.packing ?? false,
     ...(config.data?.validationPath ? { validationPath: config.data.validationPath } : {}),
-  });
+  };
 }
 
 /** The id right-padding uses in a batch (its labels are −100, so it never reaches the loss). */

@@ -14,7 +14,8 @@ import { countParameters } from '../model/llama.ts';
 import type { Tokenizer } from '../model/types.ts';
 import { attachBackend, chooseBackend, explainDeviceLoss, releaseBackend } from './run-backend.ts';
 import { trainerSettings } from './run-config.ts';
-import { prepareRunDataset, runPadTokenId } from './run-data.ts';
+import { runPadTokenId } from './run-data.ts';
+import { runDataset } from './run-data-cache.ts';
 import { EvalSampler } from './eval-sampler.ts';
 import { Trainer } from './trainer.ts';
 
@@ -39,8 +40,8 @@ export async function runTraining(cmd: Extract<EngineCommand, { type: 'train' }>
   const tokenizer: Tokenizer | null = await loadTokenizer(config.modelPath);
   if (!tokenizer && config.datasetFormat !== 'tokenized') log('warn', `${config.modelPath} has no tokenizer; only pre-tokenized data can be used`);
 
-  log('info', `preparing dataset ${config.datasetPath}`);
-  const data = await prepareRunDataset(config, tokenizer);
+  // Tokenized once per run start: the preflight's cache entry when the data still matches it (run-data-cache.ts).
+  const data = await runDataset(config, tokenizer, cmd.datasetCacheDir ?? null, (message) => log('info', message));
   const bad = data.badRecordCount ?? data.badRecords.length;
   if (bad > 0) {
     const first = data.badRecords.slice(0, 3).map((b) => `line ${b.line}: ${b.message}`).join('; ');

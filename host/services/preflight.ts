@@ -5,9 +5,8 @@
 import { existsSync, statSync } from 'node:fs';
 import { baseWeightsOf, type BaseWeights, type BaseWeightsKeep, type DatasetFormat, type DatasetSummary, type ModelSummary, type RunConfig, type TrainOn } from '../../common/protocol.ts';
 import type { BasePlan } from '../../engine/host-api.ts';
-import { inspectDataset } from '../../engine/host-api.ts';
-import { prepareRunDataset } from '../../engine/host-api.ts';
-import { basePlanOf, inspectModel, isGgufFile, loadTokenizer } from '../../engine/host-api.ts';
+import { basePlanOf, inspectDataset, inspectModel, isGgufFile, loadTokenizer } from '../../engine/host-api.ts';
+import { runDatasetCheck } from './dataset-check.ts';
 import { asStudioError, StudioError } from './errors.ts';
 
 export async function checkModel(path: string, field: string): Promise<ModelSummary> {
@@ -99,27 +98,22 @@ const RUN_FIELDS: Record<string, string> = { maxSeqLen: 'train.maxSeqLen', valid
 /**
  * Prepares the run's data exactly as the engine will (render, tokenize, mask, truncate, split), so every reason the
  * run could not start — a broken line, no token left to train on within maxSeqLen — is reported before it exists.
+ * The preparation runs in a worker (dataset-check.ts) and is kept in `cacheDir` for the engine, which then does not
+ * tokenize the dataset again (engine/train/run-data-cache.ts).
  */
-export async function checkTrainingData(config: RunConfig): Promise<void> {
+export async function checkTrainingData(config: RunConfig, opts: { cacheDir?: string } = {}): Promise<void> {
   basePlanFor(config.modelPath, config.train);
   checkDatasetFile(config.datasetPath, 'datasetPath');
   const data = config.data;
   if (data?.validationPath) checkDatasetFile(data.validationPath, 'data.validationPath');
-  let tokenizer: Awaited<ReturnType<typeof loadTokenizer>>;
-  try {
-    tokenizer = await loadTokenizer(config.modelPath);
-  } catch (e) {
-    throw asStudioError(e, 'modelPath');
-  }
-  try {
-    // The engine's own mapping of the run's settings to the dataset options, so the check cannot drift from the run.
-    await prepareRunDataset(config, tokenizer, { badRecordsWhenUnset: 'fail' });
-  } catch (e) {
-    const own = (e as { field?: unknown; file?: unknown }).field;
-    const inValidationFile = data?.validationPath !== undefined && (e as { file?: unknown }).file === data.validationPath;
-    const field = typeof own === 'string' && RUN_FIELDS[own] ? RUN_FIELDS[own] : inValidationFile ? 'data.validationPath' : 'datasetPath';
-    const err = asStudioError(e, field);
-    if (!err.info.file) err.info.file = config.datasetPath;
-    throw err;
-  }
+  const reply = await runDatasetCheck({ config, cacheDir: opts.cacheDir ?? null });
+  if (reply.type === 'ok') return;
+  const e = Object.assign(new Error(reply.problem.message), reply.problem);
+  if (reply.stage === 'tokenizer') throw asStudioError(e, 'modelPath');
+  const own = e.field;
+  const inValidationFile = data?.validationPath !== undefined && e.file === data.validationPath;
+  const field = typeof own === 'string' && RUN_FIELDS[own] ? RUN_FIELDS[own] : inValidationFile ? 'data.validationPath' : 'datasetPath';
+  const err = asStudioError(e, field);
+  if (!err.info.file) err.info.file = config.datasetPath;
+  throw err;
 }

@@ -77,6 +77,8 @@ export interface RunManagerOptions {
   cancelGraceMs?: number;
   /** How long closing waits for executing runs to write their checkpoint. */
   shutdownGraceMs?: number;
+  /** Where the preflight keeps each run's prepared dataset for its engine (tokenized once per start); none: the engine prepares it again. */
+  datasetCacheDir?: string;
 }
 
 
@@ -128,7 +130,7 @@ function isDiskFull(e: unknown): boolean {
 }
 
 export class RunManager {
-  private readonly opts: Required<Omit<RunManagerOptions, 'exporter' | 'resolveDevice'>> & Pick<RunManagerOptions, 'exporter' | 'resolveDevice'>;
+  private readonly opts: Required<Omit<RunManagerOptions, 'exporter' | 'resolveDevice' | 'datasetCacheDir'>> & Pick<RunManagerOptions, 'exporter' | 'resolveDevice' | 'datasetCacheDir'>;
   private readonly db: StudioDb;
   private readonly queue: RunQueue;
   private readonly active = new Map<string, ActiveRun>();
@@ -165,7 +167,7 @@ export class RunManager {
     if (!checked.ok) throw StudioError.fields(checked.errors);
     const config = checked.config;
     const model = await checkModel(config.modelPath, 'modelPath');
-    await checkTrainingData(config);
+    await checkTrainingData(config, this.opts.datasetCacheDir ? { cacheDir: this.opts.datasetCacheDir } : {});
     if (!Number.isInteger(priority)) throw new StudioError({ message: `priority must be a whole number, got ${priority}`, field: 'priority' });
 
     const now = new Date().toISOString();
@@ -465,7 +467,8 @@ export class RunManager {
     }
     active.engine = engine;
     engine.on((e) => this.onEngineEvent(active, e));
-    engine.send({ type: 'train', runId: run.id, config: this.engineConfig(run.config), runDir: dir, resume: true });
+    const cache = this.opts.datasetCacheDir ? { datasetCacheDir: this.opts.datasetCacheDir } : {};
+    engine.send({ type: 'train', runId: run.id, config: this.engineConfig(run.config), runDir: dir, resume: true, ...cache });
     // A stop asked for while the engine was starting goes out now (the worker checks it before the first step).
     if (active.intent) engine.send({ type: 'stop', save: active.intent !== 'cancel' });
   }

@@ -239,6 +239,7 @@ export function createStudioServices(options: StudioServicesOptions): StudioServ
     recover,
     // Runs are counted per device; `auto` is whatever the probe says a run will get.
     resolveDevice: async (config) => (config.backend === 'auto' ? (await backendProbe.get()).auto : config.backend),
+    datasetCacheDir: join(home.root, 'cache', 'datasets'),
   });
   const manager = runs;
   let closed: Promise<void> | null = null;
