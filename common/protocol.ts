@@ -6,22 +6,33 @@
  * - Services ↔ engine worker: `EngineCommand` / `EngineEvent`.
  *
  * Runs anywhere (browser, Node, Electron): imports nothing but zod (and the plain report types next to it).
+ * The zod schemas of the contract are next to it: requests in request-schemas.ts, events in event-schemas.ts, a run's
+ * configuration in run-config.ts (re-exported here).
  */
 import { z } from 'zod';
 import type { BundleLaunch } from './bundle-launch.ts';
 import type { QuantReport } from './quant-report.ts';
-import type { ModelPullEnded, ModelPullProgress } from './models-pull.ts';
 import type { MergedExportResult } from './merged-export.ts';
 import type { OllamaExportInfo } from './ollama-export.ts';
 import type { AdapterDeleteResult, RunDeleteResult } from './run-info.ts';
-import { DEFAULT_HEALTH_THRESHOLDS, HealthThresholdsSchema, type RunAlert } from './run-health.ts';
-import type { DatasetFormat, EvalSample, FieldError, RunConfig } from './run-config.ts';
+import { DEFAULT_HEALTH_THRESHOLDS, HealthThresholdsSchema } from './run-health.ts';
+import type { DatasetFormat, EvalSample, RunConfig } from './run-config.ts';
 import type { PlaygroundRequestSchema, RequestMethod, RequestParamSchemas } from './request-schemas.ts';
 import type { QuantAdapterMode } from './quant-formats.ts';
+import type { StudioErrorInfo } from './studio-error.ts';
+import type {
+  AdapterSummarySchema,
+  PLAYGROUND_VARIANTS,
+  PlaygroundEndedSchema,
+  PlaygroundOutputSchema,
+  PlaygroundStartedSchema,
+  QuantProgressSchema,
+  SchemaEventName,
+  StudioEventSchemas,
+} from './event-schemas.ts';
 
 export * from './run-config.ts';
 export { PlaygroundRequestSchema, QuantStartParamsSchema, REQUEST_PARAM_SCHEMAS, type RequestMethod, type StudioSettingsPatch } from './request-schemas.ts';
-
 
 // ---------------------------------------------------------------------------------------------------------------
 // Things the services know about
@@ -197,21 +208,8 @@ export interface BackendInfo {
   software?: boolean;
 }
 
-export interface AdapterSummary {
-  id: string;
-  name: string;
-  runId: string | null;
-  createdAt: string;
-  baseModel: string;
-  r: number;
-  alpha: number;
-  targets: string[];
-  /** Folder on the services' disk holding adapter_config.json + adapter_model.safetensors. */
-  path: string;
-  sizeBytes: number;
-  /** Imported adapters ('adapters.import', an external run): where the folder came from. */
-  importedFrom?: string;
-}
+/** An adapter in the Adapters list (common/event-schemas.ts AdapterSummarySchema). */
+export type AdapterSummary = z.infer<typeof AdapterSummarySchema>;
 
 export interface ModelSummary {
   path: string;
@@ -283,16 +281,7 @@ export interface DatasetSummary {
   chatTemplate?: string;
 }
 
-/** A problem the UI shows next to the thing it is about. */
-export interface StudioErrorInfo {
-  message: string;
-  /** Field of the request the problem is about (e.g. `modelPath`, `lora.r`). */
-  field?: string;
-  /** File and line the problem is in, when it comes from a file. */
-  file?: string;
-  line?: number;
-  fieldErrors?: FieldError[];
-}
+export { StudioErrorInfoSchema, type StudioErrorInfo } from './studio-error.ts';
 
 // ---------------------------------------------------------------------------------------------------------------
 // Export for a cluster (an Accelerate + PEFT bundle), external runs, imported adapters
@@ -404,17 +393,8 @@ export interface QuantJobRequest {
 
 export type QuantJobState = 'queued' | 'running' | 'done' | 'failed' | 'cancelled';
 
-export interface QuantProgress {
-  jobId: string;
-  phase: 'loading' | 'weights' | 'calibration';
-  /** Steps of this phase. */
-  done: number;
-  total: number;
-  /** Format (report key) being measured; '' while loading. */
-  format: string;
-  /** Whole job, 0..1. */
-  fraction: number;
-}
+/** Where a lab job is (common/event-schemas.ts QuantProgressSchema). */
+export type QuantProgress = z.infer<typeof QuantProgressSchema>;
 
 export interface QuantJobSummary {
   id: string;
@@ -437,46 +417,19 @@ export { BUILTIN_CHAT_TEMPLATE_NAMES, PROMPT_FORMATS, type PromptFormat } from '
 export type PlaygroundRequest = z.infer<typeof PlaygroundRequestSchema>;
 
 /** 'adapter': adapterPath's answer; 'compare': compareAdapterPath's; 'base': the base model alone. */
-export type PlaygroundVariant = 'adapter' | 'compare' | 'base';
+export type PlaygroundVariant = (typeof PLAYGROUND_VARIANTS)[number];
 
 export interface PlaygroundTurn {
   role: 'user' | 'assistant';
   content: string;
 }
 
-/** A job has started generating: the prompt as the model reads it, and where it runs. */
-export interface PlaygroundStarted {
-  jobId: string;
-  /** Backend that runs it ('cpu', or 'webgpu' with the adapter's name). */
-  backend: string;
-  /** The formatted prompt, special tokens included, decoded back from its ids. */
-  promptText: string;
-  promptTokens: number;
-  variants: PlaygroundVariant[];
-}
+/** A job has started generating (common/event-schemas.ts PlaygroundStartedSchema). */
+export type PlaygroundStarted = z.infer<typeof PlaygroundStartedSchema>;
 
-export interface PlaygroundOutput {
-  jobId: string;
-  variant: PlaygroundVariant;
-  /** Everything generated so far (prompt excluded, special tokens skipped). */
-  text: string;
-  tokens: number;
-  /**
-   * Decode speed: tokens after the first per second since the first came (the first token comes out of the prompt's
-   * prefill, whose time is prefillMs); null until a second token exists.
-   */
-  tokensPerSecond: number | null;
-  /** Milliseconds from the start to the first token: the prompt's prefill (and that token's sampling); null before it. */
-  prefillMs: number | null;
-  /** Set on the variant's last update: why it stopped. */
-  stop: 'eos' | 'length' | 'cancelled' | null;
-}
+export type PlaygroundOutput = z.infer<typeof PlaygroundOutputSchema>;
 
-export interface PlaygroundEnded {
-  jobId: string;
-  cancelled: boolean;
-  error: StudioErrorInfo | null;
-}
+export type PlaygroundEnded = z.infer<typeof PlaygroundEndedSchema>;
 
 // ---------------------------------------------------------------------------------------------------------------
 // Renderer → services
@@ -611,39 +564,20 @@ export type StudioReply<M extends StudioMethod> = { ok: true; result: StudioResu
 // Services → renderer
 // ---------------------------------------------------------------------------------------------------------------
 
-export interface StudioEvents {
+/** The events whose data has no schema (see common/event-schemas.ts for why): big summaries that are replies too. */
+interface StudioEventsWithoutSchema {
   'run.updated': RunSummary;
-  /** A run was deleted ('runs.delete', `lora-studio runs delete`): forget it and its metrics. */
-  'run.removed': { id: string };
-  /**
-   * New metric points of a run, in step order. A step can come again after the run went back to a checkpoint
-   * (resume after a crash or failure): keep the newest point per step. With `truncatedAfter`, drop the points after
-   * that step first (common/run-metrics.ts mergeMetricPoints does both).
-   */
-  'run.metrics': { runId: string; points: MetricPoint[]; truncatedAfter?: number };
-  /** A line of the run's event log; `id`/`at`/`step` are set for lines kept in the database ('runs.events'). */
-  'run.log': { runId: string; level: 'info' | 'warn' | 'error'; message: string; id?: number; at?: string; step?: number | null };
-  /** A training-health alert (common/run-health.ts); it is also a 'warn' line of the run's event log. */
-  'run.alert': RunAlert;
-  /** An evaluation answer stored for the run (a step trained again after a resume replaces its answers). */
-  'run.eval': EvalSample;
-  'settings.changed': StudioSettings;
-  'adapters.changed': AdapterSummary[];
-  'quant.progress': QuantProgress;
   /** The report is fetched with 'quant.get' (it can be megabytes). */
   'quant.done': { job: QuantJobSummary };
   /** Failed or cancelled (job.state says which; job.error says why). */
   'quant.failed': { job: QuantJobSummary };
-  'generate.started': PlaygroundStarted;
-  'generate.output': PlaygroundOutput;
-  'generate.ended': PlaygroundEnded;
   'external.updated': ExternalRunSummary;
-  /** New points of an external run, in step order; with `truncatedAfter`, drop the points after that step first (a relaunch starts again at 0). */
-  'external.metrics': { id: string; points: MetricPoint[]; truncatedAfter?: number };
-  'external.removed': { id: string };
-  'models.pullProgress': ModelPullProgress;
-  'models.pullEnded': ModelPullEnded;
 }
+
+/** The events with a schema (common/event-schemas.ts STUDIO_EVENT_SCHEMAS): their data types come from it. */
+type StudioEventsFromSchemas = { [E in SchemaEventName]: z.output<StudioEventSchemas[E]> };
+
+export interface StudioEvents extends StudioEventsWithoutSchema, StudioEventsFromSchemas {}
 export type StudioEventName = keyof StudioEvents;
 export interface StudioEventMessage<E extends StudioEventName = StudioEventName> {
   event: E;

@@ -132,15 +132,16 @@ export const EvalPromptsSchema = z.object({
 export type EvalPrompts = z.infer<typeof EvalPromptsSchema>;
 
 /** One evaluation answer: prompt `index` of the run's evalPrompts, answered with the LoRA as it was after `step` steps. */
-export interface EvalSample {
-  runId: string;
-  step: number;
-  index: number;
-  prompt: string;
-  answer: string;
-  tokens: number;
-  stop: 'eos' | 'length';
-}
+export const EvalSampleSchema = z.object({
+  runId: z.string(),
+  step: z.number().int().min(0),
+  index: z.number().int().min(0),
+  prompt: z.string(),
+  answer: z.string(),
+  tokens: z.number().int().min(0),
+  stop: z.enum(['eos', 'length']),
+});
+export type EvalSample = z.infer<typeof EvalSampleSchema>;
 
 export const RunConfigSchema = z.object({
   name: z.string({ message: 'the run name must be text' }).max(200, 'the run name must be at most 200 characters').optional(),
@@ -157,10 +158,8 @@ export type RunConfig = z.infer<typeof RunConfigSchema>;
 export type RunConfigInput = z.input<typeof RunConfigSchema>;
 
 /** One validation problem, with the dotted path of the field (e.g. `lora.r`). */
-export interface FieldError {
-  field: string;
-  message: string;
-}
+export const FieldErrorSchema = z.object({ field: z.string(), message: z.string() });
+export type FieldError = z.infer<typeof FieldErrorSchema>;
 
 /** Validate a run config; returns the typed config or the list of field errors. */
 export function validateRunConfig(input: unknown): { ok: true; config: RunConfig } | { ok: false; errors: FieldError[] } {
