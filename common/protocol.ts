@@ -30,6 +30,7 @@ import type {
   SchemaEventName,
   StudioEventSchemas,
 } from './event-schemas.ts';
+import type { BackendInfoSchema, QuantFormatInfoSchema, ReplySchemas, RunEventInfoSchema, RunStateChangeSchema, SchemaReplyMethod } from './reply-schemas.ts';
 
 export * from './run-config.ts';
 export { PlaygroundRequestSchema, QuantStartParamsSchema, REQUEST_PARAM_SCHEMAS, type RequestMethod, type StudioSettingsPatch } from './request-schemas.ts';
@@ -38,16 +39,8 @@ export { PlaygroundRequestSchema, QuantStartParamsSchema, REQUEST_PARAM_SCHEMAS,
 // Things the services know about
 // ---------------------------------------------------------------------------------------------------------------
 
-export type RunState =
-  | 'pending'
-  | 'validating'
-  | 'queuing'
-  | 'executing'
-  | 'finalizing'
-  | 'completed'
-  | 'failed'
-  | 'cancelled'
-  | 'paused';
+export const RUN_STATES = ['pending', 'validating', 'queuing', 'executing', 'finalizing', 'completed', 'failed', 'cancelled', 'paused'] as const;
+export type RunState = (typeof RUN_STATES)[number];
 
 /** One training step as the engine measured it. */
 const finiteMetric = z.number().finite();
@@ -120,24 +113,11 @@ export interface RunSummary {
   finishedAt?: string | null;
 }
 
-/** One line of a run's event log (engine logs, state changes, checkpoints), kept in the studio database. */
-export interface RunEventInfo {
-  id: number;
-  runId: string;
-  at: string;
-  level: 'info' | 'warn' | 'error';
-  /** The training step the event belongs to, when it belongs to one. */
-  step: number | null;
-  message: string;
-}
+/** One line of a run's event log (common/reply-schemas.ts RunEventInfoSchema). */
+export type RunEventInfo = z.infer<typeof RunEventInfoSchema>;
 
-/** A run's move from one state to another, with why. */
-export interface RunStateChange {
-  from: RunState | null;
-  to: RunState;
-  at: string;
-  reason: string | null;
-}
+/** A run's move from one state to another, with why (common/reply-schemas.ts). */
+export type RunStateChange = z.infer<typeof RunStateChangeSchema>;
 
 /** Studio-wide settings ('settings.get' / 'settings.set'), kept in the studio database. */
 export const StudioSettingsSchema = z.object({
@@ -196,17 +176,8 @@ export interface MemoryEstimateInfo {
   totalWithCheckpointing: number;
 }
 
-/** A compute backend as this machine has it ('backends.probe'). */
-export interface BackendInfo {
-  id: 'cpu' | 'webgpu';
-  available: boolean;
-  /** What it runs on: the WebGPU adapter's name, or 'CPU'; null when unavailable. */
-  name: string | null;
-  /** Why it is unavailable, or why `auto` passes it over (a software adapter); null otherwise. */
-  reason: string | null;
-  /** A CPU rasteriser (llvmpipe, SwiftShader…): usable when chosen explicitly, never picked by `auto`. */
-  software?: boolean;
-}
+/** A compute backend as this machine has it ('backends.probe'; common/reply-schemas.ts BackendInfoSchema). */
+export type BackendInfo = z.infer<typeof BackendInfoSchema>;
 
 /** An adapter in the Adapters list (common/event-schemas.ts AdapterSummarySchema). */
 export type AdapterSummary = z.infer<typeof AdapterSummarySchema>;
@@ -363,14 +334,8 @@ export interface AdapterImportResult {
 
 export { QUANT_ADAPTER_MODES, QUANT_FORMAT_NAMES, LORA_GGUF_DTYPES, type QuantAdapterMode } from './quant-formats.ts';
 
-export interface QuantFormatInfo {
-  /** Registry key: f16, int8, int4-g128, nf4, q8_0, q4_0, q4_1. */
-  name: string;
-  label: string;
-  bitsPerWeight: number;
-  /** The format can be written to a GGUF file (`lora-studio quantize`). */
-  gguf: boolean;
-}
+/** A format the lab can measure ('quant.formats'; common/reply-schemas.ts QuantFormatInfoSchema). */
+export type QuantFormatInfo = z.infer<typeof QuantFormatInfoSchema>;
 
 /** What one lab job measures. */
 export interface QuantJobRequest {
@@ -436,19 +401,15 @@ export type PlaygroundEnded = z.infer<typeof PlaygroundEndedSchema>;
 // ---------------------------------------------------------------------------------------------------------------
 
 /**
- * What each request answers, by method. The params of each method are its zod schema in common/request-schemas.ts;
+ * What each request answers, by method: the small replies from their schemas (common/reply-schemas.ts), the others
+ * (big summaries; see that module for why) written here. The params of each method are its zod schema in common/request-schemas.ts;
  * StudioRequests joins the two.
  */
-export interface StudioResults {
-  'app.info': { version: string; home: string; host: 'electron' | 'web'; backends: string[] };
+interface StudioResultsWithoutSchema {
   'models.sample': ModelSummary;
   'models.inspect': ModelSummary;
   /** Models already on this machine: the Hugging Face cache, Ollama's store, LM Studio's models folder. */
   'models.discover': LocalModelsInfo;
-  /** Starts a Hugging Face download into the HF cache (common/models-pull.ts); progress as 'models.pullProgress', the end as 'models.pullEnded'. */
-  'models.pull': { jobId: string };
-  /** Stops a download; its part stays as .incomplete for the next pull to resume. False when it had already ended. */
-  'models.pullCancel': { cancelled: boolean };
   'datasets.sample': DatasetSummary;
   'datasets.inspect': DatasetSummary;
   /** Browser only: the file's content travels in the request and is stored under the studio home. */
@@ -456,7 +417,6 @@ export interface StudioResults {
   'runs.start': RunSummary;
   'runs.list': RunSummary[];
   'runs.get': RunSummary;
-  'runs.metrics': MetricPoint[];
   'runs.cancel': RunSummary;
   /** A waiting run is held; an executing one writes a checkpoint and stops. 'runs.resume' continues it. */
   'runs.pause': RunSummary;
@@ -472,11 +432,6 @@ export interface StudioResults {
    * others are refused with their state. With dryRun, only says what would be freed. Others see 'run.removed'.
    */
   'runs.delete': RunDeleteResult;
-  /** The run's event log after event id `afterId` (0: from the start), oldest first. */
-  'runs.events': RunEventInfo[];
-  'runs.history': RunStateChange[];
-  /** The run's evaluation answers (config.evalPrompts), by step then prompt; after `afterStep` when given. */
-  'runs.evalSamples': EvalSample[];
   /** Peak memory of a run with these settings, before it starts; plus what this machine has. */
   'runs.estimateMemory': { estimate: MemoryEstimateInfo; systemMemoryBytes: number; freeMemoryBytes: number };
   /**
@@ -488,22 +443,8 @@ export interface StudioResults {
   /** Follows an external run: a bundle's output folder (or the bundle folder itself); its points come as 'external.metrics'. */
   'external.follow': ExternalRunSummary;
   'external.list': ExternalRunSummary[];
-  'external.metrics': MetricPoint[];
-  /** Stops following (nothing on disk is touched). */
-  'external.unfollow': { id: string };
   /** Imports a completed external run's adapter into the Adapters list, checked against the bundle's base model. */
   'external.importAdapter': AdapterImportResult;
-  'settings.get': StudioSettings;
-  /** Changes some settings (some of the alert thresholds too: the others stay); the answer is all of them. */
-  'settings.set': StudioSettings;
-  'adapters.list': AdapterSummary[];
-  /** Copy an adapter folder to a destination folder the user chose (Save as…). */
-  'adapters.saveAs': { path: string };
-  /**
-   * Writes the adapter as a GGUF LoRA file (llama.cpp --lora, Ollama ADAPTER) into its folder, so dragging or saving
-   * the folder carries it; the base model's folder must still be where the adapter says.
-   */
-  'adapters.exportGguf': { path: string; bytes: number };
   /** "Export for Ollama": adapter.gguf + a Modelfile (FROM the base, ADAPTER, TEMPLATE/stop) in the adapter's ollama/ folder or `destination`. */
   'adapters.exportOllama': OllamaExportInfo;
   /** "Export merged…": the adapter merged into its base, written as a Hugging Face folder or a GGUF into a new folder. */
@@ -516,16 +457,6 @@ export interface StudioResults {
   'adapters.import': AdapterImportResult;
   /** Removes an adapter's folder and its database row (dryRun: only measures it); the list comes as 'adapters.changed'. */
   'adapters.delete': AdapterDeleteResult;
-  /** A new display name for an adapter (common/run-info.ts AdaptersRenameParamsSchema); others see 'adapters.changed'. */
-  'adapters.rename': AdapterSummary;
-  /** Electron only: start a native drag of the adapter folder. */
-  'adapters.startDrag': { path: string };
-  /** Electron only: native pickers. */
-  'dialog.pickFolder': { path: string | null };
-  'dialog.pickFile': { path: string | null };
-  'quant.formats': QuantFormatInfo[];
-  /** The backends of this machine and what `auto` resolves to (probed once, in a worker; `refresh` probes again). */
-  'backends.probe': { auto: BackendInfo['id']; backends: BackendInfo[] };
   /** Queue a lab job (one runs at a time); progress arrives as 'quant.progress', the end as 'quant.done' / 'quant.failed'. */
   'quant.start': { jobId: string; job: QuantJobSummary };
   'quant.cancel': QuantJobSummary;
@@ -533,16 +464,14 @@ export interface StudioResults {
   'quant.get': { job: QuantJobSummary; report: QuantReport | null };
   /** Every lab job this studio knows, newest first: this session's, and the finished ones stored on disk. */
   'quant.list': QuantJobSummary[];
-  /**
-   * Generate from a prompt in a worker. A new job stops the one running. Text streams as 'generate.output', the end
-   * is 'generate.ended'; problems the request shows at once (paths, fields) are refused here.
-   */
-  'generate.start': { jobId: string };
-  /** Stops a job at its next token; false when it had already ended. */
-  'generate.cancel': { cancelled: boolean };
 }
 
 /** Every request: its params (inferred from its schema, as the caller may send them) and its result. */
+/** The replies with a schema (common/reply-schemas.ts REPLY_SCHEMAS): their result types come from it. */
+type StudioResultsFromSchemas = { [M in SchemaReplyMethod]: z.output<ReplySchemas[M]> };
+
+export interface StudioResults extends StudioResultsWithoutSchema, StudioResultsFromSchemas {}
+
 export type StudioRequests = { [M in RequestMethod]: { params: z.input<RequestParamSchemas[M]>; result: StudioResults[M] } };
 
 export type StudioMethod = keyof StudioRequests;

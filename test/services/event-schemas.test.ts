@@ -1,15 +1,17 @@
 /**
- * The events' schemas against what the web host really sends: a short run on the sample model, a setting changed, a
- * Playground answer and an unknown quant job, over the event socket; every message whose event has a schema parses
- * with it, and the others are the few events documented as schema-less (common/event-schemas.ts).
+ * The events' and replies' schemas against what the web host really sends: a short run on the sample model, a setting
+ * changed, a Playground answer and a lab job, over the event socket; every message whose event has a schema parses
+ * with it, and the others are the few events documented as schema-less (common/event-schemas.ts). Then the small
+ * replies (common/reply-schemas.ts) of the same studio, as the HTTP API answers them, parse with theirs.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import WebSocket from 'ws';
 import { STUDIO_EVENT_SCHEMAS } from '../../common/event-schemas.ts';
+import { REPLY_SCHEMAS, type SchemaReplyMethod } from '../../common/reply-schemas.ts';
 import type { StudioEventMessage } from '../../common/protocol.ts';
 import { SAMPLE_DATASET_PATH, SAMPLE_MODEL_DIR } from '../../engine/io/sample.ts';
 import { startWebHost, type WebHost } from '../../host/web-host.ts';
@@ -21,6 +23,7 @@ const tmp = mkdtempSync(join(tmpdir(), 'lora-event-schemas-'));
 let host: WebHost;
 let ws: WebSocket;
 const messages: StudioEventMessage[] = [];
+let runId = '';
 
 async function api<T>(method: string, params: unknown): Promise<T> {
   const r = await fetch(`http://127.0.0.1:${host.port}/api/${method}`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-studio-token': host.token }, body: JSON.stringify(params) });
@@ -58,6 +61,7 @@ describe('event schemas', () => {
     const run = await api<{ id: string }>('runs.start', {
       config: { modelPath: SAMPLE_MODEL_DIR, datasetPath: SAMPLE_DATASET_PATH, lora: { r: 2, alpha: 4, dropout: 0, targets: ['q_proj', 'v_proj'] }, train: { learningRate: 1e-3, steps: 3, batchSize: 1, maxSeqLen: 64 } },
     });
+    runId = run.id;
     await api('settings.set', { checkpointEveryMinutes: 9 });
     await until('the run to complete', () => messages.some((m) => m.event === 'run.updated' && (m.data as { id: string; state: string }).id === run.id && (m.data as { state: string }).state === 'completed'));
 
@@ -83,6 +87,36 @@ describe('event schemas', () => {
     }
     const points = messages.filter((m) => m.event === 'run.metrics').flatMap((m) => (m.data as { points: unknown[] }).points);
     assert.equal(points.length >= 3, true, `${points.length} metric points for 3 steps`);
+  });
+
+  test('the small replies, as the HTTP API answers them, parse with their schemas', async () => {
+    assert.ok(runId, 'the run of the first test');
+    mkdirSync(join(tmp, 'saved'));
+    const adapters = await api<{ id: string }[]>('adapters.list', {});
+    assert.equal(adapters.length, 1, 'the run registered its adapter');
+    const asked: [SchemaReplyMethod, unknown][] = [
+      ['app.info', {}],
+      ['settings.get', {}],
+      ['settings.set', { checkpointEveryMinutes: 8 }],
+      ['adapters.list', {}],
+      ['adapters.rename', { id: adapters[0].id, name: 'renamed' }],
+      ['adapters.saveAs', { id: adapters[0].id, destination: join(tmp, 'saved') }],
+      ['adapters.exportGguf', { id: adapters[0].id }],
+      ['runs.metrics', { id: runId }],
+      ['runs.events', { id: runId }],
+      ['runs.history', { id: runId }],
+      ['runs.evalSamples', { id: runId }],
+      ['quant.formats', {}],
+      ['backends.probe', {}],
+      ['generate.cancel', { jobId: 'no-such-job' }],
+      ['models.pullCancel', { jobId: 'no-such-job' }],
+    ];
+    for (const [method, params] of asked) {
+      const result = await api<unknown>(method, params);
+      const parsed = REPLY_SCHEMAS[method].safeParse(result);
+      assert.ok(parsed.success, `${method} ${JSON.stringify(result).slice(0, 300)}: ${parsed.success ? '' : JSON.stringify(parsed.error.issues)}`);
+    }
+    assert.equal(REPLY_SCHEMAS['runs.history'].safeParse([{ from: null, to: 'sleeping', at: 'now', reason: null }]).success, false);
   });
 
   test('a wrong event payload is refused by its schema', () => {
