@@ -50,3 +50,7 @@ export function launchCommand(l: BundleLaunch): string {
   const dropout = l.dropout === 'torch' ? '' : ` --dropout ${l.dropout}`;
   return `accelerate launch --config_file ${launcherConfigFile(l.launcher)}${processes} train.py${dropout}`;
 }
+
+export const BUNDLE_INCLUDE_MODEL = ['auto', 'always', 'never'] as const;
+/** Copy the base model into the bundle: 'auto' when it is small (≤ 64 MiB), or always, or never. */
+export type BundleIncludeModel = (typeof BUNDLE_INCLUDE_MODEL)[number];

@@ -3,7 +3,7 @@
  * progress and its end, shared by the services, the CLI and the renderer.
  */
 import { z } from 'zod';
-import type { StudioErrorInfo } from './protocol.ts';
+import { StudioErrorInfoSchema } from './studio-error.ts';
 
 export const ModelsPullParamsSchema = z.object({
   repo: z.string({ message: 'type a Hugging Face model id (org/name)' }).trim().min(1, 'type a Hugging Face model id (org/name)'),
@@ -15,36 +15,41 @@ export const ModelsPullParamsSchema = z.object({
 });
 export type ModelsPullParams = z.input<typeof ModelsPullParamsSchema>;
 
-export interface ModelPullProgress {
-  jobId: string;
-  repo: string;
+/** 'models.pullProgress': where a download is. */
+export const ModelPullProgressSchema = z.object({
+  jobId: z.string(),
+  repo: z.string(),
   /** The file being fetched (its name in the repo), its place among the files and its bytes. */
-  file: string;
-  fileIndex: number;
-  files: number;
-  fileBytes: number;
-  fileTotal: number | null;
+  file: z.string(),
+  fileIndex: z.number().int().min(0),
+  files: z.number().int().min(0),
+  fileBytes: z.number().min(0),
+  fileTotal: z.number().min(0).nullable(),
   /** All files together (what the file list or the HEAD answers said; null when a size is unknown). */
-  bytes: number;
-  total: number | null;
-}
+  bytes: z.number().min(0),
+  total: z.number().min(0).nullable(),
+});
+export type ModelPullProgress = z.infer<typeof ModelPullProgressSchema>;
 
-export interface ModelPullDone {
-  repo: string;
-  revision: string;
-  commit: string;
-  snapshotDir: string;
+export const ModelPullDoneSchema = z.object({
+  repo: z.string(),
+  revision: z.string(),
+  commit: z.string(),
+  snapshotDir: z.string(),
   /** What the model field takes: the snapshot folder, or the .gguf file in it. */
-  path: string;
-  files: string[];
+  path: z.string(),
+  files: z.array(z.string()),
   /** Bytes fetched over the network by this pull (0 when everything was already in the cache). */
-  downloadedBytes: number;
-}
+  downloadedBytes: z.number().min(0),
+});
+export type ModelPullDone = z.infer<typeof ModelPullDoneSchema>;
 
-export interface ModelPullEnded {
-  jobId: string;
-  repo: string;
-  cancelled: boolean;
-  result: ModelPullDone | null;
-  error: StudioErrorInfo | null;
-}
+/** 'models.pullEnded': the path to train, or why not. */
+export const ModelPullEndedSchema = z.object({
+  jobId: z.string(),
+  repo: z.string(),
+  cancelled: z.boolean(),
+  result: ModelPullDoneSchema.nullable(),
+  error: StudioErrorInfoSchema.nullable(),
+});
+export type ModelPullEnded = z.infer<typeof ModelPullEndedSchema>;

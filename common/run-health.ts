@@ -24,17 +24,18 @@ export const ALERT_TITLES: Record<AlertKind, string> = {
 };
 
 /** One alert of one run at one step. */
-export interface RunAlert {
-  runId: string;
-  kind: AlertKind;
+export const RunAlertSchema = z.object({
+  runId: z.string(),
+  kind: z.enum(ALERT_KINDS),
   /** The step the problem shows at first (the chart highlights it). */
-  step: number;
+  step: z.number().int().min(0),
   /** Plain words: what was seen, with the numbers. */
-  message: string;
+  message: z.string(),
   /** The event-log line holding it ('runs.events'), when it is stored. */
-  eventId?: number;
-  at?: string;
-}
+  eventId: z.number().int().optional(),
+  at: z.string().optional(),
+});
+export type RunAlert = z.infer<typeof RunAlertSchema>;
 
 /** The detector's thresholds (Settings → Training-health alerts). */
 export const HealthThresholdsSchema = z.object({

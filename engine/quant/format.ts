@@ -10,8 +10,9 @@ import { q4_1Format } from './ggml-q4_1.ts';
 
 export type { QuantFormat } from './format-common.ts';
 
-export const QUANT_FORMAT_NAMES = ['f16', 'int8', 'int4-g128', 'nf4', 'q8_0', 'q4_0', 'q4_1'] as const;
-export type QuantFormatName = (typeof QUANT_FORMAT_NAMES)[number];
+// The names are the contract's list (requests are checked against it); the registry below must have each of them.
+import { isQuantFormatName, QUANT_FORMAT_NAMES, type QuantFormatName } from '../../common/quant-formats.ts';
+export { isQuantFormatName, QUANT_FORMAT_NAMES, type QuantFormatName };
 
 export const QUANT_FORMATS: Readonly<Record<QuantFormatName, QuantFormat>> = {
   f16: f16Format,
@@ -22,10 +23,6 @@ export const QUANT_FORMATS: Readonly<Record<QuantFormatName, QuantFormat>> = {
   q4_0: q4_0Format,
   q4_1: q4_1Format,
 };
-
-export function isQuantFormatName(name: string): name is QuantFormatName {
-  return (QUANT_FORMAT_NAMES as readonly string[]).includes(name);
-}
 
 export function getFormat(name: string): QuantFormat {
   if (!isQuantFormatName(name)) throw new Error(`unknown quantization format '${name}' (known: ${QUANT_FORMAT_NAMES.join(', ')})`);

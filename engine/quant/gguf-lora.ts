@@ -21,8 +21,8 @@ import { GGML_TYPE, type GgufValue } from './gguf-types.ts';
 import { writeGguf, type GgufKv, type GgufTensorSpec, type GgufWriteResult } from './gguf-writer.ts';
 import { QUANT_FORMATS } from './format.ts';
 
-export const LORA_GGUF_DTYPES = ['f32', 'f16'] as const;
-export type LoraGgufDtype = (typeof LORA_GGUF_DTYPES)[number];
+import { LORA_GGUF_DTYPES, type LoraGgufDtype } from '../../common/quant-formats.ts';
+export { LORA_GGUF_DTYPES, type LoraGgufDtype };
 
 const TENSOR_NAME: Record<LoraTargetName, string> = {
   q_proj: LLAMA_MATRIX_NAMES.q,

@@ -5,29 +5,14 @@
  */
 import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
-import { z } from 'zod';
-import { BUNDLE_DROPOUT_MODES, BUNDLE_LAUNCHERS, DEFAULT_BUNDLE_LAUNCH, MAX_BUNDLE_PROCESSES, type BundleLaunch } from '../../common/bundle-launch.ts';
-import { BUNDLE_INCLUDE_MODEL, type BundleCommand, type BundleEvent, type BundleIncludeModel, type BundleSummary, type RunSummary } from '../../common/protocol.ts';
+import { DEFAULT_BUNDLE_LAUNCH, type BundleLaunch } from '../../common/bundle-launch.ts';
+import type { BundleCommand, BundleEvent, BundleIncludeModel, BundleSummary, RunSummary } from '../../common/protocol.ts';
 import { safeFileName } from './adapter-store.ts';
 import { StudioError, toStudioErrorInfo } from './errors.ts';
 import { newId } from './ids.ts';
 import { startWorkerHandle, workerEntry, type WorkerHandle } from './worker-handle.ts';
 
 export type BundleWorkerHandle = WorkerHandle<BundleCommand, BundleEvent>;
-
-export const EXPORT_BUNDLE_PARAMS = z.object({
-  id: z.string({ message: 'id is required' }).min(1, 'id is required'),
-  destination: z.string().min(1, 'choose a folder to write the bundle into').optional(),
-  includeModel: z.enum(BUNDLE_INCLUDE_MODEL, { message: `includeModel must be one of ${BUNDLE_INCLUDE_MODEL.join(', ')}` }).optional(),
-  launcher: z.enum(BUNDLE_LAUNCHERS, { message: `launcher must be one of ${BUNDLE_LAUNCHERS.join(', ')}` }).optional(),
-  processes: z
-    .number({ message: 'processes must be a number' })
-    .int('processes must be a whole number')
-    .min(1, 'processes must be at least 1')
-    .max(MAX_BUNDLE_PROCESSES, `processes must be at most ${MAX_BUNDLE_PROCESSES}`)
-    .optional(),
-  dropout: z.enum(BUNDLE_DROPOUT_MODES, { message: `dropout must be one of ${BUNDLE_DROPOUT_MODES.join(', ')}` }).optional(),
-});
 
 export function startBundleWorker(): BundleWorkerHandle {
   return startWorkerHandle<BundleCommand, BundleEvent>(workerEntry('../../engine/export/bundle-worker.ts', import.meta.url), undefined, (e) => ({

@@ -6,32 +6,17 @@
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import { z } from 'zod';
 import type { AdapterImportResult, ExternalRunState, ExternalRunSummary, MetricPoint, StudioErrorInfo, StudioEventName, StudioEvents, StudioMethod, StudioResult } from '../../common/protocol.ts';
 import { ADAPTER_CONFIG_FILE } from '../../engine/host-api.ts';
 import type { AdapterStore } from './adapter-store.ts';
 import { importAdapter } from './adapter-import.ts';
 import { StudioError, toStudioErrorInfo } from './errors.ts';
+import { parseParams } from './params.ts';
 import { ExternalRunReader } from './external-run-reader.ts';
 import { newId } from './ids.ts';
 import { writeFileAtomic } from './run-store.ts';
 
 export type ExternalMethod = Extract<StudioMethod, `external.${string}`>;
-
-const id = z.string({ message: 'id is required' }).min(1, 'id is required');
-export const EXTERNAL_PARAM_SCHEMAS = {
-  'external.follow': z.object({ path: z.string({ message: "choose the run's metrics.jsonl or the bundle's output folder" }).min(1, "choose the run's metrics.jsonl or the bundle's output folder"), autoImport: z.boolean().optional() }),
-  'external.list': z.object({}).optional(),
-  'external.metrics': z.object({ id, afterStep: z.number().optional() }),
-  'external.unfollow': z.object({ id }),
-  'external.importAdapter': z.object({ id, name: z.string().max(200).optional() }),
-} satisfies Record<ExternalMethod, z.ZodType>;
-
-function parse<M extends ExternalMethod>(method: M, params: unknown): z.infer<(typeof EXTERNAL_PARAM_SCHEMAS)[M]> {
-  const parsed = EXTERNAL_PARAM_SCHEMAS[method].safeParse(params ?? {});
-  if (!parsed.success) throw StudioError.fields(parsed.error.issues.map((i) => ({ field: i.path.join('.'), message: i.message })));
-  return parsed.data as z.infer<(typeof EXTERNAL_PARAM_SCHEMAS)[M]>;
-}
 
 interface Followed {
   id: string;
@@ -248,7 +233,7 @@ export function createExternalRuns(options: ExternalRunsOptions): ExternalRuns {
 
   const handlers: ExternalRuns['handlers'] = {
     'external.follow': async (raw) => {
-      const p = parse('external.follow', raw);
+      const p = parseParams('external.follow', raw);
       const { out, bundlePath } = locate(p.path);
       const existing = [...entries.values()].find((e) => e.path === out);
       if (existing) return summarize(existing);
@@ -261,12 +246,12 @@ export function createExternalRuns(options: ExternalRunsOptions): ExternalRuns {
     },
     'external.list': async () => [...entries.values()].map(summarize).sort((a, b) => (a.followedAt < b.followedAt ? 1 : -1)),
     'external.metrics': async (raw) => {
-      const p = parse('external.metrics', raw);
+      const p = parseParams('external.metrics', raw);
       const points: MetricPoint[] = entry(p.id).reader.points;
       return p.afterStep === undefined ? points.slice() : points.filter((x) => x.step > (p.afterStep as number));
     },
     'external.unfollow': async (raw) => {
-      const p = parse('external.unfollow', raw);
+      const p = parseParams('external.unfollow', raw);
       entry(p.id);
       entries.delete(p.id);
       save();
@@ -274,7 +259,7 @@ export function createExternalRuns(options: ExternalRunsOptions): ExternalRuns {
       return { id: p.id };
     },
     'external.importAdapter': async (raw) => {
-      const p = parse('external.importAdapter', raw);
+      const p = parseParams('external.importAdapter', raw);
       const e = entry(p.id);
       await pollNow();
       const result = doImport(e, p.name);

@@ -6,7 +6,7 @@
  */
 import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
-import { MergedExportParamsSchema, type MergedExportFormat, type MergedExportResult } from '../../common/merged-export.ts';
+import type { MergedExportFormat, MergedExportResult } from '../../common/merged-export.ts';
 import type { AdapterSummary } from '../../common/protocol.ts';
 import { writeMergedGguf, writeMergedHf } from '../../engine/host-api.ts';
 import { mergedExportNote } from '../../engine/host-api.ts';
@@ -14,6 +14,7 @@ import { readModelConfig } from '../../engine/host-api.ts';
 import { loadAdapter, readAdapterConfig } from '../../engine/host-api.ts';
 import type { GgufExportFormat } from '../../engine/host-api.ts';
 import { asStudioError, StudioError } from './errors.ts';
+import { parseParams } from './params.ts';
 
 const GGUF_OF: Record<Exclude<MergedExportFormat, 'hf-safetensors'>, GgufExportFormat> = { 'gguf-f16': 'f16', 'gguf-q8_0': 'q8_0', 'gguf-q4_0': 'q4_0' };
 
@@ -25,9 +26,7 @@ function fileStem(name: string, id: string): string {
 }
 
 export function exportMergedModel(adapters: { get(id: string): AdapterSummary }, raw: unknown): MergedExportResult {
-  const parsed = MergedExportParamsSchema.safeParse(raw ?? {});
-  if (!parsed.success) throw StudioError.fields(parsed.error.issues.map((i) => ({ field: i.path.join('.'), message: i.message })));
-  const p = parsed.data;
+  const p = parseParams('adapters.exportMerged', raw);
   const summary = adapters.get(p.id);
   if (existsSync(p.destination)) {
     if (!statSync(p.destination).isDirectory()) throw refuse('destination', `${p.destination} is a file; choose a new or empty folder`);

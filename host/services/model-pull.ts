@@ -4,25 +4,13 @@
  * itself is asynchronous network and file I/O (engine/io/hf-hub-download.ts), so it never holds the event loop. Two
  * pulls of the same repo at once would write the same .incomplete file: the second is refused.
  */
-import { z } from 'zod';
-import { ModelsPullParamsSchema } from '../../common/models-pull.ts';
 import type { StudioEventName, StudioEvents, StudioResult } from '../../common/protocol.ts';
 import { HubPullCancelled, pullFromHub } from '../../engine/host-api.ts';
 import { StudioError, toStudioErrorInfo } from './errors.ts';
+import { parseParams } from './params.ts';
 import { newId } from './ids.ts';
 
 export type ModelPullMethod = 'models.pull' | 'models.pullCancel';
-
-export const MODEL_PULL_PARAM_SCHEMAS = {
-  'models.pull': ModelsPullParamsSchema,
-  'models.pullCancel': z.object({ jobId: z.string({ message: 'jobId is required' }).min(1, 'jobId is required') }),
-} satisfies Record<ModelPullMethod, z.ZodType>;
-
-function parse<M extends ModelPullMethod>(method: M, params: unknown): z.infer<(typeof MODEL_PULL_PARAM_SCHEMAS)[M]> {
-  const parsed = MODEL_PULL_PARAM_SCHEMAS[method].safeParse(params ?? {});
-  if (!parsed.success) throw StudioError.fields(parsed.error.issues.map((i) => ({ field: i.path.join('.'), message: i.message })));
-  return parsed.data as z.infer<(typeof MODEL_PULL_PARAM_SCHEMAS)[M]>;
-}
 
 export interface ModelPulls {
   handlers: { [M in ModelPullMethod]: (params: unknown) => Promise<StudioResult<M>> };
@@ -34,7 +22,7 @@ export function createModelPulls(opts: { emit: <E extends StudioEventName>(event
   const jobs = new Map<string, { repo: string; abort: AbortController; done: Promise<void> }>();
   const handlers: ModelPulls['handlers'] = {
     'models.pull': async (raw) => {
-      const p = parse('models.pull', raw);
+      const p = parseParams('models.pull', raw);
       const repo = p.repo;
       for (const j of jobs.values()) {
         if (j.repo.toLowerCase() === repo.toLowerCase()) throw new StudioError({ message: `${repo} is already being downloaded; wait for it or cancel it`, field: 'repo' });
@@ -55,7 +43,7 @@ export function createModelPulls(opts: { emit: <E extends StudioEventName>(event
       return { jobId };
     },
     'models.pullCancel': async (raw) => {
-      const job = jobs.get(parse('models.pullCancel', raw).jobId);
+      const job = jobs.get(parseParams('models.pullCancel', raw).jobId);
       if (!job) return { cancelled: false };
       job.abort.abort();
       await job.done;

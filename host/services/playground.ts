@@ -4,20 +4,19 @@
  * time; starting another stops the running one first (pressing Generate again means "answer this instead"). Requests
  * are checked before anything is loaded, so a wrong path or an impossible prompt format is refused with its field.
  */
-import { z } from 'zod';
-import {
-  PROMPT_FORMATS,
-  type GenerateCommand,
-  type GenerateEvent,
-  type PlaygroundRequest,
-  type StudioErrorInfo,
-  type StudioEventName,
-  type StudioEvents,
-  type StudioMethod,
-  type StudioResult,
+import type {
+  GenerateCommand,
+  GenerateEvent,
+  PlaygroundRequest,
+  StudioErrorInfo,
+  StudioEventName,
+  StudioEvents,
+  StudioMethod,
+  StudioResult,
 } from '../../common/protocol.ts';
 import { BUILTIN_TEMPLATE_NAMES, isBuiltinTemplateName } from '../../engine/host-api.ts';
 import { StudioError } from './errors.ts';
+import { parseParams } from './params.ts';
 import { newId } from './ids.ts';
 import { startWorkerHandle, workerEntry, type WorkerHandle } from './worker-handle.ts';
 import { checkAdapterFolder, checkModel } from './preflight.ts';
@@ -34,37 +33,6 @@ export function startGenerateWorker(env?: NodeJS.ProcessEnv): GenerateWorkerHand
     cancelled: false,
     error: { message: `generation worker failed: ${e.message}` },
   }));
-}
-
-const num = (what: string) => z.number({ message: `${what} must be a number` }).finite(`${what} must be finite`);
-
-export const PLAYGROUND_PARAM_SCHEMAS = {
-  'generate.start': z.object({
-    modelPath: z.string({ message: 'choose a model folder' }).min(1, 'choose a model folder'),
-    adapterPath: z.string().optional(),
-    compareBase: z.boolean().optional(),
-    compareAdapterPath: z.string().optional(),
-    prompt: z.string({ message: 'type a prompt' }).refine((s) => s.trim() !== '', 'type a prompt'),
-    promptFormat: z.enum(PROMPT_FORMATS, { message: `prompt format must be one of ${PROMPT_FORMATS.join(', ')}` }),
-    chatTemplate: z.string().optional(),
-    system: z.string().optional(),
-    history: z
-      .array(z.object({ role: z.enum(['user', 'assistant'], { message: 'a turn is a user or an assistant turn' }), content: z.string({ message: 'a turn needs its text' }) }), { message: 'history must be a list of turns' })
-      .max(200, 'at most 200 turns')
-      .optional(),
-    maxNewTokens: num('max new tokens').int('max new tokens must be a whole number').min(1, 'max new tokens must be at least 1').max(4096, 'max new tokens must be at most 4096'),
-    temperature: num('temperature').min(0, 'temperature must be 0 (greedy) or more').max(5, 'temperature must be at most 5'),
-    topP: num('top-p').gt(0, 'top-p must be greater than 0').max(1, 'top-p must be at most 1'),
-    seed: num('seed').int('seed must be a whole number'),
-    backend: z.enum(['auto', 'cpu', 'webgpu'], { message: 'backend must be auto, cpu or webgpu' }),
-  }),
-  'generate.cancel': z.object({ jobId: z.string({ message: 'jobId is required' }).min(1, 'jobId is required') }),
-} satisfies Record<PlaygroundMethod, z.ZodType>;
-
-function parse<M extends PlaygroundMethod>(method: M, params: unknown): z.infer<(typeof PLAYGROUND_PARAM_SCHEMAS)[M]> {
-  const parsed = PLAYGROUND_PARAM_SCHEMAS[method].safeParse(params ?? {});
-  if (!parsed.success) throw StudioError.fields(parsed.error.issues.map((i) => ({ field: i.path.join('.'), message: i.message })));
-  return parsed.data as z.infer<(typeof PLAYGROUND_PARAM_SCHEMAS)[M]>;
 }
 
 async function preflight(req: PlaygroundRequest): Promise<void> {
@@ -186,7 +154,7 @@ export function createPlayground(options: PlaygroundOptions): Playground {
   const handlers: Playground['handlers'] = {
     'generate.start': async (raw) => {
       if (closed) throw new StudioError({ message: 'the studio is shutting down' });
-      const p = parse('generate.start', raw);
+      const p = parseParams('generate.start', raw);
       const request: PlaygroundRequest = { ...p };
       for (const k of ['adapterPath', 'compareAdapterPath', 'chatTemplate', 'system'] as const) if (request[k] === '') delete request[k];
       await preflight(request);
@@ -199,7 +167,7 @@ export function createPlayground(options: PlaygroundOptions): Playground {
       return { jobId: job.id };
     },
     'generate.cancel': async (raw) => {
-      const { jobId } = parse('generate.cancel', raw);
+      const { jobId } = parseParams('generate.cancel', raw);
       if (running?.id === jobId) {
         const job = running;
         stop(job);

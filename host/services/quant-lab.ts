@@ -5,22 +5,21 @@
  * once with the field it came from; what only the engine can find out arrives as 'quant.failed'.
  */
 import { existsSync, statSync } from 'node:fs';
-import { z } from 'zod';
-import {
-  QUANT_ADAPTER_MODES,
-  type QuantCommand,
-  type QuantEvent,
-  type QuantJobRequest,
-  type QuantJobSummary,
-  type StudioEventName,
-  type StudioEvents,
-  type StudioMethod,
-  type StudioResult,
+import type {
+  QuantCommand,
+  QuantEvent,
+  QuantJobRequest,
+  QuantJobSummary,
+  StudioEventName,
+  StudioEvents,
+  StudioMethod,
+  StudioResult,
 } from '../../common/protocol.ts';
 import type { QuantReport } from '../../common/quant-report.ts';
 import { GGUF_EXPORT_FORMATS } from '../../engine/host-api.ts';
 import { QUANT_FORMATS, QUANT_FORMAT_NAMES } from '../../engine/host-api.ts';
 import { StudioError } from './errors.ts';
+import { parseParams } from './params.ts';
 import { newestFirst, type QuantArchive } from './quant-archive.ts';
 import { newId } from './ids.ts';
 import { startWorkerHandle, workerEntry, type WorkerHandle } from './worker-handle.ts';
@@ -38,38 +37,6 @@ export function startQuantWorker(): QuantWorkerHandle {
     cancelled: false,
     message: `quantization worker failed: ${e.message}`,
   }));
-}
-
-const jobId = z.string({ message: 'jobId is required' }).min(1, 'jobId is required');
-const positive = (what: string) => z.number({ message: `${what} must be a number` }).positive(`${what} must be greater than 0`).finite(`${what} must be finite`);
-
-export const QUANT_PARAM_SCHEMAS = {
-  'quant.formats': z.object({}).optional(),
-  'quant.start': z.object({
-    modelPath: z.string({ message: 'choose a model folder' }).min(1, 'choose a model folder'),
-    adapterPath: z.string().optional(),
-    formats: z
-      .array(z.enum(QUANT_FORMAT_NAMES, { message: `unknown format; choose from ${QUANT_FORMAT_NAMES.join(', ')}` }), { message: 'formats must be a list of format names' })
-      .min(1, 'choose at least one format')
-      .refine((f) => new Set(f).size === f.length, 'a format is listed twice'),
-    adapterModes: z.array(z.enum(QUANT_ADAPTER_MODES)).optional(),
-    calibPath: z.string().optional(),
-    useSampleCalib: z.boolean().optional(),
-    calibTokens: z.number().int('calibration tokens must be a whole number').min(2, 'calibration tokens must be at least 2').max(65536, 'calibration tokens must be at most 65536').optional(),
-    calibSeqLen: z.number().int('calibration sequence length must be a whole number').min(2, 'calibration sequence length must be at least 2').max(8192, 'calibration sequence length must be at most 8192').optional(),
-    thresholds: z
-      .object({ relErr: positive('the relative-error threshold').optional(), kl: positive('the KL threshold').optional(), multiplier: positive('the threshold multiplier').optional() })
-      .optional(),
-  }),
-  'quant.cancel': z.object({ jobId }),
-  'quant.get': z.object({ jobId }),
-  'quant.list': z.object({}).optional(),
-} satisfies Record<QuantMethod, z.ZodType>;
-
-function parse<M extends QuantMethod>(method: M, params: unknown): z.infer<(typeof QUANT_PARAM_SCHEMAS)[M]> {
-  const parsed = QUANT_PARAM_SCHEMAS[method].safeParse(params ?? {});
-  if (!parsed.success) throw StudioError.fields(parsed.error.issues.map((i) => ({ field: i.path.join('.'), message: i.message })));
-  return parsed.data as z.infer<(typeof QUANT_PARAM_SCHEMAS)[M]>;
 }
 
 export interface QuantLabOptions {
@@ -247,7 +214,7 @@ export function createQuantLab(options: QuantLabOptions): QuantLab {
       })),
     'quant.start': async (raw) => {
       if (closed) throw new StudioError({ message: 'the studio is shutting down' });
-      const p = parse('quant.start', raw);
+      const p = parseParams('quant.start', raw);
       const request: QuantJobRequest = { ...p, formats: [...p.formats] };
       for (const k of ['adapterPath', 'calibPath'] as const) if (request[k] === '') delete request[k];
       await preflight(request);
@@ -268,12 +235,12 @@ export function createQuantLab(options: QuantLabOptions): QuantLab {
       return { jobId: id, job: snapshot(job) };
     },
     'quant.cancel': async (raw) => {
-      const job = getJob(parse('quant.cancel', raw).jobId);
+      const job = getJob(parseParams('quant.cancel', raw).jobId);
       await cancel(job);
       return snapshot(job);
     },
     'quant.get': async (raw) => {
-      const job = getJob(parse('quant.get', raw).jobId);
+      const job = getJob(parseParams('quant.get', raw).jobId);
       if (!job.report && job.summary.state === 'done' && archive) {
         job.report = archive.report(job.summary.id);
         dropOldReports();

@@ -7,32 +7,26 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { freemem, totalmem } from 'node:os';
 import { basename, dirname, extname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { z } from 'zod';
 import {
-  DATASET_FORMATS,
-  LoraSettingsSchema,
   STUDIO_METHODS,
-  TrainSettingsSchema,
-  TRAIN_ON,
   type StudioEventMessage,
   type StudioEventName,
   type StudioEvents,
   type StudioMethod,
   type StudioResult,
 } from '../../common/protocol.ts';
-import { AdaptersDeleteParamsSchema, AdaptersRenameParamsSchema, RunsDeleteParamsSchema, RunsUpdateParamsSchema } from '../../common/run-info.ts';
 import { startEngine } from '../../engine/host-api.ts';
 import { readModelConfig } from '../../engine/host-api.ts';
 import { estimateTrainingMemory } from '../../engine/host-api.ts';
 import { nativeStatus } from '../../engine/host-api.ts';
 import { configuredThreads, cpuThreadsEnv } from '../../engine/host-api.ts';
-import { exportAdapterGguf, LORA_GGUF_DTYPES } from '../../engine/host-api.ts';
+import { exportAdapterGguf } from '../../engine/host-api.ts';
 import { ensureSample } from '../../engine/host-api.ts';
 import { AdapterStore, renameAdapter, safeFileName } from './adapter-store.ts';
 import { checkAllowedPaths, webAllowedRoots } from './allowed-roots.ts';
 import { importAdapter } from './adapter-import.ts';
-import { EXPORT_BUNDLE_PARAMS, exportRunBundle, type BundleWorkerHandle } from './bundle-export.ts';
-import { createExternalRuns, EXTERNAL_PARAM_SCHEMAS } from './external-runs.ts';
+import { exportRunBundle, type BundleWorkerHandle } from './bundle-export.ts';
+import { createExternalRuns } from './external-runs.ts';
 import { BackendProbe } from './backend-probe.ts';
 import { asStudioError, StudioError } from './errors.ts';
 import { assertWritableHome, openHome, type StudioHome } from './home.ts';
@@ -45,14 +39,14 @@ import { RunManager, type EngineHandle } from './run-manager.ts';
 import { isTerminal } from './run-state.ts';
 import { RunStore } from './run-store.ts';
 import { SettingsStore } from './settings.ts';
-import { createPlayground, PLAYGROUND_PARAM_SCHEMAS } from './playground.ts';
+import { createPlayground } from './playground.ts';
 import { QuantArchive } from './quant-archive.ts';
-import { createQuantLab, QUANT_PARAM_SCHEMAS } from './quant-lab.ts';
+import { createQuantLab } from './quant-lab.ts';
 import { createModelDiscovery } from './model-discovery-service.ts';
-import { createModelPulls, MODEL_PULL_PARAM_SCHEMAS } from './model-pull.ts';
+import { createModelPulls } from './model-pull.ts';
 import { exportMergedModel } from './merged-export.ts';
-import { MergedExportParamsSchema } from '../../common/merged-export.ts';
-import { exportAdapterForOllama, OLLAMA_EXPORT_PARAMS } from './ollama-export.ts';
+import { exportAdapterForOllama } from './ollama-export.ts';
+import { parseParams } from './params.ts';
 
 export interface StudioDialogs {
   pickFolder(options: { title?: string }): Promise<string | null>;
@@ -92,80 +86,8 @@ export interface StudioServices {
   close(): Promise<void>;
 }
 
-const MAX_UPLOAD_CHARS = 256 * 1024 * 1024;
 /** The GGUF LoRA file 'adapters.exportGguf' writes into an adapter's folder. */
 const ADAPTER_GGUF_FILE = 'adapter-lora.gguf';
-
-const empty = z.object({}).optional();
-const id = z.string({ message: 'id is required' }).min(1, 'id is required');
-const schemas = {
-  'app.info': empty,
-  'models.sample': empty,
-  'models.inspect': z.object({ path: z.string({ message: 'choose a model folder' }).min(1, 'choose a model folder') }),
-  'models.discover': empty,
-  'datasets.sample': empty,
-  'datasets.inspect': z.object({
-    path: z.string({ message: 'choose a dataset file' }).min(1, 'choose a dataset file'),
-    modelPath: z.string().min(1).optional(),
-    format: z.enum(DATASET_FORMATS).optional(),
-    maxSeqLen: z.number().int().min(8, 'max sequence length must be at least 8').optional(),
-    trainOn: z.enum(TRAIN_ON).optional(),
-  }),
-  'datasets.upload': z.object({
-    fileName: z.string({ message: 'fileName is required' }).min(1, 'fileName is required').max(255, 'file name is too long'),
-    content: z.string({ message: 'content must be the text of the file' }).max(MAX_UPLOAD_CHARS, 'the file is over 256 MiB; use the desktop app or copy it next to the server'),
-  }),
-  'runs.start': z.object({ config: z.unknown(), priority: z.number().int('priority must be a whole number').optional() }),
-  'runs.list': empty,
-  'runs.get': z.object({ id }),
-  'runs.metrics': z.object({ id, afterStep: z.number().optional() }),
-  'runs.cancel': z.object({ id }),
-  'runs.pause': z.object({ id }),
-  'runs.resume': z.object({ id }),
-  'runs.stopAndSave': z.object({ id }),
-  'runs.setPriority': z.object({ id, priority: z.number({ message: 'priority must be a number' }).int('priority must be a whole number') }),
-  'runs.update': RunsUpdateParamsSchema,
-  'runs.delete': RunsDeleteParamsSchema,
-  'adapters.delete': AdaptersDeleteParamsSchema,
-  'adapters.rename': AdaptersRenameParamsSchema,
-  'runs.events': z.object({ id, afterId: z.number().int().min(0).optional() }),
-  'runs.history': z.object({ id }),
-  'runs.evalSamples': z.object({ id, afterStep: z.number().int().min(-1).optional() }),
-  'runs.estimateMemory': z.object({
-    modelPath: z.string({ message: 'choose a model folder' }).min(1, 'choose a model folder'),
-    lora: LoraSettingsSchema,
-    train: TrainSettingsSchema,
-    backend: z.enum(['cpu', 'webgpu']).optional(),
-  }),
-  'settings.get': empty,
-  // Checked field by field by the settings store, which names unknown settings.
-  'settings.set': z.record(z.string(), z.unknown()),
-  'adapters.list': empty,
-  'adapters.saveAs': z.object({ id, destination: z.string({ message: 'choose a folder to save into' }).min(1, 'choose a folder to save into') }),
-  'adapters.startDrag': z.object({ id }),
-  'adapters.exportGguf': z.object({ id, dtype: z.enum(LORA_GGUF_DTYPES, { message: `dtype must be one of ${LORA_GGUF_DTYPES.join(', ')}` }).optional() }),
-  'adapters.exportOllama': OLLAMA_EXPORT_PARAMS,
-  'adapters.exportMerged': MergedExportParamsSchema,
-  'adapters.import': z.object({
-    path: z.string({ message: 'choose an adapter folder' }).min(1, 'choose an adapter folder'),
-    modelPath: z.string().min(1).optional(),
-    name: z.string().max(200).optional(),
-  }),
-  'runs.exportBundle': EXPORT_BUNDLE_PARAMS,
-  ...EXTERNAL_PARAM_SCHEMAS,
-  'dialog.pickFolder': z.object({ title: z.string().optional() }).optional(),
-  'dialog.pickFile': z.object({ title: z.string().optional(), extensions: z.array(z.string()).optional() }).optional(),
-  ...QUANT_PARAM_SCHEMAS,
-  ...PLAYGROUND_PARAM_SCHEMAS,
-  ...MODEL_PULL_PARAM_SCHEMAS,
-  'backends.probe': z.object({ refresh: z.boolean().optional() }).optional(),
-} satisfies Record<StudioMethod, z.ZodType>;
-
-function parseParams<M extends StudioMethod>(method: M, params: unknown): z.infer<(typeof schemas)[M]> {
-  const parsed = schemas[method].safeParse(params ?? {});
-  if (!parsed.success) throw StudioError.fields(parsed.error.issues.map((i) => ({ field: i.path.join('.'), message: i.message })));
-  return parsed.data as z.infer<(typeof schemas)[M]>;
-}
 
 /** The app's version from package.json, wherever the code runs from (sources, dist/, an asar archive). */
 function appVersion(): string {

@@ -7,12 +7,13 @@ import { create } from 'zustand';
 import type {
   QuantAdapterMode,
   QuantFormatInfo,
-  QuantJobRequest,
   QuantJobSummary,
   QuantProgress,
   StudioErrorInfo,
   StudioEventMessage,
+  StudioParams,
 } from '../../../common/protocol.ts';
+import { isQuantFormatName } from '../../../common/quant-formats.ts';
 import type { QuantReport, ReportMatrix } from '../../../common/quant-report.ts';
 import { errorInfo, type StudioClient } from '../client/transport.ts';
 import { createModelSlice, type ModelSlice } from '../stores/model-slice.ts';
@@ -223,7 +224,8 @@ export const useLab = create<LabState>()((set, get) => {
       // Registry order, so the report (and the heatmaps) always list formats the same way.
       const order = s.formats.map((f) => f.name);
       const formats = [...s.chosen].sort((a, b) => order.indexOf(a) - order.indexOf(b));
-      const request: QuantJobRequest = { modelPath, formats };
+      // The names came from 'quant.formats', so the filter keeps them all; it types them as the request's list.
+      const request: StudioParams<'quant.start'> = { modelPath, formats: formats.filter(isQuantFormatName) };
       if (adapter) {
         request.adapterPath = adapter.path;
         request.adapterModes = [...s.adapterModes];
