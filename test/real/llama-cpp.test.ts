@@ -84,8 +84,20 @@ const EXPORT_BOUNDS = {
   f16: { loss: 0.002, logProb: 0.015, agreement: 1, greedySame: NEW_TOKENS },
   // measured: |Δloss| 1.2e-2, max |Δ log p| 0.17, argmax agreement 95.8 % (23 of 24), greedy 12/12 identical. llama.cpp's
   // q8_0 activations move a log-prob as much as re-quantizing the weights does (studio q8_0 vs f16: up to 0.11).
-  q8_0: { loss: 0.03, logProb: 0.3, agreement: 0.9, greedySame: 6 },
+  // On another x64 (AMD EPYC with AVX-512 BF16/VNNI: llama.cpp's kernels follow the cpu) the greedy text parts after
+  // 5 tokens, at a near tie ("Paris." then two continuations, 0.32 apart in the studio's log-probs); so greedy texts
+  // may part, but only where the studio's own log-probs of the two tokens are within twice `logProb` of each other
+  // (each may be off by `logProb`; a wrong weight would part them at a clear choice).
+  q8_0: { loss: 0.03, logProb: 0.3, agreement: 0.9, greedySame: 3 },
 } as const;
+
+/** The studio's log p of `a` minus that of `b` after `prefix`: how clear its choice between the two is. */
+function studioMargin(model: ModelWeights, prefix: number[], a: number, b: number): number {
+  const V = model.config.vocabSize;
+  const T = prefix.length;
+  const logits = forwardLogits(model, null, Int32Array.from(prefix), 1, T, { ops: cpuOps(model) });
+  return logits[(T - 1) * V + a] - logits[(T - 1) * V + b];
+}
 
 for (const format of ['f16', 'q8_0'] as const) {
   test(`our ${format} GGUF export of the real SmolLM2 loads in llama.cpp and gives the studio's tokens, log-probs and greedy text`, { timeout: 600_000 }, async () => {
@@ -129,6 +141,13 @@ for (const format of ['f16', 'q8_0'] as const) {
       assert.ok(dLogProb <= bound.logProb, `a token's log-prob differs by ${dLogProb} (bound ${bound.logProb})`);
       assert.ok(agree >= bound.agreement, `argmax agreement ${agree} (bound ${bound.agreement})`);
       assert.ok(same >= bound.greedySame, `greedy tokens: ${same} of ${NEW_TOKENS} identical before they part (bound ${bound.greedySame}): studio ${ourGreedy.join(',')} llama.cpp ${theirGreedy.join(',')}`);
+      if (same < NEW_TOKENS) {
+        // Where they part, llama.cpp's token was a near-tie in the studio's distribution (a logit gap is a log-prob gap).
+        const margin = studioMargin(model, [...promptIds, ...ourGreedy.slice(0, same)], ourGreedy[same], theirGreedy[same]);
+        console.log(`# ${format}: greedy texts part at token ${same + 1}, where the studio prefers its token by ${margin.toExponential(2)} in log-prob`);
+        // Each of the two log-probs may be off by `logProb` between the two, so their difference by twice that.
+        assert.ok(margin >= 0 && margin <= 2 * bound.logProb, `greedy texts part at token ${same + 1} at a clear choice: the studio prefers ${ourGreedy[same]} over llama.cpp's ${theirGreedy[same]} by ${margin} (bound ${2 * bound.logProb})`);
+      }
     } finally {
       await lm.dispose();
     }
@@ -202,78 +221,95 @@ test('QLoRA on the real Q4_1 GGUF as stored: the loss falls, and llama.cpp appli
   const kinds = Object.keys(texts) as Kind[];
   const studio = Object.fromEntries(kinds.map((k) => [k, { lora: studioTeacherForced(model, lora, ids[k]).logProbs, base: studioTeacherForced(model, null, ids[k]).logProbs }])) as Record<Kind, { lora: number[]; base: number[] }>;
 
+  // llama.cpp on two bases: the file as stored (its Q4_1 products take q8_1-quantized activations, in kernels that
+  // follow the cpu's instruction set), and our f16 export of the same dequantized weights (its f16 products follow
+  // the studio's f32 ones to ~1e-4, on any cpu). The twin pins the LoRA tightly — names, q/k permutation, scale —
+  // wherever the test runs; the file's own gap to its twin is llama.cpp's quantization noise on this cpu, which the
+  // file-as-stored comparisons are measured against.
+  const twinFile = join(dir, 'smollm2-q4_1-dequantized-f16.gguf');
+  quantizeCommand({ model: source, format: 'f16', out: twinFile, quiet: true });
   const llama = await getLlamaCpp();
-  const lm = await llama.loadModel({ modelPath: source, gpuLayers: 0 });
-  const theirs = {} as Record<Kind, { lora: number[]; base: number[]; scaled: number[]; loraF16: number[] }>;
-  try {
+  type Variant = 'base' | 'lora' | 'scaled' | 'loraF16';
+  const adapters: Record<Variant, { filePath: string; scale?: number }[] | null> = {
+    base: null,
+    lora: [{ filePath: loraFile }],
     // The same adapter at 0.8 of its scale: how far a wrong alpha (or a wrong tensor) would put llama.cpp from the studio.
-    const contexts = {
-      base: await lm.createContext({ contextSize: 256, batchSize: 256, threads: THREADS, sequences: 1 }),
-      lora: await lm.createContext({ contextSize: 256, batchSize: 256, threads: THREADS, sequences: 1, lora: { adapters: [{ filePath: loraFile }] } }),
-      scaled: await lm.createContext({ contextSize: 256, batchSize: 256, threads: THREADS, sequences: 1, lora: { adapters: [{ filePath: loraFile, scale: 0.8 }] } }),
-      loraF16: await lm.createContext({ contextSize: 256, batchSize: 256, threads: THREADS, sequences: 1, lora: { adapters: [{ filePath: loraF16File }] } }),
-    };
-    const seqs = { base: contexts.base.getSequence(), lora: contexts.lora.getSequence(), scaled: contexts.scaled.getSequence(), loraF16: contexts.loraF16.getSequence() };
-    for (const k of kinds) {
-      theirs[k] = {
-        base: (await llamaTeacherForced(seqs.base, ids[k])).logProbs,
-        lora: (await llamaTeacherForced(seqs.lora, ids[k])).logProbs,
-        scaled: (await llamaTeacherForced(seqs.scaled, ids[k])).logProbs,
-        loraF16: (await llamaTeacherForced(seqs.loraF16, ids[k])).logProbs,
-      };
+    scaled: [{ filePath: loraFile, scale: 0.8 }],
+    loraF16: [{ filePath: loraF16File }],
+  };
+  const measure = async (modelPath: string, variants: readonly Variant[]): Promise<Record<Kind, Record<Variant, number[]>>> => {
+    const lm = await llama.loadModel({ modelPath, gpuLayers: 0 });
+    const out = Object.fromEntries(kinds.map((k) => [k, {}])) as Record<Kind, Record<Variant, number[]>>;
+    try {
+      for (const v of variants) {
+        const a = adapters[v];
+        const ctx = await lm.createContext({ contextSize: 256, batchSize: 256, threads: THREADS, sequences: 1, ...(a ? { lora: { adapters: a } } : {}) });
+        const seq = ctx.getSequence();
+        for (const k of kinds) out[k][v] = (await llamaTeacherForced(seq, ids[k])).logProbs;
+        await ctx.dispose();
+      }
+    } finally {
+      await lm.dispose();
     }
-    for (const c of Object.values(contexts)) await c.dispose();
-  } finally {
-    await lm.dispose();
-  }
+    return out;
+  };
+  const theirs = await measure(source, ['base', 'lora', 'loraF16']);
+  const twin = await measure(twinFile, ['base', 'lora', 'scaled']);
   console.log(`# QLoRA run losses ${losses.map((l) => l.toFixed(3)).join(', ')}`);
-  const m = {} as Record<Kind, { gapLora: number; gapBase: number; tokenGapLora: number; tokenGapBase: number; effect: number; studioEffect: number; tokenGapScaled: number; gapScaled: number; f16Lora: number; gapLoraF16: number; tokenGapLoraF16: number }>;
+  const L = meanLoss;
+  const m = {} as Record<
+    Kind,
+    { twinBase: number; twinLora: number; twinTokBase: number; twinTokLora: number; noiseBase: number; noiseLora: number; gapBase: number; gapLora: number; gapLoraF16: number; effect: number; studioEffect: number; twinScaled: number; twinTokScaled: number }
+  >;
   for (const k of kinds) {
-    const s = studio[k];
+    const st = studio[k];
     const t = theirs[k];
+    const d = twin[k];
     m[k] = {
-      gapLora: Math.abs(meanLoss(s.lora) - meanLoss(t.lora)),
-      gapBase: Math.abs(meanLoss(s.base) - meanLoss(t.base)),
-      tokenGapLora: maxAbsDiff(s.lora, t.lora),
-      tokenGapBase: maxAbsDiff(s.base, t.base),
-      effect: meanLoss(t.base) - meanLoss(t.lora),
-      studioEffect: meanLoss(s.base) - meanLoss(s.lora),
-      tokenGapScaled: maxAbsDiff(s.lora, t.scaled),
-      gapScaled: Math.abs(meanLoss(s.lora) - meanLoss(t.scaled)),
-      f16Lora: maxAbsDiff(t.lora, t.loraF16),
-      gapLoraF16: Math.abs(meanLoss(s.lora) - meanLoss(t.loraF16)),
-      tokenGapLoraF16: maxAbsDiff(s.lora, t.loraF16),
+      twinBase: Math.abs(L(st.base) - L(d.base)),
+      twinLora: Math.abs(L(st.lora) - L(d.lora)),
+      twinTokBase: maxAbsDiff(st.base, d.base),
+      twinTokLora: maxAbsDiff(st.lora, d.lora),
+      noiseBase: Math.abs(L(t.base) - L(d.base)),
+      noiseLora: Math.abs(L(t.lora) - L(d.lora)),
+      gapBase: Math.abs(L(st.base) - L(t.base)),
+      gapLora: Math.abs(L(st.lora) - L(t.lora)),
+      gapLoraF16: Math.abs(L(st.lora) - L(t.loraF16)),
+      effect: L(t.base) - L(t.lora),
+      studioEffect: L(st.base) - L(st.lora),
+      twinScaled: Math.abs(L(st.lora) - L(d.scaled)),
+      twinTokScaled: maxAbsDiff(st.lora, d.scaled),
     };
+    const r = m[k];
     console.log(
-      `# ${k} text (${ids[k].length} tokens): with the LoRA studio ${meanLoss(s.lora).toFixed(5)} llama.cpp ${meanLoss(t.lora).toFixed(5)} ` +
-        `(|Δ| ${m[k].gapLora.toExponential(2)}, max |Δ log p| ${m[k].tokenGapLora.toExponential(2)}); base studio ${meanLoss(s.base).toFixed(5)} llama.cpp ${meanLoss(t.base).toFixed(5)} ` +
-        `(|Δ| ${m[k].gapBase.toExponential(2)}, max |Δ log p| ${m[k].tokenGapBase.toExponential(2)}); the LoRA lowers llama.cpp's loss by ${m[k].effect.toFixed(4)}, the studio's by ${m[k].studioEffect.toFixed(4)}; ` +
-        `at 0.8 of its scale llama.cpp is ${m[k].gapScaled.toFixed(4)} from the studio (max |Δ log p| ${m[k].tokenGapScaled.toFixed(4)}); the f16 GGUF LoRA is ${m[k].f16Lora.toExponential(2)} from the f32 one in llama.cpp, and ${m[k].gapLoraF16.toExponential(2)} (max |Δ log p| ${m[k].tokenGapLoraF16.toExponential(2)}) from the studio`,
+      `# ${k} text (${ids[k].length} tokens): studio base ${L(st.base).toFixed(5)} with the LoRA ${L(st.lora).toFixed(5)}; ` +
+        `llama.cpp on the f16 twin ${L(d.base).toFixed(5)} / ${L(d.lora).toFixed(5)} (|Δ| ${r.twinBase.toExponential(2)} / ${r.twinLora.toExponential(2)}, max |Δ log p| ${r.twinTokBase.toExponential(2)} / ${r.twinTokLora.toExponential(2)}); ` +
+        `on the Q4_1 file ${L(t.base).toFixed(5)} / ${L(t.lora).toFixed(5)} (its quantization noise ${r.noiseBase.toExponential(2)} / ${r.noiseLora.toExponential(2)}); ` +
+        `the LoRA lowers llama.cpp's loss by ${r.effect.toFixed(4)}, the studio's by ${r.studioEffect.toFixed(4)}; the f16 GGUF LoRA on the file is ${r.gapLoraF16.toExponential(2)} from the studio; ` +
+        `at 0.8 of its scale the twin is ${r.twinScaled.toFixed(4)} from the studio (max |Δ log p| ${r.twinTokScaled.toFixed(4)})`,
     );
   }
-  // Measured on this machine (x64, AVX-512): |Δ loss| base 5.6e-3 (trained text) and 3.1e-2 (held out), with the LoRA
-  // 3.6e-3 and 1.3e-2; max |Δ log p| base 0.24 and 0.18, with the LoRA 0.065 and 0.21; the LoRA's effect on the loss
-  // agrees to 2e-3 and 1.7e-2. llama.cpp computes the Q4_1 products with q8_1 activations, the studio with f32 ones on
-  // the same blocks; that is the whole gap (our f16 export of the same dequantized weights agrees to 3e-4 above).
-  // Since the token embedding is held as the file stores it (q8_0) during training too, the trained adapter differs a
-  // little and, held out, the two gaps (3.0e-2 base, 1.4e-2 with the LoRA) fall on opposite sides: the effects then
-  // differ by their sum, 4.4e-2. The effect bound is that sum's scale with a margin (it cannot exceed gapBase + gapLora,
-  // each bounded by `loss`); at 0.8 of the LoRA's scale the held-out gap is 0.13, still far outside.
-  const BOUND = { loss: 0.05, logProb: 0.35, effect: 0.06 };
+  // Measured (x64 AVX-512, two machines): the twin follows the studio to |Δ loss| ≤ 3e-3 and max |Δ log p| ≤ 0.03,
+  // base and LoRA; the Q4_1 file's own gap to its twin is 2e-2–8e-2 (it moved between cpus: 3.0e-2 held out on one,
+  // 7.9e-2 on an EPYC with AVX-512 BF16/VNNI), which is why the file is held to its twin's noise, not a fixed number.
+  const TWIN = { loss: 0.01, logProb: 0.05 };
+  const NOISE_CEILING = 0.15; // llama.cpp's Q4_1 noise on the loss: a larger one means the file is not read right
   for (const k of kinds) {
-    assert.ok(m[k].gapBase <= BOUND.loss, `${k}, base: |Δ loss| ${m[k].gapBase} (bound ${BOUND.loss})`);
-    assert.ok(m[k].tokenGapBase <= BOUND.logProb, `${k}, base: a token's log-prob differs by ${m[k].tokenGapBase} (bound ${BOUND.logProb})`);
-    assert.ok(m[k].gapLora <= BOUND.loss, `${k}, with the LoRA: |Δ loss| ${m[k].gapLora} (bound ${BOUND.loss})`);
-    assert.ok(m[k].tokenGapLora <= BOUND.logProb, `${k}, with the LoRA: a token's log-prob differs by ${m[k].tokenGapLora} (bound ${BOUND.logProb})`);
-    // The f16 GGUF LoRA (the studio's f16-rounded adapter gives its f32 loss to 1e-5, yet llama.cpp's f16 LoRA products
-    // move a log-prob by up to 0.25 from its f32 ones; measured from the studio: |Δ loss| 5.3e-3 and 4.3e-3, max 0.17).
-    assert.ok(m[k].gapLoraF16 <= BOUND.loss, `${k}, with the f16 LoRA: |Δ loss| ${m[k].gapLoraF16} (bound ${BOUND.loss})`);
-    assert.ok(m[k].tokenGapLoraF16 <= BOUND.logProb, `${k}, with the f16 LoRA: a token's log-prob differs by ${m[k].tokenGapLoraF16} (bound ${BOUND.logProb})`);
-    assert.ok(Math.abs(m[k].effect - m[k].studioEffect) <= BOUND.effect, `${k}: the LoRA lowers the loss by the same amount in both (studio ${m[k].studioEffect}, llama.cpp ${m[k].effect})`);
+    const r = m[k];
+    assert.ok(r.twinBase <= TWIN.loss && r.twinTokBase <= TWIN.logProb, `${k}, base: the f16 twin in llama.cpp is ${r.twinBase} (loss) / ${r.twinTokBase} (a token's log-prob) from the studio (bounds ${TWIN.loss} / ${TWIN.logProb})`);
+    assert.ok(r.twinLora <= TWIN.loss && r.twinTokLora <= TWIN.logProb, `${k}, with the LoRA: the f16 twin in llama.cpp is ${r.twinLora} (loss) / ${r.twinTokLora} (a token's log-prob) from the studio (bounds ${TWIN.loss} / ${TWIN.logProb})`);
+    assert.ok(r.noiseBase <= NOISE_CEILING && r.noiseLora <= NOISE_CEILING, `${k}: llama.cpp's Q4_1 file is ${r.noiseBase} / ${r.noiseLora} from its f16 twin (ceiling ${NOISE_CEILING})`);
+    // On the file as stored the studio is within llama.cpp's own noise (and the twin's bound) of llama.cpp, and the
+    // LoRA moves both losses alike: by the same amount up to the two noises.
+    assert.ok(r.gapBase <= r.noiseBase + TWIN.loss, `${k}, base on the Q4_1 file: |Δ loss| ${r.gapBase} (noise ${r.noiseBase})`);
+    assert.ok(r.gapLora <= r.noiseLora + TWIN.loss, `${k}, with the LoRA on the Q4_1 file: |Δ loss| ${r.gapLora} (noise ${r.noiseLora})`);
+    assert.ok(Math.abs(r.effect - r.studioEffect) <= r.noiseBase + r.noiseLora + TWIN.loss, `${k}: the LoRA lowers the loss by the same amount in both (studio ${r.studioEffect}, llama.cpp ${r.effect}, noises ${r.noiseBase} + ${r.noiseLora})`);
+    // The f16 GGUF LoRA on the file: llama.cpp's f16 LoRA products add their own rounding (measured 2.6e-3 and 1.1e-2).
+    assert.ok(r.gapLoraF16 <= r.noiseLora + 0.05, `${k}, with the f16 LoRA on the Q4_1 file: |Δ loss| ${r.gapLoraF16} (noise ${r.noiseLora})`);
   }
-  // llama.cpp really applies the LoRA (measured: the loss falls by 3.0 and 2.3), and applies it at its scale: at 0.8
-  // of it, llama.cpp's held-out log-probs are 1.2 (per token) and its loss 0.13 from the studio's (bounds' double).
+  // llama.cpp really applies the LoRA (measured: the loss falls by 3.0 and 2.3), and at its scale: at 0.8 of it the
+  // twin's held-out loss is ~0.13 and a token's log-prob ~1.2 from the studio's, far outside the twin's bounds.
   assert.ok(m.trained.effect > 1 && m.heldOut.effect > 1, `llama.cpp really applies the LoRA: its loss falls by ${m.trained.effect} (trained text) and ${m.heldOut.effect} (held out)`);
-  assert.ok(m.heldOut.tokenGapScaled > 2 * BOUND.logProb, `the comparison would catch the adapter at 0.8 of its scale (max |Δ log p| ${m.heldOut.tokenGapScaled})`);
-  assert.ok(m.heldOut.gapScaled > 2 * BOUND.loss, `the comparison would catch the adapter at 0.8 of its scale (|Δ loss| ${m.heldOut.gapScaled})`);
+  assert.ok(m.heldOut.twinScaled > 5 * TWIN.loss, `the comparison would catch the adapter at 0.8 of its scale (|Δ loss| ${m.heldOut.twinScaled})`);
+  assert.ok(m.heldOut.twinTokScaled > 5 * TWIN.logProb, `the comparison would catch the adapter at 0.8 of its scale (max |Δ log p| ${m.heldOut.twinTokScaled})`);
 });

@@ -21,6 +21,7 @@ import { padBatch } from '../../engine/train/batching.ts';
 import { loraTensors } from '../../engine/train/lora-params.ts';
 import { buildQloraReference, maxRelDiff } from '../helpers/qlora-reference.ts';
 import { runUntilEnd } from '../helpers/engine-run.ts';
+import { writeLearnableDataset } from '../helpers/learnable-dataset.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'qlora-cpu-'));
 process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
@@ -50,7 +51,8 @@ test('a QLoRA run on cpu (NF4 base quantized at load): the loss falls; stop + re
     ...DEFAULT_RUN_CONFIG,
     backend: 'cpu',
     modelPath: sample.modelDir,
-    datasetPath: sample.datasetPath,
+    // Data ten steps can fit (the sample's 300 different instructions leave ten steps of a random model only noise).
+    datasetPath: writeLearnableDataset(dir),
     lora: { ...DEFAULT_RUN_CONFIG.lora, r: 8, alpha: 16, dropout: 0.05, targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] },
     train: { ...DEFAULT_RUN_CONFIG.train, steps: STEPS, batchSize: 2, maxSeqLen: 64, learningRate: 1e-2, baseWeights: 'nf4' },
   };

@@ -16,6 +16,7 @@ import { readModelConfig } from '../../engine/io/model-source.ts';
 import { ensureSample } from '../../engine/io/sample.ts';
 import { forEachPair } from '../../engine/model/lora.ts';
 import { runUntilEnd } from '../helpers/engine-run.ts';
+import { writeLearnableDataset } from '../helpers/learnable-dataset.ts';
 
 const probe = await probeAdapter();
 assert.ok(probe.available, `the QLoRA webgpu test needs a WebGPU adapter (llvmpipe is enough; set XDG_RUNTIME_DIR): ${probe.error ?? 'none found'}`);
@@ -31,7 +32,8 @@ function config(baseWeights: RunConfig['train']['baseWeights']): RunConfig {
     backend: 'webgpu',
     name: 'qlora',
     modelPath: sample.modelDir,
-    datasetPath: sample.datasetPath,
+    // Data ten steps can fit (the sample's 300 different instructions leave ten steps of a random model only noise).
+    datasetPath: writeLearnableDataset(dir),
     // Dropout 0: a resumed device run then replays the uninterrupted one exactly.
     lora: { ...DEFAULT_RUN_CONFIG.lora, r: 8, alpha: 16, dropout: 0, targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] },
     train: { ...DEFAULT_RUN_CONFIG.train, steps: STEPS, batchSize: 2, maxSeqLen: 64, learningRate: 1e-2, baseWeights },
