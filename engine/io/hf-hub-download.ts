@@ -9,15 +9,17 @@
  * of the same URL with `Range: bytes=N-` to resume. The endpoint is HF_ENDPOINT (as huggingface_hub reads it), else
  * https://huggingface.co. A file is written to blobs/{etag}.incomplete and renamed only once complete (and its
  * sha256 checked when the etag is one), so a cut connection or a cancel never leaves a half file that looks whole;
- * the next pull resumes from the .incomplete part. Only what the studio loads is fetched: config.json, the tokenizer
+ * the next pull resumes from the .incomplete part; one process fetches a blob at a time (blob-lock.ts), the others wait
+ * and find it whole. Only what the studio loads is fetched: config.json, the tokenizer
  * files, the chat template, *.safetensors and their index, or the one .gguf asked for.
  */
 import { createHash, type Hash } from 'node:crypto';
 import { createReadStream, existsSync, mkdirSync, readFileSync, statSync, symlinkSync, unlinkSync, copyFileSync, lstatSync } from 'node:fs';
 import { open, rename, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
-import { dirname, join, relative } from 'node:path';
+import { basename, dirname, join, relative } from 'node:path';
 import type { ModelPullDone, ModelPullProgress } from '../../common/models-pull.ts';
+import { withBlobLock } from './blob-lock.ts';
 import { modelStoreDirs } from './model-discovery.ts';
 
 export const HF_DEFAULT_ENDPOINT = 'https://huggingface.co';
@@ -255,9 +257,13 @@ export async function pullFromHub(req: HubPullRequest, opts: HubPullOptions = {}
   for (const [i, m] of metas.entries()) {
     const blob = join(blobsDir, m.etag);
     const progress = (fileBytes: number): void => opts.onProgress?.({ file: m.file, fileIndex: i, files: metas.length, fileBytes, fileTotal: m.size, bytes: doneBytes + fileBytes, total });
-    const complete = existsSync(blob) && (m.size === null || statSync(blob).size === m.size);
-    if (!complete) downloadedBytes += await fetchBlob(m, blob, progress);
-    else progress(m.size ?? statSync(blob).size);
+    const complete = (): boolean => existsSync(blob) && (m.size === null || statSync(blob).size === m.size);
+    if (!complete()) {
+      // Another process may be fetching this very blob (the CLI beside the studio): wait for it, then find it whole.
+      const lock = join(hubDir, '.locks', basename(repoDir), `${m.etag}.lora-studio.lock`);
+      downloadedBytes += await withBlobLock(lock, async () => (complete() ? 0 : fetchBlob(m, blob, progress)), { signal, aborted: () => cancelled() });
+    }
+    progress(m.size ?? statSync(blob).size);
     doneBytes += statSync(blob).size;
     // A file in a sub-folder of the repo (some GGUF repos keep one folder per quantization) links from there.
     const pointer = join(snapshotDir, ...m.file.split('/'));

@@ -3,13 +3,14 @@
  * (test/helpers/hub-server.ts; no test reaches the internet): the layout huggingface_hub itself reads back
  * (scan_cache_dir, try_to_load_from_cache, transformers' AutoConfig offline) and our discovery lists as trainable;
  * resume after a cut connection with a Range request; 401/403/404 named; a cancel that leaves only .incomplete;
- * the services' job events and the CLI.
+ * the services' job events and the CLI; two processes pulling one model (the second waits on the first's lock, and a
+ * dead owner's lock is taken over).
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import type { StudioEventMessage } from '../../common/protocol.ts';
@@ -179,6 +180,52 @@ test('a cut connection keeps the part as .incomplete, never as the blob, and the
   assert.deepEqual(ranges.map((s) => s.range), [`bytes=${kept}-`]);
   assert.deepEqual(readFileSync(join(r.path, 'model.safetensors')), sampleFiles['model.safetensors']);
   assert.equal(r.downloadedBytes, Object.values(sampleFiles).reduce((sum, b) => sum + b.length, 0) - kept - alreadyComplete, 'only the missing bytes travel');
+});
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const childScript = join(repoRoot, 'test/io/hub-pull-child.ts');
+
+test('two processes pulling one model at once: one fetches each blob, the other waits on its lock and finds it whole', async () => {
+  const env = envFor();
+  server.holdOnce('model.safetensors', 20_000);
+  const before = server.seen.length;
+  const lfsGets = () => server.seen.slice(before).filter((x) => x.method === 'GET' && x.path.startsWith('/lfs/'));
+  const child = spawn(process.execPath, ['--import', 'tsx', childScript, 'studio-tests/tiny'], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+  // The child is part-way through model.safetensors (the server holds the rest).
+  for (const end = Date.now() + 60_000; lfsGets().length === 0; await sleep(50)) if (Date.now() > end) assert.fail(`the child never fetched the weights: ${err}`);
+  const locks = join(env.HF_HUB_CACHE!, '.locks', 'models--studio-tests--tiny');
+  assert.ok(readdirSync(locks).some((f) => f.endsWith('.lora-studio.lock')), 'the child holds the blob\'s lock');
+  // This process pulls the same model meanwhile: it waits on the lock instead of appending to the same part.
+  let settled = false;
+  const mine = pullFromHub({ repo: 'studio-tests/tiny' }, { env }).finally(() => (settled = true));
+  await sleep(1000);
+  assert.equal(settled, false, 'the second pull waits while the first fetches');
+  assert.equal(lfsGets().length, 1, 'the weights are requested once');
+  server.release();
+  assert.equal(await exited, 0, err);
+  const r = await mine;
+  assert.equal(lfsGets().length, 1, 'still once: the waiter found the blob whole');
+  assert.equal(r.downloadedBytes, 0, 'the waiter fetched nothing');
+  assert.deepEqual(readFileSync(join(r.path, 'model.safetensors')), sampleFiles['model.safetensors']);
+  assert.equal((JSON.parse(out.trim().split('\n').at(-1) ?? '{}') as { commit?: string }).commit, r.commit);
+  assert.deepEqual(readdirSync(locks).filter((f) => f.endsWith('.lora-studio.lock')), [], 'no lock left behind');
+});
+
+test('a lock left by a process that died mid-download is taken over', async () => {
+  const env = envFor();
+  const dead = spawnSync(process.execPath, ['-e', '']).pid; // exited: nothing runs under this pid now
+  const etag = createHash('sha256').update(sampleFiles['model.safetensors']!).digest('hex');
+  const locks = join(env.HF_HUB_CACHE!, '.locks', 'models--studio-tests--tiny');
+  mkdirSync(locks, { recursive: true });
+  writeFileSync(join(locks, `${etag}.lora-studio.lock`), JSON.stringify({ pid: dead, host: hostname(), since: new Date().toISOString() }));
+  const r = await pullFromHub({ repo: 'studio-tests/tiny' }, { env });
+  assert.deepEqual(readFileSync(join(r.path, 'model.safetensors')), sampleFiles['model.safetensors']);
+  assert.deepEqual(readdirSync(locks), [], 'the stale lock is gone');
 });
 
 test('401 without a token, 403 with a token refused for a gated repo, 404 for a missing repo, each named; a good token downloads', async () => {
