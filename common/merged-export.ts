@@ -44,3 +44,18 @@ export interface MergedExportResult {
   /** A warning (e.g. no tokenizer found for the GGUF metadata), or null. */
   warning: string | null;
 }
+
+/** The merge itself, sent to its worker (engine/export/merged-worker.ts) once the request was checked. */
+export interface MergedExportCommand {
+  type: 'merged.export';
+  modelPath: string;
+  adapterDir: string;
+  format: MergedExportFormat;
+  /** The folder to write into (the HF folder itself, or the folder the GGUF goes in). */
+  destination: string;
+  /** GGUF: the file's name in `destination`, and the model name written into its metadata. */
+  file: string;
+  name: string;
+}
+
+export type MergedExportEvent = { type: 'done'; result: MergedExportResult } | { type: 'error'; message: string; file?: string; line?: number; field?: string };

@@ -2,21 +2,26 @@
  * 'adapters.exportMerged': an adapter merged into its base and written into a new folder (engine/export/merged-model.ts,
  * the same code `lora-studio quantize --adapter` runs for GGUF). Refusals name the request field they are about: the
  * destination (relative, or an existing non-empty folder or a file), the base (relative, missing, or not fitting).
- * Runs in the services process: a merge of a small model takes seconds, the UI shows the action busy meanwhile.
+ * The request is checked here (cheap: headers, the adapter against the base's config); the merge itself runs in a
+ * worker_thread (engine/export/merged-worker.ts), so a 7B merge never stalls the services for its minutes.
  */
 import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
-import { isAbsolute, join } from 'node:path';
-import type { MergedExportFormat, MergedExportResult } from '../../common/merged-export.ts';
+import { isAbsolute } from 'node:path';
+import type { MergedExportCommand, MergedExportEvent, MergedExportResult } from '../../common/merged-export.ts';
 import type { AdapterSummary } from '../../common/protocol.ts';
-import { writeMergedGguf, writeMergedHf } from '../../engine/host-api.ts';
-import { mergedExportNote } from '../../engine/host-api.ts';
-import { readModelConfig } from '../../engine/host-api.ts';
-import { loadAdapter, readAdapterConfig } from '../../engine/host-api.ts';
-import type { GgufExportFormat } from '../../engine/host-api.ts';
-import { asStudioError, StudioError } from './errors.ts';
+import { loadAdapter, readAdapterConfig, readModelConfig } from '../../engine/host-api.ts';
+import { StudioError, toStudioErrorInfo } from './errors.ts';
 import { parseParams } from './params.ts';
+import { startWorkerHandle, workerEntry, type WorkerHandle } from './worker-handle.ts';
 
-const GGUF_OF: Record<Exclude<MergedExportFormat, 'hf-safetensors'>, GgufExportFormat> = { 'gguf-f16': 'f16', 'gguf-q8_0': 'q8_0', 'gguf-q4_0': 'q4_0' };
+export type MergedWorkerHandle = WorkerHandle<MergedExportCommand, MergedExportEvent>;
+
+export function startMergedWorker(): MergedWorkerHandle {
+  return startWorkerHandle<MergedExportCommand, MergedExportEvent>(workerEntry('../../engine/export/merged-worker.ts', import.meta.url), undefined, (e) => ({
+    type: 'error',
+    message: `merged-export worker failed: ${e.message}`,
+  }));
+}
 
 const refuse = (field: string, message: string): StudioError => StudioError.fields([{ field, message }]);
 
@@ -25,7 +30,7 @@ function fileStem(name: string, id: string): string {
   return name.replace(/[^A-Za-z0-9._-]+/g, '-').replace(/^-+|-+$/g, '') || id;
 }
 
-export function exportMergedModel(adapters: { get(id: string): AdapterSummary }, raw: unknown): MergedExportResult {
+export async function exportMergedModel(adapters: { get(id: string): AdapterSummary }, raw: unknown, startWorker: () => MergedWorkerHandle = startMergedWorker): Promise<MergedExportResult> {
   const p = parseParams('adapters.exportMerged', raw);
   const summary = adapters.get(p.id);
   if (existsSync(p.destination)) {
@@ -44,19 +49,28 @@ export function exportMergedModel(adapters: { get(id: string): AdapterSummary },
   } catch (e) {
     throw refuse('modelPath', `the adapter does not fit ${modelPath}: ${e instanceof Error ? e.message : String(e)}`);
   }
+  if (p.format !== 'hf-safetensors') mkdirSync(p.destination, { recursive: true });
+  const format = p.format === 'hf-safetensors' ? 'f32' : p.format.replace('gguf-', '');
+  const command: MergedExportCommand = {
+    type: 'merged.export',
+    modelPath,
+    adapterDir: summary.path,
+    format: p.format,
+    destination: p.destination,
+    file: `${fileStem(summary.name, summary.id)}-merged-${format}.gguf`,
+    name: `${summary.name} (merged)`,
+  };
+  const worker = startWorker();
   try {
-    if (p.format === 'hf-safetensors') {
-      const note = mergedExportNote(modelPath, summary.path, 'f32').text.replace('linears re-quantized to F32', 'written in f32');
-      const r = writeMergedHf(modelPath, summary.path, p.destination, note);
-      return { dir: r.dir, format: p.format, files: r.files, bytes: r.bytes, modelPath, note, warning: null };
-    }
-    const format = GGUF_OF[p.format];
-    mkdirSync(p.destination, { recursive: true });
-    const file = `${fileStem(summary.name, summary.id)}-merged-${format}.gguf`;
-    const r = writeMergedGguf(modelPath, summary.path, join(p.destination, file), { format, name: `${summary.name} (merged)` });
-    const note = mergedExportNote(modelPath, summary.path, format).text;
-    return { dir: p.destination, format: p.format, files: [file], bytes: r.bytes, modelPath, note, warning: r.tokenizerNote };
-  } catch (e) {
-    throw asStudioError(e);
+    return await new Promise<MergedExportResult>((resolvePromise, reject) => {
+      worker.on((e) => {
+        if (e.type === 'done') resolvePromise(e.result);
+        else reject(new StudioError(toStudioErrorInfo(Object.assign(new Error(e.message), e.file ? { file: e.file } : {}, e.line !== undefined ? { line: e.line } : {}, e.field ? { field: e.field } : {}))));
+      });
+      void worker.exited.then((code) => reject(new StudioError({ message: `the merged-export worker stopped (exit code ${code}) before the model was written` })));
+      worker.send(command);
+    });
+  } finally {
+    await worker.terminate();
   }
 }
