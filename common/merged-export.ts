@@ -5,11 +5,18 @@
  */
 import { z } from 'zod';
 
-export const MERGED_EXPORT_FORMATS = ['hf-safetensors', 'gguf-f16', 'gguf-q8_0', 'gguf-q4_0'] as const;
+export const MERGED_EXPORT_FORMATS = ['hf-safetensors', 'hf-safetensors-f16', 'hf-safetensors-bf16', 'gguf-f16', 'gguf-q8_0', 'gguf-q4_0'] as const;
 export type MergedExportFormat = (typeof MERGED_EXPORT_FORMATS)[number];
+
+/** The Hugging Face folder formats and the safetensors dtype each writes (f16/bf16: half the bytes of f32). */
+export const HF_MERGED_DTYPE = { 'hf-safetensors': 'F32', 'hf-safetensors-f16': 'F16', 'hf-safetensors-bf16': 'BF16' } as const;
+export type HfMergedFormat = keyof typeof HF_MERGED_DTYPE;
+export const isHfMergedFormat = (f: MergedExportFormat): f is HfMergedFormat => Object.hasOwn(HF_MERGED_DTYPE, f);
 
 export const MERGED_FORMAT_LABELS: Record<MergedExportFormat, string> = {
   'hf-safetensors': 'Hugging Face folder (safetensors, f32)',
+  'hf-safetensors-f16': 'Hugging Face folder (safetensors, f16)',
+  'hf-safetensors-bf16': 'Hugging Face folder (safetensors, bf16)',
   'gguf-f16': 'GGUF F16',
   'gguf-q8_0': 'GGUF Q8_0',
   'gguf-q4_0': 'GGUF Q4_0',

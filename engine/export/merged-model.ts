@@ -81,18 +81,20 @@ function hfTensors(m: ModelWeights): Map<string, Float32Array> {
 }
 
 /**
- * The merged model as a Hugging Face folder in `dir` (created): the base's config.json with torch_dtype float32 (the
- * weights are written in f32 so the merge loses nothing), model.safetensors, and the base's tokenizer files. Only a
+ * The merged model as a Hugging Face folder in `dir` (created): the base's config.json with the torch_dtype written
+ * (f32 by default, so the merge loses nothing; f16 or bf16 for half the bytes, rounded once from the f32 merge),
+ * model.safetensors, and the base's tokenizer files. Only a
  * Hugging Face folder base has a config.json to carry over; a GGUF base is refused (its merged export is a GGUF).
  */
-export function writeMergedHf(modelPath: string, adapterDir: string | undefined, dir: string, note?: string): MergedHfResult {
+export function writeMergedHf(modelPath: string, adapterDir: string | undefined, dir: string, note?: string, dtype: 'F32' | 'F16' | 'BF16' = 'F32'): MergedHfResult {
   if (modelFormat(modelPath) !== 'hf') throw new Error(`${modelPath} is a GGUF file: a Hugging Face folder export needs a base folder with config.json (export a GGUF format instead)`);
   const merged = loadMerged(modelPath, adapterDir);
   const tensors = hfTensors(merged);
   mkdirSync(dir, { recursive: true });
   const config = JSON.parse(readFileSync(join(modelPath, 'config.json'), 'utf8')) as Record<string, unknown>;
-  config.torch_dtype = 'float32';
-  if ('dtype' in config) config.dtype = 'float32';
+  const torchDtype = { F32: 'float32', F16: 'float16', BF16: 'bfloat16' }[dtype];
+  config.torch_dtype = torchDtype;
+  if ('dtype' in config) config.dtype = torchDtype;
   writeFileAtomic(join(dir, 'config.json'), JSON.stringify(config, null, 2) + '\n');
   const metadata: Record<string, string> = { format: 'pt', ...(note ? { lora_studio_merge: note } : {}) };
   writeSafetensors(
@@ -100,7 +102,8 @@ export function writeMergedHf(modelPath: string, adapterDir: string | undefined,
     expectedTensors(merged.config).map(({ name, shape }) => {
       const data = tensors.get(name);
       if (!data) throw new Error(`merged export: the model has no tensor ${name}`);
-      return { name, shape, dtype: 'F32' as const, data };
+      // Norms and biases too: transformers loads a folder in one dtype (the merge itself was computed in f32).
+      return { name, shape, dtype, data };
     }),
     metadata,
   );

@@ -5,7 +5,7 @@
  */
 import { join } from 'node:path';
 import { parentPort } from 'node:worker_threads';
-import type { MergedExportCommand, MergedExportEvent } from '../../common/merged-export.ts';
+import { HF_MERGED_DTYPE, isHfMergedFormat, type HfMergedFormat, type MergedExportCommand, type MergedExportEvent } from '../../common/merged-export.ts';
 import { errorDetails } from '../engine-error.ts';
 import { mergedExportNote } from './merged-note.ts';
 import { writeMergedGguf, writeMergedHf } from './merged-model.ts';
@@ -15,12 +15,13 @@ const port = parentPort;
 if (!port) throw new Error('engine/export/merged-worker.ts must run in a worker_thread');
 const post = (e: MergedExportEvent): void => port.postMessage(e);
 
-const GGUF_OF: Record<Exclude<MergedExportCommand['format'], 'hf-safetensors'>, GgufExportFormat> = { 'gguf-f16': 'f16', 'gguf-q8_0': 'q8_0', 'gguf-q4_0': 'q4_0' };
+const GGUF_OF: Record<Exclude<MergedExportCommand['format'], HfMergedFormat>, GgufExportFormat> = { 'gguf-f16': 'f16', 'gguf-q8_0': 'q8_0', 'gguf-q4_0': 'q4_0' };
 
 function run(c: MergedExportCommand): MergedExportEvent {
-  if (c.format === 'hf-safetensors') {
-    const note = mergedExportNote(c.modelPath, c.adapterDir, 'f32').text.replace('linears re-quantized to F32', 'written in f32');
-    const r = writeMergedHf(c.modelPath, c.adapterDir, c.destination, note);
+  if (isHfMergedFormat(c.format)) {
+    const dtype = HF_MERGED_DTYPE[c.format];
+    const note = mergedExportNote(c.modelPath, c.adapterDir, 'f32').text.replace('linears re-quantized to F32', `written in ${dtype.toLowerCase()}`);
+    const r = writeMergedHf(c.modelPath, c.adapterDir, c.destination, note, dtype);
     return { type: 'done', result: { dir: r.dir, format: c.format, files: r.files, bytes: r.bytes, modelPath: c.modelPath, note, warning: null } };
   }
   const format = GGUF_OF[c.format];

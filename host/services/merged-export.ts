@@ -7,7 +7,7 @@
  */
 import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
-import type { MergedExportCommand, MergedExportEvent, MergedExportResult } from '../../common/merged-export.ts';
+import { isHfMergedFormat, type MergedExportCommand, type MergedExportEvent, type MergedExportResult } from '../../common/merged-export.ts';
 import type { AdapterSummary } from '../../common/protocol.ts';
 import { loadAdapter, readAdapterConfig, readModelConfig } from '../../engine/host-api.ts';
 import { StudioError, toStudioErrorInfo } from './errors.ts';
@@ -40,7 +40,7 @@ export async function exportMergedModel(adapters: { get(id: string): AdapterSumm
   const modelPath = p.modelPath ?? readAdapterConfig(summary.path).baseModelNameOrPath;
   if (!modelPath) throw refuse('modelPath', `${summary.path}: adapter_config.json names no base model; choose the base model`);
   if (!isAbsolute(modelPath) || !existsSync(modelPath)) throw refuse('modelPath', `the base model ${modelPath} is not on this machine; choose the base model folder or GGUF file`);
-  if (p.format === 'hf-safetensors' && !statSync(modelPath).isDirectory()) {
+  if (isHfMergedFormat(p.format) && !statSync(modelPath).isDirectory()) {
     throw refuse('modelPath', `${modelPath} is a GGUF file: a Hugging Face folder export needs a base folder with config.json (choose a GGUF format, or the base's Hugging Face folder)`);
   }
   // The adapter must fit the base (layers, shapes) before anything is written.
@@ -49,8 +49,8 @@ export async function exportMergedModel(adapters: { get(id: string): AdapterSumm
   } catch (e) {
     throw refuse('modelPath', `the adapter does not fit ${modelPath}: ${e instanceof Error ? e.message : String(e)}`);
   }
-  if (p.format !== 'hf-safetensors') mkdirSync(p.destination, { recursive: true });
-  const format = p.format === 'hf-safetensors' ? 'f32' : p.format.replace('gguf-', '');
+  if (!isHfMergedFormat(p.format)) mkdirSync(p.destination, { recursive: true });
+  const format = isHfMergedFormat(p.format) ? 'hf' : p.format.replace('gguf-', '');
   const command: MergedExportCommand = {
     type: 'merged.export',
     modelPath,

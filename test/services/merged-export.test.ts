@@ -2,7 +2,8 @@
  * 'adapters.exportMerged': an adapter merged into its base and written as a model of its own.
  * - hf-safetensors: the folder loads in transformers (the venv) and its logits equal both PEFT's base + adapter
  *   (an independent reference) and the studio's own forward of base + adapter, within 1e-4 · (1 + max |logit|)
- *   (f32 on both sides, only the summation order differs); the tokenizer files and chat template are copied as is.
+ *   (f32 on both sides, only the summation order differs); the tokenizer files and chat template are copied as is;
+ *   in f16 / bf16 every tensor is the f32 merge rounded once, in half the bytes, and config.json says the dtype.
  * - GGUF: the file read back by the studio's GGUF loader equals the merge (f32 W + scaling·B·A): F16 within f16
  *   rounding, Q8_0 within half a quantization step of each 32-value block; general.description says what was merged.
  * - Refusals name their field: relative or non-empty destination, a base the adapter does not fit, a GGUF base for
@@ -11,7 +12,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { loadMerged } from '../../engine/export/merged-model.ts';
@@ -24,7 +25,7 @@ import { F16Array, type LinearWeight, type ModelWeights } from '../../engine/mod
 import { writeLlamaGguf } from '../../engine/quant/gguf-llama.ts';
 import { readGguf } from '../../engine/quant/gguf-reader.ts';
 import { PackedWeight } from '../../engine/quant/packed-weight.ts';
-import { decodeF16 } from '../../engine/io/f16.ts';
+import { decodeBf16, decodeF16, encodeBf16, encodeF16 } from '../../engine/io/f16.ts';
 import { writeTestAdapter } from '../helpers/peft-folder.ts';
 import { pythonPath } from '../helpers/python.ts';
 import { refusal, tempStudios } from '../helpers/temp-studio.ts';
@@ -111,6 +112,34 @@ test('hf-safetensors: transformers loads the folder, and its logits equal PEFT b
   assert.ok(dOurs <= 1e-4 * scale, `merged vs studio base+adapter: max |Δlogit| ${dOurs}`);
   // The adapter really changes the model: a merge that wrote the base back unchanged would pass nothing above.
   assert.ok(dBase > 1e-2 * scale, `the merge must differ from the base: ${dBase}`);
+});
+
+test('hf-safetensors in f16 and bf16: half the bytes, config says so, every tensor the f32 merge rounded once', async () => {
+  const id = await idP;
+  const want = loadMerged(base, adapterDir);
+  const wantLinears = linears(want);
+  const f32Dir = join(tmp, 'out-hf-f32-for-half');
+  await s.handle('adapters.exportMerged', { id, format: 'hf-safetensors', destination: f32Dir });
+  const fullWeights = statSync(join(f32Dir, 'model.safetensors')).size;
+  for (const [format, dtype, torch, round] of [
+    ['hf-safetensors-f16', 'F16', 'float16', (x: Float32Array) => decodeF16(encodeF16(x))],
+    ['hf-safetensors-bf16', 'BF16', 'bfloat16', (x: Float32Array) => decodeBf16(encodeBf16(x))],
+  ] as const) {
+    const dest = join(tmp, `out-${format}`);
+    const r = await s.handle('adapters.exportMerged', { id, format, destination: dest });
+    assert.deepEqual(r.files, ['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json']);
+    assert.equal((JSON.parse(readFileSync(join(dest, 'config.json'), 'utf8')) as { torch_dtype: string }).torch_dtype, torch);
+    assert.match(r.note, new RegExp(`written in ${dtype.toLowerCase()}`));
+    const half = statSync(join(dest, 'model.safetensors')).size;
+    assert.ok(Math.abs(half - fullWeights / 2) < 4096, `${format}: ${half} bytes against ${fullWeights} in f32`);
+    const back = linears(loadModel(dest, { dtype: Float32Array }));
+    for (const [k, w] of wantLinears) {
+      const got = back.get(k);
+      assert.ok(got, k);
+      const r16 = round(w);
+      for (let i = 0; i < w.length; i++) if (!Object.is(got[i], r16[i])) assert.fail(`${format} ${k}[${i}]: ${got[i]}, the f32 merge rounded gives ${r16[i]}`);
+    }
+  }
 });
 
 test('GGUF F16 and Q8_0: the studio GGUF loader reads back the merge, within each format', async () => {

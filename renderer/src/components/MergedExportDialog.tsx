@@ -4,7 +4,7 @@
  * or empty folder. The answer shows what was written (folder, files, size); a refusal shows under its field.
  */
 import { useRef, useState } from 'react';
-import { MERGED_EXPORT_FORMATS, MERGED_FORMAT_LABELS, type MergedExportFormat, type MergedExportResult } from '../../../common/merged-export.ts';
+import { isHfMergedFormat, MERGED_EXPORT_FORMATS, MERGED_FORMAT_LABELS, type MergedExportFormat, type MergedExportResult } from '../../../common/merged-export.ts';
 import type { AdapterSummary, StudioErrorInfo } from '../../../common/protocol.ts';
 import { errorInfo } from '../client/transport.ts';
 import { useStudio } from '../stores/studio.ts';
@@ -114,7 +114,7 @@ export function MergedExportDialog({ adapter, onClose }: { adapter: AdapterSumma
                 </option>
               ))}
             </select>
-            <FieldNote field="format" error={fieldErrors.format} hint={format === 'hf-safetensors' ? 'config.json, model.safetensors and the base’s tokenizer files: transformers loads the folder' : 'one .gguf file with the tokenizer and chat template in it'} />
+            <FieldNote field="format" error={fieldErrors.format} hint={isHfMergedFormat(format) ? 'config.json, model.safetensors and the base’s tokenizer files: transformers loads the folder' : 'one .gguf file with the tokenizer and chat template in it'} />
           </div>
           <div className={`field${fieldErrors.destination ? ' field-invalid' : ''}`}>
             <label htmlFor="merged-destination">Folder to write into</label>
