@@ -541,7 +541,7 @@ export type EngineEvent =
   | { type: 'stopped'; runId: string; step: number; checkpoint: string | null }
   /** One fixed evaluation prompt answered (config.evalPrompts). */
   | ({ type: 'eval' } & EvalSample)
-  | { type: 'error'; runId: string; message: string; file?: string; line?: number; field?: string };
+  | { type: 'error'; runId: string; message: string; file?: string; line?: number; field?: string; code?: string };
 
 // ---------------------------------------------------------------------------------------------------------------
 // Services ↔ quantization worker (engine/quant/quant-worker.ts, one worker_thread per job)

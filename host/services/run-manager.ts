@@ -550,7 +550,7 @@ export class RunManager {
       case 'error': {
         // A checkpoint write that found its folder gone while `rm -rf` is still emptying the run folder: the run
         // folder is what went, not a checkpoint, whatever run.json still says at this instant.
-        if (active.runFile !== null && (!existsSync(active.runFile) || (e.file?.startsWith(this.opts.store.runDir(active.id)) && e.message.includes('(ENOENT)')))) {
+        if (active.runFile !== null && (!existsSync(active.runFile) || (e.code === 'ENOENT' && e.file?.startsWith(this.opts.store.runDir(active.id))))) {
           this.failFolderGone(active, active.lastStep);
           break;
         }
