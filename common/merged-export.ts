@@ -60,8 +60,8 @@ export interface MergedExportCommand {
   format: MergedExportFormat;
   /** The folder to write into (the HF folder itself, or the folder the GGUF goes in). */
   destination: string;
-  /** GGUF: the file's name in `destination`, and the model name written into its metadata. */
-  file: string;
+  /** GGUF: the file is `<stem>-merged-<format>.gguf` in `destination`, and `name` the model name in its metadata. */
+  stem: string;
   name: string;
 }
 

@@ -3,6 +3,7 @@
  * (a 7B in f32 is ~28 GB of products and writes), which would stall the services' event loop — the desktop window,
  * the web host, every other request — for minutes if it ran there.
  */
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parentPort } from 'node:worker_threads';
 import { HF_MERGED_DTYPE, isHfMergedFormat, type HfMergedFormat, type MergedExportCommand, type MergedExportEvent } from '../../common/merged-export.ts';
@@ -25,9 +26,11 @@ function run(c: MergedExportCommand): MergedExportEvent {
     return { type: 'done', result: { dir: r.dir, format: c.format, files: r.files, bytes: r.bytes, modelPath: c.modelPath, note, warning: null } };
   }
   const format = GGUF_OF[c.format];
-  const r = writeMergedGguf(c.modelPath, c.adapterDir, join(c.destination, c.file), { format, name: c.name });
+  const file = `${c.stem}-merged-${format}.gguf`;
+  mkdirSync(c.destination, { recursive: true });
+  const r = writeMergedGguf(c.modelPath, c.adapterDir, join(c.destination, file), { format, name: c.name });
   const note = mergedExportNote(c.modelPath, c.adapterDir, format).text;
-  return { type: 'done', result: { dir: c.destination, format: c.format, files: [c.file], bytes: r.bytes, modelPath: c.modelPath, note, warning: r.tokenizerNote } };
+  return { type: 'done', result: { dir: c.destination, format: c.format, files: [file], bytes: r.bytes, modelPath: c.modelPath, note, warning: r.tokenizerNote } };
 }
 
 port.on('message', (cmd: MergedExportCommand) => {

@@ -8,9 +8,9 @@ import { isAbsolute, join } from 'node:path';
 import { DEFAULT_BUNDLE_LAUNCH, type BundleLaunch } from '../../common/bundle-launch.ts';
 import type { BundleCommand, BundleEvent, BundleIncludeModel, BundleSummary, RunSummary } from '../../common/protocol.ts';
 import { safeFileName } from './adapter-store.ts';
-import { StudioError, toStudioErrorInfo } from './errors.ts';
+import { StudioError } from './errors.ts';
 import { newId } from './ids.ts';
-import { startWorkerHandle, workerEntry, type WorkerHandle } from './worker-handle.ts';
+import { runWorkerJob, startWorkerHandle, workerEntry, type WorkerHandle } from './worker-handle.ts';
 
 export type BundleWorkerHandle = WorkerHandle<BundleCommand, BundleEvent>;
 
@@ -47,21 +47,10 @@ export async function exportRunBundle(o: ExportRunBundle): Promise<BundleSummary
     if (!existsSync(o.destination) || !statSync(o.destination).isDirectory()) throw new StudioError({ message: `${o.destination} is not an existing folder`, field: 'destination' });
   } else mkdirSync(parent, { recursive: true });
   const outDir = freshFolder(parent, `${safeFileName(o.run.name, o.run.id)}-bundle`);
-  const worker = (o.startWorker ?? startBundleWorker)();
-  const jobId = newId('bundle');
-  try {
-    return await new Promise<BundleSummary>((resolvePromise, reject) => {
-      worker.on((e) => {
-        if (e.type === 'done') resolvePromise(e.summary);
-        else if (e.type === 'error') {
-          const info = toStudioErrorInfo(Object.assign(new Error(e.message), e.file ? { file: e.file } : {}, e.line !== undefined ? { line: e.line } : {}));
-          reject(new StudioError({ ...info, message: `cannot export the run ${o.run.name}: ${e.message}` }));
-        }
-      });
-      void worker.exited.then((code) => reject(new StudioError({ message: `the bundle export worker stopped (exit code ${code}) before the bundle was written` })));
-      worker.send({ type: 'bundle.export', jobId, config: o.run.config, outDir, options: { runId: o.run.id, name: o.run.name, includeModel: o.includeModel ?? 'auto', studioVersion: o.studioVersion, launch: { ...DEFAULT_BUNDLE_LAUNCH, ...o.launch } } });
-    });
-  } finally {
-    await worker.terminate();
-  }
+  return runWorkerJob((o.startWorker ?? startBundleWorker)(), { type: 'bundle.export', jobId: newId('bundle'), config: o.run.config, outDir, options: { runId: o.run.id, name: o.run.name, includeModel: o.includeModel ?? 'auto', studioVersion: o.studioVersion, launch: { ...DEFAULT_BUNDLE_LAUNCH, ...o.launch } } }, {
+    done: (e) => (e.type === 'done' ? e.summary : undefined),
+    describe: (message) => `cannot export the run ${o.run.name}: ${message}`,
+    keepField: false,
+    exited: (code) => `the bundle export worker stopped (exit code ${code}) before the bundle was written`,
+  });
 }

@@ -5,14 +5,14 @@
  * The request is checked here (cheap: headers, the adapter against the base's config); the merge itself runs in a
  * worker_thread (engine/export/merged-worker.ts), so a 7B merge never stalls the services for its minutes.
  */
-import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
 import { isHfMergedFormat, type MergedExportCommand, type MergedExportEvent, type MergedExportResult } from '../../common/merged-export.ts';
 import type { AdapterSummary } from '../../common/protocol.ts';
 import { loadAdapter, readAdapterConfig, readModelConfig } from '../../engine/host-api.ts';
-import { StudioError, toStudioErrorInfo } from './errors.ts';
+import { StudioError } from './errors.ts';
 import { parseParams } from './params.ts';
-import { startWorkerHandle, workerEntry, type WorkerHandle } from './worker-handle.ts';
+import { runWorkerJob, startWorkerHandle, workerEntry, type WorkerHandle } from './worker-handle.ts';
 
 export type MergedWorkerHandle = WorkerHandle<MergedExportCommand, MergedExportEvent>;
 
@@ -49,28 +49,9 @@ export async function exportMergedModel(adapters: { get(id: string): AdapterSumm
   } catch (e) {
     throw refuse('modelPath', `the adapter does not fit ${modelPath}: ${e instanceof Error ? e.message : String(e)}`);
   }
-  if (!isHfMergedFormat(p.format)) mkdirSync(p.destination, { recursive: true });
-  const format = isHfMergedFormat(p.format) ? 'hf' : p.format.replace('gguf-', '');
-  const command: MergedExportCommand = {
-    type: 'merged.export',
-    modelPath,
-    adapterDir: summary.path,
-    format: p.format,
-    destination: p.destination,
-    file: `${fileStem(summary.name, summary.id)}-merged-${format}.gguf`,
-    name: `${summary.name} (merged)`,
-  };
-  const worker = startWorker();
-  try {
-    return await new Promise<MergedExportResult>((resolvePromise, reject) => {
-      worker.on((e) => {
-        if (e.type === 'done') resolvePromise(e.result);
-        else reject(new StudioError(toStudioErrorInfo(Object.assign(new Error(e.message), e.file ? { file: e.file } : {}, e.line !== undefined ? { line: e.line } : {}, e.field ? { field: e.field } : {}))));
-      });
-      void worker.exited.then((code) => reject(new StudioError({ message: `the merged-export worker stopped (exit code ${code}) before the model was written` })));
-      worker.send(command);
-    });
-  } finally {
-    await worker.terminate();
-  }
+  return runWorkerJob(
+    startWorker(),
+    { type: 'merged.export', modelPath, adapterDir: summary.path, format: p.format, destination: p.destination, stem: fileStem(summary.name, summary.id), name: `${summary.name} (merged)` },
+    { done: (e) => (e.type === 'done' ? e.result : undefined), exited: (code) => `the merged-export worker stopped (exit code ${code}) before the model was written` },
+  );
 }

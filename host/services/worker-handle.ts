@@ -3,7 +3,9 @@
  * playground's workers): every listener gets every event even if another throws, a worker 'error' becomes an event
  * of the caller's making, and `exited` resolves however the worker ends.
  */
+import type { StudioErrorInfo } from '../../common/protocol.ts';
 import { startWorkerModule } from '../../engine/host-api.ts';
+import { StudioError } from './errors.ts';
 
 export interface WorkerHandle<Command, Event> {
   send(cmd: Command): void;
@@ -46,4 +48,47 @@ export function startWorkerHandle<Command, Event>(entry: URL, env: NodeJS.Proces
     },
     exited,
   };
+}
+
+/** A worker's 'error' event: the engine's errorDetails (engine/engine-error.ts) of what it threw. */
+interface WorkerFailure {
+  type: 'error';
+  message: string;
+  file?: string;
+  line?: number;
+  field?: string;
+}
+
+/**
+ * One command on a worker started for it (the bundle and the merged exports): resolves with what `done` makes of the
+ * event that ends the job; an 'error' event rejects with a StudioError keeping its file, line and (unless `keepField`
+ * is false: a dataset record's field is no input of the request) field, `describe` rewording its message; a worker
+ * that exits first rejects with `exited`'s words. The worker is terminated either way.
+ */
+export async function runWorkerJob<Command, Event extends { type: string }, R>(
+  worker: WorkerHandle<Command, Event>,
+  command: Command,
+  o: { done: (e: Event) => R | undefined; describe?: (message: string) => string; keepField?: boolean; exited: (code: number) => string },
+): Promise<R> {
+  try {
+    return await new Promise<R>((resolvePromise, reject) => {
+      worker.on((e) => {
+        if (e.type === 'error') {
+          const f = e as unknown as WorkerFailure;
+          const info: StudioErrorInfo = { message: o.describe ? o.describe(f.message) : f.message };
+          if (f.field !== undefined && o.keepField !== false) info.field = f.field;
+          if (f.file !== undefined) info.file = f.file;
+          if (f.line !== undefined) info.line = f.line;
+          reject(new StudioError(info));
+          return;
+        }
+        const r = o.done(e);
+        if (r !== undefined) resolvePromise(r);
+      });
+      void worker.exited.then((code) => reject(new StudioError({ message: o.exited(code) })));
+      worker.send(command);
+    });
+  } finally {
+    await worker.terminate();
+  }
 }
