@@ -258,12 +258,14 @@ export async function pullFromHub(req: HubPullRequest, opts: HubPullOptions = {}
     const blob = join(blobsDir, m.etag);
     const progress = (fileBytes: number): void => opts.onProgress?.({ file: m.file, fileIndex: i, files: metas.length, fileBytes, fileTotal: m.size, bytes: doneBytes + fileBytes, total });
     const complete = (): boolean => existsSync(blob) && (m.size === null || statSync(blob).size === m.size);
-    if (!complete()) {
-      // Another process may be fetching this very blob (the CLI beside the studio): wait for it, then find it whole.
-      const lock = join(hubDir, '.locks', basename(repoDir), `${m.etag}.lora-studio.lock`);
-      downloadedBytes += await withBlobLock(lock, async () => (complete() ? 0 : fetchBlob(m, blob, progress)), { signal, aborted: () => cancelled() });
-    }
-    progress(m.size ?? statSync(blob).size);
+    // Found whole: reported as done, fetched by nobody (fetchBlob reports its own progress).
+    const found = (): number => {
+      progress(m.size ?? statSync(blob).size);
+      return 0;
+    };
+    // Another process may be fetching this very blob (the CLI beside the studio): wait for it, then find it whole.
+    const lock = join(hubDir, '.locks', basename(repoDir), `${m.etag}.lora-studio.lock`);
+    downloadedBytes += complete() ? found() : await withBlobLock(lock, async () => (complete() ? found() : fetchBlob(m, blob, progress)), { signal, aborted: () => cancelled() });
     doneBytes += statSync(blob).size;
     // A file in a sub-folder of the repo (some GGUF repos keep one folder per quantization) links from there.
     const pointer = join(snapshotDir, ...m.file.split('/'));
