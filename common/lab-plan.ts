@@ -13,11 +13,11 @@ const isBase = (f: string): f is (typeof QUANTIZE_AT_LOAD_FORMATS)[number] => (Q
 const isKeepAs = (f: string): f is BaseWeightsKeep['as'] => (KEEP_AS as readonly string[]).includes(f);
 
 /** A plan's base and high are report keys: the format, plus `/merged` or `/on-quantized` with an adapter. */
-const formatOf = (key: string): string => key.split('/')[0];
+export const reportKeyFormat = (key: string): string => key.split('/')[0];
 
 export function labTrainingPlan(plan: Pick<MixedPrecisionPlan, 'base' | 'high' | 'keepLayers'>): LabTrainingPlan {
-  const base = formatOf(plan.base);
-  const high = formatOf(plan.high);
+  const base = reportKeyFormat(plan.base);
+  const high = reportKeyFormat(plan.high);
   if (!isBase(base)) return { ok: false, reason: `training cannot quantize its base to ${base}; it can to ${QUANTIZE_AT_LOAD_FORMATS.join(', ')}` };
   if (plan.keepLayers.length === 0) return { ok: true, baseWeights: base, keep: null };
   if (!isKeepAs(high)) return { ok: false, reason: `training cannot hold kept layers as ${high}; compare against ${KEEP_AS.filter((f) => f !== 'f32').join(' or ')} in the lab` };

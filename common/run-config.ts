@@ -48,6 +48,18 @@ export const BaseWeightsKeepSchema = z.object({
 });
 export type BaseWeightsKeep = z.infer<typeof BaseWeightsKeepSchema>;
 
+/**
+ * Kept layers as a person types them ("0, 1 29", the Train form and `--keep-layers`): numbers where they read as
+ * numbers (so the schema's own words say "layers count from 0" for -1), the rest as typed (so it says "a layer must
+ * be a number" for x).
+ */
+export function keepLayersFromText(text: string): (number | string)[] {
+  return text
+    .split(/[\s,]+/)
+    .filter((x) => x !== '')
+    .map((x) => (/^-?\d+(\.\d+)?$/.test(x) ? Number(x) : x));
+}
+
 export const TrainSettingsSchema = z.object({
   learningRate: z.number({ message: 'learning rate must be a number' }).positive('learning rate must be greater than 0').max(1, 'learning rate must be at most 1'),
   steps: z.number({ message: 'steps must be a number' }).int('steps must be a whole number').min(1, 'steps must be at least 1').max(10_000_000, 'steps must be at most 10,000,000'),

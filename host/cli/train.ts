@@ -7,8 +7,8 @@ import { dirname, join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { fieldLabel } from '../../common/field-labels.ts';
 import { allowedValues, unknownKeys } from '../../common/field-rules.ts';
-import { labTrainingPlan } from '../../common/lab-plan.ts';
-import { BASE_WEIGHTS, BaseWeightsKeepSchema, baseWeightsOf, KEEP_AS, RunConfigSchema, validateRunConfig, type BaseWeights, type BaseWeightsKeep, type FieldError } from '../../common/protocol.ts';
+import { labTrainingPlan, reportKeyFormat } from '../../common/lab-plan.ts';
+import { BASE_WEIGHTS, BaseWeightsKeepSchema, baseWeightsOf, KEEP_AS, keepLayersFromText, RunConfigSchema, validateRunConfig, type BaseWeights, type BaseWeightsKeep, type FieldError } from '../../common/protocol.ts';
 import type { EngineEvent, RunConfig } from '../../common/protocol.ts';
 import type { MixedPrecisionPlan } from '../../common/quant-report.ts';
 import { startEngine } from '../../engine/host-api.ts';
@@ -31,8 +31,7 @@ export interface TrainCliOptions {
 
 /** --keep-layers / --keep-as as train.baseWeightsKeep, checked by the schema run.json is checked by. */
 function keepOption(layers: string, as: string | undefined): BaseWeightsKeep {
-  const list = layers.split(',').map((x) => x.trim()).filter((x) => x !== '');
-  const parsed = BaseWeightsKeepSchema.safeParse({ layers: list.map((x) => (/^\d+$/.test(x) ? Number(x) : x)), as: as ?? 'f16' });
+  const parsed = BaseWeightsKeepSchema.safeParse({ layers: keepLayersFromText(layers), as: as ?? 'f16' });
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     throw new Error(`${issue.path[0] === 'as' ? '--keep-as' : '--keep-layers'}: ${issue.message} (got ${JSON.stringify(issue.path[0] === 'as' ? as : layers)})`);
@@ -54,7 +53,7 @@ function planFromReport(file: string, baseWeights: BaseWeights | undefined): { b
   const plans = Array.isArray(report.plans) ? (report.plans as MixedPrecisionPlan[]) : null;
   if (!plans) throw new Error(`--base-plan ${file}: not a quantization report (no "plans"); write one with lora-studio quant-report --json`);
   const usable = plans.filter((p) => typeof p.base === 'string' && typeof p.high === 'string' && Array.isArray(p.keepLayers));
-  const chosen = baseWeights && baseWeights !== 'f32' ? usable.find((p) => p.base.split('/')[0] === baseWeights) : usable[0];
+  const chosen = baseWeights && baseWeights !== 'f32' ? usable.find((p) => reportKeyFormat(p.base) === baseWeights) : usable[0];
   if (!chosen) {
     throw new Error(`--base-plan ${file}: no mixed-precision plan${baseWeights && baseWeights !== 'f32' ? ` for base ${baseWeights}` : ''} in it (plans: ${usable.map((p) => `${p.base} → ${p.high}`).join(', ') || 'none'}); a plan needs a format of 8 bits or more beside the base in the report`);
   }

@@ -5,6 +5,7 @@
 import {
   baseWeightsOf,
   DEFAULT_RUN_CONFIG,
+  keepLayersFromText,
   QUANTIZE_AT_LOAD_FORMATS,
   validateRunConfig,
   type BaseWeights,
@@ -64,8 +65,7 @@ export interface ComputeChoices {
 function keepOf(c: ComputeChoices): { layers: (number | string)[]; as: BaseWeightsKeep['as'] } | undefined {
   const text = (c.keepLayers ?? '').trim();
   if (!text || !(QUANTIZE_AT_LOAD_FORMATS as readonly string[]).includes(c.baseWeights)) return undefined;
-  const layers = text.split(/[\s,]+/).filter((x) => x !== '').map((x) => (/^-?\d+(\.\d+)?$/.test(x) ? Number(x) : x));
-  return { layers, as: c.keepAs ?? 'q8_0' };
+  return { layers: keepLayersFromText(text), as: c.keepAs ?? 'q8_0' };
 }
 
 /** A config's kept layers as the form shows them. */
