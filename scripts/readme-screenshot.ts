@@ -4,27 +4,15 @@
 // while the run trains, once its loss curve and an evaluation answer are on screen. Needs the built renderer
 // (npm run build:renderer), Chromium (/usr/bin/chromium) and the real model (scripts/ensure-real-model.mjs, which
 // this runs). Writes assets/screenshot.png unless given another path.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import type { RunConfigInput, RunSummary } from '../common/protocol.ts';
+import type { RunConfigInput } from '../common/protocol.ts';
 import { SAMPLE_DATASET_PATH } from '../engine/io/sample.ts';
-import { startWebHost } from '../host/web-host.ts';
-import { launchChromium, rendererDir, repoRoot, waitConnected } from '../e2e/helpers/studio.ts';
+import { launchChromium, repoRoot, startStudio, waitConnected } from '../e2e/helpers/studio.ts';
 import { realModelPath } from '../test/helpers/real-model.ts';
 
 const out = resolve(process.argv[2] ?? join(repoRoot, 'assets', 'screenshot.png'));
 const model = realModelPath();
-const home = mkdtempSync(join(tmpdir(), 'lora-studio-shot-'));
-const host = await startWebHost({ home, port: 0, host: '127.0.0.1', rendererDir, allow: [dirname(model), dirname(SAMPLE_DATASET_PATH)] });
-const origin = `http://127.0.0.1:${host.port}`;
-const api = async <T>(method: string, params: unknown): Promise<T> => {
-  const res = await fetch(`${origin}/api/${method}`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-studio-token': host.token, origin }, body: JSON.stringify(params) });
-  const reply = (await res.json()) as { ok: true; result: T } | { ok: false; error: { message: string } };
-  if (!reply.ok) throw new Error(`${method}: ${reply.error.message}`);
-  return reply.result;
-};
-
+const studio = await startStudio({ allow: [dirname(model), dirname(SAMPLE_DATASET_PATH)] });
 const STEPS = 60;
 const config: RunConfigInput = {
   name: 'smollm2-135m · sample instructions · r8',
@@ -38,10 +26,10 @@ const config: RunConfigInput = {
 
 const browser = await launchChromium();
 try {
-  const run = await api<RunSummary>('runs.start', { config });
+  const run = await studio.api('runs.start', { config });
   const context = await browser.newContext({ viewport: { width: 1440, height: 2520 }, colorScheme: 'dark' });
   const page = await context.newPage();
-  await page.goto(`${origin}/?token=${encodeURIComponent(host.token)}`);
+  await page.goto(studio.pageUrl);
   await waitConnected(page);
   // The form shows what the run trains with, as a person gets it: Runs → the run → "Train again with these settings".
   await page.getByTestId('tab-runs').click();
@@ -51,7 +39,7 @@ try {
   await page.getByTestId('dataset-summary').waitFor({ timeout: 60_000 });
   // The Train page follows the running run: its live card, loss chart and evaluation timeline.
   await page.getByTestId('run-progress').locator('[data-testid="eval-row"][data-step="20"]').waitFor({ timeout: 600_000 });
-  for (let now = await api<RunSummary>('runs.get', { id: run.id }); now.step < 40; now = await api<RunSummary>('runs.get', { id: run.id })) {
+  for (let now = await studio.api('runs.get', { id: run.id }); now.step < 40; now = await studio.api('runs.get', { id: run.id })) {
     if (now.state === 'failed') throw new Error(`the run failed: ${now.error ?? ''}`);
     await new Promise((r) => setTimeout(r, 500));
   }
@@ -60,6 +48,5 @@ try {
   console.log(`wrote ${out}`);
 } finally {
   await browser.close();
-  await host.close();
-  rmSync(home, { recursive: true, force: true });
+  await studio.close();
 }

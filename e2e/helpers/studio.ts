@@ -36,13 +36,14 @@ export interface TestStudio {
   close(): Promise<void>;
 }
 
-export async function startStudio(): Promise<TestStudio> {
+/** `allow`: folders beside the temp folder that paths may name (the real model's cache, for the README screenshot). */
+export async function startStudio(opts: { allow?: string[] } = {}): Promise<TestStudio> {
   if (!existsSync(join(rendererDir, 'index.html'))) {
     throw new Error(`${rendererDir}/index.html is missing: build the renderer first (npx vite build --config renderer/vite.config.ts; npm test does it)`);
   }
   const home = mkdtempSync(join(tmpdir(), 'lora-studio-e2e-'));
   // The tests' scratch files live in the temp folder, allowed as `serve --allow` would.
-  const host = await startWebHost({ home, port: 0, host: '127.0.0.1', rendererDir, allow: [tmpdir()] });
+  const host = await startWebHost({ home, port: 0, host: '127.0.0.1', rendererDir, allow: [tmpdir(), ...(opts.allow ?? [])] });
   const origin = `http://127.0.0.1:${host.port}`;
   const token = host.token;
   return {

@@ -99,12 +99,22 @@ function studioMargin(model: ModelWeights, prefix: number[], a: number, b: numbe
   return logits[(T - 1) * V + a] - logits[(T - 1) * V + b];
 }
 
+/** Our GGUF export of the real model in `format`, written once per file run (the QLoRA test's f16 twin is test 1's file). */
+const exports = new Map<string, { out: string; tokenizerNote: string | null }>();
+function exportOf(format: 'f16' | 'q8_0'): { out: string; tokenizerNote: string | null } {
+  let e = exports.get(format);
+  if (!e) {
+    const out = join(dir, `smollm2-${format}.gguf`);
+    e = { out, tokenizerNote: quantizeCommand({ model: realModelPath(), format, out, quiet: true }).tokenizerNote };
+    exports.set(format, e);
+  }
+  return e;
+}
+
 for (const format of ['f16', 'q8_0'] as const) {
   test(`our ${format} GGUF export of the real SmolLM2 loads in llama.cpp and gives the studio's tokens, log-probs and greedy text`, { timeout: 600_000 }, async () => {
-    const source = realModelPath();
-    const out = join(dir, `smollm2-${format}.gguf`);
-    const res = quantizeCommand({ model: source, format, out, quiet: true });
-    assert.equal(res.tokenizerNote, null);
+    const { out, tokenizerNote } = exportOf(format);
+    assert.equal(tokenizerNote, null);
     const model = loadModel(out, { dtype: Float32Array });
     const tok = await loadTokenizer(out);
     assert.ok(tok, 'the export carries a tokenizer');
@@ -226,8 +236,7 @@ test('QLoRA on the real Q4_1 GGUF as stored: the loss falls, and llama.cpp appli
   // the studio's f32 ones to ~1e-4, on any cpu). The twin pins the LoRA tightly — names, q/k permutation, scale —
   // wherever the test runs; the file's own gap to its twin is llama.cpp's quantization noise on this cpu, which the
   // file-as-stored comparisons are measured against.
-  const twinFile = join(dir, 'smollm2-q4_1-dequantized-f16.gguf');
-  quantizeCommand({ model: source, format: 'f16', out: twinFile, quiet: true });
+  const twinFile = exportOf('f16').out;
   const llama = await getLlamaCpp();
   type Variant = 'base' | 'lora' | 'scaled' | 'loraF16';
   const adapters: Record<Variant, { filePath: string; scale?: number }[] | null> = {

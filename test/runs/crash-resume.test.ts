@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { listCheckpoints } from '../../engine/train/checkpoint.ts';
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -33,7 +33,6 @@ const CONFIG: RunConfigInput = {
 };
 
 interface Studio {
-  proc: ChildProcessWithoutNullStreams;
   /** Resolves with the first line for which `until` returns true. */
   waitFor(until: (line: Record<string, unknown>) => boolean, what: string, ms?: number): Promise<Record<string, unknown>>;
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
@@ -56,7 +55,6 @@ function studio(home: string, config: RunConfigInput | null, env: Record<string,
   });
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => proc.on('exit', (code, signal) => resolve({ code, signal })));
   return {
-    proc,
     exited,
     stderr: () => err,
     waitFor(until, what, ms = 120_000) {
