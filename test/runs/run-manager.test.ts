@@ -101,12 +101,14 @@ describe('queue', () => {
 describe('pause, resume, stop and save, cancel', () => {
   test('a paused run resumes from its checkpoint and ends bit-identical to an uninterrupted one', async () => {
     const s = services('pause');
-    const ref = await s.handle('runs.start', { config: config({ steps: 40 }) });
+    const ref = await s.handle('runs.start', { config: config({ steps: 200 }) });
     await s.whenIdle();
     const reference = await s.handle('runs.get', { id: ref.id });
 
-    const run = await s.handle('runs.start', { config: config({ steps: 40 }) });
+    const run = await s.handle('runs.start', { config: config({ steps: 200 }) });
     // Paused from the event of step 4 itself: polling could miss a run that the native kernels finish in a second.
+    // Progress is pushed every 100 ms and a step of this toy takes a few milliseconds, so the run is long (200
+    // steps) for the pause to land before its end even on a machine several times faster than this one.
     let pausing: Promise<RunSummary> | null = null;
     s.onEvent((m: StudioEventMessage) => {
       const r = m.data as RunSummary;
@@ -115,7 +117,7 @@ describe('pause, resume, stop and save, cancel', () => {
     await until(s, run.id, () => pausing !== null, 'step 4');
     assert.equal((await pausing!).state, 'executing', 'it stops at the next step boundary');
     const paused = await until(s, run.id, (r) => r.state === 'paused', 'the pause');
-    assert.ok(paused.checkpointStep !== null && paused.checkpointStep! >= 4 && paused.checkpointStep! < 40, `checkpoint at ${paused.checkpointStep}`);
+    assert.ok(paused.checkpointStep !== null && paused.checkpointStep! >= 4 && paused.checkpointStep! < 200, `checkpoint at ${paused.checkpointStep}`);
     assert.equal(paused.step, paused.checkpointStep);
     assert.equal(s.hasActiveRuns(), false);
 
@@ -126,7 +128,7 @@ describe('pause, resume, stop and save, cancel', () => {
     assert.equal(done.resumeCount, 1);
     assert.ok(adapterBytes(s, done).equals(adapterBytes(s, reference)), 'same adapter as the uninterrupted run');
     const steps = (await s.handle('runs.metrics', { id: run.id })).map((p) => p.step);
-    assert.deepEqual(steps, Array.from({ length: 40 }, (_, i) => i + 1));
+    assert.deepEqual(steps, Array.from({ length: 200 }, (_, i) => i + 1));
     const history = (await s.handle('runs.history', { id: run.id })).map((h) => h.to);
     assert.deepEqual(history, ['pending', 'validating', 'queuing', 'executing', 'paused', 'queuing', 'executing', 'finalizing', 'completed']);
   });
@@ -186,7 +188,8 @@ describe('watchdog and restarts', () => {
   test('closing the studio mid-run checkpoints it; the next start finishes it', async () => {
     const home = join(tmp, 'reopen');
     const s1 = createStudioServices({ home, host: 'web' });
-    const run = await s1.handle('runs.start', { config: config({ steps: 30 }) });
+    const run = await s1.handle('runs.start', { config: config({ steps: 300 }) });
+    // 300 steps: polled progress (pushed every 100 ms) must find the toy mid-way even on a much faster machine.
     await until(s1, run.id, (r) => r.step >= 5, 'step 5');
     await s1.close();
     const s2 = services('reopen');
@@ -196,7 +199,7 @@ describe('watchdog and restarts', () => {
     await s2.whenIdle();
     const done = await s2.handle('runs.get', { id: run.id });
     assert.equal(done.state, 'completed', done.error ?? '');
-    assert.deepEqual((await s2.handle('runs.metrics', { id: run.id })).map((p) => p.step), Array.from({ length: 30 }, (_, i) => i + 1));
+    assert.deepEqual((await s2.handle('runs.metrics', { id: run.id })).map((p) => p.step), Array.from({ length: 300 }, (_, i) => i + 1));
   });
 
   test('without auto-resume, a run closed mid-way waits paused', async () => {

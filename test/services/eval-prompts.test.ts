@@ -77,22 +77,35 @@ test('a run without evaluation prompts has none; a bad setting is refused naming
 
 test('paused and resumed from its checkpoint: the same answers as a run that never stopped', async () => {
   const s = services('resume');
-  const evalPrompts = { prompts, everySteps: 2, maxNewTokens: 6 };
-  const ref = await s.handle('runs.start', { config: config(evalPrompts, 16) });
+  // Long enough (120 steps of batch 4) that a pause asked for at step 40 lands well before the end even on
+  // a machine several times faster than this one: the toy model trains a step in milliseconds, and progress is
+  // pushed only every 100 ms, so pausing "at step 3" by polling or by run.updated could find the run already done.
+  const evalPrompts = { prompts, everySteps: 40, maxNewTokens: 6 };
+  const long = (): RunConfigInput => ({ ...config(evalPrompts, 120), train: { learningRate: 1e-2, steps: 120, batchSize: 4, maxSeqLen: 96, seed: 3 } });
+  const ref = await s.handle('runs.start', { config: long() });
   await until(s, ref.id, (r) => r.state === 'completed');
-  const run = await s.handle('runs.start', { config: config(evalPrompts, 16) });
-  // Paused from the event of step 3 itself (polling could miss a run the native kernels finish in a second).
+  const run = await s.handle('runs.start', { config: long() });
+  // Paused from the last answer of step 40 (eval events are sent as each answer is made, not batched): the stop
+  // reaches the engine while it trains the steps after 40, so the checkpoint holds step 40's answers and resuming
+  // must neither repeat them nor skip 80's. (A pause during an evaluation stops it before the step's checkpoint.)
   let pausing: Promise<RunSummary> | null = null;
   s.onEvent((m: StudioEventMessage) => {
-    const r = m.data as RunSummary;
-    if (m.event === 'run.updated' && r.id === run.id && r.step >= 3 && pausing === null) pausing = s.handle('runs.pause', { id: run.id });
+    const x = m.data as EvalSample;
+    if (m.event === 'run.eval' && x.runId === run.id && x.step === 40 && x.index === prompts.length - 1 && pausing === null) pausing = s.handle('runs.pause', { id: run.id });
   });
-  const paused = await until(s, run.id, (r) => r.state === 'paused');
-  assert.ok(paused.checkpointStep !== null && paused.checkpointStep! < 16, `checkpoint at ${paused.checkpointStep}`);
-  assert.ok((await s.handle('runs.evalSamples', { id: run.id })).every((x) => x.step <= paused.step));
+  const paused = await until(s, run.id, (r) => {
+    if (r.state === 'completed') throw new Error(`the run completed before the pause asked for at step 40 took effect (step ${r.step})`);
+    return r.state === 'paused';
+  });
+  await pausing;
+  assert.ok(paused.checkpointStep !== null && paused.checkpointStep! >= 40 && paused.checkpointStep! < 120, `checkpoint at ${paused.checkpointStep}`);
+  const before = await s.handle('runs.evalSamples', { id: run.id });
+  assert.ok(before.length === 4 && before.every((x) => x.step <= paused.step), `answers before the pause: ${before.map((x) => x.step)}`);
   await s.handle('runs.resume', { id: run.id });
   const done = await until(s, run.id, (r) => r.state === 'completed');
   assert.equal(done.resumeCount, 1);
   const strip = (xs: EvalSample[]) => xs.map((x) => [x.step, x.index, x.answer, x.tokens, x.stop]);
-  assert.deepEqual(strip(await s.handle('runs.evalSamples', { id: run.id })), strip(await s.handle('runs.evalSamples', { id: ref.id })));
+  const refAnswers = strip(await s.handle('runs.evalSamples', { id: ref.id }));
+  assert.deepEqual(refAnswers.map((x) => x[0]), [0, 0, 40, 40, 80, 80, 120, 120]);
+  assert.deepEqual(strip(await s.handle('runs.evalSamples', { id: run.id })), refAnswers);
 });
