@@ -1,13 +1,7 @@
 /**
- * One zod schema per pushed event whose data is small and plain: the services emit them, the web host sends them as
- * JSON over its event socket, the renderer receives them. StudioEvents in common/protocol.ts infers these events'
- * data types from the schemas (z.output: what the services hold; over JSON a NaN loss travels as null, which
- * MetricPointSchema reads back as NaN).
- *
- * Not here (they stay TypeScript interfaces in protocol.ts): 'run.updated' (RunSummary, which carries the whole
- * RunConfig and a dozen optional bookkeeping fields), 'quant.done' / 'quant.failed' (QuantJobSummary, with its request
- * as stored by older studios) and 'external.updated' (ExternalRunSummary, thirty fields read from files another
- * program writes). They are replies too, and checked by the code that builds them.
+ * One zod schema per pushed event: the services emit them, the web host sends them as JSON over its event socket, the
+ * renderer receives them. StudioEvents in common/protocol.ts infers each event's data type from here (z.output: what
+ * the services hold; over JSON a NaN loss travels as null, which MetricPointSchema reads back as NaN).
  *
  * protocol.ts imports only types from here; this module imports protocol.ts at runtime (MetricPointSchema,
  * StudioSettingsSchema), so there is no cycle.
@@ -18,6 +12,9 @@ import { ModelPullEndedSchema, ModelPullProgressSchema } from './models-pull.ts'
 import { RunAlertSchema } from './run-health.ts';
 import { EvalSampleSchema } from './run-config.ts';
 import { StudioErrorInfoSchema } from './studio-error.ts';
+import { ExternalRunSummarySchema } from './external-run.ts';
+import { QuantJobSummarySchema, QuantProgressSchema } from './quant-job.ts';
+import { RunSummarySchema } from './run-summary.ts';
 
 const count = z.number().int().min(0);
 const LOG_LEVELS = ['info', 'warn', 'error'] as const;
@@ -38,17 +35,6 @@ export const AdapterSummarySchema = z.object({
   importedFrom: z.string().optional(),
 });
 
-export const QuantProgressSchema = z.object({
-  jobId: z.string(),
-  phase: z.enum(['loading', 'weights', 'calibration']),
-  /** Steps of this phase. */
-  done: count,
-  total: count,
-  /** Format (report key) being measured; '' while loading. */
-  format: z.string(),
-  /** Whole job, 0..1. */
-  fraction: z.number().min(0).max(1),
-});
 
 /** 'adapter': adapterPath's answer; 'compare': compareAdapterPath's; 'base': the base model alone. */
 export const PLAYGROUND_VARIANTS = ['adapter', 'compare', 'base'] as const;
@@ -86,6 +72,8 @@ export const PlaygroundEndedSchema = z.object({ jobId: z.string(), cancelled: z.
 const points = z.array(MetricPointSchema);
 
 export const STUDIO_EVENT_SCHEMAS = {
+  /** A run changed: its state, step, loss, queue place or details (the whole summary, as 'runs.get' answers). */
+  'run.updated': RunSummarySchema,
   /** A run was deleted ('runs.delete', `lora-studio runs delete`): forget it and its metrics. */
   'run.removed': z.object({ id: z.string() }),
   /**
@@ -103,6 +91,11 @@ export const STUDIO_EVENT_SCHEMAS = {
   'settings.changed': StudioSettingsSchema,
   'adapters.changed': z.array(AdapterSummarySchema),
   'quant.progress': QuantProgressSchema,
+  /** The report is fetched with 'quant.get' (it can be megabytes). */
+  'quant.done': z.object({ job: QuantJobSummarySchema }),
+  /** Failed or cancelled (job.state says which; job.error says why). */
+  'quant.failed': z.object({ job: QuantJobSummarySchema }),
+  'external.updated': ExternalRunSummarySchema,
   'generate.started': PlaygroundStartedSchema,
   'generate.output': PlaygroundOutputSchema,
   'generate.ended': PlaygroundEndedSchema,

@@ -37,20 +37,21 @@ export const MergedExportParamsSchema = z.object({
 });
 export type MergedExportParams = z.input<typeof MergedExportParamsSchema>;
 
-export interface MergedExportResult {
+export const MergedExportResultSchema = z.object({
   /** The folder written. */
-  dir: string;
-  format: MergedExportFormat;
+  dir: z.string(),
+  format: z.enum(MERGED_EXPORT_FORMATS),
   /** Files written in it (names), and their total size. */
-  files: string[];
-  bytes: number;
+  files: z.array(z.string()),
+  bytes: z.number().int().min(0),
   /** The base the adapter was merged into. */
-  modelPath: string;
+  modelPath: z.string(),
   /** What general.description / the safetensors metadata say was merged. */
-  note: string;
+  note: z.string(),
   /** A warning (e.g. no tokenizer found for the GGUF metadata), or null. */
-  warning: string | null;
-}
+  warning: z.string().nullable(),
+});
+export type MergedExportResult = z.output<typeof MergedExportResultSchema>;
 
 /** The merge itself, sent to its worker (engine/export/merged-worker.ts) once the request was checked. */
 export interface MergedExportCommand {

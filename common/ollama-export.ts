@@ -1,15 +1,18 @@
 /** "Export for Ollama" (engine/export/ollama-modelfile.ts, services 'adapters.exportOllama'): what was written. */
-export interface OllamaExportInfo {
+import { z } from 'zod';
+
+export const OllamaExportInfoSchema = z.object({
   /** The folder holding Modelfile and adapter.gguf. */
-  dir: string;
-  modelfile: string;
-  adapter: string;
+  dir: z.string(),
+  modelfile: z.string(),
+  adapter: z.string(),
   /** The Modelfile's FROM: an Ollama model name or an absolute path. */
-  from: string;
-  fromOllama: boolean;
+  from: z.string(),
+  fromOllama: z.boolean(),
   /** The chat template family written as TEMPLATE / stop, or null (none written). */
-  template: 'chatml' | 'llama3' | 'mistral' | null;
+  template: z.enum(['chatml', 'llama3', 'mistral']).nullable(),
   /** The model name `command` creates, and the command itself. */
-  name: string;
-  command: string;
-}
+  name: z.string(),
+  command: z.string(),
+});
+export type OllamaExportInfo = z.output<typeof OllamaExportInfoSchema>;

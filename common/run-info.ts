@@ -72,28 +72,28 @@ export const AdapterNameSchema = z
 export const AdaptersRenameParamsSchema = z.object({ id, name: AdapterNameSchema });
 export type AdaptersRenameParams = z.input<typeof AdaptersRenameParamsSchema>;
 
-/** What deleting a run frees (or would free, with dryRun). */
-export interface RunDeleteResult {
-  id: string;
-  name: string;
-  /** false for a dry run. */
-  deleted: boolean;
-  /** Bytes of the run folder (checkpoints, the engine's adapter output, logs). */
-  runBytes: number;
-  /** The run's adapter in the Adapters list, when it has one: its id and bytes (removed only with deleteAdapter). */
-  adapterId: string | null;
-  adapterBytes: number;
-  adapterDeleted: boolean;
-  /** runBytes, plus adapterBytes when the adapter goes too. */
-  freedBytes: number;
-}
+const bytes = z.number().int().min(0);
 
-export interface AdapterDeleteResult {
-  id: string;
-  name: string;
-  deleted: boolean;
-  freedBytes: number;
-}
+/** What deleting a run frees (or would free, with dryRun). */
+export const RunDeleteResultSchema = z.object({
+  id: z.string(),
+  name: z.string(),
+  /** false for a dry run. */
+  deleted: z.boolean(),
+  /** Bytes of the run folder (checkpoints, the engine's adapter output, logs). */
+  runBytes: bytes,
+  /** The run's adapter in the Adapters list, when it has one: its id and bytes (removed only with deleteAdapter). */
+  adapterId: z.string().nullable(),
+  adapterBytes: bytes,
+  adapterDeleted: z.boolean(),
+  /** runBytes, plus adapterBytes when the adapter goes too. */
+  freedBytes: bytes,
+});
+export type RunDeleteResult = z.output<typeof RunDeleteResultSchema>;
+
+/** What deleting an adapter frees (or would free, with dryRun). */
+export const AdapterDeleteResultSchema = z.object({ id: z.string(), name: z.string(), deleted: z.boolean(), freedBytes: bytes });
+export type AdapterDeleteResult = z.output<typeof AdapterDeleteResultSchema>;
 
 /** States a run can be deleted in: it has ended, or it is held and nothing of it is in memory. */
 export const DELETABLE_STATES: readonly RunState[] = ['completed', 'failed', 'cancelled', 'paused'];

@@ -14,7 +14,7 @@ import { hubCacheDir, HUB_ID } from './adapter-import.ts';
 import { StudioError } from './errors.ts';
 
 /** Request fields that hold a file or folder path, wherever they appear in the parameters. */
-const PATH_FIELDS = new Set(['path', 'modelPath', 'datasetPath', 'validationPath', 'adapterPath', 'calibPath', 'destination']);
+export const PATH_FIELDS: ReadonlySet<string> = new Set(['path', 'modelPath', 'datasetPath', 'validationPath', 'adapterPath', 'compareAdapterPath', 'calibPath', 'destination']);
 
 export interface AllowedRoot {
   path: string;

@@ -242,7 +242,11 @@ export function createQuantLab(options: QuantLabOptions): QuantLab {
     'quant.get': async (raw) => {
       const job = getJob(parseParams('quant.get', raw).jobId);
       if (!job.report && job.summary.state === 'done' && archive) {
-        job.report = archive.report(job.summary.id);
+        try {
+          job.report = archive.report(job.summary.id);
+        } catch (e) {
+          throw new StudioError({ message: e instanceof Error ? e.message : String(e), field: 'jobId' });
+        }
         dropOldReports();
       }
       return { job: snapshot(job), report: job.report };

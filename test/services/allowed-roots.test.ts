@@ -8,8 +8,12 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import type { z } from 'zod';
+import { REQUEST_PARAM_SCHEMAS } from '../../common/request-schemas.ts';
+import { RunConfigSchema } from '../../common/run-config.ts';
 import { SAMPLE_DATASET_PATH, SAMPLE_MODEL_DIR } from '../../engine/io/sample.ts';
 import { AdapterStore } from '../../host/services/adapter-store.ts';
+import { PATH_FIELDS } from '../../host/services/allowed-roots.ts';
 import { openHome, type StudioHome } from '../../host/services/home.ts';
 import { createStudioServices } from '../../host/services/studio-services.ts';
 import { startWebHost, type WebHost } from '../../host/web-host.ts';
@@ -68,6 +72,10 @@ test('outside the roots: /etc/passwd, a model path and saveAs are refused, namin
   const nested = await call('runs.start', { config: { modelPath: SAMPLE_MODEL_DIR, datasetPath: SAMPLE_DATASET_PATH, data: { validationPath: '/etc/hostname' }, lora: { r: 2, alpha: 4, dropout: 0, targets: ['q_proj'] }, train: { learningRate: 1e-3, steps: 1, batchSize: 1, maxSeqLen: 32 } } });
   assert.equal(nested.status, 400);
   assert.equal(nested.field, 'config.data.validationPath');
+  // The Playground's second adapter, side by side with the first (it was not confined before this test's schema walk).
+  const compare = await call('generate.start', { modelPath: SAMPLE_MODEL_DIR, adapterPath: join(home.root, 'adapters', adapterId), compareAdapterPath: join(outside, 'data'), prompt: 'hi', promptFormat: 'raw', maxNewTokens: 1, temperature: 0, topP: 1, seed: 1, backend: 'cpu' });
+  assert.equal(compare.status, 400);
+  assert.equal(compare.field, 'compareAdapterPath');
 
   const save = await call('adapters.saveAs', { id: adapterId, destination: join(outside, 'save-here') });
   assert.equal(save.status, 400);
@@ -148,4 +156,36 @@ test('lora-studio serve --allow: repeatable, each an existing folder, and named 
   assert.match(missing.out, /--allow \/no\/such\/folder: no such folder/);
   const ok = await run(['--allow', join(outside, 'data'), '--allow', join(outside, 'save-here')], /press Ctrl\+C/);
   assert.ok(ok.out.includes(`and ${join(outside, 'data')}, ${join(outside, 'save-here')} (add folders with --allow DIR)`), ok.out);
+});
+
+/** Every string field of a zod schema, by name (objects, arrays, optional/nullable/default wrappers, pipes, unions). */
+function stringFields(schema: z.ZodType, out: Set<string>, key = '', depth = 0): Set<string> {
+  const def = schema.def as unknown as Record<string, unknown> & { type: string };
+  if (depth > 12) return out;
+  const walk = (s: unknown, k = key) => stringFields(s as z.ZodType, out, k, depth + 1);
+  if (def.type === 'string' && key) out.add(key);
+  else if (def.type === 'object') for (const [k, v] of Object.entries((schema as z.ZodObject).shape)) walk(v, k);
+  else if (def.type === 'array') walk(def.element);
+  else if (def.type === 'union') for (const o of def.options as unknown[]) walk(o);
+  else if (def.type === 'pipe') (walk(def.in), walk(def.out));
+  else if ('innerType' in def) walk(def.innerType);
+  return out;
+}
+
+test('every request field that names a file or folder is one the web host confines', () => {
+  // runs.start's config is checked by the run manager (a z.custom in the request schemas): walk its own schema too.
+  const fields = stringFields(RunConfigSchema, new Set());
+  for (const schema of Object.values(REQUEST_PARAM_SCHEMAS)) stringFields(schema as z.ZodType, fields);
+  // Text fields whose names look like paths but are not on the services' disk.
+  const NOT_PATHS: Record<string, string> = {
+    fileName: "datasets.upload: the uploaded file's name, kept as a base name under the studio home",
+    file: 'models.pull: a file inside the Hugging Face repo, not on this machine',
+  };
+  const looksLikePath = (k: string) => /path|dir|folder|file|destination/i.test(k);
+  for (const k of fields) {
+    if (!looksLikePath(k) || k in NOT_PATHS) continue;
+    assert.ok(PATH_FIELDS.has(k), `the request field "${k}" looks like a path but allowed-roots.ts PATH_FIELDS does not confine it`);
+  }
+  for (const k of PATH_FIELDS) assert.ok(fields.has(k), `PATH_FIELDS names "${k}", which no request schema has`);
+  for (const k of Object.keys(NOT_PATHS)) assert.ok(fields.has(k), `NOT_PATHS names "${k}", which no request schema has`);
 });
