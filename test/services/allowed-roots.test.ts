@@ -167,7 +167,10 @@ function stringFields(schema: z.ZodType, out: Set<string>, key = '', depth = 0):
   else if (def.type === 'object') for (const [k, v] of Object.entries((schema as z.ZodObject).shape)) walk(v, k);
   else if (def.type === 'array') walk(def.element);
   else if (def.type === 'union') for (const o of def.options as unknown[]) walk(o);
-  else if (def.type === 'pipe') (walk(def.in), walk(def.out));
+  else if (def.type === 'pipe') {
+    walk(def.in);
+    walk(def.out);
+  }
   else if ('innerType' in def) walk(def.innerType);
   return out;
 }
