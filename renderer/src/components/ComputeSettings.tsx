@@ -4,6 +4,7 @@ import { errorInfo } from '../client/transport.ts';
 import { usePage } from '../stores/page.ts';
 import { useStudio } from '../stores/studio.ts';
 import { BASE_WEIGHT_CHOICES, baseWeightsHint } from './base-weights-view.ts';
+import { FieldNote } from './FieldNote.tsx';
 import { backendOptionLabel, backendView, type BackendProbe } from './backend-view.ts';
 
 const CHOICES: RunConfig['backend'][] = ['auto', 'cpu', 'webgpu'];
@@ -48,16 +49,13 @@ export function ComputeSettings({ errorOf }: { errorOf: (field: string) => strin
               </option>
             ))}
           </select>
-          {backendError ? (
-            <div className="field-error" data-testid="error-backend" role="alert">
-              {backendError}
-            </div>
-          ) : (
-            <div className="field-hint" data-testid="backend-resolved" data-backend={view.resolved ?? ''}>
-              {probeError && compute.backend !== 'cpu' ? `could not look for a GPU: ${probeError.message}` : view.line}
-              {view.warning ? ` (${view.warning})` : ''}
-            </div>
-          )}
+          <FieldNote
+            error={backendError}
+            errorTestId="error-backend"
+            hintTestId="backend-resolved"
+            hintData={{ 'data-backend': view.resolved ?? '' }}
+            hint={`${probeError && compute.backend !== 'cpu' ? `could not look for a GPU: ${probeError.message}` : view.line}${view.warning ? ` (${view.warning})` : ''}`}
+          />
         </div>
         <div className={`field${precisionError ? ' field-invalid' : ''}`}>
           <label htmlFor="field-train.precision">Precision</label>
@@ -70,13 +68,7 @@ export function ComputeSettings({ errorOf }: { errorOf: (field: string) => strin
             <option value="fp32">fp32</option>
             <option value="fp16">fp16 mixed (loss scaling)</option>
           </select>
-          {precisionError ? (
-            <div className="field-error" data-testid="error-train.precision" role="alert">
-              {precisionError}
-            </div>
-          ) : (
-            <div className="field-hint">{compute.precision === 'fp16' ? 'f16 weights and activations, f32 LoRA and optimizer' : 'everything in f32'}</div>
-          )}
+          <FieldNote error={precisionError} errorTestId="error-train.precision" hint={compute.precision === 'fp16' ? 'f16 weights and activations, f32 LoRA and optimizer' : 'everything in f32'} />
         </div>
         <div className="field">
           <span className="label">Memory</span>
@@ -105,19 +97,20 @@ export function ComputeSettings({ errorOf }: { errorOf: (field: string) => strin
               </option>
             ))}
           </select>
-          {baseWeightsError ? (
-            <div className="field-error" data-testid="error-train.baseWeights" role="alert">
-              {baseWeightsError}
-            </div>
-          ) : (
-            <div className="field-hint" data-testid="hint-train.baseWeights">
-              {baseWeightsHint(compute.baseWeights)}; the memory estimate below follows it.{' '}
-              <button type="button" className="link" data-testid="base-weights-lab" onClick={() => usePage.getState().show('quant')}>
-                The Quantization lab's per-layer report
-              </button>{' '}
-              shows how much each format changes this model.
-            </div>
-          )}
+          <FieldNote
+            error={baseWeightsError}
+            errorTestId="error-train.baseWeights"
+            hintTestId="hint-train.baseWeights"
+            hint={
+              <>
+                {baseWeightsHint(compute.baseWeights)}; the memory estimate below follows it.{' '}
+                <button type="button" className="link" data-testid="base-weights-lab" onClick={() => usePage.getState().show('quant')}>
+                  The Quantization lab's per-layer report
+                </button>{' '}
+                shows how much each format changes this model.
+              </>
+            }
+          />
         </div>
         {canKeep ? (
           <div className={`field${keepError ? ' field-invalid' : ''}`}>
@@ -143,15 +136,12 @@ export function ComputeSettings({ errorOf }: { errorOf: (field: string) => strin
                 ))}
               </select>
             </div>
-            {keepError ? (
-              <div className="field-error" data-testid="error-train.baseWeightsKeep" role="alert">
-                {keepError}
-              </div>
-            ) : (
-              <div className="field-hint" data-testid="hint-train.baseWeightsKeep">
-                decoder layers (from 0) whose seven linears stay at this precision: the Quantization lab's mixed-precision plan suggests which
-              </div>
-            )}
+            <FieldNote
+              error={keepError}
+              errorTestId="error-train.baseWeightsKeep"
+              hintTestId="hint-train.baseWeightsKeep"
+              hint="decoder layers (from 0) whose seven linears stay at this precision: the Quantization lab's mixed-precision plan suggests which"
+            />
           </div>
         ) : null}
       </div>

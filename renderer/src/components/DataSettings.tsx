@@ -1,5 +1,6 @@
 import { useStudio } from '../stores/studio.ts';
 import { ErrorNote } from './ErrorNote.tsx';
+import { FieldNote } from './FieldNote.tsx';
 import { baseName } from './format.ts';
 import { NumberField } from './NumberField.tsx';
 import { PathField } from './PathField.tsx';
@@ -50,16 +51,16 @@ export function DataSettings({ errorOf }: { errorOf: (field: string) => string |
             </button>
           ) : null}
         </PathField>
-        {pathError ? (
-          <div className="field-error" data-testid="error-data.validationPath" role="alert">
-            {pathError}
-          </div>
-        ) : summary && byFile ? (
-          <div className="field-hint" data-testid="validation-summary">
-            {baseName(summary.path)}: {summary.records} {summary.format} records
-            {summary.badRecords.length > 0 ? `, ${summary.badRecordCount ?? summary.badRecords.length} bad` : ''}
-          </div>
-        ) : null}
+        <FieldNote
+          error={pathError}
+          errorTestId="error-data.validationPath"
+          hintTestId="validation-summary"
+          hint={
+            summary && byFile
+              ? `${baseName(summary.path)}: ${summary.records} ${summary.format} records${summary.badRecords.length > 0 ? `, ${summary.badRecordCount ?? summary.badRecords.length} bad` : ''}`
+              : null
+          }
+        />
         {error ? <ErrorNote error={error} testId="validation-error" /> : null}
       </div>
       <label className="check check-wide">

@@ -19,6 +19,7 @@ import { errorInfo } from '../client/transport.ts';
 import { useExternalRuns } from '../stores/external-runs.ts';
 import { useStudio } from '../stores/studio.ts';
 import { ErrorNote } from './ErrorNote.tsx';
+import { FieldNote } from './FieldNote.tsx';
 import { splitFieldErrors } from './split-field-errors.ts';
 import { PathField } from './PathField.tsx';
 import { useDialogFocus, useEscapeCloses } from './use-dialog-focus.ts';
@@ -155,7 +156,7 @@ export function ExportBundleDialog({ run, onClose }: { run: RunSummary; onClose(
                 onBrowse={() => void pickFolder()}
                 browseTestId="bundle-browse"
               />
-              <FieldNote field="destination" error={fieldErrors.destination} hint={`a new sub-folder "${run.name}-bundle" is made in it, never over existing files${isElectron ? '' : ' (a folder on the studio’s machine)'}`} />
+              <FieldNote errorTestId="bundle-error-destination" error={fieldErrors.destination} hint={`a new sub-folder "${run.name}-bundle" is made in it, never over existing files${isElectron ? '' : ' (a folder on the studio’s machine)'}`} />
             </div>
             <div className={`field${fieldErrors.includeModel ? ' field-invalid' : ''}`}>
               <label htmlFor="bundle-include-model">Copy the base model into the bundle</label>
@@ -169,7 +170,7 @@ export function ExportBundleDialog({ run, onClose }: { run: RunSummary; onClose(
                   </option>
                 ))}
               </select>
-              <FieldNote field="includeModel" error={fieldErrors.includeModel} hint="a big model is better fetched from the hub or a shared folder where the run trains" />
+              <FieldNote errorTestId="bundle-error-includeModel" error={fieldErrors.includeModel} hint="a big model is better fetched from the hub or a shared folder where the run trains" />
             </div>
           </fieldset>
           <fieldset>
@@ -187,7 +188,7 @@ export function ExportBundleDialog({ run, onClose }: { run: RunSummary; onClose(
                     </option>
                   ))}
                 </select>
-                <FieldNote field="launcher" error={fieldErrors.launcher} hint="every configuration is in the bundle; this one is put first" />
+                <FieldNote errorTestId="bundle-error-launcher" error={fieldErrors.launcher} hint="every configuration is in the bundle; this one is put first" />
               </div>
               {launcher === 'single-gpu' ? null : (
                 <div className={`field${fieldErrors.processes ? ' field-invalid' : ''}`}>
@@ -203,7 +204,7 @@ export function ExportBundleDialog({ run, onClose }: { run: RunSummary; onClose(
                       edited('processes');
                     }}
                   />
-                  <FieldNote field="processes" error={fieldErrors.processes} hint="any count trains the same run: the micro-batches are shared out" />
+                  <FieldNote errorTestId="bundle-error-processes" error={fieldErrors.processes} hint="any count trains the same run: the micro-batches are shared out" />
                 </div>
               )}
             </div>
@@ -218,7 +219,7 @@ export function ExportBundleDialog({ run, onClose }: { run: RunSummary; onClose(
                   {DROPOUT_MODE_LABEL[m]}
                 </label>
               ))}
-              <FieldNote field="dropout" error={fieldErrors.dropout} hint={run.config.lora.dropout > 0 ? `this run's dropout is ${run.config.lora.dropout}` : 'this run has no dropout: both give the same run'} />
+              <FieldNote errorTestId="bundle-error-dropout" error={fieldErrors.dropout} hint={run.config.lora.dropout > 0 ? `this run's dropout is ${run.config.lora.dropout}` : 'this run has no dropout: both give the same run'} />
             </div>
           </fieldset>
           {error ? <ErrorNote error={error} testId="bundle-error" /> : null}
@@ -234,16 +235,6 @@ export function ExportBundleDialog({ run, onClose }: { run: RunSummary; onClose(
         </form>
       </div>
     </div>
-  );
-}
-
-function FieldNote({ field, error, hint }: { field: Field; error: string | undefined; hint: string }) {
-  return error ? (
-    <div className="field-error" role="alert" data-testid={`bundle-error-${field}`}>
-      {error}
-    </div>
-  ) : (
-    <div className="field-hint">{hint}</div>
   );
 }
 

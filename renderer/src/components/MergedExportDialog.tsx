@@ -9,6 +9,7 @@ import type { AdapterSummary, StudioErrorInfo } from '../../../common/protocol.t
 import { errorInfo } from '../client/transport.ts';
 import { useStudio } from '../stores/studio.ts';
 import { ErrorNote } from './ErrorNote.tsx';
+import { FieldNote } from './FieldNote.tsx';
 import { splitFieldErrors } from './split-field-errors.ts';
 import { formatBytes } from './format.ts';
 import { PathField } from './PathField.tsx';
@@ -114,7 +115,7 @@ export function MergedExportDialog({ adapter, onClose }: { adapter: AdapterSumma
                 </option>
               ))}
             </select>
-            <FieldNote field="format" error={fieldErrors.format} hint={isHfMergedFormat(format) ? 'config.json, model.safetensors and the base’s tokenizer files: transformers loads the folder' : 'one .gguf file with the tokenizer and chat template in it'} />
+            <FieldNote errorTestId="merged-error-format" error={fieldErrors.format} hint={isHfMergedFormat(format) ? 'config.json, model.safetensors and the base’s tokenizer files: transformers loads the folder' : 'one .gguf file with the tokenizer and chat template in it'} />
           </div>
           <div className={`field${fieldErrors.destination ? ' field-invalid' : ''}`}>
             <label htmlFor="merged-destination">Folder to write into</label>
@@ -131,12 +132,12 @@ export function MergedExportDialog({ adapter, onClose }: { adapter: AdapterSumma
               onBrowse={() => void pickFolder()}
               browseTestId="merged-browse"
             />
-            <FieldNote field="destination" error={fieldErrors.destination} hint="a new or empty folder (on the studio’s machine); nothing is overwritten" />
+            <FieldNote errorTestId="merged-error-destination" error={fieldErrors.destination} hint="a new or empty folder (on the studio’s machine); nothing is overwritten" />
           </div>
           {fieldErrors.modelPath ? (
             <div className="field field-invalid">
               <span className="field-label">Base model</span>
-              <FieldNote field="modelPath" error={fieldErrors.modelPath} hint="" />
+              <FieldNote errorTestId="merged-error-modelPath" error={fieldErrors.modelPath} hint="" />
             </div>
           ) : null}
           {error ? <ErrorNote error={error} testId="merged-error" /> : null}
@@ -164,14 +165,4 @@ export function MergedExportDialog({ adapter, onClose }: { adapter: AdapterSumma
       </div>
     </div>
   );
-}
-
-function FieldNote({ field, error, hint }: { field: Field; error: string | undefined; hint: string }) {
-  return error ? (
-    <div className="field-error" role="alert" data-testid={`merged-error-${field}`}>
-      {error}
-    </div>
-  ) : hint ? (
-    <div className="field-hint">{hint}</div>
-  ) : null;
 }

@@ -6,6 +6,7 @@ import { trainBlockers } from '../stores/train-blockers.ts';
 import { MemoryEstimate } from '../runs/MemoryEstimate.tsx';
 import { AdvancedSettings } from './AdvancedSettings.tsx';
 import { ComputeSettings } from './ComputeSettings.tsx';
+import { FieldNote } from './FieldNote.tsx';
 import { isActive, useStudio } from '../stores/studio.ts';
 import { DataSettings } from './DataSettings.tsx';
 import { ErrorNote } from './ErrorNote.tsx';
@@ -92,11 +93,7 @@ export function TrainForm() {
                 </label>
               ))}
             </div>
-            {targetsError ? (
-              <div className="field-error" data-testid="error-lora.targets" role="alert">
-                {targetsError}
-              </div>
-            ) : null}
+            <FieldNote error={targetsError} errorTestId="error-lora.targets" />
           </div>
         </fieldset>
         <fieldset>
@@ -152,13 +149,7 @@ function RunNameField({ value, placeholder, error, onChange }: { value: string; 
     <div className={`field run-name-field${error ? ' field-invalid' : ''}`}>
       <label htmlFor="field-name">Run name</label>
       <input id="field-name" data-testid="field-name" type="text" maxLength={200} autoComplete="off" placeholder={placeholder} value={value} onChange={(e) => onChange(e.target.value)} />
-      {error ? (
-        <div className="field-error" data-testid="error-name" role="alert">
-          {error}
-        </div>
-      ) : (
-        <div className="field-hint">optional; tags and notes go on the run, on the Runs page</div>
-      )}
+      <FieldNote error={error} errorTestId="error-name" hint="optional; tags and notes go on the run, on the Runs page" />
     </div>
   );
 }
