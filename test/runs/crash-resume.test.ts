@@ -29,7 +29,10 @@ const CONFIG: RunConfigInput = {
   datasetPath: SAMPLE_DATASET_PATH,
   // Dropout on: its RNG state must come back from the checkpoint too.
   lora: { r: 4, alpha: 8, dropout: 0.1, targets: ['q_proj', 'v_proj'] },
-  train: { learningRate: 3e-3, steps: STEPS, batchSize: 2, maxSeqLen: 96, checkpointEverySteps: 4, seed: 7 },
+  // Steps of 8 × 128 tokens and a checkpoint every 8: the child kills itself when its database holds two steps past
+  // the newest checkpoint on disk, which needs the engine to be at most ~5 steps ahead of the services. Tiny steps
+  // (2 × 96) let a loaded CI machine's engine run further ahead than a checkpoint interval, and the run ended unkilled.
+  train: { learningRate: 3e-3, steps: STEPS, batchSize: 8, maxSeqLen: 128, checkpointEverySteps: 8, seed: 7 },
 };
 
 interface Studio {
