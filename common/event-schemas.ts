@@ -35,7 +35,6 @@ export const AdapterSummarySchema = z.object({
   importedFrom: z.string().optional(),
 });
 
-
 /** 'adapter': adapterPath's answer; 'compare': compareAdapterPath's; 'base': the base model alone. */
 export const PLAYGROUND_VARIANTS = ['adapter', 'compare', 'base'] as const;
 

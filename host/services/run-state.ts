@@ -15,14 +15,10 @@
  * - failed → queuing: retry from the last checkpoint (after freeing disk space, say). Completed and cancelled are
  *   final.
  */
-import type { RunState } from '../../common/protocol.ts';
+// The protocol's own list (common/run-summary.ts), which RunState is derived from.
+import { RUN_STATES, type RunState } from '../../common/protocol.ts';
 
-export const RUN_STATES = ['pending', 'validating', 'queuing', 'executing', 'finalizing', 'completed', 'failed', 'cancelled', 'paused'] as const satisfies readonly RunState[];
-
-// Compile-time proof that RUN_STATES lists every state of the protocol.
-type _MissingStates = Exclude<RunState, (typeof RUN_STATES)[number]>;
-const _allStatesListed: [_MissingStates] extends [never] ? true : _MissingStates = true;
-void _allStatesListed;
+export { RUN_STATES };
 
 /** Every legal move; anything not listed here is refused. */
 export const TRANSITIONS: Readonly<Record<RunState, readonly RunState[]>> = {
