@@ -89,10 +89,12 @@ test('sample model + sample dataset → train → live chart → drag out a PEFT
 
   // The chart must grow between two moments at which the run is still training.
   await page.waitForFunction(RUN_ENDED, undefined, { timeout: 120_000, polling: 250 });
-  const samples = (await page.evaluate('window.chartSamples')) as ChartSample[];
-  const last = samples[samples.length - 1];
+  // The end state is read from the page as it is now: the frame recorder may not have ticked since the state
+  // changed (a CI run saw its last recorded sample still 'finalizing').
+  const ended = (await page.evaluate(READ_CHART)) as ChartSample;
   const runError = (await page.getByTestId('run-error').count()) ? await page.getByTestId('run-error').textContent() : null;
-  assert.equal(last.state, 'completed', `run ended ${last.state}: ${runError ?? ''}`);
+  assert.equal(ended.state, 'completed', `run ended ${ended.state}: ${runError ?? ''}`);
+  const samples = (await page.evaluate('window.chartSamples')) as ChartSample[];
 
   const whileTraining = samples.filter((s) => s.state === 'executing' && s.counter > 0);
   assert.ok(whileTraining.length >= 2, `chart was seen with points while executing only ${whileTraining.length} time(s)`);
